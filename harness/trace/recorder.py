@@ -1,0 +1,211 @@
+"""The recorder: appends events to trace.jsonl as they happen and answers queries over them."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, TextIO
+
+from harness.trace.event import Event, Layer
+
+Predicate = Callable[[Event], bool]
+
+
+class TraceTimeout(AssertionError):
+    """Raised by :meth:`Recorder.wait_for` when no matching event arrived in time.
+
+    An AssertionError on purpose: a DUT that never sends what the standard requires fails the
+    test case; it is not an error of the harness.
+    """
+
+
+class TraceFileError(ValueError):
+    """A trace.jsonl that cannot be read back; the message names the file and line."""
+
+
+class Recorder:
+    """One timeline for the whole run.
+
+    Safe to use from several threads (the rig's event loop thread writes while the test thread
+    queries). Each event is written and flushed before :meth:`emit` returns, so a crash of the
+    harness loses nothing that was recorded.
+    """
+
+    def __init__(self, path: Path | str | None = None, *, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path) if path is not None else None
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._events: list[Event] = []
+        self._changed = threading.Condition(threading.RLock())
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._file: TextIO | None = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
+        #: node id of the test case running now; the pytest plugin keeps it current.
+        self.test = ""
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def emit(self, layer: Layer | str, name: str, summary: str, *, src: str = "", dst: str = "",
+             payload: Any = None, keys: Mapping[str, Any] | None = None) -> Event:
+        """Record one event. ``payload`` belongs to the recorder afterwards; do not mutate it."""
+        with self._changed:
+            event = Event(
+                seq=len(self._events),
+                mono=self._clock(),
+                wall=self._wall_clock(),
+                layer=Layer(layer),
+                name=name,
+                summary=summary,
+                src=src,
+                dst=dst,
+                payload=payload,
+                keys={k: str(v) for k, v in (keys or {}).items() if v is not None},
+                test=self.test,
+            )
+            self._events.append(event)
+            if self._file is not None:
+                self._file.write(event.to_json() + "\n")
+                self._file.flush()
+            subscribers = list(self._subscribers)
+            self._changed.notify_all()
+        for subscriber in subscribers:
+            try:
+                subscriber(event)
+            except Exception as exc:  # a broken live view must not stop the recording
+                print(f"trace: subscriber {subscriber!r} failed on event {event.seq}: {exc!r}",
+                      file=sys.stderr)
+        return event
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``callback`` for every new event; returns the function that unsubscribes."""
+        with self._changed:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._changed:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def close(self) -> None:
+        with self._changed:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """The recorder's monotonic time, to mark "from here on" for later queries."""
+        return self._clock()
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __iter__(self) -> Iterator[Event]:
+        with self._changed:
+            return iter(list(self._events))
+
+    def select(self, *, layer: Layer | str | None = None, name: str | Iterable[str] | None = None,
+               src: str | None = None, dst: str | None = None, since: float | None = None,
+               until: float | None = None, test: str | None = None,
+               keys: Mapping[str, Any] | None = None, where: Predicate | None = None) -> list[Event]:
+        """All events matching every given criterion, in order.
+
+        ``since``/``until`` are monotonic times from :meth:`now` or from another event's ``mono``;
+        ``keys`` matches correlation keys by equality; ``where`` is any further predicate.
+        """
+        match = _matcher(layer, name, src, dst, since, until, test, keys, where)
+        with self._changed:
+            return [e for e in self._events if match(e)]
+
+    def first(self, **criteria: Any) -> Event | None:
+        found = self.select(**criteria)
+        return found[0] if found else None
+
+    def last(self, **criteria: Any) -> Event | None:
+        found = self.select(**criteria)
+        return found[-1] if found else None
+
+    def wait_for(self, timeout: float, **criteria: Any) -> Event:
+        """The first event matching ``criteria``, waiting up to ``timeout`` seconds for it.
+
+        Events recorded before the call count too; pass ``since=recorder.now()`` to wait only for
+        what comes next.
+        """
+        match = _matcher(**_matcher_args(criteria))
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            checked = 0
+            while True:
+                for event in self._events[checked:]:
+                    if match(event):
+                        return event
+                checked = len(self._events)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TraceTimeout(f"no event matching {_describe(criteria)} within {timeout:g} s")
+                self._changed.wait(remaining)
+
+    @classmethod
+    def load(cls, path: Path | str) -> "Recorder":
+        """A read-only recorder over an existing trace.jsonl (for reports and offline analysis).
+
+        A last line cut short by a crash is ignored; any other unreadable line is an error that
+        names the file and the line.
+        """
+        path = Path(path)
+        recorder = cls()
+        lines = path.read_text(encoding="utf-8").split("\n")
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                recorder._events.append(Event.from_json(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                if number == len(lines):
+                    break  # no newline yet: the write in progress when the process died
+                raise TraceFileError(f"{path}:{number}: not a trace event ({exc})") from None
+        return recorder
+
+
+_CRITERIA = ("layer", "name", "src", "dst", "since", "until", "test", "keys", "where")
+
+
+def _matcher_args(criteria: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(criteria) - set(_CRITERIA)
+    if unknown:
+        raise TypeError(f"unknown trace criteria: {', '.join(sorted(unknown))}")
+    return {k: criteria.get(k) for k in _CRITERIA}
+
+
+def _matcher(layer=None, name=None, src=None, dst=None, since=None, until=None, test=None,
+             keys=None, where=None) -> Predicate:
+    layer = Layer(layer) if layer is not None else None
+    names = {name} if isinstance(name, str) else set(name) if name is not None else None
+    wanted_keys = {k: str(v) for k, v in (keys or {}).items()}
+
+    def match(event: Event) -> bool:
+        return ((layer is None or event.layer is layer)
+                and (names is None or event.name in names)
+                and (src is None or event.src == src)
+                and (dst is None or event.dst == dst)
+                and (since is None or event.mono >= since)
+                and (until is None or event.mono <= until)
+                and (test is None or event.test == test)
+                and all(event.keys.get(k) == v for k, v in wanted_keys.items())
+                and (where is None or where(event)))
+
+    return match
+
+
+def _describe(criteria: Mapping[str, Any]) -> str:
+    shown = {k: v for k, v in criteria.items() if k != "where" and v is not None}
+    text = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+    return text + (" and the given predicate" if criteria.get("where") else "")
