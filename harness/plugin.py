@@ -1,1 +1,441 @@
-"""The harness's pytest plugin (registered as the ``harness`` pytest11 entry point)."""
+"""The harness's pytest plugin (registered as the ``harness`` pytest11 entry point).
+
+With ``--rig FILE`` it brings the rig up once for the session, gives the suites their role
+fixtures (``rig``, ``csms``, ``evse``, ``ev``, ``trace``, ``kpi``, ``step``), turns each test
+into a conformance verdict with the id, title and references from the catalogue, and writes the
+report folder: report.html, junit.xml, allure-results/, conformance.json, conformance.html and
+trace.jsonl.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from harness.report import conformance
+from harness.report.catalogue import Catalogue, CatalogueError, TestCase, load_catalogue
+from harness.report.conformance import CaseResult, Kpi
+from harness.report.html import render
+from harness.rig import Rig, RigConfig, RigFileError, load_rig
+from harness.rig.lock import RigBusy
+from harness.rig.roles import CsmsRole, EvRole, EvseRole, RoleUnavailable, dut_identity
+from harness.trace import Layer, Recorder, TraceTimeout
+
+CATALOGUE_FILE = "catalogue.yaml"
+EPIC = "EV charging interoperability"
+
+
+class Inconclusive(Exception):
+    """Raised by a test that could not decide (the verdict becomes ``inconc``)."""
+
+
+def inconclusive(reason: str) -> None:
+    raise Inconclusive(reason)
+
+
+def new_run_id() -> str:
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("harness", "EV charging interoperability harness")
+    group.addoption("--rig", metavar="FILE", help="rig file to run the suites on (enables the harness and its reports)")
+    group.addoption("--report-dir", metavar="DIR",
+                    help="report folder (default: reports/<run-id> next to the rig's reports/ folder)")
+    group.addoption("--run-id", metavar="ID", help="run id (default: date, time and a random suffix)")
+
+
+@dataclass
+class HarnessSession:
+    config: pytest.Config
+    rig_config: RigConfig
+    run_id: str
+    report_dir: Path
+    trace: Recorder
+    started: str
+    rig: Rig | None = None
+    results: dict[str, CaseResult] = field(default_factory=dict)
+    catalogues: dict[Path, Catalogue | None] = field(default_factory=dict)
+
+    def catalogue_for(self, path: Path) -> Catalogue | None:
+        return find_catalogue(path, self.catalogues)
+
+
+_SESSION = pytest.StashKey[HarnessSession]()
+
+
+def _session(config: pytest.Config) -> HarnessSession | None:
+    return config.stash.get(_SESSION, None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "case(id): catalogue id of a conformance test case")
+    config.addinivalue_line("markers", "requires(*capabilities): rig capabilities a test case needs")
+    rig_file = config.getoption("rig")
+    if not rig_file or hasattr(config, "workerinput"):
+        return
+    try:
+        rig_config = load_rig(rig_file)
+    except RigFileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    run_id = config.getoption("run_id") or new_run_id()
+    report_option = config.getoption("report_dir")
+    report_dir = Path(report_option) if report_option else Path(config.rootpath) / "reports" / run_id
+    report_dir.mkdir(parents=True, exist_ok=True)
+    _point_latest(report_dir)
+    # The report formats come from their own plugins; configured here so every run writes all of them.
+    config.option.xmlpath = str(report_dir / "junit.xml")
+    config.option.htmlpath = str(report_dir / "report.html")
+    config.option.self_contained_html = True
+    config.option.allure_report_dir = str(report_dir / "allure-results")
+    trace = Recorder(report_dir / "trace.jsonl")
+    config.stash[_SESSION] = HarnessSession(config, rig_config, run_id, report_dir, trace, conformance.utc_now())
+
+
+def _point_latest(report_dir: Path) -> None:
+    latest = report_dir.parent / "latest"
+    try:
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(report_dir.name, target_is_directory=True)
+    except OSError:
+        pass  # a file system without symlinks: reports/<run-id> is still there
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    session = _session(config)
+    if session is None:
+        return []
+    rig = session.rig_config
+    return [f"harness rig: {rig.name} ({rig.kind}) from {rig.path}", f"harness reports: {session.report_dir}"]
+
+
+# -- catalogue and collection ------------------------------------------------------------------
+
+def find_catalogue(path: Path, cache: dict[Path, Catalogue | None]) -> Catalogue | None:
+    """The catalogue.yaml governing ``path``: the nearest one in its folder or above."""
+    folder = path if path.is_dir() else path.parent
+    if folder in cache:
+        return cache[folder]
+    candidate = folder / CATALOGUE_FILE
+    if candidate.is_file():
+        found = load_catalogue(candidate)
+    elif folder.parent != folder:
+        found = find_catalogue(folder.parent, cache)
+    else:
+        found = None
+    cache[folder] = found
+    return found
+
+
+_CASE = pytest.StashKey[TestCase]()
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = []
+    cache: dict[Path, Catalogue | None] = {}
+    for item in items:
+        marker = item.get_closest_marker("case")
+        try:
+            catalogue = find_catalogue(Path(item.path), cache)
+        except CatalogueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if catalogue is None:
+            continue
+        if marker is None or not marker.args:
+            problems.append(f"{item.nodeid}: a conformance test needs @pytest.mark.case('<id>') from {catalogue.path}")
+            continue
+        try:
+            item.stash[_CASE] = catalogue.case(str(marker.args[0]))
+        except CatalogueError as exc:
+            problems.append(f"{item.nodeid}: {exc}")
+    if problems:
+        raise pytest.UsageError("test cases without a catalogue entry:\n  " + "\n  ".join(problems))
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
+    """The rig named by ``--rig``, up for the whole session and always torn down."""
+    session = _session(request.config)
+    if session is None:
+        pytest.skip("conformance suites need a rig: run them with `harness run` or `pytest --rig FILE`")
+    the_rig = Rig(session.rig_config, run_dir=session.report_dir, trace=session.trace, run_id=session.run_id)
+    try:
+        the_rig.setup()
+    except RigBusy as exc:
+        pytest.exit(str(exc), returncode=3)
+    session.rig = the_rig
+    try:
+        yield the_rig
+    finally:
+        the_rig.teardown()
+
+
+@pytest.fixture(scope="session")
+def trace(rig: Rig) -> Recorder:
+    return rig.trace
+
+
+@pytest.fixture
+def csms(rig: Rig) -> CsmsRole:
+    return rig.csms
+
+
+@pytest.fixture
+def evse(rig: Rig) -> EvseRole:
+    """The EVSE under test, connected to the CSMS and registered (BootNotification accepted)."""
+    rig.evse.wait_registered(rig.config.evse.boot_timeout)
+    return rig.evse
+
+
+@pytest.fixture
+def ev(rig: Rig) -> EvRole:
+    if "ev" not in rig.evse.capabilities:
+        pytest.skip("this rig has no EV")
+    return rig.ev
+
+
+@pytest.fixture
+def kpi(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Record a key performance indicator of this test case: ``kpi("boot_s", 0.4, "s")``."""
+    results: list[Kpi] = request.node.stash.setdefault(_KPIS, [])
+
+    def record(name: str, value: float, unit: str = "", description: str = "") -> None:
+        results.append(Kpi(name, float(value), unit, description))
+        request.node.user_properties.append((f"kpi.{name}", f"{value:g}{(' ' + unit) if unit else ''}"))
+        session = _session(request.config)
+        if session is not None:
+            session.trace.emit(Layer.VERDICT, "Kpi", f"{name} = {value:g} {unit}".strip(), src="harness",
+                               payload={"name": name, "value": value, "unit": unit})
+
+    return record
+
+
+@pytest.fixture
+def step(request: pytest.FixtureRequest) -> Callable[[str], contextlib.AbstractContextManager]:
+    """``with step("plug in the EV"):`` -- a named step in the timeline and in Allure."""
+    session = _session(request.config)
+
+    @contextlib.contextmanager
+    def named(title: str) -> Iterator[None]:
+        import allure
+
+        if session is not None:
+            session.trace.emit(Layer.VERDICT, "Step", title, src="harness")
+        with allure.step(title):
+            yield
+
+    return named
+
+
+_KPIS = pytest.StashKey[list]()
+_START = pytest.StashKey[tuple]()
+_PHASES = pytest.StashKey[dict]()
+
+
+@pytest.fixture(autouse=True)
+def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Around every catalogued test: label it, mark it on the timeline, restore the rig after."""
+    case = request.node.stash.get(_CASE, None)
+    session = _session(request.config)
+    if case is None or session is None:
+        yield
+        return
+    the_rig: Rig = request.getfixturevalue("rig")
+    for capability in _required(request.node):
+        if capability not in the_rig.evse.capabilities:
+            pytest.skip(f"needs the rig capability {capability!r}, which {the_rig.config.name!r} does not offer")
+    _label(request.node, case)
+    session.trace.test = request.node.nodeid
+    first = session.trace.emit(Layer.VERDICT, "TestStarted", f"{case.id} {case.title}", src="harness",
+                               payload={"nodeid": request.node.nodeid})
+    request.node.stash[_START] = (first.seq, time.monotonic(), conformance.utc_now())
+    try:
+        yield
+    finally:
+        try:
+            the_rig.restore()
+        except Exception as exc:  # recorded as this case's teardown error, the next case starts clean
+            session.trace.emit(Layer.RIG, "RestoreFailed", f"rig restore after {case.id} failed: {exc!r}",
+                               src="rig")
+            raise
+        finally:
+            _attach_ocpp_log(session, first.seq)
+            session.trace.test = ""
+
+
+def _required(item: pytest.Item) -> list[str]:
+    return [str(c) for marker in item.iter_markers("requires") for c in marker.args]
+
+
+def _label(item: pytest.Item, case: TestCase) -> None:
+    import allure
+
+    allure.dynamic.epic(EPIC)
+    allure.dynamic.feature(case.suite.title)
+    allure.dynamic.story(case.title)
+    allure.dynamic.label("case_id", case.id)
+    for kind, references in case.references.items():
+        for reference in references:
+            allure.dynamic.tag(f"{kind}:{reference}")
+    item.user_properties.append(("case_id", case.id))
+    item.user_properties.append(("case_title", case.title))
+    item.user_properties.append(("suite", case.suite.id))
+    if case.reference_list():
+        item.user_properties.append(("references", ", ".join(case.reference_list())))
+
+
+def _attach_ocpp_log(session: HarnessSession, first_seq: int) -> None:
+    import allure
+
+    lines = [f"{e.mono:12.3f}  {e.observer:5}  {e.direction:12}  {e.summary}"
+             for e in session.trace if e.seq >= first_seq and e.layer in (Layer.OCPP, Layer.PILOT, Layer.FAULT)
+             and e.observer in ("csms", "ev", "")]
+    allure.attach("\n".join(lines) or "(no OCPP traffic)", name="OCPP log", attachment_type=allure.attachment_type.TEXT)
+
+
+# -- verdicts ---------------------------------------------------------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    session = _session(item.config)
+    case = item.stash.get(_CASE, None)
+    if session is None or case is None:
+        return
+    phases = item.stash.setdefault(_PHASES, {})
+    phases[report.when] = (report, call.excinfo)
+    if report.when == "teardown" or (report.when == "setup" and not report.passed):
+        _conclude(session, item, case, phases)
+
+
+def verdict_of(phases: dict[str, tuple[pytest.TestReport, Any]]) -> tuple[str, str]:
+    """The conformance verdict and its message from the reports of setup, call and teardown."""
+    setup_report, setup_exc = phases["setup"]
+    if setup_report.skipped:
+        return "skip", _skip_reason(setup_report)
+    if setup_report.failed:
+        return "error", f"set-up failed: {_message(setup_exc, setup_report)}"
+    call = phases.get("call")
+    verdict, message = "pass", ""
+    if call is not None:
+        report, excinfo = call
+        if hasattr(report, "wasxfail"):
+            verdict, message = ("inconc", f"expected failure: {report.wasxfail}") if report.skipped else ("pass", "")
+        elif report.skipped:
+            verdict, message = "skip", _skip_reason(report)
+        elif report.failed:
+            exception = excinfo.value if excinfo is not None else None
+            if isinstance(exception, Inconclusive):
+                verdict = "inconc"
+            elif isinstance(exception, AssertionError):
+                verdict = "fail"
+            else:
+                verdict = "error"  # the harness or the rig broke, not the DUT
+            message = _message(excinfo, report)
+    teardown = phases.get("teardown")
+    if teardown is not None and teardown[0].failed and verdict in ("pass", "fail", "inconc"):
+        extra = f"teardown failed: {_message(teardown[1], teardown[0])}"
+        return ("error", extra) if verdict == "pass" else (verdict, f"{message}\n{extra}")
+    return verdict, message
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return str(report.longrepr or "")
+
+
+def _message(excinfo: Any, report: pytest.TestReport) -> str:
+    if excinfo is not None:
+        return f"{excinfo.typename}: {excinfo.value}"[:4000]
+    return str(report.longreprtext or "")[:4000]
+
+
+def _conclude(session: HarnessSession, item: pytest.Item, case: TestCase, phases: dict) -> None:
+    verdict, message = verdict_of(phases)
+    first_seq, started_mono, started = item.stash.get(_START, (None, time.monotonic(), conformance.utc_now()))
+    last = session.trace.emit(Layer.VERDICT, "TestVerdict", f"{case.id}: {verdict}", src="harness",
+                              payload={"nodeid": item.nodeid, "verdict": verdict, "message": message})
+    parameters = {k: _plain(v) for k, v in getattr(getattr(item, "callspec", None), "params", {}).items()}
+    session.results[item.nodeid] = CaseResult(
+        case=case, nodeid=item.nodeid, parameters=parameters, verdict=verdict, message=message, started=started,
+        duration_s=time.monotonic() - started_mono, kpis=list(item.stash.get(_KPIS, [])),
+        trace_span=(first_seq, last.seq) if first_seq is not None else None)
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+# -- the report folder ------------------------------------------------------------------------
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    harness = _session(session.config)
+    if harness is None:
+        return
+    if harness.rig is not None and harness.rig.up:
+        harness.rig.teardown()  # after Ctrl-C the fixture finaliser may not have run yet
+    rig = harness.rig_config
+    dut = dut_identity(harness.trace, rig.evse.station_id)
+    if dut is not None:
+        dut.update(ocpp_version=rig.evse.ocpp.version.value, security_profile=rig.evse.ocpp.security_profile,
+                   kind=rig.evse.kind)
+    rig_info = {"name": rig.name, "kind": rig.kind, "file": str(rig.path) if rig.path else None,
+                "time_scale": rig.time_scale, "evse": rig.evse.kind, "ev": rig.ev.kind, "csms": rig.csms.kind,
+                "meter": rig.meter.kind, "pilot": rig.pilot.kind, "link": rig.link.kind}
+    document = conformance.build(run_id=harness.run_id, started=harness.started, finished=conformance.utc_now(),
+                                 rig=rig_info, dut=dut, results=list(harness.results.values()),
+                                 command=sys.argv)
+    conformance.write(harness.report_dir / "conformance.json", document)
+    (harness.report_dir / "conformance.html").write_text(render(document, harness.trace), encoding="utf-8")
+    _environment_table(session.config, harness, dut)
+
+
+def _environment_table(config: pytest.Config, harness: HarnessSession, dut: dict[str, Any] | None) -> None:
+    try:
+        from pytest_metadata.plugin import metadata_key
+    except ImportError:  # pragma: no cover - pytest-html always brings pytest-metadata
+        return
+    metadata = config.stash.get(metadata_key, None)
+    if metadata is None:
+        return
+    rig = harness.rig_config
+    metadata["Run"] = harness.run_id
+    metadata["Rig"] = f"{rig.name} ({rig.kind}) from {rig.path}"
+    metadata["DUT"] = (", ".join(f"{k}: {v}" for k, v in dut.items()) if dut
+                       else f"{rig.evse.station_id}: no BootNotification seen")
+    metadata["Conformance report"] = "conformance.html"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    harness = _session(config)
+    if harness is not None:
+        harness.trace.close()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    harness = _session(config)
+    if harness is None:
+        return
+    counts: dict[str, int] = {}
+    for result in harness.results.values():
+        counts[result.verdict] = counts.get(result.verdict, 0) + 1
+    summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no conformance cases ran"
+    terminalreporter.write_sep("=", f"conformance: {summary}")
+    terminalreporter.write_line(f"reports: {harness.report_dir}{os.sep}")

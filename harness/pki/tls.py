@@ -8,6 +8,7 @@ Profile 2 authenticates the server only, profile 3 also the station by its clien
 from __future__ import annotations
 
 import ssl
+import warnings
 from pathlib import Path
 
 #: OCPP's TLS 1.2 cipher suites, in OpenSSL's names
@@ -67,9 +68,12 @@ def _versions(context: ssl.SSLContext, minimum: ssl.TLSVersion,
         context.set_ciphers("DEFAULT:@SECLEVEL=0")
     else:
         context.set_ciphers(OCPP_TLS12_CIPHERS)
-    context.minimum_version = minimum
-    if maximum is not None:
-        context.maximum_version = maximum
+    with warnings.catch_warnings():
+        # TLS 1.0/1.1 are deprecated in Python; a deliberately non-conforming peer still needs them
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = minimum
+        if maximum is not None:
+            context.maximum_version = maximum
 
 
 def _load_chain(context: ssl.SSLContext, chain: Path, key: Path) -> None:

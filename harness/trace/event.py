@@ -30,7 +30,10 @@ class Event:
 
     ``src`` and ``dst`` name the participants a message travelled between (``evse`` -> ``csms``,
     ``ev`` -> ``evse``); events that are not messages (a meter sample, a rig step) leave ``dst``
-    empty. ``keys`` carries the correlation keys that tie layers together.
+    empty. ``observer`` is who saw it: on an emulated rig both ends of a connection are the
+    harness's, so the same frame is recorded once as sent and once as received; the black-box
+    view of a DUT is what the harness's own side (``csms``, ``ev``) observed. ``keys`` carries the
+    correlation keys that tie layers together.
     """
 
     seq: int
@@ -44,6 +47,7 @@ class Event:
     payload: Any = None
     keys: Mapping[str, str] = field(default_factory=dict)
     test: str = ""
+    observer: str = ""
 
     @property
     def direction(self) -> str:
@@ -59,6 +63,7 @@ class Event:
                 "name": self.name,
                 "src": self.src,
                 "dst": self.dst,
+                "observer": self.observer,
                 "summary": self.summary,
                 "keys": dict(self.keys),
                 "test": self.test,
@@ -84,6 +89,7 @@ class Event:
             payload=raw.get("payload"),
             keys=raw.get("keys", {}),
             test=raw.get("test", ""),
+            observer=raw.get("observer", ""),
         )
 
 

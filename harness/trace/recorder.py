@@ -51,7 +51,7 @@ class Recorder:
     # -- writing ---------------------------------------------------------------------------
 
     def emit(self, layer: Layer | str, name: str, summary: str, *, src: str = "", dst: str = "",
-             payload: Any = None, keys: Mapping[str, Any] | None = None) -> Event:
+             payload: Any = None, keys: Mapping[str, Any] | None = None, observer: str = "") -> Event:
         """Record one event. ``payload`` belongs to the recorder afterwards; do not mutate it."""
         with self._changed:
             event = Event(
@@ -66,6 +66,7 @@ class Recorder:
                 payload=payload,
                 keys={k: str(v) for k, v in (keys or {}).items() if v is not None},
                 test=self.test,
+                observer=observer or src,
             )
             self._events.append(event)
             if self._file is not None:
@@ -114,14 +115,14 @@ class Recorder:
 
     def select(self, *, layer: Layer | str | None = None, name: str | Iterable[str] | None = None,
                src: str | None = None, dst: str | None = None, since: float | None = None,
-               until: float | None = None, test: str | None = None,
+               until: float | None = None, test: str | None = None, observer: str | None = None,
                keys: Mapping[str, Any] | None = None, where: Predicate | None = None) -> list[Event]:
         """All events matching every given criterion, in order.
 
         ``since``/``until`` are monotonic times from :meth:`now` or from another event's ``mono``;
         ``keys`` matches correlation keys by equality; ``where`` is any further predicate.
         """
-        match = _matcher(layer, name, src, dst, since, until, test, keys, where)
+        match = _matcher(layer, name, src, dst, since, until, test, observer, keys, where)
         with self._changed:
             return [e for e in self._events if match(e)]
 
@@ -175,7 +176,7 @@ class Recorder:
         return recorder
 
 
-_CRITERIA = ("layer", "name", "src", "dst", "since", "until", "test", "keys", "where")
+_CRITERIA = ("layer", "name", "src", "dst", "since", "until", "test", "observer", "keys", "where")
 
 
 def _matcher_args(criteria: Mapping[str, Any]) -> dict[str, Any]:
@@ -186,7 +187,7 @@ def _matcher_args(criteria: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _matcher(layer=None, name=None, src=None, dst=None, since=None, until=None, test=None,
-             keys=None, where=None) -> Predicate:
+             observer=None, keys=None, where=None) -> Predicate:
     layer = Layer(layer) if layer is not None else None
     names = {name} if isinstance(name, str) else set(name) if name is not None else None
     wanted_keys = {k: str(v) for k, v in (keys or {}).items()}
@@ -199,6 +200,7 @@ def _matcher(layer=None, name=None, src=None, dst=None, since=None, until=None, 
                 and (since is None or event.mono >= since)
                 and (until is None or event.mono <= until)
                 and (test is None or event.test == test)
+                and (observer is None or event.observer == observer)
                 and all(event.keys.get(k) == v for k, v in wanted_keys.items())
                 and (where is None or where(event)))
 

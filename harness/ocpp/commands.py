@@ -1,0 +1,70 @@
+"""CSMS-initiated requests in each version's words.
+
+Suites ask for "remote start with this token" and get the version-correct CALL for the DUT
+(1.6 RemoteStartTransaction vs 2.x RequestStartTransaction, and so on).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.ocpp.versions import OcppVersion
+
+Call = tuple[str, dict[str, Any]]
+_V16 = OcppVersion.V16
+
+
+def remote_start(version: OcppVersion, id_token: str, *, evse_id: int | None = None,
+                 remote_start_id: int = 1) -> Call:
+    if version is _V16:
+        payload: dict[str, Any] = {"idTag": id_token}
+        if evse_id is not None:
+            payload["connectorId"] = evse_id
+        return "RemoteStartTransaction", payload
+    payload = {"idToken": {"idToken": id_token, "type": "ISO14443"}, "remoteStartId": remote_start_id}
+    if evse_id is not None:
+        payload["evseId"] = evse_id
+    return "RequestStartTransaction", payload
+
+
+def remote_stop(version: OcppVersion, transaction_id: str) -> Call:
+    if version is _V16:
+        return "RemoteStopTransaction", {"transactionId": int(transaction_id)}
+    return "RequestStopTransaction", {"transactionId": transaction_id}
+
+
+def trigger(version: OcppVersion, message: str, *, evse_id: int | None = None) -> Call:
+    payload: dict[str, Any] = {"requestedMessage": message}
+    if evse_id is not None:
+        if version is _V16:
+            payload["connectorId"] = evse_id
+        else:
+            payload["evse"] = {"id": evse_id}
+    return "TriggerMessage", payload
+
+
+def reset(version: OcppVersion, *, immediate: bool = True) -> Call:
+    if version is _V16:
+        return "Reset", {"type": "Hard" if immediate else "Soft"}
+    return "Reset", {"type": "Immediate" if immediate else "OnIdle"}
+
+
+def charging_limit(version: OcppVersion, amps: float, *, evse_id: int = 1, profile_id: int = 1) -> Call:
+    """A TxDefaultProfile limiting ``evse_id`` to ``amps`` per phase from now on (K01)."""
+    period = {"startPeriod": 0, "limit": float(amps)}
+    if version is _V16:
+        return "SetChargingProfile", {"connectorId": evse_id, "csChargingProfiles": {
+            "chargingProfileId": profile_id, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [period]}}}
+    return "SetChargingProfile", {"evseId": evse_id, "chargingProfile": {
+        "id": profile_id, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Relative",
+        "chargingSchedule": [{"id": profile_id, "chargingRateUnit": "A", "chargingSchedulePeriod": [period]}]}}
+
+
+def get_variable(version: OcppVersion, component: str, variable: str, key_16: str) -> Call:
+    """Read one configuration value: a 2.x variable or its 1.6 configuration key."""
+    if version is _V16:
+        return "GetConfiguration", {"key": [key_16]}
+    return "GetVariables", {"getVariableData": [{"component": {"name": component}, "variable": {"name": variable}}]}

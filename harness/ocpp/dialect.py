@@ -1,0 +1,196 @@
+"""How a charging station says the same things in OCPP 1.6 and in 2.0.1 / 2.1.
+
+The reference EVSE thinks in one vocabulary (a connector became occupied, a transaction started,
+here is a meter sample); a dialect turns that into the version's messages. 2.1 keeps 2.0.1's
+transaction and status messages, so both use :class:`Ocpp2Dialect`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.ocpp.versions import OcppVersion
+
+
+class ConnectorState(enum.Enum):
+    """What a connector is doing, in the richer 1.6 vocabulary; 2.x reports less detail."""
+
+    AVAILABLE = "Available"
+    PREPARING = "Preparing"  # plugged in or authorized, no energy yet
+    CHARGING = "Charging"
+    SUSPENDED_EV = "SuspendedEV"
+    SUSPENDED_EVSE = "SuspendedEVSE"
+    FINISHING = "Finishing"  # transaction over, cable still in
+    UNAVAILABLE = "Unavailable"
+    FAULTED = "Faulted"
+
+    @property
+    def v2(self) -> str:
+        """OCPP 2.x ConnectorStatusEnumType."""
+        if self is ConnectorState.AVAILABLE:
+            return "Available"
+        if self in (ConnectorState.UNAVAILABLE, ConnectorState.FAULTED):
+            return self.value
+        return "Occupied"
+
+    @property
+    def charging_state(self) -> str:
+        """OCPP 2.x ChargingStateEnumType for a connector with a transaction."""
+        return {ConnectorState.CHARGING: "Charging", ConnectorState.SUSPENDED_EV: "SuspendedEV",
+                ConnectorState.SUSPENDED_EVSE: "SuspendedEVSE",
+                ConnectorState.AVAILABLE: "Idle"}.get(self, "EVConnected")
+
+
+@dataclass(frozen=True)
+class MeterSample:
+    """One reading of the station's own meter."""
+
+    timestamp: str
+    imported_wh: float
+    exported_wh: float
+    power_w: float
+    soc: float | None = None  # percent, when the EV tells it (ISO 15118)
+    context: str = "Sample.Periodic"
+
+
+@dataclass
+class StationTransaction:
+    """A transaction as the station keeps it. ``transaction_id`` is the station's own id (2.x);
+    on 1.6 ``csms_id`` is the integer the CSMS assigned once StartTransaction got through."""
+
+    transaction_id: str
+    evse_id: int
+    id_token: str | None
+    started: str
+    meter_start_wh: float
+    remote_start_id: int | None = None
+    csms_id: int | None = None
+    seq_no: int = 0
+    ended: bool = False
+    charging_state: str = "EVConnected"
+    token_type: str = "ISO14443"
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def next_seq(self) -> int:
+        value = self.seq_no
+        self.seq_no += 1
+        return value
+
+
+def timestamp() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Ocpp2Dialect:
+    version_family = "2"
+
+    def status(self, evse_id: int, state: ConnectorState) -> tuple[str, dict[str, Any]]:
+        return "StatusNotification", {"timestamp": timestamp(), "connectorStatus": state.v2,
+                                      "evseId": evse_id, "connectorId": 1}
+
+    def authorize(self, token: str, token_type: str = "ISO14443") -> tuple[str, dict[str, Any]]:
+        return "Authorize", {"idToken": {"idToken": token, "type": token_type}}
+
+    def authorization_status(self, response: dict[str, Any]) -> str:
+        return response.get("idTokenInfo", {}).get("status", "Invalid")
+
+    def sampled_values(self, sample: MeterSample) -> list[dict[str, Any]]:
+        values = [
+            {"value": round(sample.imported_wh, 3), "measurand": "Energy.Active.Import.Register",
+             "context": sample.context, "unitOfMeasure": {"unit": "Wh"}},
+            {"value": round(sample.exported_wh, 3), "measurand": "Energy.Active.Export.Register",
+             "context": sample.context, "unitOfMeasure": {"unit": "Wh"}},
+            {"value": round(max(sample.power_w, 0.0), 1), "measurand": "Power.Active.Import",
+             "context": sample.context, "unitOfMeasure": {"unit": "W"}},
+            {"value": round(max(-sample.power_w, 0.0), 1), "measurand": "Power.Active.Export",
+             "context": sample.context, "unitOfMeasure": {"unit": "W"}},
+        ]
+        if sample.soc is not None:
+            values.append({"value": round(sample.soc, 1), "measurand": "SoC", "context": sample.context,
+                           "unitOfMeasure": {"unit": "Percent"}})
+        return values
+
+    def transaction_event(self, tx: StationTransaction, event_type: str, trigger: str, *,
+                          offline: bool, sample: MeterSample | None = None,
+                          stopped_reason: str | None = None, with_token: bool = False) -> dict[str, Any]:
+        info: dict[str, Any] = {"transactionId": tx.transaction_id, "chargingState": tx.charging_state}
+        if tx.remote_start_id is not None and event_type == "Started":
+            info["remoteStartId"] = tx.remote_start_id
+        if stopped_reason:
+            info["stoppedReason"] = stopped_reason
+        payload: dict[str, Any] = {
+            "eventType": event_type,
+            "timestamp": sample.timestamp if sample else timestamp(),
+            "triggerReason": trigger,
+            "seqNo": tx.next_seq(),
+            "transactionInfo": info,
+            "evse": {"id": tx.evse_id, "connectorId": 1},
+        }
+        if offline:
+            payload["offline"] = True
+        if with_token and tx.id_token is not None:
+            payload["idToken"] = {"idToken": tx.id_token, "type": tx.token_type}
+        if sample is not None:
+            payload["meterValue"] = [{"timestamp": sample.timestamp, "sampledValue": self.sampled_values(sample)}]
+        return payload
+
+
+class Ocpp16Dialect:
+    version_family = "1.6"
+
+    def status(self, evse_id: int, state: ConnectorState) -> tuple[str, dict[str, Any]]:
+        return "StatusNotification", {"connectorId": evse_id, "errorCode": "NoError", "status": state.value,
+                                      "timestamp": timestamp()}
+
+    def authorize(self, token: str, token_type: str = "ISO14443") -> tuple[str, dict[str, Any]]:
+        return "Authorize", {"idTag": token}
+
+    def authorization_status(self, response: dict[str, Any]) -> str:
+        return response.get("idTagInfo", {}).get("status", "Invalid")
+
+    def sampled_values(self, sample: MeterSample) -> list[dict[str, Any]]:
+        # 1.6 sends values as strings (SampledValue.value is a string in the 1.6 schema)
+        values = [
+            {"value": f"{sample.imported_wh:.3f}", "measurand": "Energy.Active.Import.Register",
+             "context": sample.context, "unit": "Wh"},
+            {"value": f"{sample.exported_wh:.3f}", "measurand": "Energy.Active.Export.Register",
+             "context": sample.context, "unit": "Wh"},
+            {"value": f"{max(sample.power_w, 0.0):.1f}", "measurand": "Power.Active.Import",
+             "context": sample.context, "unit": "W"},
+            {"value": f"{max(-sample.power_w, 0.0):.1f}", "measurand": "Power.Active.Export",
+             "context": sample.context, "unit": "W"},
+        ]
+        if sample.soc is not None:
+            values.append({"value": f"{sample.soc:.1f}", "measurand": "SoC", "context": sample.context,
+                           "unit": "Percent"})
+        return values
+
+    def start_transaction(self, tx: StationTransaction) -> dict[str, Any]:
+        payload = {"connectorId": tx.evse_id, "idTag": tx.id_token or "", "meterStart": int(round(tx.meter_start_wh)),
+                   "timestamp": tx.started}
+        return payload
+
+    def stop_transaction(self, tx: StationTransaction, sample: MeterSample, reason: str) -> dict[str, Any]:
+        assert tx.csms_id is not None, "StopTransaction before the CSMS assigned a transaction id"
+        payload: dict[str, Any] = {"transactionId": tx.csms_id, "meterStop": int(round(sample.imported_wh)),
+                                   "timestamp": sample.timestamp, "reason": reason,
+                                   "transactionData": [{"timestamp": sample.timestamp,
+                                                        "sampledValue": self.sampled_values(sample)}]}
+        if tx.id_token:
+            payload["idTag"] = tx.id_token
+        return payload
+
+    def meter_values(self, tx: StationTransaction, sample: MeterSample) -> dict[str, Any]:
+        payload: dict[str, Any] = {"connectorId": tx.evse_id,
+                                   "meterValue": [{"timestamp": sample.timestamp,
+                                                   "sampledValue": self.sampled_values(sample)}]}
+        if tx.csms_id is not None:
+            payload["transactionId"] = tx.csms_id
+        return payload
+
+
+def dialect_for(version: OcppVersion) -> Ocpp2Dialect | Ocpp16Dialect:
+    return Ocpp16Dialect() if version is OcppVersion.V16 else Ocpp2Dialect()

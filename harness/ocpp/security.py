@@ -1,0 +1,119 @@
+"""OCPP security profiles, as pure decisions about a connection attempt.
+
+Profile 1: HTTP Basic authentication over plain WebSocket. Profile 2: TLS (server certificate)
+plus Basic authentication. Profile 3: TLS with a client certificate whose subject CN is the
+station's identity; no Basic authentication (OCPP 2.0.1 Part 2 A00.FR.2xx-4xx; OCPP 1.6 security
+whitepaper §2). The username of Basic authentication is the station identity.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ssl
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+from harness.pki.ocpp import CertificateFiles
+from harness.pki.tls import ocpp_server_context
+
+PROFILES = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class SecurityPolicy:
+    """What the mock CSMS demands of connecting stations.
+
+    ``credentials`` maps station id -> password. When it is None, any station id and password is
+    accepted (auto-commissioning) and the acceptance is recorded.
+    """
+
+    profile: int = 1
+    credentials: Mapping[str, str] | None = None
+    server: CertificateFiles | None = None
+    client_ca: Path | None = None
+    minimum_tls: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    maximum_tls: ssl.TLSVersion | None = None
+    keylog: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"security profile must be 1, 2 or 3, not {self.profile!r}")
+        if self.profile >= 2 and self.server is None:
+            raise ValueError(f"security profile {self.profile} needs a server certificate and key")
+        if self.profile == 3 and self.client_ca is None:
+            raise ValueError("security profile 3 needs the CA that issues station certificates")
+
+    @property
+    def scheme(self) -> str:
+        return "wss" if self.profile >= 2 else "ws"
+
+    def with_credentials(self, credentials: Mapping[str, str] | None) -> "SecurityPolicy":
+        return replace(self, credentials=dict(credentials) if credentials is not None else None)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.profile == 1:
+            return None
+        assert self.server is not None
+        return ocpp_server_context(self.server.chain, self.server.key,
+                                   client_ca=self.client_ca if self.profile == 3 else None,
+                                   minimum=self.minimum_tls, maximum=self.maximum_tls, keylog=self.keylog)
+
+
+@dataclass(frozen=True)
+class Decision:
+    accepted: bool
+    status: int = 101
+    reason: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def decide(policy: SecurityPolicy, station_id: str, authorization: str | None,
+           client_cert_cn: str | None) -> Decision:
+    """Whether a WebSocket upgrade from ``station_id`` may proceed.
+
+    ``authorization`` is the raw Authorization header; ``client_cert_cn`` the subject CN of the
+    verified client certificate (TLS has already checked its chain when it gets here).
+    """
+    if not station_id:
+        return Decision(False, 404, "no station identity in the URL path")
+    if policy.profile == 3:
+        if client_cert_cn is None:
+            return Decision(False, 401, "security profile 3 requires a client certificate")
+        if client_cert_cn != station_id:
+            return Decision(False, 401, f"client certificate CN {client_cert_cn!r} is not the station id {station_id!r}")
+        return Decision(True, notes=(f"client certificate CN {client_cert_cn!r} matches",))
+    credentials = parse_basic_auth(authorization)
+    if credentials is None:
+        return Decision(False, 401, "missing or malformed HTTP Basic Authorization header")
+    username, password = credentials
+    if username != station_id:
+        return Decision(False, 401, f"Basic auth username {username!r} is not the station id {station_id!r}")
+    if policy.credentials is None:
+        return Decision(True, notes=(f"auto-commissioned station {station_id!r}",))
+    expected = policy.credentials.get(station_id)
+    if expected is None:
+        return Decision(False, 401, f"unknown station {station_id!r}")
+    if password != expected:
+        return Decision(False, 401, f"wrong password for station {station_id!r}")
+    return Decision(True)
+
+
+def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, colon, password = decoded.partition(":")
+    return (username, password) if colon else None
+
+
+def basic_auth_header(station_id: str, password: str) -> str:
+    token = base64.b64encode(f"{station_id}:{password}".encode("utf-8")).decode("ascii")
+    return f"Basic {token}"

@@ -1,0 +1,103 @@
+"""conformance.json: the run (rig, DUT, harness version, start/end) and one entry per test case.
+
+Verdicts follow conformance-testing practice: ``pass``, ``fail`` (the DUT did not do what the
+standard requires), ``inconc`` (the test could not decide), ``error`` (the harness or the rig
+failed, not the DUT) and ``skip`` (not applicable to this rig or DUT).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.report.catalogue import TestCase
+
+VERDICTS = ("pass", "fail", "inconc", "error", "skip")
+SCHEMA = "harness-conformance/1"
+
+
+@dataclass
+class Kpi:
+    name: str
+    value: float
+    unit: str = ""
+    description: str = ""
+
+
+@dataclass
+class CaseResult:
+    case: TestCase
+    nodeid: str
+    parameters: dict[str, Any]
+    verdict: str = "pass"
+    message: str = ""
+    started: str = ""
+    duration_s: float = 0.0
+    kpis: list[Kpi] = field(default_factory=list)
+    #: first and last timeline sequence numbers recorded while the test ran
+    trace_span: tuple[int, int] | None = None
+    evidence: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def instance_id(self) -> str:
+        """The case id plus its parameters, stable across runs: OCPP-SEC-002[profile-2]."""
+        if "[" in self.nodeid:
+            return f"{self.case.id}[{self.nodeid.rsplit('[', 1)[1]}"
+        return self.case.id
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.case.id,
+            "instance": self.instance_id,
+            "title": self.case.title,
+            "suite": self.case.suite.id,
+            "suite_title": self.case.suite.title,
+            "parameters": self.parameters,
+            "verdict": self.verdict,
+            "message": self.message,
+            "references": {k: list(v) for k, v in self.case.references.items()},
+            "kpis": [asdict(k) for k in self.kpis],
+            "started": self.started,
+            "duration_s": round(self.duration_s, 3),
+            "evidence": {**self.evidence,
+                         **({"trace_span": list(self.trace_span)} if self.trace_span else {})},
+            "nodeid": self.nodeid,
+        }
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def build(*, run_id: str, started: str, finished: str, rig: dict[str, Any], dut: dict[str, Any] | None,
+          results: list[CaseResult], command: list[str]) -> dict[str, Any]:
+    summary = {verdict: 0 for verdict in VERDICTS}
+    for result in results:
+        summary[result.verdict] += 1
+    return {
+        "schema": SCHEMA,
+        "run": {
+            "id": run_id,
+            "started": started,
+            "finished": finished,
+            "harness_version": __version__,
+            "python": platform.python_version(),
+            "host": platform.node(),
+            "command": command,
+            "rig": rig,
+            "dut": dut,
+            "summary": summary,
+        },
+        "cases": [r.to_json() for r in results],
+    }
+
+
+def write(path: Path, document: dict[str, Any]) -> None:
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    temporary.replace(path)

@@ -1,0 +1,145 @@
+"""conformance.html: the conformance report as one self-contained page.
+
+Read from conformance.json and trace.jsonl only, so a report can be re-rendered from a report
+folder copied off the lab machine.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from harness.report.catalogue import REFERENCE_KINDS
+from harness.trace import Event, Recorder
+
+#: how many timeline events a case shows inline; the full timeline is trace.jsonl
+EVENTS_PER_CASE = 400
+
+_STYLE = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#1d232a;max-width:1400px}
+h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:1.6em}
+table{border-collapse:collapse;width:100%;margin:.5em 0} th,td{border:1px solid #d0d7de;padding:4px 8px;
+text-align:left;vertical-align:top} th{background:#f3f5f7} .meta td:first-child{width:14em;font-weight:600}
+.v{font-weight:700;text-transform:uppercase;padding:1px 8px;border-radius:3px;color:#fff;display:inline-block}
+.v-pass{background:#1a7f37}.v-fail{background:#cf222e}.v-error{background:#8250df}.v-inconc{background:#bf8700}
+.v-skip{background:#6e7781} .summary span{margin-right:1em} code,pre{font:12px/1.4 ui-monospace,monospace}
+pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;margin:0}
+details{margin:.3em 0} summary{cursor:pointer} .ev td{font:12px ui-monospace,monospace}
+.muted{color:#57606a} .l-fault td,.l-verdict td{background:#fff8c5}
+"""
+
+
+def render(document: dict[str, Any], trace: Recorder | None = None) -> str:
+    run = document["run"]
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Conformance report "
+             f"{_e(run['id'])}</title><style>{_STYLE}</style></head><body>",
+             f"<h1>Conformance report</h1><p class='muted'>run {_e(run['id'])} &middot; harness "
+             f"{_e(run['harness_version'])} &middot; {_e(run['started'])} to {_e(run['finished'])}</p>"]
+    parts.append(_summary(run["summary"]))
+    parts.append("<h2>Device under test</h2>")
+    parts.append(_table(_dut_rows(run.get("dut"))))
+    parts.append("<h2>Rig</h2>")
+    rig = run.get("rig") or {}
+    parts.append(_table([(k, v) for k, v in rig.items()]))
+    parts.append("<h2>Test cases</h2><table><tr><th>Case</th><th>Title</th><th>Verdict</th><th>References</th>"
+                 "<th>KPIs</th><th>Time</th></tr>")
+    for case in document["cases"]:
+        parts.append(_case_row(case))
+    parts.append("</table>")
+    parts.append("<h2>Details</h2>")
+    for case in document["cases"]:
+        parts.append(_case_details(case, trace))
+    parts.append(f"<p class='muted'>Full timeline: trace.jsonl. Machine-readable results: conformance.json."
+                 f" Command: <code>{_e(' '.join(run.get('command') or []))}</code></p></body></html>")
+    return "".join(parts)
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _summary(summary: dict[str, int]) -> str:
+    items = "".join(f"<span><span class='v v-{k}'>{k}</span> {n}</span>" for k, n in summary.items())
+    return f"<p class='summary'>{items}</p>"
+
+
+def _table(rows: Iterable[tuple[str, Any]]) -> str:
+    body = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows)
+    return f"<table class='meta'>{body or '<tr><td>(none)</td><td></td></tr>'}</table>"
+
+
+def _dut_rows(dut: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    if not dut:
+        return [("identity", "the DUT never sent a BootNotification")]
+    return [(k.replace("_", " "), v) for k, v in dut.items()]
+
+
+def _references(case: dict[str, Any]) -> str:
+    items = []
+    for kind, refs in case.get("references", {}).items():
+        if refs:
+            items.append(f"<span title='{_e(REFERENCE_KINDS.get(kind, kind))}'>{_e(', '.join(refs))}</span>")
+    return "<br>".join(items)
+
+
+def _kpis(case: dict[str, Any]) -> str:
+    return "<br>".join(f"{_e(k['name'])}: {k['value']:.4g} {_e(k['unit'])}" for k in case.get("kpis", []))
+
+
+def _case_row(case: dict[str, Any]) -> str:
+    anchor = _anchor(case)
+    return (f"<tr><td><a href='#{anchor}'><code>{_e(case['instance'])}</code></a></td><td>{_e(case['title'])}</td>"
+            f"<td><span class='v v-{case['verdict']}'>{case['verdict']}</span></td><td>{_references(case)}</td>"
+            f"<td>{_kpis(case)}</td><td>{case['duration_s']:.2f} s</td></tr>")
+
+
+def _anchor(case: dict[str, Any]) -> str:
+    return "case-" + "".join(c if c.isalnum() else "-" for c in case["instance"])
+
+
+def _case_details(case: dict[str, Any], trace: Recorder | None) -> str:
+    parts = [f"<details id='{_anchor(case)}'{' open' if case['verdict'] in ('fail', 'error') else ''}>"
+             f"<summary><span class='v v-{case['verdict']}'>{case['verdict']}</span> "
+             f"<code>{_e(case['instance'])}</code> {_e(case['title'])}</summary>"]
+    if case.get("message"):
+        parts.append(f"<pre>{_e(case['message'])}</pre>")
+    if case.get("parameters"):
+        parts.append(_table(case["parameters"].items()))
+    plots = case.get("evidence", {}).get("plots", [])
+    for plot in plots:
+        parts.append(f"<p><img alt='{_e(plot)}' src='{_e(plot)}' style='max-width:100%'></p>")
+    span = case.get("evidence", {}).get("trace_span")
+    if trace is not None and span:
+        events = [e for e in trace if span[0] <= e.seq <= span[1]]
+        parts.append(_events_table(events))
+    parts.append("</details>")
+    return "".join(parts)
+
+
+def _events_table(events: list[Event]) -> str:
+    shown = events[:EVENTS_PER_CASE]
+    start = shown[0].mono if shown else 0.0
+    rows = []
+    for event in shown:
+        payload = event.payload
+        frame = payload.get("frame") if isinstance(payload, dict) else None
+        detail = (f"<details><summary>{_e(event.summary)}</summary><pre>{_e(frame)}</pre></details>"
+                  if frame else _e(event.summary))
+        rows.append(f"<tr class='l-{event.layer.value}'><td>{event.mono - start:+.3f}</td><td>{_e(event.layer.value)}"
+                    f"</td><td>{_e(event.observer)}</td><td>{_e(event.direction)}</td><td>{detail}</td></tr>")
+    more = (f"<tr><td colspan='5' class='muted'>{len(events) - len(shown)} more events in trace.jsonl</td></tr>"
+            if len(events) > len(shown) else "")
+    return ("<table class='ev'><tr><th>t (s)</th><th>layer</th><th>seen by</th><th>direction</th><th>event</th></tr>"
+            + "".join(rows) + more + "</table>")
+
+
+def render_folder(folder: Path) -> Path:
+    """Re-render conformance.html from a report folder's conformance.json and trace.jsonl."""
+    document = json.loads((folder / "conformance.json").read_text(encoding="utf-8"))
+    trace_file = folder / "trace.jsonl"
+    trace = Recorder.load(trace_file) if trace_file.exists() else None
+    target = folder / "conformance.html"
+    target.write_text(render(document, trace), encoding="utf-8")
+    return target

@@ -1,0 +1,329 @@
+"""Rig files: what plays each role (ev, evse, csms, meter, pilot, link) and with which settings.
+
+``load_rig`` validates the whole file and raises :class:`RigFileError` listing every problem with
+its path. rigs/lab-example.yaml documents every field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.ocpp.versions import OcppVersion
+from harness.rig.reader import Problems, Reader
+
+RIG_KINDS = ("emulated", "netns", "lab")
+VERSION_NAMES = tuple(v.value for v in OcppVersion)
+TOKEN_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "Unknown", "NoCredit", "NotAllowedTypeEVSE",
+                  "NotAtThisLocation", "NotAtThisTime")
+#: what an EVSE role can be asked to do; suites declare what they need (pytest.mark.requires)
+CAPABILITIES = ("ev", "local_id_token", "reconfigure_security", "remote_start", "reset", "charging_profiles",
+                "offline")
+
+
+class RigFileError(ValueError):
+    """A rig file that cannot be used; ``problems`` lists each problem as "path: message"."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.path = Path(path)
+        self.problems = problems
+        super().__init__(f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}\n  "
+                         + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    certificate: Path
+    key: Path
+    #: CA whose certificates the holder trusts from its peers
+    ca: Path | None = None
+
+
+@dataclass(frozen=True)
+class CsmsConfig:
+    kind: str = "mock"
+    host: str = "127.0.0.1"
+    port: int = 0
+    path_prefix: str = "/"
+    versions: tuple[OcppVersion, ...] = (OcppVersion.V201, OcppVersion.V21, OcppVersion.V16)
+    heartbeat_interval: int = 300
+    response_timeout: float = 30.0
+    id_tokens: dict[str, str] = field(default_factory=dict)
+    unknown_token_status: str = "Accepted"
+    #: server certificate (and the CA issuing station certificates, profile 3); generated when absent
+    tls: TlsFiles | None = None
+
+
+@dataclass(frozen=True)
+class StationOcppConfig:
+    version: OcppVersion = OcppVersion.V201
+    security_profile: int = 1
+    password: str | None = None
+    #: the station's client certificate (profile 3) and the CSMS root it trusts (profiles 2, 3);
+    #: generated for emulated stations when absent
+    tls: TlsFiles | None = None
+
+
+@dataclass(frozen=True)
+class Identity:
+    vendor: str | None = None
+    model: str | None = None
+    serial_number: str | None = None
+    firmware_version: str | None = None
+
+
+@dataclass(frozen=True)
+class EvseConfig:
+    kind: str = "emulated"
+    station_id: str = ""
+    identity: Identity = Identity()
+    ocpp: StationOcppConfig = StationOcppConfig()
+    evse_count: int = 1
+    max_current: float = 32.0
+    phases: int = 3
+    voltage: float = 230.0
+    capabilities: tuple[str, ...] = CAPABILITIES
+    #: how long to wait for the DUT to connect and boot after the rig is up
+    boot_timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class EvConfig:
+    kind: str = "emulated"
+    capacity_kwh: float = 60.0
+    soc: float = 0.5
+    max_charge_kw: float = 11.0
+    max_current: float = 32.0
+    phases: int = 3
+
+
+@dataclass(frozen=True)
+class PilotConfig:
+    kind: str = "simulated"
+    resource: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    kind: str = "loopback"
+    iface: str | None = None
+
+
+@dataclass(frozen=True)
+class MeterConfig:
+    kind: str = "none"
+    resource: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class RigConfig:
+    name: str
+    kind: str
+    path: Path | None
+    time_scale: float
+    csms: CsmsConfig
+    evse: EvseConfig
+    ev: EvConfig
+    pilot: PilotConfig
+    link: LinkConfig
+    meter: MeterConfig
+    lock: Path | None = None
+
+    @property
+    def is_lab(self) -> bool:
+        return self.kind == "lab"
+
+
+def load_rig(path: Path | str) -> RigConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RigFileError(path, [f"cannot read the file: {exc.strerror or exc}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise RigFileError(path, [f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"]) from None
+    return parse_rig(data, path=path)
+
+
+def parse_rig(data: Any, *, path: Path | None = None) -> RigConfig:
+    problems = Problems()
+    base = path.parent if path is not None else Path.cwd()
+    top = Reader(data, "", problems)
+    name = top.str("name", required=True) or "?"
+    kind = top.str("kind", required=True, choices=RIG_KINDS) or "emulated"
+    timing = top.section("timing")
+    scale = timing.float("scale", 1.0, exclusive_minimum=0.0, maximum=1.0)
+    timing.done()
+    if kind == "lab" and scale != 1.0:
+        problems.add("timing.scale", "lab rigs run the standards' timers; only emulated rigs may scale time")
+    lock = _path(top, "lock", base)
+    csms = _csms(top.section("csms", required=True), base)
+    evse = _evse(top.section("evse", required=True), base, kind)
+    ev = _ev(top.section("ev"))
+    pilot = _pilot(top.section("pilot"), kind)
+    link = _link(top.section("link"), kind)
+    meter = _meter(top.section("meter"))
+    top.done()
+    _cross_checks(problems, kind, csms, evse, ev, pilot)
+    if problems:
+        raise RigFileError(path or "<rig>", problems.items)
+    return RigConfig(name=name, kind=kind, path=path, time_scale=scale, csms=csms, evse=evse, ev=ev,
+                     pilot=pilot, link=link, meter=meter, lock=lock)
+
+
+def _path(reader: Reader, key: str, base: Path, *, must_exist: bool = False) -> Path | None:
+    text = reader.str(key)
+    if text is None:
+        return None
+    resolved = (base / Path(text).expanduser()).resolve() if not Path(text).expanduser().is_absolute() \
+        else Path(text).expanduser()
+    if must_exist and not resolved.is_file():
+        reader.problems.add(reader._where(key), f"no such file: {resolved}")
+    return resolved
+
+
+def _tls(reader: Reader, base: Path, *, need_ca: bool = False) -> TlsFiles | None:
+    if not reader.data:
+        reader.done()
+        return None
+    certificate = _path(reader, "certificate", base, must_exist=True)
+    key = _path(reader, "key", base, must_exist=True)
+    ca = _path(reader, "ca", base, must_exist=True)
+    for name, value in (("certificate", certificate), ("key", key)):
+        if value is None and name not in reader.data:
+            reader.problems.add(reader._where(name), "is required when tls is given")
+    if need_ca and ca is None and "ca" not in reader.data:
+        reader.problems.add(reader._where("ca"), "is required here")
+    reader.done()
+    if certificate is None or key is None:
+        return None
+    return TlsFiles(certificate, key, ca)
+
+
+def _csms(reader: Reader, base: Path) -> CsmsConfig:
+    kind = reader.str("kind", "mock", choices=("mock",))
+    versions = reader.str_list("versions", list(VERSION_NAMES), choices=VERSION_NAMES)
+    config = CsmsConfig(
+        kind=kind,
+        host=reader.str("host", "127.0.0.1"),
+        port=reader.int("port", 0, minimum=0, maximum=65535),
+        path_prefix=reader.str("path_prefix", "/"),
+        versions=tuple(OcppVersion(v) for v in versions) or CsmsConfig.versions,
+        heartbeat_interval=reader.int("heartbeat_interval", 300, minimum=1),
+        response_timeout=reader.float("response_timeout", 30.0, exclusive_minimum=0.0),
+        id_tokens=_token_statuses(reader),
+        unknown_token_status=reader.str("unknown_token_status", "Accepted", choices=TOKEN_STATUSES),
+        tls=_tls(reader.section("tls"), base),
+    )
+    reader.done()
+    return config
+
+
+def _token_statuses(reader: Reader) -> dict[str, str]:
+    tokens = reader.str_map("id_tokens", {})
+    for token, status in tokens.items():
+        if status not in TOKEN_STATUSES:
+            reader.problems.add(f"{reader._where('id_tokens')}.{token}", f"must be one of {', '.join(TOKEN_STATUSES)}")
+    return tokens
+
+
+def _evse(reader: Reader, base: Path, rig_kind: str) -> EvseConfig:
+    kind = reader.str("kind", "emulated", choices=("emulated", "lab"))
+    station_id = reader.str("station_id", "", required=True)
+    if station_id and (":" in station_id or "/" in station_id or len(station_id) > 48):
+        reader.problems.add(reader._where("station_id"), "must be at most 48 characters without ':' or '/' "
+                            "(it is the last URL path segment and the Basic auth username)")
+    identity_reader = reader.section("identity")
+    identity = Identity(identity_reader.str("vendor"), identity_reader.str("model"),
+                        identity_reader.str("serial_number"), identity_reader.str("firmware_version"))
+    identity_reader.done()
+    ocpp = reader.section("ocpp", required=True)
+    version = ocpp.str("version", "2.0.1", required=True, choices=VERSION_NAMES)
+    profile = ocpp.int("security_profile", 1, choices=(1, 2, 3))
+    password = ocpp.str("password")
+    if profile in (1, 2) and password is None and kind == "lab":
+        ocpp.problems.add(ocpp._where("password"), f"is required for security profile {profile}")
+    if password is not None and not 16 <= len(password) <= 40:
+        ocpp.problems.add(ocpp._where("password"), "must be 16 to 40 characters (OCPP BasicAuthPassword)")
+    station_ocpp = StationOcppConfig(OcppVersion(version), profile, password, _tls(ocpp.section("tls"), base))
+    ocpp.done()
+    capabilities = reader.str_list("capabilities", list(CAPABILITIES) if kind == "emulated" else [],
+                                   choices=CAPABILITIES)
+    config = EvseConfig(
+        kind=kind, station_id=station_id, identity=identity, ocpp=station_ocpp,
+        evse_count=reader.int("evse_count", 1, minimum=1, maximum=8),
+        max_current=reader.float("max_current", 32.0, minimum=6.0, maximum=80.0),
+        phases=reader.int("phases", 3, choices=(1, 3)),
+        voltage=reader.float("voltage", 230.0, exclusive_minimum=0.0),
+        capabilities=tuple(capabilities),
+        boot_timeout=reader.float("boot_timeout", 120.0, exclusive_minimum=0.0),
+    )
+    reader.done()
+    return config
+
+
+def _ev(reader: Reader) -> EvConfig:
+    config = EvConfig(
+        kind=reader.str("kind", "emulated", choices=("emulated", "none")),
+        capacity_kwh=reader.float("capacity_kwh", 60.0, exclusive_minimum=0.0),
+        soc=reader.float("soc", 0.5, minimum=0.0, maximum=1.0),
+        max_charge_kw=reader.float("max_charge_kw", 11.0, exclusive_minimum=0.0),
+        max_current=reader.float("max_current", 32.0, minimum=6.0, maximum=80.0),
+        phases=reader.int("phases", 3, choices=(1, 3)),
+    )
+    reader.done()
+    return config
+
+
+def _pilot(reader: Reader, rig_kind: str) -> PilotConfig:
+    config = PilotConfig(kind=reader.str("kind", "simulated", choices=("simulated", "lab", "none")),
+                         resource=reader.str("resource"))
+    if config.kind == "lab" and not config.resource:
+        reader.problems.add(reader._where("resource"), "is required for a lab pilot")
+    reader.done()
+    return config
+
+
+def _link(reader: Reader, rig_kind: str) -> LinkConfig:
+    config = LinkConfig(kind=reader.str("kind", "loopback", choices=("loopback", "veth", "nic")),
+                        iface=reader.str("iface"))
+    if config.kind == "nic" and not config.iface:
+        reader.problems.add(reader._where("iface"), "is required for a nic link (the Green PHY interface)")
+    reader.done()
+    return config
+
+
+def _meter(reader: Reader) -> MeterConfig:
+    config = MeterConfig(kind=reader.str("kind", "none", choices=("none", "simulated", "visa")),
+                         resource=reader.str("resource"), model=reader.str("model"))
+    if config.kind == "visa":
+        for key in ("resource", "model"):
+            if getattr(config, key) is None:
+                reader.problems.add(reader._where(key), "is required for a VISA instrument")
+    reader.done()
+    return config
+
+
+def _cross_checks(problems: Problems, kind: str, csms: CsmsConfig, evse: EvseConfig, ev: EvConfig,
+                  pilot: PilotConfig) -> None:
+    if evse.ocpp.version not in csms.versions:
+        problems.add("evse.ocpp.version", f"{evse.ocpp.version} is not among csms.versions "
+                                          f"({', '.join(v.value for v in csms.versions)})")
+    if kind != "lab" and evse.kind == "lab":
+        problems.add("evse.kind", "a real EVSE needs a lab rig (kind: lab)")
+    if kind == "lab" and evse.kind == "lab" and evse.ocpp.security_profile >= 2 and csms.tls is None:
+        problems.add("csms.tls", "a lab DUT on security profile 2 or 3 must trust the CSMS certificate, so give "
+                                 "the certificate and key it was provisioned with")
+    if kind == "lab" and csms.host in ("127.0.0.1", "::1", "localhost") and evse.kind == "lab":
+        problems.add("csms.host", "a real charger cannot reach a CSMS listening on loopback; use the lab "
+                                  "interface's address or 0.0.0.0")
+    if ev.kind == "emulated" and pilot.kind == "none":
+        problems.add("pilot.kind", "an emulated EV needs a pilot (simulated, or lab hardware)")

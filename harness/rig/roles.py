@@ -1,0 +1,499 @@
+"""The roles of a rig, as the suites see them.
+
+A suite talks to the EVSE under test only through these: the CSMS it connects to, the EV at its
+plug, and what crosses the wires (the timeline). The same test therefore runs against the
+reference EVSE on an emulated rig and against a real charger in a lab. Each role is activated in
+order, made safe and deactivated in reverse order by :class:`harness.rig.Rig`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from harness.emulators.battery import Battery
+from harness.emulators.ev import BasicEv
+from harness.emulators.evse import EvseSettings, ReferenceEvse
+from harness.ocpp.behaviour import CsmsBehaviour
+from harness.ocpp.csms import MockCsms
+from harness.ocpp.endpoint import OcppCallFailed
+from harness.ocpp.script import Script
+from harness.ocpp.security import SecurityPolicy
+from harness.ocpp.station import CsmsLink, StationIdentity
+from harness.ocpp.transactions import TransactionView, transactions
+from harness.pki.ocpp import CertificateFiles, OcppPki, generate_ocpp_pki
+from harness.pki.tls import ocpp_client_context
+from harness.trace import Event, Layer, TraceTimeout
+
+if TYPE_CHECKING:
+    from harness.rig.rig import Rig
+
+
+class RoleUnavailable(Exception):
+    """A test asked for something this rig cannot do (no EV, no operator...)."""
+
+
+class Role:
+    name = "role"
+
+    def __init__(self, rig: "Rig") -> None:
+        self.rig = rig
+
+    async def activate(self) -> None:
+        pass
+
+    async def make_safe(self) -> None:
+        pass
+
+    async def deactivate(self) -> None:
+        pass
+
+    def _record(self, name: str, summary: str, **payload: Any) -> None:
+        self.rig.trace.emit(Layer.RIG, name, summary, src=self.name, payload=payload or None)
+
+
+# -- CSMS ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CsmsTls:
+    """The TLS material the mock CSMS uses and the deliberately wrong variants."""
+
+    server: CertificateFiles
+    station_ca: Path
+    untrusted_server: CertificateFiles | None = None
+
+
+class CsmsRole(Role):
+    """The mock CSMS the EVSE under test connects to."""
+
+    name = "csms"
+
+    def __init__(self, rig: "Rig") -> None:
+        super().__init__(rig)
+        config = rig.config.csms
+        self.config = config
+        self.station_id = rig.config.evse.station_id
+        self.behaviour = CsmsBehaviour(heartbeat_interval=config.heartbeat_interval, id_tokens=config.id_tokens,
+                                       unknown_token_status=config.unknown_token_status)
+        self.pki: OcppPki | None = None
+        self.tls: CsmsTls | None = None
+        self.server: MockCsms | None = None
+        #: the policy of the rig file, which :meth:`restore` returns to after a test changed it
+        self.default_policy: SecurityPolicy | None = None
+
+    @property
+    def script(self) -> Script:
+        assert self.server is not None
+        return self.server.script
+
+    async def activate(self) -> None:
+        self.tls = self._tls_material()
+        self.default_policy = self.policy(self.rig.config.evse.ocpp.security_profile)
+        self.server = MockCsms(self.rig.trace, host=self.config.host, port=self.config.port,
+                               security=self.default_policy,
+                               versions=self.config.versions, behaviour=self.behaviour,
+                               response_timeout=self.rig.scaled(self.config.response_timeout),
+                               path_prefix=self.config.path_prefix)
+        await self.server.start()
+
+    async def deactivate(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+
+    def _tls_material(self) -> CsmsTls:
+        configured = self.config.tls
+        evse = self.rig.config.evse
+        if configured is None or evse.kind == "emulated":
+            # The emulated station and the mock CSMS share a generated PKI; a lab CSMS without
+            # configured TLS still gets one so the "untrusted certificate" cases have material.
+            self.pki = generate_ocpp_pki(self.rig.run_dir / "pki", station_ids=[evse.station_id],
+                                         server_names=_server_names(self.config.host))
+        if configured is not None:
+            untrusted = self.pki.untrusted_server if self.pki else None
+            return CsmsTls(CertificateFiles(configured.certificate, configured.key),
+                           configured.ca or configured.certificate, untrusted)
+        assert self.pki is not None
+        return CsmsTls(self.pki.csms_server, self.pki.csms_root, self.pki.untrusted_server)
+
+    def policy(self, profile: int, *, password: str | None = "configured", server: CertificateFiles | None = None,
+               client_ca: Path | None = None, maximum_tls: ssl.TLSVersion | None = None,
+               minimum_tls: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2) -> SecurityPolicy:
+        """The security policy for ``profile``: by default what the rig file says; a test may
+        demand another ``password``, present another ``server`` certificate, trust another
+        ``client_ca`` or cap the TLS version."""
+        assert self.tls is not None
+        configured = self.rig.config.evse.ocpp.password
+        if password == "configured":
+            password = configured
+        credentials = {self.station_id: password} if password is not None else None
+        return SecurityPolicy(profile=profile, credentials=credentials,
+                              server=(server or self.tls.server) if profile >= 2 else None,
+                              client_ca=(client_ca or self.tls.station_ca) if profile == 3 else None,
+                              minimum_tls=minimum_tls, maximum_tls=maximum_tls,
+                              keylog=self.rig.run_dir / "tls-keys.log")
+
+    # -- what tests do -------------------------------------------------------------------
+
+    def url(self, station_id: str | None = None) -> str:
+        assert self.server is not None
+        return self.server.url(station_id or self.station_id)
+
+    @property
+    def connected(self) -> bool:
+        return self.server is not None and self.station_id in self.server.sessions
+
+    def wait_connected(self, timeout: float | None = None) -> None:
+        timeout = timeout if timeout is not None else self.rig.config.evse.boot_timeout
+        try:
+            self.rig.run(self.server.wait_connected(self.station_id, timeout))  # type: ignore[union-attr]
+        except TimeoutError:
+            raise AssertionError(f"{self.station_id} did not connect to the CSMS within {timeout:g} s") from None
+
+    def wait_disconnected(self, timeout: float) -> None:
+        try:
+            self.rig.run(self.server.wait_disconnected(self.station_id, timeout))  # type: ignore[union-attr]
+        except TimeoutError:
+            raise AssertionError(f"{self.station_id} was still connected after {timeout:g} s") from None
+
+    def call(self, action: str, payload: dict[str, Any], *, timeout: float | None = None,
+             validate: bool = True) -> dict[str, Any]:
+        """A CSMS-initiated call to the EVSE under test; returns its CALLRESULT payload."""
+        return self.rig.run(self._call(action, payload, timeout, validate))
+
+    def call_in_background(self, action: str, payload: dict[str, Any], *, timeout: float | None = None,
+                           validate: bool = True) -> concurrent.futures.Future:
+        """Start a CSMS-initiated call and return at once; ``.result()`` waits for the answer."""
+        return self.rig.loop.submit(self._call(action, payload, timeout, validate))
+
+    async def _call(self, action: str, payload: dict[str, Any], timeout: float | None, validate: bool) -> dict:
+        assert self.server is not None
+        return await self.server.call(self.station_id, action, payload, timeout=timeout, validate=validate)
+
+    def send_raw(self, text: str | bytes) -> None:
+        assert self.server is not None
+        self.rig.run(self.server.send_raw(self.station_id, text))
+
+    def expect(self, action: str, *, timeout: float, since: float | None = None,
+               where: Callable[[Mapping[str, Any]], bool] | None = None, kind: str = "CALL") -> Mapping[str, Any]:
+        """Wait for the EVSE to send ``action`` (a CALL by default) and return its payload.
+        ``where`` filters on the payload; ``since`` is a ``trace.now()`` mark."""
+        event = self.wait_for_message(action, timeout=timeout, since=since, where=where, kind=kind)
+        return event.payload.get("payload") or {}
+
+    def wait_for_message(self, action: str, *, timeout: float, since: float | None = None,
+                         where: Callable[[Mapping[str, Any]], bool] | None = None, kind: str = "CALL") -> Event:
+        def match(event: Event) -> bool:
+            body = event.payload if isinstance(event.payload, dict) else {}
+            return (body.get("type") == kind and "violation" not in body
+                    and (where is None or bool(where(body.get("payload") or {}))))
+
+        return self.rig.trace.wait_for(timeout, layer=Layer.OCPP, name=action, src="evse", observer="csms",
+                                       since=since, keys={"station_id": self.station_id}, where=match)
+
+    def messages(self, action: str | None = None, *, since: float | None = None, kind: str | None = None,
+                 transaction_id: str | None = None) -> list[Event]:
+        """OCPP frames the CSMS exchanged with the EVSE, oldest first."""
+        keys = {"station_id": self.station_id}
+        if transaction_id is not None:
+            keys["transaction_id"] = transaction_id
+        events = self.rig.trace.select(layer=Layer.OCPP, observer="csms", name=action, since=since, keys=keys)
+        return [e for e in events if kind is None or (isinstance(e.payload, dict) and e.payload.get("type") == kind)]
+
+    def transactions(self, *, since: float | None = None) -> list[TransactionView]:
+        return transactions(self.rig.trace, station_id=self.station_id, since=since)
+
+    def wait_transaction(self, *, timeout: float, since: float | None = None,
+                         where: Callable[[TransactionView], bool] = lambda tx: True,
+                         what: str = "a transaction") -> TransactionView:
+        """The first transaction (begun since ``since``) for which ``where`` holds, waiting up to
+        ``timeout`` seconds as the CSMS receives messages."""
+        trace = self.rig.trace
+        deadline = trace.now() + timeout
+        while True:
+            for tx in self.transactions(since=since):
+                if where(tx):
+                    return tx
+            remaining = deadline - trace.now()
+            if remaining <= 0:
+                raise TraceTimeout(f"the CSMS did not see {what} within {timeout:g} s")
+            try:  # wake up on the next frame the CSMS receives
+                trace.wait_for(min(remaining, 1.0), layer=Layer.OCPP, observer="csms", since=trace.now())
+            except TraceTimeout:
+                pass
+
+    def wait_charging(self, *, timeout: float, since: float | None = None) -> Event:
+        """The EVSE reports energy transfer: 2.x chargingState Charging, 1.6 status Charging."""
+        if self.rig.evse.version.value == "1.6":
+            return self.wait_for_message("StatusNotification", timeout=timeout, since=since,
+                                         where=lambda p: p.get("status") == "Charging")
+        return self.wait_for_message("TransactionEvent", timeout=timeout, since=since,
+                                     where=lambda p: p.get("transactionInfo", {}).get("chargingState") == "Charging")
+
+    def restart(self, policy: SecurityPolicy | None = None) -> None:
+        """Close every connection and listen again (with ``policy`` if given), as OCTT does."""
+        assert self.server is not None
+        self.rig.run(self.server.restart(policy))
+
+    def go_offline(self) -> None:
+        """Close the connection and accept no reconnect until :meth:`come_online` (OCTT's way
+        of taking a station offline, e.g. TC_E_40_CS)."""
+        assert self.server is not None
+        self.rig.run(self.server.stop())
+
+    def come_online(self, policy: SecurityPolicy | None = None) -> None:
+        assert self.server is not None
+        if policy is not None:
+            self.server.security = policy
+        self.rig.run(self.server.start())
+
+    def refusals(self, *, since: float | None = None) -> list[Event]:
+        """Connection attempts the CSMS refused (HTTP status or TLS handshake)."""
+        return self.rig.trace.select(layer=Layer.OCPP, observer="csms", since=since,
+                                     name=("ConnectionRefused", "TlsHandshakeFailed", "TlsNotEstablished"))
+
+    def restore(self) -> None:
+        """Back to the rig file's behaviour: no scripted rules, the configured security policy,
+        listening."""
+        assert self.server is not None
+        self.server.script.clear()
+        if not self.server.running or self.server.security != self.default_policy:
+            self.restart(self.default_policy)
+
+
+def _server_names(host: str) -> list[str]:
+    names = ["localhost", "127.0.0.1", "::1"]
+    if host not in names and host not in ("0.0.0.0", "::"):
+        names.insert(0, host)
+    return names
+
+
+# -- EVSE ----------------------------------------------------------------------------------------
+
+class EvseRole(Role):
+    """The EVSE under test. Tests see its identity (from its BootNotification) and what it can
+    be asked to do; an emulated EVSE additionally carries the emulator (``emulator``), which only
+    the harness's own tests may touch."""
+
+    name = "evse"
+
+    def __init__(self, rig: "Rig") -> None:
+        super().__init__(rig)
+        self.config = rig.config.evse
+        self.station_id = self.config.station_id
+        self.version = self.config.ocpp.version
+        self.security_profile = self.config.ocpp.security_profile
+        self.emulator: ReferenceEvse | None = None
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        capabilities = set(self.config.capabilities)
+        if self.rig.config.ev.kind == "none":
+            capabilities.discard("ev")
+        return frozenset(capabilities)
+
+    @property
+    def emulated(self) -> bool:
+        return self.config.kind == "emulated"
+
+    async def activate(self) -> None:
+        if self.emulated:
+            await self._start_emulator(self.security_profile)
+        else:
+            self._record("AwaitingDut", f"waiting for {self.station_id} to connect to {self.rig.csms.url()}")
+
+    async def _start_emulator(self, profile: int, *, password: str | None = None,
+                              client: CertificateFiles | None = None) -> None:
+        csms = self.rig.csms
+        assert csms.server is not None and csms.tls is not None
+        config = self.config
+        context = None
+        if profile >= 2:
+            trusted = config.ocpp.tls.ca if config.ocpp.tls and config.ocpp.tls.ca else None
+            if trusted is None:
+                assert csms.pki is not None, "an emulated station trusts the generated CSMS root"
+                trusted = csms.pki.csms_root
+            if profile == 3 and client is None:
+                client = (CertificateFiles(config.ocpp.tls.certificate, config.ocpp.tls.key) if config.ocpp.tls
+                          else csms.pki.stations[self.station_id])  # type: ignore[union-attr]
+            context = ocpp_client_context(trusted, client_chain=client.chain if client else None,
+                                          client_key=client.key if client else None)
+        link = CsmsLink(url=csms.server.url(self.station_id, scheme="wss" if profile >= 2 else "ws"),
+                        version=self.version,
+                        password=(password or config.ocpp.password) if profile < 3 else None, ssl=context)
+        identity = config.identity
+        settings = EvseSettings(
+            station_id=self.station_id,
+            identity=StationIdentity(identity.vendor or "Harness", identity.model or "Reference EVSE",
+                                     identity.serial_number, identity.firmware_version),
+            evse_count=config.evse_count, max_current=config.max_current, phases=config.phases,
+            voltage=config.voltage)
+        self.emulator = ReferenceEvse(self.rig.trace, settings, link, self.rig.timers)
+        await self.emulator.start()
+
+    async def make_safe(self) -> None:
+        if self.emulator is not None:
+            await self.emulator.make_safe(timeout=self.rig.scaled(30.0))
+            return
+        await self._stop_open_transactions()
+
+    async def _stop_open_transactions(self) -> None:
+        """A real DUT: ask it to stop every transaction the CSMS still sees open."""
+        csms = self.rig.csms
+        if csms.server is None or self.station_id not in csms.server.sessions:
+            return
+        for tx in transactions(self.rig.trace, station_id=self.station_id):
+            if tx.ended:
+                continue
+            action, payload = (("RemoteStopTransaction", {"transactionId": int(tx.transaction_id)})
+                               if self.version.value == "1.6"
+                               else ("RequestStopTransaction", {"transactionId": tx.transaction_id}))
+            try:
+                await csms.server.call(self.station_id, action, payload, timeout=30.0)
+                self._record("TransactionStopped", f"teardown asked {self.station_id} to stop {tx.transaction_id}")
+            except OcppCallFailed as exc:
+                self._record("TransactionNotStopped", f"could not stop {tx.transaction_id}: {exc}")
+
+    async def deactivate(self) -> None:
+        if self.emulator is not None:
+            await self.emulator.stop()
+            self.emulator = None
+
+    # -- what tests do -------------------------------------------------------------------
+
+    def identity(self) -> dict[str, str] | None:
+        """Vendor, model, serial number and firmware from the DUT's latest BootNotification."""
+        return dut_identity(self.rig.trace, self.station_id)
+
+    def present_id_token(self, token: str, evse_id: int = 1) -> str:
+        """Present an RFID token at the charger. Needs the ``local_id_token`` capability: the
+        reference EVSE does it itself; a lab rig would need an operator or an RFID emulator."""
+        self.require("local_id_token")
+        assert self.emulator is not None, "local_id_token on a lab EVSE needs an operator hook"
+        return self.rig.run(self.emulator.present_id_token(token, evse_id))
+
+    def reconfigure_security(self, profile: int, *, password: str | None = None,
+                             client: CertificateFiles | None = None) -> None:
+        """Put the EVSE on another security profile or credentials (an installer's job on a
+        real charger; the reference EVSE restarts its station client)."""
+        self.require("reconfigure_security")
+        if self.emulator is None:
+            raise RoleUnavailable("reconfiguring a real EVSE's security needs its installer tools")
+
+        async def restart() -> None:
+            assert self.emulator is not None
+            await self.emulator.stop()
+            await self._start_emulator(profile, password=password, client=client)
+            # a restarted station boots anew; wait for its own registration, not an older one
+            await asyncio.wait_for(self.emulator.station.registered.wait(), self.config.boot_timeout)
+
+        self.rig.run(restart())
+        self.security_profile = profile
+
+    def wait_registered(self, timeout: float) -> None:
+        """Wait until the EVSE is connected and its latest BootNotification was accepted."""
+        self.rig.csms.wait_connected(timeout)
+        trace = self.rig.trace
+
+        def boot_answer(event: Event) -> bool:
+            return isinstance(event.payload, dict) and event.payload.get("type") == "CALLRESULT"
+
+        criteria = dict(layer=Layer.OCPP, name="BootNotification", observer="csms", src="csms",
+                        keys={"station_id": self.station_id})
+        last = trace.last(where=boot_answer, **criteria)
+        if last is not None and (last.payload.get("payload") or {}).get("status") == "Accepted":
+            return
+        trace.wait_for(timeout, since=last.mono if last else None,
+                       where=lambda e: boot_answer(e) and (e.payload.get("payload") or {}).get("status") == "Accepted",
+                       **criteria)
+
+    def restore(self) -> None:
+        """Back to the rig file's security settings (a test may have reconfigured them)."""
+        if self.emulator is not None and self.security_profile != self.config.ocpp.security_profile:
+            self.reconfigure_security(self.config.ocpp.security_profile)
+
+    def require(self, capability: str) -> None:
+        if capability not in self.capabilities:
+            raise RoleUnavailable(f"the rig's EVSE does not offer {capability!r}")
+
+
+def dut_identity(trace, station_id: str) -> dict[str, str] | None:
+    """The identity a station gave in its latest BootNotification, in one shape for all versions."""
+    event = trace.last(layer=Layer.OCPP, name="BootNotification", observer="csms", src="evse",
+                       keys={"station_id": station_id},
+                       where=lambda e: isinstance(e.payload, dict) and e.payload.get("type") == "CALL"
+                       and "violation" not in e.payload)
+    if event is None:
+        return None
+    body = event.payload.get("payload") or {}
+    if "chargingStation" in body:
+        station = body["chargingStation"]
+        fields = {"vendor": station.get("vendorName"), "model": station.get("model"),
+                  "serial_number": station.get("serialNumber"), "firmware_version": station.get("firmwareVersion")}
+    else:
+        fields = {"vendor": body.get("chargePointVendor"), "model": body.get("chargePointModel"),
+                  "serial_number": body.get("chargePointSerialNumber") or body.get("chargeBoxSerialNumber"),
+                  "firmware_version": body.get("firmwareVersion")}
+    return {"station_id": station_id, **{k: v for k, v in fields.items() if v}}
+
+
+# -- EV ------------------------------------------------------------------------------------------
+
+class EvRole(Role):
+    """The EV at the EVSE's plug: plug in, charge, stop, unplug."""
+
+    name = "ev"
+
+    def __init__(self, rig: "Rig") -> None:
+        super().__init__(rig)
+        self.config = rig.config.ev
+        self.vehicle: BasicEv | None = None
+
+    async def activate(self) -> None:
+        if self.config.kind == "none":
+            return
+        battery = Battery(capacity_wh=self.config.capacity_kwh * 1000.0, soc=self.config.soc,
+                          max_charge_w=self.config.max_charge_kw * 1000.0)
+        self.vehicle = BasicEv(self.rig.trace, battery, max_current=self.config.max_current,
+                               phases=self.config.phases)
+
+    async def make_safe(self) -> None:
+        if self.vehicle is not None and self.vehicle.plugged:
+            await self.vehicle.unplug()
+
+    def restore(self) -> None:
+        """Unplugged, willing to charge, with the rig file's state of charge."""
+        if self.vehicle is not None:
+            self.rig.run(self.make_safe())
+            self.vehicle.wants_energy = True
+            self.vehicle.battery.soc = self.config.soc
+
+    def _need(self) -> BasicEv:
+        if self.vehicle is None:
+            raise RoleUnavailable("this rig has no EV")
+        return self.vehicle
+
+    def plug_in(self, evse_id: int = 1) -> None:
+        vehicle = self._need()
+        emulator = self.rig.evse.emulator
+        if emulator is None:
+            raise RoleUnavailable("plugging into a real EVSE needs pilot hardware (a lab pilot driver)")
+        connector = emulator.connectors[evse_id]
+        self.rig.run(vehicle.plug_in(connector.pilot, connector.line))
+
+    def unplug(self) -> None:
+        self.rig.run(self._need().unplug())
+
+    def stop_charging(self) -> None:
+        """The EV stops taking energy (CP back to state B) but stays plugged."""
+        self._need().wants_energy = False
+
+    def resume_charging(self) -> None:
+        self._need().wants_energy = True
+
+    @property
+    def soc(self) -> float:
+        return self._need().battery.soc

@@ -1,0 +1,84 @@
+"""Offline behaviour: transaction messages made while the CSMS is unreachable are queued and
+delivered, in order and complete, once the station is back (E11, E12). The CSMS goes offline the
+way OCTT does it: it closes the connection and accepts no reconnect for a while."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from harness.ocpp import commands
+
+
+def _charging_transaction(rig, csms, evse, ev, token: str):
+    mark = rig.trace.now()
+    ev.plug_in()
+    assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"
+    tx = csms.wait_transaction(since=mark, timeout=rig.scaled(60) + 5,
+                               where=lambda t: t.id_token == token and t.started_at is not None)
+    csms.wait_charging(since=mark, timeout=rig.scaled(60) + 5)
+    return mark, tx
+
+
+def _offline(rig, csms, seconds: float) -> tuple[float, float]:
+    went = rig.trace.now()
+    csms.go_offline()
+    time.sleep(seconds)
+    came = rig.trace.now()
+    csms.come_online()
+    csms.wait_connected(rig.scaled(120) + 10)
+    return went, came
+
+
+def _check_delivery(evse, tx) -> None:
+    if evse.version.value == "1.6":
+        return  # 1.6 carries neither seqNo nor an offline flag
+    assert tx.seq_nos == list(range(len(tx.seq_nos))), f"seqNo lost or out of order: {tx.seq_nos}"
+    assert any(tx.offline_flags), "no TransactionEvent was marked offline"
+
+
+@pytest.mark.case("OCPP-OFF-001")
+@pytest.mark.requires("remote_start", "ev", "offline")
+def test_connection_lost_during_transaction(rig, csms, evse, ev, step, kpi):
+    mark, tx = _charging_transaction(rig, csms, evse, ev, "OFF001-TOKEN")
+    action, payload = commands.get_variable(evse.version, "SampledDataCtrlr", "TxUpdatedInterval",
+                                            "MeterValueSampleInterval")
+    response = csms.call(action, payload)
+    value = (response.get("getVariableResult") or [{}])[0].get("attributeValue") or \
+        (response.get("configurationKey") or [{}])[0].get("value") or "60"
+    offline_for = rig.scaled(float(value)) * 3 + 0.2
+    with step(f"the CSMS is unreachable for {offline_for:.1f} s while the EV charges"):
+        _, came = _offline(rig, csms, offline_for)
+    with step("the queued meter values arrive after reconnecting, in order, marked offline"):
+        def caught_up(t):
+            late = [m for m in t.messages if m.mono > came]
+            return t.transaction_id == tx.transaction_id and len(late) >= 2
+
+        tx = csms.wait_transaction(since=mark, timeout=rig.scaled(120) + 10, where=caught_up,
+                                   what="the queued transaction messages")
+        queued = [m for m in tx.messages if m.mono > came]
+        kpi("queued_messages_delivered", len(queued), "")
+        _check_delivery(evse, tx)
+        energy = [s.value for s in tx.values("Energy.Active.Import.Register")]
+        assert energy == sorted(energy), f"energy register went backwards: {energy}"
+
+
+@pytest.mark.case("OCPP-OFF-002")
+@pytest.mark.requires("remote_start", "ev", "offline")
+def test_transaction_ended_while_offline(rig, csms, evse, ev, step):
+    mark, tx = _charging_transaction(rig, csms, evse, ev, "OFF002-TOKEN")
+    went = rig.trace.now()
+    with step("the CSMS goes offline and the EV leaves"):
+        csms.go_offline()
+        ev.unplug()
+        time.sleep(rig.scaled(10) + 0.2)
+        csms.come_online()
+        csms.wait_connected(rig.scaled(120) + 10)
+    with step("the end of the transaction is delivered after reconnecting"):
+        tx = csms.wait_transaction(since=mark, timeout=rig.scaled(120) + 10, what="the queued end of the transaction",
+                                   where=lambda t: t.transaction_id == tx.transaction_id and t.ended)
+        assert tx.stopped_reason == "EVDisconnected", f"stoppedReason {tx.stopped_reason!r}"
+        ended_at = tx.messages[-1]
+        assert ended_at.mono > went, "the end was reported before the CSMS went offline"
+        _check_delivery(evse, tx)
