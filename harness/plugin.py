@@ -266,13 +266,13 @@ def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         try:
-            the_rig.restore()
+            if the_rig.up:  # after Ctrl-C the rig may already be down
+                the_rig.restore()
         except Exception as exc:  # recorded as this case's teardown error, the next case starts clean
             session.trace.emit(Layer.RIG, "RestoreFailed", f"rig restore after {case.id} failed: {exc!r}",
                                src="rig")
             raise
         finally:
-            _attach_ocpp_log(session, first.seq)
             session.trace.test = ""
 
 
@@ -318,6 +318,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         return
     phases = item.stash.setdefault(_PHASES, {})
     phases[report.when] = (report, call.excinfo)
+    if report.when == "call" and _START in item.stash:
+        _attach_ocpp_log(session, item.stash[_START][0])  # while Allure still has the test open
     if report.when == "teardown" or (report.when == "setup" and not report.passed):
         _conclude(session, item, case, phases)
 
@@ -385,25 +387,41 @@ def _plain(value: Any) -> Any:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Before pytest-html renders report.html: put rig and DUT in its environment table."""
+    harness = _session(session.config)
+    if harness is not None:
+        _environment_table(session.config, harness, _dut(harness))
+
+
+@pytest.hookimpl(hookwrapper=True, specname="pytest_sessionfinish")
+def pytest_sessionfinish_conformance(session: pytest.Session, exitstatus: int) -> Iterator[None]:
+    """After every other sessionfinish (pytest tears the session fixtures, the rig among them,
+    down in its own): write conformance.json and conformance.html from the finished timeline."""
+    yield
     harness = _session(session.config)
     if harness is None:
         return
     if harness.rig is not None and harness.rig.up:
-        harness.rig.teardown()  # after Ctrl-C the fixture finaliser may not have run yet
+        harness.rig.teardown()
+    rig = harness.rig_config
+    rig_info = {"name": rig.name, "kind": rig.kind, "file": str(rig.path) if rig.path else None,
+                "time_scale": rig.time_scale, "evse": rig.evse.kind, "ev": rig.ev.kind, "csms": rig.csms.kind,
+                "meter": rig.meter.kind, "pilot": rig.pilot.kind, "link": rig.link.kind}
+    document = conformance.build(run_id=harness.run_id, started=harness.started, finished=conformance.utc_now(),
+                                 rig=rig_info, dut=_dut(harness), results=list(harness.results.values()),
+                                 command=sys.argv)
+    conformance.write(harness.report_dir / "conformance.json", document)
+    (harness.report_dir / "conformance.html").write_text(render(document, harness.trace), encoding="utf-8")
+
+
+def _dut(harness: HarnessSession) -> dict[str, Any] | None:
+    """The DUT as the run saw it: its BootNotification, and how the rig file connects it."""
     rig = harness.rig_config
     dut = dut_identity(harness.trace, rig.evse.station_id)
     if dut is not None:
         dut.update(ocpp_version=rig.evse.ocpp.version.value, security_profile=rig.evse.ocpp.security_profile,
                    kind=rig.evse.kind)
-    rig_info = {"name": rig.name, "kind": rig.kind, "file": str(rig.path) if rig.path else None,
-                "time_scale": rig.time_scale, "evse": rig.evse.kind, "ev": rig.ev.kind, "csms": rig.csms.kind,
-                "meter": rig.meter.kind, "pilot": rig.pilot.kind, "link": rig.link.kind}
-    document = conformance.build(run_id=harness.run_id, started=harness.started, finished=conformance.utc_now(),
-                                 rig=rig_info, dut=dut, results=list(harness.results.values()),
-                                 command=sys.argv)
-    conformance.write(harness.report_dir / "conformance.json", document)
-    (harness.report_dir / "conformance.html").write_text(render(document, harness.trace), encoding="utf-8")
-    _environment_table(session.config, harness, dut)
+    return dut
 
 
 def _environment_table(config: pytest.Config, harness: HarnessSession, dut: dict[str, Any] | None) -> None:

@@ -114,12 +114,11 @@ class ReferenceEvse:
             await connector.pilot.set_duty(NO_PWM)
             if connector.transaction is not None:
                 await self._end_transaction(connector, "AbnormalCondition", "Other")
-        if self.station.online:
-            try:
-                await self.station.drained(timeout)
-            except TimeoutError:
-                self.recorder.emit(Layer.RIG, "EvseQueueNotDrained", f"{self.station.queued} transaction "
-                                   "messages still queued at teardown", src=EVSE)
+        try:
+            await self.station.drained(timeout)
+        except TimeoutError:
+            self.recorder.emit(Layer.RIG, "EvseQueueNotDrained", f"{self.station.queued} transaction "
+                               "messages still queued at teardown", src=EVSE)
 
     async def stop(self) -> None:
         for task in self._workers:

@@ -49,6 +49,18 @@ class TransactionView:
     def ended(self) -> bool:
         return self.ended_at is not None
 
+    def seq_problems(self) -> list[str]:
+        """What is wrong with the 2.x seqNo sequence: numbers lost, or out of order. A number seen
+        twice is a retransmission (the answer to the first copy was lost) and is allowed."""
+        problems = []
+        if self.seq_nos:
+            lost = sorted(set(range(max(self.seq_nos) + 1)) - set(self.seq_nos))
+            if lost:
+                problems.append(f"seqNo {lost} never arrived")
+            if any(b < a for a, b in zip(self.seq_nos, self.seq_nos[1:])):
+                problems.append(f"seqNo out of order: {self.seq_nos}")
+        return problems
+
     def values(self, measurand: str = "Energy.Active.Import.Register") -> list[SampledValue]:
         return [s for s in self.samples if s.measurand == measurand]
 

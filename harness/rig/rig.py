@@ -82,8 +82,18 @@ class Rig:
         """Make every role safe, deactivate in reverse order, stop the loop, flush the trace.
 
         Never raises: every failure is recorded and returned, and the remaining steps still run.
+        Tearing down a rig that is not up does nothing.
         """
+        if not self._active and not self.loop.running and self._lock is None:
+            return []
         failures: list[str] = []
+        if self.csms in self._active:
+            # The CSMS listens with its configured policy first, whatever the last test did to it,
+            # so the EVSE can deliver what it queued while the other roles are made safe.
+            try:
+                self.run(self.csms.ensure_listening(), timeout=30.0)
+            except BaseException as exc:  # noqa: BLE001
+                failures.append(f"csms.ensure_listening: {exc!r}")
         for step in ("make_safe", "deactivate"):
             for role in reversed(self._active):
                 try:

@@ -255,13 +255,17 @@ class CsmsRole(Role):
         return self.rig.trace.select(layer=Layer.OCPP, observer="csms", since=since,
                                      name=("ConnectionRefused", "TlsHandshakeFailed", "TlsNotEstablished"))
 
-    def restore(self) -> None:
-        """Back to the rig file's behaviour: no scripted rules, the configured security policy,
-        listening."""
+    async def ensure_listening(self) -> None:
+        """Listening with the rig file's policy and no scripted rules."""
         assert self.server is not None
         self.server.script.clear()
         if not self.server.running or self.server.security != self.default_policy:
-            self.restart(self.default_policy)
+            await self.server.restart(self.default_policy)
+
+    def restore(self) -> None:
+        """Back to the rig file's behaviour: no scripted rules, the configured security policy,
+        listening."""
+        self.rig.run(self.ensure_listening())
 
 
 def _server_names(host: str) -> list[str]:
@@ -336,7 +340,8 @@ class EvseRole(Role):
 
     async def make_safe(self) -> None:
         if self.emulator is not None:
-            await self.emulator.make_safe(timeout=self.rig.scaled(30.0))
+            # long enough for a station to reconnect after its back-off and empty its queue
+            await self.emulator.make_safe(timeout=self.rig.scaled(120.0) + 2.0)
             return
         await self._stop_open_transactions()
 

@@ -1,0 +1,369 @@
+"""The mock CSMS against real WebSocket clients over real TCP and TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import ssl
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
+
+from harness.ocpp.csms import MockCsms
+from harness.ocpp.endpoint import ConnectionLost
+from harness.ocpp.frames import ERROR_CODES, Violation
+from harness.ocpp.security import SecurityPolicy, basic_auth_header
+from harness.ocpp.versions import OcppVersion
+from harness.pki.ocpp import generate_ocpp_pki
+from harness.pki.tls import ocpp_client_context
+from harness.trace import Recorder
+
+PASSWORD = "station-password-0001"
+BOOT = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return generate_ocpp_pki(tmp_path_factory.mktemp("pki"), station_ids=["CS1"])
+
+
+def _auth(station="CS1", password=PASSWORD):
+    return {"Authorization": basic_auth_header(station, password)}
+
+
+async def _call(ws, message_id, action, payload):
+    await ws.send(json.dumps([2, message_id, action, payload]))
+    return json.loads(await asyncio.wait_for(ws.recv(), 5))
+
+
+def _names(recorder):
+    return [e.name for e in recorder]
+
+
+def test_subprotocol_negotiation(run):
+    async def scenario():
+        recorder = Recorder()
+        csms = MockCsms(recorder, versions=[OcppVersion.V201, OcppVersion.V16])
+        await csms.start()
+        try:
+            async with connect(csms.url("CS1"), subprotocols=["ocpp1.6", "ocpp2.0.1"], additional_headers=_auth()) as ws:
+                assert ws.subprotocol == "ocpp2.0.1"  # the CSMS's preference wins
+            async with connect(csms.url("CS1"), subprotocols=["ocpp1.6"], additional_headers=_auth()) as ws:
+                assert ws.subprotocol == "ocpp1.6"
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(csms.url("CS1"), subprotocols=["ocpp2.1"], additional_headers=_auth()):
+                    pass
+            assert refused.value.response.status_code == 400
+            with pytest.raises(InvalidStatus):
+                async with connect(csms.url("CS1"), additional_headers=_auth()):
+                    pass
+        finally:
+            await csms.stop()
+        refusals = recorder.select(name="ConnectionRefused")
+        assert len(refusals) == 2 and all(e.payload["status"] == 400 for e in refusals)
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("headers, reason", [
+    ({}, "missing or malformed"),
+    ({"Authorization": "Bearer abc"}, "missing or malformed"),
+    ({"Authorization": "Basic !!!"}, "missing or malformed"),
+    (_auth(password="wrong-password-000"), "wrong password"),
+    (_auth(station="OTHER"), "is not the station id"),
+])
+def test_profile_1_refuses_bad_credentials(run, headers, reason):
+    async def scenario():
+        recorder = Recorder()
+        csms = MockCsms(recorder, security=SecurityPolicy(profile=1, credentials={"CS1": PASSWORD}))
+        await csms.start()
+        try:
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"], additional_headers=headers):
+                    pass
+            assert refused.value.response.status_code == 401
+            assert refused.value.response.headers.get("WWW-Authenticate", "").startswith("Basic")
+            async with connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"], additional_headers=_auth()) as ws:
+                assert (await _call(ws, "1", "BootNotification", BOOT))[2]["status"] == "Accepted"
+        finally:
+            await csms.stop()
+        refusal = recorder.first(name="ConnectionRefused")
+        assert reason in refusal.payload["reason"]
+
+    run(scenario())
+
+
+def test_auto_commissioning_is_recorded(run):
+    async def scenario():
+        recorder = Recorder()
+        csms = MockCsms(recorder)  # no credentials configured
+        await csms.start()
+        try:
+            async with connect(csms.url("ANY-STATION"), subprotocols=["ocpp2.0.1"],
+                               additional_headers=_auth("ANY-STATION", "whatever-password")):
+                pass
+        finally:
+            await csms.stop()
+        assert "auto-commissioned" in recorder.first(name="Connected").payload["notes"][0]
+
+    run(scenario())
+
+
+def test_profile_2_tls_and_refusals(run, pki):
+    async def scenario():
+        recorder = Recorder()
+        policy = SecurityPolicy(profile=2, credentials={"CS1": PASSWORD}, server=pki.csms_server)
+        csms = MockCsms(recorder, security=policy)
+        await csms.start()
+        try:
+            async with connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"], additional_headers=_auth(),
+                               ssl=ocpp_client_context(pki.csms_root)) as ws:
+                assert (await _call(ws, "1", "Heartbeat", {}))[0] == 3
+            old = ocpp_client_context(pki.csms_root, minimum=ssl.TLSVersion.TLSv1_1, maximum=ssl.TLSVersion.TLSv1_1)
+            with pytest.raises((ssl.SSLError, ConnectionError)):  # the server aborts the handshake
+                async with connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"], additional_headers=_auth(), ssl=old):
+                    pass
+            with pytest.raises(InvalidStatus):
+                async with connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"], ssl=ocpp_client_context(pki.csms_root),
+                                   additional_headers=_auth(password="wrong-password-000")):
+                    pass
+            await asyncio.sleep(0.1)
+        finally:
+            await csms.stop()
+        connected = recorder.first(name="Connected")
+        assert connected.payload["tls"]["version"] in ("TLSv1.2", "TLSv1.3")
+        failure = recorder.first(name="TlsHandshakeFailed")
+        assert failure is not None and "PROTOCOL" in failure.payload["reason"]
+        assert recorder.first(name="TlsNotEstablished") is not None
+        assert recorder.first(name="ConnectionRefused").payload["status"] == 401
+
+    run(scenario())
+
+
+def test_profile_3_client_certificates(run, pki):
+    async def scenario():
+        recorder = Recorder()
+        policy = SecurityPolicy(profile=3, server=pki.csms_server, client_ca=pki.csms_root)
+        csms = MockCsms(recorder, security=policy)
+        await csms.start()
+        url = csms.url("CS1")
+
+        def client(files=None):
+            return ocpp_client_context(pki.csms_root, client_chain=files.chain if files else None,
+                                       client_key=files.key if files else None)
+
+        try:
+            async with connect(url, subprotocols=["ocpp2.0.1"], ssl=client(pki.stations["CS1"])) as ws:
+                assert (await _call(ws, "1", "Heartbeat", {}))[0] == 3
+            with pytest.raises(InvalidStatus) as refused:  # a valid certificate for another station
+                async with connect(url, subprotocols=["ocpp2.0.1"], ssl=client(pki.misnamed_stations["CS1"])):
+                    pass
+            assert refused.value.response.status_code == 401
+            for wrong in (pki.untrusted_stations["CS1"], None):  # unknown CA, no certificate at all
+                # TLS 1.3 checks the client certificate after the client thinks the handshake is
+                # done, so the refusal may surface as a failed HTTP upgrade
+                with pytest.raises((ssl.SSLError, ConnectionError, ConnectionClosed, EOFError, InvalidMessage)):
+                    async with connect(url, subprotocols=["ocpp2.0.1"], ssl=client(wrong)) as ws:
+                        await ws.recv()
+            await asyncio.sleep(0.1)
+        finally:
+            await csms.stop()
+        assert recorder.first(name="Connected").payload["tls"]["client_certificate"]
+        assert "CN" in recorder.first(name="ConnectionRefused").payload["reason"]
+        assert len(recorder.select(name="TlsNotEstablished")) >= 2
+
+    run(scenario())
+
+
+def test_scripted_answers(run):
+    async def scenario():
+        recorder = Recorder()
+        csms = MockCsms(recorder)
+        await csms.start()
+        script = csms.script
+        try:
+            async with connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"], additional_headers=_auth()) as ws:
+                script.when("BootNotification", times=1).reject()
+                assert (await _call(ws, "1", "BootNotification", BOOT))[2]["status"] == "Rejected"
+                assert (await _call(ws, "2", "BootNotification", BOOT))[2]["status"] == "Accepted"  # rule retired
+                script.when("Authorize", where=lambda p: p["idToken"]["idToken"] == "BAD").reject()
+                token = {"idToken": {"idToken": "BAD", "type": "ISO14443"}}
+                assert (await _call(ws, "3", "Authorize", token))[2]["idTokenInfo"]["status"] == "Invalid"
+                token["idToken"]["idToken"] = "GOOD"
+                assert (await _call(ws, "4", "Authorize", token))[2]["idTokenInfo"]["status"] == "Accepted"
+                script.when("Heartbeat").reply({"currentTime": "not-a-time-on-purpose"})
+                assert (await _call(ws, "5", "Heartbeat", {}))[2] == {"currentTime": "not-a-time-on-purpose"}
+                script.when("Heartbeat").error("InternalError", "boom")
+                assert (await _call(ws, "6", "Heartbeat", {}))[2:4] == ["InternalError", "boom"]
+                script.when("Heartbeat", times=1).default(delay=0.3)
+                started = asyncio.get_running_loop().time()
+                await _call(ws, "7", "Heartbeat", {})
+                assert asyncio.get_running_loop().time() - started >= 0.3
+                script.when("StatusNotification").silent()
+                await ws.send(json.dumps([2, "8", "StatusNotification", {
+                    "timestamp": "2026-01-01T00:00:00Z", "connectorStatus": "Available", "evseId": 1, "connectorId": 1}]))
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(ws.recv(), 0.3)
+                script.when("MeterValues").drop()
+                await ws.send(json.dumps([2, "9", "MeterValues", {
+                    "evseId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z",
+                                                 "sampledValue": [{"value": 1.0}]}]}]))
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 5)
+        finally:
+            await csms.stop()
+        assert recorder.first(name="Disconnect") is not None
+
+    run(scenario())
+
+
+def test_csms_call_while_the_stations_call_is_in_flight(run):
+    """Both directions at once: the CSMS's own call completes while it still owes the station
+    an answer, and the receive loop keeps running meanwhile."""
+
+    async def scenario():
+        recorder = Recorder()
+        csms = MockCsms(recorder)
+        await csms.start()
+        csms.script.when("Heartbeat").default(delay=0.5)
+        try:
+            async with connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"], additional_headers=_auth()) as ws:
+                await ws.send(json.dumps([2, "hb", "Heartbeat", {}]))
+                await asyncio.sleep(0.05)  # the CSMS now holds the Heartbeat
+                ours = asyncio.ensure_future(csms.call("CS1", "GetVariables", {"getVariableData": [
+                    {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]}, timeout=5))
+                incoming = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                assert incoming[0] == 2 and incoming[2] == "GetVariables"
+                await ws.send(json.dumps([3, incoming[1], {"getVariableResult": [{
+                    "attributeStatus": "Accepted", "attributeValue": "300",
+                    "component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]}]))
+                result = await asyncio.wait_for(ours, 5)
+                assert result["getVariableResult"][0]["attributeValue"] == "300"
+                heartbeat_answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                assert heartbeat_answer[:2] == [3, "hb"]
+        finally:
+            await csms.stop()
+        order = [(e.name, e.payload["type"]) for e in recorder.select(layer="ocpp")
+                 if isinstance(e.payload, dict) and "type" in e.payload]
+        assert order == [("Heartbeat", "CALL"), ("GetVariables", "CALL"), ("GetVariables", "CALLRESULT"),
+                         ("Heartbeat", "CALLRESULT")]
+
+    run(scenario())
+
+
+def _malformed_frames(count: int, version: OcppVersion, seed: int = 15118):
+    """(frame, expected messageId, expected violation) of many kinds."""
+    rng = random.Random(seed)
+    garbage = "".join(chr(rng.randrange(32, 127)) for _ in range(64))
+    kinds = [
+        lambda i: ("{not json " + garbage[: i % 60], "-1", Violation.NOT_JSON),
+        lambda i: (json.dumps({"messageTypeId": 2, "id": str(i)}), "-1", Violation.NOT_RPC),
+        lambda i: (json.dumps([2]), "-1", Violation.NOT_RPC),
+        lambda i: (json.dumps([2, i, "Heartbeat", {}]), "-1", Violation.NOT_RPC),
+        lambda i: (json.dumps([2, f"m{i}", "Heartbeat"]), f"m{i}", Violation.NOT_RPC),
+        lambda i: (json.dumps([rng.choice([0, 1, 7, 9, 99]), f"m{i}", {}]), f"m{i}", Violation.UNKNOWN_MESSAGE_TYPE),
+        lambda i: (json.dumps([2, f"m{i}", "Heartbeat", [1, 2]]), f"m{i}", Violation.PAYLOAD_NOT_OBJECT),
+        lambda i: (json.dumps([2, f"m{i}", f"NoSuchAction{i}", {}]), f"m{i}", Violation.UNKNOWN_ACTION),
+        lambda i: (json.dumps([2, f"m{i}", "RequestStartTransaction", {"idToken": {"idToken": "x", "type": "Local"},
+                                                                       "remoteStartId": 1}]),
+                   f"m{i}", Violation.UNSUPPORTED_ACTION),
+        lambda i: (json.dumps([2, f"m{i}", "BootNotification", {"reason": "PowerUp"}]), f"m{i}",
+                   Violation.MISSING_PROPERTY),
+        lambda i: (json.dumps([2, f"m{i}", "Heartbeat", {"unexpected": i}]), f"m{i}", Violation.ADDITIONAL_PROPERTY),
+        lambda i: (json.dumps([2, f"m{i}", "BootNotification", {"reason": "PowerUp", "chargingStation":
+                                                                {"model": i, "vendorName": "V"}}]),
+                   f"m{i}", Violation.WRONG_TYPE),
+        lambda i: (json.dumps([2, f"m{i}", "BootNotification", {"reason": "Sunrise", "chargingStation":
+                                                                {"model": "M", "vendorName": "V"}}]),
+                   f"m{i}", Violation.BAD_VALUE),
+        lambda i: (json.dumps([2, f"m{i}", "BootNotification", {"reason": "PowerUp", "chargingStation":
+                                                                {"model": "M" * 100, "vendorName": "V"}}]),
+                   f"m{i}", Violation.BAD_VALUE),
+    ]
+    for i in range(count):
+        yield kinds[i % len(kinds)](i)
+
+
+def test_a_thousand_malformed_frames_each_answered_and_the_station_still_served(run):
+    async def scenario():
+        recorder = Recorder()
+        csms = MockCsms(recorder)
+        await csms.start()
+        version = OcppVersion.V201
+        mismatches = []
+        try:
+            async with connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"], additional_headers=_auth()) as ws:
+                sent = 0
+                for frame, message_id, violation in _malformed_frames(1400, version):
+                    await ws.send(frame)
+                    answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    expected = [4, message_id, ERROR_CODES[violation][version]]
+                    if answer[:3] != expected or not isinstance(answer[4], dict):
+                        mismatches.append((frame[:80], answer[:3], expected))
+                    sent += 1
+                assert (await _call(ws, "after", "Heartbeat", {}))[0] == 3
+        finally:
+            await csms.stop()
+        assert sent == 1400 and not mismatches, mismatches[:5]
+        malformed = [e for e in recorder.select(observer="csms") if isinstance(e.payload, dict)
+                     and e.payload.get("violation")]
+        assert len(malformed) == 1400  # every bad frame is on the timeline with its violation
+        assert recorder.first(name="Disconnected").payload["reason"].startswith("closed")
+
+    run(scenario(), timeout=120)
+
+
+def test_floods_and_vanishing_stations_do_not_take_the_csms_down(run):
+    async def scenario():
+        recorder = Recorder()
+        csms = MockCsms(recorder, response_timeout=2)
+        await csms.start()
+        try:
+            # a flood of calls, then the station vanishes without closing
+            ws = await connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"], additional_headers=_auth())
+            for i in range(2000):
+                await ws.send(json.dumps([2, f"f{i}", "Heartbeat", {}]))
+            ws.transport.abort()
+            # a station that disconnects while the CSMS waits for its answer
+            async with connect(csms.url("CS2"), subprotocols=["ocpp2.0.1"],
+                               additional_headers=_auth("CS2", PASSWORD)) as ws2:
+                await csms.wait_connected("CS2", 5)
+                pending = asyncio.ensure_future(csms.call("CS2", "Reset", {"type": "Immediate"}))
+                await ws2.recv()
+            with pytest.raises(ConnectionLost):
+                await pending
+            # a frame far over the size limit
+            async with connect(csms.url("CS3"), subprotocols=["ocpp2.0.1"], max_size=None,
+                               additional_headers=_auth("CS3", PASSWORD)) as ws3:
+                await ws3.send(json.dumps([2, "big", "DataTransfer", {"vendorId": "x", "data": "y" * (5 << 20)}]))
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws3.recv(), 5)
+            # and the CSMS still serves
+            async with connect(csms.url("CS4"), subprotocols=["ocpp2.0.1"],
+                               additional_headers=_auth("CS4", PASSWORD)) as ws4:
+                assert (await _call(ws4, "1", "BootNotification", BOOT))[2]["status"] == "Accepted"
+        finally:
+            await csms.stop()
+        reasons = [e.payload["reason"] for e in recorder.select(name="Disconnected")]
+        assert any("1009" in r for r in reasons), reasons
+
+    run(scenario(), timeout=120)
+
+
+def test_restart_changes_the_policy_on_the_same_port(run, pki):
+    async def scenario():
+        csms = MockCsms(Recorder())
+        await csms.start()
+        port = csms.port
+        await csms.restart(SecurityPolicy(profile=2, server=pki.csms_server))
+        try:
+            assert csms.port == port and csms.url("CS1").startswith("wss://")
+            async with connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"], additional_headers=_auth(),
+                               ssl=ocpp_client_context(pki.csms_root)) as ws:
+                assert (await _call(ws, "1", "Heartbeat", {}))[0] == 3
+        finally:
+            await csms.stop()
+
+    run(scenario())

@@ -1,0 +1,94 @@
+"""`harness run` end to end on the emulated rigs, and the report folder it leaves."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from harness.trace import Recorder
+
+from conftest import ROOT
+
+REPORT_FILES = ("report.html", "junit.xml", "allure-results", "conformance.json", "conformance.html", "trace.jsonl")
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, harness_command):
+    """The whole conformance suite on rigs/emulated.yaml, as the README's first command runs it."""
+    report = tmp_path_factory.mktemp("reports") / "run"
+    result = subprocess.run(harness_command + ["run", "--report-dir", str(report)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=900)
+    return result, report
+
+
+def test_the_suite_passes_on_the_emulated_rig(full_run):
+    result, report = full_run
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "conformance:" in result.stdout and " pass" in result.stdout
+    for name in REPORT_FILES:
+        assert (report / name).exists(), name
+    assert (report.parent / "latest").resolve() == report.resolve()
+
+
+def test_conformance_json_describes_run_dut_and_cases(full_run):
+    _, report = full_run
+    document = json.loads((report / "conformance.json").read_text())
+    run = document["run"]
+    assert run["rig"]["name"] == "emulated" and run["harness_version"]
+    assert run["dut"]["vendor"] == "Harness" and run["dut"]["station_id"] == "EMU-EVSE-1"
+    assert run["summary"]["pass"] == len(document["cases"]) > 20
+    catalogue_ids = {case["id"] for case in document["cases"]}
+    assert {"OCPP-BOOT-001", "OCPP-SEC-003", "OCPP-TX-001", "OCPP-OFF-001", "OCPP-RPC-002"} <= catalogue_ids
+    security = [c for c in document["cases"] if c["id"] == "OCPP-SEC-001"]
+    assert sorted(c["instance"] for c in security) == [
+        "OCPP-SEC-001[profile-1]", "OCPP-SEC-001[profile-2]", "OCPP-SEC-001[profile-3]"]
+    boot = next(c for c in document["cases"] if c["id"] == "OCPP-BOOT-001")
+    assert boot["references"]["octt"] == ["TC_B_01_CS"] and boot["kpis"][0]["name"] == "connect_to_boot_s"
+    trace = Recorder.load(report / "trace.jsonl")
+    first, last = boot["evidence"]["trace_span"]
+    assert any(e.name == "TestVerdict" for e in trace if first <= e.seq <= last)
+
+
+def test_junit_carries_the_case_ids(full_run):
+    _, report = full_run
+    tree = ET.parse(report / "junit.xml")
+    properties = {p.get("name"): p.get("value") for p in tree.iter("property")}
+    assert properties.get("case_id", "").startswith("OCPP-")
+    cases = list(tree.iter("testcase"))
+    assert cases and all(any(p.get("name") == "case_id" for p in c.iter("property")) for c in cases)
+
+
+def test_allure_results_have_labels_steps_and_the_ocpp_log(full_run):
+    _, report = full_run
+    results = [json.loads(p.read_text()) for p in (report / "allure-results").glob("*-result.json")]
+    assert results
+    labels = {(label["name"], label["value"]) for r in results for label in r["labels"]}
+    assert ("epic", "EV charging interoperability") in labels
+    assert ("feature", "OCPP security profiles") in labels
+    assert any(name == "story" for name, _ in labels)
+    assert any(r.get("steps") for r in results)
+    attachments = [a for r in results for a in r.get("attachments", []) if a["name"] == "OCPP log"]
+    assert attachments and (report / "allure-results" / attachments[0]["source"]).read_text().strip()
+
+
+def test_html_reports_show_verdicts_and_the_dut(full_run):
+    _, report = full_run
+    html = (report / "report.html").read_text()
+    assert "Reference EVSE" in html and "EMU-EVSE-1" in html and "passed" in html.lower()
+    conformance = (report / "conformance.html").read_text()
+    assert "Device under test" in conformance and "Reference EVSE" in conformance
+    assert conformance.count("class='v v-pass'") >= 20 and "TC_E_40_CS" in conformance
+
+
+def test_the_same_suites_run_against_an_ocpp_16_station(tmp_path, harness_command):
+    report = tmp_path / "run16"
+    result = subprocess.run(harness_command + ["run", "--rig", str(ROOT / "rigs" / "emulated-ocpp16.yaml"),
+                                               "--report-dir", str(report), "-k", "transactions or offline or boot"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:]
+    document = json.loads((report / "conformance.json").read_text())
+    assert document["run"]["dut"]["ocpp_version"] == "1.6"
+    assert document["run"]["summary"]["pass"] >= 10 and not document["run"]["summary"]["fail"]

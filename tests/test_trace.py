@@ -1,0 +1,112 @@
+"""The timeline: recording, queries, waiting, and nothing lost when the process dies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from harness.trace import Layer, Recorder, TraceTimeout
+from harness.trace.recorder import TraceFileError
+
+
+def test_events_are_written_as_they_happen(tmp_path):
+    path = tmp_path / "trace.jsonl"
+    recorder = Recorder(path)
+    recorder.emit(Layer.OCPP, "BootNotification", "CALL BootNotification", src="evse", dst="csms",
+                  payload={"frame": "[2]", "raw": b"\x01\xff"}, keys={"station_id": "CS1", "evse_id": 1})
+    # readable before close: a crash after emit() loses nothing
+    line = json.loads(path.read_text().splitlines()[0])
+    assert line["layer"] == "ocpp" and line["keys"] == {"station_id": "CS1", "evse_id": "1"}
+    assert line["payload"]["raw"] == "01FF"  # bytes as uppercase hex
+    assert line["wall"].endswith("+00:00") and line["observer"] == "evse"
+    recorder.close()
+
+
+def test_select_by_layer_name_keys_time_and_predicate():
+    recorder = Recorder()
+    recorder.emit(Layer.OCPP, "TransactionEvent", "a", keys={"transaction_id": "T1"})
+    mark = recorder.now()
+    recorder.emit(Layer.OCPP, "TransactionEvent", "b", keys={"transaction_id": "T2"}, payload={"seqNo": 0})
+    recorder.emit(Layer.METER, "sample", "c", payload={"power": 11000})
+    recorder.emit(Layer.OCPP, "TransactionEvent", "d", keys={"transaction_id": "T1"}, payload={"seqNo": 1})
+    assert [e.summary for e in recorder.select(keys={"transaction_id": "T1"})] == ["a", "d"]
+    assert [e.summary for e in recorder.select(layer="ocpp", since=mark)] == ["b", "d"]
+    assert recorder.first(layer=Layer.METER, since=mark).payload["power"] == 11000
+    assert recorder.last(name="TransactionEvent").summary == "d"
+    assert recorder.select(where=lambda e: (e.payload or {}).get("seqNo") == 1)[0].summary == "d"
+    with pytest.raises(TypeError):
+        recorder.first(colour="red")
+
+
+def test_wait_for_sees_events_from_another_thread():
+    recorder = Recorder()
+    mark = recorder.now()
+    threading.Timer(0.05, lambda: recorder.emit(Layer.V2G, "SessionSetupRes", "late")).start()
+    assert recorder.wait_for(5.0, name="SessionSetupRes", since=mark).summary == "late"
+    with pytest.raises(TraceTimeout, match="SessionStopRes"):
+        recorder.wait_for(0.05, name="SessionStopRes")
+
+
+def test_concurrent_writers_keep_every_event(tmp_path):
+    recorder = Recorder(tmp_path / "trace.jsonl")
+
+    def writer(n: int) -> None:
+        for i in range(500):
+            recorder.emit(Layer.METER, "sample", f"{n}-{i}")
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    recorder.close()
+    reloaded = Recorder.load(tmp_path / "trace.jsonl")
+    assert len(reloaded) == 2000
+    assert [e.seq for e in reloaded] == list(range(2000))
+
+
+def test_a_broken_subscriber_does_not_stop_recording(capsys):
+    recorder = Recorder()
+    recorder.subscribe(lambda event: 1 / 0)
+    recorder.emit(Layer.RIG, "x", "still recorded")
+    assert len(recorder) == 1
+    assert "ZeroDivisionError" in capsys.readouterr().err
+
+
+def test_load_ignores_a_line_cut_by_a_crash_but_not_a_corrupt_one(tmp_path):
+    recorder = Recorder(tmp_path / "trace.jsonl")
+    recorder.emit(Layer.RIG, "a", "first")
+    recorder.close()
+    path = tmp_path / "trace.jsonl"
+    with path.open("a") as handle:
+        handle.write('{"seq": 1, "mono": 2.0, "wal')  # the process died mid-write
+    assert len(Recorder.load(path)) == 1
+    path.write_text('not json\n' + path.read_text())
+    with pytest.raises(TraceFileError, match="trace.jsonl:1"):
+        Recorder.load(path)
+
+
+def test_a_killed_process_leaves_everything_it_recorded(tmp_path):
+    path = tmp_path / "trace.jsonl"
+    script = (
+        "import sys, time\n"
+        "from harness.trace import Recorder, Layer\n"
+        f"r = Recorder({str(path)!r})\n"
+        "for i in range(200):\n"
+        "    r.emit(Layer.OCPP, 'Heartbeat', f'beat {i}')\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(10)
+    events = list(Recorder.load(path))
+    assert len(events) == 200 and events[-1].summary == "beat 199"
