@@ -81,9 +81,11 @@ def transactions(recorder: Recorder, *, station_id: str | None = None, since: fl
                  observer: str = OBSERVER) -> list[TransactionView]:
     """Every transaction seen, in the order each started."""
     keys = {"station_id": station_id} if station_id else None
-    calls = [e for e in recorder.select(layer=Layer.OCPP, observer=observer, since=since, keys=keys)
-             if isinstance(e.payload, dict) and e.payload.get("type") in ("CALL", "CALLRESULT")
-             and "violation" not in e.payload]
+    calls: list[tuple[Event, dict[str, Any]]] = []
+    for event in recorder.select(layer=Layer.OCPP, observer=observer, since=since, keys=keys):
+        payload = event.payload  # parsed once per event
+        if isinstance(payload, dict) and payload.get("type") in ("CALL", "CALLRESULT") and "violation" not in payload:
+            calls.append((event, payload))
     found: dict[tuple[str, str], TransactionView] = {}
     pending_starts: dict[str, tuple[Event, dict[str, Any]]] = {}  # 1.6: message id -> StartTransaction
 
@@ -93,8 +95,7 @@ def transactions(recorder: Recorder, *, station_id: str | None = None, since: fl
             found[key] = TransactionView(station, transaction_id)
         return found[key]
 
-    for event in calls:
-        payload = event.payload
+    for event, payload in calls:
         body = payload.get("payload") or {}
         station = event.keys.get("station_id", "")
         action = payload.get("action")

@@ -187,7 +187,8 @@ class CsmsRole(Role):
     def wait_for_message(self, action: str, *, timeout: float, since: float | None = None,
                          where: Callable[[Mapping[str, Any]], bool] | None = None, kind: str = "CALL") -> Event:
         def match(event: Event) -> bool:
-            body = event.payload if isinstance(event.payload, dict) else {}
+            body = event.payload
+            body = body if isinstance(body, dict) else {}
             return (body.get("type") == kind and "violation" not in body
                     and (where is None or bool(where(body.get("payload") or {}))))
 
@@ -201,7 +202,7 @@ class CsmsRole(Role):
         if transaction_id is not None:
             keys["transaction_id"] = transaction_id
         events = self.rig.trace.select(layer=Layer.OCPP, observer="csms", name=action, since=since, keys=keys)
-        return [e for e in events if kind is None or (isinstance(e.payload, dict) and e.payload.get("type") == kind)]
+        return [e for e in events if kind is None or _frame_type(e) == kind]
 
     def transactions(self, *, since: float | None = None) -> list[TransactionView]:
         return transactions(self.rig.trace, station_id=self.station_id, since=since)
@@ -266,6 +267,12 @@ class CsmsRole(Role):
         """Back to the rig file's behaviour: no scripted rules, the configured security policy,
         listening."""
         self.rig.run(self.ensure_listening())
+
+
+def _frame_type(event: Event) -> str | None:
+    """CALL, CALLRESULT or CALLERROR for an OCPP frame on the timeline (valid or not), else None."""
+    body = event.payload
+    return body.get("type") if isinstance(body, dict) else None
 
 
 def _server_names(host: str) -> list[str]:
@@ -403,17 +410,17 @@ class EvseRole(Role):
         self.rig.csms.wait_connected(timeout)
         trace = self.rig.trace
 
-        def boot_answer(event: Event) -> bool:
-            return isinstance(event.payload, dict) and event.payload.get("type") == "CALLRESULT"
+        def accepted(event: Event) -> bool:
+            body = event.payload
+            return (isinstance(body, dict) and body.get("type") == "CALLRESULT"
+                    and (body.get("payload") or {}).get("status") == "Accepted")
 
         criteria = dict(layer=Layer.OCPP, name="BootNotification", observer="csms", src="csms",
                         keys={"station_id": self.station_id})
-        last = trace.last(where=boot_answer, **criteria)
-        if last is not None and (last.payload.get("payload") or {}).get("status") == "Accepted":
+        last = trace.last(where=lambda e: _frame_type(e) == "CALLRESULT", **criteria)
+        if last is not None and accepted(last):
             return
-        trace.wait_for(timeout, since=last.mono if last else None,
-                       where=lambda e: boot_answer(e) and (e.payload.get("payload") or {}).get("status") == "Accepted",
-                       **criteria)
+        trace.wait_for(timeout, since=last.mono if last else None, where=accepted, **criteria)
 
     def restore(self) -> None:
         """Back to the rig file's security settings (a test may have reconfigured them)."""
@@ -429,8 +436,7 @@ def dut_identity(trace, station_id: str) -> dict[str, str] | None:
     """The identity a station gave in its latest BootNotification, in one shape for all versions."""
     event = trace.last(layer=Layer.OCPP, name="BootNotification", observer="csms", src="evse",
                        keys={"station_id": station_id},
-                       where=lambda e: isinstance(e.payload, dict) and e.payload.get("type") == "CALL"
-                       and "violation" not in e.payload)
+                       where=lambda e: _frame_type(e) == "CALL" and "violation" not in e.payload)
     if event is None:
         return None
     body = event.payload.get("payload") or {}

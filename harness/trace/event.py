@@ -34,6 +34,10 @@ class Event:
     harness's, so the same frame is recorded once as sent and once as received; the black-box
     view of a DUT is what the harness's own side (``csms``, ``ev``) observed. ``keys`` carries the
     correlation keys that tie layers together.
+
+    The payload is kept as its JSON text and parsed when asked for: a long run holds hundreds of
+    thousands of events, and as text they cost the garbage collector nothing. It also means the
+    payload a query sees is exactly what trace.jsonl holds.
     """
 
     seq: int
@@ -44,17 +48,22 @@ class Event:
     summary: str
     src: str = ""
     dst: str = ""
-    payload: Any = None
+    payload_json: str = "null"
     keys: Mapping[str, str] = field(default_factory=dict)
     test: str = ""
     observer: str = ""
+
+    @property
+    def payload(self) -> Any:
+        """The payload, parsed afresh on every access (callers may change what they get)."""
+        return json.loads(self.payload_json)
 
     @property
     def direction(self) -> str:
         return f"{self.src}->{self.dst}" if self.dst else self.src
 
     def to_json(self) -> str:
-        return json.dumps(
+        head = json.dumps(
             {
                 "seq": self.seq,
                 "mono": round(self.mono, 6),
@@ -67,12 +76,11 @@ class Event:
                 "summary": self.summary,
                 "keys": dict(self.keys),
                 "test": self.test,
-                "payload": self.payload,
             },
-            default=_json_default,
             ensure_ascii=False,
             separators=(",", ":"),
         )
+        return f'{head[:-1]},"payload":{self.payload_json}}}'
 
     @classmethod
     def from_json(cls, line: str) -> "Event":
@@ -86,11 +94,16 @@ class Event:
             summary=raw["summary"],
             src=raw.get("src", ""),
             dst=raw.get("dst", ""),
-            payload=raw.get("payload"),
+            payload_json=payload_text(raw.get("payload")),
             keys=raw.get("keys", {}),
             test=raw.get("test", ""),
             observer=raw.get("observer", ""),
         )
+
+
+def payload_text(payload: Any) -> str:
+    """The JSON text of a payload: bytes as hex, dataclasses and enums as values."""
+    return json.dumps(payload, default=_json_default, ensure_ascii=False, separators=(",", ":"))
 
 
 def wall_iso(wall: float) -> str:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, TextIO
 
-from harness.trace.event import Event, Layer
+from harness.trace.event import Event, Layer, payload_text
 
 Predicate = Callable[[Event], bool]
 
@@ -52,7 +52,8 @@ class Recorder:
 
     def emit(self, layer: Layer | str, name: str, summary: str, *, src: str = "", dst: str = "",
              payload: Any = None, keys: Mapping[str, Any] | None = None, observer: str = "") -> Event:
-        """Record one event. ``payload`` belongs to the recorder afterwards; do not mutate it."""
+        """Record one event; ``payload`` is serialized at once, so later changes to it do not
+        change the record."""
         with self._changed:
             event = Event(
                 seq=len(self._events),
@@ -63,7 +64,7 @@ class Recorder:
                 summary=summary,
                 src=src,
                 dst=dst,
-                payload=payload,
+                payload_json=payload_text(payload),
                 keys={k: str(v) for k, v in (keys or {}).items() if v is not None},
                 test=self.test,
                 observer=observer or src,
