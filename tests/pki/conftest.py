@@ -28,3 +28,16 @@ def iso20_ed448_pki() -> Iso15118Pki:
 def any_pki(request, iso2_pki, iso20_pki, iso20_ed448_pki) -> Iso15118Pki:
     return {"iso2": iso2_pki, "iso20-secp521r1": iso20_pki,
             "iso20-ed448": iso20_ed448_pki}[request.param]
+
+
+#: the password the generated keys are encrypted with in the tests
+KEY_PASSWORD = b"harness-test"
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory):
+    """Everything ``harness certs generate`` writes, keys encrypted, once per session."""
+    from harness.pki.generate import generate
+
+    return generate(tmp_path_factory.mktemp("certs"), password=KEY_PASSWORD,
+                    station_ids=("CS001",))
