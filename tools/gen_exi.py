@@ -701,9 +701,9 @@ class GrammarBuilder:
         self._type_index[typedef] = index
         if isinstance(typedef, SimpleType):
             datatype = self.datatype(typedef)
-            self.types.append([g.TYPE_SIMPLE, typedef.label(), datatype, None])
+            self.types.append([g.TYPE_SIMPLE, typedef.label(), datatype, None, ()])
         else:
-            self.types.append([g.TYPE_COMPLEX, typedef.label(), None, typedef.abstract])
+            self.types.append([g.TYPE_COMPLEX, typedef.label(), None, typedef.abstract, ()])
         self._pending.append((typedef, index))
         return index
 
@@ -713,7 +713,7 @@ class GrammarBuilder:
             if isinstance(typedef, SimpleType):
                 self.types[index][3] = self._simple_grammar(typedef, self.types[index][2])
             else:
-                self.types[index][2] = self._complex_grammar(typedef)
+                self.types[index][2], self.types[index][4] = self._complex_grammar(typedef)
 
     def _simple_grammar(self, stype: SimpleType, datatype: int) -> int:
         """§8.5.4.1.3.1: Type_0: CH [schema-typed value] Type_1; Type_1: EE."""
@@ -747,6 +747,7 @@ class GrammarBuilder:
             begin = [(g.P_CH, g.VALUE_KEY, self.datatype(content), after_value)]
             keys_seen[g.VALUE_KEY] = "simple content"
             position_states = []
+            self._element_keys = []
         else:
             begin, position_states = self._particle_states(ctype, content, content_start, mixed,
                                                            keys_seen)
@@ -783,11 +784,20 @@ class GrammarBuilder:
             state.untyped_next = state
         for state in [start, content_start, *after_attribute, *position_states]:
             state.productions = _sorted_productions(state.productions)
-        return start.index
+        # the JSON keys in schema order: attributes as sorted above, the value, then the
+        # elements in the order of their particles
+        order = [a.name for a in attributes]
+        if g.VALUE_KEY in keys_seen:
+            order.append(g.VALUE_KEY)
+        for key in self._element_keys:
+            if key not in order:
+                order.append(key)
+        return start.index, tuple(order)
 
     def _particle_states(self, ctype, content, content_start, mixed, keys_seen):
         """First productions of the content and the states after each position (§8.5.4.1.5-8)."""
         name = ctype.label()
+        self._element_keys = []
         if content is None:
             return [(g.P_EE,)], []
         positions: list[Position] = []
@@ -836,6 +846,9 @@ class GrammarBuilder:
             return nullable or particle.min == 0, first, last
 
         nullable, first, last = walk(content, False)
+        self._element_keys = [member.name for position in positions
+                              if isinstance(position.particle.term, Element)
+                              for member in self.schemas.substitution_set(position.particle.term)]
 
         # JSON keys: one per element qname, a list when the element may occur more than once
         occurrences: dict[str, int] = {}
@@ -924,7 +937,7 @@ class GrammarBuilder:
             for a in typedef.attributes:
                 attributes.setdefault((a.ns, a.name), []).append(a.type)
         index = len(self.types)
-        self.types.append([g.TYPE_RELAXED, "element fragment grammar", None, False])
+        self.types.append([g.TYPE_RELAXED, "element fragment grammar", None, False, ()])
         ef0 = self.new_state(ATTRIBUTE_START, "element fragment: start")
         ef2 = self.new_state(CONTENT, "element fragment: content")
         local_names = [q[1] for q in attributes]
@@ -1137,11 +1150,11 @@ def render_module(schema: str, builder: GrammarBuilder, tops: dict) -> str:
     lines += [")", "", "TYPES = ("]
     kind_const = {g.TYPE_SIMPLE: "TYPE_SIMPLE", g.TYPE_COMPLEX: "TYPE_COMPLEX",
                   g.TYPE_RELAXED: "TYPE_RELAXED"}
-    for i, (kind, name, a, b) in enumerate(builder.types):
+    for i, (kind, name, a, b, keys) in enumerate(builder.types):
         if kind == g.TYPE_SIMPLE:
             lines.append(f"    ({kind_const[kind]}, {name!r}, {a}, {b}),  # {i}")
         else:
-            lines.append(f"    ({kind_const[kind]}, {name!r}, {a}, {b!r}),  # {i}")
+            lines.append(f"    ({kind_const[kind]}, {name!r}, {a}, {b!r}, {keys!r}),  # {i}")
     lines += [")", "", "SECOND_LEVEL = ("]
     u_names = {g.U_EE: "U_EE", g.U_XSI_TYPE: "U_XSI_TYPE", g.U_XSI_NIL: "U_XSI_NIL",
                g.U_AT_ANY: "U_AT_ANY", g.U_AT_UNTYPED: "U_AT_UNTYPED", g.U_SE_ANY: "U_SE_ANY",

@@ -5,19 +5,28 @@ from __future__ import annotations
 
 from harness.exi.errors import DecodeError
 
+#: longest Unsigned Integer accepted (EXI 1.0 §7.1.6 requires values below 2**31; the schemas
+#: need 64-bit values and X.509 serial numbers of up to 20 octets). The limit keeps hostile
+#: input from building huge integers.
+MAX_UNSIGNED_OCTETS = 64
+
+#: inputs up to this many bytes are read from one Python integer (a shift and a mask per read);
+#: longer ones through a window of the bytes around the position, so that reading stays linear
+WHOLE_INPUT_LIMIT = 512
+
 
 class BitReader:
     """Reads n-bit unsigned integers from a byte string.
 
-    The input is held as one Python integer; reading is a shift and a mask. Every read checks
-    the remaining length first, so a corrupt length prefix fails instead of over-reading.
+    Every read checks the remaining length first, so a corrupt length prefix fails instead of
+    over-reading or allocating.
     """
 
     __slots__ = ("data", "value", "size", "pos")
 
     def __init__(self, data: bytes, start_bit: int = 0):
         self.data = data
-        self.value = int.from_bytes(data, "big")
+        self.value = int.from_bytes(data, "big") if len(data) <= WHOLE_INPUT_LIMIT else None
         self.size = len(data) * 8
         self.pos = start_bit
 
@@ -29,19 +38,27 @@ class BitReader:
         if end > self.size:
             raise DecodeError(f"truncated: {n} more bits needed, {self.size - self.pos} left",
                               self.pos)
+        if self.value is not None:
+            self.pos = end
+            return (self.value >> (self.size - end)) & ((1 << n) - 1)
+        first = self.pos >> 3
+        last = (end + 7) >> 3
         self.pos = end
-        return (self.value >> (self.size - end)) & ((1 << n) - 1)
+        return (int.from_bytes(self.data[first:last], "big") >> ((last << 3) - end)) \
+            & ((1 << n) - 1)
 
     def read_bytes(self, count: int) -> bytes:
         """``count`` octets from the current (not necessarily byte-aligned) position."""
         if count * 8 > self.size - self.pos:
             raise DecodeError(f"length {count} exceeds the {(self.size - self.pos) // 8} bytes "
                               f"left", self.pos)
-        if self.pos & 7 == 0:
-            start = self.pos >> 3
-            self.pos += count * 8
+        start = self.pos >> 3
+        shift = self.pos & 7
+        self.pos += count * 8
+        if not shift:
             return self.data[start:start + count]
-        return self.read(count * 8).to_bytes(count, "big")
+        window = int.from_bytes(self.data[start:start + count + 1], "big")
+        return ((window >> (8 - shift)) & ((1 << (count * 8)) - 1)).to_bytes(count, "big")
 
     def read_unsigned(self) -> int:
         """Unsigned Integer (EXI 1.0 §7.1.6): 7-bit groups, least significant first."""
@@ -53,6 +70,9 @@ class BitReader:
             if octet < 0x80:
                 return result
             shift += 7
+            if shift >= 7 * MAX_UNSIGNED_OCTETS:
+                raise DecodeError(f"unsigned integer longer than {MAX_UNSIGNED_OCTETS} octets",
+                                  self.pos)
 
 
 class BitWriter:

@@ -29,7 +29,7 @@ import importlib
 import re
 
 from harness.exi import grammar as g
-from harness.exi.bits import BitReader, BitWriter
+from harness.exi.bits import MAX_UNSIGNED_OCTETS, BitReader, BitWriter
 from harness.exi.errors import DecodeError, EncodeError
 
 #: EXI header of ISO 15118 streams: distinguishing bits 10, no options, version 1 (§5)
@@ -106,7 +106,7 @@ class ComplexType:
         self.abstract = abstract
         self.relaxed = relaxed
         self.attribute_keys = ()  # in the sorted order of §8.5.4.1.3.2
-        self.rank = {}  # JSON key -> schema order, for messages whose keys are out of order
+        self.rank = {}  # JSON key -> position in schema order (harness.exi.grammar TYPES)
         self.keys = {}  # JSON key -> (is_attribute, namespace, child type or None)
 
 
@@ -136,15 +136,15 @@ class SchemaCodec:
                        for i, (width, productions, second, untyped_next)
                        in enumerate(tables.STATES)]
         self.types = []
-        for kind, name, a, b in tables.TYPES:
+        for kind, name, a, b, *rest in tables.TYPES:
             if kind == g.TYPE_SIMPLE:
                 start = self.states[b]
-                self.types.append(SimpleType(name, a, start, start.productions[0][3]))
+                self.types.append(SimpleType(name, a, start, self.states[start.productions[0][3]]))
             else:
-                self.types.append(ComplexType(name, a, b, kind == g.TYPE_RELAXED))
-        for entry in self.types:
-            if isinstance(entry, ComplexType):
-                self._describe_keys(entry)
+                ctype = ComplexType(name, a, b, kind == g.TYPE_RELAXED)
+                ctype.rank = {key: i for i, key in enumerate(rest[0])}
+                self._describe_keys(ctype)
+                self.types.append(ctype)
         self.document_width, self.document = tables.DOCUMENT
         self.fragment_width, self.fragment = tables.FRAGMENT
         self.document_codes = {key: (code, t) for code, (key, _, t) in enumerate(self.document)}
@@ -172,34 +172,6 @@ class SchemaCodec:
                     stack += _targets(production[3])
             stack.append(state.untyped_next)
         ctype.attribute_keys = tuple(sorted(k for k, v in ctype.keys.items() if v[0]))
-        # schema order: attributes (sorted, §8.5.4.1.3.2), the value, elements in particle order
-        order = list(ctype.attribute_keys)
-        if g.VALUE_KEY in ctype.keys:
-            order.append(g.VALUE_KEY)
-        order += self._element_order(ctype)
-        ctype.rank = {key: i for i, key in enumerate(order)}
-
-    def _element_order(self, ctype: ComplexType) -> list:
-        """Element keys in the order of their first particle (breadth over the grammar states,
-        which visits each particle before the ones that follow it)."""
-        order = []
-        seen = set()
-        frontier = [ctype.start]
-        while frontier:
-            following = []
-            for index in frontier:
-                if index in seen:
-                    continue
-                seen.add(index)
-                for production in self.states[index].productions:
-                    if production[0] == g.P_SE:
-                        if production[1] not in order:
-                            order.append(production[1])
-                        following += _targets(production[3])
-                    elif production[0] != g.P_EE:
-                        following += _targets(production[3])
-            frontier = following
-        return order
 
     # ============================================================================================
     # decoding
@@ -732,6 +704,8 @@ def _value_encoder(datatype):
                     raise _Unrepresentable
             if kind == g.DT_NBIT:
                 return bits, value - low
+            if abs(value).bit_length() > 7 * MAX_UNSIGNED_OCTETS:
+                invalid(f"{value} has more digits than this codec reads back ({name})", checked)
             if kind == g.DT_UNSIGNED:
                 return _UNSIGNED, value
             return _INTEGER, value

@@ -86,101 +86,101 @@ DATATYPES = (
 )
 
 TYPES = (
-    (TYPE_COMPLEX, 'AC_EVChargeParameterType', 0, False),  # 0
-    (TYPE_COMPLEX, 'AC_EVSEChargeParameterType', 7, False),  # 1
-    (TYPE_COMPLEX, 'AC_EVSEStatusType', 13, False),  # 2
-    (TYPE_COMPLEX, 'BodyBaseType', 19, True),  # 3
-    (TYPE_COMPLEX, 'CableCheckReqType', 21, False),  # 4
-    (TYPE_COMPLEX, 'CableCheckResType', 24, False),  # 5
-    (TYPE_COMPLEX, 'CanonicalizationMethodType', 29, False),  # 6
-    (TYPE_COMPLEX, 'CertificateInstallationReqType', 33, False),  # 7
-    (TYPE_COMPLEX, 'CertificateInstallationResType', 39, False),  # 8
-    (TYPE_COMPLEX, 'CertificateUpdateReqType', 47, False),  # 9
-    (TYPE_COMPLEX, 'CertificateUpdateResType', 54, False),  # 10
-    (TYPE_COMPLEX, 'ChargeParameterDiscoveryReqType', 63, False),  # 11
-    (TYPE_COMPLEX, 'ChargeParameterDiscoveryResType', 67, False),  # 12
-    (TYPE_COMPLEX, 'ChargingStatusReqType', 73, False),  # 13
-    (TYPE_COMPLEX, 'ChargingStatusResType', 75, False),  # 14
-    (TYPE_COMPLEX, 'ContractAuthenticationReqType', 84, False),  # 15
-    (TYPE_COMPLEX, 'ContractAuthenticationResType', 88, False),  # 16
-    (TYPE_COMPLEX, 'CurrentDemandReqType', 92, False),  # 17
-    (TYPE_COMPLEX, 'CurrentDemandResType', 104, False),  # 18
-    (TYPE_COMPLEX, 'DC_EVChargeParameterType', 116, False),  # 19
-    (TYPE_COMPLEX, 'DC_EVPowerDeliveryParameterType', 126, False),  # 20
-    (TYPE_COMPLEX, 'DC_EVSEChargeParameterType', 131, False),  # 21
-    (TYPE_COMPLEX, 'DC_EVSEStatusType', 142, False),  # 22
-    (TYPE_COMPLEX, 'DC_EVStatusType', 148, False),  # 23
-    (TYPE_COMPLEX, 'DSAKeyValueType', 155, False),  # 24
-    (TYPE_COMPLEX, 'DigestMethodType', 164, False),  # 25
+    (TYPE_COMPLEX, 'AC_EVChargeParameterType', 0, False, ('DepartureTime', 'EAmount', 'EVMaxVoltage', 'EVMaxCurrent', 'EVMinCurrent')),  # 0
+    (TYPE_COMPLEX, 'AC_EVSEChargeParameterType', 7, False, ('AC_EVSEStatus', 'EVSEMaxVoltage', 'EVSEMaxCurrent', 'EVSEMinCurrent')),  # 1
+    (TYPE_COMPLEX, 'AC_EVSEStatusType', 13, False, ('PowerSwitchClosed', 'RCD', 'NotificationMaxDelay', 'EVSENotification')),  # 2
+    (TYPE_COMPLEX, 'BodyBaseType', 19, True, ()),  # 3
+    (TYPE_COMPLEX, 'CableCheckReqType', 21, False, ('DC_EVStatus',)),  # 4
+    (TYPE_COMPLEX, 'CableCheckResType', 24, False, ('ResponseCode', 'DC_EVSEStatus', 'EVSEProcessing')),  # 5
+    (TYPE_COMPLEX, 'CanonicalizationMethodType', 29, False, ('Algorithm', 'value')),  # 6
+    (TYPE_COMPLEX, 'CertificateInstallationReqType', 33, False, ('Id', 'OEMProvisioningCert', 'ListOfRootCertificateIDs', 'DHParams')),  # 7
+    (TYPE_COMPLEX, 'CertificateInstallationResType', 39, False, ('Id', 'ResponseCode', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'DHParams', 'ContractID')),  # 8
+    (TYPE_COMPLEX, 'CertificateUpdateReqType', 47, False, ('Id', 'ContractSignatureCertChain', 'ContractID', 'ListOfRootCertificateIDs', 'DHParams')),  # 9
+    (TYPE_COMPLEX, 'CertificateUpdateResType', 54, False, ('Id', 'ResponseCode', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'DHParams', 'ContractID', 'RetryCounter')),  # 10
+    (TYPE_COMPLEX, 'ChargeParameterDiscoveryReqType', 63, False, ('EVRequestedEnergyTransferType', 'AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter')),  # 11
+    (TYPE_COMPLEX, 'ChargeParameterDiscoveryResType', 67, False, ('ResponseCode', 'EVSEProcessing', 'SAScheduleList', 'SASchedules', 'AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter')),  # 12
+    (TYPE_COMPLEX, 'ChargingStatusReqType', 73, False, ()),  # 13
+    (TYPE_COMPLEX, 'ChargingStatusResType', 75, False, ('ResponseCode', 'EVSEID', 'SAScheduleTupleID', 'EVSEMaxCurrent', 'MeterInfo', 'ReceiptRequired', 'AC_EVSEStatus')),  # 14
+    (TYPE_COMPLEX, 'ContractAuthenticationReqType', 84, False, ('Id', 'GenChallenge')),  # 15
+    (TYPE_COMPLEX, 'ContractAuthenticationResType', 88, False, ('ResponseCode', 'EVSEProcessing')),  # 16
+    (TYPE_COMPLEX, 'CurrentDemandReqType', 92, False, ('DC_EVStatus', 'EVTargetCurrent', 'EVMaximumVoltageLimit', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'BulkChargingComplete', 'ChargingComplete', 'RemainingTimeToFullSoC', 'RemainingTimeToBulkSoC', 'EVTargetVoltage')),  # 17
+    (TYPE_COMPLEX, 'CurrentDemandResType', 104, False, ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage', 'EVSEPresentCurrent', 'EVSECurrentLimitAchieved', 'EVSEVoltageLimitAchieved', 'EVSEPowerLimitAchieved', 'EVSEMaximumVoltageLimit', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit')),  # 18
+    (TYPE_COMPLEX, 'DC_EVChargeParameterType', 116, False, ('DC_EVStatus', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'EVMaximumVoltageLimit', 'EVEnergyCapacity', 'EVEnergyRequest', 'FullSOC', 'BulkSOC')),  # 19
+    (TYPE_COMPLEX, 'DC_EVPowerDeliveryParameterType', 126, False, ('DC_EVStatus', 'BulkChargingComplete', 'ChargingComplete')),  # 20
+    (TYPE_COMPLEX, 'DC_EVSEChargeParameterType', 131, False, ('DC_EVSEStatus', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit', 'EVSEMaximumVoltageLimit', 'EVSEMinimumCurrentLimit', 'EVSEMinimumVoltageLimit', 'EVSECurrentRegulationTolerance', 'EVSEPeakCurrentRipple', 'EVSEEnergyToBeDelivered')),  # 21
+    (TYPE_COMPLEX, 'DC_EVSEStatusType', 142, False, ('EVSEIsolationStatus', 'EVSEStatusCode', 'NotificationMaxDelay', 'EVSENotification')),  # 22
+    (TYPE_COMPLEX, 'DC_EVStatusType', 148, False, ('EVReady', 'EVCabinConditioning', 'EVRESSConditioning', 'EVErrorCode', 'EVRESSSOC')),  # 23
+    (TYPE_COMPLEX, 'DSAKeyValueType', 155, False, ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter')),  # 24
+    (TYPE_COMPLEX, 'DigestMethodType', 164, False, ('Algorithm', 'value')),  # 25
     (TYPE_SIMPLE, 'DigestValueType', 0, 168),  # 26
-    (TYPE_COMPLEX, 'EVChargeParameterType', 171, True),  # 27
-    (TYPE_COMPLEX, 'EVPowerDeliveryParameterType', 173, True),  # 28
-    (TYPE_COMPLEX, 'EVSEChargeParameterType', 175, True),  # 29
-    (TYPE_COMPLEX, 'EVSEStatusType', 177, True),  # 30
-    (TYPE_COMPLEX, 'EVStatusType', 179, True),  # 31
-    (TYPE_COMPLEX, 'EntryType', 181, True),  # 32
-    (TYPE_COMPLEX, 'KeyInfoType', 184, False),  # 33
+    (TYPE_COMPLEX, 'EVChargeParameterType', 171, True, ()),  # 27
+    (TYPE_COMPLEX, 'EVPowerDeliveryParameterType', 173, True, ()),  # 28
+    (TYPE_COMPLEX, 'EVSEChargeParameterType', 175, True, ()),  # 29
+    (TYPE_COMPLEX, 'EVSEStatusType', 177, True, ()),  # 30
+    (TYPE_COMPLEX, 'EVStatusType', 179, True, ()),  # 31
+    (TYPE_COMPLEX, 'EntryType', 181, True, ('RelativeTimeInterval', 'TimeInterval')),  # 32
+    (TYPE_COMPLEX, 'KeyInfoType', 184, False, ('Id', 'value', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData')),  # 33
     (TYPE_SIMPLE, 'string', 1, 195),  # 34
-    (TYPE_COMPLEX, 'KeyValueType', 198, False),  # 35
-    (TYPE_COMPLEX, 'ManifestType', 203, False),  # 36
-    (TYPE_COMPLEX, 'MeteringReceiptReqType', 207, False),  # 37
-    (TYPE_COMPLEX, 'MeteringReceiptResType', 213, False),  # 38
-    (TYPE_COMPLEX, 'ObjectType', 217, False),  # 39
-    (TYPE_COMPLEX, 'PGPDataType', 223, False),  # 40
-    (TYPE_COMPLEX, 'PMaxScheduleEntryType', 230, False),  # 41
-    (TYPE_COMPLEX, 'PaymentDetailsReqType', 234, False),  # 42
-    (TYPE_COMPLEX, 'PaymentDetailsResType', 238, False),  # 43
-    (TYPE_COMPLEX, 'PowerDeliveryReqType', 243, False),  # 44
-    (TYPE_COMPLEX, 'PowerDeliveryResType', 248, False),  # 45
-    (TYPE_COMPLEX, 'PreChargeReqType', 252, False),  # 46
-    (TYPE_COMPLEX, 'PreChargeResType', 257, False),  # 47
-    (TYPE_COMPLEX, 'RSAKeyValueType', 262, False),  # 48
-    (TYPE_COMPLEX, 'ReferenceType', 266, False),  # 49
-    (TYPE_COMPLEX, 'RelativeTimeIntervalType', 274, False),  # 50
-    (TYPE_COMPLEX, 'RetrievalMethodType', 278, False),  # 51
-    (TYPE_COMPLEX, 'SAScheduleListType', 283, False),  # 52
-    (TYPE_COMPLEX, 'SASchedulesType', 286, True),  # 53
-    (TYPE_COMPLEX, 'SPKIDataType', 288, False),  # 54
-    (TYPE_COMPLEX, 'SalesTariffEntryType', 292, False),  # 55
-    (TYPE_COMPLEX, 'ServiceChargeType', 297, False),  # 56
-    (TYPE_COMPLEX, 'ServiceDetailReqType', 302, False),  # 57
-    (TYPE_COMPLEX, 'ServiceDetailResType', 305, False),  # 58
-    (TYPE_COMPLEX, 'ServiceDiscoveryReqType', 310, False),  # 59
-    (TYPE_COMPLEX, 'ServiceDiscoveryResType', 314, False),  # 60
-    (TYPE_COMPLEX, 'ServicePaymentSelectionReqType', 320, False),  # 61
-    (TYPE_COMPLEX, 'ServicePaymentSelectionResType', 324, False),  # 62
-    (TYPE_COMPLEX, 'SessionSetupReqType', 327, False),  # 63
-    (TYPE_COMPLEX, 'SessionSetupResType', 330, False),  # 64
-    (TYPE_COMPLEX, 'SessionStopType', 335, False),  # 65
-    (TYPE_COMPLEX, 'SessionStopResType', 337, False),  # 66
-    (TYPE_COMPLEX, 'SignatureType', 340, False),  # 67
-    (TYPE_COMPLEX, 'SignatureMethodType', 347, False),  # 68
-    (TYPE_COMPLEX, 'SignaturePropertiesType', 352, False),  # 69
-    (TYPE_COMPLEX, 'SignaturePropertyType', 356, False),  # 70
-    (TYPE_COMPLEX, 'SignatureValueType', 361, False),  # 71
-    (TYPE_COMPLEX, 'SignedInfoType', 365, False),  # 72
-    (TYPE_COMPLEX, 'IntervalType', 371, True),  # 73
-    (TYPE_COMPLEX, 'TransformType', 373, False),  # 74
-    (TYPE_COMPLEX, 'TransformsType', 378, False),  # 75
-    (TYPE_COMPLEX, 'type of element V2G_Message', 381, False),  # 76
-    (TYPE_COMPLEX, 'WeldingDetectionReqType', 385, False),  # 77
-    (TYPE_COMPLEX, 'WeldingDetectionResType', 388, False),  # 78
-    (TYPE_COMPLEX, 'X509DataType', 393, False),  # 79
-    (TYPE_COMPLEX, 'BodyType', 401, False),  # 80
+    (TYPE_COMPLEX, 'KeyValueType', 198, False, ('value', 'DSAKeyValue', 'RSAKeyValue')),  # 35
+    (TYPE_COMPLEX, 'ManifestType', 203, False, ('Id', 'Reference')),  # 36
+    (TYPE_COMPLEX, 'MeteringReceiptReqType', 207, False, ('Id', 'SessionID', 'SAScheduleTupleID', 'MeterInfo')),  # 37
+    (TYPE_COMPLEX, 'MeteringReceiptResType', 213, False, ('ResponseCode', 'AC_EVSEStatus')),  # 38
+    (TYPE_COMPLEX, 'ObjectType', 217, False, ('Encoding', 'Id', 'MimeType', 'value')),  # 39
+    (TYPE_COMPLEX, 'PGPDataType', 223, False, ('PGPKeyID', 'PGPKeyPacket')),  # 40
+    (TYPE_COMPLEX, 'PMaxScheduleEntryType', 230, False, ('RelativeTimeInterval', 'TimeInterval', 'PMax')),  # 41
+    (TYPE_COMPLEX, 'PaymentDetailsReqType', 234, False, ('ContractID', 'ContractSignatureCertChain')),  # 42
+    (TYPE_COMPLEX, 'PaymentDetailsResType', 238, False, ('ResponseCode', 'GenChallenge', 'DateTimeNow')),  # 43
+    (TYPE_COMPLEX, 'PowerDeliveryReqType', 243, False, ('ReadyToChargeState', 'ChargingProfile', 'DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter')),  # 44
+    (TYPE_COMPLEX, 'PowerDeliveryResType', 248, False, ('ResponseCode', 'AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')),  # 45
+    (TYPE_COMPLEX, 'PreChargeReqType', 252, False, ('DC_EVStatus', 'EVTargetVoltage', 'EVTargetCurrent')),  # 46
+    (TYPE_COMPLEX, 'PreChargeResType', 257, False, ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage')),  # 47
+    (TYPE_COMPLEX, 'RSAKeyValueType', 262, False, ('Modulus', 'Exponent')),  # 48
+    (TYPE_COMPLEX, 'ReferenceType', 266, False, ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue')),  # 49
+    (TYPE_COMPLEX, 'RelativeTimeIntervalType', 274, False, ('start', 'duration')),  # 50
+    (TYPE_COMPLEX, 'RetrievalMethodType', 278, False, ('Type', 'URI', 'Transforms')),  # 51
+    (TYPE_COMPLEX, 'SAScheduleListType', 283, False, ('SAScheduleTuple',)),  # 52
+    (TYPE_COMPLEX, 'SASchedulesType', 286, True, ()),  # 53
+    (TYPE_COMPLEX, 'SPKIDataType', 288, False, ('SPKISexp',)),  # 54
+    (TYPE_COMPLEX, 'SalesTariffEntryType', 292, False, ('RelativeTimeInterval', 'TimeInterval', 'EPriceLevel', 'ConsumptionCost')),  # 55
+    (TYPE_COMPLEX, 'ServiceChargeType', 297, False, ('ServiceTag', 'FreeService', 'EnergyTransferType')),  # 56
+    (TYPE_COMPLEX, 'ServiceDetailReqType', 302, False, ('ServiceID',)),  # 57
+    (TYPE_COMPLEX, 'ServiceDetailResType', 305, False, ('ResponseCode', 'ServiceID', 'ServiceParameterList')),  # 58
+    (TYPE_COMPLEX, 'ServiceDiscoveryReqType', 310, False, ('ServiceScope', 'ServiceCategory')),  # 59
+    (TYPE_COMPLEX, 'ServiceDiscoveryResType', 314, False, ('ResponseCode', 'PaymentOptions', 'ChargeService', 'ServiceList')),  # 60
+    (TYPE_COMPLEX, 'ServicePaymentSelectionReqType', 320, False, ('SelectedPaymentOption', 'SelectedServiceList')),  # 61
+    (TYPE_COMPLEX, 'ServicePaymentSelectionResType', 324, False, ('ResponseCode',)),  # 62
+    (TYPE_COMPLEX, 'SessionSetupReqType', 327, False, ('EVCCID',)),  # 63
+    (TYPE_COMPLEX, 'SessionSetupResType', 330, False, ('ResponseCode', 'EVSEID', 'DateTimeNow')),  # 64
+    (TYPE_COMPLEX, 'SessionStopType', 335, False, ()),  # 65
+    (TYPE_COMPLEX, 'SessionStopResType', 337, False, ('ResponseCode',)),  # 66
+    (TYPE_COMPLEX, 'SignatureType', 340, False, ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object')),  # 67
+    (TYPE_COMPLEX, 'SignatureMethodType', 347, False, ('Algorithm', 'value', 'HMACOutputLength')),  # 68
+    (TYPE_COMPLEX, 'SignaturePropertiesType', 352, False, ('Id', 'SignatureProperty')),  # 69
+    (TYPE_COMPLEX, 'SignaturePropertyType', 356, False, ('Id', 'Target', 'value')),  # 70
+    (TYPE_COMPLEX, 'SignatureValueType', 361, False, ('Id', 'value')),  # 71
+    (TYPE_COMPLEX, 'SignedInfoType', 365, False, ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference')),  # 72
+    (TYPE_COMPLEX, 'IntervalType', 371, True, ()),  # 73
+    (TYPE_COMPLEX, 'TransformType', 373, False, ('Algorithm', 'value', 'XPath')),  # 74
+    (TYPE_COMPLEX, 'TransformsType', 378, False, ('Transform',)),  # 75
+    (TYPE_COMPLEX, 'type of element V2G_Message', 381, False, ('Header', 'Body')),  # 76
+    (TYPE_COMPLEX, 'WeldingDetectionReqType', 385, False, ('DC_EVStatus',)),  # 77
+    (TYPE_COMPLEX, 'WeldingDetectionResType', 388, False, ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage')),  # 78
+    (TYPE_COMPLEX, 'X509DataType', 393, False, ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL')),  # 79
+    (TYPE_COMPLEX, 'BodyType', 401, False, ('BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'ContractAuthenticationReq', 'ContractAuthenticationRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'ServicePaymentSelectionReq', 'ServicePaymentSelectionRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes')),  # 80
     (TYPE_SIMPLE, 'boolean', 2, 404),  # 81
     (TYPE_SIMPLE, 'percentValueType', 3, 407),  # 82
     (TYPE_SIMPLE, 'certificateType', 4, 410),  # 83
-    (TYPE_COMPLEX, 'ChargingProfileType', 413, False),  # 84
+    (TYPE_COMPLEX, 'ChargingProfileType', 413, False, ('SAScheduleTupleID', 'ProfileEntry')),  # 84
     (TYPE_SIMPLE, 'PMaxType', 5, 417),  # 85
     (TYPE_SIMPLE, 'unsignedInt', 6, 420),  # 86
-    (TYPE_COMPLEX, 'ConsumptionCostType', 423, False),  # 87
+    (TYPE_COMPLEX, 'ConsumptionCostType', 423, False, ('startValue', 'Cost')),  # 87
     (TYPE_SIMPLE, 'contractIDType', 7, 427),  # 88
-    (TYPE_COMPLEX, 'CertificateChainType', 430, False),  # 89
+    (TYPE_COMPLEX, 'CertificateChainType', 430, False, ('Certificate', 'SubCertificates')),  # 89
     (TYPE_SIMPLE, 'privateKeyType', 8, 434),  # 90
-    (TYPE_COMPLEX, 'CostType', 437, False),  # 91
+    (TYPE_COMPLEX, 'CostType', 437, False, ('costKind', 'amount', 'amountMultiplier')),  # 91
     (TYPE_SIMPLE, 'dHParamsType', 9, 442),  # 92
     (TYPE_SIMPLE, 'long', 10, 445),  # 93
-    (TYPE_COMPLEX, 'PhysicalValueType', 448, False),  # 94
+    (TYPE_COMPLEX, 'PhysicalValueType', 448, False, ('Multiplier', 'Unit', 'Value')),  # 94
     (TYPE_SIMPLE, 'unsignedByte', 11, 453),  # 95
     (TYPE_SIMPLE, 'evccIDType', 12, 456),  # 96
     (TYPE_SIMPLE, 'DC_EVErrorCodeType', 13, 459),  # 97
@@ -196,42 +196,42 @@ TYPES = (
     (TYPE_SIMPLE, 'faultMsgType', 23, 489),  # 107
     (TYPE_SIMPLE, 'genChallengeType', 24, 492),  # 108
     (TYPE_SIMPLE, 'HMACOutputLengthType', 25, 495),  # 109
-    (TYPE_COMPLEX, 'MessageHeaderType', 498, False),  # 110
-    (TYPE_COMPLEX, 'ListOfRootCertificateIDsType', 503, False),  # 111
+    (TYPE_COMPLEX, 'MessageHeaderType', 498, False, ('SessionID', 'Notification', 'Signature')),  # 110
+    (TYPE_COMPLEX, 'ListOfRootCertificateIDsType', 503, False, ('RootCertificateID',)),  # 111
     (TYPE_SIMPLE, 'meterIDType', 26, 506),  # 112
-    (TYPE_COMPLEX, 'MeterInfoType', 509, False),  # 113
+    (TYPE_COMPLEX, 'MeterInfoType', 509, False, ('MeterID', 'MeterReading', 'SigMeterReading', 'MeterStatus', 'TMeter')),  # 113
     (TYPE_SIMPLE, 'meterStatusType', 27, 516),  # 114
     (TYPE_SIMPLE, 'unitMultiplierType', 28, 519),  # 115
-    (TYPE_COMPLEX, 'NotificationType', 522, False),  # 116
+    (TYPE_COMPLEX, 'NotificationType', 522, False, ('FaultCode', 'FaultMsg')),  # 116
     (TYPE_SIMPLE, 'base64Binary', 29, 526),  # 117
-    (TYPE_COMPLEX, 'PMaxScheduleType', 529, False),  # 118
+    (TYPE_COMPLEX, 'PMaxScheduleType', 529, False, ('PMaxScheduleID', 'PMaxScheduleEntry')),  # 118
     (TYPE_SIMPLE, 'SAIDType', 30, 533),  # 119
-    (TYPE_COMPLEX, 'ParameterType', 536, False),  # 120
-    (TYPE_COMPLEX, 'ParameterSetType', 546, False),  # 121
+    (TYPE_COMPLEX, 'ParameterType', 536, False, ('Name', 'ValueType', 'boolValue', 'byteValue', 'shortValue', 'intValue', 'physicalValue', 'stringValue')),  # 120
+    (TYPE_COMPLEX, 'ParameterSetType', 546, False, ('ParameterSetID', 'Parameter')),  # 121
     (TYPE_SIMPLE, 'short', 31, 550),  # 122
     (TYPE_SIMPLE, 'paymentOptionType', 32, 553),  # 123
-    (TYPE_COMPLEX, 'PaymentOptionsType', 556, False),  # 124
-    (TYPE_COMPLEX, 'ProfileEntryType', 559, False),  # 125
+    (TYPE_COMPLEX, 'PaymentOptionsType', 556, False, ('PaymentOption',)),  # 124
+    (TYPE_COMPLEX, 'ProfileEntryType', 559, False, ('ChargingProfileEntryStart', 'ChargingProfileEntryMaxPower')),  # 125
     (TYPE_SIMPLE, 'responseCodeType', 33, 563),  # 126
     (TYPE_SIMPLE, 'rootCertificateIDType', 34, 566),  # 127
-    (TYPE_COMPLEX, 'SAScheduleTupleType', 569, False),  # 128
-    (TYPE_COMPLEX, 'SalesTariffType', 574, False),  # 129
+    (TYPE_COMPLEX, 'SAScheduleTupleType', 569, False, ('SAScheduleTupleID', 'PMaxSchedule', 'SalesTariff')),  # 128
+    (TYPE_COMPLEX, 'SalesTariffType', 574, False, ('Id', 'SalesTariffID', 'SalesTariffDescription', 'NumEPriceLevels', 'SalesTariffEntry')),  # 129
     (TYPE_SIMPLE, 'tariffDescriptionType', 35, 581),  # 130
-    (TYPE_COMPLEX, 'SelectedServiceType', 584, False),  # 131
-    (TYPE_COMPLEX, 'SelectedServiceListType', 588, False),  # 132
-    (TYPE_COMPLEX, 'ServiceType', 591, False),  # 133
+    (TYPE_COMPLEX, 'SelectedServiceType', 584, False, ('ServiceID', 'ParameterSetID')),  # 131
+    (TYPE_COMPLEX, 'SelectedServiceListType', 588, False, ('SelectedService',)),  # 132
+    (TYPE_COMPLEX, 'ServiceType', 591, False, ('ServiceTag', 'FreeService')),  # 133
     (TYPE_SIMPLE, 'serviceCategoryType', 36, 595),  # 134
     (TYPE_SIMPLE, 'serviceIDType', 37, 598),  # 135
-    (TYPE_COMPLEX, 'ServiceTagListType', 601, False),  # 136
+    (TYPE_COMPLEX, 'ServiceTagListType', 601, False, ('Service',)),  # 136
     (TYPE_SIMPLE, 'serviceNameType', 38, 604),  # 137
-    (TYPE_COMPLEX, 'ServiceParameterListType', 607, False),  # 138
+    (TYPE_COMPLEX, 'ServiceParameterListType', 607, False, ('ParameterSet',)),  # 138
     (TYPE_SIMPLE, 'serviceScopeType', 39, 610),  # 139
-    (TYPE_COMPLEX, 'ServiceTagType', 613, False),  # 140
+    (TYPE_COMPLEX, 'ServiceTagType', 613, False, ('ServiceID', 'ServiceName', 'ServiceCategory', 'ServiceScope')),  # 140
     (TYPE_SIMPLE, 'sessionIDType', 40, 619),  # 141
     (TYPE_SIMPLE, 'sigMeterReadingType', 41, 622),  # 142
-    (TYPE_COMPLEX, 'SubCertificatesType', 625, False),  # 143
+    (TYPE_COMPLEX, 'SubCertificatesType', 625, False, ('Certificate',)),  # 143
     (TYPE_SIMPLE, 'unitSymbolType', 42, 628),  # 144
-    (TYPE_COMPLEX, 'X509IssuerSerialType', 631, False),  # 145
+    (TYPE_COMPLEX, 'X509IssuerSerialType', 631, False, ('X509IssuerName', 'X509SerialNumber')),  # 145
     (TYPE_SIMPLE, 'integer', 43, 635),  # 146
     (TYPE_SIMPLE, 'byte', 44, 638),  # 147
     (TYPE_SIMPLE, 'costKindType', 45, 641),  # 148

@@ -98,101 +98,101 @@ DATATYPES = (
 )
 
 TYPES = (
-    (TYPE_COMPLEX, 'AC_EVChargeParameterType', 0, False),  # 0
-    (TYPE_COMPLEX, 'AC_EVSEChargeParameterType', 7, False),  # 1
-    (TYPE_COMPLEX, 'AC_EVSEStatusType', 12, False),  # 2
-    (TYPE_COMPLEX, 'AuthorizationReqType', 17, False),  # 3
-    (TYPE_COMPLEX, 'AuthorizationResType', 21, False),  # 4
-    (TYPE_COMPLEX, 'BodyBaseType', 25, True),  # 5
-    (TYPE_COMPLEX, 'CableCheckReqType', 27, False),  # 6
-    (TYPE_COMPLEX, 'CableCheckResType', 30, False),  # 7
-    (TYPE_COMPLEX, 'CanonicalizationMethodType', 35, False),  # 8
-    (TYPE_COMPLEX, 'CertificateInstallationReqType', 39, False),  # 9
-    (TYPE_COMPLEX, 'CertificateInstallationResType', 44, False),  # 10
-    (TYPE_COMPLEX, 'CertificateUpdateReqType', 52, False),  # 11
-    (TYPE_COMPLEX, 'CertificateUpdateResType', 58, False),  # 12
-    (TYPE_COMPLEX, 'ChargeParameterDiscoveryReqType', 67, False),  # 13
-    (TYPE_COMPLEX, 'ChargeParameterDiscoveryResType', 72, False),  # 14
-    (TYPE_COMPLEX, 'ChargingStatusReqType', 78, False),  # 15
-    (TYPE_COMPLEX, 'ChargingStatusResType', 80, False),  # 16
-    (TYPE_COMPLEX, 'CurrentDemandReqType', 89, False),  # 17
-    (TYPE_COMPLEX, 'CurrentDemandResType', 101, False),  # 18
-    (TYPE_COMPLEX, 'DC_EVChargeParameterType', 117, False),  # 19
-    (TYPE_COMPLEX, 'DC_EVPowerDeliveryParameterType', 128, False),  # 20
-    (TYPE_COMPLEX, 'DC_EVSEChargeParameterType', 133, False),  # 21
-    (TYPE_COMPLEX, 'DC_EVSEStatusType', 144, False),  # 22
-    (TYPE_COMPLEX, 'DC_EVStatusType', 150, False),  # 23
-    (TYPE_COMPLEX, 'DSAKeyValueType', 155, False),  # 24
-    (TYPE_COMPLEX, 'DigestMethodType', 164, False),  # 25
+    (TYPE_COMPLEX, 'AC_EVChargeParameterType', 0, False, ('DepartureTime', 'EAmount', 'EVMaxVoltage', 'EVMaxCurrent', 'EVMinCurrent')),  # 0
+    (TYPE_COMPLEX, 'AC_EVSEChargeParameterType', 7, False, ('AC_EVSEStatus', 'EVSENominalVoltage', 'EVSEMaxCurrent')),  # 1
+    (TYPE_COMPLEX, 'AC_EVSEStatusType', 12, False, ('NotificationMaxDelay', 'EVSENotification', 'RCD')),  # 2
+    (TYPE_COMPLEX, 'AuthorizationReqType', 17, False, ('Id', 'GenChallenge')),  # 3
+    (TYPE_COMPLEX, 'AuthorizationResType', 21, False, ('ResponseCode', 'EVSEProcessing')),  # 4
+    (TYPE_COMPLEX, 'BodyBaseType', 25, True, ()),  # 5
+    (TYPE_COMPLEX, 'CableCheckReqType', 27, False, ('DC_EVStatus',)),  # 6
+    (TYPE_COMPLEX, 'CableCheckResType', 30, False, ('ResponseCode', 'DC_EVSEStatus', 'EVSEProcessing')),  # 7
+    (TYPE_COMPLEX, 'CanonicalizationMethodType', 35, False, ('Algorithm', 'value')),  # 8
+    (TYPE_COMPLEX, 'CertificateInstallationReqType', 39, False, ('Id', 'OEMProvisioningCert', 'ListOfRootCertificateIDs')),  # 9
+    (TYPE_COMPLEX, 'CertificateInstallationResType', 44, False, ('ResponseCode', 'SAProvisioningCertificateChain', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'DHpublickey', 'eMAID')),  # 10
+    (TYPE_COMPLEX, 'CertificateUpdateReqType', 52, False, ('Id', 'ContractSignatureCertChain', 'eMAID', 'ListOfRootCertificateIDs')),  # 11
+    (TYPE_COMPLEX, 'CertificateUpdateResType', 58, False, ('ResponseCode', 'SAProvisioningCertificateChain', 'ContractSignatureCertChain', 'ContractSignatureEncryptedPrivateKey', 'DHpublickey', 'eMAID', 'RetryCounter')),  # 12
+    (TYPE_COMPLEX, 'ChargeParameterDiscoveryReqType', 67, False, ('MaxEntriesSAScheduleTuple', 'RequestedEnergyTransferMode', 'AC_EVChargeParameter', 'DC_EVChargeParameter', 'EVChargeParameter')),  # 13
+    (TYPE_COMPLEX, 'ChargeParameterDiscoveryResType', 72, False, ('ResponseCode', 'EVSEProcessing', 'SAScheduleList', 'SASchedules', 'AC_EVSEChargeParameter', 'DC_EVSEChargeParameter', 'EVSEChargeParameter')),  # 14
+    (TYPE_COMPLEX, 'ChargingStatusReqType', 78, False, ()),  # 15
+    (TYPE_COMPLEX, 'ChargingStatusResType', 80, False, ('ResponseCode', 'EVSEID', 'SAScheduleTupleID', 'EVSEMaxCurrent', 'MeterInfo', 'ReceiptRequired', 'AC_EVSEStatus')),  # 16
+    (TYPE_COMPLEX, 'CurrentDemandReqType', 89, False, ('DC_EVStatus', 'EVTargetCurrent', 'EVMaximumVoltageLimit', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'BulkChargingComplete', 'ChargingComplete', 'RemainingTimeToFullSoC', 'RemainingTimeToBulkSoC', 'EVTargetVoltage')),  # 17
+    (TYPE_COMPLEX, 'CurrentDemandResType', 101, False, ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage', 'EVSEPresentCurrent', 'EVSECurrentLimitAchieved', 'EVSEVoltageLimitAchieved', 'EVSEPowerLimitAchieved', 'EVSEMaximumVoltageLimit', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit', 'EVSEID', 'SAScheduleTupleID', 'MeterInfo', 'ReceiptRequired')),  # 18
+    (TYPE_COMPLEX, 'DC_EVChargeParameterType', 117, False, ('DepartureTime', 'DC_EVStatus', 'EVMaximumCurrentLimit', 'EVMaximumPowerLimit', 'EVMaximumVoltageLimit', 'EVEnergyCapacity', 'EVEnergyRequest', 'FullSOC', 'BulkSOC')),  # 19
+    (TYPE_COMPLEX, 'DC_EVPowerDeliveryParameterType', 128, False, ('DC_EVStatus', 'BulkChargingComplete', 'ChargingComplete')),  # 20
+    (TYPE_COMPLEX, 'DC_EVSEChargeParameterType', 133, False, ('DC_EVSEStatus', 'EVSEMaximumCurrentLimit', 'EVSEMaximumPowerLimit', 'EVSEMaximumVoltageLimit', 'EVSEMinimumCurrentLimit', 'EVSEMinimumVoltageLimit', 'EVSECurrentRegulationTolerance', 'EVSEPeakCurrentRipple', 'EVSEEnergyToBeDelivered')),  # 21
+    (TYPE_COMPLEX, 'DC_EVSEStatusType', 144, False, ('NotificationMaxDelay', 'EVSENotification', 'EVSEIsolationStatus', 'EVSEStatusCode')),  # 22
+    (TYPE_COMPLEX, 'DC_EVStatusType', 150, False, ('EVReady', 'EVErrorCode', 'EVRESSSOC')),  # 23
+    (TYPE_COMPLEX, 'DSAKeyValueType', 155, False, ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter')),  # 24
+    (TYPE_COMPLEX, 'DigestMethodType', 164, False, ('Algorithm', 'value')),  # 25
     (TYPE_SIMPLE, 'DigestValueType', 0, 168),  # 26
-    (TYPE_COMPLEX, 'EVChargeParameterType', 171, True),  # 27
-    (TYPE_COMPLEX, 'EVPowerDeliveryParameterType', 174, True),  # 28
-    (TYPE_COMPLEX, 'EVSEChargeParameterType', 176, True),  # 29
-    (TYPE_COMPLEX, 'EVSEStatusType', 178, True),  # 30
-    (TYPE_COMPLEX, 'EVStatusType', 182, True),  # 31
-    (TYPE_COMPLEX, 'EntryType', 184, True),  # 32
-    (TYPE_COMPLEX, 'KeyInfoType', 187, False),  # 33
+    (TYPE_COMPLEX, 'EVChargeParameterType', 171, True, ('DepartureTime',)),  # 27
+    (TYPE_COMPLEX, 'EVPowerDeliveryParameterType', 174, True, ()),  # 28
+    (TYPE_COMPLEX, 'EVSEChargeParameterType', 176, True, ()),  # 29
+    (TYPE_COMPLEX, 'EVSEStatusType', 178, True, ('NotificationMaxDelay', 'EVSENotification')),  # 30
+    (TYPE_COMPLEX, 'EVStatusType', 182, True, ()),  # 31
+    (TYPE_COMPLEX, 'EntryType', 184, True, ('RelativeTimeInterval', 'TimeInterval')),  # 32
+    (TYPE_COMPLEX, 'KeyInfoType', 187, False, ('Id', 'value', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData')),  # 33
     (TYPE_SIMPLE, 'string', 1, 198),  # 34
-    (TYPE_COMPLEX, 'KeyValueType', 201, False),  # 35
-    (TYPE_COMPLEX, 'ManifestType', 206, False),  # 36
-    (TYPE_COMPLEX, 'MeteringReceiptReqType', 210, False),  # 37
-    (TYPE_COMPLEX, 'MeteringReceiptResType', 216, False),  # 38
-    (TYPE_COMPLEX, 'ObjectType', 220, False),  # 39
-    (TYPE_COMPLEX, 'PGPDataType', 226, False),  # 40
-    (TYPE_COMPLEX, 'PMaxScheduleEntryType', 233, False),  # 41
-    (TYPE_COMPLEX, 'PaymentDetailsReqType', 237, False),  # 42
-    (TYPE_COMPLEX, 'PaymentDetailsResType', 241, False),  # 43
-    (TYPE_COMPLEX, 'PaymentServiceSelectionReqType', 246, False),  # 44
-    (TYPE_COMPLEX, 'PaymentServiceSelectionResType', 250, False),  # 45
-    (TYPE_COMPLEX, 'PowerDeliveryReqType', 253, False),  # 46
-    (TYPE_COMPLEX, 'PowerDeliveryResType', 259, False),  # 47
-    (TYPE_COMPLEX, 'PreChargeReqType', 263, False),  # 48
-    (TYPE_COMPLEX, 'PreChargeResType', 268, False),  # 49
-    (TYPE_COMPLEX, 'RSAKeyValueType', 273, False),  # 50
-    (TYPE_COMPLEX, 'ReferenceType', 277, False),  # 51
-    (TYPE_COMPLEX, 'RelativeTimeIntervalType', 285, False),  # 52
-    (TYPE_COMPLEX, 'RetrievalMethodType', 289, False),  # 53
-    (TYPE_COMPLEX, 'SAScheduleListType', 294, False),  # 54
-    (TYPE_COMPLEX, 'SASchedulesType', 298, True),  # 55
-    (TYPE_COMPLEX, 'SPKIDataType', 300, False),  # 56
-    (TYPE_COMPLEX, 'SalesTariffEntryType', 304, False),  # 57
-    (TYPE_COMPLEX, 'ServiceDetailReqType', 310, False),  # 58
-    (TYPE_COMPLEX, 'ServiceDetailResType', 313, False),  # 59
-    (TYPE_COMPLEX, 'ServiceDiscoveryReqType', 318, False),  # 60
-    (TYPE_COMPLEX, 'ServiceDiscoveryResType', 322, False),  # 61
-    (TYPE_COMPLEX, 'SessionSetupReqType', 328, False),  # 62
-    (TYPE_COMPLEX, 'SessionSetupResType', 331, False),  # 63
-    (TYPE_COMPLEX, 'SessionStopReqType', 336, False),  # 64
-    (TYPE_COMPLEX, 'SessionStopResType', 339, False),  # 65
-    (TYPE_COMPLEX, 'SignatureType', 342, False),  # 66
-    (TYPE_COMPLEX, 'SignatureMethodType', 349, False),  # 67
-    (TYPE_COMPLEX, 'SignaturePropertiesType', 354, False),  # 68
-    (TYPE_COMPLEX, 'SignaturePropertyType', 358, False),  # 69
-    (TYPE_COMPLEX, 'SignatureValueType', 363, False),  # 70
-    (TYPE_COMPLEX, 'SignedInfoType', 367, False),  # 71
-    (TYPE_COMPLEX, 'IntervalType', 373, True),  # 72
-    (TYPE_COMPLEX, 'TransformType', 375, False),  # 73
-    (TYPE_COMPLEX, 'TransformsType', 380, False),  # 74
-    (TYPE_COMPLEX, 'type of element V2G_Message', 383, False),  # 75
-    (TYPE_COMPLEX, 'WeldingDetectionReqType', 387, False),  # 76
-    (TYPE_COMPLEX, 'WeldingDetectionResType', 390, False),  # 77
-    (TYPE_COMPLEX, 'X509DataType', 395, False),  # 78
-    (TYPE_COMPLEX, 'BodyType', 403, False),  # 79
+    (TYPE_COMPLEX, 'KeyValueType', 201, False, ('value', 'DSAKeyValue', 'RSAKeyValue')),  # 35
+    (TYPE_COMPLEX, 'ManifestType', 206, False, ('Id', 'Reference')),  # 36
+    (TYPE_COMPLEX, 'MeteringReceiptReqType', 210, False, ('Id', 'SessionID', 'SAScheduleTupleID', 'MeterInfo')),  # 37
+    (TYPE_COMPLEX, 'MeteringReceiptResType', 216, False, ('ResponseCode', 'AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')),  # 38
+    (TYPE_COMPLEX, 'ObjectType', 220, False, ('Encoding', 'Id', 'MimeType', 'value')),  # 39
+    (TYPE_COMPLEX, 'PGPDataType', 226, False, ('PGPKeyID', 'PGPKeyPacket')),  # 40
+    (TYPE_COMPLEX, 'PMaxScheduleEntryType', 233, False, ('RelativeTimeInterval', 'TimeInterval', 'PMax')),  # 41
+    (TYPE_COMPLEX, 'PaymentDetailsReqType', 237, False, ('eMAID', 'ContractSignatureCertChain')),  # 42
+    (TYPE_COMPLEX, 'PaymentDetailsResType', 241, False, ('ResponseCode', 'GenChallenge', 'EVSETimeStamp')),  # 43
+    (TYPE_COMPLEX, 'PaymentServiceSelectionReqType', 246, False, ('SelectedPaymentOption', 'SelectedServiceList')),  # 44
+    (TYPE_COMPLEX, 'PaymentServiceSelectionResType', 250, False, ('ResponseCode',)),  # 45
+    (TYPE_COMPLEX, 'PowerDeliveryReqType', 253, False, ('ChargeProgress', 'SAScheduleTupleID', 'ChargingProfile', 'DC_EVPowerDeliveryParameter', 'EVPowerDeliveryParameter')),  # 46
+    (TYPE_COMPLEX, 'PowerDeliveryResType', 259, False, ('ResponseCode', 'AC_EVSEStatus', 'DC_EVSEStatus', 'EVSEStatus')),  # 47
+    (TYPE_COMPLEX, 'PreChargeReqType', 263, False, ('DC_EVStatus', 'EVTargetVoltage', 'EVTargetCurrent')),  # 48
+    (TYPE_COMPLEX, 'PreChargeResType', 268, False, ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage')),  # 49
+    (TYPE_COMPLEX, 'RSAKeyValueType', 273, False, ('Modulus', 'Exponent')),  # 50
+    (TYPE_COMPLEX, 'ReferenceType', 277, False, ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue')),  # 51
+    (TYPE_COMPLEX, 'RelativeTimeIntervalType', 285, False, ('start', 'duration')),  # 52
+    (TYPE_COMPLEX, 'RetrievalMethodType', 289, False, ('Type', 'URI', 'Transforms')),  # 53
+    (TYPE_COMPLEX, 'SAScheduleListType', 294, False, ('SAScheduleTuple',)),  # 54
+    (TYPE_COMPLEX, 'SASchedulesType', 298, True, ()),  # 55
+    (TYPE_COMPLEX, 'SPKIDataType', 300, False, ('SPKISexp',)),  # 56
+    (TYPE_COMPLEX, 'SalesTariffEntryType', 304, False, ('RelativeTimeInterval', 'TimeInterval', 'EPriceLevel', 'ConsumptionCost')),  # 57
+    (TYPE_COMPLEX, 'ServiceDetailReqType', 310, False, ('ServiceID',)),  # 58
+    (TYPE_COMPLEX, 'ServiceDetailResType', 313, False, ('ResponseCode', 'ServiceID', 'ServiceParameterList')),  # 59
+    (TYPE_COMPLEX, 'ServiceDiscoveryReqType', 318, False, ('ServiceScope', 'ServiceCategory')),  # 60
+    (TYPE_COMPLEX, 'ServiceDiscoveryResType', 322, False, ('ResponseCode', 'PaymentOptionList', 'ChargeService', 'ServiceList')),  # 61
+    (TYPE_COMPLEX, 'SessionSetupReqType', 328, False, ('EVCCID',)),  # 62
+    (TYPE_COMPLEX, 'SessionSetupResType', 331, False, ('ResponseCode', 'EVSEID', 'EVSETimeStamp')),  # 63
+    (TYPE_COMPLEX, 'SessionStopReqType', 336, False, ('ChargingSession',)),  # 64
+    (TYPE_COMPLEX, 'SessionStopResType', 339, False, ('ResponseCode',)),  # 65
+    (TYPE_COMPLEX, 'SignatureType', 342, False, ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object')),  # 66
+    (TYPE_COMPLEX, 'SignatureMethodType', 349, False, ('Algorithm', 'value', 'HMACOutputLength')),  # 67
+    (TYPE_COMPLEX, 'SignaturePropertiesType', 354, False, ('Id', 'SignatureProperty')),  # 68
+    (TYPE_COMPLEX, 'SignaturePropertyType', 358, False, ('Id', 'Target', 'value')),  # 69
+    (TYPE_COMPLEX, 'SignatureValueType', 363, False, ('Id', 'value')),  # 70
+    (TYPE_COMPLEX, 'SignedInfoType', 367, False, ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference')),  # 71
+    (TYPE_COMPLEX, 'IntervalType', 373, True, ()),  # 72
+    (TYPE_COMPLEX, 'TransformType', 375, False, ('Algorithm', 'value', 'XPath')),  # 73
+    (TYPE_COMPLEX, 'TransformsType', 380, False, ('Transform',)),  # 74
+    (TYPE_COMPLEX, 'type of element V2G_Message', 383, False, ('Header', 'Body')),  # 75
+    (TYPE_COMPLEX, 'WeldingDetectionReqType', 387, False, ('DC_EVStatus',)),  # 76
+    (TYPE_COMPLEX, 'WeldingDetectionResType', 390, False, ('ResponseCode', 'DC_EVSEStatus', 'EVSEPresentVoltage')),  # 77
+    (TYPE_COMPLEX, 'X509DataType', 395, False, ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL')),  # 78
+    (TYPE_COMPLEX, 'BodyType', 403, False, ('AuthorizationReq', 'AuthorizationRes', 'BodyElement', 'CableCheckReq', 'CableCheckRes', 'CertificateInstallationReq', 'CertificateInstallationRes', 'CertificateUpdateReq', 'CertificateUpdateRes', 'ChargeParameterDiscoveryReq', 'ChargeParameterDiscoveryRes', 'ChargingStatusReq', 'ChargingStatusRes', 'CurrentDemandReq', 'CurrentDemandRes', 'MeteringReceiptReq', 'MeteringReceiptRes', 'PaymentDetailsReq', 'PaymentDetailsRes', 'PaymentServiceSelectionReq', 'PaymentServiceSelectionRes', 'PowerDeliveryReq', 'PowerDeliveryRes', 'PreChargeReq', 'PreChargeRes', 'ServiceDetailReq', 'ServiceDetailRes', 'ServiceDiscoveryReq', 'ServiceDiscoveryRes', 'SessionSetupReq', 'SessionSetupRes', 'SessionStopReq', 'SessionStopRes', 'WeldingDetectionReq', 'WeldingDetectionRes')),  # 79
     (TYPE_SIMPLE, 'boolean', 2, 406),  # 80
     (TYPE_SIMPLE, 'percentValueType', 3, 409),  # 81
     (TYPE_SIMPLE, 'certificateType', 4, 412),  # 82
     (TYPE_SIMPLE, 'chargeProgressType', 5, 415),  # 83
-    (TYPE_COMPLEX, 'ChargeServiceType', 418, False),  # 84
-    (TYPE_COMPLEX, 'ChargingProfileType', 426, False),  # 85
+    (TYPE_COMPLEX, 'ChargeServiceType', 418, False, ('ServiceID', 'ServiceName', 'ServiceCategory', 'ServiceScope', 'FreeService', 'SupportedEnergyTransferMode')),  # 84
+    (TYPE_COMPLEX, 'ChargingProfileType', 426, False, ('ProfileEntry',)),  # 85
     (TYPE_SIMPLE, 'maxNumPhasesType', 6, 430),  # 86
-    (TYPE_COMPLEX, 'PhysicalValueType', 433, False),  # 87
+    (TYPE_COMPLEX, 'PhysicalValueType', 433, False, ('Multiplier', 'Unit', 'Value')),  # 87
     (TYPE_SIMPLE, 'unsignedInt', 7, 438),  # 88
     (TYPE_SIMPLE, 'chargingSessionType', 8, 441),  # 89
-    (TYPE_COMPLEX, 'ConsumptionCostType', 444, False),  # 90
-    (TYPE_COMPLEX, 'CertificateChainType', 449, False),  # 91
-    (TYPE_COMPLEX, 'ContractSignatureEncryptedPrivateKeyType', 454, False),  # 92
-    (TYPE_COMPLEX, 'CostType', 458, False),  # 93
-    (TYPE_COMPLEX, 'DiffieHellmanPublickeyType', 463, False),  # 94
+    (TYPE_COMPLEX, 'ConsumptionCostType', 444, False, ('startValue', 'Cost')),  # 90
+    (TYPE_COMPLEX, 'CertificateChainType', 449, False, ('Id', 'Certificate', 'SubCertificates')),  # 91
+    (TYPE_COMPLEX, 'ContractSignatureEncryptedPrivateKeyType', 454, False, ('Id', 'value')),  # 92
+    (TYPE_COMPLEX, 'CostType', 458, False, ('costKind', 'amount', 'amountMultiplier')),  # 93
+    (TYPE_COMPLEX, 'DiffieHellmanPublickeyType', 463, False, ('Id', 'value')),  # 94
     (TYPE_SIMPLE, 'unsignedByte', 9, 467),  # 95
     (TYPE_SIMPLE, 'evccIDType', 10, 470),  # 96
     (TYPE_SIMPLE, 'DC_EVErrorCodeType', 11, 473),  # 97
@@ -208,42 +208,42 @@ TYPES = (
     (TYPE_SIMPLE, 'faultMsgType', 21, 503),  # 107
     (TYPE_SIMPLE, 'genChallengeType', 22, 506),  # 108
     (TYPE_SIMPLE, 'HMACOutputLengthType', 23, 509),  # 109
-    (TYPE_COMPLEX, 'MessageHeaderType', 512, False),  # 110
-    (TYPE_COMPLEX, 'ListOfRootCertificateIDsType', 517, False),  # 111
+    (TYPE_COMPLEX, 'MessageHeaderType', 512, False, ('SessionID', 'Notification', 'Signature')),  # 110
+    (TYPE_COMPLEX, 'ListOfRootCertificateIDsType', 517, False, ('RootCertificateID',)),  # 111
     (TYPE_SIMPLE, 'unsignedShort', 24, 521),  # 112
     (TYPE_SIMPLE, 'meterIDType', 25, 524),  # 113
-    (TYPE_COMPLEX, 'MeterInfoType', 527, False),  # 114
+    (TYPE_COMPLEX, 'MeterInfoType', 527, False, ('MeterID', 'MeterReading', 'SigMeterReading', 'MeterStatus', 'TMeter')),  # 114
     (TYPE_SIMPLE, 'unsignedLong', 26, 534),  # 115
     (TYPE_SIMPLE, 'meterStatusType', 27, 537),  # 116
     (TYPE_SIMPLE, 'unitMultiplierType', 28, 540),  # 117
-    (TYPE_COMPLEX, 'NotificationType', 543, False),  # 118
+    (TYPE_COMPLEX, 'NotificationType', 543, False, ('FaultCode', 'FaultMsg')),  # 118
     (TYPE_SIMPLE, 'base64Binary', 29, 547),  # 119
-    (TYPE_COMPLEX, 'PMaxScheduleType', 550, False),  # 120
-    (TYPE_COMPLEX, 'ParameterType', 554, False),  # 121
-    (TYPE_COMPLEX, 'ParameterSetType', 563, False),  # 122
+    (TYPE_COMPLEX, 'PMaxScheduleType', 550, False, ('PMaxScheduleEntry',)),  # 120
+    (TYPE_COMPLEX, 'ParameterType', 554, False, ('Name', 'boolValue', 'byteValue', 'shortValue', 'intValue', 'physicalValue', 'stringValue')),  # 121
+    (TYPE_COMPLEX, 'ParameterSetType', 563, False, ('ParameterSetID', 'Parameter')),  # 122
     (TYPE_SIMPLE, 'short', 30, 568),  # 123
     (TYPE_SIMPLE, 'paymentOptionType', 31, 571),  # 124
-    (TYPE_COMPLEX, 'PaymentOptionListType', 574, False),  # 125
-    (TYPE_COMPLEX, 'ProfileEntryType', 578, False),  # 126
+    (TYPE_COMPLEX, 'PaymentOptionListType', 574, False, ('PaymentOption',)),  # 125
+    (TYPE_COMPLEX, 'ProfileEntryType', 578, False, ('ChargingProfileEntryStart', 'ChargingProfileEntryMaxPower', 'ChargingProfileEntryMaxNumberOfPhasesInUse')),  # 126
     (TYPE_SIMPLE, 'responseCodeType', 32, 583),  # 127
-    (TYPE_COMPLEX, 'X509IssuerSerialType', 586, False),  # 128
-    (TYPE_COMPLEX, 'SAScheduleTupleType', 590, False),  # 129
+    (TYPE_COMPLEX, 'X509IssuerSerialType', 586, False, ('X509IssuerName', 'X509SerialNumber')),  # 128
+    (TYPE_COMPLEX, 'SAScheduleTupleType', 590, False, ('SAScheduleTupleID', 'PMaxSchedule', 'SalesTariff')),  # 129
     (TYPE_SIMPLE, 'SAIDType', 33, 595),  # 130
-    (TYPE_COMPLEX, 'SalesTariffType', 598, False),  # 131
+    (TYPE_COMPLEX, 'SalesTariffType', 598, False, ('Id', 'SalesTariffID', 'SalesTariffDescription', 'NumEPriceLevels', 'SalesTariffEntry')),  # 131
     (TYPE_SIMPLE, 'tariffDescriptionType', 34, 606),  # 132
-    (TYPE_COMPLEX, 'SelectedServiceType', 609, False),  # 133
-    (TYPE_COMPLEX, 'SelectedServiceListType', 613, False),  # 134
-    (TYPE_COMPLEX, 'ServiceType', 617, False),  # 135
+    (TYPE_COMPLEX, 'SelectedServiceType', 609, False, ('ServiceID', 'ParameterSetID')),  # 133
+    (TYPE_COMPLEX, 'SelectedServiceListType', 613, False, ('SelectedService',)),  # 134
+    (TYPE_COMPLEX, 'ServiceType', 617, False, ('ServiceID', 'ServiceName', 'ServiceCategory', 'ServiceScope', 'FreeService')),  # 135
     (TYPE_SIMPLE, 'serviceCategoryType', 35, 624),  # 136
     (TYPE_SIMPLE, 'serviceIDType', 36, 627),  # 137
-    (TYPE_COMPLEX, 'ServiceListType', 630, False),  # 138
+    (TYPE_COMPLEX, 'ServiceListType', 630, False, ('Service',)),  # 138
     (TYPE_SIMPLE, 'serviceNameType', 37, 634),  # 139
-    (TYPE_COMPLEX, 'ServiceParameterListType', 637, False),  # 140
+    (TYPE_COMPLEX, 'ServiceParameterListType', 637, False, ('ParameterSet',)),  # 140
     (TYPE_SIMPLE, 'serviceScopeType', 38, 641),  # 141
     (TYPE_SIMPLE, 'sessionIDType', 39, 644),  # 142
     (TYPE_SIMPLE, 'sigMeterReadingType', 40, 647),  # 143
-    (TYPE_COMPLEX, 'SubCertificatesType', 650, False),  # 144
-    (TYPE_COMPLEX, 'SupportedEnergyTransferModeType', 654, False),  # 145
+    (TYPE_COMPLEX, 'SubCertificatesType', 650, False, ('Certificate',)),  # 144
+    (TYPE_COMPLEX, 'SupportedEnergyTransferModeType', 654, False, ('EnergyTransferMode',)),  # 145
     (TYPE_SIMPLE, 'unitSymbolType', 41, 658),  # 146
     (TYPE_SIMPLE, 'integer', 42, 661),  # 147
     (TYPE_SIMPLE, 'byte', 43, 664),  # 148
@@ -251,9 +251,9 @@ TYPES = (
     (TYPE_SIMPLE, 'type of element duration', 45, 670),  # 150
     (TYPE_SIMPLE, 'int', 46, 673),  # 151
     (TYPE_SIMPLE, 'type of element start', 47, 676),  # 152
-    (TYPE_COMPLEX, 'EMAIDType', 679, False),  # 153
+    (TYPE_COMPLEX, 'EMAIDType', 679, False, ('Id', 'value')),  # 153
     (TYPE_SIMPLE, 'eMAIDType', 50, 683),  # 154
-    (TYPE_RELAXED, 'element fragment grammar', 686, False),  # 155
+    (TYPE_RELAXED, 'element fragment grammar', 686, False, ()),  # 155
 )
 
 SECOND_LEVEL = (

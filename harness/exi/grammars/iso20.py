@@ -78,163 +78,163 @@ DATATYPES = (
 )
 
 TYPES = (
-    (TYPE_COMPLEX, 'AuthorizationReqType', 0, False),  # 0
-    (TYPE_COMPLEX, 'AuthorizationResType', 6, False),  # 1
-    (TYPE_COMPLEX, 'AuthorizationSetupReqType', 11, False),  # 2
-    (TYPE_COMPLEX, 'AuthorizationSetupResType', 14, False),  # 3
-    (TYPE_COMPLEX, 'CLReqControlModeType', 23, True),  # 4
-    (TYPE_COMPLEX, 'CLResControlModeType', 25, True),  # 5
-    (TYPE_COMPLEX, 'CanonicalizationMethodType', 27, False),  # 6
-    (TYPE_COMPLEX, 'CertificateInstallationReqType', 31, False),  # 7
-    (TYPE_COMPLEX, 'CertificateInstallationResType', 38, False),  # 8
-    (TYPE_COMPLEX, 'DSAKeyValueType', 46, False),  # 9
-    (TYPE_COMPLEX, 'DigestMethodType', 55, False),  # 10
+    (TYPE_COMPLEX, 'AuthorizationReqType', 0, False, ('Header', 'SelectedAuthorizationService', 'EIM_AReqAuthorizationMode', 'PnC_AReqAuthorizationMode')),  # 0
+    (TYPE_COMPLEX, 'AuthorizationResType', 6, False, ('Header', 'ResponseCode', 'EVSEProcessing')),  # 1
+    (TYPE_COMPLEX, 'AuthorizationSetupReqType', 11, False, ('Header',)),  # 2
+    (TYPE_COMPLEX, 'AuthorizationSetupResType', 14, False, ('Header', 'ResponseCode', 'AuthorizationServices', 'CertificateInstallationService', 'EIM_ASResAuthorizationMode', 'PnC_ASResAuthorizationMode')),  # 3
+    (TYPE_COMPLEX, 'CLReqControlModeType', 23, True, ()),  # 4
+    (TYPE_COMPLEX, 'CLResControlModeType', 25, True, ()),  # 5
+    (TYPE_COMPLEX, 'CanonicalizationMethodType', 27, False, ('Algorithm', 'value')),  # 6
+    (TYPE_COMPLEX, 'CertificateInstallationReqType', 31, False, ('Header', 'OEMProvisioningCertificateChain', 'ListOfRootCertificateIDs', 'MaximumContractCertificateChains', 'PrioritizedEMAIDs')),  # 7
+    (TYPE_COMPLEX, 'CertificateInstallationResType', 38, False, ('Header', 'ResponseCode', 'EVSEProcessing', 'CPSCertificateChain', 'SignedInstallationData', 'RemainingContractCertificateChains')),  # 8
+    (TYPE_COMPLEX, 'DSAKeyValueType', 46, False, ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter')),  # 9
+    (TYPE_COMPLEX, 'DigestMethodType', 55, False, ('Algorithm', 'value')),  # 10
     (TYPE_SIMPLE, 'DigestValueType', 0, 59),  # 11
-    (TYPE_COMPLEX, 'KeyInfoType', 62, False),  # 12
+    (TYPE_COMPLEX, 'KeyInfoType', 62, False, ('Id', 'value', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData')),  # 12
     (TYPE_SIMPLE, 'string', 1, 73),  # 13
-    (TYPE_COMPLEX, 'KeyValueType', 76, False),  # 14
-    (TYPE_COMPLEX, 'ManifestType', 81, False),  # 15
-    (TYPE_COMPLEX, 'MeteringConfirmationReqType', 85, False),  # 16
-    (TYPE_COMPLEX, 'MeteringConfirmationResType', 89, False),  # 17
-    (TYPE_COMPLEX, 'ObjectType', 93, False),  # 18
-    (TYPE_COMPLEX, 'PGPDataType', 99, False),  # 19
-    (TYPE_COMPLEX, 'PowerDeliveryReqType', 106, False),  # 20
-    (TYPE_COMPLEX, 'PowerDeliveryResType', 113, False),  # 21
-    (TYPE_COMPLEX, 'RSAKeyValueType', 118, False),  # 22
-    (TYPE_COMPLEX, 'ReferenceType', 122, False),  # 23
-    (TYPE_COMPLEX, 'RetrievalMethodType', 130, False),  # 24
-    (TYPE_COMPLEX, 'SPKIDataType', 135, False),  # 25
-    (TYPE_COMPLEX, 'ScheduleExchangeReqType', 139, False),  # 26
-    (TYPE_COMPLEX, 'ScheduleExchangeResType', 145, False),  # 27
-    (TYPE_COMPLEX, 'ServiceDetailReqType', 153, False),  # 28
-    (TYPE_COMPLEX, 'ServiceDetailResType', 157, False),  # 29
-    (TYPE_COMPLEX, 'ServiceDiscoveryReqType', 163, False),  # 30
-    (TYPE_COMPLEX, 'ServiceDiscoveryResType', 167, False),  # 31
-    (TYPE_COMPLEX, 'ServiceSelectionReqType', 174, False),  # 32
-    (TYPE_COMPLEX, 'ServiceSelectionResType', 179, False),  # 33
-    (TYPE_COMPLEX, 'SessionSetupReqType', 183, False),  # 34
-    (TYPE_COMPLEX, 'SessionSetupResType', 187, False),  # 35
-    (TYPE_COMPLEX, 'SessionStopReqType', 192, False),  # 36
-    (TYPE_COMPLEX, 'SessionStopResType', 198, False),  # 37
-    (TYPE_COMPLEX, 'SignatureType', 202, False),  # 38
-    (TYPE_COMPLEX, 'SignatureMethodType', 209, False),  # 39
-    (TYPE_COMPLEX, 'SignaturePropertiesType', 214, False),  # 40
-    (TYPE_COMPLEX, 'SignaturePropertyType', 218, False),  # 41
-    (TYPE_COMPLEX, 'SignatureValueType', 223, False),  # 42
-    (TYPE_COMPLEX, 'SignedInfoType', 227, False),  # 43
-    (TYPE_COMPLEX, 'SignedInstallationDataType', 233, False),  # 44
-    (TYPE_COMPLEX, 'SignedMeteringDataType', 242, False),  # 45
-    (TYPE_COMPLEX, 'TransformType', 250, False),  # 46
-    (TYPE_COMPLEX, 'TransformsType', 255, False),  # 47
-    (TYPE_COMPLEX, 'VehicleCheckInReqType', 258, False),  # 48
-    (TYPE_COMPLEX, 'VehicleCheckInResType', 266, False),  # 49
-    (TYPE_COMPLEX, 'VehicleCheckOutReqType', 273, False),  # 50
-    (TYPE_COMPLEX, 'VehicleCheckOutResType', 278, False),  # 51
-    (TYPE_COMPLEX, 'X509DataType', 283, False),  # 52
-    (TYPE_COMPLEX, 'AbsolutePriceScheduleType', 291, False),  # 53
+    (TYPE_COMPLEX, 'KeyValueType', 76, False, ('value', 'DSAKeyValue', 'RSAKeyValue')),  # 14
+    (TYPE_COMPLEX, 'ManifestType', 81, False, ('Id', 'Reference')),  # 15
+    (TYPE_COMPLEX, 'MeteringConfirmationReqType', 85, False, ('Header', 'SignedMeteringData')),  # 16
+    (TYPE_COMPLEX, 'MeteringConfirmationResType', 89, False, ('Header', 'ResponseCode')),  # 17
+    (TYPE_COMPLEX, 'ObjectType', 93, False, ('Encoding', 'Id', 'MimeType', 'value')),  # 18
+    (TYPE_COMPLEX, 'PGPDataType', 99, False, ('PGPKeyID', 'PGPKeyPacket')),  # 19
+    (TYPE_COMPLEX, 'PowerDeliveryReqType', 106, False, ('Header', 'EVProcessing', 'ChargeProgress', 'EVPowerProfile', 'BPT_ChannelSelection')),  # 20
+    (TYPE_COMPLEX, 'PowerDeliveryResType', 113, False, ('Header', 'ResponseCode', 'EVSEStatus')),  # 21
+    (TYPE_COMPLEX, 'RSAKeyValueType', 118, False, ('Modulus', 'Exponent')),  # 22
+    (TYPE_COMPLEX, 'ReferenceType', 122, False, ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue')),  # 23
+    (TYPE_COMPLEX, 'RetrievalMethodType', 130, False, ('Type', 'URI', 'Transforms')),  # 24
+    (TYPE_COMPLEX, 'SPKIDataType', 135, False, ('SPKISexp',)),  # 25
+    (TYPE_COMPLEX, 'ScheduleExchangeReqType', 139, False, ('Header', 'MaximumSupportingPoints', 'Dynamic_SEReqControlMode', 'Scheduled_SEReqControlMode')),  # 26
+    (TYPE_COMPLEX, 'ScheduleExchangeResType', 145, False, ('Header', 'ResponseCode', 'EVSEProcessing', 'GoToPause', 'Dynamic_SEResControlMode', 'Scheduled_SEResControlMode')),  # 27
+    (TYPE_COMPLEX, 'ServiceDetailReqType', 153, False, ('Header', 'ServiceID')),  # 28
+    (TYPE_COMPLEX, 'ServiceDetailResType', 157, False, ('Header', 'ResponseCode', 'ServiceID', 'ServiceParameterList')),  # 29
+    (TYPE_COMPLEX, 'ServiceDiscoveryReqType', 163, False, ('Header', 'SupportedServiceIDs')),  # 30
+    (TYPE_COMPLEX, 'ServiceDiscoveryResType', 167, False, ('Header', 'ResponseCode', 'ServiceRenegotiationSupported', 'EnergyTransferServiceList', 'VASList')),  # 31
+    (TYPE_COMPLEX, 'ServiceSelectionReqType', 174, False, ('Header', 'SelectedEnergyTransferService', 'SelectedVASList')),  # 32
+    (TYPE_COMPLEX, 'ServiceSelectionResType', 179, False, ('Header', 'ResponseCode')),  # 33
+    (TYPE_COMPLEX, 'SessionSetupReqType', 183, False, ('Header', 'EVCCID')),  # 34
+    (TYPE_COMPLEX, 'SessionSetupResType', 187, False, ('Header', 'ResponseCode', 'EVSEID')),  # 35
+    (TYPE_COMPLEX, 'SessionStopReqType', 192, False, ('Header', 'ChargingSession', 'EVTerminationCode', 'EVTerminationExplanation')),  # 36
+    (TYPE_COMPLEX, 'SessionStopResType', 198, False, ('Header', 'ResponseCode')),  # 37
+    (TYPE_COMPLEX, 'SignatureType', 202, False, ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object')),  # 38
+    (TYPE_COMPLEX, 'SignatureMethodType', 209, False, ('Algorithm', 'value', 'HMACOutputLength')),  # 39
+    (TYPE_COMPLEX, 'SignaturePropertiesType', 214, False, ('Id', 'SignatureProperty')),  # 40
+    (TYPE_COMPLEX, 'SignaturePropertyType', 218, False, ('Id', 'Target', 'value')),  # 41
+    (TYPE_COMPLEX, 'SignatureValueType', 223, False, ('Id', 'value')),  # 42
+    (TYPE_COMPLEX, 'SignedInfoType', 227, False, ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference')),  # 43
+    (TYPE_COMPLEX, 'SignedInstallationDataType', 233, False, ('Id', 'ContractCertificateChain', 'ECDHCurve', 'DHPublicKey', 'SECP521_EncryptedPrivateKey', 'X448_EncryptedPrivateKey', 'TPM_EncryptedPrivateKey')),  # 44
+    (TYPE_COMPLEX, 'SignedMeteringDataType', 242, False, ('Id', 'SessionID', 'MeterInfo', 'Receipt', 'Dynamic_SMDTControlMode', 'Scheduled_SMDTControlMode')),  # 45
+    (TYPE_COMPLEX, 'TransformType', 250, False, ('Algorithm', 'value', 'XPath')),  # 46
+    (TYPE_COMPLEX, 'TransformsType', 255, False, ('Transform',)),  # 47
+    (TYPE_COMPLEX, 'VehicleCheckInReqType', 258, False, ('Header', 'EVCheckInStatus', 'ParkingMethod', 'VehicleFrame', 'DeviceOffset', 'VehicleTravel')),  # 48
+    (TYPE_COMPLEX, 'VehicleCheckInResType', 266, False, ('Header', 'ResponseCode', 'ParkingSpace', 'DeviceLocation', 'TargetDistance')),  # 49
+    (TYPE_COMPLEX, 'VehicleCheckOutReqType', 273, False, ('Header', 'EVCheckOutStatus', 'CheckOutTime')),  # 50
+    (TYPE_COMPLEX, 'VehicleCheckOutResType', 278, False, ('Header', 'ResponseCode', 'EVSECheckOutStatus')),  # 51
+    (TYPE_COMPLEX, 'X509DataType', 283, False, ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL')),  # 52
+    (TYPE_COMPLEX, 'AbsolutePriceScheduleType', 291, False, ('Id', 'TimeAnchor', 'PriceScheduleID', 'PriceScheduleDescription', 'Currency', 'Language', 'PriceAlgorithm', 'MinimumCost', 'MaximumCost', 'TaxRules', 'PriceRuleStacks', 'OverstayRules', 'AdditionalSelectedServices')),  # 53
     (TYPE_SIMPLE, 'unsignedShort', 2, 306),  # 54
-    (TYPE_COMPLEX, 'AdditionalServiceListType', 309, False),  # 55
-    (TYPE_COMPLEX, 'AdditionalServiceType', 313, False),  # 56
-    (TYPE_COMPLEX, 'DetailedCostType', 317, False),  # 57
-    (TYPE_COMPLEX, 'RationalNumberType', 321, False),  # 58
+    (TYPE_COMPLEX, 'AdditionalServiceListType', 309, False, ('AdditionalService',)),  # 55
+    (TYPE_COMPLEX, 'AdditionalServiceType', 313, False, ('ServiceName', 'ServiceFee')),  # 56
+    (TYPE_COMPLEX, 'DetailedCostType', 317, False, ('Amount', 'CostPerUnit')),  # 57
+    (TYPE_COMPLEX, 'RationalNumberType', 321, False, ('Exponent', 'Value')),  # 58
     (TYPE_SIMPLE, 'boolean', 3, 325),  # 59
     (TYPE_SIMPLE, 'authorizationType', 4, 328),  # 60
     (TYPE_SIMPLE, 'channelSelectionType', 5, 331),  # 61
     (TYPE_SIMPLE, 'unsignedLong', 6, 334),  # 62
-    (TYPE_COMPLEX, 'CertificateChainType', 337, False),  # 63
+    (TYPE_COMPLEX, 'CertificateChainType', 337, False, ('Certificate', 'SubCertificates')),  # 63
     (TYPE_SIMPLE, 'certificateType', 7, 341),  # 64
     (TYPE_SIMPLE, 'chargeProgressType', 8, 344),  # 65
-    (TYPE_COMPLEX, 'ChargingScheduleType', 347, False),  # 66
+    (TYPE_COMPLEX, 'ChargingScheduleType', 347, False, ('PowerSchedule', 'AbsolutePriceSchedule', 'PriceLevelSchedule')),  # 66
     (TYPE_SIMPLE, 'chargingSessionType', 9, 352),  # 67
-    (TYPE_COMPLEX, 'ContractCertificateChainType', 355, False),  # 68
+    (TYPE_COMPLEX, 'ContractCertificateChainType', 355, False, ('Certificate', 'SubCertificates')),  # 68
     (TYPE_SIMPLE, 'currencyType', 10, 359),  # 69
     (TYPE_SIMPLE, 'dhPublicKeyType', 11, 362),  # 70
     (TYPE_SIMPLE, 'unsignedInt', 12, 365),  # 71
     (TYPE_SIMPLE, 'short', 13, 368),  # 72
-    (TYPE_COMPLEX, 'DisplayParametersType', 371, False),  # 73
-    (TYPE_COMPLEX, 'Dynamic_EVPPTControlModeType', 383, False),  # 74
-    (TYPE_COMPLEX, 'Dynamic_SEReqControlModeType', 385, False),  # 75
-    (TYPE_COMPLEX, 'Dynamic_SEResControlModeType', 395, False),  # 76
-    (TYPE_COMPLEX, 'Dynamic_SMDTControlModeType', 402, False),  # 77
+    (TYPE_COMPLEX, 'DisplayParametersType', 371, False, ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot')),  # 73
+    (TYPE_COMPLEX, 'Dynamic_EVPPTControlModeType', 383, False, ()),  # 74
+    (TYPE_COMPLEX, 'Dynamic_SEReqControlModeType', 385, False, ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumV2XEnergyRequest', 'EVMinimumV2XEnergyRequest')),  # 75
+    (TYPE_COMPLEX, 'Dynamic_SEResControlModeType', 395, False, ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AbsolutePriceSchedule', 'PriceLevelSchedule')),  # 76
+    (TYPE_COMPLEX, 'Dynamic_SMDTControlModeType', 402, False, ()),  # 77
     (TYPE_SIMPLE, 'ecdhCurveType', 14, 404),  # 78
-    (TYPE_COMPLEX, 'EIM_AReqAuthorizationModeType', 407, False),  # 79
-    (TYPE_COMPLEX, 'EIM_ASResAuthorizationModeType', 409, False),  # 80
+    (TYPE_COMPLEX, 'EIM_AReqAuthorizationModeType', 407, False, ()),  # 79
+    (TYPE_COMPLEX, 'EIM_ASResAuthorizationModeType', 409, False, ()),  # 80
     (TYPE_SIMPLE, 'identifierType', 15, 411),  # 81
-    (TYPE_COMPLEX, 'EVAbsolutePriceScheduleType', 414, False),  # 82
+    (TYPE_COMPLEX, 'EVAbsolutePriceScheduleType', 414, False, ('TimeAnchor', 'Currency', 'PriceAlgorithm', 'EVPriceRuleStacks')),  # 82
     (TYPE_SIMPLE, 'evCheckInStatusType', 16, 420),  # 83
     (TYPE_SIMPLE, 'evCheckOutStatusType', 17, 423),  # 84
-    (TYPE_COMPLEX, 'EVEnergyOfferType', 426, False),  # 85
-    (TYPE_COMPLEX, 'EVPowerProfileType', 430, False),  # 86
-    (TYPE_COMPLEX, 'EVPowerProfileEntryListType', 436, False),  # 87
-    (TYPE_COMPLEX, 'PowerScheduleEntryType', 440, False),  # 88
-    (TYPE_COMPLEX, 'EVPowerScheduleType', 446, False),  # 89
-    (TYPE_COMPLEX, 'EVPowerScheduleEntryListType', 450, False),  # 90
-    (TYPE_COMPLEX, 'EVPowerScheduleEntryType', 454, False),  # 91
-    (TYPE_COMPLEX, 'EVPriceRuleType', 458, False),  # 92
-    (TYPE_COMPLEX, 'EVPriceRuleStackType', 462, False),  # 93
-    (TYPE_COMPLEX, 'EVPriceRuleStackListType', 467, False),  # 94
+    (TYPE_COMPLEX, 'EVEnergyOfferType', 426, False, ('EVPowerSchedule', 'EVAbsolutePriceSchedule')),  # 85
+    (TYPE_COMPLEX, 'EVPowerProfileType', 430, False, ('TimeAnchor', 'Dynamic_EVPPTControlMode', 'Scheduled_EVPPTControlMode', 'EVPowerProfileEntries')),  # 86
+    (TYPE_COMPLEX, 'EVPowerProfileEntryListType', 436, False, ('EVPowerProfileEntry',)),  # 87
+    (TYPE_COMPLEX, 'PowerScheduleEntryType', 440, False, ('Duration', 'Power', 'Power_L2', 'Power_L3')),  # 88
+    (TYPE_COMPLEX, 'EVPowerScheduleType', 446, False, ('TimeAnchor', 'EVPowerScheduleEntries')),  # 89
+    (TYPE_COMPLEX, 'EVPowerScheduleEntryListType', 450, False, ('EVPowerScheduleEntry',)),  # 90
+    (TYPE_COMPLEX, 'EVPowerScheduleEntryType', 454, False, ('Duration', 'Power')),  # 91
+    (TYPE_COMPLEX, 'EVPriceRuleType', 458, False, ('EnergyFee', 'PowerRangeStart')),  # 92
+    (TYPE_COMPLEX, 'EVPriceRuleStackType', 462, False, ('Duration', 'EVPriceRule')),  # 93
+    (TYPE_COMPLEX, 'EVPriceRuleStackListType', 467, False, ('EVPriceRuleStack',)),  # 94
     (TYPE_SIMPLE, 'processingType', 18, 471),  # 95
     (TYPE_SIMPLE, 'evseCheckOutStatusType', 19, 474),  # 96
     (TYPE_SIMPLE, 'evseNotificationType', 20, 477),  # 97
-    (TYPE_COMPLEX, 'EVSEStatusType', 480, False),  # 98
+    (TYPE_COMPLEX, 'EVSEStatusType', 480, False, ('NotificationMaxDelay', 'EVSENotification')),  # 98
     (TYPE_SIMPLE, 'nameType', 21, 484),  # 99
     (TYPE_SIMPLE, 'descriptionType', 22, 487),  # 100
-    (TYPE_COMPLEX, 'ServiceListType', 490, False),  # 101
+    (TYPE_COMPLEX, 'ServiceListType', 490, False, ('Service',)),  # 101
     (TYPE_SIMPLE, 'CryptoBinary', 23, 494),  # 102
     (TYPE_SIMPLE, 'byte', 24, 497),  # 103
     (TYPE_SIMPLE, 'genChallengeType', 25, 500),  # 104
     (TYPE_SIMPLE, 'HMACOutputLengthType', 26, 503),  # 105
-    (TYPE_COMPLEX, 'MessageHeaderType', 506, False),  # 106
+    (TYPE_COMPLEX, 'MessageHeaderType', 506, False, ('SessionID', 'TimeStamp', 'Signature')),  # 106
     (TYPE_SIMPLE, 'languageType', 27, 511),  # 107
-    (TYPE_COMPLEX, 'ListOfRootCertificateIDsType', 514, False),  # 108
+    (TYPE_COMPLEX, 'ListOfRootCertificateIDsType', 514, False, ('RootCertificateID',)),  # 108
     (TYPE_SIMPLE, 'unsignedByte', 28, 518),  # 109
     (TYPE_SIMPLE, 'percentValueType', 29, 521),  # 110
     (TYPE_SIMPLE, 'maxSupportingPointsScheduleTupleType', 30, 524),  # 111
     (TYPE_SIMPLE, 'meterIDType', 31, 527),  # 112
-    (TYPE_COMPLEX, 'MeterInfoType', 530, False),  # 113
+    (TYPE_COMPLEX, 'MeterInfoType', 530, False, ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp')),  # 113
     (TYPE_SIMPLE, 'meterSignatureType', 32, 540),  # 114
-    (TYPE_COMPLEX, 'SignedCertificateChainType', 543, False),  # 115
-    (TYPE_COMPLEX, 'OverstayRuleType', 548, False),  # 116
-    (TYPE_COMPLEX, 'OverstayRuleListType', 554, False),  # 117
+    (TYPE_COMPLEX, 'SignedCertificateChainType', 543, False, ('Id', 'Certificate', 'SubCertificates')),  # 115
+    (TYPE_COMPLEX, 'OverstayRuleType', 548, False, ('OverstayRuleDescription', 'StartTime', 'OverstayFee', 'OverstayFeePeriod')),  # 116
+    (TYPE_COMPLEX, 'OverstayRuleListType', 554, False, ('OverstayTimeThreshold', 'OverstayPowerThreshold', 'OverstayRule')),  # 117
     (TYPE_SIMPLE, 'base64Binary', 33, 560),  # 118
-    (TYPE_COMPLEX, 'ParameterType', 563, False),  # 119
-    (TYPE_COMPLEX, 'ParameterSetType', 572, False),  # 120
+    (TYPE_COMPLEX, 'ParameterType', 563, False, ('Name', 'boolValue', 'byteValue', 'shortValue', 'intValue', 'rationalNumber', 'finiteString')),  # 119
+    (TYPE_COMPLEX, 'ParameterSetType', 572, False, ('ParameterSetID', 'Parameter')),  # 120
     (TYPE_SIMPLE, 'serviceIDType', 34, 577),  # 121
     (TYPE_SIMPLE, 'parkingMethodType', 35, 580),  # 122
-    (TYPE_COMPLEX, 'PnC_AReqAuthorizationModeType', 583, False),  # 123
-    (TYPE_COMPLEX, 'PnC_ASResAuthorizationModeType', 588, False),  # 124
-    (TYPE_COMPLEX, 'PowerScheduleType', 592, False),  # 125
-    (TYPE_COMPLEX, 'PowerScheduleEntryListType', 598, False),  # 126
+    (TYPE_COMPLEX, 'PnC_AReqAuthorizationModeType', 583, False, ('Id', 'GenChallenge', 'ContractCertificateChain')),  # 123
+    (TYPE_COMPLEX, 'PnC_ASResAuthorizationModeType', 588, False, ('GenChallenge', 'SupportedProviders')),  # 124
+    (TYPE_COMPLEX, 'PowerScheduleType', 592, False, ('TimeAnchor', 'AvailableEnergy', 'PowerTolerance', 'PowerScheduleEntries')),  # 125
+    (TYPE_COMPLEX, 'PowerScheduleEntryListType', 598, False, ('PowerScheduleEntry',)),  # 126
     (TYPE_SIMPLE, 'powerToleranceAcceptanceType', 36, 602),  # 127
-    (TYPE_COMPLEX, 'PriceLevelScheduleType', 605, False),  # 128
-    (TYPE_COMPLEX, 'PriceLevelScheduleEntryListType', 613, False),  # 129
-    (TYPE_COMPLEX, 'PriceLevelScheduleEntryType', 617, False),  # 130
-    (TYPE_COMPLEX, 'PriceRuleType', 621, False),  # 131
-    (TYPE_COMPLEX, 'PriceRuleStackType', 629, False),  # 132
-    (TYPE_COMPLEX, 'PriceRuleStackListType', 634, False),  # 133
+    (TYPE_COMPLEX, 'PriceLevelScheduleType', 605, False, ('Id', 'TimeAnchor', 'PriceScheduleID', 'PriceScheduleDescription', 'NumberOfPriceLevels', 'PriceLevelScheduleEntries')),  # 128
+    (TYPE_COMPLEX, 'PriceLevelScheduleEntryListType', 613, False, ('PriceLevelScheduleEntry',)),  # 129
+    (TYPE_COMPLEX, 'PriceLevelScheduleEntryType', 617, False, ('Duration', 'PriceLevel')),  # 130
+    (TYPE_COMPLEX, 'PriceRuleType', 621, False, ('EnergyFee', 'ParkingFee', 'ParkingFeePeriod', 'CarbonDioxideEmission', 'RenewableGenerationPercentage', 'PowerRangeStart')),  # 131
+    (TYPE_COMPLEX, 'PriceRuleStackType', 629, False, ('Duration', 'PriceRule')),  # 132
+    (TYPE_COMPLEX, 'PriceRuleStackListType', 634, False, ('PriceRuleStack',)),  # 133
     (TYPE_SIMPLE, 'numericIDType', 37, 638),  # 134
-    (TYPE_COMPLEX, 'EMAIDListType', 641, False),  # 135
-    (TYPE_COMPLEX, 'ReceiptType', 645, False),  # 136
+    (TYPE_COMPLEX, 'EMAIDListType', 641, False, ('EMAID',)),  # 135
+    (TYPE_COMPLEX, 'ReceiptType', 645, False, ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts')),  # 136
     (TYPE_SIMPLE, 'responseCodeType', 38, 654),  # 137
-    (TYPE_COMPLEX, 'X509IssuerSerialType', 657, False),  # 138
+    (TYPE_COMPLEX, 'X509IssuerSerialType', 657, False, ('X509IssuerName', 'X509SerialNumber')),  # 138
     (TYPE_SIMPLE, 'secp521_EncryptedPrivateKeyType', 39, 661),  # 139
-    (TYPE_COMPLEX, 'ScheduleTupleType', 664, False),  # 140
-    (TYPE_COMPLEX, 'Scheduled_EVPPTControlModeType', 669, False),  # 141
-    (TYPE_COMPLEX, 'Scheduled_SEReqControlModeType', 673, False),  # 142
-    (TYPE_COMPLEX, 'Scheduled_SEResControlModeType', 680, False),  # 143
-    (TYPE_COMPLEX, 'Scheduled_SMDTControlModeType', 684, False),  # 144
-    (TYPE_COMPLEX, 'SelectedServiceType', 687, False),  # 145
-    (TYPE_COMPLEX, 'SelectedServiceListType', 691, False),  # 146
-    (TYPE_COMPLEX, 'ServiceType', 695, False),  # 147
-    (TYPE_COMPLEX, 'ServiceParameterListType', 699, False),  # 148
+    (TYPE_COMPLEX, 'ScheduleTupleType', 664, False, ('ScheduleTupleID', 'ChargingSchedule', 'DischargingSchedule')),  # 140
+    (TYPE_COMPLEX, 'Scheduled_EVPPTControlModeType', 669, False, ('SelectedScheduleTupleID', 'PowerToleranceAcceptance')),  # 141
+    (TYPE_COMPLEX, 'Scheduled_SEReqControlModeType', 673, False, ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVEnergyOffer')),  # 142
+    (TYPE_COMPLEX, 'Scheduled_SEResControlModeType', 680, False, ('ScheduleTuple',)),  # 143
+    (TYPE_COMPLEX, 'Scheduled_SMDTControlModeType', 684, False, ('SelectedScheduleTupleID',)),  # 144
+    (TYPE_COMPLEX, 'SelectedServiceType', 687, False, ('ServiceID', 'ParameterSetID')),  # 145
+    (TYPE_COMPLEX, 'SelectedServiceListType', 691, False, ('SelectedService',)),  # 146
+    (TYPE_COMPLEX, 'ServiceType', 695, False, ('ServiceID', 'FreeService')),  # 147
+    (TYPE_COMPLEX, 'ServiceParameterListType', 699, False, ('ParameterSet',)),  # 148
     (TYPE_SIMPLE, 'sessionIDType', 40, 703),  # 149
-    (TYPE_COMPLEX, 'SubCertificatesType', 706, False),  # 150
-    (TYPE_COMPLEX, 'SupportedProvidersListType', 710, False),  # 151
-    (TYPE_COMPLEX, 'ServiceIDListType', 714, False),  # 152
+    (TYPE_COMPLEX, 'SubCertificatesType', 706, False, ('Certificate',)),  # 150
+    (TYPE_COMPLEX, 'SupportedProvidersListType', 710, False, ('ProviderID',)),  # 151
+    (TYPE_COMPLEX, 'ServiceIDListType', 714, False, ('ServiceID',)),  # 152
     (TYPE_SIMPLE, 'tpm_EncryptedPrivateKeyType', 41, 718),  # 153
-    (TYPE_COMPLEX, 'DetailedTaxType', 721, False),  # 154
-    (TYPE_COMPLEX, 'TaxRuleType', 725, False),  # 155
-    (TYPE_COMPLEX, 'TaxRuleListType', 735, False),  # 156
+    (TYPE_COMPLEX, 'DetailedTaxType', 721, False, ('TaxRuleID', 'Amount')),  # 154
+    (TYPE_COMPLEX, 'TaxRuleType', 725, False, ('TaxRuleID', 'TaxRuleName', 'TaxRate', 'TaxIncludedInPrice', 'AppliesToEnergyFee', 'AppliesToParkingFee', 'AppliesToOverstayFee', 'AppliesMinimumMaximumCost')),  # 155
+    (TYPE_COMPLEX, 'TaxRuleListType', 735, False, ('TaxRule',)),  # 156
     (TYPE_SIMPLE, 'x448_EncryptedPrivateKeyType', 42, 739),  # 157
     (TYPE_SIMPLE, 'integer', 43, 742),  # 158
     (TYPE_SIMPLE, 'int', 44, 745),  # 159

@@ -52,71 +52,71 @@ DATATYPES = (
 )
 
 TYPES = (
-    (TYPE_COMPLEX, 'AC_CPDReqEnergyTransferModeType', 0, False),  # 0
-    (TYPE_COMPLEX, 'AC_CPDResEnergyTransferModeType', 8, False),  # 1
-    (TYPE_COMPLEX, 'AC_ChargeLoopReqType', 22, False),  # 2
-    (TYPE_COMPLEX, 'AC_ChargeLoopResType', 28, False),  # 3
-    (TYPE_COMPLEX, 'AC_ChargeParameterDiscoveryReqType', 37, False),  # 4
-    (TYPE_COMPLEX, 'AC_ChargeParameterDiscoveryResType', 41, False),  # 5
-    (TYPE_COMPLEX, 'BPT_AC_CPDReqEnergyTransferModeType', 46, False),  # 6
-    (TYPE_COMPLEX, 'BPT_AC_CPDResEnergyTransferModeType', 60, False),  # 7
-    (TYPE_COMPLEX, 'BPT_Dynamic_AC_CLReqControlModeType', 80, False),  # 8
-    (TYPE_COMPLEX, 'BPT_Dynamic_AC_CLResControlModeType', 106, False),  # 9
-    (TYPE_COMPLEX, 'BPT_Scheduled_AC_CLReqControlModeType', 121, False),  # 10
-    (TYPE_COMPLEX, 'BPT_Scheduled_AC_CLResControlModeType', 144, False),  # 11
-    (TYPE_COMPLEX, 'CLReqControlModeType', 155, True),  # 12
-    (TYPE_COMPLEX, 'CLResControlModeType', 157, True),  # 13
-    (TYPE_COMPLEX, 'CanonicalizationMethodType', 159, False),  # 14
-    (TYPE_COMPLEX, 'DSAKeyValueType', 163, False),  # 15
-    (TYPE_COMPLEX, 'DigestMethodType', 172, False),  # 16
+    (TYPE_COMPLEX, 'AC_CPDReqEnergyTransferModeType', 0, False, ('EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3')),  # 0
+    (TYPE_COMPLEX, 'AC_CPDResEnergyTransferModeType', 8, False, ('EVSEMaximumChargePower', 'EVSEMaximumChargePower_L2', 'EVSEMaximumChargePower_L3', 'EVSEMinimumChargePower', 'EVSEMinimumChargePower_L2', 'EVSEMinimumChargePower_L3', 'EVSENominalFrequency', 'MaximumPowerAsymmetry', 'EVSEPowerRampLimitation', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3')),  # 1
+    (TYPE_COMPLEX, 'AC_ChargeLoopReqType', 22, False, ('Header', 'DisplayParameters', 'MeterInfoRequested', 'BPT_Dynamic_AC_CLReqControlMode', 'BPT_Scheduled_AC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_AC_CLReqControlMode', 'Scheduled_AC_CLReqControlMode')),  # 2
+    (TYPE_COMPLEX, 'AC_ChargeLoopResType', 28, False, ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', 'EVSETargetFrequency', 'BPT_Dynamic_AC_CLResControlMode', 'BPT_Scheduled_AC_CLResControlMode', 'CLResControlMode', 'Dynamic_AC_CLResControlMode', 'Scheduled_AC_CLResControlMode')),  # 3
+    (TYPE_COMPLEX, 'AC_ChargeParameterDiscoveryReqType', 37, False, ('Header', 'AC_CPDReqEnergyTransferMode', 'BPT_AC_CPDReqEnergyTransferMode')),  # 4
+    (TYPE_COMPLEX, 'AC_ChargeParameterDiscoveryResType', 41, False, ('Header', 'ResponseCode', 'AC_CPDResEnergyTransferMode', 'BPT_AC_CPDResEnergyTransferMode')),  # 5
+    (TYPE_COMPLEX, 'BPT_AC_CPDReqEnergyTransferModeType', 46, False, ('EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVMaximumDischargePower', 'EVMaximumDischargePower_L2', 'EVMaximumDischargePower_L3', 'EVMinimumDischargePower', 'EVMinimumDischargePower_L2', 'EVMinimumDischargePower_L3')),  # 6
+    (TYPE_COMPLEX, 'BPT_AC_CPDResEnergyTransferModeType', 60, False, ('EVSEMaximumChargePower', 'EVSEMaximumChargePower_L2', 'EVSEMaximumChargePower_L3', 'EVSEMinimumChargePower', 'EVSEMinimumChargePower_L2', 'EVSEMinimumChargePower_L3', 'EVSENominalFrequency', 'MaximumPowerAsymmetry', 'EVSEPowerRampLimitation', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3', 'EVSEMaximumDischargePower', 'EVSEMaximumDischargePower_L2', 'EVSEMaximumDischargePower_L3', 'EVSEMinimumDischargePower', 'EVSEMinimumDischargePower_L2', 'EVSEMinimumDischargePower_L3')),  # 7
+    (TYPE_COMPLEX, 'BPT_Dynamic_AC_CLReqControlModeType', 80, False, ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3', 'EVMaximumDischargePower', 'EVMaximumDischargePower_L2', 'EVMaximumDischargePower_L3', 'EVMinimumDischargePower', 'EVMinimumDischargePower_L2', 'EVMinimumDischargePower_L3', 'EVMaximumV2XEnergyRequest', 'EVMinimumV2XEnergyRequest')),  # 8
+    (TYPE_COMPLEX, 'BPT_Dynamic_AC_CLResControlModeType', 106, False, ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', 'EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3')),  # 9
+    (TYPE_COMPLEX, 'BPT_Scheduled_AC_CLReqControlModeType', 121, False, ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3', 'EVMaximumDischargePower', 'EVMaximumDischargePower_L2', 'EVMaximumDischargePower_L3', 'EVMinimumDischargePower', 'EVMinimumDischargePower_L2', 'EVMinimumDischargePower_L3')),  # 10
+    (TYPE_COMPLEX, 'BPT_Scheduled_AC_CLResControlModeType', 144, False, ('EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3')),  # 11
+    (TYPE_COMPLEX, 'CLReqControlModeType', 155, True, ()),  # 12
+    (TYPE_COMPLEX, 'CLResControlModeType', 157, True, ()),  # 13
+    (TYPE_COMPLEX, 'CanonicalizationMethodType', 159, False, ('Algorithm', 'value')),  # 14
+    (TYPE_COMPLEX, 'DSAKeyValueType', 163, False, ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter')),  # 15
+    (TYPE_COMPLEX, 'DigestMethodType', 172, False, ('Algorithm', 'value')),  # 16
     (TYPE_SIMPLE, 'DigestValueType', 0, 176),  # 17
-    (TYPE_COMPLEX, 'Dynamic_AC_CLReqControlModeType', 179, False),  # 18
-    (TYPE_COMPLEX, 'Dynamic_AC_CLResControlModeType', 197, False),  # 19
-    (TYPE_COMPLEX, 'KeyInfoType', 212, False),  # 20
+    (TYPE_COMPLEX, 'Dynamic_AC_CLReqControlModeType', 179, False, ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3')),  # 18
+    (TYPE_COMPLEX, 'Dynamic_AC_CLResControlModeType', 197, False, ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', 'EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3')),  # 19
+    (TYPE_COMPLEX, 'KeyInfoType', 212, False, ('Id', 'value', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData')),  # 20
     (TYPE_SIMPLE, 'string', 1, 223),  # 21
-    (TYPE_COMPLEX, 'KeyValueType', 226, False),  # 22
-    (TYPE_COMPLEX, 'ManifestType', 231, False),  # 23
-    (TYPE_COMPLEX, 'ObjectType', 235, False),  # 24
-    (TYPE_COMPLEX, 'PGPDataType', 241, False),  # 25
-    (TYPE_COMPLEX, 'RSAKeyValueType', 248, False),  # 26
-    (TYPE_COMPLEX, 'ReferenceType', 252, False),  # 27
-    (TYPE_COMPLEX, 'RetrievalMethodType', 260, False),  # 28
-    (TYPE_COMPLEX, 'SPKIDataType', 265, False),  # 29
-    (TYPE_COMPLEX, 'Scheduled_AC_CLReqControlModeType', 269, False),  # 30
-    (TYPE_COMPLEX, 'Scheduled_AC_CLResControlModeType', 286, False),  # 31
-    (TYPE_COMPLEX, 'SignatureType', 297, False),  # 32
-    (TYPE_COMPLEX, 'SignatureMethodType', 304, False),  # 33
-    (TYPE_COMPLEX, 'SignaturePropertiesType', 309, False),  # 34
-    (TYPE_COMPLEX, 'SignaturePropertyType', 313, False),  # 35
-    (TYPE_COMPLEX, 'SignatureValueType', 318, False),  # 36
-    (TYPE_COMPLEX, 'SignedInfoType', 322, False),  # 37
-    (TYPE_COMPLEX, 'TransformType', 328, False),  # 38
-    (TYPE_COMPLEX, 'TransformsType', 333, False),  # 39
-    (TYPE_COMPLEX, 'X509DataType', 336, False),  # 40
+    (TYPE_COMPLEX, 'KeyValueType', 226, False, ('value', 'DSAKeyValue', 'RSAKeyValue')),  # 22
+    (TYPE_COMPLEX, 'ManifestType', 231, False, ('Id', 'Reference')),  # 23
+    (TYPE_COMPLEX, 'ObjectType', 235, False, ('Encoding', 'Id', 'MimeType', 'value')),  # 24
+    (TYPE_COMPLEX, 'PGPDataType', 241, False, ('PGPKeyID', 'PGPKeyPacket')),  # 25
+    (TYPE_COMPLEX, 'RSAKeyValueType', 248, False, ('Modulus', 'Exponent')),  # 26
+    (TYPE_COMPLEX, 'ReferenceType', 252, False, ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue')),  # 27
+    (TYPE_COMPLEX, 'RetrievalMethodType', 260, False, ('Type', 'URI', 'Transforms')),  # 28
+    (TYPE_COMPLEX, 'SPKIDataType', 265, False, ('SPKISexp',)),  # 29
+    (TYPE_COMPLEX, 'Scheduled_AC_CLReqControlModeType', 269, False, ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMaximumChargePower_L2', 'EVMaximumChargePower_L3', 'EVMinimumChargePower', 'EVMinimumChargePower_L2', 'EVMinimumChargePower_L3', 'EVPresentActivePower', 'EVPresentActivePower_L2', 'EVPresentActivePower_L3', 'EVPresentReactivePower', 'EVPresentReactivePower_L2', 'EVPresentReactivePower_L3')),  # 30
+    (TYPE_COMPLEX, 'Scheduled_AC_CLResControlModeType', 286, False, ('EVSETargetActivePower', 'EVSETargetActivePower_L2', 'EVSETargetActivePower_L3', 'EVSETargetReactivePower', 'EVSETargetReactivePower_L2', 'EVSETargetReactivePower_L3', 'EVSEPresentActivePower', 'EVSEPresentActivePower_L2', 'EVSEPresentActivePower_L3')),  # 31
+    (TYPE_COMPLEX, 'SignatureType', 297, False, ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object')),  # 32
+    (TYPE_COMPLEX, 'SignatureMethodType', 304, False, ('Algorithm', 'value', 'HMACOutputLength')),  # 33
+    (TYPE_COMPLEX, 'SignaturePropertiesType', 309, False, ('Id', 'SignatureProperty')),  # 34
+    (TYPE_COMPLEX, 'SignaturePropertyType', 313, False, ('Id', 'Target', 'value')),  # 35
+    (TYPE_COMPLEX, 'SignatureValueType', 318, False, ('Id', 'value')),  # 36
+    (TYPE_COMPLEX, 'SignedInfoType', 322, False, ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference')),  # 37
+    (TYPE_COMPLEX, 'TransformType', 328, False, ('Algorithm', 'value', 'XPath')),  # 38
+    (TYPE_COMPLEX, 'TransformsType', 333, False, ('Transform',)),  # 39
+    (TYPE_COMPLEX, 'X509DataType', 336, False, ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL')),  # 40
     (TYPE_SIMPLE, 'unsignedShort', 2, 344),  # 41
-    (TYPE_COMPLEX, 'DetailedCostType', 347, False),  # 42
-    (TYPE_COMPLEX, 'RationalNumberType', 351, False),  # 43
+    (TYPE_COMPLEX, 'DetailedCostType', 347, False, ('Amount', 'CostPerUnit')),  # 42
+    (TYPE_COMPLEX, 'RationalNumberType', 351, False, ('Exponent', 'Value')),  # 43
     (TYPE_SIMPLE, 'unsignedLong', 3, 355),  # 44
     (TYPE_SIMPLE, 'boolean', 4, 358),  # 45
     (TYPE_SIMPLE, 'unsignedInt', 5, 361),  # 46
-    (TYPE_COMPLEX, 'DisplayParametersType', 364, False),  # 47
+    (TYPE_COMPLEX, 'DisplayParametersType', 364, False, ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot')),  # 47
     (TYPE_SIMPLE, 'evseNotificationType', 6, 376),  # 48
-    (TYPE_COMPLEX, 'EVSEStatusType', 379, False),  # 49
+    (TYPE_COMPLEX, 'EVSEStatusType', 379, False, ('NotificationMaxDelay', 'EVSENotification')),  # 49
     (TYPE_SIMPLE, 'CryptoBinary', 7, 383),  # 50
     (TYPE_SIMPLE, 'byte', 8, 386),  # 51
     (TYPE_SIMPLE, 'HMACOutputLengthType', 9, 389),  # 52
-    (TYPE_COMPLEX, 'MessageHeaderType', 392, False),  # 53
+    (TYPE_COMPLEX, 'MessageHeaderType', 392, False, ('SessionID', 'TimeStamp', 'Signature')),  # 53
     (TYPE_SIMPLE, 'percentValueType', 10, 397),  # 54
     (TYPE_SIMPLE, 'meterIDType', 11, 400),  # 55
-    (TYPE_COMPLEX, 'MeterInfoType', 403, False),  # 56
+    (TYPE_COMPLEX, 'MeterInfoType', 403, False, ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp')),  # 56
     (TYPE_SIMPLE, 'meterSignatureType', 12, 413),  # 57
     (TYPE_SIMPLE, 'short', 13, 416),  # 58
     (TYPE_SIMPLE, 'base64Binary', 14, 419),  # 59
-    (TYPE_COMPLEX, 'ReceiptType', 422, False),  # 60
+    (TYPE_COMPLEX, 'ReceiptType', 422, False, ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts')),  # 60
     (TYPE_SIMPLE, 'responseCodeType', 15, 431),  # 61
-    (TYPE_COMPLEX, 'X509IssuerSerialType', 434, False),  # 62
+    (TYPE_COMPLEX, 'X509IssuerSerialType', 434, False, ('X509IssuerName', 'X509SerialNumber')),  # 62
     (TYPE_SIMPLE, 'sessionIDType', 16, 438),  # 63
-    (TYPE_COMPLEX, 'DetailedTaxType', 441, False),  # 64
+    (TYPE_COMPLEX, 'DetailedTaxType', 441, False, ('TaxRuleID', 'Amount')),  # 64
     (TYPE_SIMPLE, 'numericIDType', 17, 445),  # 65
     (TYPE_SIMPLE, 'integer', 18, 448),  # 66
 )

@@ -58,45 +58,45 @@ DATATYPES = (
 )
 
 TYPES = (
-    (TYPE_COMPLEX, 'ACDP_ConnectReqType', 0, False),  # 0
-    (TYPE_COMPLEX, 'ACDP_ConnectResType', 4, False),  # 1
-    (TYPE_COMPLEX, 'ACDP_SystemStatusReqType', 11, False),  # 2
-    (TYPE_COMPLEX, 'ACDP_SystemStatusResType', 15, False),  # 3
-    (TYPE_COMPLEX, 'ACDP_VehiclePositioningReqType', 28, False),  # 4
-    (TYPE_COMPLEX, 'ACDP_VehiclePositioningResType', 33, False),  # 5
-    (TYPE_COMPLEX, 'CLReqControlModeType', 44, True),  # 6
-    (TYPE_COMPLEX, 'CLResControlModeType', 46, True),  # 7
-    (TYPE_COMPLEX, 'CanonicalizationMethodType', 48, False),  # 8
-    (TYPE_COMPLEX, 'DSAKeyValueType', 52, False),  # 9
-    (TYPE_COMPLEX, 'DigestMethodType', 61, False),  # 10
+    (TYPE_COMPLEX, 'ACDP_ConnectReqType', 0, False, ('Header', 'EVElectricalChargingDeviceStatus')),  # 0
+    (TYPE_COMPLEX, 'ACDP_ConnectResType', 4, False, ('Header', 'ResponseCode', 'EVSEProcessing', 'EVSEElectricalChargingDeviceStatus', 'EVSEMechanicalChargingDeviceStatus')),  # 1
+    (TYPE_COMPLEX, 'ACDP_SystemStatusReqType', 11, False, ('Header', 'EVTechnicalStatus')),  # 2
+    (TYPE_COMPLEX, 'ACDP_SystemStatusResType', 15, False, ('Header', 'ResponseCode', 'EVSEMechanicalChargingDeviceStatus', 'EVSEReadyToCharge', 'EVSEIsolationStatus', 'EVSEDisabled', 'EVSEUtilityInterruptEvent', 'EVSEEmergencyShutdown', 'EVSEMalfunction', 'EVInChargePosition', 'EVAssociationStatus')),  # 3
+    (TYPE_COMPLEX, 'ACDP_VehiclePositioningReqType', 28, False, ('Header', 'EVMobilityStatus', 'EVPositioningSupport')),  # 4
+    (TYPE_COMPLEX, 'ACDP_VehiclePositioningResType', 33, False, ('Header', 'ResponseCode', 'EVSEProcessing', 'EVSEPositioningSupport', 'EVRelativeXDeviation', 'EVRelativeYDeviation', 'ContactWindowXc', 'ContactWindowYc', 'EVInChargePosition')),  # 5
+    (TYPE_COMPLEX, 'CLReqControlModeType', 44, True, ()),  # 6
+    (TYPE_COMPLEX, 'CLResControlModeType', 46, True, ()),  # 7
+    (TYPE_COMPLEX, 'CanonicalizationMethodType', 48, False, ('Algorithm', 'value')),  # 8
+    (TYPE_COMPLEX, 'DSAKeyValueType', 52, False, ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter')),  # 9
+    (TYPE_COMPLEX, 'DigestMethodType', 61, False, ('Algorithm', 'value')),  # 10
     (TYPE_SIMPLE, 'DigestValueType', 0, 65),  # 11
-    (TYPE_COMPLEX, 'KeyInfoType', 68, False),  # 12
+    (TYPE_COMPLEX, 'KeyInfoType', 68, False, ('Id', 'value', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData')),  # 12
     (TYPE_SIMPLE, 'string', 1, 79),  # 13
-    (TYPE_COMPLEX, 'KeyValueType', 82, False),  # 14
-    (TYPE_COMPLEX, 'ManifestType', 87, False),  # 15
-    (TYPE_COMPLEX, 'ObjectType', 91, False),  # 16
-    (TYPE_COMPLEX, 'PGPDataType', 97, False),  # 17
-    (TYPE_COMPLEX, 'RSAKeyValueType', 104, False),  # 18
-    (TYPE_COMPLEX, 'ReferenceType', 108, False),  # 19
-    (TYPE_COMPLEX, 'RetrievalMethodType', 116, False),  # 20
-    (TYPE_COMPLEX, 'SPKIDataType', 121, False),  # 21
-    (TYPE_COMPLEX, 'SignatureType', 125, False),  # 22
-    (TYPE_COMPLEX, 'SignatureMethodType', 132, False),  # 23
-    (TYPE_COMPLEX, 'SignaturePropertiesType', 137, False),  # 24
-    (TYPE_COMPLEX, 'SignaturePropertyType', 141, False),  # 25
-    (TYPE_COMPLEX, 'SignatureValueType', 146, False),  # 26
-    (TYPE_COMPLEX, 'SignedInfoType', 150, False),  # 27
-    (TYPE_COMPLEX, 'TransformType', 156, False),  # 28
-    (TYPE_COMPLEX, 'TransformsType', 161, False),  # 29
-    (TYPE_COMPLEX, 'X509DataType', 164, False),  # 30
+    (TYPE_COMPLEX, 'KeyValueType', 82, False, ('value', 'DSAKeyValue', 'RSAKeyValue')),  # 14
+    (TYPE_COMPLEX, 'ManifestType', 87, False, ('Id', 'Reference')),  # 15
+    (TYPE_COMPLEX, 'ObjectType', 91, False, ('Encoding', 'Id', 'MimeType', 'value')),  # 16
+    (TYPE_COMPLEX, 'PGPDataType', 97, False, ('PGPKeyID', 'PGPKeyPacket')),  # 17
+    (TYPE_COMPLEX, 'RSAKeyValueType', 104, False, ('Modulus', 'Exponent')),  # 18
+    (TYPE_COMPLEX, 'ReferenceType', 108, False, ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue')),  # 19
+    (TYPE_COMPLEX, 'RetrievalMethodType', 116, False, ('Type', 'URI', 'Transforms')),  # 20
+    (TYPE_COMPLEX, 'SPKIDataType', 121, False, ('SPKISexp',)),  # 21
+    (TYPE_COMPLEX, 'SignatureType', 125, False, ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object')),  # 22
+    (TYPE_COMPLEX, 'SignatureMethodType', 132, False, ('Algorithm', 'value', 'HMACOutputLength')),  # 23
+    (TYPE_COMPLEX, 'SignaturePropertiesType', 137, False, ('Id', 'SignatureProperty')),  # 24
+    (TYPE_COMPLEX, 'SignaturePropertyType', 141, False, ('Id', 'Target', 'value')),  # 25
+    (TYPE_COMPLEX, 'SignatureValueType', 146, False, ('Id', 'value')),  # 26
+    (TYPE_COMPLEX, 'SignedInfoType', 150, False, ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference')),  # 27
+    (TYPE_COMPLEX, 'TransformType', 156, False, ('Algorithm', 'value', 'XPath')),  # 28
+    (TYPE_COMPLEX, 'TransformsType', 161, False, ('Transform',)),  # 29
+    (TYPE_COMPLEX, 'X509DataType', 164, False, ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL')),  # 30
     (TYPE_SIMPLE, 'unsignedShort', 2, 172),  # 31
-    (TYPE_COMPLEX, 'DetailedCostType', 175, False),  # 32
-    (TYPE_COMPLEX, 'RationalNumberType', 179, False),  # 33
+    (TYPE_COMPLEX, 'DetailedCostType', 175, False, ('Amount', 'CostPerUnit')),  # 32
+    (TYPE_COMPLEX, 'RationalNumberType', 179, False, ('Exponent', 'Value')),  # 33
     (TYPE_SIMPLE, 'unsignedLong', 3, 183),  # 34
     (TYPE_SIMPLE, 'boolean', 4, 186),  # 35
     (TYPE_SIMPLE, 'short', 5, 189),  # 36
     (TYPE_SIMPLE, 'unsignedInt', 6, 192),  # 37
-    (TYPE_COMPLEX, 'DisplayParametersType', 195, False),  # 38
+    (TYPE_COMPLEX, 'DisplayParametersType', 195, False, ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot')),  # 38
     (TYPE_SIMPLE, 'cpStatusType', 7, 207),  # 39
     (TYPE_SIMPLE, 'electricalChargingDeviceStatusType', 8, 210),  # 40
     (TYPE_SIMPLE, 'errorCodeType', 9, 213),  # 41
@@ -104,22 +104,22 @@ TYPES = (
     (TYPE_SIMPLE, 'mechanicalChargingDeviceStatusType', 11, 219),  # 43
     (TYPE_SIMPLE, 'evseNotificationType', 12, 222),  # 44
     (TYPE_SIMPLE, 'processingType', 13, 225),  # 45
-    (TYPE_COMPLEX, 'EVSEStatusType', 228, False),  # 46
+    (TYPE_COMPLEX, 'EVSEStatusType', 228, False, ('NotificationMaxDelay', 'EVSENotification')),  # 46
     (TYPE_SIMPLE, 'percentValueType', 14, 232),  # 47
-    (TYPE_COMPLEX, 'EVTechnicalStatusType', 235, False),  # 48
+    (TYPE_COMPLEX, 'EVTechnicalStatusType', 235, False, ('EVReadyToCharge', 'EVImmobilizationRequest', 'EVImmobilized', 'EVWLANStrength', 'EVCPStatus', 'EVSOC', 'EVErrorCode', 'EVTimeout')),  # 48
     (TYPE_SIMPLE, 'CryptoBinary', 15, 245),  # 49
     (TYPE_SIMPLE, 'byte', 16, 248),  # 50
     (TYPE_SIMPLE, 'HMACOutputLengthType', 17, 251),  # 51
-    (TYPE_COMPLEX, 'MessageHeaderType', 254, False),  # 52
+    (TYPE_COMPLEX, 'MessageHeaderType', 254, False, ('SessionID', 'TimeStamp', 'Signature')),  # 52
     (TYPE_SIMPLE, 'meterIDType', 18, 259),  # 53
-    (TYPE_COMPLEX, 'MeterInfoType', 262, False),  # 54
+    (TYPE_COMPLEX, 'MeterInfoType', 262, False, ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp')),  # 54
     (TYPE_SIMPLE, 'meterSignatureType', 19, 272),  # 55
     (TYPE_SIMPLE, 'base64Binary', 20, 275),  # 56
-    (TYPE_COMPLEX, 'ReceiptType', 278, False),  # 57
+    (TYPE_COMPLEX, 'ReceiptType', 278, False, ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts')),  # 57
     (TYPE_SIMPLE, 'responseCodeType', 21, 287),  # 58
-    (TYPE_COMPLEX, 'X509IssuerSerialType', 290, False),  # 59
+    (TYPE_COMPLEX, 'X509IssuerSerialType', 290, False, ('X509IssuerName', 'X509SerialNumber')),  # 59
     (TYPE_SIMPLE, 'sessionIDType', 22, 294),  # 60
-    (TYPE_COMPLEX, 'DetailedTaxType', 297, False),  # 61
+    (TYPE_COMPLEX, 'DetailedTaxType', 297, False, ('TaxRuleID', 'Amount')),  # 61
     (TYPE_SIMPLE, 'numericIDType', 23, 301),  # 62
     (TYPE_SIMPLE, 'integer', 24, 304),  # 63
 )

@@ -53,78 +53,78 @@ DATATYPES = (
 )
 
 TYPES = (
-    (TYPE_COMPLEX, 'BPT_DC_CPDReqEnergyTransferModeType', 0, False),  # 0
-    (TYPE_COMPLEX, 'BPT_DC_CPDResEnergyTransferModeType', 13, False),  # 1
-    (TYPE_COMPLEX, 'BPT_Dynamic_DC_CLReqControlModeType', 26, False),  # 2
-    (TYPE_COMPLEX, 'BPT_Dynamic_DC_CLResControlModeType', 42, False),  # 3
-    (TYPE_COMPLEX, 'BPT_Scheduled_DC_CLReqControlModeType', 56, False),  # 4
-    (TYPE_COMPLEX, 'BPT_Scheduled_DC_CLResControlModeType', 71, False),  # 5
-    (TYPE_COMPLEX, 'CLReqControlModeType', 81, True),  # 6
-    (TYPE_COMPLEX, 'CLResControlModeType', 83, True),  # 7
-    (TYPE_COMPLEX, 'CanonicalizationMethodType', 85, False),  # 8
-    (TYPE_COMPLEX, 'DC_CPDReqEnergyTransferModeType', 89, False),  # 9
-    (TYPE_COMPLEX, 'DC_CPDResEnergyTransferModeType', 98, False),  # 10
-    (TYPE_COMPLEX, 'DC_CableCheckReqType', 107, False),  # 11
-    (TYPE_COMPLEX, 'DC_CableCheckResType', 110, False),  # 12
-    (TYPE_COMPLEX, 'DC_ChargeLoopReqType', 115, False),  # 13
-    (TYPE_COMPLEX, 'DC_ChargeLoopResType', 122, False),  # 14
-    (TYPE_COMPLEX, 'DC_ChargeParameterDiscoveryReqType', 135, False),  # 15
-    (TYPE_COMPLEX, 'DC_ChargeParameterDiscoveryResType', 139, False),  # 16
-    (TYPE_COMPLEX, 'DC_PreChargeReqType', 144, False),  # 17
-    (TYPE_COMPLEX, 'DC_PreChargeResType', 150, False),  # 18
-    (TYPE_COMPLEX, 'DC_WeldingDetectionReqType', 155, False),  # 19
-    (TYPE_COMPLEX, 'DC_WeldingDetectionResType', 159, False),  # 20
-    (TYPE_COMPLEX, 'DSAKeyValueType', 164, False),  # 21
-    (TYPE_COMPLEX, 'DigestMethodType', 173, False),  # 22
+    (TYPE_COMPLEX, 'BPT_DC_CPDReqEnergyTransferModeType', 0, False, ('EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMinimumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'TargetSOC', 'EVMaximumDischargePower', 'EVMinimumDischargePower', 'EVMaximumDischargeCurrent', 'EVMinimumDischargeCurrent')),  # 0
+    (TYPE_COMPLEX, 'BPT_DC_CPDResEnergyTransferModeType', 13, False, ('EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMinimumChargeCurrent', 'EVSEMaximumVoltage', 'EVSEMinimumVoltage', 'EVSEPowerRampLimitation', 'EVSEMaximumDischargePower', 'EVSEMinimumDischargePower', 'EVSEMaximumDischargeCurrent', 'EVSEMinimumDischargeCurrent')),  # 1
+    (TYPE_COMPLEX, 'BPT_Dynamic_DC_CLReqControlModeType', 26, False, ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'EVMaximumDischargePower', 'EVMinimumDischargePower', 'EVMaximumDischargeCurrent', 'EVMaximumV2XEnergyRequest', 'EVMinimumV2XEnergyRequest')),  # 2
+    (TYPE_COMPLEX, 'BPT_Dynamic_DC_CLResControlModeType', 42, False, ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', 'EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMaximumVoltage', 'EVSEMaximumDischargePower', 'EVSEMinimumDischargePower', 'EVSEMaximumDischargeCurrent', 'EVSEMinimumVoltage')),  # 3
+    (TYPE_COMPLEX, 'BPT_Scheduled_DC_CLReqControlModeType', 56, False, ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVTargetCurrent', 'EVTargetVoltage', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'EVMaximumDischargePower', 'EVMinimumDischargePower', 'EVMaximumDischargeCurrent')),  # 4
+    (TYPE_COMPLEX, 'BPT_Scheduled_DC_CLResControlModeType', 71, False, ('EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMaximumVoltage', 'EVSEMaximumDischargePower', 'EVSEMinimumDischargePower', 'EVSEMaximumDischargeCurrent', 'EVSEMinimumVoltage')),  # 5
+    (TYPE_COMPLEX, 'CLReqControlModeType', 81, True, ()),  # 6
+    (TYPE_COMPLEX, 'CLResControlModeType', 83, True, ()),  # 7
+    (TYPE_COMPLEX, 'CanonicalizationMethodType', 85, False, ('Algorithm', 'value')),  # 8
+    (TYPE_COMPLEX, 'DC_CPDReqEnergyTransferModeType', 89, False, ('EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMinimumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage', 'TargetSOC')),  # 9
+    (TYPE_COMPLEX, 'DC_CPDResEnergyTransferModeType', 98, False, ('EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMinimumChargeCurrent', 'EVSEMaximumVoltage', 'EVSEMinimumVoltage', 'EVSEPowerRampLimitation')),  # 10
+    (TYPE_COMPLEX, 'DC_CableCheckReqType', 107, False, ('Header',)),  # 11
+    (TYPE_COMPLEX, 'DC_CableCheckResType', 110, False, ('Header', 'ResponseCode', 'EVSEProcessing')),  # 12
+    (TYPE_COMPLEX, 'DC_ChargeLoopReqType', 115, False, ('Header', 'DisplayParameters', 'MeterInfoRequested', 'EVPresentVoltage', 'BPT_Dynamic_DC_CLReqControlMode', 'BPT_Scheduled_DC_CLReqControlMode', 'CLReqControlMode', 'Dynamic_DC_CLReqControlMode', 'Scheduled_DC_CLReqControlMode')),  # 13
+    (TYPE_COMPLEX, 'DC_ChargeLoopResType', 122, False, ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', 'EVSEPresentCurrent', 'EVSEPresentVoltage', 'EVSEPowerLimitAchieved', 'EVSECurrentLimitAchieved', 'EVSEVoltageLimitAchieved', 'BPT_Dynamic_DC_CLResControlMode', 'BPT_Scheduled_DC_CLResControlMode', 'CLResControlMode', 'Dynamic_DC_CLResControlMode', 'Scheduled_DC_CLResControlMode')),  # 14
+    (TYPE_COMPLEX, 'DC_ChargeParameterDiscoveryReqType', 135, False, ('Header', 'BPT_DC_CPDReqEnergyTransferMode', 'DC_CPDReqEnergyTransferMode')),  # 15
+    (TYPE_COMPLEX, 'DC_ChargeParameterDiscoveryResType', 139, False, ('Header', 'ResponseCode', 'BPT_DC_CPDResEnergyTransferMode', 'DC_CPDResEnergyTransferMode')),  # 16
+    (TYPE_COMPLEX, 'DC_PreChargeReqType', 144, False, ('Header', 'EVProcessing', 'EVPresentVoltage', 'EVTargetVoltage')),  # 17
+    (TYPE_COMPLEX, 'DC_PreChargeResType', 150, False, ('Header', 'ResponseCode', 'EVSEPresentVoltage')),  # 18
+    (TYPE_COMPLEX, 'DC_WeldingDetectionReqType', 155, False, ('Header', 'EVProcessing')),  # 19
+    (TYPE_COMPLEX, 'DC_WeldingDetectionResType', 159, False, ('Header', 'ResponseCode', 'EVSEPresentVoltage')),  # 20
+    (TYPE_COMPLEX, 'DSAKeyValueType', 164, False, ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter')),  # 21
+    (TYPE_COMPLEX, 'DigestMethodType', 173, False, ('Algorithm', 'value')),  # 22
     (TYPE_SIMPLE, 'DigestValueType', 0, 177),  # 23
-    (TYPE_COMPLEX, 'Dynamic_DC_CLReqControlModeType', 180, False),  # 24
-    (TYPE_COMPLEX, 'Dynamic_DC_CLResControlModeType', 191, False),  # 25
-    (TYPE_COMPLEX, 'KeyInfoType', 201, False),  # 26
+    (TYPE_COMPLEX, 'Dynamic_DC_CLReqControlModeType', 180, False, ('DepartureTime', 'EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage')),  # 24
+    (TYPE_COMPLEX, 'Dynamic_DC_CLResControlModeType', 191, False, ('DepartureTime', 'MinimumSOC', 'TargetSOC', 'AckMaxDelay', 'EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMaximumVoltage')),  # 25
+    (TYPE_COMPLEX, 'KeyInfoType', 201, False, ('Id', 'value', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData')),  # 26
     (TYPE_SIMPLE, 'string', 1, 212),  # 27
-    (TYPE_COMPLEX, 'KeyValueType', 215, False),  # 28
-    (TYPE_COMPLEX, 'ManifestType', 220, False),  # 29
-    (TYPE_COMPLEX, 'ObjectType', 224, False),  # 30
-    (TYPE_COMPLEX, 'PGPDataType', 230, False),  # 31
-    (TYPE_COMPLEX, 'RSAKeyValueType', 237, False),  # 32
-    (TYPE_COMPLEX, 'ReferenceType', 241, False),  # 33
-    (TYPE_COMPLEX, 'RetrievalMethodType', 249, False),  # 34
-    (TYPE_COMPLEX, 'SPKIDataType', 254, False),  # 35
-    (TYPE_COMPLEX, 'Scheduled_DC_CLReqControlModeType', 258, False),  # 36
-    (TYPE_COMPLEX, 'Scheduled_DC_CLResControlModeType', 270, False),  # 37
-    (TYPE_COMPLEX, 'SignatureType', 276, False),  # 38
-    (TYPE_COMPLEX, 'SignatureMethodType', 283, False),  # 39
-    (TYPE_COMPLEX, 'SignaturePropertiesType', 288, False),  # 40
-    (TYPE_COMPLEX, 'SignaturePropertyType', 292, False),  # 41
-    (TYPE_COMPLEX, 'SignatureValueType', 297, False),  # 42
-    (TYPE_COMPLEX, 'SignedInfoType', 301, False),  # 43
-    (TYPE_COMPLEX, 'TransformType', 307, False),  # 44
-    (TYPE_COMPLEX, 'TransformsType', 312, False),  # 45
-    (TYPE_COMPLEX, 'X509DataType', 315, False),  # 46
+    (TYPE_COMPLEX, 'KeyValueType', 215, False, ('value', 'DSAKeyValue', 'RSAKeyValue')),  # 28
+    (TYPE_COMPLEX, 'ManifestType', 220, False, ('Id', 'Reference')),  # 29
+    (TYPE_COMPLEX, 'ObjectType', 224, False, ('Encoding', 'Id', 'MimeType', 'value')),  # 30
+    (TYPE_COMPLEX, 'PGPDataType', 230, False, ('PGPKeyID', 'PGPKeyPacket')),  # 31
+    (TYPE_COMPLEX, 'RSAKeyValueType', 237, False, ('Modulus', 'Exponent')),  # 32
+    (TYPE_COMPLEX, 'ReferenceType', 241, False, ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue')),  # 33
+    (TYPE_COMPLEX, 'RetrievalMethodType', 249, False, ('Type', 'URI', 'Transforms')),  # 34
+    (TYPE_COMPLEX, 'SPKIDataType', 254, False, ('SPKISexp',)),  # 35
+    (TYPE_COMPLEX, 'Scheduled_DC_CLReqControlModeType', 258, False, ('EVTargetEnergyRequest', 'EVMaximumEnergyRequest', 'EVMinimumEnergyRequest', 'EVTargetCurrent', 'EVTargetVoltage', 'EVMaximumChargePower', 'EVMinimumChargePower', 'EVMaximumChargeCurrent', 'EVMaximumVoltage', 'EVMinimumVoltage')),  # 36
+    (TYPE_COMPLEX, 'Scheduled_DC_CLResControlModeType', 270, False, ('EVSEMaximumChargePower', 'EVSEMinimumChargePower', 'EVSEMaximumChargeCurrent', 'EVSEMaximumVoltage')),  # 37
+    (TYPE_COMPLEX, 'SignatureType', 276, False, ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object')),  # 38
+    (TYPE_COMPLEX, 'SignatureMethodType', 283, False, ('Algorithm', 'value', 'HMACOutputLength')),  # 39
+    (TYPE_COMPLEX, 'SignaturePropertiesType', 288, False, ('Id', 'SignatureProperty')),  # 40
+    (TYPE_COMPLEX, 'SignaturePropertyType', 292, False, ('Id', 'Target', 'value')),  # 41
+    (TYPE_COMPLEX, 'SignatureValueType', 297, False, ('Id', 'value')),  # 42
+    (TYPE_COMPLEX, 'SignedInfoType', 301, False, ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference')),  # 43
+    (TYPE_COMPLEX, 'TransformType', 307, False, ('Algorithm', 'value', 'XPath')),  # 44
+    (TYPE_COMPLEX, 'TransformsType', 312, False, ('Transform',)),  # 45
+    (TYPE_COMPLEX, 'X509DataType', 315, False, ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL')),  # 46
     (TYPE_SIMPLE, 'unsignedShort', 2, 323),  # 47
-    (TYPE_COMPLEX, 'DetailedCostType', 326, False),  # 48
-    (TYPE_COMPLEX, 'RationalNumberType', 330, False),  # 49
+    (TYPE_COMPLEX, 'DetailedCostType', 326, False, ('Amount', 'CostPerUnit')),  # 48
+    (TYPE_COMPLEX, 'RationalNumberType', 330, False, ('Exponent', 'Value')),  # 49
     (TYPE_SIMPLE, 'unsignedLong', 3, 334),  # 50
     (TYPE_SIMPLE, 'boolean', 4, 337),  # 51
     (TYPE_SIMPLE, 'unsignedInt', 5, 340),  # 52
-    (TYPE_COMPLEX, 'DisplayParametersType', 343, False),  # 53
+    (TYPE_COMPLEX, 'DisplayParametersType', 343, False, ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot')),  # 53
     (TYPE_SIMPLE, 'processingType', 6, 355),  # 54
     (TYPE_SIMPLE, 'evseNotificationType', 7, 358),  # 55
-    (TYPE_COMPLEX, 'EVSEStatusType', 361, False),  # 56
+    (TYPE_COMPLEX, 'EVSEStatusType', 361, False, ('NotificationMaxDelay', 'EVSENotification')),  # 56
     (TYPE_SIMPLE, 'CryptoBinary', 8, 365),  # 57
     (TYPE_SIMPLE, 'byte', 9, 368),  # 58
     (TYPE_SIMPLE, 'HMACOutputLengthType', 10, 371),  # 59
-    (TYPE_COMPLEX, 'MessageHeaderType', 374, False),  # 60
+    (TYPE_COMPLEX, 'MessageHeaderType', 374, False, ('SessionID', 'TimeStamp', 'Signature')),  # 60
     (TYPE_SIMPLE, 'percentValueType', 11, 379),  # 61
     (TYPE_SIMPLE, 'meterIDType', 12, 382),  # 62
-    (TYPE_COMPLEX, 'MeterInfoType', 385, False),  # 63
+    (TYPE_COMPLEX, 'MeterInfoType', 385, False, ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp')),  # 63
     (TYPE_SIMPLE, 'meterSignatureType', 13, 395),  # 64
     (TYPE_SIMPLE, 'short', 14, 398),  # 65
     (TYPE_SIMPLE, 'base64Binary', 15, 401),  # 66
-    (TYPE_COMPLEX, 'ReceiptType', 404, False),  # 67
+    (TYPE_COMPLEX, 'ReceiptType', 404, False, ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts')),  # 67
     (TYPE_SIMPLE, 'responseCodeType', 16, 413),  # 68
-    (TYPE_COMPLEX, 'X509IssuerSerialType', 416, False),  # 69
+    (TYPE_COMPLEX, 'X509IssuerSerialType', 416, False, ('X509IssuerName', 'X509SerialNumber')),  # 69
     (TYPE_SIMPLE, 'sessionIDType', 17, 420),  # 70
-    (TYPE_COMPLEX, 'DetailedTaxType', 423, False),  # 71
+    (TYPE_COMPLEX, 'DetailedTaxType', 423, False, ('TaxRuleID', 'Amount')),  # 71
     (TYPE_SIMPLE, 'numericIDType', 18, 427),  # 72
     (TYPE_SIMPLE, 'integer', 19, 430),  # 73
 )

@@ -65,102 +65,102 @@ DATATYPES = (
 )
 
 TYPES = (
-    (TYPE_COMPLEX, 'CLReqControlModeType', 0, True),  # 0
-    (TYPE_COMPLEX, 'CLResControlModeType', 2, True),  # 1
-    (TYPE_COMPLEX, 'CanonicalizationMethodType', 4, False),  # 2
-    (TYPE_COMPLEX, 'DSAKeyValueType', 8, False),  # 3
-    (TYPE_COMPLEX, 'DigestMethodType', 17, False),  # 4
+    (TYPE_COMPLEX, 'CLReqControlModeType', 0, True, ()),  # 0
+    (TYPE_COMPLEX, 'CLResControlModeType', 2, True, ()),  # 1
+    (TYPE_COMPLEX, 'CanonicalizationMethodType', 4, False, ('Algorithm', 'value')),  # 2
+    (TYPE_COMPLEX, 'DSAKeyValueType', 8, False, ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter')),  # 3
+    (TYPE_COMPLEX, 'DigestMethodType', 17, False, ('Algorithm', 'value')),  # 4
     (TYPE_SIMPLE, 'DigestValueType', 0, 21),  # 5
-    (TYPE_COMPLEX, 'KeyInfoType', 24, False),  # 6
+    (TYPE_COMPLEX, 'KeyInfoType', 24, False, ('Id', 'value', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData')),  # 6
     (TYPE_SIMPLE, 'string', 1, 35),  # 7
-    (TYPE_COMPLEX, 'KeyValueType', 38, False),  # 8
-    (TYPE_COMPLEX, 'ManifestType', 43, False),  # 9
-    (TYPE_COMPLEX, 'ObjectType', 47, False),  # 10
-    (TYPE_COMPLEX, 'PGPDataType', 53, False),  # 11
-    (TYPE_COMPLEX, 'RSAKeyValueType', 60, False),  # 12
-    (TYPE_COMPLEX, 'ReferenceType', 64, False),  # 13
-    (TYPE_COMPLEX, 'RetrievalMethodType', 72, False),  # 14
-    (TYPE_COMPLEX, 'SPKIDataType', 77, False),  # 15
-    (TYPE_COMPLEX, 'SignatureType', 81, False),  # 16
-    (TYPE_COMPLEX, 'SignatureMethodType', 88, False),  # 17
-    (TYPE_COMPLEX, 'SignaturePropertiesType', 93, False),  # 18
-    (TYPE_COMPLEX, 'SignaturePropertyType', 97, False),  # 19
-    (TYPE_COMPLEX, 'SignatureValueType', 102, False),  # 20
-    (TYPE_COMPLEX, 'SignedInfoType', 106, False),  # 21
-    (TYPE_COMPLEX, 'TransformType', 112, False),  # 22
-    (TYPE_COMPLEX, 'TransformsType', 117, False),  # 23
-    (TYPE_COMPLEX, 'WPT_AlignmentCheckReqType', 120, False),  # 24
-    (TYPE_COMPLEX, 'WPT_AlignmentCheckResType', 128, False),  # 25
-    (TYPE_COMPLEX, 'WPT_ChargeLoopReqType', 137, False),  # 26
-    (TYPE_COMPLEX, 'WPT_ChargeLoopResType', 149, False),  # 27
-    (TYPE_COMPLEX, 'WPT_ChargeParameterDiscoveryReqType', 165, False),  # 28
-    (TYPE_COMPLEX, 'WPT_ChargeParameterDiscoveryResType', 175, False),  # 29
-    (TYPE_COMPLEX, 'WPT_FinePositioningReqType', 188, False),  # 30
-    (TYPE_COMPLEX, 'WPT_FinePositioningResType', 196, False),  # 31
-    (TYPE_COMPLEX, 'WPT_FinePositioningSetupReqType', 204, False),  # 32
-    (TYPE_COMPLEX, 'WPT_FinePositioningSetupResType', 215, False),  # 33
-    (TYPE_COMPLEX, 'WPT_PairingReqType', 226, False),  # 34
-    (TYPE_COMPLEX, 'WPT_PairingResType', 234, False),  # 35
-    (TYPE_COMPLEX, 'X509DataType', 243, False),  # 36
+    (TYPE_COMPLEX, 'KeyValueType', 38, False, ('value', 'DSAKeyValue', 'RSAKeyValue')),  # 8
+    (TYPE_COMPLEX, 'ManifestType', 43, False, ('Id', 'Reference')),  # 9
+    (TYPE_COMPLEX, 'ObjectType', 47, False, ('Encoding', 'Id', 'MimeType', 'value')),  # 10
+    (TYPE_COMPLEX, 'PGPDataType', 53, False, ('PGPKeyID', 'PGPKeyPacket')),  # 11
+    (TYPE_COMPLEX, 'RSAKeyValueType', 60, False, ('Modulus', 'Exponent')),  # 12
+    (TYPE_COMPLEX, 'ReferenceType', 64, False, ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue')),  # 13
+    (TYPE_COMPLEX, 'RetrievalMethodType', 72, False, ('Type', 'URI', 'Transforms')),  # 14
+    (TYPE_COMPLEX, 'SPKIDataType', 77, False, ('SPKISexp',)),  # 15
+    (TYPE_COMPLEX, 'SignatureType', 81, False, ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object')),  # 16
+    (TYPE_COMPLEX, 'SignatureMethodType', 88, False, ('Algorithm', 'value', 'HMACOutputLength')),  # 17
+    (TYPE_COMPLEX, 'SignaturePropertiesType', 93, False, ('Id', 'SignatureProperty')),  # 18
+    (TYPE_COMPLEX, 'SignaturePropertyType', 97, False, ('Id', 'Target', 'value')),  # 19
+    (TYPE_COMPLEX, 'SignatureValueType', 102, False, ('Id', 'value')),  # 20
+    (TYPE_COMPLEX, 'SignedInfoType', 106, False, ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference')),  # 21
+    (TYPE_COMPLEX, 'TransformType', 112, False, ('Algorithm', 'value', 'XPath')),  # 22
+    (TYPE_COMPLEX, 'TransformsType', 117, False, ('Transform',)),  # 23
+    (TYPE_COMPLEX, 'WPT_AlignmentCheckReqType', 120, False, ('Header', 'EVProcessing', 'TargetCoilCurrent', 'EVResultCode', 'VendorSpecificDataContainer')),  # 24
+    (TYPE_COMPLEX, 'WPT_AlignmentCheckResType', 128, False, ('Header', 'ResponseCode', 'EVSEProcessing', 'PowerTransmitted', 'SupplyDeviceCurrent', 'VendorSpecificDataContainer')),  # 25
+    (TYPE_COMPLEX, 'WPT_ChargeLoopReqType', 137, False, ('Header', 'DisplayParameters', 'MeterInfoRequested', 'EVPCPowerRequest', 'EVPCPowerOutput', 'EVPCChargeDiagnostics', 'EVPCOperatingFrequency', 'EVPCPowerControlParameter', 'ManufacturerSpecificDataContainer')),  # 26
+    (TYPE_COMPLEX, 'WPT_ChargeLoopResType', 149, False, ('Header', 'ResponseCode', 'EVSEStatus', 'MeterInfo', 'Receipt', 'EVPCPowerRequest', 'SDPowerInput', 'SPCMaxOutputPowerLimit', 'SPCMinOutputPowerLimit', 'SPCChargeDiagnostics', 'SPCOperatingFrequency', 'SPCPowerControlParameter', 'ManufacturerSpecificDataContainer')),  # 27
+    (TYPE_COMPLEX, 'WPT_ChargeParameterDiscoveryReqType', 165, False, ('Header', 'EVPCMaxReceivablePower', 'SDMaxGroundClearence', 'SDMinGroundClearence', 'EVPCNaturalFrequency', 'EVPCDeviceLocalControl', 'VendorSpecificDataContainer')),  # 28
+    (TYPE_COMPLEX, 'WPT_ChargeParameterDiscoveryResType', 175, False, ('Header', 'ResponseCode', 'PDInputPowerClass', 'SDMinOutputPower', 'SDMaxOutputPower', 'SDMaxGroundClearanceSupport', 'SDMinGroundClearanceSupport', 'PDMinCoilCurrent', 'PDMaxCoilCurrent', 'SDManufacturerSpecificDataContainer')),  # 29
+    (TYPE_COMPLEX, 'WPT_FinePositioningReqType', 188, False, ('Header', 'EVProcessing', 'EVResultCode', 'VendorSpecificDataContainer', 'WPT_LF_DataPackageList')),  # 30
+    (TYPE_COMPLEX, 'WPT_FinePositioningResType', 196, False, ('Header', 'ResponseCode', 'EVSEProcessing', 'VendorSpecificDataContainer', 'WPT_LF_DataPackageList')),  # 31
+    (TYPE_COMPLEX, 'WPT_FinePositioningSetupReqType', 204, False, ('Header', 'EVProcessing', 'EVDeviceFinePositioningMethodList', 'EVDevicePairingMethodList', 'EVDeviceAlignmentCheckMethodList', 'NaturalOffset', 'VendorSpecificDataContainer', 'LF_SystemSetupData')),  # 32
+    (TYPE_COMPLEX, 'WPT_FinePositioningSetupResType', 215, False, ('Header', 'ResponseCode', 'PrimaryDeviceFinePositioningMethodList', 'PrimaryDevicePairingMethodList', 'PrimaryDeviceAlignmentCheckMethodList', 'NaturalOffset', 'VendorSpecificDataContainer', 'LF_SystemSetupData')),  # 33
+    (TYPE_COMPLEX, 'WPT_PairingReqType', 226, False, ('Header', 'EVProcessing', 'ObservedIDCode', 'EVResultCode', 'VendorSpecificDataContainer')),  # 34
+    (TYPE_COMPLEX, 'WPT_PairingResType', 234, False, ('Header', 'ResponseCode', 'EVSEProcessing', 'ObservedIDCode', 'AlternativeSECCList', 'VendorSpecificDataContainer')),  # 35
+    (TYPE_COMPLEX, 'X509DataType', 243, False, ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL')),  # 36
     (TYPE_SIMPLE, 'unsignedShort', 2, 251),  # 37
-    (TYPE_COMPLEX, 'DetailedCostType', 254, False),  # 38
-    (TYPE_COMPLEX, 'AlternativeSECCType', 258, False),  # 39
-    (TYPE_COMPLEX, 'AlternativeSECCListType', 264, False),  # 40
-    (TYPE_COMPLEX, 'RationalNumberType', 268, False),  # 41
+    (TYPE_COMPLEX, 'DetailedCostType', 254, False, ('Amount', 'CostPerUnit')),  # 38
+    (TYPE_COMPLEX, 'AlternativeSECCType', 258, False, ('SSID', 'BSSID', 'IPAddress', 'Port')),  # 39
+    (TYPE_COMPLEX, 'AlternativeSECCListType', 264, False, ('AlternativeSECC',)),  # 40
+    (TYPE_COMPLEX, 'RationalNumberType', 268, False, ('Exponent', 'Value')),  # 41
     (TYPE_SIMPLE, 'unsignedLong', 3, 272),  # 42
     (TYPE_SIMPLE, 'bssidType', 4, 275),  # 43
     (TYPE_SIMPLE, 'boolean', 5, 278),  # 44
     (TYPE_SIMPLE, 'short', 6, 281),  # 45
     (TYPE_SIMPLE, 'unsignedInt', 7, 284),  # 46
-    (TYPE_COMPLEX, 'DisplayParametersType', 287, False),  # 47
-    (TYPE_COMPLEX, 'WPT_AlignmentCheckMethodListType', 299, False),  # 48
-    (TYPE_COMPLEX, 'WPT_FinePositioningMethodListType', 303, False),  # 49
-    (TYPE_COMPLEX, 'WPT_PairingMethodListType', 307, False),  # 50
+    (TYPE_COMPLEX, 'DisplayParametersType', 287, False, ('PresentSOC', 'MinimumSOC', 'TargetSOC', 'MaximumSOC', 'RemainingTimeToMinimumSOC', 'RemainingTimeToTargetSOC', 'RemainingTimeToMaximumSOC', 'ChargingComplete', 'BatteryEnergyCapacity', 'InletHot')),  # 47
+    (TYPE_COMPLEX, 'WPT_AlignmentCheckMethodListType', 299, False, ('WPT_AlignmentCheckMethod',)),  # 48
+    (TYPE_COMPLEX, 'WPT_FinePositioningMethodListType', 303, False, ('WPT_FinePositioningMethod',)),  # 49
+    (TYPE_COMPLEX, 'WPT_PairingMethodListType', 307, False, ('WPT_PairingMethod',)),  # 50
     (TYPE_SIMPLE, 'WPT_EVPCChargeDiagnosticsType', 8, 311),  # 51
-    (TYPE_COMPLEX, 'WPT_EVPCPowerControlParameterType', 314, False),  # 52
+    (TYPE_COMPLEX, 'WPT_EVPCPowerControlParameterType', 314, False, ('EVPCCoilCurrentRequest', 'EVPCCoilCurrentInformation', 'EVPCCurrentOutputInformation', 'EVPCVoltageOutputInformation')),  # 52
     (TYPE_SIMPLE, 'processingType', 9, 320),  # 53
     (TYPE_SIMPLE, 'WPT_EVResultType', 10, 323),  # 54
     (TYPE_SIMPLE, 'evseNotificationType', 11, 326),  # 55
-    (TYPE_COMPLEX, 'EVSEStatusType', 329, False),  # 56
+    (TYPE_COMPLEX, 'EVSEStatusType', 329, False, ('NotificationMaxDelay', 'EVSENotification')),  # 56
     (TYPE_SIMPLE, 'CryptoBinary', 12, 333),  # 57
     (TYPE_SIMPLE, 'byte', 13, 336),  # 58
     (TYPE_SIMPLE, 'HMACOutputLengthType', 14, 339),  # 59
-    (TYPE_COMPLEX, 'MessageHeaderType', 342, False),  # 60
+    (TYPE_COMPLEX, 'MessageHeaderType', 342, False, ('SessionID', 'TimeStamp', 'Signature')),  # 60
     (TYPE_SIMPLE, 'ipaddressType', 15, 347),  # 61
-    (TYPE_COMPLEX, 'WPT_LF_ReceiverDataType', 350, False),  # 62
-    (TYPE_COMPLEX, 'WPT_LF_RxDataListType', 356, False),  # 63
-    (TYPE_COMPLEX, 'WPT_LF_SystemSetupDataType', 359, False),  # 64
-    (TYPE_COMPLEX, 'WPT_LF_TransmitterDataType', 363, False),  # 65
-    (TYPE_COMPLEX, 'WPT_LF_TxDataListType', 371, False),  # 66
+    (TYPE_COMPLEX, 'WPT_LF_ReceiverDataType', 350, False, ('NumberOfReceivers', 'RxSpecData')),  # 62
+    (TYPE_COMPLEX, 'WPT_LF_RxDataListType', 356, False, ('WPT_LF_RxDataList',)),  # 63
+    (TYPE_COMPLEX, 'WPT_LF_SystemSetupDataType', 359, False, ('LF_TransmitterSetupData', 'LF_ReceiverSetupData')),  # 64
+    (TYPE_COMPLEX, 'WPT_LF_TransmitterDataType', 363, False, ('NumberOfTransmitters', 'SignalFrequency', 'TxSpecData', 'TxPackageSpecData')),  # 65
+    (TYPE_COMPLEX, 'WPT_LF_TxDataListType', 371, False, ('WPT_LF_TxDataList',)),  # 66
     (TYPE_SIMPLE, 'WPT_DataContainerType', 16, 374),  # 67
     (TYPE_SIMPLE, 'percentValueType', 17, 377),  # 68
     (TYPE_SIMPLE, 'meterIDType', 18, 380),  # 69
-    (TYPE_COMPLEX, 'MeterInfoType', 383, False),  # 70
+    (TYPE_COMPLEX, 'MeterInfoType', 383, False, ('MeterID', 'ChargedEnergyReadingWh', 'BPT_DischargedEnergyReadingWh', 'CapacitiveEnergyReadingVARh', 'BPT_InductiveEnergyReadingVARh', 'MeterSignature', 'MeterStatus', 'MeterTimestamp')),  # 70
     (TYPE_SIMPLE, 'meterSignatureType', 19, 393),  # 71
     (TYPE_SIMPLE, 'unsignedByte', 20, 396),  # 72
     (TYPE_SIMPLE, 'numericIDType', 21, 399),  # 73
     (TYPE_SIMPLE, 'WPT_PowerClassType', 22, 402),  # 74
     (TYPE_SIMPLE, 'base64Binary', 23, 405),  # 75
-    (TYPE_COMPLEX, 'WPT_TxRxPulseOrderType', 408, False),  # 76
-    (TYPE_COMPLEX, 'WPT_LF_RxRSSIListType', 412, False),  # 77
-    (TYPE_COMPLEX, 'WPT_LF_RxRSSIType', 415, False),  # 78
-    (TYPE_COMPLEX, 'ReceiptType', 419, False),  # 79
+    (TYPE_COMPLEX, 'WPT_TxRxPulseOrderType', 408, False, ('IndexNumber', 'TxRxIdentifier')),  # 76
+    (TYPE_COMPLEX, 'WPT_LF_RxRSSIListType', 412, False, ('RSSIDataList',)),  # 77
+    (TYPE_COMPLEX, 'WPT_LF_RxRSSIType', 415, False, ('TxIdentifier', 'RSSI')),  # 78
+    (TYPE_COMPLEX, 'ReceiptType', 419, False, ('TimeAnchor', 'EnergyCosts', 'OccupancyCosts', 'AdditionalServicesCosts', 'OverstayCosts', 'TaxCosts')),  # 79
     (TYPE_SIMPLE, 'responseCodeType', 24, 428),  # 80
-    (TYPE_COMPLEX, 'X509IssuerSerialType', 431, False),  # 81
-    (TYPE_COMPLEX, 'WPT_TxRxSpecDataType', 435, False),  # 82
+    (TYPE_COMPLEX, 'X509IssuerSerialType', 431, False, ('X509IssuerName', 'X509SerialNumber')),  # 81
+    (TYPE_COMPLEX, 'WPT_TxRxSpecDataType', 435, False, ('TxRxIdentifier', 'TxRxPosition', 'TxRxOrientation')),  # 82
     (TYPE_SIMPLE, 'WPT_SPCChargeDiagnosticsType', 25, 440),  # 83
-    (TYPE_COMPLEX, 'WPT_SPCPowerControlParameterType', 443, False),  # 84
+    (TYPE_COMPLEX, 'WPT_SPCPowerControlParameterType', 443, False, ('SPCPrimaryDeviceCoilCurrentInformation',)),  # 84
     (TYPE_SIMPLE, 'identifierType', 26, 446),  # 85
     (TYPE_SIMPLE, 'sessionIDType', 27, 449),  # 86
-    (TYPE_COMPLEX, 'DetailedTaxType', 452, False),  # 87
-    (TYPE_COMPLEX, 'WPT_TxRxPackageSpecDataType', 456, False),  # 88
-    (TYPE_COMPLEX, 'WPT_CoordinateXYZType', 464, False),  # 89
+    (TYPE_COMPLEX, 'DetailedTaxType', 452, False, ('TaxRuleID', 'Amount')),  # 87
+    (TYPE_COMPLEX, 'WPT_TxRxPackageSpecDataType', 456, False, ('PulseSequenceOrder', 'PulseSeparationTime', 'PulseDuration', 'PackageSeparationTime')),  # 88
+    (TYPE_COMPLEX, 'WPT_CoordinateXYZType', 464, False, ('Coord_X', 'Coord_Y', 'Coord_Z')),  # 89
     (TYPE_SIMPLE, 'WPT_AlignmentCheckMethodType', 28, 469),  # 90
     (TYPE_SIMPLE, 'WPT_FinePositioningMethodType', 29, 472),  # 91
-    (TYPE_COMPLEX, 'WPT_LF_DataPackageType', 475, False),  # 92
-    (TYPE_COMPLEX, 'WPT_LF_DataPackageListType', 480, False),  # 93
-    (TYPE_COMPLEX, 'WPT_LF_RxDataType', 484, False),  # 94
-    (TYPE_COMPLEX, 'WPT_LF_TxDataType', 488, False),  # 95
+    (TYPE_COMPLEX, 'WPT_LF_DataPackageType', 475, False, ('PackageIndex', 'LF_TxData', 'LF_RxData')),  # 92
+    (TYPE_COMPLEX, 'WPT_LF_DataPackageListType', 480, False, ('NumPackages', 'WPT_LF_DataPackage')),  # 93
+    (TYPE_COMPLEX, 'WPT_LF_RxDataType', 484, False, ('RxIdentifier', 'RSSIData')),  # 94
+    (TYPE_COMPLEX, 'WPT_LF_TxDataType', 488, False, ('TxIdentifier', 'EIRP')),  # 95
     (TYPE_SIMPLE, 'WPT_PairingMethodType', 30, 492),  # 96
     (TYPE_SIMPLE, 'integer', 31, 495),  # 97
 )

@@ -32,9 +32,9 @@ DATATYPES = (
 )
 
 TYPES = (
-    (TYPE_COMPLEX, 'type of element supportedAppProtocolReq', 0, False),  # 0
-    (TYPE_COMPLEX, 'type of element supportedAppProtocolRes', 4, False),  # 1
-    (TYPE_COMPLEX, 'AppProtocolType', 8, False),  # 2
+    (TYPE_COMPLEX, 'type of element supportedAppProtocolReq', 0, False, ('AppProtocol',)),  # 0
+    (TYPE_COMPLEX, 'type of element supportedAppProtocolRes', 4, False, ('ResponseCode', 'SchemaID')),  # 1
+    (TYPE_COMPLEX, 'AppProtocolType', 8, False, ('ProtocolNamespace', 'VersionNumberMajor', 'VersionNumberMinor', 'SchemaID', 'Priority')),  # 2
     (TYPE_SIMPLE, 'priorityType', 0, 15),  # 3
     (TYPE_SIMPLE, 'protocolNamespaceType', 1, 18),  # 4
     (TYPE_SIMPLE, 'responseCodeType', 2, 21),  # 5

@@ -35,33 +35,33 @@ DATATYPES = (
 )
 
 TYPES = (
-    (TYPE_COMPLEX, 'CanonicalizationMethodType', 0, False),  # 0
-    (TYPE_COMPLEX, 'DSAKeyValueType', 4, False),  # 1
-    (TYPE_COMPLEX, 'DigestMethodType', 13, False),  # 2
+    (TYPE_COMPLEX, 'CanonicalizationMethodType', 0, False, ('Algorithm', 'value')),  # 0
+    (TYPE_COMPLEX, 'DSAKeyValueType', 4, False, ('P', 'Q', 'G', 'Y', 'J', 'Seed', 'PgenCounter')),  # 1
+    (TYPE_COMPLEX, 'DigestMethodType', 13, False, ('Algorithm', 'value')),  # 2
     (TYPE_SIMPLE, 'DigestValueType', 0, 17),  # 3
-    (TYPE_COMPLEX, 'KeyInfoType', 20, False),  # 4
+    (TYPE_COMPLEX, 'KeyInfoType', 20, False, ('Id', 'value', 'KeyName', 'KeyValue', 'RetrievalMethod', 'X509Data', 'PGPData', 'SPKIData', 'MgmtData')),  # 4
     (TYPE_SIMPLE, 'string', 1, 31),  # 5
-    (TYPE_COMPLEX, 'KeyValueType', 34, False),  # 6
-    (TYPE_COMPLEX, 'ManifestType', 39, False),  # 7
-    (TYPE_COMPLEX, 'ObjectType', 43, False),  # 8
-    (TYPE_COMPLEX, 'PGPDataType', 49, False),  # 9
-    (TYPE_COMPLEX, 'RSAKeyValueType', 56, False),  # 10
-    (TYPE_COMPLEX, 'ReferenceType', 60, False),  # 11
-    (TYPE_COMPLEX, 'RetrievalMethodType', 68, False),  # 12
-    (TYPE_COMPLEX, 'SPKIDataType', 73, False),  # 13
-    (TYPE_COMPLEX, 'SignatureType', 77, False),  # 14
-    (TYPE_COMPLEX, 'SignatureMethodType', 84, False),  # 15
-    (TYPE_COMPLEX, 'SignaturePropertiesType', 89, False),  # 16
-    (TYPE_COMPLEX, 'SignaturePropertyType', 93, False),  # 17
-    (TYPE_COMPLEX, 'SignatureValueType', 98, False),  # 18
-    (TYPE_COMPLEX, 'SignedInfoType', 102, False),  # 19
-    (TYPE_COMPLEX, 'TransformType', 108, False),  # 20
-    (TYPE_COMPLEX, 'TransformsType', 113, False),  # 21
-    (TYPE_COMPLEX, 'X509DataType', 116, False),  # 22
+    (TYPE_COMPLEX, 'KeyValueType', 34, False, ('value', 'DSAKeyValue', 'RSAKeyValue')),  # 6
+    (TYPE_COMPLEX, 'ManifestType', 39, False, ('Id', 'Reference')),  # 7
+    (TYPE_COMPLEX, 'ObjectType', 43, False, ('Encoding', 'Id', 'MimeType', 'value')),  # 8
+    (TYPE_COMPLEX, 'PGPDataType', 49, False, ('PGPKeyID', 'PGPKeyPacket')),  # 9
+    (TYPE_COMPLEX, 'RSAKeyValueType', 56, False, ('Modulus', 'Exponent')),  # 10
+    (TYPE_COMPLEX, 'ReferenceType', 60, False, ('Id', 'Type', 'URI', 'Transforms', 'DigestMethod', 'DigestValue')),  # 11
+    (TYPE_COMPLEX, 'RetrievalMethodType', 68, False, ('Type', 'URI', 'Transforms')),  # 12
+    (TYPE_COMPLEX, 'SPKIDataType', 73, False, ('SPKISexp',)),  # 13
+    (TYPE_COMPLEX, 'SignatureType', 77, False, ('Id', 'SignedInfo', 'SignatureValue', 'KeyInfo', 'Object')),  # 14
+    (TYPE_COMPLEX, 'SignatureMethodType', 84, False, ('Algorithm', 'value', 'HMACOutputLength')),  # 15
+    (TYPE_COMPLEX, 'SignaturePropertiesType', 89, False, ('Id', 'SignatureProperty')),  # 16
+    (TYPE_COMPLEX, 'SignaturePropertyType', 93, False, ('Id', 'Target', 'value')),  # 17
+    (TYPE_COMPLEX, 'SignatureValueType', 98, False, ('Id', 'value')),  # 18
+    (TYPE_COMPLEX, 'SignedInfoType', 102, False, ('Id', 'CanonicalizationMethod', 'SignatureMethod', 'Reference')),  # 19
+    (TYPE_COMPLEX, 'TransformType', 108, False, ('Algorithm', 'value', 'XPath')),  # 20
+    (TYPE_COMPLEX, 'TransformsType', 113, False, ('Transform',)),  # 21
+    (TYPE_COMPLEX, 'X509DataType', 116, False, ('X509IssuerSerial', 'X509SKI', 'X509SubjectName', 'X509Certificate', 'X509CRL')),  # 22
     (TYPE_SIMPLE, 'CryptoBinary', 2, 124),  # 23
     (TYPE_SIMPLE, 'HMACOutputLengthType', 3, 127),  # 24
     (TYPE_SIMPLE, 'base64Binary', 4, 130),  # 25
-    (TYPE_COMPLEX, 'X509IssuerSerialType', 133, False),  # 26
+    (TYPE_COMPLEX, 'X509IssuerSerialType', 133, False, ('X509IssuerName', 'X509SerialNumber')),  # 26
     (TYPE_SIMPLE, 'integer', 5, 137),  # 27
 )
 
