@@ -999,8 +999,30 @@ class GrammarBuilder:
         return {
             "document": (g.bits_for(len(document) + 1), tuple(document)),
             "fragment": (g.bits_for(len(fragment) + 2), tuple(fragment)),
-            "relaxed": [self._label(q) for q in relaxed],
+            "relaxed": self._relaxed_attribute_names(relaxed, fragment),
         }
+
+    def _relaxed_attribute_names(self, relaxed, fragment) -> dict:
+        """Per element decoded with the relaxed grammar: the attribute keys of that grammar
+        (qualified where local names collide) of the attributes its own declarations use,
+        by local name, so the JSON form can say "Id" as for any other element."""
+        at_keys = {}
+        for typedef in self._all_complex_types():
+            for a in typedef.attributes:
+                at_keys[(a.ns, a.name)] = a.name
+        local_names = [name for _, name in at_keys]
+        result = {}
+        for qname in relaxed:
+            key = next(k for k, ns, _ in fragment
+                       if self.namespaces[ns] == qname[0] and k.endswith(qname[1]))
+            names = {}
+            for typedef, _ in self._element_types[qname]:
+                for a in getattr(typedef, "attributes", ()):
+                    if local_names.count(a.name) > 1:
+                        names[a.name] = "{%s}%s" % (a.ns, a.name)
+            if names:
+                result[key] = dict(sorted(names.items()))
+        return result
 
     def _top_level(self, entries, relaxed_index=None):
         local_names = [name for name, _, _ in entries]
@@ -1175,6 +1197,9 @@ def render_module(schema: str, builder: GrammarBuilder, tops: dict) -> str:
         lines.append(f"{name.upper()} = ({width}, (")
         lines += [f"    ({key!r}, {ns}, {t})," for key, ns, t in entries]
         lines += ["))", ""]
+    lines.append("RELAXED_ATTRIBUTE_KEYS = {")
+    lines += [f"    {key!r}: {names!r}," for key, names in tops["relaxed"].items()]
+    lines += ["}", ""]
     return "\n".join(lines)
 
 

@@ -78,8 +78,10 @@ class State:
         self.second_codes = {kind: code for code, kind in enumerate(second)}
         self.attribute_phase = g.U_AT_ANY in self.second_codes
 
-    def expected(self) -> str:
+    def expected(self, limit: int = 12) -> str:
         names = [f"'{p[1]}'" for p in self.productions if p[0] in (g.P_SE, g.P_AT)]
+        if len(names) > limit:
+            names[limit:] = [f"... ({len(names) - limit} more)"]
         if self.ch_code is not None:
             names.append("a value")
         if self.ee_code is not None:
@@ -147,6 +149,7 @@ class SchemaCodec:
                 self.types.append(ctype)
         self.document_width, self.document = tables.DOCUMENT
         self.fragment_width, self.fragment = tables.FRAGMENT
+        self.relaxed_attribute_keys = tables.RELAXED_ATTRIBUTE_KEYS
         self.document_codes = {key: (code, t) for code, (key, _, t) in enumerate(self.document)}
         self.fragment_codes = {key: (code, t) for code, (key, _, t) in enumerate(self.fragment)}
 
@@ -237,7 +240,11 @@ class SchemaCodec:
                 return result.get(g.VALUE_KEY)
             if depth >= MAX_DEPTH:
                 raise DecodeError(f"elements nested deeper than {MAX_DEPTH}", reader.pos)
-            return self._decode_states(reader, self.states[entry.start], {}, depth)
+            result = self._decode_states(reader, self.states[entry.start], {}, depth)
+            if entry.relaxed and key in self.relaxed_attribute_keys:
+                result = _rename(result, {qualified: local for local, qualified
+                                          in self.relaxed_attribute_keys[key].items()})
+            return result
         except DecodeError as error:
             error.path.insert(0, key)
             raise
@@ -354,7 +361,7 @@ class SchemaCodec:
                 for i, item in enumerate(items):
                     writer.write(code, self.fragment_width)
                     try:
-                        self._encode_element(writer, type_index, item, checked)
+                        self._encode_element(writer, type_index, item, checked, key)
                     except EncodeError as error:
                         error.path.insert(0, key)
                         if isinstance(value, list):
@@ -374,13 +381,13 @@ class SchemaCodec:
             code, type_index = entry
             writer.write(code, self.document_width)
             try:
-                self._encode_element(writer, type_index, value, checked)
+                self._encode_element(writer, type_index, value, checked, key)
             except EncodeError as error:
                 error.path.insert(0, key)
                 raise
         return writer.getvalue()
 
-    def _encode_element(self, writer, type_index, value, checked):
+    def _encode_element(self, writer, type_index, value, checked, key=None):
         entry = self.types[type_index]
         if entry.__class__ is SimpleType:
             if value is None:
@@ -407,6 +414,8 @@ class SchemaCodec:
         if checked and entry.abstract:
             raise EncodeError(f"{entry.name} is abstract: use one of the elements that "
                               f"substitute for it")
+        if entry.relaxed and key in self.relaxed_attribute_keys:
+            value = _rename(value, self.relaxed_attribute_keys[key])
         self._encode_complex(writer, entry, value, checked)
 
     def _encode_complex(self, writer, ctype, value, checked):
@@ -419,8 +428,9 @@ class SchemaCodec:
                 ranks = [rank[k] for k in keys]
             except KeyError:
                 unknown = next(k for k in keys if k not in rank)
+                allowed = [k for k in rank if not self._abstract_key(ctype, k)]
                 raise EncodeError(f"unknown key '{unknown}' for {ctype.name} (allowed: "
-                                  f"{', '.join(rank) or 'none'})") from None
+                                  f"{', '.join(allowed) or 'none'})") from None
             if ranks != sorted(ranks):
                 keys.sort(key=rank.__getitem__)
         else:
@@ -441,7 +451,7 @@ class SchemaCodec:
                 try:
                     if kind == g.P_SE:
                         writer.write(code, state.width)
-                        self._encode_element(writer, production[2], one, checked)
+                        self._encode_element(writer, production[2], one, checked, key)
                     elif kind == g.P_CH_MIXED:
                         if not isinstance(one, str):
                             raise EncodeError(f"mixed content text must be a string, got {one!r}")
@@ -477,6 +487,10 @@ class SchemaCodec:
         else:
             self._escape(writer, state, g.U_EE)
 
+    def _abstract_key(self, ctype, key) -> bool:
+        child = ctype.keys.get(key, (False, None, None))[2]
+        return child is not None and getattr(self.types[child], "abstract", False)
+
     def _encode_untyped(self, writer, state, production, value):
         """AT(qname) [untyped value] or CH [untyped value] (§8.5.4.4.1) for a value the
         datatype cannot represent; returns the next state."""
@@ -497,33 +511,57 @@ class SchemaCodec:
         if not checked and state.attribute_phase and key not in ctype.attribute_keys:
             self._escape(writer, state, g.U_CH_UNTYPED)
             _write_string(writer, "")
-            following = self.states[state.untyped_next]
-            if key in following.by_key:
-                return following
-            state = following
+            state = self.states[state.untyped_next]
+            if key in state.by_key:
+                return state
         if key == previous:
             raise EncodeError(f"too many '{key}' elements")
-        if state.ee_code is None and not any(k == key for k in state.by_key):
-            raise EncodeError(self._missing(state, previous, before=key))
+        missing = self._shortest_path(state, lambda s: key in s.by_key)
+        if missing:
+            raise EncodeError(f"missing required {missing} before '{key}'")
         raise EncodeError(f"'{key}' is not allowed here"
                           + (f" after '{previous}'" if previous else "")
                           + f" (expected {state.expected()})")
 
-    @staticmethod
-    def _missing(state, previous, before=None) -> str:
-        names = [p[1] for p in state.productions if p[0] in (g.P_SE, g.P_AT)]
-        if state.ch_code is not None:
-            return "missing value"
-        what = (f"'{names[0]}'" if len(names) == 1 else "one of " + ", ".join(
-            f"'{n}'" for n in names)) if names else "content"
-        kind = "attribute" if names and all(
-            p[0] == g.P_AT for p in state.productions if p[0] in (g.P_SE, g.P_AT)) else "element"
-        text = f"missing required {kind} {what}"
-        if before is not None:
-            text += f" before '{before}'"
-        elif previous is not None:
-            text += f" after '{previous}'"
-        return text
+    def _missing(self, state, previous) -> str:
+        """The error for an element that ends where the schema requires more content."""
+        missing = self._shortest_path(state, lambda s: s.ee_code is not None)
+        return f"missing required {missing or 'content'}" + (
+            f" after '{previous}'" if previous else "")
+
+    def _shortest_path(self, state, goal) -> str:
+        """What is missing between ``state`` and the nearest state satisfying ``goal``, as
+        "element 'A'", "elements 'A', 'B'" or "element: one of 'A', 'B'" (a choice)."""
+        frontier = [(state, [])]
+        seen = {state.index}
+        found = []
+        while frontier and not found:
+            following = []
+            for current, path in frontier:
+                for production in current.productions:
+                    if production[0] not in (g.P_SE, g.P_AT, g.P_CH):
+                        continue
+                    step = path + [production]
+                    for target in _targets(production[3]):
+                        reached = self.states[target]
+                        if goal(reached):
+                            found.append(step)
+                        elif target not in seen:
+                            seen.add(target)
+                            following.append((reached, step))
+            frontier = following
+        if not found:
+            return ""
+        def name(production):
+            return "a value" if production[0] == g.P_CH else f"'{production[1]}'"
+        kind = "attribute" if found[0][0][0] == g.P_AT else "element"
+        first_steps = list(dict.fromkeys(name(p[0]) for p in found))
+        if len(first_steps) > 1 and len(found[0]) == 1:
+            return f"{kind}: one of " + ", ".join(first_steps)
+        if found[0][0][0] == g.P_CH:
+            return "value"
+        path = found[0]
+        return f"{kind}{'s' if len(path) > 1 else ''} " + ", ".join(name(p) for p in path)
 
     def _escape(self, writer, state, kind):
         """Write a second-level event code (§8.5.4.4.1)."""
@@ -536,6 +574,11 @@ def _targets(target):
     if target.__class__ is tuple:
         return [t for t in target[2:] if t is not None]
     return [target]
+
+
+def _rename(result: dict, names: dict) -> dict:
+    """The dict with keys renamed, in the same order."""
+    return {names.get(key, key): value for key, value in result.items()}
 
 
 def _append(result, key, value):

@@ -13,8 +13,10 @@ A generated module holds plain tuples:
     ``(kind, name, *parameters)`` per simple type, see the ``DT_*`` kinds below.
 ``TYPES``
     one entry per element content grammar: ``(TYPE_SIMPLE, name, datatype, start_state)``,
-    ``(TYPE_COMPLEX, name, start_state, abstract)`` or ``(TYPE_RELAXED, name, start_state, 0)``
-    (the relaxed element fragment grammar of EXI 1.0 §8.5.3).
+    ``(TYPE_COMPLEX, name, start_state, abstract, keys)`` or
+    ``(TYPE_RELAXED, name, start_state, False, ())`` (the relaxed element fragment grammar of
+    EXI 1.0 §8.5.3). ``keys`` are the JSON keys of the type in schema order (attributes sorted,
+    the value, then elements in particle order).
 ``STATES``
     ``(width, productions, second_level, untyped_next)`` per grammar non-terminal. ``width`` is the
     number of bits of the first event code part; it counts one extra value, the escape to the
@@ -25,8 +27,13 @@ A generated module holds plain tuples:
 ``DOCUMENT`` / ``FRAGMENT``
     ``(width, ((key, namespace, type), ...))``: the SE productions of DocContent (§8.5.1) and
     FragmentContent (§8.5.2), sorted by local name then namespace; event code = position.
-``ELEMENT_DECLARATIONS``
-    ``{key: (namespace, type)}`` of the fragment grammar, for the encoder.
+``RELAXED_ATTRIBUTE_KEYS``
+    ``{element key: {local name: attribute key}}`` for elements decoded with the relaxed grammar
+    whose attributes' local names are ambiguous in it (iso2 ``eMAID``'s ``Id``); the JSON form
+    uses the local name.
+
+Keys are local names; where one list (document, fragment, relaxed grammar) has two qnames with
+the same local name, the key is ``{namespace}local``.
 
 A production is a tuple whose first item is its kind:
 

@@ -1875,3 +1875,6 @@ FRAGMENT = (8, (
     ('startValue', 1, 86),
     ('stringValue', 1, 34),
 ))
+
+RELAXED_ATTRIBUTE_KEYS = {
+}

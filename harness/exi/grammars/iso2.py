@@ -1972,3 +1972,7 @@ FRAGMENT = (8, (
     ('startValue', 1, 87),
     ('stringValue', 1, 34),
 ))
+
+RELAXED_ATTRIBUTE_KEYS = {
+    'eMAID': {'Id': '{urn:iso:15118:2:2013:MsgDataTypes}Id'},
+}

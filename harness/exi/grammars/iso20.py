@@ -2088,3 +2088,6 @@ FRAGMENT = (9, (
     ('rationalNumber', 1, 58),
     ('shortValue', 1, 72),
 ))
+
+RELAXED_ATTRIBUTE_KEYS = {
+}

@@ -1236,3 +1236,6 @@ FRAGMENT = (8, (
     ('XPath', 3, 21),
     ('Y', 3, 50),
 ))
+
+RELAXED_ATTRIBUTE_KEYS = {
+}

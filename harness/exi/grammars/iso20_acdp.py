@@ -918,3 +918,6 @@ FRAGMENT = (8, (
     ('XPath', 3, 13),
     ('Y', 3, 49),
 ))
+
+RELAXED_ATTRIBUTE_KEYS = {
+}

@@ -1209,3 +1209,6 @@ FRAGMENT = (8, (
     ('XPath', 3, 27),
     ('Y', 3, 57),
 ))
+
+RELAXED_ATTRIBUTE_KEYS = {
+}

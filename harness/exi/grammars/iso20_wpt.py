@@ -1409,3 +1409,6 @@ FRAGMENT = (8, (
     ('XPath', 2, 7),
     ('Y', 2, 57),
 ))
+
+RELAXED_ATTRIBUTE_KEYS = {
+}

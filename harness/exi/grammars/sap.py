@@ -127,3 +127,6 @@ FRAGMENT = (4, (
     ('supportedAppProtocolReq', 1, 0),
     ('supportedAppProtocolRes', 1, 1),
 ))
+
+RELAXED_ATTRIBUTE_KEYS = {
+}

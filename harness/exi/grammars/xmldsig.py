@@ -431,3 +431,6 @@ FRAGMENT = (6, (
     ('XPath', 1, 5),
     ('Y', 1, 23),
 ))
+
+RELAXED_ATTRIBUTE_KEYS = {
+}
