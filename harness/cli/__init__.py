@@ -13,7 +13,7 @@ import sys
 from harness import __version__
 
 #: the sub-command modules, in the order ``harness --help`` lists them
-COMMANDS: tuple[str, ...] = ("certs",)
+COMMANDS: tuple[str, ...] = ("exi", "certs")
 
 
 class UsageError(Exception):
