@@ -319,7 +319,11 @@ def _check_revocation(path: Sequence[x509.Certificate],
                                f"listed in the CRL of {_cn(issuer)} since "
                                f"{entry.revocation_date_utc.isoformat()}")
         if ocsp is not None:
-            status = ocsp(cert, issuer)
+            try:
+                status = ocsp(cert, issuer)
+            except Exception as exc:  # unreachable or untrustworthy responder: status unknown
+                raise _Refused(Reason.REVOCATION_UNKNOWN, cert,
+                               f"OCSP status could not be obtained ({exc})") from None
             if status is OcspStatus.REVOKED:
                 raise _Refused(Reason.REVOKED, cert, "the OCSP responder reports it revoked")
             if status is OcspStatus.UNKNOWN:

@@ -93,3 +93,16 @@ def test_crl_is_served_and_lists_the_revoked(iso2_pki):
             served = x509.load_der_x509_crl(reply.read())
     assert served.is_signature_valid(sub_ca_2.cert.public_key())
     assert served.get_revoked_certificate_by_serial_number(leaf.serial_number) is not None
+
+
+def test_validator_reports_unreachable_responder_as_unknown(iso2_pki):
+    from harness.pki.validate import Reason, policy_for, validate_chain
+    from harness.pki.profiles import Generation
+    chain = iso2_pki.chain(Role.SECC)
+    responder = RevocationServer(iso2_pki.authorities)
+    url = responder.ocsp_url
+    responder.stop()
+    result = validate_chain(chain.presented, [chain.root.cert],
+                            policy=policy_for(Generation.ISO2, Role.SECC),
+                            ocsp=OcspClient(url, timeout=5))
+    assert result.reason is Reason.REVOCATION_UNKNOWN, str(result)
