@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from harness.pki.faults import CATALOGUE, ChainUnderTest, Fault, fault_params
-from harness.pki.profiles import DEFAULT_EMAID, Generation, Role
+from harness.pki.profiles import DEFAULT_EMAID, Role
 from harness.pki.revocation import OcspClient, RevocationServer
 from harness.pki.validate import policy_for, validate_chain
 from openssl_cli import (needs_openssl, ocsp_status, subject_rfc2253, verify,
