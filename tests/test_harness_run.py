@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 import subprocess
 import xml.etree.ElementTree as ET
@@ -10,7 +12,7 @@ import pytest
 
 from harness.trace import Recorder
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 REPORT_FILES = ("report.html", "junit.xml", "allure-results", "conformance.json", "conformance.html", "trace.jsonl")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import subprocess
 import textwrap
 
@@ -10,7 +12,7 @@ import pytest
 from harness.rig import RigFileError, load_rig
 from harness.rig.config import parse_rig
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 MINIMAL = {"name": "r", "kind": "emulated", "csms": {}, "evse": {"station_id": "S1", "ocpp": {"version": "2.0.1"}}}
 

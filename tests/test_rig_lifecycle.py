@@ -19,7 +19,7 @@ from harness.rig.config import parse_rig
 from harness.rig.lock import RigBusy, RigLock
 from harness.trace import Recorder
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 EMULATED = ROOT / "rigs" / "emulated.yaml"
 

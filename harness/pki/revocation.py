@@ -1,0 +1,323 @@
+"""Revocation the way a CSMS checks it: CRL files, a local HTTP OCSP responder, an OCSP client,
+and the OCSP request data OCPP carries (iso15118CertificateHashData / OCSPRequestData).
+
+The responder answers for every CA it is given, signing each response with the key of the CA that
+issued the certificate asked about (RFC 6960 2.6: a CA may sign its own responses), and serves the
+CRLs it holds under ``/crl/<name>``; generated certificates point their AIA and CRL distribution
+point there (``http://127.0.0.1:8880`` unless generated otherwise).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import threading
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterable, Mapping
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
+
+from harness.pki.builder import Issued, now
+from harness.pki.validate import OcspStatus
+
+#: how long a CRL or an OCSP answer says it stays current
+FRESHNESS = _dt.timedelta(days=7)
+
+
+def build_crl(issuer: Issued, revoked_serials: Iterable[int], *,
+              revoked_at: _dt.datetime | None = None,
+              next_update: _dt.timedelta = FRESHNESS) -> x509.CertificateRevocationList:
+    """A CRL signed by ``issuer`` listing ``revoked_serials`` (RFC 5280 5)."""
+    this_update = now() - _dt.timedelta(minutes=5)
+    revoked_at = revoked_at or this_update
+    builder = (x509.CertificateRevocationListBuilder()
+               .issuer_name(issuer.cert.subject)
+               .last_update(this_update)
+               .next_update(this_update + next_update)
+               .add_extension(x509.CRLNumber(1), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                   issuer.key.public_key()), critical=False))
+    for serial in revoked_serials:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial)
+            .revocation_date(revoked_at).build())
+    return builder.sign(issuer.key, _hash_for(issuer.key))
+
+
+def _hash_for(key) -> hashes.HashAlgorithm | None:
+    if isinstance(key, ed448.Ed448PrivateKey):
+        return None
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 384:
+        return hashes.SHA512()
+    return hashes.SHA256()
+
+
+def _key_hash(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
+    """Hash of the subjectPublicKey BIT STRING contents, as OCSP's CertID defines issuerKeyHash."""
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    # the BIT STRING is the last element of SubjectPublicKeyInfo; skip its tag, length and the
+    # unused-bits octet
+    bit_string = _last_tlv(spki)
+    digest = hashes.Hash(algorithm)
+    digest.update(bit_string[1:])
+    return digest.finalize()
+
+
+def _name_hash(name: x509.Name, algorithm: hashes.HashAlgorithm) -> bytes:
+    digest = hashes.Hash(algorithm)
+    digest.update(name.public_bytes())
+    return digest.finalize()
+
+
+def _last_tlv(der: bytes) -> bytes:
+    """Content of the last element inside the outer SEQUENCE of ``der``."""
+    def header(offset):
+        length = der[offset + 1]
+        if length < 0x80:
+            return offset + 2, length
+        count = length & 0x7F
+        return offset + 2 + count, int.from_bytes(der[offset + 2:offset + 2 + count], "big")
+
+    position, total = header(0)
+    end = position + total
+    content = length = 0
+    while position < end:
+        content, length = header(position)
+        position = content + length
+    return der[content:content + length]
+
+
+# -- OCPP ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CertificateHashData:
+    """OCPP 2.0.1 OCSPRequestDataType / iso15118CertificateHashData for one certificate.
+
+    Hashes are lower-case hex and the serial number upper-case hex without leading zeros, as
+    OCPP 2.0.1 (edition 2) describes serialNumber ("hexadecimal ... without leading zeroes");
+    the letter case of the hashes is not fixed by the specification text we could consult.
+    """
+
+    hashAlgorithm: str
+    issuerNameHash: str
+    issuerKeyHash: str
+    serialNumber: str
+    responderURL: str
+
+    def as_ocpp(self) -> dict[str, str]:
+        return dict(self.__dict__)
+
+
+_OCPP_HASHES = {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
+
+
+def certificate_hash_data(cert: x509.Certificate, issuer: x509.Certificate, *,
+                          hash_algorithm: str = "SHA256",
+                          responder_url: str | None = None) -> CertificateHashData:
+    algorithm = _OCPP_HASHES[hash_algorithm]()
+    return CertificateHashData(
+        hashAlgorithm=hash_algorithm,
+        issuerNameHash=_name_hash(issuer.subject, algorithm).hex(),
+        issuerKeyHash=_key_hash(issuer, algorithm).hex(),
+        serialNumber=format(cert.serial_number, "X"),
+        responderURL=responder_url or ocsp_url_of(cert) or "")
+
+
+def ocsp_url_of(cert: x509.Certificate) -> str | None:
+    try:
+        access = cert.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
+    except x509.ExtensionNotFound:
+        return None
+    for description in access:
+        if description.access_method == AuthorityInformationAccessOID.OCSP:
+            return description.access_location.value
+    return None
+
+
+# -- responder -----------------------------------------------------------------------------------
+
+class RevocationServer:
+    """OCSP responder (``/ocsp``, POST or GET as RFC 6960 A.1) and CRL server (``/crl/NAME``).
+
+    Use as a context manager; ``port=0`` picks a free port (see :attr:`base_url`).
+    """
+
+    def __init__(self, authorities: Iterable[Issued], *, revoked: Iterable[int] = (),
+                 crls: Mapping[str, x509.CertificateRevocationList] | None = None,
+                 host: str = "127.0.0.1", port: int = 0):
+        self.authorities = list(authorities)
+        self.revoked: dict[int, _dt.datetime] = {s: now() - _dt.timedelta(hours=1) for s in revoked}
+        self.crls = dict(crls or {})
+        self.requests: list[ocsp.OCSPRequest] = []  # what was asked, for tests to look at
+        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def ocsp_url(self) -> str:
+        return f"{self.base_url}/ocsp"
+
+    def revoke(self, serial: int, when: _dt.datetime | None = None) -> None:
+        self.revoked[serial] = when or now()
+
+    def start(self) -> "RevocationServer":
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        name="ocsp-responder",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:  # shutdown() would wait forever for a loop never started
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> "RevocationServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def respond(self, request_der: bytes) -> bytes:
+        """The DER OCSP response to one DER OCSP request (the HTTP layer only moves bytes)."""
+        try:
+            request = ocsp.load_der_ocsp_request(request_der)
+        except ValueError:
+            return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        self.requests.append(request)
+        algorithm = request.hash_algorithm
+        authority = next((a for a in self.authorities
+                          if _key_hash(a.cert, algorithm) == request.issuer_key_hash
+                          and _name_hash(a.cert.subject, algorithm) == request.issuer_name_hash),
+                         None)
+        if authority is None:
+            return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        this_update = now()
+        revoked_at = self.revoked.get(request.serial_number)
+        status = ocsp.OCSPCertStatus.REVOKED if revoked_at else ocsp.OCSPCertStatus.GOOD
+        builder = (ocsp.OCSPResponseBuilder()
+                   .add_response_by_hash(request.issuer_name_hash, request.issuer_key_hash,
+                                         request.serial_number, algorithm, status, this_update,
+                                         this_update + FRESHNESS, revoked_at,
+                                         x509.ReasonFlags.key_compromise if revoked_at else None)
+                   .responder_id(ocsp.OCSPResponderEncoding.HASH, authority.cert)
+                   .certificates([authority.cert]))
+        for extension in request.extensions:
+            if isinstance(extension.value, x509.OCSPNonce):  # RFC 8954: echo the nonce
+                builder = builder.add_extension(extension.value, critical=False)
+        response = builder.sign(authority.key, _hash_for(authority.key))
+        return response.public_bytes(serialization.Encoding.DER)
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                if self.path.rstrip("/") != "/ocsp":
+                    return self._send(404, b"", "text/plain")
+                self._send(200, server.respond(self.rfile.read(length)), "application/ocsp-response")
+
+            def do_GET(self):
+                if self.path.startswith("/crl/"):
+                    crl = server.crls.get(self.path[len("/crl/"):])
+                    if crl is None:
+                        return self._send(404, b"", "text/plain")
+                    return self._send(200, crl.public_bytes(serialization.Encoding.DER),
+                                      "application/pkix-crl")
+                if self.path.startswith("/ocsp/"):
+                    encoded = urllib.parse.unquote(self.path[len("/ocsp/"):])
+                    try:
+                        request = base64.b64decode(encoded)
+                    except ValueError:
+                        request = b""
+                    return self._send(200, server.respond(request), "application/ocsp-response")
+                self._send(404, b"", "text/plain")
+
+            def _send(self, status, body, content_type):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+        return Handler
+
+
+def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(serialization.Encoding.DER)
+
+
+# -- client --------------------------------------------------------------------------------------
+
+class OcspError(Exception):
+    """The responder could not be asked, or its answer cannot be trusted."""
+
+
+class OcspClient:
+    """Asks an OCSP responder about a certificate, as :data:`harness.pki.validate.OcspCheck`.
+
+    ``url`` overrides the certificate's AIA OCSP URL (tests run the responder on a free port).
+    The answer must be signed by the issuer itself (RFC 6960 4.2.2.2); delegated responder
+    certificates are not accepted, since our responder never uses one.
+    """
+
+    def __init__(self, url: str | None = None, *, timeout: float = 5.0):
+        self.url = url
+        self.timeout = timeout
+
+    def __call__(self, cert: x509.Certificate, issuer: x509.Certificate) -> OcspStatus:
+        url = self.url or ocsp_url_of(cert)
+        if not url:
+            raise OcspError(f"{cert.subject.rfc4514_string()}: no OCSP URL to ask")
+        request = (ocsp.OCSPRequestBuilder()
+                   .add_certificate(cert, issuer, hashes.SHA256())
+                   .build().public_bytes(serialization.Encoding.DER))
+        http = urllib.request.Request(url, data=request, method="POST",
+                                      headers={"Content-Type": "application/ocsp-request"})
+        try:
+            with urllib.request.urlopen(http, timeout=self.timeout) as reply:
+                answer = ocsp.load_der_ocsp_response(reply.read())
+        except (OSError, ValueError) as exc:
+            raise OcspError(f"{url}: {exc}") from None
+        if answer.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+            return OcspStatus.UNKNOWN
+        if answer.serial_number != cert.serial_number:
+            raise OcspError(f"{url}: answered about serial {answer.serial_number:X}")
+        _check_response_signature(answer, issuer, url)
+        return {ocsp.OCSPCertStatus.GOOD: OcspStatus.GOOD,
+                ocsp.OCSPCertStatus.REVOKED: OcspStatus.REVOKED}.get(answer.certificate_status,
+                                                                    OcspStatus.UNKNOWN)
+
+
+def _check_response_signature(answer: ocsp.OCSPResponse, issuer: x509.Certificate, url: str) -> None:
+    key = issuer.public_key()
+    try:
+        if isinstance(key, ed448.Ed448PublicKey):
+            key.verify(answer.signature, answer.tbs_response_bytes)
+        else:
+            key.verify(answer.signature, answer.tbs_response_bytes,
+                       ec.ECDSA(answer.signature_hash_algorithm))
+        return
+    except (InvalidSignature, TypeError, ValueError):
+        pass
+    raise OcspError(f"{url}: response not signed by {issuer.subject.rfc4514_string()}")
