@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from harness.emulators.pilot import CpState, SimulatedPilot, duty_for_current, NO_PWM
+from harness.emulators.pilot import DIGITAL_COMMUNICATION, NO_PWM, CpState, SimulatedPilot, duty_for_current
 from harness.emulators.power import PowerFlow
 from harness.ocpp.dialect import (ConnectorState, MeterSample, Ocpp16Dialect, StationTransaction, dialect_for,
                                   timestamp)
@@ -67,6 +67,10 @@ class Connector:
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
     meter_task: asyncio.Task | None = None
     connection_timer: asyncio.Task | None = None
+    #: ISO 15118: 5 % duty (digital communication) instead of the nominal PWM
+    digital: bool = False
+    #: the EV's state of charge in percent, when it tells it (ISO 15118)
+    soc: float | None = None
 
     @property
     def plugged(self) -> bool:
@@ -80,7 +84,8 @@ class Connector:
 
 
 class ReferenceEvse:
-    def __init__(self, recorder: Recorder, settings: EvseSettings, link: CsmsLink, timers: OcppTimers) -> None:
+    def __init__(self, recorder: Recorder, settings: EvseSettings, link: CsmsLink, timers: OcppTimers,
+                 hlc: Any = None) -> None:
         self.recorder = recorder
         self.settings = settings
         self.timers = timers
@@ -97,6 +102,8 @@ class ReferenceEvse:
                                      on_online=self._report_all_statuses)
         self._workers: list[asyncio.Task] = []
         self._handlers = self._handler_table()
+        #: the ISO 15118 side (harness.emulators.evse_hlc.EvseHlc), when the EVSE has one
+        self.hlc = hlc
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -106,6 +113,8 @@ class ReferenceEvse:
                 lambda old, new, c=connector: c.events.put_nowait(("pilot", old, new)))
             self._workers.append(asyncio.create_task(self._connector_worker(connector)))
         self.station.start()
+        if self.hlc is not None:
+            await self.hlc.start(self)
 
     async def make_safe(self, timeout: float) -> None:
         """Open every contactor, end every transaction and try to deliver what is queued."""
@@ -129,6 +138,8 @@ class ReferenceEvse:
                     task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers.clear()
+        if self.hlc is not None:
+            await self.hlc.stop()
         await self.station.stop()
 
     # -- what a person at the charger can do ------------------------------------------------
@@ -210,12 +221,16 @@ class ReferenceEvse:
 
     async def _plugged_in(self, connector: Connector) -> None:
         self._cancel(connector, "connection_timer")
+        if self.hlc is not None:
+            await self.hlc.plugged_in(connector)
         if connector.authorization is not None:
             await self._start_transaction(connector, "CablePluggedIn")
         else:
             await self._set_state(connector, ConnectorState.PREPARING)
 
     async def _unplugged(self, connector: Connector) -> None:
+        if self.hlc is not None:
+            await self.hlc.unplugged(connector)
         await self._stop_energy(connector)
         if connector.transaction is not None:
             await self._end_transaction(connector, "EVDeparted", "EVDisconnected")
@@ -241,14 +256,21 @@ class ReferenceEvse:
     async def _apply_limit(self, connector: Connector) -> None:
         if connector.transaction is None:
             return
-        await connector.pilot.set_duty(duty_for_current(connector.offered_current()))
+        await connector.pilot.set_duty(self.duty(connector))
         await self._ev_ready(connector, connector.pilot.state in (CpState.C, CpState.D))
 
     # -- transactions ---------------------------------------------------------------------
 
+    def duty(self, connector: Connector) -> float:
+        """The PWM duty cycle the connector shows: 5 % while digital communication is asked for
+        (ISO 15118-3), else the current it offers (IEC 61851-1)."""
+        if connector.digital:
+            return DIGITAL_COMMUNICATION
+        return duty_for_current(connector.offered_current()) if connector.transaction is not None else NO_PWM
+
     def _sample(self, connector: Connector, context: str = "Sample.Periodic") -> MeterSample:
         reading = connector.line.read()
-        return MeterSample(timestamp(), reading.imported_wh, reading.exported_wh, reading.power, None, context)
+        return MeterSample(timestamp(), reading.imported_wh, reading.exported_wh, reading.power, connector.soc, context)
 
     async def _start_transaction(self, connector: Connector, trigger: str) -> None:
         authorization = connector.authorization
@@ -277,7 +299,7 @@ class ReferenceEvse:
                            keys={"transaction_id": tx.transaction_id, "id_token": authorization.token,
                                  "evse_id": connector.evse_id})
         await self._set_state(connector, ConnectorState.PREPARING)
-        await connector.pilot.set_duty(duty_for_current(connector.offered_current()))
+        await connector.pilot.set_duty(self.duty(connector))
         connector.meter_task = asyncio.create_task(self._meter_values(connector, tx))
         if connector.pilot.state in (CpState.C, CpState.D):
             await self._ev_ready(connector, True)

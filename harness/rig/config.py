@@ -21,7 +21,7 @@ TOKEN_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "Unknown", "NoCre
                   "NotAtThisLocation", "NotAtThisTime")
 #: what an EVSE role can be asked to do; suites declare what they need (pytest.mark.requires)
 CAPABILITIES = ("ev", "local_id_token", "reconfigure_security", "remote_start", "reset", "charging_profiles",
-                "offline")
+                "offline", "iso15118")
 
 
 class RigFileError(ValueError):
@@ -88,6 +88,8 @@ class EvseConfig:
     capabilities: tuple[str, ...] = CAPABILITIES
     #: how long to wait for the DUT to connect and boot after the rig is up
     boot_timeout: float = 120.0
+    #: ISO 15118 profile of an emulated EVSE (fixtures/evse/*.yaml; default: the reference EVSE's)
+    profile: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class EvConfig:
     max_charge_kw: float = 11.0
     max_current: float = 32.0
     phases: int = 3
+    #: the ISO 15118 EV's profile (fixtures/ev/*.yaml; default: fixtures/ev/default.yaml)
+    profile: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,7 @@ def parse_rig(data: Any, *, path: Path | None = None) -> RigConfig:
     lock = _path(top, "lock", base)
     csms = _csms(top.section("csms", required=True), base)
     evse = _evse(top.section("evse", required=True), base, kind)
-    ev = _ev(top.section("ev"))
+    ev = _ev(top.section("ev"), base)
     pilot = _pilot(top.section("pilot"), kind)
     link = _link(top.section("link"), kind)
     meter = _meter(top.section("meter"))
@@ -265,12 +269,13 @@ def _evse(reader: Reader, base: Path, rig_kind: str) -> EvseConfig:
         voltage=reader.float("voltage", 230.0, exclusive_minimum=0.0),
         capabilities=tuple(capabilities),
         boot_timeout=reader.float("boot_timeout", 120.0, exclusive_minimum=0.0),
+        profile=_path(reader, "profile", base, must_exist=True),
     )
     reader.done()
     return config
 
 
-def _ev(reader: Reader) -> EvConfig:
+def _ev(reader: Reader, base: Path) -> EvConfig:
     config = EvConfig(
         kind=reader.str("kind", "emulated", choices=("emulated", "none")),
         capacity_kwh=reader.float("capacity_kwh", 60.0, exclusive_minimum=0.0),
@@ -278,6 +283,7 @@ def _ev(reader: Reader) -> EvConfig:
         max_charge_kw=reader.float("max_charge_kw", 11.0, exclusive_minimum=0.0),
         max_current=reader.float("max_current", 32.0, minimum=6.0, maximum=80.0),
         phases=reader.int("phases", 3, choices=(1, 3)),
+        profile=_path(reader, "profile", base, must_exist=True),
     )
     reader.done()
     return config

@@ -342,7 +342,12 @@ class EvseRole(Role):
                                      identity.serial_number, identity.firmware_version),
             evse_count=config.evse_count, max_current=config.max_current, phases=config.phases,
             voltage=config.voltage)
-        self.emulator = ReferenceEvse(self.rig.trace, settings, link, self.rig.timers)
+        hlc = None
+        if "iso15118" in config.capabilities:
+            from harness.rig.hlc import emulated_evse_hlc
+
+            hlc = emulated_evse_hlc(self.rig)
+        self.emulator = ReferenceEvse(self.rig.trace, settings, link, self.rig.timers, hlc=hlc)
         await self.emulator.start()
 
     async def make_safe(self) -> None:
@@ -462,6 +467,10 @@ class EvRole(Role):
         super().__init__(rig)
         self.config = rig.config.ev
         self.vehicle: BasicEv | None = None
+        from harness.rig.hlc import HlcDriver
+
+        #: the ISO 15118 EV (harness.rig.hlc): charge(), inject()
+        self.hlc = HlcDriver(self)
 
     async def activate(self) -> None:
         if self.config.kind == "none":
@@ -470,13 +479,17 @@ class EvRole(Role):
                           max_charge_w=self.config.max_charge_kw * 1000.0)
         self.vehicle = BasicEv(self.rig.trace, battery, max_current=self.config.max_current,
                                phases=self.config.phases)
+        await self.hlc.activate()
 
     async def make_safe(self) -> None:
         if self.vehicle is not None and self.vehicle.plugged:
             await self.vehicle.unplug()
+        await self.hlc.make_safe()
 
     def restore(self) -> None:
         """Unplugged, willing to charge, with the rig file's state of charge."""
+        if self.config.kind != "none":
+            self.hlc.restore()
         if self.vehicle is not None:
             self.rig.run(self.make_safe())
             self.vehicle.wants_energy = True
@@ -496,7 +509,16 @@ class EvRole(Role):
         self.rig.run(vehicle.plug_in(connector.pilot, connector.line))
 
     def unplug(self) -> None:
+        if self.hlc.plugged:
+            self.hlc.unplug()
+            return
         self.rig.run(self._need().unplug())
+
+    def charge(self, **options: Any):
+        """One ISO 15118 session as the EV (see :meth:`harness.rig.hlc.HlcDriver.charge`):
+        ``ev.charge(protocol="iso2", energy="AC", identification="EIM", tls=False)``."""
+        self._need()
+        return self.hlc.charge(**options)
 
     def stop_charging(self) -> None:
         """The EV stops taking energy (CP back to state B) but stays plugged."""

@@ -1,0 +1,109 @@
+"""The reference EVSE's ISO 15118 side: SDP server and SECC for its connector, wired to the
+station through :class:`~harness.emulators.bridge.OcppBridge`.
+
+At plug-in it asks for digital communication (5 % duty, ISO 15118-3); if no V2G session starts
+within the profile's ``hlc.fallback_s`` it falls back to nominal PWM, so a basic IEC 61851 EV
+charges as before (the standards' B2 -> E/F -> B2 step is not modelled; the duty changes
+directly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from harness.emulators.bridge import OcppBridge
+from harness.emulators.profiles import EvseProfile
+from harness.trace import Layer, Recorder
+from harness.v2g.credentials import V2gMaterial
+from harness.v2g.faults import FaultPlan
+from harness.v2g.secc import Secc, SeccConfig
+from harness.v2g.timers import Timing
+
+if TYPE_CHECKING:
+    from harness.emulators.evse import Connector, ReferenceEvse
+
+
+class EvseHlc:
+    def __init__(self, recorder: Recorder, profile: EvseProfile, *, timing: Timing,
+                 material: V2gMaterial | None = None, host: str = "::1", sdp_port: int | None = None,
+                 allow_iso20_without_tls: bool = False) -> None:
+        self.recorder = recorder
+        self.profile = profile
+        self.timing = timing
+        self.material = material
+        self.host = host
+        self.sdp_port = profile.sdp_port if sdp_port is None else sdp_port
+        self.allow_iso20_without_tls = allow_iso20_without_tls
+        self.faults = FaultPlan(recorder=recorder, side="evse")
+        self.evse: ReferenceEvse | None = None
+        self.bridge: OcppBridge | None = None
+        self.secc: Secc | None = None
+        self.sdp: Any = None
+        self._fallback: dict[int, asyncio.Task] = {}
+
+    async def start(self, evse: "ReferenceEvse") -> None:
+        self.evse = evse
+        connector = evse.connectors[1]
+        caps = self.profile.capabilities
+        material = self.material
+        self.bridge = OcppBridge(evse, connector, caps, eim=self.profile.eim, on_session=self._session_changed,
+                                 provisioning=material.provisioning() if material else None,
+                                 tariff_key=material.tariff_key("iso2") if material else None)
+        tls_context = material.secc_context() if material is not None and caps.tls != "none" else None
+        config = SeccConfig(host=self.host, tls_context=tls_context,
+                            protocols=tuple(p for p in caps.protocols),
+                            allow_iso20_without_tls=self.allow_iso20_without_tls)
+        self.secc = Secc(self.recorder, self.bridge, config, timing=self.timing, faults=self.faults)
+        await self.secc.start()
+        from harness.v2g.sdp import SdpServer
+
+        self.sdp = SdpServer(self.recorder, self.host, self.sdp_port, tcp_port=self.secc.tcp_port,
+                             tls_port=self.secc.tls_port, tls_policy=caps.tls)
+        await self.sdp.start()
+
+    async def stop(self) -> None:
+        for task in self._fallback.values():
+            task.cancel()
+        if self.sdp is not None:
+            await self.sdp.stop()
+        if self.secc is not None:
+            await self.secc.stop()
+
+    # -- pilot --------------------------------------------------------------------------------
+
+    async def plugged_in(self, connector: "Connector") -> None:
+        if connector.evse_id != 1 or not self.profile.announce_hlc or self.evse is None:
+            return
+        connector.digital = True
+        await connector.pilot.set_duty(self.evse.duty(connector))
+        self._cancel(connector.evse_id)
+        self._fallback[connector.evse_id] = asyncio.create_task(self._fall_back(connector))
+
+    async def unplugged(self, connector: "Connector") -> None:
+        self._cancel(connector.evse_id)
+        connector.digital = False
+        connector.soc = None
+
+    def _cancel(self, evse_id: int) -> None:
+        task = self._fallback.pop(evse_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _fall_back(self, connector: "Connector") -> None:
+        await asyncio.sleep(self.timing.wait(self.profile.hlc_fallback))
+        if self.bridge is not None and self.bridge.session is not None and self.bridge.session.ended is None:
+            return
+        connector.digital = False
+        self.recorder.emit(Layer.PILOT, "HlcFallback", f"EVSE {connector.evse_id}: no ISO 15118 session within "
+                           f"{self.profile.hlc_fallback:g} s, nominal PWM (basic charging)", src="evse",
+                           keys={"evse_id": connector.evse_id})
+        assert self.evse is not None
+        await connector.pilot.set_duty(self.evse.duty(connector))
+
+    def _session_changed(self, connector: "Connector", active: bool) -> None:
+        if active:
+            self._cancel(connector.evse_id)
+            if not connector.digital and self.evse is not None:
+                connector.digital = True
+                asyncio.get_running_loop().create_task(connector.pilot.set_duty(self.evse.duty(connector)))

@@ -1,0 +1,129 @@
+"""The EV emulator with high-level communication: an EVCC on the same plug as the basic EV.
+
+Plugged in, it puts the CP in state B and runs V2G sessions (:func:`harness.v2g.evcc.run_session`)
+with the :class:`~harness.v2g.vehicle.Vehicle` it stands for. Physically it does what an EV does:
+it switches the CP to C before energy flows and back to B after, draws on AC the current the
+session grants (negative when it feeds back, BPT), and moves the energy that flows through the
+cable into its battery (DC current is set by the charger's power stage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+from harness.emulators.pilot import CpState, SimulatedPilot
+from harness.emulators.power import PowerFlow
+from harness.trace import Layer, Recorder
+from harness.v2g.evcc import run_session
+from harness.v2g.faults import FaultPlan
+from harness.v2g.session import EvccSession, Outcome
+from harness.v2g.timers import STANDARD, Timing
+from harness.v2g.vehicle import Vehicle
+
+
+class HlcEv:
+    def __init__(self, recorder: Recorder, vehicle: Vehicle, *, timing: Timing = STANDARD,
+                 control_period: float = 0.02, name: str = "ev") -> None:
+        self.recorder = recorder
+        self.vehicle = vehicle
+        self.timing = timing
+        self.control_period = control_period
+        self.name = name
+        self.pilot: SimulatedPilot | None = None
+        self.line: PowerFlow | None = None
+        self.session: EvccSession | None = None
+        self.last_outcome: Outcome | None = None
+        self._task: asyncio.Task | None = None
+        self._imported = 0.0
+        self._exported = 0.0
+
+    @property
+    def plugged(self) -> bool:
+        return self.pilot is not None
+
+    async def plug_in(self, pilot: SimulatedPilot, line: PowerFlow) -> None:
+        if self.pilot is not None:
+            raise RuntimeError(f"{self.name} is already plugged in")
+        self.pilot, self.line = pilot, line
+        reading = line.read()
+        self._imported, self._exported = reading.imported_wh, reading.exported_wh
+        self.recorder.emit(Layer.PILOT, "PlugIn", f"{self.name} plugged in (SoC {self.vehicle.battery.soc:.0%}, "
+                           f"ISO 15118)", src=self.name, payload={"soc": self.vehicle.battery.soc, "hlc": True},
+                           keys={"evse_id": pilot.evse_id, "evccid": self.vehicle.evccid})
+        await pilot.set_state(CpState.B)
+        self._task = asyncio.create_task(self._control())
+
+    async def unplug(self) -> None:
+        if self.pilot is None or self.line is None:
+            return
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self._account()
+        self.line.set(current=0.0)
+        pilot, self.pilot, self.line = self.pilot, None, None
+        await pilot.set_state(CpState.A)
+        self.recorder.emit(Layer.PILOT, "Unplug", f"{self.name} unplugged (SoC {self.vehicle.battery.soc:.0%})",
+                           src=self.name, payload={"soc": self.vehicle.battery.soc},
+                           keys={"evse_id": pilot.evse_id, "evccid": self.vehicle.evccid})
+
+    async def charge(self, host: str, port: int, *, context: ssl.SSLContext | None = None,
+                     faults: FaultPlan | None = None, resume_session_id: str | None = None,
+                     sni: str | None = None) -> Outcome:
+        """One V2G session with the SECC at ``host``/``port``."""
+        if self.pilot is None:
+            raise RuntimeError(f"{self.name} is not plugged in")
+        self.vehicle.stop_requested = False
+        self.vehicle.grant.ac_max_current = None
+        self.vehicle.grant.ac_target_power = None
+
+        def keep(session: EvccSession) -> None:
+            self.session = session
+
+        try:
+            outcome = await run_session(self.recorder, self.vehicle, host, port, context=context, timing=self.timing,
+                                        faults=faults, resume_session_id=resume_session_id, set_cp=self._set_cp,
+                                        on_session=keep, sni=sni)
+        finally:
+            self.vehicle.grant.ac_max_current = 0.0
+            self._apply()
+            if self.pilot is not None and self.pilot.state is not CpState.B:
+                await self.pilot.set_state(CpState.B)
+            self._account()
+        self.last_outcome = outcome
+        return outcome
+
+    async def _set_cp(self, state: str) -> None:
+        if self.pilot is not None:
+            self._apply()
+            await self.pilot.set_state(CpState(state))
+            self._apply()
+
+    def _account(self) -> None:
+        """Move the energy that flowed since the last look into the battery."""
+        if self.line is None:
+            return
+        reading = self.line.read()
+        delta = (reading.imported_wh - self._imported) - (reading.exported_wh - self._exported)
+        self._imported, self._exported = reading.imported_wh, reading.exported_wh
+        self.vehicle.battery.integrate(delta * 3600.0, 1.0)
+
+    def _apply(self) -> None:
+        """AC: draw what the session grants (the charger's power stage drives DC)."""
+        if self.line is None or self.pilot is None:
+            return
+        reading = self.line.read()
+        if reading.phases == 0:
+            return
+        current = self.vehicle.ac_current() if self.pilot.state in (CpState.C, CpState.D) else 0.0
+        if current != reading.current:
+            self.line.set(current=current, phases=self.vehicle.plan.phases if reading.phases else None)
+
+    async def _control(self) -> None:
+        while True:
+            self._account()
+            self._apply()
+            await asyncio.sleep(self.control_period)

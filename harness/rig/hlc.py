@@ -1,0 +1,277 @@
+"""ISO 15118 on a rig: the EV role's high-level communication and the emulated EVSE's SECC.
+
+:class:`HlcDriver` is what the suites use through ``ev.charge(...)``: it plugs the ISO 15118 EV
+in, finds the SECC with SDP over the rig's link, runs one V2G session as the plan says, and
+returns a :class:`SessionResult` built from what the EV observed (the timeline, observer ``ev``):
+black-box, so the same suites run against a real charger.
+
+On an emulated rig the EV and the reference EVSE share the run's generated ISO 15118 PKI
+(:func:`material`) and the EVSE's SDP server listens on ::1 (unicast); on a lab rig the EV sends
+SDP to the all-nodes group on the link's interface.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable
+
+from harness.emulators.battery import Battery
+from harness.emulators.evse_hlc import EvseHlc
+from harness.emulators.hlc_ev import HlcEv
+from harness.emulators.profiles import (DEFAULT_EV_PROFILE, DEFAULT_EVSE_PROFILE, EvProfile, load_ev_profile,
+                                        load_evse_profile)
+from harness.trace import Event, Layer
+from harness.v2g import faults as v2g_faults
+from harness.v2g.credentials import ISO20_SNI, V2gMaterial
+from harness.v2g.faults import Fault, FaultPlan
+from harness.v2g.sdp import ALL_NODES, SDP_PORT, SdpError, discover
+from harness.v2g.session import Outcome
+from harness.v2g.timers import Timing
+from harness.v2g.vehicle import ChargePlan, Vehicle
+
+if TYPE_CHECKING:
+    from harness.rig.rig import Rig
+    from harness.rig.roles import EvRole
+
+_MATERIAL: "weakref.WeakKeyDictionary[Any, V2gMaterial]" = weakref.WeakKeyDictionary()
+
+#: energy mode -> the protocols that can carry it, most capable first
+PROTOCOLS_FOR = {
+    "AC": ("iso20-ac", "iso2", "din"),
+    "DC": ("iso20-dc", "iso2", "din"),
+    "AC_BPT": ("iso20-ac",),
+    "DC_BPT": ("iso20-dc",),
+}
+
+
+def timing(rig: "Rig") -> Timing:
+    """The V2G timers on this rig: the standard's on a lab rig, scaled on an emulated one."""
+    return Timing(scale=rig.config.time_scale) if not rig.config.is_lab else Timing()
+
+
+def material(rig: "Rig") -> V2gMaterial:
+    """The run's ISO 15118 PKI (generated once per rig, in <run dir>/pki/iso15118)."""
+    found = _MATERIAL.get(rig)
+    if found is None:
+        evse_id = evse_profile(rig).capabilities.evse_id
+        found = V2gMaterial.generate(rig.run_dir / "pki" / "iso15118", evse_id=evse_id,
+                                     keylog=rig.run_dir / "tls-keys.log")
+        _MATERIAL[rig] = found
+    return found
+
+
+def evse_profile(rig: "Rig"):
+    return load_evse_profile(rig.config.evse.profile or DEFAULT_EVSE_PROFILE)
+
+
+def emulated_evse_hlc(rig: "Rig") -> EvseHlc:
+    """The reference EVSE's ISO 15118 side for an emulated rig."""
+    return EvseHlc(rig.trace, evse_profile(rig), timing=timing(rig), material=material(rig), host="::1", sdp_port=0)
+
+
+@dataclass
+class SessionResult:
+    """One V2G session as the EV saw it."""
+
+    outcome: Outcome
+    #: the messages the EV exchanged, oldest first (Layer.V2G events, observer ev)
+    events: list[Event] = field(default_factory=list)
+    soc_before: float = 0.0
+    soc_after: float = 0.0
+    tls: str | None = None
+    sdp: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome.ok
+
+    @property
+    def protocol(self) -> str | None:
+        return self.outcome.protocol
+
+    @property
+    def session_id(self) -> str | None:
+        return self.outcome.session_id
+
+    def received(self, name: str | None = None) -> list[dict]:
+        """Messages from the EVSE (JSON form), optionally only ``name``."""
+        return [e.payload["message"] for e in self.events
+                if e.src == "evse" and e.payload and e.payload.get("message") is not None
+                and (name is None or e.name == name)]
+
+    def sent(self, name: str | None = None) -> list[dict]:
+        return [e.payload["message"] for e in self.events
+                if e.src == "ev" and e.payload and e.payload.get("message") is not None
+                and (name is None or e.name == name)]
+
+    def names(self, direction: str | None = None) -> list[str]:
+        """Message names in order; ``direction`` "sent" or "received" to filter."""
+        return [e.name for e in self.events if e.payload and "message" in (e.payload or {})
+                and (direction is None or e.payload.get("direction") == direction)]
+
+    def response_codes(self) -> dict[str, str]:
+        from harness.v2g.messages import body_of
+
+        codes: dict[str, str] = {}
+        for message in self.received():
+            body = body_of(message)
+            if isinstance(body, dict) and "ResponseCode" in body:
+                from harness.v2g.messages import name_of
+                codes[name_of(message)] = body["ResponseCode"]
+        return codes
+
+
+class HlcDriver:
+    """The ISO 15118 half of the EV role."""
+
+    def __init__(self, role: "EvRole") -> None:
+        self.role = role
+        self.rig = role.rig
+        self.profile: EvProfile | None = None
+        self.ev: HlcEv | None = None
+        self.faults = FaultPlan(side="ev")
+        self.paused_session: str | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def activate(self) -> None:
+        config = self.rig.config.ev
+        self.profile = load_ev_profile(config.profile or DEFAULT_EV_PROFILE)
+        self.faults.recorder = self.rig.trace
+        self.ev = HlcEv(self.rig.trace, self._vehicle(), timing=timing(self.rig))
+
+    def _vehicle(self, plan: ChargePlan | None = None, evccid: str | None = None) -> Vehicle:
+        profile = self.profile
+        assert profile is not None
+        battery = Battery(capacity_wh=profile.capacity_kwh * 1000.0, soc=profile.soc,
+                          max_charge_w=profile.max_charge_kw * 1000.0, max_discharge_w=profile.max_discharge_kw * 1000.0)
+        return Vehicle(evccid or profile.evccid, battery, plan=plan or profile.plan,
+                       ac_max_current=profile.ac_max_current, ac_min_current=profile.ac_min_current,
+                       dc_max_voltage=profile.dc_max_voltage, dc_max_current=profile.dc_max_current,
+                       pack_voltage_empty=profile.pack_voltage[0], pack_voltage_full=profile.pack_voltage[1],
+                       departure_time=profile.departure_time, target_soc=profile.target_soc, min_soc=profile.min_soc)
+
+    @property
+    def plugged(self) -> bool:
+        return self.ev is not None and self.ev.plugged
+
+    async def make_safe(self) -> None:
+        if self.ev is not None:
+            self.ev.vehicle.stop_requested = True
+            if self.ev.plugged:
+                await self.ev.unplug()
+
+    def restore(self) -> None:
+        """Unplugged, no faults, the profile's state of charge, no paused session."""
+        self.rig.run(self.make_safe())
+        self.faults.clear()
+        self.paused_session = None
+        if self.ev is not None and self.profile is not None:
+            self.ev.vehicle.battery.soc = self.profile.soc
+            self.ev.vehicle.stop_requested = False
+
+    # -- what tests do ----------------------------------------------------------------------
+
+    def plug_in(self) -> None:
+        self.rig.run(self._plug_in())
+
+    async def _plug_in(self) -> None:
+        assert self.ev is not None
+        if self.ev.plugged:
+            return
+        if self.role.vehicle is not None and self.role.vehicle.plugged:
+            raise RuntimeError("the basic EV is plugged in; unplug it before an ISO 15118 session")
+        emulator = self.rig.evse.emulator
+        if emulator is None:
+            from harness.rig.roles import RoleUnavailable
+            raise RoleUnavailable("plugging into a real EVSE needs pilot hardware (a lab pilot driver)")
+        connector = emulator.connectors[1]
+        await self.ev.plug_in(connector.pilot, connector.line)
+
+    def unplug(self) -> None:
+        if self.ev is not None:
+            self.rig.run(self.ev.unplug())
+
+    def inject(self, *faults: Fault) -> None:
+        """Faults the EV commits in the next sessions (until the rig restores)."""
+        self.faults.add(*faults)
+
+    def plan(self, *, protocol: str | Iterable[str] | None = None, energy: str | None = None,
+             identification: str | None = None, control: str | None = None, cycles: int | None | str = "profile",
+             pause: bool = False, renegotiate_after: int | None = None, discharge: bool = False,
+             certificate: str | None = None) -> ChargePlan:
+        assert self.profile is not None
+        base = self.profile.plan
+        energy = energy or base.energy
+        if protocol is None:
+            protocols = tuple(p for p in self.profile.protocols if p in PROTOCOLS_FOR[energy])
+        else:
+            protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+        return dataclasses.replace(
+            base, protocols=protocols, energy=energy, identification=identification or base.identification,
+            control=control or base.control, cycles=base.cycles if cycles == "profile" else cycles, pause=pause,
+            renegotiate_after=renegotiate_after, discharge=discharge, certificate=certificate)
+
+    def charge(self, *, protocol: str | Iterable[str] | None = None, energy: str | None = None,
+               identification: str | None = None, tls: bool | None = None, control: str | None = None,
+               cycles: int | None | str = "profile", pause: bool = False, resume: bool = False,
+               renegotiate_after: int | None = None, discharge: bool = False, certificate: str | None = None,
+               faults: Iterable[Fault] = (), timeout: float | None = None) -> SessionResult:
+        """One V2G session as the EV: plug in (if not yet), SDP, TCP/TLS, the handshake and the
+        protocol to the end. ``resume`` continues the session paused last (SessionSetup with its
+        SessionID); ``faults`` are committed by the EV in this session only."""
+        plan = self.plan(protocol=protocol, energy=energy, identification=identification, control=control,
+                         cycles=cycles, pause=pause, renegotiate_after=renegotiate_after, discharge=discharge,
+                         certificate=certificate)
+        if tls is None:
+            tls = any(p.startswith("iso20") for p in plan.protocols[:1]) or plan.identification == "PnC"
+        limit = timeout if timeout is not None else self.rig.scaled(600) + 30.0
+        return self.rig.run(self._charge(plan, tls, resume, list(faults)), timeout=limit)
+
+    async def _charge(self, plan: ChargePlan, tls: bool, resume: bool, faults: list[Fault]) -> SessionResult:
+        assert self.ev is not None
+        await self._plug_in()
+        vehicle = self.ev.vehicle
+        vehicle.plan = plan
+        vehicle.evccid = self.profile.vin if plan.protocols[0].startswith("iso20") else self.profile.evccid
+        generation = "iso20" if plan.protocols[0].startswith("iso20") else "iso2"
+        emulated = self.rig.evse.emulated
+        if plan.identification == "PnC" and emulated:
+            installed = vehicle.credentials.contract_chain and plan.certificate != "install"
+            if not installed:
+                vehicle.credentials = material(self.rig).ev_credentials(
+                    generation, contract=self.profile.contract == "installed" and plan.certificate != "install")
+        trace = self.rig.trace
+        mark = trace.now()
+        soc_before = vehicle.battery.soc
+        plan_faults = FaultPlan([*self.faults.faults, *faults], recorder=trace, side="ev")
+        timing_ = timing(self.rig)
+        try:
+            where = await self._discover(tls, timing_)
+        except SdpError as exc:
+            outcome = Outcome(False, f"SDP: {exc}")
+            return SessionResult(outcome, [], soc_before, vehicle.battery.soc)
+        context = None
+        if where.tls:
+            tls_fault = plan_faults.tls_fault()
+            context = material(self.rig).evcc_context(generation, trusted=tls_fault is None) if emulated else None
+        outcome = await self.ev.charge(where.address, where.port, context=context, faults=plan_faults,
+                                       resume_session_id=self.paused_session if resume else None,
+                                       sni=ISO20_SNI if generation == "iso20" else None)
+        self.paused_session = outcome.session_id if outcome.paused else None
+        events = trace.select(layer=Layer.V2G, observer="ev", since=mark)
+        return SessionResult(outcome, events, soc_before, vehicle.battery.soc,
+                             tls=self.ev.session.facts.get("tls") if self.ev.session else None, sdp=where)
+
+    async def _discover(self, tls: bool, timing_: Timing):
+        rig = self.rig
+        link = rig.config.link
+        emulator = rig.evse.emulator
+        if emulator is not None and getattr(emulator, "hlc", None) is not None and emulator.hlc.sdp is not None:
+            target, port, iface = "::1", emulator.hlc.sdp.bound_port, None
+        else:
+            target, port, iface = ALL_NODES, SDP_PORT, link.iface
+        return await discover(rig.trace, tls=tls, target=target, port=port, iface=iface, timers=timing_.sdp,
+                              timeout_scale=timing_.timeout)

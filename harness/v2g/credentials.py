@@ -1,0 +1,144 @@
+"""The ISO 15118 certificates an emulated rig's EV and EVSE use, from one generated PKI per
+generation (ISO 15118-2 on secp256r1, -20 on secp521r1), and the TLS contexts built from them.
+
+A lab EV or EVSE brings its own material; on an emulated rig both sides are the harness's, so
+they share the run's generated PKI (``<run dir>/pki/iso15118``), and every TLS context writes its
+NSS key log next to the captures.
+
+One TLS port serves both generations: ISO 15118-2 wants TLS 1.2 with the secp256r1 SECC chain,
+-20 TLS 1.3 with the secp521r1 chain and the EVCC's vehicle certificate. Python's ssl cannot pick
+a chain by the client's TLS version or the trusted_ca_keys extension, so the reference SECC picks
+it by SNI: the harness's EV names :data:`ISO20_SNI` when it opens a -20 session. Any other client
+(no SNI, as real EVs) gets the -2 context. This is a convenience of the emulated pair, said here.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from harness.pki import tls
+from harness.pki.builder import KeyAlgorithm, issue, name
+from harness.pki.contract_key import encrypt_iso2
+from harness.pki.iso15118 import Iso15118Pki, build_iso15118_pki, write_iso15118_pki
+from harness.pki.manifest import Manifest
+from harness.pki.profiles import DEFAULT_EMAID, DEFAULT_EVSE_ID, PROFILES, Generation, Role
+from harness.v2g.pnc import ContractDelivery
+from harness.v2g.vehicle import Credentials
+
+ISO20_SNI = "iso15118-20"
+
+
+@dataclass
+class V2gMaterial:
+    directory: Path
+    iso2: Iso15118Pki
+    iso20: Iso15118Pki
+    keylog: Path | None = None
+
+    @classmethod
+    def generate(cls, directory: Path, *, evse_id: str = DEFAULT_EVSE_ID, keylog: Path | None = None) -> "V2gMaterial":
+        directory = Path(directory)
+        manifest = Manifest(directory)
+        iso2 = build_iso15118_pki(Generation.ISO2, evse_id=evse_id)
+        iso20 = build_iso15118_pki(Generation.ISO20, KeyAlgorithm.SECP521R1, evse_id=evse_id)
+        write_iso15118_pki(iso2, directory / "iso2", manifest)
+        write_iso15118_pki(iso20, directory / "iso20", manifest)
+        untrusted = build_iso15118_pki(Generation.ISO2, evse_id=evse_id)  # a V2G root nobody trusts
+        write_iso15118_pki(untrusted, directory / "untrusted", manifest)
+        manifest.write()
+        return cls(directory, iso2, iso20, keylog)
+
+    def _pki(self, generation: str) -> Iso15118Pki:
+        return self.iso20 if generation == "iso20" else self.iso2
+
+    def path(self, generation: str, filename: str) -> Path:
+        return self.directory / ("iso20" if generation == "iso20" else "iso2") / filename
+
+    # -- TLS --------------------------------------------------------------------------------
+
+    def secc_context(self) -> ssl.SSLContext:
+        """The SECC's TLS context: -2 (TLS 1.2) by default, -20 (TLS 1.3, mutual) by SNI."""
+        iso2 = tls.iso2_secc_context(self.path("iso2", "secc-chain.pem"), self.path("iso2", "secc.key"),
+                                     keylog=self.keylog)
+        iso20 = tls.iso20_secc_context(self.path("iso20", "secc-chain.pem"), self.path("iso20", "secc.key"),
+                                       oem_roots=self.path("iso20", "oem-root.pem"), keylog=self.keylog)
+        front = tls.iso2_secc_context(self.path("iso2", "secc-chain.pem"), self.path("iso2", "secc.key"),
+                                      maximum=ssl.TLSVersion.TLSv1_3, keylog=self.keylog)
+
+        def choose(connection: ssl.SSLObject, server_name: str | None, initial: ssl.SSLContext) -> None:
+            connection.context = iso20 if server_name == ISO20_SNI else iso2
+
+        front.sni_callback = choose
+        return front
+
+    def untrusted_secc_context(self) -> ssl.SSLContext:
+        """A context presenting an SECC chain from a V2G root no EV trusts (fault fail_tls)."""
+        untrusted = self.directory / "untrusted"
+        return tls.iso2_secc_context(untrusted / "secc-chain.pem", untrusted / "secc.key", keylog=self.keylog,
+                                     maximum=ssl.TLSVersion.TLSv1_3)
+
+    def evcc_context(self, generation: str, *, trusted: bool = True) -> ssl.SSLContext:
+        """The EV's context: trusts the generation's V2G root (or, ``trusted=False``, a root the
+        SECC's chain does not come from: fault fail_tls)."""
+        if generation == "iso20":
+            roots = self.path("iso20", "v2g-root.pem") if trusted else self.directory / "untrusted" / "v2g-root.pem"
+            return tls.iso20_evcc_context(roots, vehicle_chain=self.path("iso20", "vehicle-chain.pem"),
+                                          vehicle_key=self.path("iso20", "vehicle.key"), keylog=self.keylog)
+        roots = self.path("iso2", "v2g-root.pem") if trusted else self.directory / "untrusted" / "v2g-root.pem"
+        return tls.iso2_evcc_context(roots, keylog=self.keylog)
+
+    # -- Plug & Charge --------------------------------------------------------------------------
+
+    def ev_credentials(self, generation: str, *, contract: bool = True) -> Credentials:
+        pki = self._pki(generation)
+        credentials = Credentials(
+            oem_chain=pki.chain(Role.OEM_PROVISIONING).presented, oem_key=pki.issued[Role.OEM_PROVISIONING].key,
+            v2g_roots=[pki.issued[Role.V2G_ROOT].cert])
+        if contract:
+            credentials.emaid = pki.common_name(Role.CONTRACT)
+            credentials.contract_chain = pki.chain(Role.CONTRACT).presented
+            credentials.contract_key = pki.issued[Role.CONTRACT].key
+        return credentials
+
+    def mo_roots(self, generation: str) -> list[x509.Certificate]:
+        return [self._pki(generation).issued[Role.MO_ROOT].cert]
+
+    def tariff_key(self, generation: str) -> Any:
+        """The key that signs SalesTariffs (the MO Sub-CA 2's, standing in for the MO's)."""
+        return self._pki(generation).issued[Role.MO_SUB_CA_2].key
+
+    def provisioning(self) -> "CertificateProvisioning":
+        return CertificateProvisioning(self)
+
+
+class CertificateProvisioning:
+    """The certificate provisioning service of the emulated rig: a fresh contract for an EV."""
+
+    def __init__(self, material: V2gMaterial) -> None:
+        self.material = material
+
+    def deliver(self, request: str, *, oem_chain=(), contract_chain=(), emaid: str | None = None,
+                generation: str = "iso2") -> ContractDelivery | None:
+        if generation != "iso2":
+            return None  # -20 certificate installation is not provided by the emulated rig
+        pki = self.material.iso2
+        recipient = oem_chain[0] if request == "install" and oem_chain else \
+            contract_chain[0] if contract_chain else None
+        if recipient is None:
+            return None
+        emaid = emaid or DEFAULT_EMAID
+        profile = PROFILES[Role.CONTRACT]
+        issued = issue(name(emaid, profile.organization, country="DE", domain_component=profile.domain_component),
+                       pki.issued[Role.MO_SUB_CA_2], algorithm=KeyAlgorithm.SECP256R1,
+                       validity=_dt.timedelta(days=365), ca=False, key_usage=profile.key_usage,
+                       ski_method=Generation.ISO2.ski_method)
+        sealed = encrypt_iso2(issued.key, recipient)
+        chain = [issued.cert, pki.issued[Role.MO_SUB_CA_2].cert, pki.issued[Role.MO_SUB_CA_1].cert]
+        return ContractDelivery(chain, sealed.encrypted_private_key, sealed.dh_public_key, emaid,
+                                pki.chain(Role.CPS).presented, pki.issued[Role.CPS].key)

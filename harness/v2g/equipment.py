@@ -1,0 +1,159 @@
+"""What the SECC asks of the charger it runs in, and what it may offer.
+
+The session machine (:class:`harness.v2g.session.SeccSession`) does not own hardware or a
+backend: it asks an :class:`Equipment` -- the power stage (limits, cable check, pre-charge,
+the present voltage and current), the authorization backend (OCPP on the reference EVSE) and the
+meter. Every call is synchronous and returns at once: what is not decided yet is "Ongoing", which
+is exactly what the protocols let an SECC answer while it waits ([V2G2-710] .. [V2G2-713]).
+Implementations: :class:`harness.emulators.charge_port.ChargePort` (standalone: authorizes by
+local policy) and :class:`harness.emulators.bridge.OcppBridge` (the reference EVSE: OCPP).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+from harness.pki.profiles import DEFAULT_EVSE_ID
+
+#: ISO 15118-20 energy transfer services (ServiceID, -20 Table 204)
+ISO20_SERVICES = {"AC": 1, "DC": 2, "WPT": 3, "DC_ACDP": 4, "AC_BPT": 5, "DC_BPT": 6, "DC_ACDP_BPT": 7}
+ISO20_SERVICE_NAMES = {v: k for k, v in ISO20_SERVICES.items()}
+
+
+@dataclass(frozen=True)
+class EvseCapabilities:
+    """What the charger offers and its limits (from fixtures/evse/*.yaml)."""
+
+    evse_id: str = DEFAULT_EVSE_ID
+    #: energy modes: AC, DC, AC_BPT, DC_BPT (AC_BPT/DC_BPT are -20 only)
+    energy: tuple[str, ...] = ("AC", "DC")
+    protocols: tuple[str, ...] = ("iso20-dc", "iso20-ac", "iso2", "din")
+    #: EIM and/or PnC
+    identification: tuple[str, ...] = ("EIM", "PnC")
+    #: -20 control modes
+    control_modes: tuple[str, ...] = ("scheduled", "dynamic")
+    tls: str = "optional"  # "required", "optional", "none" (for -2/DIN; -20 always needs TLS 1.3)
+    ac_nominal_voltage: float = 230.0
+    ac_phases: int = 3
+    ac_max_current: float = 32.0
+    ac_min_current: float = 6.0
+    ac_max_discharge_current: float = 16.0
+    dc_max_voltage: float = 500.0
+    dc_min_voltage: float = 150.0
+    dc_max_current: float = 200.0
+    dc_min_current: float = 0.0
+    dc_max_power: float = 50000.0
+    dc_max_discharge_current: float = 100.0
+    dc_max_discharge_power: float = 11000.0
+    dc_peak_current_ripple: float = 2.0
+    #: how fast the DC output follows a new target (A/s, V/s); 0 = at once
+    current_ramp: float = 0.0
+    voltage_ramp: float = 0.0
+    #: Ongoing answers before an EVSE process finishes (CableCheck; it takes time on a real charger)
+    cable_check_rounds: int = 1
+    #: a MeteringReceipt is asked for every this many charge loops in PnC (0: never)
+    receipt_every: int = 0
+    free_service: bool = False
+    certificate_service: bool = True
+    meter_id: str = "HARNESS-METER-1"
+
+    def max_power(self, energy: str) -> float:
+        if energy.startswith("DC"):
+            return self.dc_max_power
+        return self.ac_nominal_voltage * self.ac_max_current * self.ac_phases
+
+    def max_discharge_power(self, energy: str) -> float:
+        if energy.startswith("DC"):
+            return self.dc_max_discharge_power
+        return self.ac_nominal_voltage * self.ac_max_discharge_current * self.ac_phases
+
+
+@dataclass
+class Present:
+    """What the power stage puts out now."""
+
+    voltage: float = 0.0
+    current: float = 0.0  # negative: discharge
+    current_limit_achieved: bool = False
+    voltage_limit_achieved: bool = False
+    power_limit_achieved: bool = False
+
+
+class Equipment(Protocol):
+    """The SECC's view of its charger; see the module docstring."""
+
+    capabilities: EvseCapabilities
+
+    # -- session and authorization ------------------------------------------------------
+    def session_started(self, session_id: str, evccid: str | None, protocol: str) -> None: ...
+
+    def session_ended(self, session_id: str | None, reason: str, paused: bool) -> None: ...
+
+    def authorize(self, method: str, *, emaid: str | None = None,
+                  contract_chain: Sequence[Any] = ()) -> str:
+        """"Accepted", "Ongoing" (ask again) or "Rejected"; ``method`` is "EIM" or "PnC"."""
+        ...
+
+    def notification(self) -> str:
+        """The EVSENotification to send now: "None", "StopCharging" or "ReNegotiation"."""
+        ...
+
+    def ev_status(self, *, soc: float | None = None, ready: bool | None = None) -> None:
+        """What the EV reported (SoC in percent) -- for meter values and displays."""
+        ...
+
+    # -- power stage ----------------------------------------------------------------------
+    def cable_check(self) -> bool:
+        """One step of the isolation test; True when it passed."""
+        ...
+
+    def energy_transfer(self, start: bool, energy: str, *, discharge: bool = False) -> bool:
+        """Close (start) or open the power path for ``energy`` (AC, DC, AC_BPT, DC_BPT).
+        False when it cannot (the EV is not in state C)."""
+        ...
+
+    def pre_charge(self, voltage: float, current: float) -> Present: ...
+
+    def current_demand(self, voltage: float, current: float) -> Present:
+        """Follow the EV's DC targets (negative current: discharge) within the limits."""
+        ...
+
+    def ac_target(self, power: float | None = None) -> float:
+        """The AC current per phase the EV may draw now (A); ``power``: a -20 target in W."""
+        ...
+
+    def present(self) -> Present: ...
+
+    def meter_wh(self) -> tuple[float, float]:
+        """(imported Wh, exported Wh) of the EVSE meter."""
+        ...
+
+    # -- Plug & Charge services ----------------------------------------------------------
+    def contract_anchors(self) -> Sequence[Any]:
+        """MO root certificates the SECC validates contract chains against (empty: leave
+        the contract check to the backend)."""
+        ...
+
+    def certificate_service(self, request: str, *, oem_chain: Sequence[Any] = (),
+                            contract_chain: Sequence[Any] = (), emaid: str | None = None,
+                            generation: str = "iso2") -> Any:
+        """CertificateInstallation/Update: the new contract for the EV, or None if none is
+        available (:class:`harness.v2g.pnc.ContractDelivery`)."""
+        ...
+
+
+@dataclass
+class Grant:
+    """What the EVSE granted the EV, as the EVCC learned it (kept on the vehicle)."""
+
+    ac_max_current: float | None = None
+    ac_target_power: float | None = None
+    dc_present_voltage: float | None = None
+    dc_present_current: float | None = None
+    dc_max_current: float | None = None
+    dc_max_power: float | None = None
+    dc_max_voltage: float | None = None
+    max_power: float | None = None
+    notification: str = "None"
+    schedule: list[dict] = field(default_factory=list)

@@ -1,0 +1,180 @@
+"""The EVCC as a client: connects to an SECC and runs one :class:`EvccSession` over it.
+
+Like :mod:`harness.v2g.secc` it only moves bytes and time, applies the EV side's fault plan
+and records every message on the timeline (observer ``ev``): what a test sees of the EVSE under
+test from the EV side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, Awaitable, Callable
+
+from harness import exi
+from harness.trace import Recorder
+from harness.v2g import messages, recording
+from harness.v2g.equipment import EvseCapabilities
+from harness.v2g.faults import CloseConnection, FaultPlan, Transmit, Wait
+from harness.v2g.session import (Close, EvccSession, Finished, Notice, Outcome, Received, SeccSession, Send, SetCp,
+                                 Undecodable)
+from harness.v2g.timers import STANDARD, Timing
+from harness.v2g.transport import ConnectionClosed, V2gConnection, connect
+from harness.v2g.v2gtp import HeaderError, PayloadType, encode as v2gtp_encode
+
+SIDE = recording.EV
+ACCEPTED = frozenset({PayloadType.EXI, PayloadType.ISO20_MAIN, PayloadType.ISO20_AC, PayloadType.ISO20_DC})
+
+CpSetter = Callable[[str], Awaitable[None]]
+
+
+async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
+                      context: ssl.SSLContext | None = None, timing: Timing = STANDARD,
+                      faults: FaultPlan | None = None, resume_session_id: str | None = None,
+                      set_cp: CpSetter | None = None, connect_timeout: float = 10.0,
+                      on_session: Callable[[EvccSession], None] | None = None, sni: str | None = None) -> Outcome:
+    """One V2G communication session with the SECC at ``host``/``port``; returns how it ended."""
+    loop = asyncio.get_running_loop()
+    plan = faults or FaultPlan(side=SIDE)
+    plan.recorder = plan.recorder or recorder
+    plan.side = SIDE
+    session = EvccSession(vehicle, offered=vehicle.plan.protocols, timing=timing, now=loop.time(),
+                          resume_session_id=resume_session_id)
+    if on_session is not None:
+        on_session(session)
+    target = f"[{host}]:{port}"
+    try:
+        connection = await connect(host, port, context=context, timeout=connect_timeout, accepted=ACCEPTED, sni=sni)
+    except (OSError, ssl.SSLError, TimeoutError, asyncio.TimeoutError) as exc:
+        what = "TlsHandshakeFailed" if context is not None and isinstance(exc, ssl.SSLError) else "TcpConnectFailed"
+        recording.record(recorder, SIDE, what, f"EV could not connect to {target}"
+                         f"{' with TLS' if context else ''}: {exc}", session, payload={"error": repr(exc)})
+        session.outcome = Outcome(False, f"{what}: {exc}")
+        return session.outcome
+    recording.record(recorder, SIDE, "TcpConnected", f"EV connected to {target}"
+                     + (f" ({connection.tls_version}, {connection.tls_cipher})" if context else " (no TLS)"),
+                     session, payload={"peer": target, "tls": connection.tls_version, "cipher": connection.tls_cipher})
+    session.facts["tls"] = connection.tls_version
+    runner = _Runner(recorder, session, connection, plan, set_cp)
+    try:
+        closing = await runner.carry_out(session.start(loop.time()))
+        while not session.finished and not closing:
+            timeout = None if session.deadline is None else max(0.0, session.deadline - loop.time())
+            try:
+                item = await connection.receive(timeout)
+            except (TimeoutError, asyncio.TimeoutError):
+                closing = await runner.carry_out(session.poll(loop.time()))
+                continue
+            if isinstance(item, HeaderError):
+                recording.record(recorder, SIDE, "V2gtpHeaderRejected", f"EV ignores a message: {item}", session,
+                                 payload={"header": item.header.hex().upper(), "reason": item.reason,
+                                          "closed": item.close}, peer=True)
+                if item.close:
+                    break
+                continue
+            closing = await runner.carry_out(session.receive(item.payload_type, item.payload, loop.time()))
+    except ConnectionClosed as exc:
+        recording.record(recorder, SIDE, "TcpClosed", f"connection to the EVSE ended: {exc}", session,
+                         payload={"reason": str(exc)})
+    except Exception as exc:  # a bug of the harness's EVCC: on the timeline, never silent
+        import traceback
+
+        from harness.trace import Layer
+
+        recording.record(recorder, SIDE, "EvccError", f"the EV emulator failed: {exc!r}", session,
+                         payload={"traceback": traceback.format_exc()}, layer=Layer.FAULT)
+        session.outcome = Outcome(False, f"EV emulator error: {exc!r}", session.protocol.key if session.protocol
+                                  else None, session.session_id, None, False, session.count)
+    finally:
+        await connection.close()
+    if session.outcome is None:
+        session.outcome = Outcome(False, "connection lost", session.protocol.key if session.protocol else None,
+                                  session.session_id, None, False, session.count)
+    outcome = session.outcome
+    recording.record(recorder, SIDE, "SessionEnded", f"EV session ended: {outcome.reason}"
+                     + (" (ok)" if outcome.ok else ""), session,
+                     payload={"ok": outcome.ok, "reason": outcome.reason, "protocol": outcome.protocol,
+                              "session_id": outcome.session_id, "response_code": outcome.response_code,
+                              "paused": outcome.paused, "messages": outcome.messages})
+    return outcome
+
+
+class _Runner:
+    def __init__(self, recorder: Recorder, session: EvccSession, connection: V2gConnection, plan: FaultPlan,
+                 set_cp: CpSetter | None) -> None:
+        self.recorder = recorder
+        self.session = session
+        self.connection = connection
+        self.plan = plan
+        self.set_cp = set_cp
+
+    async def carry_out(self, events: list) -> bool:
+        closing = False
+        for event in events:
+            if isinstance(event, Received):
+                recording.record_message(self.recorder, SIDE, event, self.session)
+            elif isinstance(event, Undecodable):
+                recording.record_undecodable(self.recorder, SIDE, event, self.session)
+            elif isinstance(event, Notice):
+                recording.record_notice(self.recorder, SIDE, event, self.session)
+            elif isinstance(event, SetCp):
+                if self.set_cp is not None:
+                    await self.set_cp(event.state)
+            elif isinstance(event, Send):
+                if await self._send(event):
+                    return True
+            elif isinstance(event, Close):
+                closing = True
+            elif isinstance(event, Finished):
+                pass
+        return closing
+
+    async def _send(self, send: Send) -> bool:
+        session = self.session
+        fault = self.plan.state_fault(send.name, session) if self.plan else None
+        if fault is not None and fault.kind == "skip":
+            return await self.carry_out(self._skipped(send))
+        if fault is not None and fault.kind == "repeat":
+            previous = self.plan.previous()
+            if previous is not None:
+                send = previous
+        actions = self.plan.on_send(send, session) if self.plan else \
+            [Transmit(v2gtp_encode(send.payload_type, send.data), send.name, send)]
+        for action in actions:
+            if isinstance(action, Wait):
+                await asyncio.sleep(action.seconds)
+            elif isinstance(action, CloseConnection):
+                recording.record(self.recorder, SIDE, "TcpClosedByFault", action.reason, session)
+                return True
+            elif isinstance(action, Transmit):
+                await self.connection.send_raw(action.frame)
+                if action.send is not None:
+                    recording.record_message(self.recorder, SIDE, action.send, session)
+                else:
+                    recording.record(self.recorder, SIDE, "FaultyMessageSent", f"{action.name} sent altered",
+                                     session, payload={"frame": action.frame.hex().upper()})
+        return False
+
+    def _skipped(self, send: Send) -> list:
+        """The EV behaves as if ``send`` had been answered OK: a stand-in SECC (a default
+        charger) answers it, the EV's machine takes that answer and produces the request after."""
+        from harness.emulators.charge_port import ChargePort
+
+        session = self.session
+        rules = session.rules
+        assert rules is not None
+        stand_in = SeccSession(ChargePort(EvseCapabilities()), supported=[], tls="TLSv1.3")
+        stand_in.protocol, stand_in.rules, stand_in.session_id = session.protocol, rules, session.session_id
+        rules.secc_start(stand_in)
+        stand_in.context.update({k: v for k, v in session.context.items() if k in ("payment", "dc", "mode")})
+        stand_in.context.setdefault("schedules", {1: 1e9})
+        reply = rules.secc_handle(stand_in, send.name, messages.body_of(send.message), send.message)
+        body = dict(reply.body)
+        body["ResponseCode"] = "OK"
+        if "EVSEProcessing" in body:
+            body["EVSEProcessing"] = "Finished"
+        response = messages.response_name(send.name)
+        message = messages.wrap(session.family, response, body, session.session_id or "00",
+                                timestamp=session.wall_time() if session.family == "iso20" else None)
+        data = exi.encode(message, messages.schema_of(session.family, response))
+        return session.receive(messages.payload_type_of(session.family, response), data, session.now)[1:]

@@ -1,0 +1,719 @@
+"""ISO 15118-2: the session table and both sides' steps (AC and DC, EIM and Plug & Charge).
+
+The table below is the whole message sequence (ISO 15118-2 8.8.2 / Figures 107-108): after each
+response, the requests the EVCC may send, each with the condition under which it may. The SECC
+answers anything else with FAILED_SequenceError ([V2G2-538]); the EVCC chooses among the allowed
+ones by its plan.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from harness.pki.contract_key import EncryptedContractKey, decrypt_iso2
+from harness.pki.xmldsig import verify_message
+from harness.v2g import pnc
+from harness.v2g.session import START, EvccSession, Reply, Request, Rules, SeccSession, Stop, Table
+from harness.v2g.values import percent, physical, physical_value
+
+ALWAYS = "always"
+
+#: after <response> the EVCC may send <request> when <guard>
+NEXT: dict[str, dict[str, str]] = {
+    START:                         {"SessionSetupReq": ALWAYS},
+    "SessionSetupRes":             {"ServiceDiscoveryReq": ALWAYS, "SessionStopReq": ALWAYS},
+    "ServiceDiscoveryRes":         {"ServiceDetailReq": ALWAYS, "PaymentServiceSelectionReq": ALWAYS,
+                                    "SessionStopReq": ALWAYS},
+    "ServiceDetailRes":            {"ServiceDetailReq": ALWAYS, "PaymentServiceSelectionReq": ALWAYS,
+                                    "SessionStopReq": ALWAYS},
+    "PaymentServiceSelectionRes":  {"AuthorizationReq": "eim", "PaymentDetailsReq": "pnc",
+                                    "CertificateInstallationReq": "pnc", "CertificateUpdateReq": "pnc",
+                                    "SessionStopReq": ALWAYS},
+    "CertificateInstallationRes":  {"PaymentDetailsReq": "pnc", "SessionStopReq": ALWAYS},
+    "CertificateUpdateRes":        {"PaymentDetailsReq": "pnc", "SessionStopReq": ALWAYS},
+    "PaymentDetailsRes":           {"AuthorizationReq": "pnc", "SessionStopReq": ALWAYS},
+    "AuthorizationRes":            {"AuthorizationReq": "ongoing", "ChargeParameterDiscoveryReq": "finished",
+                                    "SessionStopReq": ALWAYS},
+    "ChargeParameterDiscoveryRes": {"ChargeParameterDiscoveryReq": "ongoing", "PowerDeliveryReq": "ac_finished",
+                                    "CableCheckReq": "dc_finished", "SessionStopReq": ALWAYS},
+    "CableCheckRes":               {"CableCheckReq": ALWAYS, "PreChargeReq": "finished", "SessionStopReq": ALWAYS},
+    "PreChargeRes":                {"PreChargeReq": ALWAYS, "PowerDeliveryReq": ALWAYS, "SessionStopReq": ALWAYS},
+    "PowerDeliveryRes":            {"ChargingStatusReq": "ac_started", "CurrentDemandReq": "dc_started",
+                                    "ChargeParameterDiscoveryReq": "renegotiating",
+                                    "WeldingDetectionReq": "dc_stopped", "SessionStopReq": "stopped"},
+    "ChargingStatusRes":           {"ChargingStatusReq": ALWAYS, "MeteringReceiptReq": "pnc",
+                                    "PowerDeliveryReq": ALWAYS},
+    "CurrentDemandRes":            {"CurrentDemandReq": ALWAYS, "MeteringReceiptReq": "pnc",
+                                    "PowerDeliveryReq": ALWAYS},
+    "MeteringReceiptRes":          {"ChargingStatusReq": "ac", "CurrentDemandReq": "dc", "PowerDeliveryReq": ALWAYS},
+    "WeldingDetectionRes":         {"WeldingDetectionReq": ALWAYS, "SessionStopReq": ALWAYS},
+}
+
+
+def _c(session) -> dict:
+    return session.context
+
+
+GUARDS = {
+    ALWAYS: lambda s: True,
+    "eim": lambda s: _c(s).get("payment") == "ExternalPayment",
+    "pnc": lambda s: _c(s).get("payment") == "Contract",
+    "ongoing": lambda s: _c(s).get("processing", "Finished") != "Finished",
+    "finished": lambda s: _c(s).get("processing", "Finished") == "Finished",
+    "ac": lambda s: not _c(s).get("dc", False),
+    "dc": lambda s: _c(s).get("dc", False),
+    "ac_finished": lambda s: not _c(s).get("dc", False) and _c(s).get("processing", "Finished") == "Finished",
+    "dc_finished": lambda s: _c(s).get("dc", False) and _c(s).get("processing", "Finished") == "Finished",
+    "ac_started": lambda s: not _c(s).get("dc", False) and _c(s).get("progress") == "Start",
+    "dc_started": lambda s: _c(s).get("dc", False) and _c(s).get("progress") == "Start",
+    "renegotiating": lambda s: _c(s).get("progress") == "Renegotiate",
+    "dc_stopped": lambda s: _c(s).get("dc", False) and _c(s).get("progress") == "Stop",
+    "stopped": lambda s: _c(s).get("progress") == "Stop",
+}
+
+TABLE = Table("iso2", NEXT, GUARDS)
+TABLE.check()
+
+#: ISO 15118-2 ServiceIDs of the harness's SECC: 1 the charge service, 2 contract certificates
+CHARGE_SERVICE = 1
+CERTIFICATE_SERVICE = 2
+#: ServiceDetail parameter sets of the certificate service (-2 Table 105)
+CERTIFICATE_PARAMETER_SETS = {"install": 1, "update": 2}
+SCHEDULE_ID = 1
+SALES_TARIFF_ID = "id1"
+#: DC: pre-charge is done when the EVSE output is this close to the EV's voltage
+PRE_CHARGE_TOLERANCE_V = 20.0
+WELDING_VOLTAGE_V = 60.0
+
+
+def transfer_mode(energy: str, phases: int = 3) -> str:
+    """The -2 EnergyTransferMode for a harness energy mode."""
+    if energy.startswith("DC"):
+        return "DC_extended"
+    return "AC_three_phase_core" if phases == 3 else "AC_single_phase_core"
+
+
+def _energy_of(mode: str) -> str:
+    return "DC" if mode.startswith("DC") else "AC"
+
+
+class Iso2Rules(Rules):
+    family = "iso2"
+    table = TABLE
+
+    # ================================= SECC =================================================
+
+    def secc_start(self, s: SeccSession) -> None:
+        caps = s.equipment.capabilities
+        modes = []
+        if "AC" in caps.energy:
+            modes.append("AC_three_phase_core" if caps.ac_phases == 3 else "AC_single_phase_core")
+        if "DC" in caps.energy:
+            modes.append("DC_extended")
+        s.context["modes"] = modes
+        s.context["loops"] = 0
+
+    def secc_handle(self, s: SeccSession, name: str, body: dict, message: dict) -> Reply:
+        return getattr(self, f"_secc_{name}")(s, body, message)
+
+    def _status(self, s: SeccSession, *, loop: bool = False) -> dict:
+        # notifications go out in the charge loop, where the EV acts on them
+        notification = s.equipment.notification() if loop else "None"
+        if s.context.get("dc"):
+            isolation = "Valid" if s.context.get("isolation_checked") else "Invalid"
+            return {"DC_EVSEStatus": {"NotificationMaxDelay": 0, "EVSENotification": notification,
+                                      "EVSEIsolationStatus": isolation, "EVSEStatusCode": "EVSE_Ready"}}
+        return {"AC_EVSEStatus": {"NotificationMaxDelay": 0, "EVSENotification": notification, "RCD": False}}
+
+    def _secc_SessionSetupReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        incoming = message["V2G_Message"]["Header"]["SessionID"]
+        code = "OK_NewSessionEstablished"
+        from harness.v2g.messages import is_zero_session
+        if not is_zero_session(incoming) and incoming in s.paused:
+            s.session_id = incoming
+            saved = s.paused.pop(incoming)
+            s.context.update({k: v for k, v in saved.items() if k in ("payment_resumed", "schedule")})
+            code = "OK_OldSessionJoined"
+        else:
+            s.session_id = s.new_session_id()
+        s.equipment.session_started(s.session_id, body.get("EVCCID"), "iso2")
+        return Reply({"ResponseCode": code, "EVSEID": s.equipment.capabilities.evse_id,
+                      "EVSETimeStamp": s.wall_time()})
+
+    def _secc_ServiceDiscoveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        caps = s.equipment.capabilities
+        payments = []
+        if "EIM" in caps.identification:
+            payments.append("ExternalPayment")
+        if "PnC" in caps.identification and s.tls:
+            payments.append("Contract")  # Plug & Charge only over TLS
+        s.context["payments"] = payments
+        result = {"ResponseCode": "OK", "PaymentOptionList": {"PaymentOption": payments},
+                  "ChargeService": {"ServiceID": CHARGE_SERVICE, "ServiceName": "AC_DC_Charging",
+                                    "ServiceCategory": "EVCharging", "FreeService": caps.free_service,
+                                    "SupportedEnergyTransferMode": {"EnergyTransferMode": s.context["modes"]}}}
+        if "Contract" in payments and caps.certificate_service:
+            result["ServiceList"] = {"Service": [{"ServiceID": CERTIFICATE_SERVICE, "ServiceName": "Certificate",
+                                                  "ServiceCategory": "ContractCertificate", "FreeService": True}]}
+        return Reply(result)
+
+    def _secc_ServiceDetailReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        service = body["ServiceID"]
+        if service == CHARGE_SERVICE:
+            return Reply({"ResponseCode": "OK", "ServiceID": service})
+        if service == CERTIFICATE_SERVICE and "Contract" in s.context.get("payments", ()):
+            return Reply({"ResponseCode": "OK", "ServiceID": service, "ServiceParameterList": {"ParameterSet": [
+                {"ParameterSetID": number, "Parameter": [{"Name": "Service", "stringValue": kind.capitalize()}]}
+                for kind, number in CERTIFICATE_PARAMETER_SETS.items()]}})
+        return Reply({"ResponseCode": "FAILED_ServiceIDInvalid", "ServiceID": service})
+
+    def _secc_PaymentServiceSelectionReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        payment = body["SelectedPaymentOption"]
+        if payment not in s.context.get("payments", ()):
+            return Reply({"ResponseCode": "FAILED_PaymentSelectionInvalid"})
+        selected = {item["ServiceID"] for item in body["SelectedServiceList"]["SelectedService"]}
+        if CHARGE_SERVICE not in selected:
+            return Reply({"ResponseCode": "FAILED_NoChargeServiceSelected"})
+        known = {CHARGE_SERVICE} | ({CERTIFICATE_SERVICE} if payment == "Contract" else set())
+        if selected - known:
+            return Reply({"ResponseCode": "FAILED_ServiceSelectionInvalid"})
+        s.context["payment"] = payment
+        return Reply({"ResponseCode": "OK"})
+
+    def _secc_CertificateInstallationReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        try:
+            oem = pnc.certificate_from_b64(body["OEMProvisioningCert"], "OEMProvisioningCert")
+        except pnc.CertificateDataError:
+            return Reply(self.secc_failure(s, "CertificateInstallationReq", "FAILED_CertChainError"))
+        delivery = s.equipment.certificate_service("install", oem_chain=[oem])
+        return self._delivery(s, "CertificateInstallationReq", delivery)
+
+    def _secc_CertificateUpdateReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        try:
+            chain = pnc.chain_from_json(body["ContractSignatureCertChain"], "ContractSignatureCertChain")
+        except pnc.CertificateDataError:
+            return Reply(self.secc_failure(s, "CertificateUpdateReq", "FAILED_CertChainError"))
+        delivery = s.equipment.certificate_service("update", contract_chain=chain, emaid=body.get("eMAID"))
+        return self._delivery(s, "CertificateUpdateReq", delivery)
+
+    def _delivery(self, s: SeccSession, request: str, delivery: pnc.ContractDelivery | None) -> Reply:
+        if delivery is None:
+            return Reply(self.secc_failure(s, request, "FAILED_NoCertificateAvailable"))
+        body = {"ResponseCode": "OK",
+                "SAProvisioningCertificateChain": pnc.chain_json(delivery.cps_chain),
+                "ContractSignatureCertChain": pnc.chain_json(delivery.contract_chain, element_id="id1"),
+                "ContractSignatureEncryptedPrivateKey": {
+                    "Id": "id2", "value": base64.b64encode(delivery.encrypted_private_key).decode()},
+                "DHpublickey": {"Id": "id3", "value": base64.b64encode(delivery.dh_public_key).decode()},
+                "eMAID": {"Id": "id4", "value": delivery.emaid}}
+        if request == "CertificateUpdateReq":
+            body["RetryCounter"] = 0
+        return Reply(body, sign=(delivery.cps_key, ()))
+
+    def _secc_PaymentDetailsReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        try:
+            chain = pnc.chain_from_json(body["ContractSignatureCertChain"], "ContractSignatureCertChain")
+        except pnc.CertificateDataError as exc:
+            s.facts["contract_problem"] = str(exc)
+            return Reply(self._payment_details_failed("FAILED_CertChainError", s))
+        code, result = pnc.check_contract(chain, s.equipment.contract_anchors(), emaid=body["eMAID"])
+        if code is not None:
+            s.facts["contract_problem"] = str(result) if result is not None else code
+            return Reply(self._payment_details_failed(code, s))
+        s.context["contract_chain"] = chain
+        s.context["emaid"] = body["eMAID"]
+        challenge = s.context["challenge"] = base64.b64encode(s.random_bytes(16)).decode()
+        return Reply({"ResponseCode": "OK", "GenChallenge": challenge, "EVSETimeStamp": s.wall_time()})
+
+    def _payment_details_failed(self, code: str, s: SeccSession) -> dict:
+        return self.secc_failure(s, "PaymentDetailsReq", code)
+
+    def _secc_AuthorizationReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        if s.context.get("payment") == "Contract":
+            if body.get("GenChallenge") != s.context.get("challenge"):
+                return Reply({"ResponseCode": "FAILED_ChallengeInvalid", "EVSEProcessing": "Finished"})
+            if not s.context.get("signature_checked"):
+                verification = verify_message(message, "iso2", s.context["contract_chain"][0])
+                if not verification.ok:
+                    s.facts["signature_problem"] = str(verification)
+                    return Reply({"ResponseCode": "FAILED_SignatureError", "EVSEProcessing": "Finished"})
+                s.context["signature_checked"] = True
+            status = s.equipment.authorize("PnC", emaid=s.context.get("emaid"),
+                                           contract_chain=s.context["contract_chain"])
+        else:
+            status = s.equipment.authorize("EIM")
+        if status == "Rejected":
+            return Reply({"ResponseCode": "FAILED", "EVSEProcessing": "Finished"})
+        processing = "Finished" if status == "Accepted" else "Ongoing"
+        s.context["processing"] = processing
+        return Reply({"ResponseCode": "OK", "EVSEProcessing": processing})
+
+    def _secc_ChargeParameterDiscoveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        mode = body["RequestedEnergyTransferMode"]
+        dc = mode.startswith("DC")
+        if mode not in s.context["modes"]:
+            s.context["dc"] = dc
+            return Reply(self.secc_failure(s, "ChargeParameterDiscoveryReq", "FAILED_WrongEnergyTransferMode"))
+        parameter = body.get("DC_EVChargeParameter" if dc else "AC_EVChargeParameter")
+        s.context["dc"] = dc
+        s.context["mode"] = mode
+        if parameter is None:
+            return Reply(self.secc_failure(s, "ChargeParameterDiscoveryReq", "FAILED_WrongChargeParameter"))
+        s.context["ev_parameter"] = parameter
+        if dc:
+            s.equipment.ev_status(soc=parameter["DC_EVStatus"]["EVRESSSOC"])
+        s.context["processing"] = "Finished"
+        caps = s.equipment.capabilities
+        energy = _energy_of(mode)
+        max_power = caps.max_power(energy)
+        tuple_ = {"SAScheduleTupleID": SCHEDULE_ID, "PMaxSchedule": {"PMaxScheduleEntry": [
+            {"RelativeTimeInterval": {"start": 0, "duration": 86400}, "PMax": physical(max_power, "W")}]}}
+        sign = None
+        if s.context.get("payment") == "Contract" and getattr(s.equipment, "tariff_key", None) is not None:
+            tuple_["SalesTariff"] = {"Id": SALES_TARIFF_ID, "SalesTariffID": 10, "NumEPriceLevels": 1,
+                                     "SalesTariffEntry": [{"RelativeTimeInterval": {"start": 0, "duration": 86400},
+                                                           "EPriceLevel": 1}]}
+            sign = (s.equipment.tariff_key, ("SalesTariff",))
+        s.context["schedules"] = {SCHEDULE_ID: max_power}
+        result: dict[str, Any] = {"ResponseCode": "OK", "EVSEProcessing": "Finished",
+                                  "SAScheduleList": {"SAScheduleTuple": [tuple_]}}
+        result.update(self._charge_parameter(s, dc))
+        return Reply(result, sign=sign)
+
+    def _charge_parameter(self, s: SeccSession, dc: bool) -> dict:
+        caps = s.equipment.capabilities
+        if dc:
+            return {"DC_EVSEChargeParameter": {
+                **self._status(s),
+                "EVSEMaximumCurrentLimit": physical(caps.dc_max_current, "A"),
+                "EVSEMaximumPowerLimit": physical(caps.dc_max_power, "W"),
+                "EVSEMaximumVoltageLimit": physical(caps.dc_max_voltage, "V"),
+                "EVSEMinimumCurrentLimit": physical(caps.dc_min_current, "A"),
+                "EVSEMinimumVoltageLimit": physical(caps.dc_min_voltage, "V"),
+                "EVSEPeakCurrentRipple": physical(caps.dc_peak_current_ripple, "A", low=-1)}}
+        return {"AC_EVSEChargeParameter": {
+            **self._status(s),
+            "EVSENominalVoltage": physical(caps.ac_nominal_voltage, "V"),
+            "EVSEMaxCurrent": physical(s.equipment.ac_target(), "A", low=-1)}}
+
+    def _secc_PowerDeliveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        progress = body["ChargeProgress"]
+        dc = s.context.get("dc", False)
+        if progress == "Start":
+            if body["SAScheduleTupleID"] not in s.context.get("schedules", {}):
+                return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_TariffSelectionInvalid"))
+            limit = s.context["schedules"][body["SAScheduleTupleID"]]
+            entries = (body.get("ChargingProfile") or {}).get("ProfileEntry") or []
+            if any(physical_value(e["ChargingProfileEntryMaxPower"]) > limit * 1.001 for e in entries):
+                return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_ChargingProfileInvalid"))
+            s.context["schedule"] = body["SAScheduleTupleID"]
+            if not s.equipment.energy_transfer(True, "DC" if dc else "AC"):
+                return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_PowerDeliveryNotApplied"))
+        elif progress == "Stop":
+            s.equipment.energy_transfer(False, "DC" if dc else "AC")
+        s.context["progress"] = progress
+        if dc and "DC_EVPowerDeliveryParameter" in body:
+            s.equipment.ev_status(soc=body["DC_EVPowerDeliveryParameter"]["DC_EVStatus"]["EVRESSSOC"])
+        return Reply({"ResponseCode": "OK", **self._status(s)})
+
+    def _meter_info(self, s: SeccSession) -> dict:
+        imported, _ = s.equipment.meter_wh()
+        return {"MeterID": s.equipment.capabilities.meter_id, "MeterReading": int(imported), "TMeter": s.wall_time()}
+
+    def _receipt_required(self, s: SeccSession) -> bool:
+        every = s.equipment.capabilities.receipt_every
+        s.context["loops"] = s.context.get("loops", 0) + 1
+        return (s.context.get("payment") == "Contract" and every > 0 and s.context["loops"] % every == 0)
+
+    def _secc_ChargingStatusReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        receipt = self._receipt_required(s)
+        s.context["receipt"] = receipt
+        return Reply({"ResponseCode": "OK", "EVSEID": s.equipment.capabilities.evse_id,
+                      "SAScheduleTupleID": s.context.get("schedule", SCHEDULE_ID),
+                      "EVSEMaxCurrent": physical(s.equipment.ac_target(), "A", low=-1),
+                      "MeterInfo": self._meter_info(s), "ReceiptRequired": receipt,
+                      **self._status(s, loop=True)})
+
+    def _secc_MeteringReceiptReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        chain = s.context.get("contract_chain")
+        if body.get("SessionID") != s.session_id:
+            return Reply(self.secc_failure(s, "MeteringReceiptReq", "FAILED_UnknownSession"))
+        if chain is None or not verify_message(message, "iso2", chain[0]).ok:
+            return Reply(self.secc_failure(s, "MeteringReceiptReq", "FAILED_MeteringSignatureNotValid"))
+        return Reply({"ResponseCode": "OK", **self._status(s)})
+
+    def _secc_CableCheckReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        s.equipment.ev_status(soc=body["DC_EVStatus"]["EVRESSSOC"], ready=body["DC_EVStatus"]["EVReady"])
+        done = s.equipment.cable_check()
+        s.context["isolation_checked"] = done
+        processing = "Finished" if done else "Ongoing"
+        s.context["processing"] = processing
+        return Reply({"ResponseCode": "OK", **self._status(s), "EVSEProcessing": processing})
+
+    def _secc_PreChargeReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        s.equipment.ev_status(soc=body["DC_EVStatus"]["EVRESSSOC"])
+        present = s.equipment.pre_charge(physical_value(body["EVTargetVoltage"]),
+                                         physical_value(body["EVTargetCurrent"]))
+        return Reply({"ResponseCode": "OK", **self._status(s),
+                      "EVSEPresentVoltage": physical(present.voltage, "V", low=-1)})
+
+    def _secc_CurrentDemandReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        s.equipment.ev_status(soc=body["DC_EVStatus"]["EVRESSSOC"])
+        present = s.equipment.current_demand(physical_value(body["EVTargetVoltage"]),
+                                             physical_value(body["EVTargetCurrent"]))
+        caps = s.equipment.capabilities
+        receipt = self._receipt_required(s)
+        s.context["receipt"] = receipt
+        return Reply({"ResponseCode": "OK", **self._status(s, loop=True),
+                      "EVSEPresentVoltage": physical(present.voltage, "V", low=-1),
+                      "EVSEPresentCurrent": physical(present.current, "A", low=-1),
+                      "EVSECurrentLimitAchieved": present.current_limit_achieved,
+                      "EVSEVoltageLimitAchieved": present.voltage_limit_achieved,
+                      "EVSEPowerLimitAchieved": present.power_limit_achieved,
+                      "EVSEMaximumVoltageLimit": physical(caps.dc_max_voltage, "V"),
+                      "EVSEMaximumCurrentLimit": physical(caps.dc_max_current, "A"),
+                      "EVSEMaximumPowerLimit": physical(caps.dc_max_power, "W"),
+                      "EVSEID": caps.evse_id, "SAScheduleTupleID": s.context.get("schedule", SCHEDULE_ID),
+                      "MeterInfo": self._meter_info(s), "ReceiptRequired": receipt})
+
+    def _secc_WeldingDetectionReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        present = s.equipment.present()
+        return Reply({"ResponseCode": "OK", **self._status(s),
+                      "EVSEPresentVoltage": physical(present.voltage, "V", low=-1)})
+
+    def _secc_SessionStopReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        pause = body["ChargingSession"] == "Pause"
+        if s.context.get("progress") == "Start":  # the EV left without PowerDelivery(Stop)
+            s.equipment.energy_transfer(False, "DC" if s.context.get("dc") else "AC")
+        if pause and s.session_id:
+            s.paused[s.session_id] = dict(s.context)
+        s.equipment.session_ended(s.session_id, "Pause" if pause else "Terminate", pause)
+        return Reply({"ResponseCode": "OK"}, ends=True, paused=pause)
+
+    def secc_failure(self, s: SeccSession, request: str, code: str) -> dict:
+        """The mandatory content of each response, with ``code`` ([V2G2-538] needs the response
+        that belongs to the refused request)."""
+        caps = s.equipment.capabilities
+        dc = s.context.get("dc", "DC" in caps.energy and "AC" not in caps.energy)
+        status = self._status(s)
+        bodies: dict[str, dict] = {
+            "SessionSetupReq": {"EVSEID": caps.evse_id},
+            "ServiceDiscoveryReq": {"PaymentOptionList": {"PaymentOption": ["ExternalPayment"]},
+                                    "ChargeService": {"ServiceID": CHARGE_SERVICE, "ServiceCategory": "EVCharging",
+                                                      "FreeService": False, "SupportedEnergyTransferMode": {
+                                                          "EnergyTransferMode": s.context.get("modes") or ["DC_extended"]}}},
+            "ServiceDetailReq": {"ServiceID": CHARGE_SERVICE},
+            "PaymentServiceSelectionReq": {},
+            "PaymentDetailsReq": {"GenChallenge": base64.b64encode(bytes(16)).decode(), "EVSETimeStamp": 0},
+            "AuthorizationReq": {"EVSEProcessing": "Finished"},
+            "ChargeParameterDiscoveryReq": {"EVSEProcessing": "Finished", **self._charge_parameter(s, dc)},
+            "PowerDeliveryReq": status,
+            "ChargingStatusReq": {"EVSEID": caps.evse_id, "SAScheduleTupleID": SCHEDULE_ID, "ReceiptRequired": False,
+                                  "AC_EVSEStatus": {"NotificationMaxDelay": 0, "EVSENotification": "None",
+                                                    "RCD": False}},
+            "MeteringReceiptReq": status,
+            "CableCheckReq": {**self._dc_status(), "EVSEProcessing": "Finished"},
+            "PreChargeReq": {**self._dc_status(), "EVSEPresentVoltage": physical(0, "V")},
+            "CurrentDemandReq": {**self._dc_status(), "EVSEPresentVoltage": physical(0, "V"),
+                                 "EVSEPresentCurrent": physical(0, "A"), "EVSECurrentLimitAchieved": False,
+                                 "EVSEVoltageLimitAchieved": False, "EVSEPowerLimitAchieved": False,
+                                 "EVSEID": caps.evse_id, "SAScheduleTupleID": SCHEDULE_ID},
+            "WeldingDetectionReq": {**self._dc_status(), "EVSEPresentVoltage": physical(0, "V")},
+            "SessionStopReq": {},
+            "CertificateInstallationReq": self._empty_delivery(),
+            "CertificateUpdateReq": self._empty_delivery(),
+        }
+        return {"ResponseCode": code, **bodies.get(request, {})}
+
+    @staticmethod
+    def _dc_status() -> dict:
+        return {"DC_EVSEStatus": {"NotificationMaxDelay": 0, "EVSENotification": "None",
+                                  "EVSEStatusCode": "EVSE_NotReady"}}
+
+    @staticmethod
+    def _empty_delivery() -> dict:
+        empty = base64.b64encode(b"\0").decode()
+        return {"SAProvisioningCertificateChain": {"Certificate": empty},
+                "ContractSignatureCertChain": {"Certificate": empty},
+                "ContractSignatureEncryptedPrivateKey": {"Id": "id2", "value": empty},
+                "DHpublickey": {"Id": "id3", "value": empty}, "eMAID": {"Id": "id4", "value": "ZZ00000000000"}}
+
+    # ================================= EVCC =================================================
+
+    def evcc_first(self, e: EvccSession) -> Request:
+        e.context.update(loops=0, dc=e.ev.plan.dc, welding=0)
+        return Request("SessionSetupReq", {"EVCCID": e.ev.evccid})
+
+    def evcc_next(self, e: EvccSession, name: str, body: dict, message: dict) -> Request | Stop:
+        return getattr(self, f"_after_{name}")(e, body, message)
+
+    def _again(self, e: EvccSession, name: str, body: dict) -> Request:
+        return Request(name, body, delay=e.timing.wait(e.ev.plan.ongoing_interval))
+
+    def _after_SessionSetupRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        e.facts["session_setup"] = body["ResponseCode"]
+        return Request("ServiceDiscoveryReq", {})
+
+    def _after_ServiceDiscoveryRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        plan = e.ev.plan
+        payment = "Contract" if plan.identification == "PnC" else "ExternalPayment"
+        offered = body["PaymentOptionList"]["PaymentOption"]
+        if payment not in offered:
+            return Stop(False, f"the EVSE does not offer {payment} (offers {', '.join(offered)})")
+        mode = transfer_mode(plan.energy, plan.phases)
+        modes = body["ChargeService"]["SupportedEnergyTransferMode"]["EnergyTransferMode"]
+        if mode not in modes:
+            return Stop(False, f"the EVSE does not offer {mode} (offers {', '.join(modes)})")
+        e.context.update(payment=payment, mode=mode)
+        selected = [{"ServiceID": body["ChargeService"]["ServiceID"]}]
+        services = {s["ServiceID"] for s in (body.get("ServiceList") or {}).get("Service", [])}
+        if payment == "Contract" and plan.certificate and CERTIFICATE_SERVICE in services:
+            selected.append({"ServiceID": CERTIFICATE_SERVICE,
+                             "ParameterSetID": CERTIFICATE_PARAMETER_SETS[plan.certificate]})
+        return Request("PaymentServiceSelectionReq", {"SelectedPaymentOption": payment,
+                                                      "SelectedServiceList": {"SelectedService": selected}})
+
+    def _after_ServiceDetailRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        return Stop(False, "ServiceDetailRes was not asked for")
+
+    def _after_PaymentServiceSelectionRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        plan = e.ev.plan
+        if e.context["payment"] == "ExternalPayment":
+            return Request("AuthorizationReq", {})
+        credentials = e.ev.credentials
+        if plan.certificate == "install":
+            if not credentials.oem_chain:
+                return Stop(False, "certificate installation needs an OEM provisioning certificate")
+            return Request("CertificateInstallationReq", {
+                "Id": "id1", "OEMProvisioningCert": pnc.der_b64(credentials.oem_chain[0]),
+                "ListOfRootCertificateIDs": pnc.root_certificate_ids(credentials.v2g_roots)},
+                sign=(credentials.oem_key, ("CertificateInstallationReq",)))
+        if plan.certificate == "update":
+            return Request("CertificateUpdateReq", {
+                "Id": "id1", "ContractSignatureCertChain": pnc.chain_json(credentials.contract_chain),
+                "eMAID": credentials.emaid,
+                "ListOfRootCertificateIDs": pnc.root_certificate_ids(credentials.v2g_roots)},
+                sign=(credentials.contract_key, ("CertificateUpdateReq",)))
+        return self._payment_details(e)
+
+    def _payment_details(self, e: EvccSession) -> Request | Stop:
+        credentials = e.ev.credentials
+        if not credentials.contract_chain or credentials.contract_key is None:
+            return Stop(False, "Plug & Charge without a contract certificate")
+        return Request("PaymentDetailsReq", {"eMAID": credentials.emaid,
+                                             "ContractSignatureCertChain": pnc.chain_json(credentials.contract_chain)})
+
+    def _after_CertificateInstallationRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        return self._take_delivery(e, body, message, e.ev.credentials.oem_key)
+
+    def _after_CertificateUpdateRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        return self._take_delivery(e, body, message, e.ev.credentials.contract_key)
+
+    def _take_delivery(self, e: EvccSession, body: dict, message: dict, recipient_key: Any) -> Request | Stop:
+        try:
+            cps_chain = pnc.chain_from_json(body["SAProvisioningCertificateChain"], "SAProvisioningCertificateChain")
+            chain = pnc.chain_from_json(body["ContractSignatureCertChain"], "ContractSignatureCertChain")
+        except pnc.CertificateDataError as exc:
+            return Stop(False, str(exc))
+        verification = verify_message(message, "iso2", cps_chain[0])
+        if not verification.ok:
+            return Stop(False, f"certificate delivery signature: {verification}")
+        delivered = EncryptedContractKey(base64.b64decode(body["DHpublickey"]["value"]),
+                                         base64.b64decode(body["ContractSignatureEncryptedPrivateKey"]["value"]))
+        try:
+            key = decrypt_iso2(delivered, recipient_key, contract_certificate=chain[0])
+        except ValueError as exc:
+            return Stop(False, f"contract key: {exc}")
+        credentials = e.ev.credentials
+        credentials.contract_chain, credentials.contract_key = chain, key
+        credentials.emaid = body["eMAID"]["value"]
+        e.facts["contract_installed"] = credentials.emaid
+        return self._payment_details(e)
+
+    def _after_PaymentDetailsRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        e.context["challenge"] = body["GenChallenge"]
+        return self._pnc_authorization(e)
+
+    def _pnc_authorization(self, e: EvccSession, delay: float = 0.0) -> Request:
+        return Request("AuthorizationReq", {"Id": "id1", "GenChallenge": e.context["challenge"]}, delay=delay,
+                       sign=(e.ev.credentials.contract_key, ("AuthorizationReq",)))
+
+    def _after_AuthorizationRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        e.context["processing"] = body["EVSEProcessing"]
+        if body["EVSEProcessing"] != "Finished":
+            if e.context["payment"] == "Contract":
+                return self._pnc_authorization(e, e.timing.wait(e.ev.plan.ongoing_interval))
+            return self._again(e, "AuthorizationReq", {})
+        return Request("ChargeParameterDiscoveryReq", self._charge_parameter_request(e))
+
+    def _charge_parameter_request(self, e: EvccSession) -> dict:
+        ev = e.ev
+        if e.context["dc"]:
+            parameter: dict[str, Any] = {
+                "DepartureTime": ev.departure_time,
+                "DC_EVStatus": self._dc_ev_status(e),
+                "EVMaximumCurrentLimit": physical(ev.dc_max_current, "A"),
+                "EVMaximumPowerLimit": physical(ev.max_charge_power, "W"),
+                "EVMaximumVoltageLimit": physical(ev.dc_max_voltage, "V"),
+                "EVEnergyCapacity": physical(ev.energy_capacity_wh(), "Wh"),
+                "EVEnergyRequest": physical(ev.energy_request_wh(), "Wh"),
+                "FullSOC": percent(ev.target_soc), "BulkSOC": percent(min(ev.target_soc, 0.8))}
+            return {"RequestedEnergyTransferMode": e.context["mode"], "DC_EVChargeParameter": parameter}
+        return {"RequestedEnergyTransferMode": e.context["mode"], "AC_EVChargeParameter": {
+            "DepartureTime": ev.departure_time,
+            "EAmount": physical(ev.energy_request_wh(), "Wh"),
+            "EVMaxVoltage": physical(ev.ac_nominal_voltage * 1.1, "V"),
+            "EVMaxCurrent": physical(ev.ac_max_current, "A"),
+            "EVMinCurrent": physical(ev.ac_min_current, "A")}}
+
+    def _dc_ev_status(self, e: EvccSession, ready: bool = True) -> dict:
+        return {"EVReady": ready, "EVErrorCode": "NO_ERROR", "EVRESSSOC": e.ev.soc_percent}
+
+    def _after_ChargeParameterDiscoveryRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        e.context["processing"] = body["EVSEProcessing"]
+        if body["EVSEProcessing"] != "Finished":
+            return self._again(e, "ChargeParameterDiscoveryReq", self._charge_parameter_request(e))
+        tuples = ((body.get("SAScheduleList") or {}).get("SAScheduleTuple")) or []
+        if not tuples:
+            return Stop(False, "ChargeParameterDiscoveryRes offers no SAScheduleTuple")
+        chosen = tuples[0]
+        e.context["schedule"] = chosen["SAScheduleTupleID"]
+        entries = chosen["PMaxSchedule"]["PMaxScheduleEntry"]
+        pmax = physical_value(entries[0]["PMax"])
+        grant = e.ev.grant
+        grant.max_power = pmax
+        grant.schedule = entries
+        if e.context["dc"]:
+            parameter = body["DC_EVSEChargeParameter"]
+            grant.dc_max_current = physical_value(parameter["EVSEMaximumCurrentLimit"])
+            grant.dc_max_voltage = physical_value(parameter["EVSEMaximumVoltageLimit"])
+            grant.dc_max_power = physical_value(parameter.get("EVSEMaximumPowerLimit"), pmax)
+            return Request("CableCheckReq", {"DC_EVStatus": self._dc_ev_status(e)}, cp="C")
+        parameter = body["AC_EVSEChargeParameter"]
+        grant.ac_max_current = physical_value(parameter["EVSEMaxCurrent"])
+        return self._power_delivery(e, "Start", cp="C")
+
+    def _power_delivery(self, e: EvccSession, progress: str, *, cp: str | None = None, delay: float = 0.0) -> Request:
+        body: dict[str, Any] = {"ChargeProgress": progress, "SAScheduleTupleID": e.context.get("schedule", 1)}
+        if progress == "Start":
+            power = min(e.ev.grant.max_power or e.ev.max_charge_power, e.ev.max_charge_power)
+            body["ChargingProfile"] = {"ProfileEntry": [{"ChargingProfileEntryStart": 0,
+                                                        "ChargingProfileEntryMaxPower": physical(power, "W")}]}
+        if e.context["dc"]:
+            body["DC_EVPowerDeliveryParameter"] = {"DC_EVStatus": self._dc_ev_status(e),
+                                                   "BulkChargingComplete": False,
+                                                   "ChargingComplete": e.ev.charging_complete()}
+        e.context["progress_sent"] = progress
+        return Request("PowerDeliveryReq", body, cp=cp, delay=delay)
+
+    def _after_CableCheckRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        e.context["processing"] = body["EVSEProcessing"]
+        if body["EVSEProcessing"] != "Finished" or body["DC_EVSEStatus"].get("EVSEIsolationStatus") not in ("Valid", "Warning"):
+            limit = e.timing.timeout(e.timing.of("iso2").cable_check_timeout or 40.0)
+            if e.elapsed_since_first("CableCheckReq") > limit:
+                return Stop(False, "V2G_EVCC_CableCheck_Timeout")
+            return self._again(e, "CableCheckReq", {"DC_EVStatus": self._dc_ev_status(e)})
+        return self._pre_charge(e)
+
+    def _pre_charge(self, e: EvccSession, delay: float = 0.0) -> Request:
+        return Request("PreChargeReq", {"DC_EVStatus": self._dc_ev_status(e),
+                                        "EVTargetVoltage": physical(e.ev.pack_voltage(), "V", low=-1),
+                                        "EVTargetCurrent": physical(2.0, "A")}, delay=delay)
+
+    def _after_PreChargeRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        present = physical_value(body["EVSEPresentVoltage"])
+        e.ev.grant.dc_present_voltage = present
+        if abs(present - e.ev.pack_voltage()) > PRE_CHARGE_TOLERANCE_V:
+            limit = e.timing.timeout(e.timing.of("iso2").pre_charge_timeout or 7.0)
+            if e.elapsed_since_first("PreChargeReq") > limit:
+                return Stop(False, "V2G_EVCC_PreCharge_Timeout")
+            return self._pre_charge(e, e.timing.wait(e.ev.plan.ongoing_interval))
+        return self._power_delivery(e, "Start")
+
+    def _after_PowerDeliveryRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        progress = e.context.get("progress_sent")
+        e.context["progress"] = progress
+        if progress == "Start":
+            return self._loop_request(e, delay=0.0)
+        if progress == "Renegotiate":
+            e.context["processing"] = "Finished"
+            return Request("ChargeParameterDiscoveryReq", self._charge_parameter_request(e))
+        # Stop
+        e.ev.grant.ac_max_current = 0.0
+        if e.context["dc"]:
+            return Request("WeldingDetectionReq", {"DC_EVStatus": self._dc_ev_status(e, ready=False)})
+        return self._session_stop(e)
+
+    def _session_stop(self, e: EvccSession) -> Request:
+        kind = "Pause" if e.ev.plan.pause else "Terminate"
+        e.context["stop_kind"] = kind
+        return Request("SessionStopReq", {"ChargingSession": kind}, cp="B")
+
+    def _loop_request(self, e: EvccSession, delay: float) -> Request:
+        if e.context["dc"]:
+            ev = e.ev
+            return Request("CurrentDemandReq", {
+                "DC_EVStatus": self._dc_ev_status(e),
+                "EVTargetCurrent": physical(ev.dc_target_current(), "A", low=-1),
+                "EVMaximumVoltageLimit": physical(ev.dc_max_voltage, "V"),
+                "EVMaximumCurrentLimit": physical(ev.dc_max_current, "A"),
+                "EVMaximumPowerLimit": physical(ev.max_charge_power, "W"),
+                "BulkChargingComplete": False, "ChargingComplete": ev.charging_complete(),
+                "EVTargetVoltage": physical(ev.pack_voltage(), "V", low=-1)}, delay=delay)
+        return Request("ChargingStatusReq", {}, delay=delay)
+
+    def _after_loop(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        e.context["loops"] += 1
+        loops = e.context["loops"]
+        status = body.get("AC_EVSEStatus") or body.get("DC_EVSEStatus") or {}
+        notification = status.get("EVSENotification", "None")
+        e.ev.grant.notification = notification
+        plan = e.ev.plan
+        if body.get("ReceiptRequired") and e.context["payment"] == "Contract":
+            e.context["receipt_meter"] = body.get("MeterInfo")
+            return self._metering_receipt(e, body)
+        if notification == "StopCharging" or not e.ev.keep_going(loops):
+            return self._power_delivery(e, "Stop", cp="B")
+        if notification == "ReNegotiation" or (plan.renegotiate_after and loops == plan.renegotiate_after
+                                               and not e.context.get("renegotiated")):
+            e.context["renegotiated"] = True
+            return self._power_delivery(e, "Renegotiate")
+        return self._loop_request(e, e.timing.wait(plan.loop_interval))
+
+    def _after_ChargingStatusRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        if "EVSEMaxCurrent" in body:
+            e.ev.grant.ac_max_current = physical_value(body["EVSEMaxCurrent"])
+        return self._after_loop(e, body, message)
+
+    def _after_CurrentDemandRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        grant = e.ev.grant
+        grant.dc_present_voltage = physical_value(body["EVSEPresentVoltage"])
+        grant.dc_present_current = physical_value(body["EVSEPresentCurrent"])
+        return self._after_loop(e, body, message)
+
+    def _metering_receipt(self, e: EvccSession, body: dict) -> Request:
+        meter = body.get("MeterInfo") or {"MeterID": "unknown"}
+        return Request("MeteringReceiptReq", {"Id": "id1", "SessionID": e.session_id,
+                                              "SAScheduleTupleID": e.context.get("schedule", 1), "MeterInfo": meter},
+                       sign=(e.ev.credentials.contract_key, ("MeteringReceiptReq",)))
+
+    def _after_MeteringReceiptRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        if not e.ev.keep_going(e.context["loops"]):
+            return self._power_delivery(e, "Stop", cp="B")
+        return self._loop_request(e, e.timing.wait(e.ev.plan.loop_interval))
+
+    def _after_WeldingDetectionRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        e.context["welding"] += 1
+        voltage = physical_value(body["EVSEPresentVoltage"])
+        if voltage > WELDING_VOLTAGE_V and e.context["welding"] < 20:
+            return Request("WeldingDetectionReq", {"DC_EVStatus": self._dc_ev_status(e, ready=False)},
+                           delay=e.timing.wait(e.ev.plan.ongoing_interval))
+        return self._session_stop(e)
+
+    def _after_SessionStopRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        paused = e.context.get("stop_kind") == "Pause"
+        return Stop(True, "session paused" if paused else "session terminated", paused=paused)
+
+
+RULES = Iso2Rules()

@@ -1,0 +1,64 @@
+"""Every V2G message on the timeline (Layer.V2G): EXI bytes, decoded JSON, direction and the
+session's correlation keys (session_id, evccid, evse_id), as the side that saw it saw it."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from harness.trace import Layer, Recorder
+from harness.v2g.session import Notice, Received, Send, Undecodable
+
+EV = "ev"
+EVSE = "evse"
+
+
+def peer_of(side: str) -> str:
+    return EVSE if side == EV else EV
+
+
+def keys_of(session: Any) -> dict[str, str | None]:
+    return {"session_id": session.session_id, "evccid": session.evccid, "evse_id": session.evse_id}
+
+
+def record_message(recorder: Recorder, side: str, event: Send | Received, session: Any, *,
+                   fault: str | None = None, extra: Mapping[str, Any] | None = None) -> None:
+    sent = isinstance(event, Send)
+    src, dst = (side, peer_of(side)) if sent else (peer_of(side), side)
+    code = _response_code(event.message)
+    summary = f"{src} -> {dst}: {event.name}" + (f" {code}" if code else "") + (f" [{fault}]" if fault else "")
+    payload = {"direction": "sent" if sent else "received", "protocol": session.protocol.key if session.protocol else "sap",
+               "schema": event.schema, "payload_type": f"0x{event.payload_type:04X}", "exi": event.data.hex().upper(),
+               "message": event.message}
+    if extra:
+        payload.update(extra)
+    recorder.emit(Layer.V2G, event.name, summary, src=src, dst=dst, observer=side, payload=payload,
+                  keys=keys_of(session))
+
+
+def record_undecodable(recorder: Recorder, side: str, event: Undecodable, session: Any) -> None:
+    recorder.emit(Layer.V2G, "UndecodableMessage", f"{side}: payload 0x{event.payload_type:04X} does not decode: "
+                  f"{event.reason}", src=peer_of(side), dst=side, observer=side,
+                  payload={"exi": event.data.hex().upper(), "payload_type": f"0x{event.payload_type:04X}",
+                           "reason": event.reason}, keys=keys_of(session))
+
+
+def record_notice(recorder: Recorder, side: str, notice: Notice, session: Any) -> None:
+    recorder.emit(Layer.V2G, notice.name, notice.summary, src=side, observer=side, payload=dict(notice.details),
+                  keys=keys_of(session))
+
+
+def record(recorder: Recorder, side: str, name: str, summary: str, session: Any = None, *,
+           payload: Any = None, layer: Layer = Layer.V2G, peer: bool = False) -> None:
+    keys = keys_of(session) if session is not None else {}
+    recorder.emit(layer, name, summary, src=peer_of(side) if peer else side, dst=side if peer else "",
+                  observer=side, payload=payload, keys=keys)
+
+
+def _response_code(message: dict) -> str | None:
+    from harness.v2g.messages import body_of
+
+    try:
+        body = body_of(message)
+    except (StopIteration, AttributeError):
+        return None
+    return body.get("ResponseCode") if isinstance(body, dict) else None

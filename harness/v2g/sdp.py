@@ -1,0 +1,302 @@
+"""SDP, the SECC Discovery Protocol (ISO 15118-2 7.10.1, -20 7.10.1): how an EV finds the SECC's
+IP address and port over UDP, and whether it will speak TLS.
+
+Request (V2GTP payload type 0x9000, 2 bytes): Security (0x00 TLS, 0x10 no transport security),
+Transport protocol (0x00 TCP, 0x10 UDP). Response (0x9001, 20 bytes): the SECC's IPv6 address
+(16 bytes), port (2, big-endian), Security, Transport protocol. The EV sends the request to the
+link's all-nodes multicast address ff02::1 on UDP port 15118 and repeats it when no response came
+in time (:data:`harness.v2g.timers.SDP`); the SECC answers to the sender.
+
+:class:`SdpClient` is the sans-IO client; :func:`discover` and :class:`SdpServer` are the asyncio
+adapters. On the default emulated rig the EV asks ::1 by unicast instead of multicast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import struct
+from dataclasses import dataclass
+
+from harness.trace import Layer, Recorder
+from harness.v2g.timers import SDP, SdpTimers
+from harness.v2g.transport import split_scope
+from harness.v2g.v2gtp import HeaderError, PayloadType, V2gtpMessage, encode as v2gtp_encode, read_datagram
+
+SDP_PORT = 15118
+ALL_NODES = "ff02::1"
+SECURED = 0x00        # TLS
+UNSECURED = 0x10      # no transport layer security
+TCP = 0x00
+UDP = 0x10
+
+
+class SdpError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SdpRequest:
+    security: int = UNSECURED
+    transport: int = TCP
+
+    def payload(self) -> bytes:
+        return bytes((self.security, self.transport))
+
+    @classmethod
+    def parse(cls, payload: bytes) -> "SdpRequest":
+        if len(payload) != 2:
+            raise SdpError(f"SDP request payload is {len(payload)} bytes, not 2")
+        request = cls(payload[0], payload[1])
+        if request.security not in (SECURED, UNSECURED) or request.transport not in (TCP, UDP):
+            raise SdpError(f"SDP request security 0x{payload[0]:02X} / transport 0x{payload[1]:02X} "
+                           f"not defined (0x00 or 0x10 each)")
+        return request
+
+    @property
+    def tls(self) -> bool:
+        return self.security == SECURED
+
+
+@dataclass(frozen=True)
+class SdpResponse:
+    address: str
+    port: int
+    security: int = UNSECURED
+    transport: int = TCP
+
+    def payload(self) -> bytes:
+        return ipaddress.IPv6Address(split_scope(self.address)[0]).packed + struct.pack(
+            ">HBB", self.port, self.security, self.transport)
+
+    @classmethod
+    def parse(cls, payload: bytes) -> "SdpResponse":
+        if len(payload) != 20:
+            raise SdpError(f"SDP response payload is {len(payload)} bytes, not 20")
+        port, security, transport = struct.unpack(">HBB", payload[16:])
+        if security not in (SECURED, UNSECURED) or transport not in (TCP, UDP):
+            raise SdpError(f"SDP response security 0x{security:02X} / transport 0x{transport:02X} not defined")
+        if port == 0:
+            raise SdpError("SDP response port 0")
+        return cls(str(ipaddress.IPv6Address(payload[:16])), port, security, transport)
+
+    @property
+    def tls(self) -> bool:
+        return self.security == SECURED
+
+
+# -- sans-IO client --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SdpGiveUp:
+    attempts: int
+
+
+class SdpClient:
+    """Sends the request, repeats it after ``timers.response_timeout`` up to ``timers.attempts``
+    times, and takes the first valid response."""
+
+    def __init__(self, request: SdpRequest, *, timers: SdpTimers = SDP, timeout_scale=lambda s: s) -> None:
+        self.request = request
+        self.timers = timers
+        self.timeout_scale = timeout_scale
+        self.attempts = 0
+        self.deadline: float | None = None
+        self.response: SdpResponse | None = None
+        self.ignored: list[str] = []
+
+    def datagram(self) -> bytes:
+        return v2gtp_encode(PayloadType.SDP_REQUEST, self.request.payload())
+
+    def start(self, now: float) -> bytes:
+        return self._send(now)
+
+    def _send(self, now: float) -> bytes:
+        self.attempts += 1
+        self.deadline = now + self.timeout_scale(self.timers.response_timeout)
+        return self.datagram()
+
+    def receive(self, datagram: bytes, now: float) -> SdpResponse | None:
+        message = read_datagram(datagram, {PayloadType.SDP_RESPONSE})
+        if isinstance(message, HeaderError):
+            self.ignored.append(str(message))
+            return None
+        try:
+            self.response = SdpResponse.parse(message.payload)
+        except SdpError as exc:
+            self.ignored.append(str(exc))
+            return None
+        self.deadline = None
+        return self.response
+
+    def poll(self, now: float) -> bytes | SdpGiveUp | None:
+        if self.response is not None or self.deadline is None or now < self.deadline:
+            return None
+        if self.attempts >= self.timers.attempts:
+            self.deadline = None
+            return SdpGiveUp(self.attempts)
+        return self._send(now)
+
+
+def answer(datagram: bytes, *, address: str, tcp_port: int, tls_port: int | None,
+           tls_policy: str = "optional") -> tuple[V2gtpMessage | HeaderError, SdpResponse | None, str]:
+    """The SECC's answer to one datagram: (what arrived, the response or None, why)."""
+    message = read_datagram(datagram, {PayloadType.SDP_REQUEST})
+    if isinstance(message, HeaderError):
+        return message, None, f"ignored: {message}"
+    try:
+        request = SdpRequest.parse(message.payload)
+    except SdpError as exc:
+        return message, None, f"ignored: {exc}"
+    if request.transport != TCP:
+        return message, None, "ignored: only TCP is offered"
+    tls = tls_port is not None and (request.tls or tls_policy == "required")
+    if tls_policy == "none" or tls_port is None:
+        tls = False
+    response = SdpResponse(address, tls_port if tls else tcp_port, SECURED if tls else UNSECURED, TCP)
+    return message, response, "TLS" if tls else "TCP"
+
+
+# -- asyncio adapters --------------------------------------------------------------------------------
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[bytes, tuple]] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
+        self.queue.put_nowait((data, addr))
+
+
+def _interface_index(scope: str | None) -> int:
+    if not scope:
+        return 0
+    return int(scope) if scope.isdigit() else socket.if_nametoindex(scope)
+
+
+class SdpServer:
+    """Answers SDP requests on UDP ``port`` at ``host`` (and, for a link-local host, on the
+    all-nodes group of its interface)."""
+
+    def __init__(self, recorder: Recorder, host: str, port: int, *, tcp_port: int | None, tls_port: int | None,
+                 tls_policy: str = "optional", side: str = "evse") -> None:
+        self.recorder = recorder
+        self.host = host
+        self.port = port
+        self.tcp_port = tcp_port
+        self.tls_port = tls_port
+        self.tls_policy = tls_policy
+        self.side = side
+        self._transport: asyncio.DatagramTransport | None = None
+        self._task: asyncio.Task | None = None
+
+    @property
+    def bound_port(self) -> int | None:
+        if self._transport is None:
+            return None
+        return self._transport.get_extra_info("sockname")[1]
+
+    async def start(self) -> None:
+        address, scope = split_scope(self.host)
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        index = _interface_index(scope)
+        if ipaddress.IPv6Address(address).is_link_local:
+            sock.bind(("::", self.port, 0, index))
+            group = socket.inet_pton(socket.AF_INET6, ALL_NODES) + struct.pack("@I", index)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, group)
+        else:
+            sock.bind((address, self.port, 0, index))
+        loop = asyncio.get_running_loop()
+        self._transport, protocol = await loop.create_datagram_endpoint(_Datagrams, sock=sock)
+        self._task = asyncio.create_task(self._serve(protocol))
+        self.recorder.emit(Layer.SDP, "SdpServerListening", f"SDP server on [{self.host}]:{self.bound_port}",
+                           src=self.side, payload={"host": self.host, "port": self.bound_port})
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._transport is not None:
+            self._transport.close()
+
+    async def _serve(self, protocol: _Datagrams) -> None:
+        address = split_scope(self.host)[0]
+        while True:
+            data, sender = await protocol.queue.get()
+            peer = f"[{sender[0]}]:{sender[1]}"
+            message, response, why = answer(data, address=address, tcp_port=self.tcp_port or 0,
+                                            tls_port=self.tls_port, tls_policy=self.tls_policy)
+            self.recorder.emit(Layer.SDP, "SdpRequest", f"SDP request from {peer}: {data[8:].hex(' ').upper()}",
+                               src="ev", dst=self.side, observer=self.side,
+                               payload={"datagram": data.hex().upper(), "peer": peer})
+            if response is None:
+                self.recorder.emit(Layer.SDP, "SdpIgnored", f"SDP datagram from {peer} {why}", src=self.side,
+                                   observer=self.side, payload={"datagram": data.hex().upper(), "reason": why})
+                continue
+            reply = v2gtp_encode(PayloadType.SDP_RESPONSE, response.payload())
+            assert self._transport is not None
+            self._transport.sendto(reply, sender)
+            self.recorder.emit(Layer.SDP, "SdpResponse", f"SDP response to {peer}: [{response.address}]:"
+                               f"{response.port} {why}", src=self.side, dst="ev", observer=self.side,
+                               payload={"datagram": reply.hex().upper(), "address": response.address,
+                                        "port": response.port, "tls": response.tls})
+
+
+async def discover(recorder: Recorder, *, tls: bool, target: str = ALL_NODES, port: int = SDP_PORT,
+                   iface: str | None = None, timers: SdpTimers = SDP, timeout_scale=lambda s: s,
+                   side: str = "ev") -> SdpResponse:
+    """Find the SECC: send SDP requests to ``target`` (multicast on ``iface``, or unicast) until a
+    response arrives; SdpError after the last attempt."""
+    loop = asyncio.get_running_loop()
+    address, scope = split_scope(target)
+    scope = scope or iface
+    index = _interface_index(scope)
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    if ipaddress.IPv6Address(address).is_multicast:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+        sock.bind(("::", 0, 0, index))
+    else:
+        sock.bind(("::1" if address == "::1" else "::", 0, 0, index if ipaddress.IPv6Address(address).is_link_local else 0))
+    transport, protocol = await loop.create_datagram_endpoint(_Datagrams, sock=sock)
+    client = SdpClient(SdpRequest(SECURED if tls else UNSECURED, TCP), timers=timers, timeout_scale=timeout_scale)
+    destination = (address, port, 0, index)
+    try:
+        datagram: bytes | SdpGiveUp | None = client.start(loop.time())
+        while True:
+            if isinstance(datagram, SdpGiveUp):
+                recorder.emit(Layer.SDP, "SdpNoResponse", f"no SDP response after {datagram.attempts} requests",
+                              src=side, observer=side)
+                raise SdpError(f"no SDP response from [{target}]:{port} after {datagram.attempts} requests")
+            if isinstance(datagram, bytes):
+                transport.sendto(datagram, destination)
+                recorder.emit(Layer.SDP, "SdpRequest", f"SDP request #{client.attempts} to [{target}]:{port} "
+                              f"({'TLS' if tls else 'TCP'})", src=side, dst="evse", observer=side,
+                              payload={"datagram": datagram.hex().upper()})
+            timeout = max(0.0, (client.deadline or loop.time()) - loop.time())
+            try:
+                data, sender = await asyncio.wait_for(protocol.queue.get(), timeout)
+            except (TimeoutError, asyncio.TimeoutError):
+                datagram = client.poll(loop.time())
+                continue
+            response = client.receive(data, loop.time())
+            if response is None:
+                recorder.emit(Layer.SDP, "SdpIgnored", f"SDP datagram ignored: {client.ignored[-1]}", src="evse",
+                              dst=side, observer=side, payload={"datagram": data.hex().upper()})
+                datagram = None
+                continue
+            host = response.address
+            if ipaddress.IPv6Address(host).is_link_local and scope:
+                host = f"{host}%{scope}"
+            recorder.emit(Layer.SDP, "SdpResponse", f"SDP response: SECC at [{host}]:{response.port} "
+                          f"({'TLS' if response.tls else 'TCP'})", src="evse", dst=side, observer=side,
+                          payload={"datagram": data.hex().upper(), "address": host, "port": response.port,
+                                   "tls": response.tls})
+            return SdpResponse(host, response.port, response.security, response.transport)
+    finally:
+        transport.close()

@@ -1,0 +1,230 @@
+"""The SECC as a server: listens on TCP (and TLS), runs a :class:`SeccSession` per connection.
+
+The asyncio part only moves bytes and time: it reads V2GTP messages, hands them to the session
+machine, carries out what the machine says (send, close), applies the EVSE side's fault plan and
+records everything on the timeline (observer ``evse``). A V2GTP header the SECC cannot accept is
+ignored, or, when the stream's framing is lost with it, ends the connection
+([V2G20-089] .. [V2G20-096]).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from harness.trace import Layer, Recorder
+from harness.v2g import messages, recording, sap
+from harness.v2g.faults import CloseConnection, FaultPlan, Transmit, Wait
+from harness.v2g.session import (Close, Finished, Notice, Outcome, Received, SeccSession, Send, SetCp, Undecodable)
+from harness.v2g.timers import STANDARD, Timing
+from harness.v2g.transport import ConnectionClosed, Listener, V2gConnection, listen
+from harness.v2g.v2gtp import HeaderError, PayloadType, encode as v2gtp_encode
+
+SIDE = recording.EVSE
+#: payload types the SECC accepts on its TCP connections
+ACCEPTED = frozenset({PayloadType.EXI, PayloadType.ISO20_MAIN, PayloadType.ISO20_AC, PayloadType.ISO20_DC})
+
+
+@dataclass
+class SeccConfig:
+    host: str = "::1"
+    tcp_port: int = 0
+    #: the TLS port (0: any) when ``tls_context`` is given
+    tls_port: int = 0
+    tls_context: ssl.SSLContext | None = None
+    #: a context whose handshake the EV must refuse (fault fail_tls): an untrusted certificate
+    bad_tls_context: ssl.SSLContext | None = None
+    protocols: Sequence[str] = ("iso20-dc", "iso20-ac", "iso2", "din")
+    allow_iso20_without_tls: bool = False
+    #: how long the SECC waits for the EV to close after SessionStopRes
+    close_grace: float = 2.0
+
+
+class Secc:
+    """The reference SECC: as many sessions as EVs connect, one at a time in practice."""
+
+    def __init__(self, recorder: Recorder, equipment: Any, config: SeccConfig | None = None, *,
+                 timing: Timing = STANDARD, faults: FaultPlan | None = None,
+                 random_bytes: Callable[[int], bytes] = os.urandom) -> None:
+        self.recorder = recorder
+        self.equipment = equipment
+        self.config = config or SeccConfig()
+        self.timing = timing
+        self.faults = faults if faults is not None else FaultPlan(recorder=recorder, side=SIDE)
+        self.faults.recorder = self.faults.recorder or recorder
+        self.faults.side = SIDE
+        self.random_bytes = random_bytes
+        self.supported = [sap.protocol(key) for key in self.config.protocols]
+        self.paused: dict[str, dict] = {}
+        self.outcomes: list[Outcome] = []
+        self.listeners: list[Listener] = []
+        self.active: set[asyncio.Task] = set()
+        self.session_done = asyncio.Event()
+
+    @property
+    def tcp_port(self) -> int | None:
+        return next((l.port for l in self.listeners if not l.tls), None)
+
+    @property
+    def tls_port(self) -> int | None:
+        return next((l.port for l in self.listeners if l.tls), None)
+
+    async def start(self) -> None:
+        self.listeners.append(await listen(self.config.host, self.config.tcp_port,
+                                           lambda c: self._serve(c, tls=False), accepted=ACCEPTED))
+        if self.config.tls_context is not None:
+            await self._listen_tls(self.config.tls_context, self.config.tls_port)
+        recording.record(self.recorder, SIDE, "SeccListening", f"SECC listening on [{self.config.host}] "
+                         f"TCP {self.tcp_port}" + (f", TLS {self.tls_port}" if self.tls_port else ""),
+                         payload={"host": self.config.host, "tcp_port": self.tcp_port, "tls_port": self.tls_port,
+                                  "protocols": list(self.config.protocols)})
+
+    async def _listen_tls(self, context: ssl.SSLContext, port: int) -> None:
+        self.listeners.append(await listen(self.config.host, port, lambda c: self._serve(c, tls=True),
+                                           context=context, accepted=ACCEPTED))
+
+    async def use_tls_context(self, context: ssl.SSLContext | None) -> None:
+        """Listen for TLS with another context on the same port (``None``: the configured one);
+        a fail_tls fault presents a certificate the EV cannot trust this way."""
+        listener = next((l for l in self.listeners if l.tls), None)
+        if listener is None:
+            return
+        port = listener.port
+        await listener.close()
+        self.listeners.remove(listener)
+        await self._listen_tls(context or self.config.tls_context, port)
+
+    async def stop(self) -> None:
+        for listener in self.listeners:
+            await listener.close()
+        self.listeners.clear()
+        for task in list(self.active):
+            task.cancel()
+        await asyncio.gather(*self.active, return_exceptions=True)
+
+    async def _serve(self, connection: V2gConnection, *, tls: bool) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.active.add(task)
+        try:
+            await self._session(connection, tls)
+        finally:
+            self.active.discard(task)
+
+    async def _session(self, connection: V2gConnection, tls: bool) -> None:
+        loop = asyncio.get_running_loop()
+        session = SeccSession(self.equipment, supported=self.supported,
+                              tls=connection.tls_version if tls else None,
+                              allow_iso20_without_tls=self.config.allow_iso20_without_tls,
+                              timing=self.timing, now=loop.time(), paused=self.paused,
+                              random_bytes=self.random_bytes)
+        recording.record(self.recorder, SIDE, "TcpAccepted", f"EV connected from {connection.peer}"
+                         + (f" ({connection.tls_version}, {connection.tls_cipher})" if tls else " (no TLS)"),
+                         session, payload={"peer": connection.peer, "tls": connection.tls_version,
+                                           "cipher": connection.tls_cipher}, peer=True)
+        try:
+            while not session.finished:
+                timeout = None if session.deadline is None else max(0.0, session.deadline - loop.time())
+                try:
+                    item = await connection.receive(timeout)
+                except (TimeoutError, asyncio.TimeoutError):
+                    await self._carry_out(connection, session, session.poll(loop.time()))
+                    continue
+                if isinstance(item, HeaderError):
+                    recording.record(self.recorder, SIDE, "V2gtpHeaderRejected",
+                                     f"SECC ignores a message: {item}" + (", connection closed" if item.close else ""),
+                                     session, payload={"header": item.header.hex().upper(), "reason": item.reason,
+                                                       "closed": item.close}, peer=True)
+                    if item.close:
+                        break
+                    continue
+                events = session.receive(item.payload_type, item.payload, loop.time())
+                if await self._carry_out(connection, session, events):
+                    break
+            if session.finished and session.outcome is not None and session.outcome.ok:
+                try:  # the EV closes the connection after SessionStopRes
+                    await connection.receive(self.timing.timeout(self.config.close_grace))
+                except (ConnectionClosed, TimeoutError, asyncio.TimeoutError):
+                    pass
+        except ConnectionClosed as exc:
+            recording.record(self.recorder, SIDE, "TcpClosed", f"connection to the EV ended: {exc}", session,
+                             payload={"reason": str(exc)})
+        except Exception as exc:  # a bug of the harness's SECC: on the timeline, never silent
+            import traceback
+
+            recording.record(self.recorder, SIDE, "SeccError", f"the reference SECC failed: {exc!r}", session,
+                             payload={"traceback": traceback.format_exc()}, layer=Layer.FAULT)
+        finally:
+            await connection.close()
+            if not session.finished:
+                session.outcome = Outcome(False, "connection lost", session.protocol.key if session.protocol else None,
+                                          session.session_id, None, False, session.count)
+                if session.session_id is not None:
+                    self.equipment.session_ended(session.session_id, "connection lost", False)
+            elif not session.outcome.ok and session.session_id is not None:
+                self.equipment.session_ended(session.session_id, session.outcome.reason, False)
+            self.outcomes.append(session.outcome)
+            recording.record(self.recorder, SIDE, "SessionEnded", f"SECC session ended: {session.outcome.reason}",
+                             session, payload=_outcome_payload(session.outcome))
+            self.session_done.set()
+
+    async def _carry_out(self, connection: V2gConnection, session: SeccSession, events: list) -> bool:
+        """Do what the session machine said; True when the connection is to be closed."""
+        closing = False
+        for event in events:
+            if isinstance(event, Received):
+                recording.record_message(self.recorder, SIDE, event, session)
+            elif isinstance(event, Undecodable):
+                recording.record_undecodable(self.recorder, SIDE, event, session)
+            elif isinstance(event, Notice):
+                recording.record_notice(self.recorder, SIDE, event, session)
+            elif isinstance(event, Send):
+                if await self._send(connection, session, event):
+                    return True
+            elif isinstance(event, Close):
+                closing = True
+            elif isinstance(event, (Finished, SetCp)):
+                pass
+        return closing
+
+    async def _send(self, connection: V2gConnection, session: SeccSession, send: Send) -> bool:
+        fault = self.faults.state_fault(send.name, session) if self.faults else None
+        if fault is not None:
+            send = self._state_faulted(session, send, fault.kind)
+        actions = self.faults.on_send(send, session) if self.faults else \
+            [Transmit(v2gtp_encode(send.payload_type, send.data), send.name, send)]
+        for action in actions:
+            if isinstance(action, Wait):
+                await asyncio.sleep(action.seconds)
+            elif isinstance(action, CloseConnection):
+                recording.record(self.recorder, SIDE, "TcpClosedByFault", action.reason, session)
+                return True
+            elif isinstance(action, Transmit):
+                await connection.send_raw(action.frame)
+                if action.send is not None:
+                    recording.record_message(self.recorder, SIDE, action.send, session)
+                else:
+                    recording.record(self.recorder, SIDE, "FaultyMessageSent", f"{action.name} sent altered",
+                                     session, payload={"frame": action.frame.hex().upper()})
+        return False
+
+    def _state_faulted(self, session: SeccSession, send: Send, kind: str) -> Send:
+        if kind == "repeat":
+            previous = self.faults.previous()
+            return previous if previous is not None else send
+        # skip: answer with the response of the request that would come next
+        rules = session.rules
+        assert rules is not None
+        followers = [r for r in rules.table.followers(send.name, session) if r != messages.request_name(send.name)
+                     and r != "SessionStopReq"] or [messages.request_name(send.name)]
+        body = rules.secc_failure(session, followers[0], "OK")
+        return session._encode(messages.response_name(followers[0]), body)
+
+
+def _outcome_payload(outcome: Outcome) -> dict:
+    return {"ok": outcome.ok, "reason": outcome.reason, "protocol": outcome.protocol,
+            "session_id": outcome.session_id, "response_code": outcome.response_code,
+            "paused": outcome.paused, "messages": outcome.messages}

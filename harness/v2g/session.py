@@ -1,0 +1,566 @@
+"""The V2G session machines, sans-IO: bytes and time in, events out.
+
+A :class:`SeccSession` or :class:`EvccSession` lives for one TCP (or TLS) connection. It speaks
+the supportedAppProtocol handshake first and then the negotiated protocol, whose rules (the
+transition table and what each side says at each step) live in :mod:`harness.v2g.din`,
+:mod:`harness.v2g.iso2` and :mod:`harness.v2g.iso20`. Nothing here opens a socket or sleeps: the
+asyncio adapters in :mod:`harness.v2g.secc` and :mod:`harness.v2g.evcc` feed received payloads
+to :meth:`receive`, call :meth:`poll` when :attr:`deadline` has passed, and carry out the events
+(send these bytes, set the CP state, close the connection).
+
+Rules both sides share, from ISO 15118-2 8.7/8.8 (DIN 70121 and -20 have the same ones):
+
+- The SECC answers a request the table does not allow in its state with the response belonging to
+  that request and ResponseCode FAILED_SequenceError ([V2G2-538]); a SessionID other than the
+  session's with FAILED_UnknownSession. After any FAILED response it ends the session and closes
+  the connection.
+- The SECC waits at most V2G_SECC_Sequence_Timeout for the next request; then it ends the
+  session and closes the connection.
+- The EVCC waits at most V2G_EVCC_Msg_Timeout for each response and repeats a request answered
+  EVSEProcessing=Ongoing for at most V2G_EVCC_Ongoing_Timeout; on either, and on any FAILED
+  response, it ends the session and closes the connection.
+- A payload that does not decode cannot be answered (its type is unknown): the receiver closes
+  the connection.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from harness import exi
+from harness.v2g import messages, sap
+from harness.v2g.timers import STANDARD, Timing
+
+START = "Start"  # the state before the first request of the protocol (after the handshake)
+
+
+# -- events ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send ``data`` (EXI) with V2GTP ``payload_type``."""
+
+    name: str
+    message: dict
+    data: bytes
+    payload_type: int
+    schema: str
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A message that arrived and decoded."""
+
+    name: str
+    message: dict
+    data: bytes
+    payload_type: int
+    schema: str
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    data: bytes
+    payload_type: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something worth a line on the timeline that is not a message (a timeout, a refusal)."""
+
+    name: str
+    summary: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SetCp:
+    """The EV switches the control pilot (B, C) before what follows."""
+
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    outcome: "Outcome"
+
+
+Event = Send | Received | Undecodable | Notice | SetCp | Close | Finished
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a session ended. ``ok``: it ended as the side wanted (SessionStop answered OK)."""
+
+    ok: bool
+    reason: str
+    protocol: str | None = None
+    session_id: str | None = None
+    #: the response code that ended it, if one did
+    response_code: str | None = None
+    #: the session was paused (SessionStop with Pause) and may be resumed
+    paused: bool = False
+    messages: int = 0
+
+
+# -- the transition table --------------------------------------------------------------------
+
+Guard = Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class Table:
+    """What may follow what. ``next[state]`` maps each request allowed after the response
+    ``state`` (or after the handshake, :data:`START`) to the name of its guard; guards are
+    predicates over the session's context, named in ``guards`` so the table reads as text.
+    """
+
+    protocol: str
+    next: Mapping[str, Mapping[str, str]]
+    guards: Mapping[str, Guard]
+
+    def allowed(self, state: str, request: str, context: Any) -> bool:
+        guard = self.next.get(state, {}).get(request)
+        return guard is not None and self.guards[guard](context)
+
+    def followers(self, state: str, context: Any) -> list[str]:
+        return [r for r, g in self.next.get(state, {}).items() if self.guards[g](context)]
+
+    def requests(self) -> set[str]:
+        return {r for row in self.next.values() for r in row}
+
+    def check(self) -> None:
+        """Every guard named exists; every request's response appears as a state."""
+        for state, row in self.next.items():
+            for request, guard in row.items():
+                if guard not in self.guards:
+                    raise ValueError(f"{self.protocol} table: {state} -> {request}: no guard {guard!r}")
+
+
+# -- what the protocol modules provide ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reply:
+    """The SECC's answer to a request: the response body and what happens after it."""
+
+    body: dict
+    #: the session ends once this response is sent (SessionStopRes)
+    ends: bool = False
+    paused: bool = False
+    #: sign these elements of the response (CertificateInstallationRes, SalesTariff) with this key
+    sign: tuple[Any, tuple[str, ...]] | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    """The EVCC's next request, sent after ``delay`` seconds (the rig's waits), after ``cp``."""
+
+    name: str
+    body: dict
+    delay: float = 0.0
+    cp: str | None = None
+    sign: tuple[Any, tuple[str, ...]] | None = None
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The EVCC ends the session without a further request."""
+
+    ok: bool
+    reason: str
+    cp: str | None = None
+    paused: bool = False
+
+
+class Rules:
+    """A protocol's rules for both sides. Subclasses fill in the table and the steps."""
+
+    family: str = ""
+    table: Table
+
+    # SECC
+    def secc_start(self, session: "SeccSession") -> None:
+        """Called once after the handshake chose this protocol."""
+
+    def secc_handle(self, session: "SeccSession", name: str, body: dict, message: dict) -> Reply:
+        raise NotImplementedError
+
+    def secc_failure(self, session: "SeccSession", request: str, code: str) -> dict:
+        """The response body to ``request`` carrying ``code``: the mandatory parameters only."""
+        raise NotImplementedError
+
+    def secc_timestamp(self, session: "SeccSession") -> int | None:
+        return None
+
+    # EVCC
+    def evcc_first(self, session: "EvccSession") -> Request:
+        raise NotImplementedError
+
+    def evcc_next(self, session: "EvccSession", name: str, body: dict, message: dict) -> Request | Stop:
+        raise NotImplementedError
+
+    # both
+    def session_established(self, name: str, body: dict) -> bool:
+        return name == "SessionSetupRes"
+
+
+def rules_for(family: str) -> Rules:
+    if family == "din":
+        from harness.v2g.din import RULES
+    elif family == "iso2":
+        from harness.v2g.iso2 import RULES
+    elif family == "iso20":
+        from harness.v2g.iso20 import RULES
+    else:
+        raise ValueError(f"no session rules for {family!r}")
+    return RULES
+
+
+def failed(code: str | None) -> bool:
+    return code is not None and code.upper().startswith("FAILED")
+
+
+# -- the common part of both sides -------------------------------------------------------------
+
+class _Session:
+    side = ""
+
+    def __init__(self, *, timing: Timing = STANDARD, now: float = 0.0,
+                 clock_wall: Callable[[], float] | None = None) -> None:
+        self.timing = timing
+        self.started = now
+        self.now = now
+        self.protocol: sap.AppProtocol | None = None
+        self.rules: Rules | None = None
+        self.session_id: str | None = None
+        self.evccid: str | None = None
+        self.evse_id: str | None = None
+        self.state = START
+        self.count = 0
+        self.outcome: Outcome | None = None
+        self.deadline: float | None = None
+        self._deadline_reason = ""
+        self._wall = clock_wall
+        #: free-form notes of the session (what was negotiated, selected, granted)
+        self.facts: dict[str, Any] = {}
+
+    @property
+    def family(self) -> str | None:
+        return self.protocol.family if self.protocol else None
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome is not None
+
+    def wall_time(self) -> int:
+        import time as _time
+
+        return int(self._wall() if self._wall else _time.time())
+
+    def _encode(self, name: str, body: dict, sign=None) -> Send:
+        family = self.family
+        if name.startswith("supportedAppProtocol"):
+            message = body
+            schema = "sap"
+            data = exi.encode(message, schema)
+            return Send(name, message, data, messages.payload_type_of(family or "iso2", name), schema)
+        assert family is not None and self.session_id is not None
+        timestamp = self.wall_time() if family == "iso20" else None
+        message = messages.wrap(family, name, body, self.session_id, timestamp=timestamp)
+        schema = messages.schema_of(family, name)
+        if sign is not None:
+            from harness.pki.xmldsig import sign_message
+
+            key, elements = sign
+            message = sign_message(message, schema, key, elements=elements or None)
+        data = exi.encode(message, schema)
+        return Send(name, message, data, messages.payload_type_of(family, name), schema)
+
+    def _decode(self, payload_type: int, data: bytes) -> Received | Undecodable:
+        try:
+            schema, message = messages.decode(self.family if self.rules else None, payload_type, data)
+        except exi.DecodeError as exc:
+            return Undecodable(data, payload_type, str(exc))
+        return Received(messages.name_of(message), message, data, payload_type, schema)
+
+    def _finish(self, ok: bool, reason: str, *, code: str | None = None, paused: bool = False) -> Finished:
+        self.outcome = Outcome(ok, reason, self.protocol.key if self.protocol else None, self.session_id, code,
+                               paused, self.count)
+        self.deadline = None
+        return Finished(self.outcome)
+
+    def _arm(self, seconds: float | None, reason: str) -> None:
+        self.deadline = None if seconds is None else self.now + seconds
+        self._deadline_reason = reason
+
+
+# -- SECC ----------------------------------------------------------------------------------------
+
+class SeccSession(_Session):
+    """The charger's side of one connection.
+
+    ``equipment`` is what the SECC asks about the charger (limits, power stage, authorization,
+    see :mod:`harness.v2g.equipment`); ``paused`` is where sessions paused by the EV wait to be
+    resumed (shared by the connections of one SECC).
+    """
+
+    side = "evse"
+
+    def __init__(self, equipment: Any, *, supported: Sequence[sap.AppProtocol], tls: str | None = None,
+                 allow_iso20_without_tls: bool = False, timing: Timing = STANDARD, now: float = 0.0, paused: dict[str, dict] | None = None,
+                 random_bytes: Callable[[int], bytes] = os.urandom,
+                 clock_wall: Callable[[], float] | None = None) -> None:
+        super().__init__(timing=timing, now=now, clock_wall=clock_wall)
+        self.equipment = equipment
+        self.supported = list(supported)
+        #: the TLS version of the connection ("TLSv1.2", "TLSv1.3") or None for plain TCP
+        self.tls = tls
+        self.tls13 = tls == "TLSv1.3" or allow_iso20_without_tls
+        self.paused = paused if paused is not None else {}
+        self.random_bytes = random_bytes
+        self.evse_id = getattr(equipment, "evse_id", None)
+        #: the session's context as the protocol rules keep it
+        self.context: dict[str, Any] = {}
+        # the EVCC must start the handshake within the sequence timeout too
+        self._arm(timing.timeout(timing.of("sap").sequence("*")), "no supportedAppProtocolReq")
+
+    def receive(self, payload_type: int, data: bytes, now: float) -> list[Event]:
+        self.now = now
+        if self.finished:
+            return []
+        decoded = self._decode(payload_type, data)
+        if isinstance(decoded, Undecodable):
+            return [decoded, Close(f"undecodable message: {decoded.reason}"),
+                    self._finish(False, f"undecodable message from the EV: {decoded.reason}")]
+        self.count += 1
+        events: list[Event] = [decoded]
+        if self.rules is None:
+            events += self._handshake(decoded)
+        else:
+            events += self._request(decoded)
+        return events
+
+    def poll(self, now: float) -> list[Event]:
+        self.now = now
+        if self.finished or self.deadline is None or now < self.deadline:
+            return []
+        reason = self._deadline_reason
+        return [Notice("SequenceTimeout", f"SECC: {reason} within V2G_SECC_Sequence_Timeout", {"state": self.state}),
+                Close(f"sequence timeout ({reason})"),
+                self._finish(False, f"V2G_SECC_Sequence_Timeout: {reason}")]
+
+    def _handshake(self, received: Received) -> list[Event]:
+        if received.name != "supportedAppProtocolReq":
+            return [Notice("HandshakeExpected", f"{received.name} before the supportedAppProtocol handshake"),
+                    Close("no handshake"), self._finish(False, f"{received.name} before the handshake")]
+        result = sap.negotiate(received.message, self.supported, tls13=self.tls13)
+        send = self._encode("supportedAppProtocolRes", result.response)
+        self.facts["negotiation"] = result.why
+        if not result.ok:
+            return [Notice("NegotiationFailed", result.why), send, Close("Failed_NoNegotiation"),
+                    self._finish(False, f"Failed_NoNegotiation: {result.why}", code=sap.FAILED)]
+        self.protocol = result.chosen
+        self.rules = rules_for(result.chosen.family)
+        self.rules.secc_start(self)
+        self._after_response("supportedAppProtocolRes")
+        self.state = START
+        return [Notice("ProtocolNegotiated", f"SECC chose {result.why}", {"protocol": result.chosen.key}), send]
+
+    def _request(self, received: Received) -> list[Event]:
+        rules = self.rules
+        assert rules is not None
+        name = received.name
+        if not name.endswith("Req"):
+            return [Notice("NotARequest", f"SECC received {name}, which is not a request"),
+                    Close("not a request"), self._finish(False, f"{name} is not a request")]
+        body = messages.body_of(received.message)
+        incoming_id = messages.session_id_of(received.message) or ""
+        if name == "SessionSetupReq":
+            self.evccid = body.get("EVCCID")
+        # SessionID: anything but the session's own is refused once the session exists
+        if self.session_id is not None and name != "SessionSetupReq" and incoming_id != self.session_id:
+            return self._refuse(name, "FAILED_UnknownSession",
+                                f"SessionID {incoming_id} is not this session's ({self.session_id})")
+        if not rules.table.allowed(self.state, name, self):
+            return self._refuse(name, "FAILED_SequenceError", f"{name} may not follow {self.state}",
+                                requirement="[V2G2-538]")
+        try:
+            reply = rules.secc_handle(self, name, body, received.message)
+        except exi.ExiError as exc:  # a response we built that does not encode: a harness bug, loudly
+            raise RuntimeError(f"SECC built an invalid {name[:-3]}Res: {exc}") from exc
+        response = messages.response_name(name)
+        events: list[Event] = [self._encode(response, reply.body, reply.sign)]
+        code = reply.body.get("ResponseCode")
+        if failed(code):
+            events += [Close(f"{response} {code}"), self._finish(False, f"{response} {code}", code=code)]
+        elif reply.ends:
+            events.append(self._finish(True, "paused by the EV" if reply.paused else "session stopped by the EV",
+                                       paused=reply.paused))
+        else:
+            self._after_response(response)
+        return events
+
+    def _after_response(self, response: str) -> None:
+        self.state = response
+        timers = self.timing.of(self.family or "sap")
+        self._arm(self.timing.timeout(timers.sequence(response)), f"no request after {response}")
+
+    def _refuse(self, request: str, code: str, why: str, requirement: str = "") -> list[Event]:
+        rules = self.rules
+        assert rules is not None
+        if self.session_id is None:
+            self.session_id = messages.NO_SESSION[rules.family]
+        body = rules.secc_failure(self, request, code)
+        response = messages.response_name(request)
+        return [Notice(code.removeprefix("FAILED_") or code, f"SECC refuses {request}: {why}"
+                       + (f" {requirement}" if requirement else ""), {"state": self.state, "request": request}),
+                self._encode(response, body),
+                Close(f"{response} {code}"),
+                self._finish(False, f"{response} {code}: {why}", code=code)]
+
+    def new_session_id(self) -> str:
+        return self.random_bytes(8).hex().upper()
+
+
+# -- EVCC ----------------------------------------------------------------------------------------
+
+class EvccSession(_Session):
+    """The EV's side of one connection.
+
+    ``ev`` is the vehicle the EVCC speaks for (:class:`harness.v2g.vehicle.Vehicle`): its
+    identity, battery, limits and what this session shall do (protocols, energy mode,
+    identification, how many charge loops).
+    """
+
+    side = "ev"
+
+    def __init__(self, ev: Any, *, offered: Sequence[sap.AppProtocol | str], timing: Timing = STANDARD,
+                 now: float = 0.0, resume_session_id: str | None = None,
+                 clock_wall: Callable[[], float] | None = None) -> None:
+        super().__init__(timing=timing, now=now, clock_wall=clock_wall)
+        self.ev = ev
+        self.offer = sap.offer(offered)
+        self.resume_session_id = resume_session_id
+        self.evccid = getattr(ev, "evccid", None)
+        self.context: dict[str, Any] = {}
+        self.sent_name: str | None = None
+        self._queued: Request | None = None
+        self._ongoing_since: dict[str, float] = {}
+        self._first_sent: dict[str, float] = {}
+
+    def start(self, now: float) -> list[Event]:
+        """The first message: supportedAppProtocolReq."""
+        self.now = now
+        self.started = now
+        return self._send(Request("supportedAppProtocolReq", sap.request(self.offer)))
+
+    def receive(self, payload_type: int, data: bytes, now: float) -> list[Event]:
+        self.now = now
+        if self.finished:
+            return []
+        decoded = self._decode(payload_type, data)
+        if isinstance(decoded, Undecodable):
+            return [decoded, Close(f"undecodable message: {decoded.reason}"),
+                    self._finish(False, f"undecodable message from the EVSE: {decoded.reason}")]
+        self.count += 1
+        events: list[Event] = [decoded]
+        expected = messages.response_name(self.sent_name) if self.sent_name else None
+        if decoded.name != expected:
+            code = messages.response_code_of(decoded.message) if decoded.name.endswith("Res") else None
+            return events + self._stop(Stop(False, f"expected {expected}, got {decoded.name}"
+                                            + (f" {code}" if code else "")), code=code)
+        self.sent_name = None
+        self.deadline = None
+        if self.rules is None:
+            return events + self._handshake_answered(decoded)
+        body = messages.body_of(decoded.message)
+        code = body.get("ResponseCode")
+        incoming_id = messages.session_id_of(decoded.message)
+        if decoded.name == "SessionSetupRes" and not failed(code):
+            self.session_id = incoming_id
+            self.evse_id = body.get("EVSEID")
+        elif self.session_id is not None and incoming_id != self.session_id and not failed(code):
+            return events + self._stop(Stop(False, f"{decoded.name} carries SessionID {incoming_id}, "
+                                                   f"not this session's {self.session_id}"))
+        if failed(code):
+            return events + self._stop(Stop(False, f"{decoded.name} {code}"), code=code)
+        self.state = decoded.name
+        processing = body.get("EVSEProcessing")
+        if processing == "Ongoing":
+            request = messages.request_name(decoded.name)
+            since = self._ongoing_since.setdefault(request, self._first_sent.get(request, now))
+            limit = self.timing.timeout(self.timing.of(self.family).ongoing_timeout)
+            if now - since > limit:
+                return events + [Notice("OngoingTimeout", f"EVCC: {decoded.name} still Ongoing after "
+                                                           f"V2G_EVCC_Ongoing_Timeout")] + \
+                    self._stop(Stop(False, f"V2G_EVCC_Ongoing_Timeout in {request}"))
+        else:
+            self._ongoing_since.pop(messages.request_name(decoded.name), None)
+        step = self.rules.evcc_next(self, decoded.name, body, decoded.message)
+        return events + self._step(step)
+
+    def poll(self, now: float) -> list[Event]:
+        self.now = now
+        if self.finished or self.deadline is None or now < self.deadline:
+            return []
+        if self._queued is not None:
+            request, self._queued = self._queued, None
+            return self._send(request)
+        reason = self._deadline_reason
+        return [Notice("MessageTimeout", f"EVCC: {reason} within V2G_EVCC_Msg_Timeout")] + \
+            self._stop(Stop(False, f"V2G_EVCC_Msg_Timeout: {reason}"))
+
+    def elapsed_since_first(self, request: str) -> float:
+        """How long ago ``request`` was first sent (CableCheck and PreCharge timers)."""
+        return self.now - self._first_sent.get(request, self.now)
+
+    def _handshake_answered(self, received: Received) -> list[Event]:
+        try:
+            chosen = sap.accepted(received.message, self.offer)
+        except sap.NegotiationError as exc:
+            code = received.message["supportedAppProtocolRes"].get("ResponseCode")
+            return self._stop(Stop(False, str(exc)), code=code)
+        self.protocol = chosen
+        self.rules = rules_for(chosen.family)
+        self.session_id = self.resume_session_id or messages.NO_SESSION[chosen.family]
+        events: list[Event] = [Notice("ProtocolNegotiated", f"EVCC: SECC chose {chosen.key}",
+                                      {"protocol": chosen.key})]
+        return events + self._step(self.rules.evcc_first(self))
+
+    def _step(self, step: Request | Stop) -> list[Event]:
+        if isinstance(step, Stop):
+            return self._stop(step)
+        if step.delay > 0:
+            self._queued = step
+            self.deadline = self.now + step.delay
+            self._deadline_reason = f"pause before {step.name}"
+            return []
+        return self._send(step)
+
+    def _send(self, request: Request) -> list[Event]:
+        events: list[Event] = []
+        if request.cp:
+            events.append(SetCp(request.cp))
+        send = self._encode(request.name, request.body, request.sign)
+        events.append(send)
+        self.sent_name = request.name
+        self._first_sent.setdefault(request.name, self.now)
+        timers = self.timing.of(self.family or "sap")
+        self._arm(self.timing.timeout(timers.msg(request.name)), f"no {messages.response_name(request.name)}")
+        return events
+
+    def _stop(self, stop: Stop, code: str | None = None) -> list[Event]:
+        events: list[Event] = []
+        if stop.cp:
+            events.append(SetCp(stop.cp))
+        events.append(Close(stop.reason))
+        events.append(self._finish(stop.ok, stop.reason, code=code, paused=stop.paused))
+        return events

@@ -1,0 +1,152 @@
+"""V2GTP over TCP and TLS, with asyncio: the thin I/O layer under the session machines.
+
+The SECC listens (a plain TCP port and, when it has certificates, a TLS port; SDP tells the EV
+which); the EVCC connects. Addresses are IPv6: link-local ones need the interface's scope
+(``fe80::1%veth0``), the default emulated rig uses ``::1``. TLS contexts come from
+:mod:`harness.pki.tls`, with their NSS key log in the rig's run directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from harness.v2g.v2gtp import DEFAULT_MAX_PAYLOAD, HeaderError, V2gtpMessage, V2gtpReader, encode
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class V2gConnection:
+    """One TCP/TLS connection carrying V2GTP messages."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                 accepted: frozenset[int] | None = None, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.parser = V2gtpReader(accepted, max_payload=max_payload)
+        self._pending: list[V2gtpMessage | HeaderError] = []
+        self.closed = False
+
+    @property
+    def peer(self) -> str:
+        peer = self.writer.get_extra_info("peername")
+        return f"[{peer[0]}]:{peer[1]}" if peer else "?"
+
+    @property
+    def local_port(self) -> int | None:
+        sock = self.writer.get_extra_info("sockname")
+        return sock[1] if sock else None
+
+    @property
+    def tls_version(self) -> str | None:
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        return ssl_object.version() if ssl_object is not None else None
+
+    @property
+    def tls_cipher(self) -> str | None:
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        cipher = ssl_object.cipher() if ssl_object is not None else None
+        return cipher[0] if cipher else None
+
+    def peer_certificate(self) -> bytes | None:
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        return ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+
+    async def receive(self, timeout: float | None = None) -> V2gtpMessage | HeaderError:
+        """The next message or header problem; ConnectionClosed at the end of the stream,
+        TimeoutError when ``timeout`` passes first."""
+        while not self._pending:
+            if self.parser.broken:
+                raise ConnectionClosed("framing lost")
+            try:
+                data = await asyncio.wait_for(self.reader.read(65536), timeout)
+            except (TimeoutError, asyncio.TimeoutError):
+                raise  # TimeoutError is an OSError: it must not read as a lost connection
+            except (ConnectionError, ssl.SSLError, OSError) as exc:
+                raise ConnectionClosed(f"{type(exc).__name__}: {exc}") from None
+            if not data:
+                raise ConnectionClosed("closed by the peer"
+                                       + (f" ({self.parser.pending} bytes of a message cut off)"
+                                          if self.parser.pending else ""))
+            self._pending.extend(self.parser.feed(data))
+        return self._pending.pop(0)
+
+    async def send(self, payload_type: int, payload: bytes) -> None:
+        await self.send_raw(encode(payload_type, payload))
+
+    async def send_raw(self, data: bytes) -> None:
+        if self.closed:
+            raise ConnectionClosed("already closed")
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            raise ConnectionClosed(f"{type(exc).__name__}: {exc}") from None
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.writer.close()
+            await asyncio.wait_for(self.writer.wait_closed(), 2.0)
+        except (ConnectionError, ssl.SSLError, OSError, TimeoutError, asyncio.TimeoutError):
+            pass
+
+
+Handler = Callable[[V2gConnection], Awaitable[None]]
+
+
+@dataclass
+class Listener:
+    server: asyncio.base_events.Server
+    port: int
+    tls: bool
+
+    async def close(self) -> None:
+        self.server.close()
+        try:
+            await asyncio.wait_for(self.server.wait_closed(), 2.0)
+        except (TimeoutError, asyncio.TimeoutError):
+            pass
+
+
+def split_scope(host: str) -> tuple[str, str | None]:
+    """("fe80::1", "veth0") for "fe80::1%veth0"."""
+    address, _, scope = host.partition("%")
+    return address, scope or None
+
+
+async def listen(host: str, port: int, handler: Handler, *, context: ssl.SSLContext | None = None,
+                 accepted: frozenset[int] | None = None, handshake_timeout: float = 10.0) -> Listener:
+    """Accept V2GTP connections on ``host`` (an IPv6 address, with %scope for link-local)."""
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = V2gConnection(reader, writer, accepted=accepted)
+        try:
+            await handler(connection)
+        finally:
+            await connection.close()
+
+    server = await asyncio.start_server(on_connect, host=host, port=port, ssl=context,
+                                        ssl_handshake_timeout=handshake_timeout if context else None,
+                                        family=socket.AF_INET6 if ":" in host else socket.AF_UNSPEC,
+                                        reuse_address=True)
+    bound = server.sockets[0].getsockname()[1]
+    return Listener(server, bound, context is not None)
+
+
+async def connect(host: str, port: int, *, context: ssl.SSLContext | None = None, timeout: float = 10.0,
+                  accepted: frozenset[int] | None = None, sni: str | None = None) -> V2gConnection:
+    """Open a V2GTP connection to an SECC; ``host`` may carry %scope (link-local). ``sni``: the
+    server name to send in the TLS handshake (none by default, as EVs do)."""
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(host, port, ssl=context, server_hostname=(sni or None) if context else None,
+                                ssl_handshake_timeout=timeout if context else None),
+        timeout)
+    return V2gConnection(reader, writer, accepted=accepted)

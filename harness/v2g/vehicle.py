@@ -1,0 +1,172 @@
+"""The EV as its EVCC sees it: identity, battery, limits, credentials and the plan of a session.
+
+Plain data and arithmetic, no I/O: the EVCC session machine reads it to fill its requests and
+writes what the EVSE granted into :attr:`Vehicle.grant`; the EV emulator
+(:mod:`harness.emulators.hlc_ev`) moves energy between the cable and :attr:`Vehicle.battery`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from harness.emulators.battery import Battery
+from harness.v2g.equipment import Grant
+
+ENERGY_MODES = ("AC", "DC", "AC_BPT", "DC_BPT")
+IDENTIFICATIONS = ("EIM", "PnC")
+CONTROL_MODES = ("scheduled", "dynamic")
+
+
+@dataclass(frozen=True)
+class ChargePlan:
+    """What one session shall do."""
+
+    #: application protocols offered, most wanted first (sap keys: din, iso2, iso20-ac, iso20-dc)
+    protocols: tuple[str, ...] = ("iso2",)
+    energy: str = "AC"
+    identification: str = "EIM"
+    #: -20 control mode
+    control: str = "scheduled"
+    #: charge-loop requests before the EV stops by itself (None: until full or told to stop)
+    cycles: int | None = 10
+    #: pause between charge-loop requests and between repeats after "Ongoing" (protocol seconds)
+    loop_interval: float = 0.25
+    ongoing_interval: float = 0.25
+    #: end with SessionStop(Pause) instead of Terminate
+    pause: bool = False
+    #: the EV asks to renegotiate after this many charge loops (-2: PowerDelivery Renegotiate)
+    renegotiate_after: int | None = None
+    #: BPT: discharge instead of charge
+    discharge: bool = False
+    #: PnC: "install" or "update" the contract certificate before authorizing
+    certificate: str | None = None
+    #: AC phases used (-2 energy transfer mode AC_single_phase_core / AC_three_phase_core)
+    phases: int = 3
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.energy not in ENERGY_MODES:
+            problems.append(f"energy {self.energy!r} (one of {', '.join(ENERGY_MODES)})")
+        if self.identification not in IDENTIFICATIONS:
+            problems.append(f"identification {self.identification!r} (EIM or PnC)")
+        if self.control not in CONTROL_MODES:
+            problems.append(f"control {self.control!r} (scheduled or dynamic)")
+        if self.certificate not in (None, "install", "update"):
+            problems.append(f"certificate {self.certificate!r} (install or update)")
+        if problems:
+            raise ValueError("charge plan: " + "; ".join(problems))
+
+    @property
+    def dc(self) -> bool:
+        return self.energy.startswith("DC")
+
+    @property
+    def bpt(self) -> bool:
+        return self.energy.endswith("_BPT")
+
+    def with_(self, **changes: Any) -> "ChargePlan":
+        return replace(self, **changes)
+
+
+@dataclass
+class Credentials:
+    """Plug & Charge material of the EV (certificates as cryptography x509 objects)."""
+
+    emaid: str | None = None
+    contract_chain: list = field(default_factory=list)  # leaf, Sub-CA 2, Sub-CA 1
+    contract_key: Any = None
+    oem_chain: list = field(default_factory=list)       # OEM provisioning leaf, Sub-CAs
+    oem_key: Any = None
+    v2g_roots: list = field(default_factory=list)       # trust anchors for the SECC / CPS
+    #: -20 TLS client certificate (vehicle) chain and key, as files for the TLS context
+    vehicle_chain_file: Any = None
+    vehicle_key_file: Any = None
+
+
+@dataclass
+class Vehicle:
+    evccid: str
+    battery: Battery
+    plan: ChargePlan = field(default_factory=ChargePlan)
+    ac_max_current: float = 32.0
+    ac_min_current: float = 6.0
+    ac_nominal_voltage: float = 230.0
+    dc_max_voltage: float = 450.0
+    dc_max_current: float = 125.0
+    dc_min_current: float = 0.0
+    #: the pack voltage runs from ``pack_voltage_empty`` at 0 % to ``pack_voltage_full`` at 100 %
+    pack_voltage_empty: float = 320.0
+    pack_voltage_full: float = 400.0
+    departure_time: int = 7200
+    target_soc: float = 1.0
+    min_soc: float = 0.2
+    credentials: Credentials = field(default_factory=Credentials)
+    grant: Grant = field(default_factory=Grant)
+    #: set by a test or the driver: end the session at the next chance
+    stop_requested: bool = False
+
+    @property
+    def soc_percent(self) -> int:
+        return max(0, min(100, int(round(self.battery.soc * 100))))
+
+    @property
+    def max_charge_power(self) -> float:
+        return self.battery.max_charge_w
+
+    @property
+    def max_discharge_power(self) -> float:
+        return self.battery.max_discharge_w
+
+    def pack_voltage(self) -> float:
+        return self.pack_voltage_empty + (self.pack_voltage_full - self.pack_voltage_empty) * self.battery.soc
+
+    def energy_request_wh(self) -> float:
+        return max(0.0, (self.target_soc - self.battery.soc) * self.battery.capacity_wh)
+
+    def energy_capacity_wh(self) -> float:
+        return self.battery.capacity_wh
+
+    def full(self) -> bool:
+        return self.battery.soc >= min(self.target_soc, 0.999)
+
+    def discharging(self) -> bool:
+        return self.plan.bpt and self.plan.discharge
+
+    def ac_current(self) -> float:
+        """The AC current per phase the EV draws now (A; negative: it feeds back)."""
+        limit = self.grant.ac_max_current if self.grant.ac_max_current is not None else 0.0
+        phases = max(1, self.plan.phases)
+        volts = self.ac_nominal_voltage * phases
+        if self.grant.ac_target_power is not None:
+            limit = min(limit, abs(self.grant.ac_target_power) / volts) if limit else abs(self.grant.ac_target_power) / volts
+        if self.discharging():
+            available = self.battery.available_discharge_w(self.min_soc) / volts
+            return -max(0.0, min(limit, self.ac_max_current, available))
+        if self.full():
+            return 0.0
+        accepted = self.battery.acceptance_w() / volts
+        return max(0.0, min(limit, self.ac_max_current, accepted))
+
+    def dc_target_current(self) -> float:
+        """The DC current the EV asks for (A; negative: discharge)."""
+        voltage = max(1.0, self.pack_voltage())
+        if self.discharging():
+            available = self.battery.available_discharge_w(self.min_soc) / voltage
+            return -max(0.0, min(self.dc_max_current, available))
+        if self.full():
+            return 0.0
+        return max(0.0, min(self.dc_max_current, self.battery.acceptance_w() / voltage))
+
+    def charging_complete(self) -> bool:
+        return self.full() and not self.discharging()
+
+    def keep_going(self, loops: int) -> bool:
+        """Whether the charge loop goes on after ``loops`` cycles."""
+        if self.stop_requested:
+            return False
+        if self.plan.cycles is not None and loops >= self.plan.cycles:
+            return False
+        if self.discharging():
+            return self.battery.soc > self.min_soc
+        return not self.full()

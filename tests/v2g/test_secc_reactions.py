@@ -1,0 +1,126 @@
+"""How the reference SECC reacts to an EV that breaks the rules (a probe plays the EV)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.v2g.probe import V2gProbe, code
+from harness.v2g.timers import Timing
+from harness.v2g.v2gtp import PayloadType, encode
+from v2g_pair import start_pair
+
+EVCCID = {"EVCCID": "0A1B2C3D4E5F"}
+
+
+def _with_probe(run, script, **pair_options):
+    async def scenario():
+        pair = await start_pair(**pair_options)
+        probe = await V2gProbe.open(pair.recorder, "::1", pair.secc.tcp_port)
+        try:
+            return await script(probe), pair
+        finally:
+            await probe.close()
+            await pair.close()
+
+    return run(scenario())
+
+
+def test_a_request_out_of_sequence_gets_failed_sequence_error_and_the_connection_closes(run):
+    async def script(probe):
+        await probe.handshake("iso2")
+        await probe.request("SessionSetupReq", EVCCID)
+        answer = await probe.request("ChargeParameterDiscoveryReq", {
+            "RequestedEnergyTransferMode": "AC_three_phase_core", "AC_EVChargeParameter": {
+                "DepartureTime": 0, "EAmount": {"Multiplier": 0, "Unit": "Wh", "Value": 100},
+                "EVMaxVoltage": {"Multiplier": 0, "Unit": "V", "Value": 400},
+                "EVMaxCurrent": {"Multiplier": 0, "Unit": "A", "Value": 32},
+                "EVMinCurrent": {"Multiplier": 0, "Unit": "A", "Value": 6}}})
+        return answer, await probe.closed_by_peer(2.0)
+
+    (answer, closed), pair = _with_probe(run, script)
+    assert "ChargeParameterDiscoveryRes" in answer["V2G_Message"]["Body"]  # the response to that request
+    assert code(answer) == "FAILED_SequenceError"
+    assert closed
+    assert pair.recorder.first(name="SequenceError", observer="evse") is not None
+
+
+def test_an_unknown_session_id_gets_failed_unknown_session(run):
+    async def script(probe):
+        await probe.handshake("iso2")
+        await probe.request("SessionSetupReq", EVCCID)
+        answer = await probe.request("ServiceDiscoveryReq", {}, session_id="DEADBEEFDEADBEEF")
+        return answer, await probe.closed_by_peer(2.0)
+
+    (answer, closed), _ = _with_probe(run, script)
+    assert code(answer) == "FAILED_UnknownSession" and closed
+
+
+def test_a_wrong_v2gtp_version_closes_the_connection_unanswered(run):
+    async def script(probe):
+        await probe.handshake("iso2")
+        frame = encode(PayloadType.EXI, bytes.fromhex("809802000000000000000011D0"), version=0x02, inverse=0xFD)
+        await probe.send_raw(frame, "a V2GTP header with version 0x02")
+        return await probe.response(1.0), await probe.closed_by_peer(2.0)
+
+    (answer, closed), pair = _with_probe(run, script)
+    assert answer is None and closed
+    rejected = pair.recorder.first(name="V2gtpHeaderRejected", observer="evse")
+    assert rejected is not None and rejected.payload["closed"]
+
+
+def test_an_unsupported_payload_type_is_ignored_and_the_session_goes_on(run):
+    async def script(probe):
+        await probe.handshake("iso2")
+        await probe.send_raw(encode(0x8105, b"\x80\x00"), "payload type 0x8105")
+        return await probe.request("SessionSetupReq", EVCCID)
+
+    answer, pair = _with_probe(run, script)
+    assert code(answer) == "OK_NewSessionEstablished"
+    assert pair.recorder.first(name="V2gtpHeaderRejected", observer="evse").payload["closed"] is False
+
+
+def test_undecodable_exi_closes_the_connection(run):
+    async def script(probe):
+        await probe.handshake("iso2")
+        await probe.send_exi(bytes.fromhex("80FFFFFFFF"), what="garbage EXI")
+        return await probe.closed_by_peer(2.0)
+
+    closed, pair = _with_probe(run, script)
+    assert closed
+    assert pair.recorder.first(name="UndecodableMessage", observer="evse") is not None
+
+
+def test_no_common_protocol_fails_the_negotiation_and_closes(run):
+    async def script(probe):
+        answer = await probe.handshake("din")
+        return answer, await probe.closed_by_peer(2.0)
+
+    from harness.v2g.equipment import EvseCapabilities
+
+    (answer, closed), _ = _with_probe(run, script, capabilities=EvseCapabilities(protocols=("iso2",)))
+    assert answer == {"supportedAppProtocolRes": {"ResponseCode": "Failed_NoNegotiation"}} and closed
+
+
+def test_a_silent_ev_is_dropped_after_the_sequence_timeout(run):
+    timing = Timing(scale=0.01, min_timeout=0.2)  # V2G_SECC_Sequence_Timeout 60 s -> 0.6 s
+
+    async def script(probe):
+        await probe.handshake("iso2")
+        await probe.request("SessionSetupReq", EVCCID)
+        return await probe.closed_by_peer(5.0)
+
+    closed, pair = _with_probe(run, script, timing=timing)
+    assert closed
+    assert pair.recorder.first(name="SequenceTimeout", observer="evse") is not None
+    assert "V2G_SECC_Sequence_Timeout" in pair.secc.outcomes[-1].reason
+
+
+def test_plug_and_charge_is_not_offered_without_tls(run):
+    async def script(probe):
+        await probe.handshake("iso2")
+        await probe.request("SessionSetupReq", EVCCID)
+        return await probe.request("ServiceDiscoveryReq", {})
+
+    answer, _ = _with_probe(run, script)
+    body = answer["V2G_Message"]["Body"]["ServiceDiscoveryRes"]
+    assert body["PaymentOptionList"]["PaymentOption"] == ["ExternalPayment"]

@@ -1,0 +1,78 @@
+"""An SECC and an EV in one event loop, over real TCP (and TLS) on ::1, for the harness's tests."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.emulators.battery import Battery
+from harness.emulators.charge_port import ChargePort
+from harness.trace import Recorder
+from harness.v2g.credentials import ISO20_SNI, V2gMaterial
+from harness.v2g.equipment import EvseCapabilities
+from harness.v2g.evcc import run_session
+from harness.v2g.faults import FaultPlan
+from harness.v2g.secc import Secc, SeccConfig
+from harness.v2g.session import Outcome
+from harness.v2g.timers import Timing
+from harness.v2g.vehicle import ChargePlan, Vehicle
+
+#: the rigs' pace: no waits, timeouts at their floor
+FAST = Timing(scale=0.0, min_timeout=0.5)
+
+
+def vehicle(plan: ChargePlan, *, soc: float = 0.4, evccid: str = "0A1B2C3D4E5F") -> Vehicle:
+    return Vehicle(evccid, Battery(60000.0, soc, 50000.0, 11000.0), plan=plan)
+
+
+@dataclass
+class Pair:
+    recorder: Recorder
+    port: ChargePort
+    secc: Secc
+    material: V2gMaterial | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    async def charge(self, ev: Vehicle, *, tls: bool = False, faults: FaultPlan | None = None,
+                     resume_session_id: str | None = None, timing: Timing = FAST) -> Outcome:
+        context = sni = None
+        if tls:
+            assert self.material is not None
+            generation = "iso20" if ev.plan.protocols[0].startswith("iso20") else "iso2"
+            context = self.material.evcc_context(generation)
+            sni = ISO20_SNI if generation == "iso20" else None
+        port = self.secc.tls_port if tls else self.secc.tcp_port
+        outcome = await run_session(self.recorder, ev, "::1", port, context=context, timing=timing, faults=faults,
+                                    resume_session_id=resume_session_id, sni=sni)
+        await asyncio.wait_for(self._settled(), 5.0)
+        self.outcomes.append(outcome)
+        return outcome
+
+    async def _settled(self) -> None:
+        while self.secc.active:
+            await asyncio.sleep(0.005)
+
+    async def close(self) -> None:
+        await self.secc.stop()
+
+
+async def start_pair(*, capabilities: EvseCapabilities | None = None, material: V2gMaterial | None = None,
+                     timing: Timing = FAST, faults: FaultPlan | None = None, recorder: Recorder | None = None,
+                     **port_options: Any) -> Pair:
+    recorder = recorder or Recorder()
+    caps = capabilities or EvseCapabilities()
+    if material is not None:
+        port_options.setdefault("provisioning", material.provisioning())
+        port_options.setdefault("tariff_key", material.tariff_key("iso2"))
+    port = ChargePort(caps, **port_options)
+    config = SeccConfig(tls_context=material.secc_context() if material is not None else None,
+                        protocols=caps.protocols)
+    secc = Secc(recorder, port, config, timing=timing, faults=faults)
+    await secc.start()
+    return Pair(recorder, port, secc, material)
+
+
+def generated_material(directory: Path) -> V2gMaterial:
+    return V2gMaterial.generate(directory, keylog=directory / "tls-keys.log")
