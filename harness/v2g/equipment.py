@@ -27,7 +27,7 @@ class EvseCapabilities:
 
     evse_id: str = DEFAULT_EVSE_ID
     #: energy modes: AC, DC, AC_BPT, DC_BPT (AC_BPT/DC_BPT are -20 only)
-    energy: tuple[str, ...] = ("AC", "DC")
+    energy: tuple[str, ...] = ("AC", "DC", "AC_BPT", "DC_BPT")
     protocols: tuple[str, ...] = ("iso20-dc", "iso20-ac", "iso2", "din")
     #: EIM and/or PnC
     identification: tuple[str, ...] = ("EIM", "PnC")

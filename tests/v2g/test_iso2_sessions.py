@@ -204,3 +204,21 @@ def test_metering_receipts_when_the_evse_asks_for_them(run, material: V2gMateria
     responses = [e.payload["message"]["V2G_Message"]["Body"]["MeteringReceiptRes"]["ResponseCode"]
                  for e in _messages(pair.recorder, "ev") if e.name == "MeteringReceiptRes"]
     assert responses == ["OK", "OK"]
+
+
+def test_din_dc_session_runs_to_session_stop(run):
+    async def scenario():
+        pair = await start_pair(capabilities=EvseCapabilities(cable_check_rounds=2))
+        try:
+            return await pair.charge(vehicle(ChargePlan(protocols=("din",), energy="DC", cycles=3))), pair
+        finally:
+            await pair.close()
+
+    outcome, pair = run(scenario())
+    assert outcome.ok and outcome.protocol == "din", outcome.reason
+    sent = [e.name for e in _messages(pair.recorder, "ev") if e.src == "ev"]
+    assert sent == ["supportedAppProtocolReq", "SessionSetupReq", "ServiceDiscoveryReq", "ServicePaymentSelectionReq",
+                    "ContractAuthenticationReq", "ChargeParameterDiscoveryReq", "CableCheckReq", "CableCheckReq",
+                    "PreChargeReq", "PowerDeliveryReq", "CurrentDemandReq", "CurrentDemandReq", "CurrentDemandReq",
+                    "PowerDeliveryReq", "WeldingDetectionReq", "SessionStopReq"]
+    assert pair.port.line.read().imported_wh > 0

@@ -1,0 +1,751 @@
+"""ISO 15118-20: the session table and both sides' steps (AC, DC, AC_BPT, DC_BPT; scheduled and
+dynamic control; EIM and Plug & Charge).
+
+Messages live in three schemas: CommonMessages (V2GTP 0x8002) and the AC or DC ones (0x8003,
+0x8004); :func:`harness.v2g.messages.schema_of` picks by name. The SAP namespace fixes AC or DC;
+the service selected (AC=1, DC=2, AC_BPT=5, DC_BPT=6; -20 Table 204) and its parameter set fix
+bidirectionality and the control mode. The SECC answers unexpected requests with
+FAILED_SequenceError ([V2G20-459]), a foreign SessionID with FAILED_UnknownSession
+([V2G20-460]), a bad signature with FAILED_SignatureError ([V2G20-461]); FAILED responses carry
+only the mandatory parameters at minimal size ([V2G20-736]).
+
+Not provided: CertificateInstallation and MeteringConfirmation of -20 (the SECC answers them with
+a sequence error), WPT and ACDP.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from harness.pki.xmldsig import verify_message
+from harness.v2g import pnc
+from harness.v2g.equipment import ISO20_SERVICES
+from harness.v2g.session import START, EvccSession, Reply, Request, Rules, SeccSession, Stop, Table
+from harness.v2g.values import percent, rational, rational_value
+
+ALWAYS = "always"
+
+#: after <response> the EVCC may send <request> when <guard>
+NEXT: dict[str, dict[str, str]] = {
+    START:                            {"SessionSetupReq": ALWAYS},
+    "SessionSetupRes":                {"AuthorizationSetupReq": ALWAYS, "SessionStopReq": ALWAYS},
+    "AuthorizationSetupRes":          {"AuthorizationReq": ALWAYS, "SessionStopReq": ALWAYS},
+    "AuthorizationRes":               {"AuthorizationReq": "ongoing", "ServiceDiscoveryReq": "finished",
+                                       "SessionStopReq": ALWAYS},
+    "ServiceDiscoveryRes":            {"ServiceDetailReq": ALWAYS, "ServiceSelectionReq": ALWAYS,
+                                       "SessionStopReq": ALWAYS},
+    "ServiceDetailRes":               {"ServiceDetailReq": ALWAYS, "ServiceSelectionReq": ALWAYS,
+                                       "SessionStopReq": ALWAYS},
+    "ServiceSelectionRes":            {"AC_ChargeParameterDiscoveryReq": "ac", "DC_ChargeParameterDiscoveryReq": "dc",
+                                       "SessionStopReq": ALWAYS},
+    "AC_ChargeParameterDiscoveryRes": {"ScheduleExchangeReq": ALWAYS, "SessionStopReq": ALWAYS},
+    "DC_ChargeParameterDiscoveryRes": {"ScheduleExchangeReq": ALWAYS, "SessionStopReq": ALWAYS},
+    "ScheduleExchangeRes":            {"ScheduleExchangeReq": "ongoing", "PowerDeliveryReq": "ac_finished",
+                                       "DC_CableCheckReq": "dc_finished", "SessionStopReq": ALWAYS},
+    "DC_CableCheckRes":               {"DC_CableCheckReq": ALWAYS, "DC_PreChargeReq": "finished",
+                                       "SessionStopReq": ALWAYS},
+    "DC_PreChargeRes":                {"DC_PreChargeReq": ALWAYS, "PowerDeliveryReq": ALWAYS, "SessionStopReq": ALWAYS},
+    "PowerDeliveryRes":               {"PowerDeliveryReq": "ev_ongoing", "AC_ChargeLoopReq": "ac_started",
+                                       "DC_ChargeLoopReq": "dc_started", "ScheduleExchangeReq": "renegotiating",
+                                       "DC_WeldingDetectionReq": "dc_stopped", "SessionStopReq": "stopped"},
+    "AC_ChargeLoopRes":               {"AC_ChargeLoopReq": ALWAYS, "PowerDeliveryReq": ALWAYS},
+    "DC_ChargeLoopRes":               {"DC_ChargeLoopReq": ALWAYS, "PowerDeliveryReq": ALWAYS},
+    "DC_WeldingDetectionRes":         {"DC_WeldingDetectionReq": ALWAYS, "SessionStopReq": ALWAYS},
+}
+
+
+def _c(s) -> dict:
+    return s.context
+
+
+def _started(s) -> bool:
+    return _c(s).get("progress") == "Start" and _c(s).get("ev_processing") == "Finished"
+
+
+GUARDS = {
+    ALWAYS: lambda s: True,
+    "ongoing": lambda s: _c(s).get("processing", "Finished") != "Finished",
+    "finished": lambda s: _c(s).get("processing", "Finished") == "Finished",
+    "ac": lambda s: not _c(s).get("dc", False),
+    "dc": lambda s: _c(s).get("dc", False),
+    "ac_finished": lambda s: not _c(s).get("dc", False) and _c(s).get("processing", "Finished") == "Finished",
+    "dc_finished": lambda s: _c(s).get("dc", False) and _c(s).get("processing", "Finished") == "Finished",
+    "ev_ongoing": lambda s: _c(s).get("ev_processing") == "Ongoing",
+    "ac_started": lambda s: not _c(s).get("dc", False) and _started(s),
+    "dc_started": lambda s: _c(s).get("dc", False) and _started(s),
+    "renegotiating": lambda s: _c(s).get("progress") == "ScheduleRenegotiation",
+    "dc_stopped": lambda s: _c(s).get("dc", False) and _c(s).get("progress") == "Stop",
+    "stopped": lambda s: _c(s).get("progress") in ("Stop", "Standby"),
+}
+
+TABLE = Table("iso20", NEXT, GUARDS)
+TABLE.check()
+
+#: ServiceDetail parameter sets the reference SECC offers per service: (set id, control mode)
+CONTROL_MODES = {"scheduled": 1, "dynamic": 2}
+MOBILITY_NEEDS = {"scheduled": 1, "dynamic": 2}  # 1 ProvidedByEvcc, 2 ProvidedBySecc
+SCHEDULE_ID = 1
+PRE_CHARGE_TOLERANCE_V = 20.0
+WELDING_VOLTAGE_V = 60.0
+#: -2 words for the EVSE's wishes -> -20 EVSENotification
+NOTIFICATIONS = {"None": None, "StopCharging": "Terminate", "ReNegotiation": "ScheduleRenegotiation"}
+
+
+def _energy_of(service_id: int) -> str:
+    from harness.v2g.equipment import ISO20_SERVICE_NAMES
+
+    return ISO20_SERVICE_NAMES.get(service_id, "?")
+
+
+class Iso20Rules(Rules):
+    family = "iso20"
+    table = TABLE
+
+    # ================================= SECC =================================================
+
+    def secc_start(self, s: SeccSession) -> None:
+        dc = s.protocol is not None and s.protocol.key == "iso20-dc"
+        caps = s.equipment.capabilities
+        offered = [name for name in caps.energy if name.startswith("DC") == dc]
+        s.context.update(dc=dc, loops=0, services=[ISO20_SERVICES[name] for name in offered])
+
+    def secc_handle(self, s: SeccSession, name: str, body: dict, message: dict) -> Reply:
+        return getattr(self, f"_secc_{name}")(s, body, message)
+
+    def _status(self, s: SeccSession) -> dict:
+        notification = NOTIFICATIONS.get(s.equipment.notification())
+        return {"EVSEStatus": {"NotificationMaxDelay": 0, "EVSENotification": notification}} if notification else {}
+
+    def _secc_SessionSetupReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        from harness.v2g.messages import is_zero_session
+
+        incoming = body["Header"]["SessionID"]
+        if not is_zero_session(incoming) and incoming in s.paused:
+            s.session_id = incoming
+            s.paused.pop(incoming)
+            code = "OK_OldSessionJoined"
+        else:
+            s.session_id = s.new_session_id()
+            code = "OK_NewSessionEstablished"
+        s.equipment.session_started(s.session_id, body.get("EVCCID"), s.protocol.key if s.protocol else "iso20")
+        return Reply({"ResponseCode": code, "EVSEID": s.equipment.capabilities.evse_id})
+
+    def _secc_AuthorizationSetupReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        caps = s.equipment.capabilities
+        services = [m for m in ("EIM", "PnC") if m in caps.identification]
+        s.context["authorizations"] = services
+        result: dict[str, Any] = {"ResponseCode": "OK", "AuthorizationServices": services,
+                                  "CertificateInstallationService": False}
+        if "PnC" in services:
+            challenge = s.context["challenge"] = base64.b64encode(s.random_bytes(16)).decode()
+            result["PnC_ASResAuthorizationMode"] = {"GenChallenge": challenge}
+        else:
+            result["EIM_ASResAuthorizationMode"] = {}
+        return Reply(result)
+
+    def _secc_AuthorizationReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        service = body["SelectedAuthorizationService"]
+        if service not in s.context.get("authorizations", ()):
+            return Reply({"ResponseCode": "WARNING_AuthorizationSelectionInvalid", "EVSEProcessing": "Finished"})
+        if service == "PnC":
+            mode = body.get("PnC_AReqAuthorizationMode") or {}
+            if mode.get("GenChallenge") != s.context.get("challenge"):
+                return Reply({"ResponseCode": "WARNING_ChallengeInvalid", "EVSEProcessing": "Finished"})
+            try:
+                chain = pnc.chain_from_json(mode["ContractCertificateChain"], "ContractCertificateChain")
+            except (pnc.CertificateDataError, KeyError):
+                return Reply({"ResponseCode": "WARNING_CertificateValidationError", "EVSEProcessing": "Finished"})
+            if not s.context.get("signature_checked"):
+                verification = verify_message(message, "iso20", chain[0])
+                if not verification.ok:
+                    s.facts["signature_problem"] = str(verification)
+                    return Reply({"ResponseCode": "FAILED_SignatureError", "EVSEProcessing": "Finished"})
+                s.context["signature_checked"] = True
+            from harness.pki.profiles import Generation
+
+            code, result = pnc.check_contract(chain, s.equipment.contract_anchors(), emaid=None,
+                                              generation=Generation.ISO20)
+            if code is not None:
+                s.facts["contract_problem"] = str(result) if result is not None else code
+                warning = "WARNING_CertificateExpired" if code == "FAILED_CertificateExpired" else \
+                    "WARNING_CertificateValidationError"
+                return Reply({"ResponseCode": warning, "EVSEProcessing": "Finished"})
+            status = s.equipment.authorize("PnC", emaid=pnc.common_name(chain[0]), contract_chain=chain)
+            rejected = "WARNING_GeneralPnCAuthorizationError"
+        else:
+            status = s.equipment.authorize("EIM")
+            rejected = "WARNING_EIMAuthorizationFailure"
+        if status == "Rejected":
+            return Reply({"ResponseCode": rejected, "EVSEProcessing": "Finished"})
+        processing = "Finished" if status == "Accepted" else "Ongoing"
+        s.context["processing"] = processing
+        return Reply({"ResponseCode": "OK", "EVSEProcessing": processing})
+
+    def _secc_ServiceDiscoveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        services = s.context["services"]
+        wanted = (body.get("SupportedServiceIDs") or {}).get("ServiceID")
+        if wanted:
+            services = [x for x in services if x in wanted] or services
+        return Reply({"ResponseCode": "OK", "ServiceRenegotiationSupported": False, "EnergyTransferServiceList": {
+            "Service": [{"ServiceID": x, "FreeService": s.equipment.capabilities.free_service} for x in services]}})
+
+    def _parameter_sets(self, s: SeccSession, service: int) -> list[dict]:
+        caps = s.equipment.capabilities
+        dc = s.context["dc"]
+        sets = []
+        for mode in caps.control_modes:
+            parameters = [{"Name": "Connector", "intValue": 2 if dc else (2 if caps.ac_phases == 3 else 1)},
+                          {"Name": "ControlMode", "intValue": CONTROL_MODES[mode]},
+                          {"Name": "EVSENominalVoltage", "intValue": int(caps.dc_max_voltage if dc
+                                                                          else caps.ac_nominal_voltage)},
+                          {"Name": "MobilityNeedsMode", "intValue": MOBILITY_NEEDS[mode]},
+                          {"Name": "Pricing", "intValue": 0}]
+            if _energy_of(service).endswith("BPT"):
+                parameters += [{"Name": "BPTChannel", "intValue": 1}, {"Name": "GeneratorMode", "intValue": 1}]
+                if not dc:
+                    parameters.append({"Name": "GridCodeIslandingDetectionMethod", "intValue": 1})
+            sets.append({"ParameterSetID": CONTROL_MODES[mode], "Parameter": parameters})
+        return sets
+
+    def _secc_ServiceDetailReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        service = body["ServiceID"]
+        if service not in s.context["services"]:
+            return Reply(self.secc_failure(s, "ServiceDetailReq", "FAILED_ServiceIDInvalid"))
+        return Reply({"ResponseCode": "OK", "ServiceID": service,
+                      "ServiceParameterList": {"ParameterSet": self._parameter_sets(s, service)}})
+
+    def _secc_ServiceSelectionReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        selected = body["SelectedEnergyTransferService"]
+        service, parameter_set = selected["ServiceID"], selected["ParameterSetID"]
+        if service not in s.context["services"]:
+            return Reply({"ResponseCode": "FAILED_ServiceSelectionInvalid"})
+        modes = {number: name for name, number in CONTROL_MODES.items()
+                 if name in s.equipment.capabilities.control_modes}
+        if parameter_set not in modes:
+            return Reply({"ResponseCode": "FAILED_ServiceSelectionInvalid"})
+        s.context.update(service=service, energy=_energy_of(service), control=modes[parameter_set],
+                         bpt=_energy_of(service).endswith("BPT"))
+        return Reply({"ResponseCode": "OK"})
+
+    def _secc_AC_ChargeParameterDiscoveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        bpt = s.context.get("bpt", False)
+        key = "BPT_AC_CPDReqEnergyTransferMode" if bpt else "AC_CPDReqEnergyTransferMode"
+        if key not in body:
+            return Reply(self.secc_failure(s, "AC_ChargeParameterDiscoveryReq", "FAILED_WrongChargeParameter"))
+        s.context["ev_parameter"] = body[key]
+        caps = s.equipment.capabilities
+        mode: dict[str, Any] = {"EVSEMaximumChargePower": rational(caps.max_power("AC")),
+                                "EVSEMinimumChargePower": rational(caps.ac_nominal_voltage * caps.ac_min_current),
+                                "EVSENominalFrequency": rational(50)}
+        if bpt:
+            mode.update(EVSEMaximumDischargePower=rational(caps.max_discharge_power("AC")),
+                        EVSEMinimumDischargePower=rational(0))
+        return Reply({"ResponseCode": "OK",
+                      ("BPT_AC_CPDResEnergyTransferMode" if bpt else "AC_CPDResEnergyTransferMode"): mode})
+
+    def _secc_DC_ChargeParameterDiscoveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        bpt = s.context.get("bpt", False)
+        key = "BPT_DC_CPDReqEnergyTransferMode" if bpt else "DC_CPDReqEnergyTransferMode"
+        if key not in body:
+            return Reply(self.secc_failure(s, "DC_ChargeParameterDiscoveryReq", "FAILED_WrongChargeParameter"))
+        s.context["ev_parameter"] = body[key]
+        caps = s.equipment.capabilities
+        mode: dict[str, Any] = {"EVSEMaximumChargePower": rational(caps.dc_max_power),
+                                "EVSEMinimumChargePower": rational(0),
+                                "EVSEMaximumChargeCurrent": rational(caps.dc_max_current),
+                                "EVSEMinimumChargeCurrent": rational(caps.dc_min_current),
+                                "EVSEMaximumVoltage": rational(caps.dc_max_voltage),
+                                "EVSEMinimumVoltage": rational(caps.dc_min_voltage)}
+        if bpt:
+            mode.update(EVSEMaximumDischargePower=rational(caps.dc_max_discharge_power),
+                        EVSEMinimumDischargePower=rational(0),
+                        EVSEMaximumDischargeCurrent=rational(caps.dc_max_discharge_current),
+                        EVSEMinimumDischargeCurrent=rational(0))
+        return Reply({"ResponseCode": "OK",
+                      ("BPT_DC_CPDResEnergyTransferMode" if bpt else "DC_CPDResEnergyTransferMode"): mode})
+
+    def _secc_ScheduleExchangeReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        caps = s.equipment.capabilities
+        energy = s.context.get("energy", "DC" if s.context["dc"] else "AC")
+        s.context["processing"] = "Finished"
+        if "Dynamic_SEReqControlMode" in body:
+            request = body["Dynamic_SEReqControlMode"]
+            s.context["departure"] = request.get("DepartureTime")
+            return Reply({"ResponseCode": "OK", "EVSEProcessing": "Finished", "Dynamic_SEResControlMode": {
+                "DepartureTime": request.get("DepartureTime", 0)}})
+        charge = {"PowerSchedule": {"TimeAnchor": 0, "PowerScheduleEntries": {"PowerScheduleEntry": [
+            {"Duration": 86400, "Power": rational(caps.max_power(energy))}]}}}
+        schedule: dict[str, Any] = {"ScheduleTupleID": SCHEDULE_ID, "ChargingSchedule": charge}
+        if s.context.get("bpt"):
+            schedule["DischargingSchedule"] = {"PowerSchedule": {"TimeAnchor": 0, "PowerScheduleEntries": {
+                "PowerScheduleEntry": [{"Duration": 86400, "Power": rational(-caps.max_discharge_power(energy))}]}}}
+        s.context["schedules"] = {SCHEDULE_ID}
+        return Reply({"ResponseCode": "OK", "EVSEProcessing": "Finished",
+                      "Scheduled_SEResControlMode": {"ScheduleTuple": [schedule]}})
+
+    def _secc_DC_CableCheckReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        done = s.equipment.cable_check()
+        processing = "Finished" if done else "Ongoing"
+        s.context["processing"] = processing
+        return Reply({"ResponseCode": "OK", "EVSEProcessing": processing})
+
+    def _secc_DC_PreChargeReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        present = s.equipment.pre_charge(rational_value(body["EVTargetVoltage"]), 0.0)
+        return Reply({"ResponseCode": "OK", "EVSEPresentVoltage": rational(present.voltage, low=-1)})
+
+    def _secc_PowerDeliveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        progress = body["ChargeProgress"]
+        ev_processing = body["EVProcessing"]
+        energy = s.context.get("energy", "DC" if s.context["dc"] else "AC")
+        discharge = body.get("BPT_ChannelSelection") == "Discharge"
+        if progress == "Start" and ev_processing == "Finished":
+            profile = body.get("EVPowerProfile") or {}
+            scheduled = profile.get("Scheduled_EVPPTControlMode")
+            if scheduled is not None and scheduled["SelectedScheduleTupleID"] not in s.context.get("schedules", ()):
+                return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_ScheduleSelectionInvalid"))
+            if not s.equipment.energy_transfer(True, energy, discharge=discharge):
+                return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_PowerDeliveryNotApplied"))
+            s.context["discharge"] = discharge
+        elif progress in ("Stop", "Standby"):
+            s.equipment.energy_transfer(False, energy)
+        s.context.update(progress=progress, ev_processing=ev_processing)
+        return Reply({"ResponseCode": "OK"})
+
+    def _meter(self, s: SeccSession) -> dict:
+        imported, exported = s.equipment.meter_wh()
+        info: dict[str, Any] = {"MeterID": s.equipment.capabilities.meter_id, "ChargedEnergyReadingWh": int(imported)}
+        if s.context.get("bpt"):
+            info["BPT_DischargedEnergyReadingWh"] = int(exported)
+        return info
+
+    def _secc_AC_ChargeLoopReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        self._secc_display(s, body)
+        caps = s.equipment.capabilities
+        result: dict[str, Any] = {"ResponseCode": "OK", **self._status(s)}
+        if body.get("MeterInfoRequested"):
+            result["MeterInfo"] = self._meter(s)
+        bpt = "BPT_" if s.context.get("bpt") else ""
+        sign = -1 if s.context.get("discharge") else 1
+        limit = caps.max_discharge_power("AC") if sign < 0 else caps.max_power("AC")
+        present = s.equipment.present()
+        present_power = present.voltage * present.current * caps.ac_phases if present.voltage else 0.0
+        if s.context.get("control") == "dynamic":
+            request = body.get(f"{bpt}Dynamic_AC_CLReqControlMode") or body.get("Dynamic_AC_CLReqControlMode") or {}
+            ev_max = rational_value(request.get("EVMaximumDischargePower" if sign < 0 else "EVMaximumChargePower"),
+                                    limit)
+            target = sign * min(limit, ev_max)
+            s.equipment.ac_target(target)
+            result[f"{bpt}Dynamic_AC_CLResControlMode"] = {"EVSETargetActivePower": rational(target),
+                                                           "EVSEPresentActivePower": rational(present_power)}
+        else:
+            result[f"{bpt}Scheduled_AC_CLResControlMode"] = {"EVSETargetActivePower": rational(sign * limit),
+                                                             "EVSEPresentActivePower": rational(present_power)}
+        return Reply(result)
+
+    def _secc_display(self, s: SeccSession, body: dict) -> None:
+        soc = (body.get("DisplayParameters") or {}).get("PresentSOC")
+        if soc is not None:
+            s.equipment.ev_status(soc=soc)
+
+    def _secc_DC_ChargeLoopReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        self._secc_display(s, body)
+        caps = s.equipment.capabilities
+        bpt = "BPT_" if s.context.get("bpt") else ""
+        voltage = rational_value(body["EVPresentVoltage"])
+        if s.context.get("control") == "dynamic":
+            request = body.get(f"{bpt}Dynamic_DC_CLReqControlMode") or body.get("Dynamic_DC_CLReqControlMode") or {}
+            if s.context.get("discharge"):
+                current = -min(caps.dc_max_discharge_current,
+                               rational_value(request.get("EVMaximumDischargeCurrent"), caps.dc_max_discharge_current),
+                               rational_value(request.get("EVMaximumDischargePower"), caps.dc_max_discharge_power)
+                               / max(voltage, 1.0))
+            else:
+                current = min(caps.dc_max_current, rational_value(request.get("EVMaximumChargeCurrent"), 0.0),
+                              rational_value(request.get("EVMaximumChargePower"), 0.0) / max(voltage, 1.0))
+            present = s.equipment.current_demand(voltage, current)
+            control = {"EVSEMaximumChargePower": rational(caps.dc_max_power),
+                       "EVSEMinimumChargePower": rational(0),
+                       "EVSEMaximumChargeCurrent": rational(caps.dc_max_current),
+                       "EVSEMaximumVoltage": rational(caps.dc_max_voltage)}
+            if bpt:
+                control.update(EVSEMaximumDischargePower=rational(caps.dc_max_discharge_power),
+                               EVSEMinimumDischargePower=rational(0),
+                               EVSEMaximumDischargeCurrent=rational(caps.dc_max_discharge_current),
+                               EVSEMinimumVoltage=rational(caps.dc_min_voltage))
+            control_key = f"{bpt}Dynamic_DC_CLResControlMode"
+        else:
+            request = body.get(f"{bpt}Scheduled_DC_CLReqControlMode") or body.get("Scheduled_DC_CLReqControlMode") or {}
+            present = s.equipment.current_demand(rational_value(request.get("EVTargetVoltage"), voltage),
+                                                 rational_value(request.get("EVTargetCurrent"), 0.0))
+            control = {"EVSEMaximumChargePower": rational(caps.dc_max_power),
+                       "EVSEMaximumChargeCurrent": rational(caps.dc_max_current),
+                       "EVSEMaximumVoltage": rational(caps.dc_max_voltage)}
+            if bpt:
+                control.update(EVSEMaximumDischargePower=rational(caps.dc_max_discharge_power),
+                               EVSEMaximumDischargeCurrent=rational(caps.dc_max_discharge_current))
+            control_key = f"{bpt}Scheduled_DC_CLResControlMode"
+        result: dict[str, Any] = {"ResponseCode": "OK", **self._status(s)}
+        if body.get("MeterInfoRequested"):
+            result["MeterInfo"] = self._meter(s)
+        result.update({"EVSEPresentCurrent": rational(present.current, low=-1),
+                       "EVSEPresentVoltage": rational(present.voltage, low=-1),
+                       "EVSEPowerLimitAchieved": present.power_limit_achieved,
+                       "EVSECurrentLimitAchieved": present.current_limit_achieved,
+                       "EVSEVoltageLimitAchieved": present.voltage_limit_achieved,
+                       control_key: control})
+        return Reply(result)
+
+    def _secc_DC_WeldingDetectionReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        return Reply({"ResponseCode": "OK", "EVSEPresentVoltage": rational(s.equipment.present().voltage, low=-1)})
+
+    def _secc_SessionStopReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        kind = body["ChargingSession"]
+        if kind == "ServiceRenegotiation":
+            return Reply({"ResponseCode": "FAILED_NoServiceRenegotiationSupported"})
+        if s.context.get("progress") == "Start":
+            s.equipment.energy_transfer(False, s.context.get("energy", "AC"))
+        pause = kind == "Pause"
+        if pause and s.session_id:
+            s.paused[s.session_id] = dict(s.context)
+        s.equipment.session_ended(s.session_id, kind, pause)
+        return Reply({"ResponseCode": "OK"}, ends=True, paused=pause)
+
+    def secc_failure(self, s: SeccSession, request: str, code: str) -> dict:
+        """Mandatory parameters at minimal size ([V2G20-736])."""
+        zero = {"Exponent": 0, "Value": 0}
+        dc_res = {"EVSEPresentCurrent": zero, "EVSEPresentVoltage": zero, "EVSEPowerLimitAchieved": False,
+                  "EVSECurrentLimitAchieved": False, "EVSEVoltageLimitAchieved": False,
+                  "Scheduled_DC_CLResControlMode": {}}
+        bodies: dict[str, dict] = {
+            "SessionSetupReq": {"EVSEID": s.equipment.capabilities.evse_id},
+            "AuthorizationSetupReq": {"AuthorizationServices": ["EIM"], "CertificateInstallationService": False,
+                                      "EIM_ASResAuthorizationMode": {}},
+            "AuthorizationReq": {"EVSEProcessing": "Finished"},
+            "ServiceDiscoveryReq": {"ServiceRenegotiationSupported": False,
+                                    "EnergyTransferServiceList": {"Service": [{"ServiceID": 1, "FreeService": False}]}},
+            "ServiceDetailReq": {"ServiceID": 1, "ServiceParameterList": {"ParameterSet": [
+                {"ParameterSetID": 1, "Parameter": [{"Name": "ControlMode", "intValue": 1}]}]}},
+            "ServiceSelectionReq": {},
+            "AC_ChargeParameterDiscoveryReq": {"AC_CPDResEnergyTransferMode": {
+                "EVSEMaximumChargePower": zero, "EVSEMinimumChargePower": zero, "EVSENominalFrequency": zero}},
+            "DC_ChargeParameterDiscoveryReq": {"DC_CPDResEnergyTransferMode": {
+                "EVSEMaximumChargePower": zero, "EVSEMinimumChargePower": zero, "EVSEMaximumChargeCurrent": zero,
+                "EVSEMinimumChargeCurrent": zero, "EVSEMaximumVoltage": zero, "EVSEMinimumVoltage": zero}},
+            "ScheduleExchangeReq": {"EVSEProcessing": "Finished", "Dynamic_SEResControlMode": {}},
+            "DC_CableCheckReq": {"EVSEProcessing": "Finished"},
+            "DC_PreChargeReq": {"EVSEPresentVoltage": zero},
+            "PowerDeliveryReq": {},
+            "AC_ChargeLoopReq": {"Scheduled_AC_CLResControlMode": {}},
+            "DC_ChargeLoopReq": dc_res,
+            "DC_WeldingDetectionReq": {"EVSEPresentVoltage": zero},
+            "SessionStopReq": {},
+        }
+        return {"ResponseCode": code, **bodies.get(request, {})}
+
+    # ================================= EVCC =================================================
+
+    def evcc_first(self, e: EvccSession) -> Request:
+        plan = e.ev.plan
+        dc = e.protocol is not None and e.protocol.key == "iso20-dc"
+        e.context.update(loops=0, dc=dc, welding=0, bpt=plan.bpt, control=plan.control)
+        return Request("SessionSetupReq", {"EVCCID": e.ev.evccid})
+
+    def evcc_next(self, e: EvccSession, name: str, body: dict, message: dict) -> Request | Stop:
+        return getattr(self, f"_after_{name}")(e, body, message)
+
+    def _after_SessionSetupRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        e.facts["session_setup"] = body["ResponseCode"]
+        return Request("AuthorizationSetupReq", {})
+
+    def _after_AuthorizationSetupRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        wanted = e.ev.plan.identification
+        if wanted not in body["AuthorizationServices"]:
+            return Stop(False, f"the EVSE does not offer {wanted} (offers {', '.join(body['AuthorizationServices'])})")
+        e.context["authorization"] = wanted
+        if wanted == "PnC":
+            mode = body.get("PnC_ASResAuthorizationMode") or {}
+            if "GenChallenge" not in mode:
+                return Stop(False, "AuthorizationSetupRes offers PnC without a GenChallenge")
+            e.context["challenge"] = mode["GenChallenge"]
+        return self._authorization(e)
+
+    def _authorization(self, e: EvccSession, delay: float = 0.0) -> Request | Stop:
+        if e.context["authorization"] == "EIM":
+            return Request("AuthorizationReq", {"SelectedAuthorizationService": "EIM",
+                                                "EIM_AReqAuthorizationMode": {}}, delay=delay)
+        credentials = e.ev.credentials
+        if not credentials.contract_chain or credentials.contract_key is None:
+            return Stop(False, "Plug & Charge without a contract certificate")
+        chain = pnc.chain_json(credentials.contract_chain)
+        chain.setdefault("SubCertificates", {"Certificate": []})
+        return Request("AuthorizationReq", {"SelectedAuthorizationService": "PnC", "PnC_AReqAuthorizationMode": {
+            "Id": "id1", "GenChallenge": e.context["challenge"], "ContractCertificateChain": chain}},
+            delay=delay, sign=(credentials.contract_key, ("PnC_AReqAuthorizationMode",)))
+
+    def _after_AuthorizationRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        if body["ResponseCode"].startswith("WARNING"):
+            return Stop(False, f"AuthorizationRes {body['ResponseCode']}")
+        e.context["processing"] = body["EVSEProcessing"]
+        if body["EVSEProcessing"] != "Finished":
+            return self._authorization(e, e.timing.wait(e.ev.plan.ongoing_interval))
+        return Request("ServiceDiscoveryReq", {})
+
+    def _after_ServiceDiscoveryRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        plan = e.ev.plan
+        offered = [s["ServiceID"] for s in body["EnergyTransferServiceList"]["Service"]]
+        wanted = ISO20_SERVICES[plan.energy]
+        if wanted not in offered:
+            return Stop(False, f"the EVSE does not offer the {plan.energy} service (offers {offered})")
+        e.context["service"] = wanted
+        return Request("ServiceDetailReq", {"ServiceID": wanted})
+
+    def _after_ServiceDetailRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        wanted = CONTROL_MODES[e.ev.plan.control]
+        chosen = None
+        for parameter_set in body["ServiceParameterList"]["ParameterSet"]:
+            values = {p["Name"]: next((v for k, v in p.items() if k != "Name"), None) for p in parameter_set["Parameter"]}
+            if values.get("ControlMode") == wanted:
+                chosen = parameter_set["ParameterSetID"]
+                break
+        if chosen is None:
+            return Stop(False, f"no parameter set with the {e.ev.plan.control} control mode")
+        return Request("ServiceSelectionReq", {"SelectedEnergyTransferService": {
+            "ServiceID": body["ServiceID"], "ParameterSetID": chosen}})
+
+    def _after_ServiceSelectionRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        ev = e.ev
+        if e.context["dc"]:
+            mode: dict[str, Any] = {"EVMaximumChargePower": rational(ev.max_charge_power),
+                                    "EVMinimumChargePower": rational(0),
+                                    "EVMaximumChargeCurrent": rational(ev.dc_max_current),
+                                    "EVMinimumChargeCurrent": rational(0),
+                                    "EVMaximumVoltage": rational(ev.dc_max_voltage),
+                                    "EVMinimumVoltage": rational(ev.pack_voltage_empty),
+                                    "TargetSOC": percent(ev.target_soc)}
+            if e.context["bpt"]:
+                mode.update(EVMaximumDischargePower=rational(ev.max_discharge_power),
+                            EVMinimumDischargePower=rational(0),
+                            EVMaximumDischargeCurrent=rational(ev.dc_max_current),
+                            EVMinimumDischargeCurrent=rational(0))
+            key = "BPT_DC_CPDReqEnergyTransferMode" if e.context["bpt"] else "DC_CPDReqEnergyTransferMode"
+            return Request("DC_ChargeParameterDiscoveryReq", {key: mode})
+        volts = ev.ac_nominal_voltage * ev.plan.phases
+        mode = {"EVMaximumChargePower": rational(min(ev.max_charge_power, ev.ac_max_current * volts)),
+                "EVMinimumChargePower": rational(ev.ac_min_current * volts)}
+        if e.context["bpt"]:
+            mode.update(EVMaximumDischargePower=rational(ev.max_discharge_power), EVMinimumDischargePower=rational(0))
+        key = "BPT_AC_CPDReqEnergyTransferMode" if e.context["bpt"] else "AC_CPDReqEnergyTransferMode"
+        return Request("AC_ChargeParameterDiscoveryReq", {key: mode})
+
+    def _after_AC_ChargeParameterDiscoveryRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        mode = body.get("BPT_AC_CPDResEnergyTransferMode") or body.get("AC_CPDResEnergyTransferMode") or {}
+        ev = e.ev
+        volts = ev.ac_nominal_voltage * ev.plan.phases
+        ev.grant.max_power = rational_value(mode.get("EVSEMaximumChargePower"), 0.0)
+        ev.grant.ac_max_current = ev.grant.max_power / volts if volts else 0.0
+        if ev.discharging():
+            ev.grant.ac_max_current = rational_value(mode.get("EVSEMaximumDischargePower"), 0.0) / volts
+        return self._schedule_exchange(e)
+
+    def _after_DC_ChargeParameterDiscoveryRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        mode = body.get("BPT_DC_CPDResEnergyTransferMode") or body.get("DC_CPDResEnergyTransferMode") or {}
+        grant = e.ev.grant
+        grant.dc_max_current = rational_value(mode.get("EVSEMaximumChargeCurrent"), 0.0)
+        grant.dc_max_voltage = rational_value(mode.get("EVSEMaximumVoltage"), 0.0)
+        grant.dc_max_power = rational_value(mode.get("EVSEMaximumChargePower"), 0.0)
+        return self._schedule_exchange(e)
+
+    def _schedule_exchange(self, e: EvccSession, delay: float = 0.0) -> Request:
+        ev = e.ev
+        if ev.plan.control == "dynamic":
+            mode: dict[str, Any] = {"DepartureTime": ev.departure_time, "MinimumSOC": percent(ev.min_soc),
+                                    "TargetSOC": percent(ev.target_soc),
+                                    "EVTargetEnergyRequest": rational(ev.energy_request_wh()),
+                                    "EVMaximumEnergyRequest": rational(ev.energy_request_wh()),
+                                    "EVMinimumEnergyRequest": rational(0)}
+            if e.context["bpt"]:
+                v2x = max(0.0, (ev.battery.soc - ev.min_soc) * ev.battery.capacity_wh)
+                mode.update(EVMaximumV2XEnergyRequest=rational(v2x), EVMinimumV2XEnergyRequest=rational(0))
+            return Request("ScheduleExchangeReq", {"MaximumSupportingPoints": 1024, "Dynamic_SEReqControlMode": mode},
+                           delay=delay)
+        return Request("ScheduleExchangeReq", {"MaximumSupportingPoints": 1024, "Scheduled_SEReqControlMode": {
+            "DepartureTime": ev.departure_time, "EVTargetEnergyRequest": rational(ev.energy_request_wh()),
+            "EVMaximumEnergyRequest": rational(ev.energy_request_wh()), "EVMinimumEnergyRequest": rational(0)}},
+            delay=delay)
+
+    def _after_ScheduleExchangeRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        e.context["processing"] = body["EVSEProcessing"]
+        if body["EVSEProcessing"] != "Finished":
+            return self._schedule_exchange(e, e.timing.wait(e.ev.plan.ongoing_interval))
+        scheduled = body.get("Scheduled_SEResControlMode")
+        if scheduled is not None:
+            tuples = scheduled.get("ScheduleTuple") or []
+            if not tuples:
+                return Stop(False, "ScheduleExchangeRes offers no ScheduleTuple")
+            chosen = tuples[0]
+            e.context["schedule"] = chosen["ScheduleTupleID"]
+            schedule = chosen["DischargingSchedule" if e.ev.discharging() and "DischargingSchedule" in chosen
+                              else "ChargingSchedule"]
+            entries = schedule["PowerSchedule"]["PowerScheduleEntries"]["PowerScheduleEntry"]
+            e.context["schedule_power"] = abs(rational_value(entries[0]["Power"]))
+            if not e.context["dc"]:
+                volts = e.ev.ac_nominal_voltage * e.ev.plan.phases
+                e.ev.grant.ac_target_power = e.context["schedule_power"]
+                e.ev.grant.ac_max_current = max(e.ev.grant.ac_max_current or 0.0, e.context["schedule_power"] / volts)
+        if e.context["dc"]:
+            return Request("DC_CableCheckReq", {}, cp="C")
+        return self._power_delivery(e, "Start", cp="C")
+
+    def _power_delivery(self, e: EvccSession, progress: str, *, cp: str | None = None,
+                        processing: str = "Finished") -> Request:
+        body: dict[str, Any] = {"EVProcessing": processing, "ChargeProgress": progress}
+        if progress == "Start" and processing == "Finished" and e.ev.plan.control == "scheduled":
+            power = e.context.get("schedule_power") or e.ev.max_charge_power
+            body["EVPowerProfile"] = {"TimeAnchor": 0, "Scheduled_EVPPTControlMode": {
+                "SelectedScheduleTupleID": e.context.get("schedule", SCHEDULE_ID)},
+                "EVPowerProfileEntries": {"EVPowerProfileEntry": [
+                    {"Duration": 86400, "Power": rational(-power if e.ev.discharging() else power)}]}}
+        if progress == "Start" and e.context["bpt"]:
+            body["BPT_ChannelSelection"] = "Discharge" if e.ev.discharging() else "Charge"
+        e.context["progress_sent"] = (progress, processing)
+        return Request("PowerDeliveryReq", body, cp=cp)
+
+    def _after_DC_CableCheckRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        e.context["processing"] = body["EVSEProcessing"]
+        if body["EVSEProcessing"] != "Finished":
+            if e.elapsed_since_first("DC_CableCheckReq") > e.timing.timeout(e.timing.of("iso20").cable_check_timeout or 40):
+                return Stop(False, "V2G_EVCC_CableCheck_Timeout")
+            return Request("DC_CableCheckReq", {}, delay=e.timing.wait(e.ev.plan.ongoing_interval))
+        return self._pre_charge(e, "Ongoing")
+
+    def _pre_charge(self, e: EvccSession, processing: str, delay: float = 0.0) -> Request:
+        e.context["pre_charge"] = processing
+        voltage = e.ev.pack_voltage()
+        return Request("DC_PreChargeReq", {"EVProcessing": processing, "EVPresentVoltage": rational(voltage, low=-1),
+                                           "EVTargetVoltage": rational(voltage, low=-1)}, delay=delay)
+
+    def _after_DC_PreChargeRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        if e.context.get("pre_charge") == "Finished":
+            return self._power_delivery(e, "Start")
+        present = rational_value(body["EVSEPresentVoltage"])
+        e.ev.grant.dc_present_voltage = present
+        if abs(present - e.ev.pack_voltage()) > PRE_CHARGE_TOLERANCE_V:
+            if e.elapsed_since_first("DC_PreChargeReq") > e.timing.timeout(e.timing.of("iso20").pre_charge_timeout or 7):
+                return Stop(False, "V2G_EVCC_PreCharge_Timeout")
+            return self._pre_charge(e, "Ongoing", e.timing.wait(e.ev.plan.ongoing_interval))
+        return self._pre_charge(e, "Finished")
+
+    def _after_PowerDeliveryRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        progress, processing = e.context.get("progress_sent", ("Start", "Finished"))
+        e.context.update(progress=progress, ev_processing=processing)
+        if progress == "Start":
+            return self._loop(e, 0.0)
+        if progress == "ScheduleRenegotiation":
+            e.context["processing"] = "Finished"
+            return self._schedule_exchange(e)
+        e.ev.grant.ac_max_current = 0.0
+        e.ev.grant.ac_target_power = None
+        if e.context["dc"]:
+            return Request("DC_WeldingDetectionReq", {"EVProcessing": "Ongoing"})
+        return self._session_stop(e)
+
+    def _session_stop(self, e: EvccSession) -> Request:
+        kind = "Pause" if e.ev.plan.pause else "Terminate"
+        e.context["stop_kind"] = kind
+        return Request("SessionStopReq", {"ChargingSession": kind}, cp="B")
+
+    def _ev_display(self, e: EvccSession) -> dict:
+        ev = e.ev
+        return {"PresentSOC": ev.soc_percent, "MinimumSOC": percent(ev.min_soc), "TargetSOC": percent(ev.target_soc),
+                "ChargingComplete": ev.charging_complete()}
+
+    def _loop(self, e: EvccSession, delay: float) -> Request:
+        ev = e.ev
+        bpt = "BPT_" if e.context["bpt"] else ""
+        dynamic = ev.plan.control == "dynamic"
+        body: dict[str, Any] = {"DisplayParameters": self._ev_display(e), "MeterInfoRequested": False}
+        if e.context["dc"]:
+            voltage = ev.pack_voltage()
+            body["EVPresentVoltage"] = rational(voltage, low=-1)
+            if dynamic:
+                mode: dict[str, Any] = {"DepartureTime": ev.departure_time,
+                                        "EVTargetEnergyRequest": rational(ev.energy_request_wh()),
+                                        "EVMaximumEnergyRequest": rational(ev.energy_request_wh()),
+                                        "EVMinimumEnergyRequest": rational(0),
+                                        "EVMaximumChargePower": rational(ev.max_charge_power),
+                                        "EVMinimumChargePower": rational(0),
+                                        "EVMaximumChargeCurrent": rational(ev.dc_max_current),
+                                        "EVMaximumVoltage": rational(ev.dc_max_voltage),
+                                        "EVMinimumVoltage": rational(ev.pack_voltage_empty)}
+                if bpt:
+                    mode.update(EVMaximumDischargePower=rational(ev.max_discharge_power),
+                                EVMinimumDischargePower=rational(0),
+                                EVMaximumDischargeCurrent=rational(ev.dc_max_current))
+                body[f"{bpt}Dynamic_DC_CLReqControlMode"] = mode
+            else:
+                mode = {"EVTargetCurrent": rational(ev.dc_target_current(), low=-1),
+                        "EVTargetVoltage": rational(voltage, low=-1)}
+                if bpt:
+                    mode.update(EVMaximumDischargePower=rational(ev.max_discharge_power),
+                                EVMaximumDischargeCurrent=rational(ev.dc_max_current))
+                body[f"{bpt}Scheduled_DC_CLReqControlMode"] = mode
+            return Request("DC_ChargeLoopReq", body, delay=delay)
+        volts = ev.ac_nominal_voltage * ev.plan.phases
+        present = rational(ev.ac_current() * volts)
+        if dynamic:
+            mode = {"DepartureTime": ev.departure_time,
+                    "EVTargetEnergyRequest": rational(ev.energy_request_wh()),
+                    "EVMaximumEnergyRequest": rational(ev.energy_request_wh()),
+                    "EVMinimumEnergyRequest": rational(0),
+                    "EVMaximumChargePower": rational(min(ev.max_charge_power, ev.ac_max_current * volts)),
+                    "EVMinimumChargePower": rational(0), "EVPresentActivePower": present,
+                    "EVPresentReactivePower": rational(0)}
+            if bpt:
+                mode.update(EVMaximumDischargePower=rational(ev.max_discharge_power), EVMinimumDischargePower=rational(0))
+            body[f"{bpt}Dynamic_AC_CLReqControlMode"] = mode
+        else:
+            body[f"{bpt}Scheduled_AC_CLReqControlMode"] = {"EVPresentActivePower": present}
+        return Request("AC_ChargeLoopReq", body, delay=delay)
+
+    def _after_loop(self, e: EvccSession, body: dict) -> Request | Stop:
+        e.context["loops"] += 1
+        notification = (body.get("EVSEStatus") or {}).get("EVSENotification")
+        e.ev.grant.notification = notification or "None"
+        if notification in ("Terminate", "Pause") or not e.ev.keep_going(e.context["loops"]):
+            return self._power_delivery(e, "Stop", cp="B")
+        if notification == "ScheduleRenegotiation":
+            return self._power_delivery(e, "ScheduleRenegotiation")
+        return self._loop(e, e.timing.wait(e.ev.plan.loop_interval))
+
+    def _after_AC_ChargeLoopRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        control = next((v for k, v in body.items() if k.endswith("AC_CLResControlMode")), {}) or {}
+        if "EVSETargetActivePower" in control:
+            target = abs(rational_value(control["EVSETargetActivePower"]))
+            e.ev.grant.ac_target_power = target
+            volts = e.ev.ac_nominal_voltage * e.ev.plan.phases
+            e.ev.grant.ac_max_current = max(e.ev.grant.ac_max_current or 0.0, target / volts)
+        return self._after_loop(e, body)
+
+    def _after_DC_ChargeLoopRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        grant = e.ev.grant
+        grant.dc_present_voltage = rational_value(body["EVSEPresentVoltage"])
+        grant.dc_present_current = rational_value(body["EVSEPresentCurrent"])
+        return self._after_loop(e, body)
+
+    def _after_DC_WeldingDetectionRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        e.context["welding"] += 1
+        if e.context.get("welding_done"):
+            return self._session_stop(e)
+        if rational_value(body["EVSEPresentVoltage"]) > WELDING_VOLTAGE_V and e.context["welding"] < 20:
+            return Request("DC_WeldingDetectionReq", {"EVProcessing": "Ongoing"},
+                           delay=e.timing.wait(e.ev.plan.ongoing_interval))
+        e.context["welding_done"] = True
+        return Request("DC_WeldingDetectionReq", {"EVProcessing": "Finished"})
+
+    def _after_SessionStopRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        paused = e.context.get("stop_kind") == "Pause"
+        return Stop(True, "session paused" if paused else "session terminated", paused=paused)
+
+
+RULES = Iso20Rules()
