@@ -47,6 +47,9 @@ class ChargePort:
         self.mo_roots = list(mo_roots)
         self.tariff_key = tariff_key
         self.clock = clock
+        idle = self.line.read()
+        #: what the line is between sessions (the AC supply a basic EV sees), restored after DC
+        self._idle = (idle.voltage, idle.phases)
         self.sessions: list[SessionRecord] = []
         self.ev_soc: float | None = None
         self.ev_ready: bool | None = None
@@ -122,8 +125,9 @@ class ChargePort:
         return True
 
     def _stop_power(self) -> None:
-        if self._energy is not None and self._energy.startswith("DC"):
-            self.line.set(current=0.0, voltage=0.0)
+        reading = self.line.read()
+        if reading.phases == 0:  # after DC (or a cable check): back to the idle AC supply
+            self.line.set(current=0.0, voltage=self._idle[0], phases=self._idle[1], contactor_closed=False)
         self.line.set(contactor_closed=False)
         self._energy = None
         self._target_current = 0.0

@@ -70,6 +70,21 @@ class EvseHlc:
         if self.secc is not None:
             await self.secc.stop()
 
+    async def inject(self, *faults: Any) -> None:
+        """Faults the SECC commits from now on; ``fail_tls`` presents an untrusted certificate."""
+        self.faults.add(*faults)
+        if any(f.kind == "fail_tls" for f in faults) and self.secc is not None and self.material is not None:
+            await self.secc.use_tls_context(self.material.untrusted_secc_context())
+
+    async def restore(self) -> None:
+        """No faults, the configured TLS certificate, the profile's policies."""
+        had_tls_fault = any(f.kind == "fail_tls" for f in self.faults.faults)
+        self.faults.clear()
+        if had_tls_fault and self.secc is not None:
+            await self.secc.use_tls_context(None)
+        if self.bridge is not None:
+            self.bridge.pending_notification = "None"
+
     # -- pilot --------------------------------------------------------------------------------
 
     async def plugged_in(self, connector: "Connector") -> None:

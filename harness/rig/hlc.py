@@ -265,6 +265,22 @@ class HlcDriver:
         return SessionResult(outcome, events, soc_before, vehicle.battery.soc,
                              tls=self.ev.session.facts.get("tls") if self.ev.session else None, sdp=where)
 
+    def probe(self, *, tls: bool = False, generation: str = "iso2") -> "ProbeHandle":
+        """A raw V2G connection to the EVSE for negative tests (plugged in, found by SDP);
+        use it as a context manager."""
+        return self.rig.run(self._probe(tls, generation))
+
+    async def _probe(self, tls: bool, generation: str) -> "ProbeHandle":
+        from harness.v2g.probe import V2gProbe
+
+        await self._plug_in()
+        timing_ = timing(self.rig)
+        where = await self._discover(tls, timing_)
+        context = material(self.rig).evcc_context(generation) if where.tls and self.rig.evse.emulated else None
+        probe = await V2gProbe.open(self.rig.trace, where.address, where.port, context=context,
+                                    sni=ISO20_SNI if generation == "iso20" else None)
+        return ProbeHandle(self.rig, probe)
+
     async def _discover(self, tls: bool, timing_: Timing):
         rig = self.rig
         link = rig.config.link
@@ -275,3 +291,42 @@ class HlcDriver:
             target, port, iface = ALL_NODES, SDP_PORT, link.iface
         return await discover(rig.trace, tls=tls, target=target, port=port, iface=iface, timers=timing_.sdp,
                               timeout_scale=timing_.timeout)
+
+
+class ProbeHandle:
+    """:class:`harness.v2g.probe.V2gProbe` for synchronous tests (see :meth:`HlcDriver.probe`)."""
+
+    def __init__(self, rig: "Rig", probe: Any) -> None:
+        self.rig = rig
+        self.probe = probe
+
+    def __enter__(self) -> "ProbeHandle":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def session_id(self) -> str | None:
+        return self.probe.session_id
+
+    def handshake(self, *protocols: str) -> dict:
+        return self.rig.run(self.probe.handshake(*protocols))
+
+    def request(self, name: str, body: dict, *, session_id: str | None = None, timeout: float = 5.0) -> dict | None:
+        return self.rig.run(self.probe.request(name, body, session_id=session_id, timeout=timeout))
+
+    def send_raw(self, frame: bytes, what: str = "raw bytes") -> None:
+        self.rig.run(self.probe.send_raw(frame, what))
+
+    def send_exi(self, data: bytes, payload_type: int = 0x8001, what: str = "EXI") -> None:
+        self.rig.run(self.probe.send_exi(data, payload_type, what))
+
+    def response(self, timeout: float = 5.0) -> dict | None:
+        return self.rig.run(self.probe.response(timeout))
+
+    def closed_by_peer(self, timeout: float) -> bool:
+        return self.rig.run(self.probe.closed_by_peer(timeout))
+
+    def close(self) -> None:
+        self.rig.run(self.probe.close())

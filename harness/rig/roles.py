@@ -429,8 +429,17 @@ class EvseRole(Role):
 
     def restore(self) -> None:
         """Back to the rig file's security settings (a test may have reconfigured them)."""
+        if self.emulator is not None and self.emulator.hlc is not None:
+            self.rig.run(self.emulator.hlc.restore())
         if self.emulator is not None and self.security_profile != self.config.ocpp.security_profile:
             self.reconfigure_security(self.config.ocpp.security_profile)
+
+    def inject_v2g(self, *faults: Any) -> None:
+        """Faults the reference EVSE commits in its next V2G sessions (harness.v2g.faults), for
+        cases where the EV is under test; a real EVSE cannot be made to."""
+        if self.emulator is None or self.emulator.hlc is None:
+            raise RoleUnavailable("only the reference EVSE can be made to commit V2G faults")
+        self.rig.run(self.emulator.hlc.inject(*faults))
 
     def require(self, capability: str) -> None:
         if capability not in self.capabilities:

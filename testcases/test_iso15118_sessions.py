@@ -1,0 +1,223 @@
+"""Complete ISO 15118 / DIN 70121 sessions from the EV side, with what the CSMS sees of them.
+
+The EV emulator drives the EVSE under test through whole sessions; the test looks at what
+crossed the wires only: the V2G messages the EV exchanged (ev.charge's result, the timeline with
+observer ev) and the OCPP messages the CSMS received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from harness.ocpp import commands
+
+DIN_SEQUENCE = ["SessionSetupReq", "ServiceDiscoveryReq", "ServicePaymentSelectionReq", "ContractAuthenticationReq",
+                "ChargeParameterDiscoveryReq", "CableCheckReq", "PreChargeReq", "PowerDeliveryReq", "CurrentDemandReq",
+                "PowerDeliveryReq", "WeldingDetectionReq", "SessionStopReq"]
+ISO2_AC_EIM = ["SessionSetupReq", "ServiceDiscoveryReq", "PaymentServiceSelectionReq", "AuthorizationReq",
+               "ChargeParameterDiscoveryReq", "PowerDeliveryReq", "ChargingStatusReq", "PowerDeliveryReq",
+               "SessionStopReq"]
+ISO2_DC_EIM = ["SessionSetupReq", "ServiceDiscoveryReq", "PaymentServiceSelectionReq", "AuthorizationReq",
+               "ChargeParameterDiscoveryReq", "CableCheckReq", "PreChargeReq", "PowerDeliveryReq", "CurrentDemandReq",
+               "PowerDeliveryReq", "WeldingDetectionReq", "SessionStopReq"]
+
+
+def _distinct(names):
+    """The request sequence with repeats folded (Ongoing loops, charge loops)."""
+    out = []
+    for name in names:
+        if not out or out[-1] != name:
+            out.append(name)
+    return out
+
+
+def _requests(result):
+    return [n for n in result.names("sent") if n != "supportedAppProtocolReq"]
+
+
+def _authorize_remotely(csms, evse, token):
+    """EIM: the external identification is a remote start from the CSMS (works with any DUT)."""
+    response = csms.call(*commands.remote_start(evse.version, token))
+    assert response.get("status") == "Accepted", f"remote start refused: {response}"
+
+
+def _all_ok(result):
+    bad = {name: code for name, code in result.response_codes().items() if not code.startswith("OK")}
+    assert not bad, f"responses not OK: {bad}"
+
+
+def _transaction(rig, csms, token, mark):
+    return csms.wait_transaction(since=mark, timeout=rig.scaled(60) + 5, where=lambda t: t.id_token == token,
+                                 what=f"a transaction for {token}")
+
+
+@pytest.mark.case("V2G-SES-001")
+@pytest.mark.requires("ev", "iso15118", "remote_start")
+def test_din70121_dc_session(rig, csms, evse, ev, step, kpi):
+    mark = rig.trace.now()
+    _authorize_remotely(csms, evse, "DIN-DC-TOKEN")
+    with step("a complete DIN 70121 DC session"):
+        result = ev.charge(protocol="din", energy="DC", tls=False, cycles=5)
+        assert result.ok, result.outcome.reason
+        assert result.protocol == "din"
+        assert _distinct(_requests(result)) == DIN_SEQUENCE
+        _all_ok(result)
+    with step("the CSMS sees the transaction of the session"):
+        tx = _transaction(rig, csms, "DIN-DC-TOKEN", mark)
+        assert tx.started_at is not None
+    kpi("v2g_messages", len(result.names()), "", "messages the EV exchanged")
+
+
+@pytest.mark.case("V2G-SES-002")
+@pytest.mark.requires("ev", "iso15118", "remote_start")
+@pytest.mark.parametrize("energy, tls", [("AC", False), ("AC", True), ("DC", False), ("DC", True)],
+                         ids=["ac-tcp", "ac-tls", "dc-tcp", "dc-tls"])
+def test_iso2_eim_session(rig, csms, evse, ev, step, kpi, energy, tls):
+    token = f"ISO2-{energy}-{'TLS' if tls else 'TCP'}"  # idTags are at most 20 characters (1.6)
+    mark = rig.trace.now()
+    _authorize_remotely(csms, evse, token)
+    with step(f"a complete ISO 15118-2 {energy} session with external identification"):
+        result = ev.charge(protocol="iso2", energy=energy, identification="EIM", tls=tls, cycles=5)
+        assert result.ok, result.outcome.reason
+        assert _distinct(_requests(result)) == (ISO2_AC_EIM if energy == "AC" else ISO2_DC_EIM)
+        _all_ok(result)
+        assert result.tls == ("TLSv1.2" if tls else None)
+    tx = _transaction(rig, csms, token, mark)
+    if energy == "DC":
+        with step("the transaction's meter values carry the SoC the EV reported"):
+            csms.wait_transaction(since=mark, timeout=rig.scaled(60) * 3 + 5, what="a meter value with the SoC",
+                                  where=lambda t: t.transaction_id == tx.transaction_id and bool(t.values("SoC")))
+    with step("unplugging ends the transaction"):
+        ev.unplug()
+        csms.wait_transaction(since=mark, timeout=rig.scaled(60) + 5, what="the end of the transaction",
+                              where=lambda t: t.transaction_id == tx.transaction_id and t.ended)
+    kpi("v2g_messages", len(result.names()), "")
+
+
+@pytest.mark.case("V2G-SES-003")
+@pytest.mark.requires("ev", "iso15118")
+@pytest.mark.parametrize("energy", ["AC", "DC"], ids=["ac", "dc"])
+def test_iso2_plug_and_charge(rig, csms, evse, ev, step, energy):
+    mark = rig.trace.now()
+    with step("Plug & Charge over TLS: contract chain, challenge, signed AuthorizationReq"):
+        result = ev.charge(protocol="iso2", energy=energy, identification="PnC", tls=True, cycles=3)
+        assert result.ok, result.outcome.reason
+        requests = _requests(result)
+        assert requests[requests.index("PaymentServiceSelectionReq") + 1] == "PaymentDetailsReq"
+        authorization = result.sent("AuthorizationReq")[0]
+        assert "Signature" in authorization["V2G_Message"]["Header"]
+        assert result.tls == "TLSv1.2"
+        _all_ok(result)
+    with step("the EVSE authorizes the contract's eMAID at the CSMS"):
+        emaid = result.sent("PaymentDetailsReq")[0]["V2G_Message"]["Body"]["PaymentDetailsReq"]["eMAID"]
+        csms.wait_for_message("Authorize", since=mark, timeout=rig.scaled(30) + 5,
+                              where=lambda p: (p.get("idToken") or {}).get("idToken") == emaid
+                              or p.get("idTag") == emaid)
+
+
+@pytest.mark.case("V2G-SES-004")
+@pytest.mark.requires("ev", "iso15118", "remote_start")
+def test_iso2_pause_and_resume(rig, csms, evse, ev, step):
+    _authorize_remotely(csms, evse, "PAUSE-TOKEN")
+    with step("the EV pauses the session"):
+        first = ev.charge(protocol="iso2", energy="AC", tls=False, cycles=2, pause=True)
+        assert first.ok and first.outcome.paused, first.outcome.reason
+    with step("it resumes with the same SessionID and the EVSE joins the old session"):
+        second = ev.charge(protocol="iso2", energy="AC", tls=False, cycles=2, resume=True)
+        assert second.ok, second.outcome.reason
+        assert second.session_id == first.session_id
+        assert second.response_codes()["SessionSetupRes"] == "OK_OldSessionJoined"
+
+
+@pytest.mark.case("V2G-SES-005")
+@pytest.mark.requires("ev", "iso15118", "remote_start")
+def test_iso2_renegotiation_by_the_ev(rig, csms, evse, ev, step):
+    _authorize_remotely(csms, evse, "RENEGOTIATE-TOKEN")
+    result = ev.charge(protocol="iso2", energy="DC", tls=False, cycles=4, renegotiate_after=2)
+    assert result.ok, result.outcome.reason
+    progress = [m["V2G_Message"]["Body"]["PowerDeliveryReq"]["ChargeProgress"] for m in result.sent("PowerDeliveryReq")]
+    assert progress == ["Start", "Renegotiate", "Start", "Stop"]
+    _all_ok(result)
+
+
+@pytest.mark.case("V2G-SES-006")
+@pytest.mark.requires("ev", "iso15118")
+def test_iso2_certificate_installation(rig, csms, evse, ev, step):
+    result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1, certificate="install")
+    assert result.ok, result.outcome.reason
+    requests = _requests(result)
+    assert requests[requests.index("PaymentServiceSelectionReq") + 1] == "CertificateInstallationReq"
+    delivery = result.received("CertificateInstallationRes")[0]
+    assert "Signature" in delivery["V2G_Message"]["Header"]
+
+
+@pytest.mark.case("V2G-SES-010")
+@pytest.mark.requires("ev", "iso15118", "remote_start")
+@pytest.mark.parametrize("energy", ["AC", "DC", "AC_BPT", "DC_BPT"])
+@pytest.mark.parametrize("control", ["scheduled", "dynamic"])
+def test_iso20_eim_session(rig, csms, evse, ev, step, kpi, energy, control):
+    token = f"I20-{energy}-{control[:3]}".upper()  # idTags are at most 20 characters (1.6)
+    _authorize_remotely(csms, evse, token)
+    protocol = "iso20-dc" if energy.startswith("DC") else "iso20-ac"
+    result = ev.charge(protocol=protocol, energy=energy, identification="EIM", control=control, cycles=5)
+    assert result.ok, result.outcome.reason
+    assert result.protocol == protocol and result.tls == "TLSv1.3"
+    loop = "DC_ChargeLoopReq" if energy.startswith("DC") else "AC_ChargeLoopReq"
+    assert _requests(result).count(loop) == 5
+    _all_ok(result)
+    kpi("v2g_messages", len(result.names()), "")
+
+
+@pytest.mark.case("V2G-SES-011")
+@pytest.mark.requires("ev", "iso15118", "remote_start")
+@pytest.mark.parametrize("energy", ["AC_BPT", "DC_BPT"])
+def test_iso20_discharge(rig, csms, evse, ev, step, energy):
+    _authorize_remotely(csms, evse, f"V2G-{energy}")
+    protocol = "iso20-dc" if energy.startswith("DC") else "iso20-ac"
+    result = ev.charge(protocol=protocol, energy=energy, discharge=True, cycles=5)
+    assert result.ok, result.outcome.reason
+    delivery = result.sent("PowerDeliveryReq")[0]["PowerDeliveryReq"]
+    assert delivery["BPT_ChannelSelection"] == "Discharge"
+    assert result.soc_after < result.soc_before, "the battery did not give energy back"
+
+
+@pytest.mark.case("V2G-SES-012")
+@pytest.mark.requires("ev", "iso15118")
+def test_iso20_plug_and_charge(rig, csms, evse, ev, step):
+    result = ev.charge(protocol="iso20-dc", energy="DC", identification="PnC", cycles=3)
+    assert result.ok, result.outcome.reason
+    request = result.sent("AuthorizationReq")[0]["AuthorizationReq"]
+    assert request["SelectedAuthorizationService"] == "PnC" and "Signature" in request["Header"]
+    _all_ok(result)
+
+
+@pytest.mark.case("V2G-SES-013")
+@pytest.mark.requires("ev", "iso15118", "remote_start")
+def test_remote_stop_ends_the_charge_loop(rig, csms, evse, ev, step):
+    mark = rig.trace.now()
+    _authorize_remotely(csms, evse, "STOP-TOKEN")
+    stopped: list = []
+
+    def stop_when_charging(event):  # runs on the rig's loop as the EV receives its first CurrentDemandRes
+        if event.observer == "ev" and event.name == "CurrentDemandRes" and not stopped:
+            tx = next((t for t in csms.transactions(since=mark) if t.id_token == "STOP-TOKEN"), None)
+            if tx is not None:
+                stopped.append(tx.transaction_id)
+                asyncio.get_running_loop().create_task(
+                    csms.server.call(csms.station_id, *commands.remote_stop(evse.version, tx.transaction_id)))
+
+    unsubscribe = rig.trace.subscribe(stop_when_charging)
+    try:
+        with step("the CSMS stops the transaction while the EV is in the charge loop"):
+            result = ev.charge(protocol="iso2", energy="DC", tls=False, cycles=200)
+    finally:
+        unsubscribe()
+    assert stopped, "the EV never reached the charge loop"
+    with step("the EVSE tells the EV to stop (EVSENotification StopCharging) and the EV ends the session"):
+        notifications = [m["V2G_Message"]["Body"]["CurrentDemandRes"]["DC_EVSEStatus"]["EVSENotification"]
+                         for m in result.received("CurrentDemandRes")]
+        assert "StopCharging" in notifications, notifications
+        assert len(notifications) < 200
+        assert result.ok, result.outcome.reason
