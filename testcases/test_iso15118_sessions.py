@@ -11,6 +11,7 @@ import asyncio
 
 import pytest
 
+from harness import exi
 from harness.ocpp import commands
 
 DIN_SEQUENCE = ["SessionSetupReq", "ServiceDiscoveryReq", "ServicePaymentSelectionReq", "ContractAuthenticationReq",
@@ -46,6 +47,19 @@ def _authorize_remotely(csms, evse, token):
 def _all_ok(result):
     bad = {name: code for name, code in result.response_codes().items() if not code.startswith("OK")}
     assert not bad, f"responses not OK: {bad}"
+    _exact(result)
+
+
+def _exact(result):
+    """Every EXI message of the session (the EVSE's included) decodes and re-encodes to the same
+    bytes: a peer's encoder that is not canonical shows here."""
+    for event in result.events:
+        payload = event.payload or {}
+        if "exi" not in payload:
+            continue
+        data = bytes.fromhex(payload["exi"])
+        decoded = exi.decode(data, payload["schema"])
+        assert exi.encode(decoded, payload["schema"]) == data, f"{event.name} from {event.src} is not canonical"
 
 
 def _transaction(rig, csms, token, mark):
@@ -129,6 +143,8 @@ def test_iso2_pause_and_resume(rig, csms, evse, ev, step):
         assert second.ok, second.outcome.reason
         assert second.session_id == first.session_id
         assert second.response_codes()["SessionSetupRes"] == "OK_OldSessionJoined"
+        _exact(first)
+        _exact(second)
 
 
 @pytest.mark.case("V2G-SES-005")
@@ -151,6 +167,7 @@ def test_iso2_certificate_installation(rig, csms, evse, ev, step):
     assert requests[requests.index("PaymentServiceSelectionReq") + 1] == "CertificateInstallationReq"
     delivery = result.received("CertificateInstallationRes")[0]
     assert "Signature" in delivery["V2G_Message"]["Header"]
+    _all_ok(result)
 
 
 @pytest.mark.case("V2G-SES-010")
@@ -181,6 +198,7 @@ def test_iso20_discharge(rig, csms, evse, ev, step, energy):
     delivery = result.sent("PowerDeliveryReq")[0]["PowerDeliveryReq"]
     assert delivery["BPT_ChannelSelection"] == "Discharge"
     assert result.soc_after < result.soc_before, "the battery did not give energy back"
+    _all_ok(result)
 
 
 @pytest.mark.case("V2G-SES-012")
@@ -221,3 +239,4 @@ def test_remote_stop_ends_the_charge_loop(rig, csms, evse, ev, step):
         assert "StopCharging" in notifications, notifications
         assert len(notifications) < 200
         assert result.ok, result.outcome.reason
+        _exact(result)

@@ -25,7 +25,7 @@ from harness.v2g.vehicle import Vehicle
 
 class HlcEv:
     def __init__(self, recorder: Recorder, vehicle: Vehicle, *, timing: Timing = STANDARD,
-                 control_period: float = 0.02, name: str = "ev") -> None:
+                 control_period: float = 0.02, name: str = "ev", self_metered: bool = False) -> None:
         self.recorder = recorder
         self.vehicle = vehicle
         self.timing = timing
@@ -38,6 +38,11 @@ class HlcEv:
         self._task: asyncio.Task | None = None
         self._imported = 0.0
         self._exported = 0.0
+        #: no cable shared with the EVSE (``harness ev run`` against another process or a real
+        #: charger): the battery follows what the EV measures itself -- the DC current the EVSE
+        #: reports, the AC current the EV draws
+        self.self_metered = self_metered
+        self._metered_at: float | None = None
 
     @property
     def plugged(self) -> bool:
@@ -104,12 +109,30 @@ class HlcEv:
 
     def _account(self) -> None:
         """Move the energy that flowed since the last look into the battery."""
+        if self.self_metered:
+            self._meter_self()
+            return
         if self.line is None:
             return
         reading = self.line.read()
         delta = (reading.imported_wh - self._imported) - (reading.exported_wh - self._exported)
         self._imported, self._exported = reading.imported_wh, reading.exported_wh
         self.vehicle.battery.integrate(delta * 3600.0, 1.0)
+
+    def _meter_self(self) -> None:
+        import time
+
+        now = time.monotonic()
+        elapsed, self._metered_at = (now - self._metered_at if self._metered_at else 0.0), now
+        vehicle = self.vehicle
+        charging = self.pilot is not None and self.pilot.state in (CpState.C, CpState.D)
+        if not charging or elapsed <= 0:
+            return
+        if vehicle.plan.dc:
+            power = (vehicle.grant.dc_present_current or 0.0) * vehicle.pack_voltage()
+        else:
+            power = vehicle.ac_current() * vehicle.ac_nominal_voltage * vehicle.plan.phases
+        vehicle.battery.integrate(power, elapsed)
 
     def _apply(self) -> None:
         """AC: draw what the session grants (the charger's power stage drives DC)."""

@@ -23,7 +23,8 @@ from typing import Any
 from cryptography import x509
 
 from harness.pki import tls
-from harness.pki.builder import KeyAlgorithm, issue, name
+from harness.pki.builder import Issued, KeyAlgorithm, issue, name
+from harness.pki.files import load_certificate, load_private_key
 from harness.pki.contract_key import encrypt_iso2
 from harness.pki.iso15118 import Iso15118Pki, build_iso15118_pki, write_iso15118_pki
 from harness.pki.manifest import Manifest
@@ -40,6 +41,8 @@ class V2gMaterial:
     iso2: Iso15118Pki
     iso20: Iso15118Pki
     keylog: Path | None = None
+    #: where each generation's files are, when not <directory>/iso2 and <directory>/iso20
+    folders: dict | None = None
 
     @classmethod
     def generate(cls, directory: Path, *, evse_id: str = DEFAULT_EVSE_ID, keylog: Path | None = None) -> "V2gMaterial":
@@ -54,11 +57,35 @@ class V2gMaterial:
         manifest.write()
         return cls(directory, iso2, iso20, keylog)
 
+    @classmethod
+    def load(cls, directory: Path, *, keylog: Path | None = None) -> "V2gMaterial":
+        """Material written by :meth:`generate` (or ``harness certs generate``'s iso2/ and
+        iso20-secp521r1/ folders under the same names); CertificateDataError names a missing file."""
+        directory = Path(directory)
+        parts = {}
+        for generation, folders in ((Generation.ISO2, ("iso2",)), (Generation.ISO20, ("iso20", "iso20-secp521r1"))):
+            folder = next((directory / f for f in folders if (directory / f).is_dir()), None)
+            if folder is None:
+                from harness.pki.files import CertificateFileError
+
+                raise CertificateFileError(directory / folders[0], "no such folder of ISO 15118 certificates")
+            pki = Iso15118Pki(generation, generation.algorithms[0] if generation is Generation.ISO2
+                              else KeyAlgorithm.SECP521R1, "")
+            for role in generation.roles:
+                pem, key = folder / f"{role.value}.pem", folder / f"{role.value}.key"
+                if pem.is_file() and key.is_file():
+                    pki.issued[role] = Issued(load_certificate(pem), load_private_key(key))
+            parts[generation] = (folder, pki)
+        return cls(directory, parts[Generation.ISO2][1], parts[Generation.ISO20][1], keylog,
+                   {"iso2": parts[Generation.ISO2][0], "iso20": parts[Generation.ISO20][0]})
+
     def _pki(self, generation: str) -> Iso15118Pki:
         return self.iso20 if generation == "iso20" else self.iso2
 
     def path(self, generation: str, filename: str) -> Path:
-        return self.directory / ("iso20" if generation == "iso20" else "iso2") / filename
+        folders = self.folders or {}
+        folder = folders.get(generation) or self.directory / ("iso20" if generation == "iso20" else "iso2")
+        return folder / filename
 
     # -- TLS --------------------------------------------------------------------------------
 
@@ -80,6 +107,8 @@ class V2gMaterial:
     def untrusted_secc_context(self) -> ssl.SSLContext:
         """A context presenting an SECC chain from a V2G root no EV trusts (fault fail_tls)."""
         untrusted = self.directory / "untrusted"
+        if not (untrusted / "secc-chain.pem").is_file():
+            write_iso15118_pki(build_iso15118_pki(Generation.ISO2), untrusted, Manifest(untrusted))
         return tls.iso2_secc_context(untrusted / "secc-chain.pem", untrusted / "secc.key", keylog=self.keylog,
                                      maximum=ssl.TLSVersion.TLSv1_3)
 
@@ -87,9 +116,13 @@ class V2gMaterial:
         """The EV's context: trusts the generation's V2G root (or, ``trusted=False``, a root the
         SECC's chain does not come from: fault fail_tls)."""
         if generation == "iso20":
+            if not trusted:
+                self.untrusted_secc_context()
             roots = self.path("iso20", "v2g-root.pem") if trusted else self.directory / "untrusted" / "v2g-root.pem"
             return tls.iso20_evcc_context(roots, vehicle_chain=self.path("iso20", "vehicle-chain.pem"),
                                           vehicle_key=self.path("iso20", "vehicle.key"), keylog=self.keylog)
+        if not trusted:
+            self.untrusted_secc_context()  # makes sure the unrelated root exists
         roots = self.path("iso2", "v2g-root.pem") if trusted else self.directory / "untrusted" / "v2g-root.pem"
         return tls.iso2_evcc_context(roots, keylog=self.keylog)
 

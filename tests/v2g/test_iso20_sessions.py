@@ -98,3 +98,21 @@ def test_iso20_is_refused_without_tls(run, material: V2gMaterial):
 
     outcome = run(scenario())
     assert outcome.ok and outcome.protocol == "iso2"  # the SECC fell back to the EV's second choice
+
+
+def test_schedule_renegotiation_asked_by_the_evse(run, material: V2gMaterial):
+    ev = vehicle(ChargePlan(protocols=("iso20-ac",), energy="AC", cycles=4), evccid=VIN)
+
+    async def scenario():
+        pair = await start_pair(material=material)
+        pair.port.pending_notification = "ReNegotiation"
+        try:
+            return await pair.charge(ev, tls=True), pair
+        finally:
+            await pair.close()
+
+    outcome, pair = run(scenario())
+    assert outcome.ok, outcome.reason
+    progress = [e.payload["message"]["PowerDeliveryReq"]["ChargeProgress"]
+                for e in _messages(pair.recorder) if e.name == "PowerDeliveryReq" and e.src == "ev"]
+    assert progress == ["Start", "ScheduleRenegotiation", "Start", "Stop"]

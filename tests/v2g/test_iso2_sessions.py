@@ -222,3 +222,39 @@ def test_din_dc_session_runs_to_session_stop(run):
                     "PreChargeReq", "PowerDeliveryReq", "CurrentDemandReq", "CurrentDemandReq", "CurrentDemandReq",
                     "PowerDeliveryReq", "WeldingDetectionReq", "SessionStopReq"]
     assert pair.port.line.read().imported_wh > 0
+
+
+def test_certificate_update_renews_the_contract(run, material: V2gMaterial):
+    ev = vehicle(ChargePlan(protocols=("iso2",), identification="PnC", cycles=1, certificate="update"))
+    ev.credentials = material.ev_credentials("iso2")
+    old_leaf = ev.credentials.contract_chain[0]
+
+    async def scenario():
+        pair = await start_pair(material=material, mo_roots=material.mo_roots("iso2"))
+        try:
+            return await pair.charge(ev, tls=True), pair
+        finally:
+            await pair.close()
+
+    outcome, pair = run(scenario())
+    assert outcome.ok, outcome.reason
+    assert ev.credentials.contract_chain[0] != old_leaf
+    sent = [e.name for e in _messages(pair.recorder, "ev") if e.src == "ev"]
+    assert sent[sent.index("PaymentServiceSelectionReq") + 1] == "CertificateUpdateReq"
+
+
+def test_a_reordered_request_is_held_back_and_the_ev_times_out(run):
+    from harness.v2g import faults
+    from harness.v2g.faults import FaultPlan
+
+    async def scenario():
+        pair = await start_pair()
+        try:
+            return await pair.charge(vehicle(ChargePlan(protocols=("iso2",), cycles=1)),
+                                     faults=FaultPlan([faults.reorder("ServiceDiscoveryReq")])), pair
+        finally:
+            await pair.close()
+
+    outcome, pair = run(scenario())
+    assert not outcome.ok and "V2G_EVCC_Msg_Timeout" in outcome.reason
+    assert pair.recorder.first(name="FaultReorder", observer="ev") is not None

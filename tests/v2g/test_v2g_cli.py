@@ -1,0 +1,114 @@
+"""``harness evse serve`` and ``harness ev run`` as processes: on loopback, and on a veth pair
+whose EVSE end is in its own network namespace (link-local addresses, multicast SDP)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+
+FAST = ["--time-scale", "0.1"]
+
+
+def _serve(harness_command, args, *, netns=None):
+    command = [*harness_command, "evse", "serve", *args, "--quiet", *FAST]
+    if netns:
+        command = ["ip", "netns", "exec", netns, *command]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        lines.append(line)
+        if line.startswith("SECC on") or process.poll() is not None:
+            break
+    assert any(l.startswith("SECC on") for l in lines), "".join(lines)
+    return process
+
+
+def _ev(harness_command, args):
+    return subprocess.run([*harness_command, "ev", "run", *args, "--quiet", *FAST], capture_output=True, text=True,
+                          timeout=60)
+
+
+def _stop(process):
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def test_a_dc_session_and_a_tls13_bpt_session_on_loopback(harness_command, tmp_path):
+    certs = tmp_path / "pki"
+    port = str(20000 + os.getpid() % 20000)
+    evse = _serve(harness_command, ["--iface", "lo", "--certs", str(certs), "--sdp-port", port, "--sessions", "2",
+                                    "--out", str(tmp_path / "evse")])
+    try:
+        common = ["--iface", "lo", "--sdp-target", "::1", "--sdp-port", port]
+        tcp = _ev(harness_command, [*common, "--protocol", "iso2", "--energy", "DC", "--no-tls", "--cycles", "3"])
+        assert tcp.returncode == 0, tcp.stdout + tcp.stderr
+        assert "outcome:   OK" in tcp.stdout and "protocol:  iso2" in tcp.stdout
+        tls = _ev(harness_command, [*common, "--energy", "DC_BPT", "--certs", str(certs), "--cycles", "3"])
+        assert tls.returncode == 0, tls.stdout + tls.stderr
+        assert "protocol:  iso20-dc" in tls.stdout
+        evse.wait(20)  # --sessions 2: it stops by itself
+    finally:
+        _stop(evse)
+    assert evse.returncode == 0
+    assert (tmp_path / "evse" / "trace.jsonl").stat().st_size > 0
+
+
+def test_ev_run_names_a_missing_interface(harness_command):
+    result = _ev(harness_command, ["--iface", "no-such-if0"])
+    assert result.returncode == 2 and "no network interface 'no-such-if0'" in result.stderr
+
+
+def test_tls_without_certificates_is_a_usage_error(harness_command):
+    result = _ev(harness_command, ["--iface", "lo", "--identification", "PnC"])
+    assert result.returncode == 2 and "--certs" in result.stderr
+
+
+def _can_use_netns() -> bool:
+    return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+@pytest.mark.skipif(not _can_use_netns(), reason="network namespaces need root and iproute2")
+def test_a_session_over_a_veth_into_a_network_namespace(harness_command, tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    netns, ev_if, evse_if = f"v2g-{tag}", f"ev{tag}", f"se{tag}"
+
+    def ip(*args, ns=None):
+        command = ["ip", *(["netns", "exec", ns, "ip"] if ns else []), *args]
+        subprocess.run(command, check=True, capture_output=True)
+
+    def sysctl(key, ns=None):
+        command = ["sysctl", "-q", "-w", key]
+        subprocess.run(["ip", "netns", "exec", ns, *command] if ns else command, check=True, capture_output=True)
+
+    ip("netns", "add", netns)
+    try:
+        ip("link", "add", ev_if, "type", "veth", "peer", "name", evse_if)
+        ip("link", "set", evse_if, "netns", netns)
+        sysctl(f"net.ipv6.conf.{ev_if}.accept_dad=0")  # the link-local address is usable at once
+        sysctl(f"net.ipv6.conf.{evse_if}.accept_dad=0", netns)
+        ip("link", "set", ev_if, "up")
+        ip("link", "set", evse_if, "up", ns=netns)
+        evse = _serve(harness_command, ["--iface", evse_if, "--certs", str(tmp_path / "pki"), "--sessions", "1"],
+                      netns=netns)
+        try:
+            # SDP by multicast to ff02::1 on the EV's end, then TCP to the EVSE's link-local address
+            result = _ev(harness_command, ["--iface", ev_if, "--protocol", "iso2", "--energy", "AC", "--no-tls",
+                                           "--cycles", "2"])
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "outcome:   OK" in result.stdout
+        finally:
+            _stop(evse)
+    finally:
+        subprocess.run(["ip", "link", "del", ev_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
