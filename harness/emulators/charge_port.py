@@ -14,7 +14,7 @@ transactions and meter values through the CSMS.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from harness.emulators.power import PowerFlow

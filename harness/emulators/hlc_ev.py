@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
 
 from harness.emulators.pilot import CpState, SimulatedPilot
 from harness.emulators.power import PowerFlow

@@ -269,10 +269,24 @@ def _evse(reader: Reader, base: Path, rig_kind: str) -> EvseConfig:
         voltage=reader.float("voltage", 230.0, exclusive_minimum=0.0),
         capabilities=tuple(capabilities),
         boot_timeout=reader.float("boot_timeout", 120.0, exclusive_minimum=0.0),
-        profile=_path(reader, "profile", base, must_exist=True),
+        profile=_profile(reader, base, "evse"),
     )
     reader.done()
     return config
+
+
+def _profile(reader: Reader, base: Path, kind: str) -> Path | None:
+    """An EV or EVSE profile file, checked here so a rig file's problems come all at once."""
+    path = _path(reader, "profile", base, must_exist=True)
+    if path is not None and path.is_file():
+        from harness.emulators.profiles import ProfileError, load_ev_profile, load_evse_profile
+
+        try:
+            (load_ev_profile if kind == "ev" else load_evse_profile)(path)
+        except ProfileError as exc:
+            for problem in exc.problems:
+                reader.problems.add(reader._where("profile"), f"{path.name}: {problem}")
+    return path
 
 
 def _ev(reader: Reader, base: Path) -> EvConfig:
@@ -283,7 +297,7 @@ def _ev(reader: Reader, base: Path) -> EvConfig:
         max_charge_kw=reader.float("max_charge_kw", 11.0, exclusive_minimum=0.0),
         max_current=reader.float("max_current", 32.0, minimum=6.0, maximum=80.0),
         phases=reader.int("phases", 3, choices=(1, 3)),
-        profile=_path(reader, "profile", base, must_exist=True),
+        profile=_profile(reader, base, "ev"),
     )
     reader.done()
     return config

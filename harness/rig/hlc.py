@@ -23,7 +23,6 @@ from harness.emulators.hlc_ev import HlcEv
 from harness.emulators.profiles import (DEFAULT_EV_PROFILE, DEFAULT_EVSE_PROFILE, EvProfile, load_ev_profile,
                                         load_evse_profile)
 from harness.trace import Event, Layer
-from harness.v2g import faults as v2g_faults
 from harness.v2g.credentials import ISO20_SNI, V2gMaterial
 from harness.v2g.faults import Fault, FaultPlan
 from harness.v2g.sdp import ALL_NODES, SDP_PORT, SdpError, discover

@@ -511,6 +511,8 @@ class EvRole(Role):
 
     def plug_in(self, evse_id: int = 1) -> None:
         vehicle = self._need()
+        if self.hlc.plugged:
+            raise RuntimeError("the ISO 15118 EV is plugged in; unplug it before plugging in the basic EV")
         emulator = self.rig.evse.emulator
         if emulator is None:
             raise RoleUnavailable("plugging into a real EVSE needs pilot hardware (a lab pilot driver)")

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from harness import exi
 from harness.v2g import messages, sap
@@ -134,9 +134,6 @@ class Table:
     def followers(self, state: str, context: Any) -> list[str]:
         return [r for r, g in self.next.get(state, {}).items() if self.guards[g](context)]
 
-    def requests(self) -> set[str]:
-        return {r for row in self.next.values() for r in row}
-
     def check(self) -> None:
         """Every guard named exists; every request's response appears as a state."""
         for state, row in self.next.items():
@@ -206,10 +203,6 @@ class Rules:
 
     def evcc_next(self, session: "EvccSession", name: str, body: dict, message: dict) -> Request | Stop:
         raise NotImplementedError
-
-    # both
-    def session_established(self, name: str, body: dict) -> bool:
-        return name == "SessionSetupRes"
 
 
 def rules_for(family: str) -> Rules:
@@ -420,11 +413,14 @@ class SeccSession(_Session):
             self.session_id = messages.NO_SESSION[rules.family]
         body = rules.secc_failure(self, request, code)
         response = messages.response_name(request)
-        return [Notice(code.removeprefix("FAILED_") or code, f"SECC refuses {request}: {why}"
-                       + (f" {requirement}" if requirement else ""), {"state": self.state, "request": request}),
-                self._encode(response, body),
-                Close(f"{response} {code}"),
-                self._finish(False, f"{response} {code}: {why}", code=code)]
+        notice = Notice(code.removeprefix("FAILED_") or code, f"SECC refuses {request}: {why}"
+                        + (f" {requirement}" if requirement else ""), {"state": self.state, "request": request})
+        try:
+            send = self._encode(response, body)
+        except exi.ExiError as exc:  # a request type this SECC has no answer for at all
+            return [notice, Notice("NoResponse", f"SECC cannot build {response} ({exc}); it closes the connection"),
+                    Close(f"no {response}"), self._finish(False, f"{request} refused without a response: {why}")]
+        return [notice, send, Close(f"{response} {code}"), self._finish(False, f"{response} {code}: {why}", code=code)]
 
     def new_session_id(self) -> str:
         return self.random_bytes(8).hex().upper()
@@ -455,11 +451,14 @@ class EvccSession(_Session):
         self._queued: Request | None = None
         self._ongoing_since: dict[str, float] = {}
         self._first_sent: dict[str, float] = {}
+        #: V2G_EVCC_CommunicationSetup_Timeout: the connection to SessionSetupRes
+        self._setup_deadline: float | None = None
 
     def start(self, now: float) -> list[Event]:
         """The first message: supportedAppProtocolReq."""
         self.now = now
         self.started = now
+        self._setup_deadline = now + self.timing.timeout(self.timing.of("sap").communication_setup_timeout)
         return self._send(Request("supportedAppProtocolReq", sap.request(self.offer)))
 
     def receive(self, payload_type: int, data: bytes, now: float) -> list[Event]:
@@ -487,6 +486,7 @@ class EvccSession(_Session):
         if decoded.name == "SessionSetupRes" and not failed(code):
             self.session_id = incoming_id
             self.evse_id = body.get("EVSEID")
+            self._setup_deadline = None
         elif self.session_id is not None and incoming_id != self.session_id and not failed(code):
             return events + self._stop(Stop(False, f"{decoded.name} carries SessionID {incoming_id}, "
                                                    f"not this session's {self.session_id}"))
@@ -514,6 +514,10 @@ class EvccSession(_Session):
         if self._queued is not None:
             request, self._queued = self._queued, None
             return self._send(request)
+        if self._setup_deadline is not None and now >= self._setup_deadline:
+            return [Notice("CommunicationSetupTimeout", "EVCC: no SessionSetupRes within "
+                           "V2G_EVCC_CommunicationSetup_Timeout")] + \
+                self._stop(Stop(False, "V2G_EVCC_CommunicationSetup_Timeout"))
         reason = self._deadline_reason
         return [Notice("MessageTimeout", f"EVCC: {reason} within V2G_EVCC_Msg_Timeout")] + \
             self._stop(Stop(False, f"V2G_EVCC_Msg_Timeout: {reason}"))
@@ -555,6 +559,8 @@ class EvccSession(_Session):
         self._first_sent.setdefault(request.name, self.now)
         timers = self.timing.of(self.family or "sap")
         self._arm(self.timing.timeout(timers.msg(request.name)), f"no {messages.response_name(request.name)}")
+        if self._setup_deadline is not None and self.deadline is not None and self._setup_deadline < self.deadline:
+            self.deadline = self._setup_deadline
         return events
 
     def _stop(self, stop: Stop, code: str | None = None) -> list[Event]:

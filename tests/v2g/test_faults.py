@@ -104,3 +104,23 @@ def test_a_fault_names_its_message():
         faults.Fault("drop")
     with pytest.raises(ValueError, match="unknown fault kind"):
         faults.Fault("explode", "SessionSetupReq")
+
+
+def test_the_ev_gives_up_when_the_session_is_not_set_up_in_time(run):
+    from harness.v2g.timers import Timing
+    from harness.v2g import timers
+
+    # V2G_EVCC_CommunicationSetup_Timeout (20 s) scaled by 0.005 is 0.1 s, shorter than the delay
+    # of SessionSetupRes; the session ends for that reason (it is checked before the message timeout)
+    timing = Timing(scale=0.005, min_timeout=0.1)
+    assert timing.timeout(timers.SAP.communication_setup_timeout) == 0.1
+
+    async def scenario():
+        pair = await start_pair(faults=FaultPlan([faults.delay("SessionSetupRes", 0.3)]), timing=timing)
+        try:
+            return await pair.charge(vehicle(ChargePlan(protocols=("iso2",), cycles=1)), timing=timing), pair
+        finally:
+            await pair.close()
+
+    outcome, pair = run(scenario())
+    assert not outcome.ok and outcome.reason == "V2G_EVCC_CommunicationSetup_Timeout"

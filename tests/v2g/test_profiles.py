@@ -43,3 +43,11 @@ def test_a_rig_file_names_a_missing_profile(tmp_path):
     with pytest.raises(RigFileError) as caught:
         parse_rig(data, path=tmp_path / "rig.yaml")
     assert "evse.profile: no such file" in str(caught.value) and "ev.profile: no such file" in str(caught.value)
+
+
+def test_a_rig_file_lists_the_problems_of_its_profiles(tmp_path):
+    (tmp_path / "ev.yaml").write_text("battery: {soc: 2}\n")
+    data = {"name": "x", "kind": "emulated", "csms": {}, "evse": {"station_id": "S1", "ocpp": {"version": "2.0.1"}},
+            "ev": {"profile": "ev.yaml"}}
+    with pytest.raises(RigFileError, match=r"ev.profile: ev.yaml: battery.soc: must be at most 1"):
+        parse_rig(data, path=tmp_path / "rig.yaml")

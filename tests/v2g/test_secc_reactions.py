@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from harness.v2g.probe import V2gProbe, code
 from harness.v2g.timers import Timing
 from harness.v2g.v2gtp import PayloadType, encode
@@ -124,3 +122,39 @@ def test_plug_and_charge_is_not_offered_without_tls(run):
     answer, _ = _with_probe(run, script)
     body = answer["V2G_Message"]["Body"]["ServiceDiscoveryRes"]
     assert body["PaymentOptionList"]["PaymentOption"] == ["ExternalPayment"]
+
+
+def test_a_request_type_the_protocol_has_but_the_secc_does_not_serve_is_refused(run):
+    """DIN 70121's schema has ChargingStatusReq (AC), which a DC-only DIN SECC never expects."""
+
+    async def script(probe):
+        await probe.handshake("din")
+        await probe.request("SessionSetupReq", {"EVCCID": "0A1B2C3D4E5F"})
+        answer = await probe.request("ChargingStatusReq", {})
+        return answer, await probe.closed_by_peer(2.0)
+
+    (answer, closed), pair = _with_probe(run, script)
+    assert closed
+    assert answer is None or code(answer) == "FAILED_SequenceError"
+    assert pair.recorder.select(layer="fault", name="SeccError") == []
+
+
+def test_hostile_payloads_never_break_the_secc():
+    """Whatever bytes follow the handshake, the sans-IO SECC answers or closes; it never raises."""
+    import random
+
+    from harness import exi
+    from harness.emulators.charge_port import ChargePort
+    from harness.v2g import sap
+    from harness.v2g.equipment import EvseCapabilities
+    from harness.v2g.session import Close, SeccSession
+
+    chooser = random.Random(15118)
+    for trial in range(300):
+        family = chooser.choice(["din", "iso2", "iso20-dc"])
+        session = SeccSession(ChargePort(EvseCapabilities()), supported=[sap.protocol(family)], tls="TLSv1.3")
+        session.receive(0x8001, exi.encode(sap.request(sap.offer([family])), "sap"), 0.0)
+        payload_type = 0x8001 if family != "iso20-dc" else chooser.choice([0x8002, 0x8004])
+        garbage = bytes([0x80]) + bytes(chooser.randrange(256) for _ in range(chooser.randrange(0, 60)))
+        events = session.receive(payload_type, garbage, 0.0)
+        assert session.finished or any(isinstance(e, Close) for e in events) or events, trial
