@@ -10,6 +10,7 @@ trace.jsonl.
 from __future__ import annotations
 
 import contextlib
+import html
 import datetime as _dt
 import os
 import secrets
@@ -27,8 +28,8 @@ from harness.report.conformance import CaseResult, Kpi
 from harness.report.html import render
 from harness.rig import Rig, RigConfig, RigFileError, load_rig
 from harness.rig.lock import RigBusy
-from harness.rig.roles import CsmsRole, EvRole, EvseRole, RoleUnavailable, dut_identity
-from harness.trace import Layer, Recorder, TraceTimeout
+from harness.rig.roles import CsmsRole, EvRole, EvseRole, dut_identity
+from harness.trace import Layer, Recorder
 
 CATALOGUE_FILE = "catalogue.yaml"
 EPIC = "EV charging interoperability"
@@ -318,6 +319,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         return
     phases = item.stash.setdefault(_PHASES, {})
     phases[report.when] = (report, call.excinfo)
+    report.harness_verdict = verdict_of(phases)[0]  # for the report.html row
     if report.when == "call" and _START in item.stash:
         _attach_ocpp_log(session, item.stash[_START][0])  # while Allure still has the test open
     if report.when == "teardown" or (report.when == "setup" and not report.passed):
@@ -381,6 +383,23 @@ def _conclude(session: HarnessSession, item: pytest.Item, case: TestCase, phases
 
 def _plain(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+# -- report.html ------------------------------------------------------------------------------
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells.insert(1, "<th>Case</th>")
+    cells.insert(2, "<th>Verdict</th>")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    case_id = dict(report.user_properties).get("case_id", "")
+    title = dict(report.user_properties).get("case_title", "")
+    cells.insert(1, f'<td title="{html.escape(title)}">{html.escape(case_id)}</td>')
+    # the verdict as far as this report tells; conformance.json has the final one, teardown included
+    cells.insert(2, f"<td>{getattr(report, 'harness_verdict', '')}</td>")
 
 
 # -- the report folder ------------------------------------------------------------------------

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import subprocess
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
-
 from harness.trace import Recorder
 
 ROOT = Path(__file__).resolve().parents[1]

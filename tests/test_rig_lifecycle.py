@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness.ocpp import commands
 from harness.rig import Rig, RigSetupError, load_rig
 from harness.rig.config import parse_rig

@@ -166,10 +166,10 @@ def parse_rig(data: Any, *, path: Path | None = None) -> RigConfig:
         problems.add("timing.scale", "lab rigs run the standards' timers; only emulated rigs may scale time")
     lock = _path(top, "lock", base)
     csms = _csms(top.section("csms", required=True), base)
-    evse = _evse(top.section("evse", required=True), base, kind)
+    evse = _evse(top.section("evse", required=True), base)
     ev = _ev(top.section("ev"))
-    pilot = _pilot(top.section("pilot"), kind)
-    link = _link(top.section("link"), kind)
+    pilot = _pilot(top.section("pilot"))
+    link = _link(top.section("link"))
     meter = _meter(top.section("meter"))
     top.done()
     _cross_checks(problems, kind, csms, evse, ev, pilot)
@@ -235,7 +235,7 @@ def _token_statuses(reader: Reader) -> dict[str, str]:
     return tokens
 
 
-def _evse(reader: Reader, base: Path, rig_kind: str) -> EvseConfig:
+def _evse(reader: Reader, base: Path) -> EvseConfig:
     kind = reader.str("kind", "emulated", choices=("emulated", "lab"))
     station_id = reader.str("station_id", "", required=True)
     if station_id and (":" in station_id or "/" in station_id or len(station_id) > 48):
@@ -283,7 +283,7 @@ def _ev(reader: Reader) -> EvConfig:
     return config
 
 
-def _pilot(reader: Reader, rig_kind: str) -> PilotConfig:
+def _pilot(reader: Reader) -> PilotConfig:
     config = PilotConfig(kind=reader.str("kind", "simulated", choices=("simulated", "lab", "none")),
                          resource=reader.str("resource"))
     if config.kind == "lab" and not config.resource:
@@ -292,7 +292,7 @@ def _pilot(reader: Reader, rig_kind: str) -> PilotConfig:
     return config
 
 
-def _link(reader: Reader, rig_kind: str) -> LinkConfig:
+def _link(reader: Reader) -> LinkConfig:
     config = LinkConfig(kind=reader.str("kind", "loopback", choices=("loopback", "veth", "nic")),
                         iface=reader.str("iface"))
     if config.kind == "nic" and not config.iface:
