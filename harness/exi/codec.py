@@ -738,8 +738,8 @@ def _value_encoder(datatype):
             if low is not None and value < low:
                 if checked:
                     raise EncodeError(f"{value} is below the minimum {low} ({name})")
-                if kind != g.DT_INTEGER:
-                    raise _Unrepresentable
+                if kind == g.DT_NBIT or (kind == g.DT_UNSIGNED and value < 0):
+                    raise _Unrepresentable  # no negative offset or unsigned value
             if high is not None and value > high:
                 if checked:
                     raise EncodeError(f"{value} is above the maximum {high} ({name})")
