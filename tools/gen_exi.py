@@ -573,12 +573,10 @@ def datatype_of(stype: SimpleType) -> tuple:
         low = high = None
         for t in chain:  # the most restrictive bounds anywhere in the derivation chain
             facets = t.facets
-            for key, value in (("minInclusive", facets.get("minInclusive")),
-                               ("minExclusive", _plus(facets.get("minExclusive"), 1))):
+            for value in (facets.get("minInclusive"), _plus(facets.get("minExclusive"), 1)):
                 if value is not None and (low is None or value > low):
                     low = value
-            for key, value in (("maxInclusive", facets.get("maxInclusive")),
-                               ("maxExclusive", _plus(facets.get("maxExclusive"), -1))):
+            for value in (facets.get("maxInclusive"), _plus(facets.get("maxExclusive"), -1)):
                 if value is not None and (high is None or value < high):
                     high = value
         if low is not None and high is not None and high - low + 1 <= 4096:  # §7.1.5
@@ -656,7 +654,7 @@ class GrammarBuilder:
         self.namespaces: list[str] = [""]
         self.datatypes: list[tuple] = []
         self._datatype_index: dict[tuple, int] = {}
-        self.types: list[list] = []  # [kind, name, datatype_or_start, abstract]
+        self.types: list[list] = []  # [kind, name, datatype or start, start or abstract, keys]
         self._type_index: dict[object, int] = {}
         self.states: list[State] = []
         self._pending: list[tuple[object, int]] = []
@@ -883,9 +881,15 @@ class GrammarBuilder:
                 if term.kind in ("any", "other"):  # §8.5.4.1.7: SE(*)
                     return [(g.P_SE_ANY, None, index, target)]
                 raise SchemaError(f"{name}: SE(uri:*) wildcards are not supported")
+            members = self.schemas.substitution_set(term)
+            for member in members:
+                if member.abstract and not getattr(member.type, "abstract", False):
+                    # the codec knows abstract types only; an abstract element of a concrete
+                    # type would pass its validation
+                    raise SchemaError(f"abstract element {member.name} has a concrete type")
             return [(g.P_SE, member.name, self.type_grammar(member.type), target,
                      self.namespace(member.ns), member.name in list_keys, index)
-                    for member in self.schemas.substitution_set(term)]
+                    for member in members]
 
         # states after each position; counted positions get three (below min, in range, at max)
         after: dict[int, object] = {}
