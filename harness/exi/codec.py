@@ -781,7 +781,7 @@ def _value_encoder(datatype):
                 if high is not None and len(value) > high:
                     raise EncodeError(f"{len(value)} characters exceed the maximum {high} "
                                       f"({name})")
-                if any(0xD800 <= ord(c) <= 0xDFFF for c in value if not c.isascii()):
+                if not value.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in value):
                     raise EncodeError(f"string contains a surrogate code point ({name})")
             return _STRING, value
         return string
