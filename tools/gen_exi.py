@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -1151,12 +1152,7 @@ def render_module(schema: str, builder: GrammarBuilder, tops: dict) -> str:
         "The table layout is described in harness.exi.grammar.",
         '"""',
         "",
-        "from harness.exi.grammar import (",
-        "    P_AT as AT, P_CH as CH, P_CH_MIXED as CH_MIXED, P_EE as EE, P_SE as SE,",
-        "    P_SE_ANY as SE_ANY, P_AT_ANY as AT_ANY,",
-        "    TYPE_COMPLEX, TYPE_RELAXED, TYPE_SIMPLE,",
-        "    U_AT_ANY, U_AT_UNTYPED, U_CH_UNTYPED, U_EE, U_SE_ANY, U_XSI_NIL, U_XSI_TYPE,",
-        ")",
+        "IMPORTS",
         "",
         f"SCHEMA = {schema!r}",
         "",
@@ -1204,7 +1200,23 @@ def render_module(schema: str, builder: GrammarBuilder, tops: dict) -> str:
     lines.append("RELAXED_ATTRIBUTE_KEYS = {")
     lines += [f"    {key!r}: {names!r}," for key, names in tops["relaxed"].items()]
     lines += ["}", ""]
-    return "\n".join(lines)
+    # import the vocabulary the tables use, under the short names they are written with
+    text = "\n".join(lines)
+    names = {"P_AT": "AT", "P_CH": "CH", "P_CH_MIXED": "CH_MIXED", "P_EE": "EE", "P_SE": "SE",
+             "P_SE_ANY": "SE_ANY", "P_AT_ANY": "AT_ANY"}
+    names.update({name: name for name in list(kind_const.values()) + list(u_names.values())})
+    used = [f"{name} as {alias}" if name != alias else name
+            for name, alias in sorted(names.items())
+            if re.search(rf"[(, ]{alias}[,)]", text)]
+    imports = ["from harness.exi.grammar import ("]
+    line = "   "
+    for item in used:
+        if len(line) + len(item) + 2 > 100:
+            imports.append(line)
+            line = "   "
+        line += f" {item},"
+    imports += [line, ")"]
+    return text.replace("IMPORTS", "\n".join(imports), 1)
 
 
 def generate(schema_dir: Path, out_dir: Path, only: list[str] | None = None) -> list[Path]:
