@@ -242,6 +242,7 @@ def step(request: pytest.FixtureRequest) -> Callable[[str], contextlib.AbstractC
 
 
 _KPIS = pytest.StashKey[list]()
+_CAPTURES = pytest.StashKey[list]()
 _START = pytest.StashKey[tuple]()
 _PHASES = pytest.StashKey[dict]()
 
@@ -263,9 +264,13 @@ def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
     first = session.trace.emit(Layer.VERDICT, "TestStarted", f"{case.id} {case.title}", src="harness",
                                payload={"nodeid": request.node.nodeid})
     request.node.stash[_START] = (first.seq, time.monotonic(), conformance.utc_now())
+    the_rig.link.begin_case(_instance_name(case.id, request.node.nodeid))
     try:
         yield
     finally:
+        captured = the_rig.link.end_case()  # the link's pcap and TLS key log of this case
+        if captured is not None:
+            request.node.stash[_CAPTURES] = [str(p) for p in (captured.pcap, captured.keylog) if p is not None]
         try:
             if the_rig.up:  # after Ctrl-C the rig may already be down
                 the_rig.restore()
@@ -275,6 +280,10 @@ def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
             raise
         finally:
             session.trace.test = ""
+
+
+def _instance_name(case_id: str, nodeid: str) -> str:
+    return case_id + (f"[{nodeid.rsplit('[', 1)[1]}" if "[" in nodeid else "")
 
 
 def _required(item: pytest.Item) -> list[str]:
@@ -378,7 +387,8 @@ def _conclude(session: HarnessSession, item: pytest.Item, case: TestCase, phases
     session.results[item.nodeid] = CaseResult(
         case=case, nodeid=item.nodeid, parameters=parameters, verdict=verdict, message=message, started=started,
         duration_s=time.monotonic() - started_mono, kpis=list(item.stash.get(_KPIS, [])),
-        trace_span=(first_seq, last.seq) if first_seq is not None else None)
+        trace_span=(first_seq, last.seq) if first_seq is not None else None,
+        evidence={"captures": item.stash[_CAPTURES]} if _CAPTURES in item.stash else {})
 
 
 def _plain(value: Any) -> Any:

@@ -39,7 +39,10 @@ def test_conformance_json_describes_run_dut_and_cases(full_run):
     run = document["run"]
     assert run["rig"]["name"] == "emulated" and run["harness_version"]
     assert run["dut"]["vendor"] == "Harness" and run["dut"]["station_id"] == "EMU-EVSE-1"
-    assert run["summary"]["pass"] == len(document["cases"]) > 20
+    # the SLAC suite needs a link that carries SLAC (netns or lab rig): skipped here, with the reason
+    slac = [c for c in document["cases"] if c["suite"] == "slac"]
+    assert slac and all(c["verdict"] == "skip" and "SLAC" in c["message"] for c in slac)
+    assert run["summary"]["pass"] == len(document["cases"]) - len(slac) > 20
     catalogue_ids = {case["id"] for case in document["cases"]}
     assert {"OCPP-BOOT-001", "OCPP-SEC-003", "OCPP-TX-001", "OCPP-OFF-001", "OCPP-RPC-002"} <= catalogue_ids
     security = [c for c in document["cases"] if c["id"] == "OCPP-SEC-001"]
@@ -56,7 +59,7 @@ def test_junit_carries_the_case_ids(full_run):
     _, report = full_run
     tree = ET.parse(report / "junit.xml")
     properties = {p.get("name"): p.get("value") for p in tree.iter("property")}
-    assert properties.get("case_id", "").startswith("OCPP-")
+    assert properties.get("case_id", "").startswith(("OCPP-", "SLAC-"))
     cases = list(tree.iter("testcase"))
     assert cases and all(any(p.get("name") == "case_id" for p in c.iter("property")) for c in cases)
 

@@ -110,6 +110,11 @@ class PilotConfig:
 class LinkConfig:
     kind: str = "loopback"
     iface: str | None = None
+    #: veth: attenuation the EVSE's modem reports for the EV's sounds, dB (default 20)
+    attenuation_db: float | None = None
+    #: veth: an external software EVSE run in the EVSE's namespace instead of the reference EVSE's
+    #: SLAC ("{iface}" becomes its interface)
+    evse_command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -294,9 +299,15 @@ def _pilot(reader: Reader) -> PilotConfig:
 
 def _link(reader: Reader) -> LinkConfig:
     config = LinkConfig(kind=reader.str("kind", "loopback", choices=("loopback", "veth", "nic")),
-                        iface=reader.str("iface"))
+                        iface=reader.str("iface"),
+                        attenuation_db=reader.float("attenuation_db", None, minimum=0.0, maximum=255.0),
+                        evse_command=reader.str("evse_command"))
     if config.kind == "nic" and not config.iface:
         reader.problems.add(reader._where("iface"), "is required for a nic link (the Green PHY interface)")
+    if config.kind == "veth" and rig_kind != "netns":
+        reader.problems.add(reader._where("kind"), "a veth link needs a netns rig (kind: netns)")
+    if config.kind != "veth" and (config.attenuation_db is not None or config.evse_command):
+        reader.problems.add(reader._where("kind"), "attenuation_db and evse_command apply to a veth link only")
     reader.done()
     return config
 
