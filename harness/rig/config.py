@@ -177,7 +177,7 @@ def parse_rig(data: Any, *, path: Path | None = None) -> RigConfig:
     link = _link(top.section("link"))
     meter = _meter(top.section("meter"))
     top.done()
-    _cross_checks(problems, kind, csms, evse, ev, pilot)
+    _cross_checks(problems, kind, csms, evse, ev, pilot, link)
     if problems:
         raise RigFileError(path or "<rig>", problems.items)
     return RigConfig(name=name, kind=kind, path=path, time_scale=scale, csms=csms, evse=evse, ev=ev,
@@ -304,8 +304,6 @@ def _link(reader: Reader) -> LinkConfig:
                         evse_command=reader.str("evse_command"))
     if config.kind == "nic" and not config.iface:
         reader.problems.add(reader._where("iface"), "is required for a nic link (the Green PHY interface)")
-    if config.kind == "veth" and rig_kind != "netns":
-        reader.problems.add(reader._where("kind"), "a veth link needs a netns rig (kind: netns)")
     if config.kind != "veth" and (config.attenuation_db is not None or config.evse_command):
         reader.problems.add(reader._where("kind"), "attenuation_db and evse_command apply to a veth link only")
     reader.done()
@@ -324,7 +322,9 @@ def _meter(reader: Reader) -> MeterConfig:
 
 
 def _cross_checks(problems: Problems, kind: str, csms: CsmsConfig, evse: EvseConfig, ev: EvConfig,
-                  pilot: PilotConfig) -> None:
+                  pilot: PilotConfig, link: LinkConfig) -> None:
+    if link.kind == "veth" and kind != "netns":
+        problems.add("link.kind", "a veth link needs a netns rig (kind: netns)")
     if evse.ocpp.version not in csms.versions:
         problems.add("evse.ocpp.version", f"{evse.ocpp.version} is not among csms.versions "
                                           f"({', '.join(v.value for v in csms.versions)})")
