@@ -117,6 +117,14 @@ class MeterConfig:
     kind: str = "none"
     resource: str | None = None
     model: str | None = None
+    #: seconds between the background sampler's readings
+    sample_period: float = 0.2
+    #: the analyzer's uncertainty in percent (a simulated analyzer's error is drawn within it)
+    accuracy: float = 0.1
+    #: simulated analyzer only: random noise on instantaneous values, percent rms
+    noise: float = 0.0
+    #: accuracy class the charger's own meter is held to (harness.power.crosscheck)
+    dut_class: str = "A"
 
 
 @dataclass(frozen=True)
@@ -301,9 +309,16 @@ def _link(reader: Reader, rig_kind: str) -> LinkConfig:
     return config
 
 
+METER_CLASSES = ("A", "B", "C", "2", "1", "0.5S", "0.2S")  # harness.power.crosscheck.ACCURACY_CLASSES
+
+
 def _meter(reader: Reader) -> MeterConfig:
     config = MeterConfig(kind=reader.str("kind", "none", choices=("none", "simulated", "visa")),
-                         resource=reader.str("resource"), model=reader.str("model"))
+                         resource=reader.str("resource"), model=reader.str("model"),
+                         sample_period=reader.float("sample_period", 0.2, exclusive_minimum=0.0),
+                         accuracy=reader.float("accuracy", 0.1, minimum=0.0, maximum=10.0),
+                         noise=reader.float("noise", 0.0, minimum=0.0, maximum=10.0),
+                         dut_class=reader.str("dut_class", "A", choices=METER_CLASSES))
     if config.kind == "visa":
         for key in ("resource", "model"):
             if getattr(config, key) is None:
