@@ -370,7 +370,7 @@ def _wt_wiring(sim: SimulatedAnalyzer, unit: ProgramUnit, _):
         element += width[pattern.upper()]
     if element > sim.elements:
         raise CommandError("range", f"{unit.text}: the model has {sim.elements} elements")
-    sim.wiring = wiring + ["P1W2"] * (sim.elements - len(wiring))
+    sim.wiring = wiring + ["P1W2"] * (sim.elements - element)  # elements left over: single-phase
 
 
 def _wt_mode(quantity: str):

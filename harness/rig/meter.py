@@ -97,9 +97,10 @@ class MeterRole(Role):
             analyzer = open_analyzer(self.resource, self.model, base=base, clock=self.rig.trace.now)
             try:
                 self.identity = analyzer.identify()
-                analyzer.configure(self.wiring)
+                # an instrument still integrating (left so by a broken run) refuses new settings
                 if analyzer.integration_state() is IntegrationState.RUNNING:
                     analyzer.stop_integration()
+                analyzer.configure(self.wiring)
             except BaseException:
                 analyzer.close()
                 raise
