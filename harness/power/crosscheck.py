@@ -125,6 +125,8 @@ def check_energy(tx: TransactionView, run: MeterRun, measurand: str = IMPORT, *,
     reported = tx.energy_wh(measurand)
     measured = run.imported_wh if measurand == IMPORT else run.exported_wh
     resolution = register_resolution(readings) if readings else 1.0
+    if measurand == IMPORT and (tx.meter_start_wh is not None or tx.meter_stop_wh is not None):
+        resolution = max(resolution, 1.0)  # OCPP 1.6 meterStart/meterStop are integers (Wh)
     tolerance = measured * (ACCURACY_CLASSES[dut_class] + accuracy) / 100.0 + resolution
     check = EnergyCheck(measurand, reported, measured, tolerance, dut_class, accuracy, resolution, readings)
     if readings and any(b < a for a, b in zip(readings, readings[1:])):

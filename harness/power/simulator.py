@@ -15,6 +15,7 @@ data update interval (``:RATE``), as a real instrument's do.
 
 from __future__ import annotations
 
+import collections
 import random
 import time
 from dataclasses import dataclass, field
@@ -143,8 +144,8 @@ class SimulatedAnalyzer:
         self.gain_error = self._random.uniform(-accuracy, accuracy) / 100.0
         self.update_interval = update_interval
         self.commands = [Command(p, h, q, s) for p, h, q, s in DIALECTS[dialect]]
-        #: every program message received, for tests and `harness meter simulate -v`
-        self.log: list[str] = []
+        #: the latest program messages received (bounded: a simulator may run for days)
+        self.log: collections.deque[str] = collections.deque(maxlen=1000)
         self.reset()
 
     # -- state -----------------------------------------------------------------------------

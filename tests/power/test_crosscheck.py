@@ -88,3 +88,10 @@ def test_energy_between_interpolates_the_integrator():
     _, run = _session([0.0, 1.0], [], analyzer_wh=10.0)
     imported, exported = run.energy_between(run.started + 2.5, run.started + 7.5)
     assert imported == pytest.approx(5.0) and exported == 0.0
+
+
+def test_ocpp16_meter_start_and_stop_are_whole_wh():
+    tx, run = _session([3.37, 7.04], [], analyzer_wh=10.7)
+    tx.meter_start_wh, tx.meter_stop_wh = 0.0, 11.0  # integers by the 1.6 schema, rounded from 10.7
+    check = check_energy(tx, run)
+    assert check.resolution_wh == 1.0 and check.ok, check.explain()
