@@ -73,8 +73,10 @@ def test_instrument_lost_mid_measurement_is_an_error_and_teardown_is_clean(pytes
     trace = Recorder.load(report / "trace.jsonl")
     fault = trace.last(name="InstrumentFailed")
     assert fault.payload["command"] == ":NUMeric:NORMal:VALue?"
-    safe = [e for e in trace.select(name="MeterSafe") if e.seq > fault.seq]
-    assert safe and "after reconnecting" in safe[0].summary  # integration stopped, instrument local
+    restored = trace.first(name="MeterRestored", where=lambda e: e.seq > fault.seq)
+    assert restored is not None and "reconnected, integration stopped" in restored.summary  # after the case
+    safe = [e for e in trace.select(name="MeterSafe") if e.seq > restored.seq]
+    assert safe and "integration stopped, instrument local" in safe[0].summary  # at teardown
     teardown = trace.last(name="RigTeardown")
     assert teardown.payload["failures"] == [] and teardown.seq > safe[-1].seq
     assert "conformance: 1 error" in result.stdout.str()

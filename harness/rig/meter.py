@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from harness.rig.rig import Rig
 
 DEFAULT_SIMULATED_MODEL = "yokogawa-wt1800"
+#: correlation keys of meter events: the analyzer is on EVSE 1's cable
+KEYS = {"evse_id": 1}
 
 
 class MeterRole(Role):
@@ -112,7 +114,9 @@ class MeterRole(Role):
         if self.present:
             await asyncio.to_thread(self._make_safe)
 
-    def _make_safe(self) -> None:
+    def _make_safe(self, local: bool = True) -> None:
+        """Sampler stopped, integration stopped and (``local``) the front panel handed back;
+        reconnects once if the connection broke."""
         with self._lock:
             self._stop_sampler()
             self.run_in_progress = None
@@ -122,9 +126,15 @@ class MeterRole(Role):
                     if self.analyzer is None:
                         self.connect()
                     assert self.analyzer is not None
-                    self.analyzer.make_safe()
-                    self._record("MeterSafe", f"{self.analyzer.name}: integration stopped, instrument local "
-                                 f"({attempt})")
+                    if local:
+                        self.analyzer.make_safe()
+                        self._record("MeterSafe", f"{self.analyzer.name}: integration stopped, instrument local "
+                                     f"({attempt})")
+                    else:
+                        if self.analyzer.integration_state() is IntegrationState.RUNNING:
+                            self.analyzer.stop_integration()
+                        if attempt != "as connected":
+                            self._record("MeterRestored", f"{self.analyzer.name}: reconnected, integration stopped")
                     return
                 except InstrumentError as exc:
                     problem = exc
@@ -151,7 +161,7 @@ class MeterRole(Role):
         """Between test cases: no sampler, integration stopped, connected again if a test broke
         the connection."""
         if self.present:
-            self._make_safe()
+            self._make_safe(local=False)  # stays remote: the next case measures again
 
     # -- what tests do -------------------------------------------------------------------
 
@@ -167,7 +177,7 @@ class MeterRole(Role):
     def read(self) -> Measurement:
         """One reading now, also recorded on the timeline."""
         reading = self._need().read()
-        record(self.rig.trace, reading)
+        record(self.rig.trace, reading, keys=KEYS)
         return reading
 
     @contextlib.contextmanager
@@ -181,9 +191,9 @@ class MeterRole(Role):
         first = analyzer.read()
         run = MeterRun(self.rig.trace, self.rig.trace.now(), first=first, instrument=analyzer.name,
                        accuracy=self.config.accuracy)
-        record(self.rig.trace, first, name="MeterRunStarted")
+        record(self.rig.trace, first, name="MeterRunStarted", keys=KEYS)
         self.run_in_progress = run
-        self.sampler = MeterSampler(analyzer, self.rig.trace, self.config.sample_period)
+        self.sampler = MeterSampler(analyzer, self.rig.trace, self.config.sample_period, keys=KEYS)
         self.sampler.start()
         try:
             yield run
@@ -197,7 +207,7 @@ class MeterRole(Role):
         last = analyzer.read()
         analyzer.stop_integration()
         run.last = last
-        record(self.rig.trace, last, name="MeterRunEnded")
+        record(self.rig.trace, last, name="MeterRunEnded", keys=KEYS)
         run.ended = self.rig.trace.now()
         self.rig.trace.emit(Layer.METER, "MeterRun", f"measured {run.imported_wh:.4f} Wh imported, "
                             f"{run.exported_wh:.4f} Wh exported in {run.ended - run.started:.2f} s", src="meter",
