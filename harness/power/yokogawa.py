@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from harness.power.analyzer import IntegrationState, Wiring
+from harness.power.analyzer import IntegrationState, InstrumentError, Wiring
 from harness.power.driver import ScpiAnalyzer
 
 #: model -> (WP, WP+, WP-) function names
@@ -89,8 +89,6 @@ class YokogawaWt(ScpiAnalyzer):
             reply = self.session.query(":STATus:ERRor?")
             match = re.match(r"^\s*([+-]?\d+)\s*(?:,(.*))?$", reply)
             if match is None:
-                from harness.power.analyzer import InstrumentError
-
                 raise InstrumentError(self.name, ":STATus:ERRor?", f"not an error queue entry: {reply[:80]!r}")
             if int(match.group(1)) == 0:
                 break
