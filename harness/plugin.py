@@ -10,6 +10,7 @@ trace.jsonl.
 from __future__ import annotations
 
 import contextlib
+import html
 import datetime as _dt
 import os
 import secrets
@@ -29,8 +30,8 @@ from harness.report.html import render
 from harness.rig import Rig, RigConfig, RigFileError, load_rig
 from harness.rig.lock import RigBusy
 from harness.rig.meter import MeterRole
-from harness.rig.roles import CsmsRole, EvRole, EvseRole, RoleUnavailable, dut_identity
-from harness.trace import Layer, Recorder, TraceTimeout
+from harness.rig.roles import CsmsRole, EvRole, EvseRole, dut_identity
+from harness.trace import Layer, Recorder
 
 CATALOGUE_FILE = "catalogue.yaml"
 EPIC = "EV charging interoperability"
@@ -260,6 +261,7 @@ def step(request: pytest.FixtureRequest) -> Callable[[str], contextlib.AbstractC
 
 _KPIS = pytest.StashKey[list]()
 _EVIDENCE = pytest.StashKey[Evidence]()
+_CAPTURES = pytest.StashKey[list]()
 _START = pytest.StashKey[tuple]()
 _PHASES = pytest.StashKey[dict]()
 
@@ -281,9 +283,13 @@ def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
     first = session.trace.emit(Layer.VERDICT, "TestStarted", f"{case.id} {case.title}", src="harness",
                                payload={"nodeid": request.node.nodeid})
     request.node.stash[_START] = (first.seq, time.monotonic(), conformance.utc_now())
+    the_rig.link.begin_case(_instance_name(case.id, request.node.nodeid))
     try:
         yield
     finally:
+        captured = the_rig.link.end_case()  # the link's pcap and TLS key log of this case
+        if captured is not None:
+            request.node.stash[_CAPTURES] = [str(p) for p in (captured.pcap, captured.keylog) if p is not None]
         try:
             if the_rig.up:  # after Ctrl-C the rig may already be down
                 the_rig.restore()
@@ -293,6 +299,10 @@ def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
             raise
         finally:
             session.trace.test = ""
+
+
+def _instance_name(case_id: str, nodeid: str) -> str:
+    return case_id + (f"[{nodeid.rsplit('[', 1)[1]}" if "[" in nodeid else "")
 
 
 def _required(item: pytest.Item) -> list[str]:
@@ -339,6 +349,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         return
     phases = item.stash.setdefault(_PHASES, {})
     phases[report.when] = (report, call.excinfo)
+    report.harness_verdict = verdict_of(phases)[0]  # for the report.html row
     if report.when == "call" and _START in item.stash:
         _attach_ocpp_log(session, item.stash[_START][0])  # while Allure still has the test open
     if report.when == "teardown" or (report.when == "setup" and not report.passed):
@@ -409,11 +420,29 @@ def _conclude(session: HarnessSession, item: pytest.Item, case: TestCase, phases
         case=case, nodeid=item.nodeid, parameters=parameters, verdict=verdict, message=message, started=started,
         duration_s=time.monotonic() - started_mono, kpis=list(item.stash.get(_KPIS, [])),
         trace_span=(first_seq, last.seq) if first_seq is not None else None,
-        evidence=item.stash[_EVIDENCE].by_kind() if _EVIDENCE in item.stash else {})
+        evidence={**(item.stash[_EVIDENCE].by_kind() if _EVIDENCE in item.stash else {}),
+                  **({"captures": item.stash[_CAPTURES]} if _CAPTURES in item.stash else {})})
 
 
 def _plain(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+# -- report.html ------------------------------------------------------------------------------
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells.insert(1, "<th>Case</th>")
+    cells.insert(2, "<th>Verdict</th>")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    case_id = dict(report.user_properties).get("case_id", "")
+    title = dict(report.user_properties).get("case_title", "")
+    cells.insert(1, f'<td title="{html.escape(title)}">{html.escape(case_id)}</td>')
+    # the verdict as far as this report tells; conformance.json has the final one, teardown included
+    cells.insert(2, f"<td>{getattr(report, 'harness_verdict', '')}</td>")
 
 
 # -- the report folder ------------------------------------------------------------------------

@@ -33,6 +33,8 @@ def probe(config: RigConfig) -> Iterator[ProbeResult]:
     if config.link.kind in ("nic", "veth") and config.link.iface:
         yield _interface(config.link.iface)
         yield _raw_socket()
+    if config.link.kind == "veth":
+        yield _namespaces()
     if config.meter.kind != "none":
         yield _meter_model(config)
     if config.meter.kind == "visa" and config.meter.resource:
@@ -85,6 +87,14 @@ def _raw_socket() -> ProbeResult:
     except OSError as exc:
         return ProbeResult("raw sockets", False, str(exc))
     return ProbeResult("raw sockets", True, "AF_PACKET sockets can be opened")
+
+
+def _namespaces() -> ProbeResult:
+    from harness.netns import unavailable_reason
+
+    reason = unavailable_reason()
+    return ProbeResult("network namespaces", reason is None, reason or "namespaces, veth pairs and raw sockets "
+                                                                       "can be created")
 
 
 def _instrument(resource: str) -> ProbeResult:

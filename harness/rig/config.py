@@ -110,6 +110,11 @@ class PilotConfig:
 class LinkConfig:
     kind: str = "loopback"
     iface: str | None = None
+    #: veth: attenuation the EVSE's modem reports for the EV's sounds, dB (default 20)
+    attenuation_db: float | None = None
+    #: veth: an external software EVSE run in the EVSE's namespace instead of the reference EVSE's
+    #: SLAC ("{iface}" becomes its interface)
+    evse_command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,9 +179,9 @@ def parse_rig(data: Any, *, path: Path | None = None) -> RigConfig:
         problems.add("timing.scale", "lab rigs run the standards' timers; only emulated rigs may scale time")
     lock = _path(top, "lock", base)
     csms = _csms(top.section("csms", required=True), base)
-    evse = _evse(top.section("evse", required=True), base, kind)
+    evse = _evse(top.section("evse", required=True), base)
     ev = _ev(top.section("ev"))
-    pilot = _pilot(top.section("pilot"), kind)
+    pilot = _pilot(top.section("pilot"))
     link = _link(top.section("link"), kind)
     meter = _meter(top.section("meter"))
     top.done()
@@ -243,7 +248,7 @@ def _token_statuses(reader: Reader) -> dict[str, str]:
     return tokens
 
 
-def _evse(reader: Reader, base: Path, rig_kind: str) -> EvseConfig:
+def _evse(reader: Reader, base: Path) -> EvseConfig:
     kind = reader.str("kind", "emulated", choices=("emulated", "lab"))
     station_id = reader.str("station_id", "", required=True)
     if station_id and (":" in station_id or "/" in station_id or len(station_id) > 48):
@@ -291,7 +296,7 @@ def _ev(reader: Reader) -> EvConfig:
     return config
 
 
-def _pilot(reader: Reader, rig_kind: str) -> PilotConfig:
+def _pilot(reader: Reader) -> PilotConfig:
     config = PilotConfig(kind=reader.str("kind", "simulated", choices=("simulated", "lab", "none")),
                          resource=reader.str("resource"))
     if config.kind == "lab" and not config.resource:
@@ -302,9 +307,15 @@ def _pilot(reader: Reader, rig_kind: str) -> PilotConfig:
 
 def _link(reader: Reader, rig_kind: str) -> LinkConfig:
     config = LinkConfig(kind=reader.str("kind", "loopback", choices=("loopback", "veth", "nic")),
-                        iface=reader.str("iface"))
+                        iface=reader.str("iface"),
+                        attenuation_db=reader.float("attenuation_db", None, minimum=0.0, maximum=255.0),
+                        evse_command=reader.str("evse_command"))
     if config.kind == "nic" and not config.iface:
         reader.problems.add(reader._where("iface"), "is required for a nic link (the Green PHY interface)")
+    if config.kind == "veth" and rig_kind != "netns":
+        reader.problems.add(reader._where("kind"), "a veth link needs a netns rig (kind: netns)")
+    if config.kind != "veth" and (config.attenuation_db is not None or config.evse_command):
+        reader.problems.add(reader._where("kind"), "attenuation_db and evse_command apply to a veth link only")
     reader.done()
     return config
 

@@ -344,6 +344,7 @@ class EvseRole(Role):
             voltage=config.voltage)
         self.emulator = ReferenceEvse(self.rig.trace, settings, link, self.rig.timers)
         await self.emulator.start()
+        await self.rig.link.attach_evse(self.emulator)  # SLAC on connector 1 where the link has it
 
     async def make_safe(self) -> None:
         if self.emulator is not None:
