@@ -1,8 +1,8 @@
 """The harness's pytest plugin (registered as the ``harness`` pytest11 entry point).
 
 With ``--rig FILE`` it brings the rig up once for the session, gives the suites their role
-fixtures (``rig``, ``csms``, ``evse``, ``ev``, ``trace``, ``kpi``, ``step``), turns each test
-into a conformance verdict with the id, title and references from the catalogue, and writes the
+fixtures (``rig``, ``csms``, ``evse``, ``ev``, ``meter``, ``trace``, ``kpi``, ``step``,
+``evidence``), turns each test into a conformance verdict with the id, title and references from the catalogue, and writes the
 report folder: report.html, junit.xml, allure-results/, conformance.json, conformance.html and
 trace.jsonl.
 """
@@ -25,9 +25,11 @@ import pytest
 from harness.report import conformance
 from harness.report.catalogue import Catalogue, CatalogueError, TestCase, load_catalogue
 from harness.report.conformance import CaseResult, Kpi
+from harness.report.evidence import Evidence
 from harness.report.html import render
 from harness.rig import Rig, RigConfig, RigFileError, load_rig
 from harness.rig.lock import RigBusy
+from harness.rig.meter import MeterRole
 from harness.rig.roles import CsmsRole, EvRole, EvseRole, dut_identity
 from harness.trace import Layer, Recorder
 
@@ -209,6 +211,22 @@ def ev(rig: Rig) -> EvRole:
 
 
 @pytest.fixture
+def meter(rig: Rig) -> MeterRole:
+    """The power analyzer between EVSE and EV (simulated on emulated rigs)."""
+    if not rig.meter.present:
+        pytest.skip("this rig has no power analyzer (meter.kind: none)")
+    return rig.meter
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Evidence:
+    """``evidence.attach(path, kind="plot")``: a file for this case's reports (conformance,
+    report.html, Allure)."""
+    session = _session(request.config)
+    return request.node.stash.setdefault(_EVIDENCE, Evidence(session.report_dir if session else None))
+
+
+@pytest.fixture
 def kpi(request: pytest.FixtureRequest) -> Callable[..., None]:
     """Record a key performance indicator of this test case: ``kpi("boot_s", 0.4, "s")``."""
     results: list[Kpi] = request.node.stash.setdefault(_KPIS, [])
@@ -242,6 +260,7 @@ def step(request: pytest.FixtureRequest) -> Callable[[str], contextlib.AbstractC
 
 
 _KPIS = pytest.StashKey[list]()
+_EVIDENCE = pytest.StashKey[Evidence]()
 _CAPTURES = pytest.StashKey[list]()
 _START = pytest.StashKey[tuple]()
 _PHASES = pytest.StashKey[dict]()
@@ -256,10 +275,10 @@ def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     the_rig: Rig = request.getfixturevalue("rig")
+    _label(request.node, case)  # before any skip: a skipped case is still named in every report
     for capability in _required(request.node):
         if capability not in the_rig.evse.capabilities:
             pytest.skip(f"needs the rig capability {capability!r}, which {the_rig.config.name!r} does not offer")
-    _label(request.node, case)
     session.trace.test = request.node.nodeid
     first = session.trace.emit(Layer.VERDICT, "TestStarted", f"{case.id} {case.title}", src="harness",
                                payload={"nodeid": request.node.nodeid})
@@ -322,6 +341,8 @@ def _attach_ocpp_log(session: HarnessSession, first_seq: int) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
+    if report.when == "call" and _EVIDENCE in item.stash:
+        _html_extras(item, report, item.stash[_EVIDENCE])
     session = _session(item.config)
     case = item.stash.get(_CASE, None)
     if session is None or case is None:
@@ -333,6 +354,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         _attach_ocpp_log(session, item.stash[_START][0])  # while Allure still has the test open
     if report.when == "teardown" or (report.when == "setup" and not report.passed):
         _conclude(session, item, case, phases)
+
+
+def _html_extras(item: pytest.Item, report: pytest.TestReport, evidence: Evidence) -> None:
+    plugin = item.config.pluginmanager.getplugin("html")
+    if plugin is None or not evidence.files:
+        return
+    try:
+        from pytest_html import extras
+    except ImportError:  # pragma: no cover - pytest-html is a dependency
+        return
+    report.extras = list(getattr(report, "extras", [])) + evidence.html_extras(extras)
 
 
 def verdict_of(phases: dict[str, tuple[pytest.TestReport, Any]]) -> tuple[str, str]:
@@ -388,7 +420,8 @@ def _conclude(session: HarnessSession, item: pytest.Item, case: TestCase, phases
         case=case, nodeid=item.nodeid, parameters=parameters, verdict=verdict, message=message, started=started,
         duration_s=time.monotonic() - started_mono, kpis=list(item.stash.get(_KPIS, [])),
         trace_span=(first_seq, last.seq) if first_seq is not None else None,
-        evidence={"captures": item.stash[_CAPTURES]} if _CAPTURES in item.stash else {})
+        evidence={**(item.stash[_EVIDENCE].by_kind() if _EVIDENCE in item.stash else {}),
+                  **({"captures": item.stash[_CAPTURES]} if _CAPTURES in item.stash else {})})
 
 
 def _plain(value: Any) -> Any:

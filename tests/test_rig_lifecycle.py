@@ -34,7 +34,7 @@ def test_roles_come_up_in_order_and_go_down_in_reverse(tmp_path):
         rig.evse.wait_registered(30)
         assert rig.loop.running
     names = [(e.name, e.summary) for e in rig.trace.select(layer="rig")]
-    assert [s for n, s in names if n == "RoleUp"] == ["csms up", "link up", "evse up", "ev up"]
+    assert [s for n, s in names if n == "RoleUp"] == ["csms up", "link up", "evse up", "meter up", "ev up"]
     assert names[-1][0] == "RigTeardown" and not rig.loop.running
     # the CSMS stopped last: it saw the station leave
     stopped = rig.trace.last(name="CsmsStopped")

@@ -13,7 +13,7 @@ import sys
 from harness import __version__
 
 #: the sub-command modules, in the order ``harness --help`` lists them
-COMMANDS = ("run", "rig", "csms", "exi", "certs", "slac")
+COMMANDS = ("run", "rig", "csms", "exi", "certs", "slac", "meter")
 
 
 class UsageError(Exception):

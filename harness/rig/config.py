@@ -122,6 +122,14 @@ class MeterConfig:
     kind: str = "none"
     resource: str | None = None
     model: str | None = None
+    #: seconds between the background sampler's readings
+    sample_period: float = 0.2
+    #: the analyzer's uncertainty in percent (a simulated analyzer's error is drawn within it)
+    accuracy: float = 0.1
+    #: simulated analyzer only: random noise on instantaneous values, percent rms
+    noise: float = 0.0
+    #: accuracy class the charger's own meter is held to (harness.power.crosscheck)
+    dut_class: str = "A"
 
 
 @dataclass(frozen=True)
@@ -174,7 +182,7 @@ def parse_rig(data: Any, *, path: Path | None = None) -> RigConfig:
     evse = _evse(top.section("evse", required=True), base)
     ev = _ev(top.section("ev"))
     pilot = _pilot(top.section("pilot"))
-    link = _link(top.section("link"))
+    link = _link(top.section("link"), kind)
     meter = _meter(top.section("meter"))
     top.done()
     _cross_checks(problems, kind, csms, evse, ev, pilot, link)
@@ -297,7 +305,7 @@ def _pilot(reader: Reader) -> PilotConfig:
     return config
 
 
-def _link(reader: Reader) -> LinkConfig:
+def _link(reader: Reader, rig_kind: str) -> LinkConfig:
     config = LinkConfig(kind=reader.str("kind", "loopback", choices=("loopback", "veth", "nic")),
                         iface=reader.str("iface"),
                         attenuation_db=reader.float("attenuation_db", None, minimum=0.0, maximum=255.0),
@@ -310,9 +318,16 @@ def _link(reader: Reader) -> LinkConfig:
     return config
 
 
+METER_CLASSES = ("A", "B", "C", "2", "1", "0.5S", "0.2S")  # harness.power.crosscheck.ACCURACY_CLASSES
+
+
 def _meter(reader: Reader) -> MeterConfig:
     config = MeterConfig(kind=reader.str("kind", "none", choices=("none", "simulated", "visa")),
-                         resource=reader.str("resource"), model=reader.str("model"))
+                         resource=reader.str("resource"), model=reader.str("model"),
+                         sample_period=reader.float("sample_period", 0.2, exclusive_minimum=0.0),
+                         accuracy=reader.float("accuracy", 0.1, minimum=0.0, maximum=10.0),
+                         noise=reader.float("noise", 0.0, minimum=0.0, maximum=10.0),
+                         dut_class=reader.str("dut_class", "A", choices=METER_CLASSES))
     if config.kind == "visa":
         for key in ("resource", "model"):
             if getattr(config, key) is None:
