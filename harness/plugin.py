@@ -1,8 +1,8 @@
 """The harness's pytest plugin (registered as the ``harness`` pytest11 entry point).
 
 With ``--rig FILE`` it brings the rig up once for the session, gives the suites their role
-fixtures (``rig``, ``csms``, ``evse``, ``ev``, ``trace``, ``kpi``, ``step``), turns each test
-into a conformance verdict with the id, title and references from the catalogue, and writes the
+fixtures (``rig``, ``csms``, ``evse``, ``ev``, ``meter``, ``trace``, ``kpi``, ``step``,
+``evidence``), turns each test into a conformance verdict with the id, title and references from the catalogue, and writes the
 report folder: report.html, junit.xml, allure-results/, conformance.json, conformance.html and
 trace.jsonl.
 """
@@ -10,6 +10,7 @@ trace.jsonl.
 from __future__ import annotations
 
 import contextlib
+import html
 import datetime as _dt
 import os
 import secrets
@@ -24,11 +25,13 @@ import pytest
 from harness.report import conformance
 from harness.report.catalogue import Catalogue, CatalogueError, TestCase, load_catalogue
 from harness.report.conformance import CaseResult, Kpi
+from harness.report.evidence import Evidence
 from harness.report.html import render
 from harness.rig import Rig, RigConfig, RigFileError, load_rig
 from harness.rig.lock import RigBusy
-from harness.rig.roles import CsmsRole, EvRole, EvseRole, RoleUnavailable, dut_identity
-from harness.trace import Layer, Recorder, TraceTimeout
+from harness.rig.meter import MeterRole
+from harness.rig.roles import CsmsRole, EvRole, EvseRole, dut_identity
+from harness.trace import Layer, Recorder
 
 CATALOGUE_FILE = "catalogue.yaml"
 EPIC = "EV charging interoperability"
@@ -208,6 +211,22 @@ def ev(rig: Rig) -> EvRole:
 
 
 @pytest.fixture
+def meter(rig: Rig) -> MeterRole:
+    """The power analyzer between EVSE and EV (simulated on emulated rigs)."""
+    if not rig.meter.present:
+        pytest.skip("this rig has no power analyzer (meter.kind: none)")
+    return rig.meter
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Evidence:
+    """``evidence.attach(path, kind="plot")``: a file for this case's reports (conformance,
+    report.html, Allure)."""
+    session = _session(request.config)
+    return request.node.stash.setdefault(_EVIDENCE, Evidence(session.report_dir if session else None))
+
+
+@pytest.fixture
 def kpi(request: pytest.FixtureRequest) -> Callable[..., None]:
     """Record a key performance indicator of this test case: ``kpi("boot_s", 0.4, "s")``."""
     results: list[Kpi] = request.node.stash.setdefault(_KPIS, [])
@@ -241,6 +260,8 @@ def step(request: pytest.FixtureRequest) -> Callable[[str], contextlib.AbstractC
 
 
 _KPIS = pytest.StashKey[list]()
+_EVIDENCE = pytest.StashKey[Evidence]()
+_CAPTURES = pytest.StashKey[list]()
 _START = pytest.StashKey[tuple]()
 _PHASES = pytest.StashKey[dict]()
 
@@ -254,17 +275,21 @@ def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     the_rig: Rig = request.getfixturevalue("rig")
+    _label(request.node, case)  # before any skip: a skipped case is still named in every report
     for capability in _required(request.node):
         if capability not in the_rig.evse.capabilities:
             pytest.skip(f"needs the rig capability {capability!r}, which {the_rig.config.name!r} does not offer")
-    _label(request.node, case)
     session.trace.test = request.node.nodeid
     first = session.trace.emit(Layer.VERDICT, "TestStarted", f"{case.id} {case.title}", src="harness",
                                payload={"nodeid": request.node.nodeid})
     request.node.stash[_START] = (first.seq, time.monotonic(), conformance.utc_now())
+    the_rig.link.begin_case(_instance_name(case.id, request.node.nodeid))
     try:
         yield
     finally:
+        captured = the_rig.link.end_case()  # the link's pcap and TLS key log of this case
+        if captured is not None:
+            request.node.stash[_CAPTURES] = [str(p) for p in (captured.pcap, captured.keylog) if p is not None]
         try:
             if the_rig.up:  # after Ctrl-C the rig may already be down
                 the_rig.restore()
@@ -274,6 +299,10 @@ def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
             raise
         finally:
             session.trace.test = ""
+
+
+def _instance_name(case_id: str, nodeid: str) -> str:
+    return case_id + (f"[{nodeid.rsplit('[', 1)[1]}" if "[" in nodeid else "")
 
 
 def _required(item: pytest.Item) -> list[str]:
@@ -312,16 +341,30 @@ def _attach_ocpp_log(session: HarnessSession, first_seq: int) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
+    if report.when == "call" and _EVIDENCE in item.stash:
+        _html_extras(item, report, item.stash[_EVIDENCE])
     session = _session(item.config)
     case = item.stash.get(_CASE, None)
     if session is None or case is None:
         return
     phases = item.stash.setdefault(_PHASES, {})
     phases[report.when] = (report, call.excinfo)
+    report.harness_verdict = verdict_of(phases)[0]  # for the report.html row
     if report.when == "call" and _START in item.stash:
         _attach_ocpp_log(session, item.stash[_START][0])  # while Allure still has the test open
     if report.when == "teardown" or (report.when == "setup" and not report.passed):
         _conclude(session, item, case, phases)
+
+
+def _html_extras(item: pytest.Item, report: pytest.TestReport, evidence: Evidence) -> None:
+    plugin = item.config.pluginmanager.getplugin("html")
+    if plugin is None or not evidence.files:
+        return
+    try:
+        from pytest_html import extras
+    except ImportError:  # pragma: no cover - pytest-html is a dependency
+        return
+    report.extras = list(getattr(report, "extras", [])) + evidence.html_extras(extras)
 
 
 def verdict_of(phases: dict[str, tuple[pytest.TestReport, Any]]) -> tuple[str, str]:
@@ -376,11 +419,30 @@ def _conclude(session: HarnessSession, item: pytest.Item, case: TestCase, phases
     session.results[item.nodeid] = CaseResult(
         case=case, nodeid=item.nodeid, parameters=parameters, verdict=verdict, message=message, started=started,
         duration_s=time.monotonic() - started_mono, kpis=list(item.stash.get(_KPIS, [])),
-        trace_span=(first_seq, last.seq) if first_seq is not None else None)
+        trace_span=(first_seq, last.seq) if first_seq is not None else None,
+        evidence={**(item.stash[_EVIDENCE].by_kind() if _EVIDENCE in item.stash else {}),
+                  **({"captures": item.stash[_CAPTURES]} if _CAPTURES in item.stash else {})})
 
 
 def _plain(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+# -- report.html ------------------------------------------------------------------------------
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells.insert(1, "<th>Case</th>")
+    cells.insert(2, "<th>Verdict</th>")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    case_id = dict(report.user_properties).get("case_id", "")
+    title = dict(report.user_properties).get("case_title", "")
+    cells.insert(1, f'<td title="{html.escape(title)}">{html.escape(case_id)}</td>')
+    # the verdict as far as this report tells; conformance.json has the final one, teardown included
+    cells.insert(2, f"<td>{getattr(report, 'harness_verdict', '')}</td>")
 
 
 # -- the report folder ------------------------------------------------------------------------

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import subprocess
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
-
 from harness.trace import Recorder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +39,13 @@ def test_conformance_json_describes_run_dut_and_cases(full_run):
     run = document["run"]
     assert run["rig"]["name"] == "emulated" and run["harness_version"]
     assert run["dut"]["vendor"] == "Harness" and run["dut"]["station_id"] == "EMU-EVSE-1"
-    assert run["summary"]["pass"] == len(document["cases"]) > 20
+    # skipped here, with the reason: the SLAC suite needs a link that carries SLAC (netns or lab
+    # rig), METER-003 a discharging EV
+    slac = [c for c in document["cases"] if c["suite"] == "slac"]
+    assert slac and all(c["verdict"] == "skip" and "SLAC" in c["message"] for c in slac)
+    export = [c for c in document["cases"] if c["id"] == "METER-003"]
+    assert export and export[0]["verdict"] == "skip" and "discharge" in export[0]["message"]
+    assert run["summary"]["pass"] == len(document["cases"]) - len(slac) - len(export) > 20
     catalogue_ids = {case["id"] for case in document["cases"]}
     assert {"OCPP-BOOT-001", "OCPP-SEC-003", "OCPP-TX-001", "OCPP-OFF-001", "OCPP-RPC-002"} <= catalogue_ids
     security = [c for c in document["cases"] if c["id"] == "OCPP-SEC-001"]
@@ -58,7 +62,7 @@ def test_junit_carries_the_case_ids(full_run):
     _, report = full_run
     tree = ET.parse(report / "junit.xml")
     properties = {p.get("name"): p.get("value") for p in tree.iter("property")}
-    assert properties.get("case_id", "").startswith("OCPP-")
+    assert properties.get("case_id", "").startswith(("OCPP-", "SLAC-"))
     cases = list(tree.iter("testcase"))
     assert cases and all(any(p.get("name") == "case_id" for p in c.iter("property")) for c in cases)
 
@@ -94,3 +98,26 @@ def test_the_same_suites_run_against_an_ocpp_16_station(tmp_path, harness_comman
     document = json.loads((report / "conformance.json").read_text())
     assert document["run"]["dut"]["ocpp_version"] == "1.6"
     assert document["run"]["summary"]["pass"] >= 10 and not document["run"]["summary"]["fail"]
+
+
+def test_metering_is_measured_and_plotted_in_every_report(full_run):
+    """A charging session measured by the simulated analyzer through pyvisa-py, cross-checked, and
+    its plot in conformance.html, report.html and Allure."""
+    _, report = full_run
+    document = json.loads((report / "conformance.json").read_text())
+    assert document["run"]["rig"]["meter"] == "simulated"
+    metering = next(c for c in document["cases"] if c["id"] == "METER-001")
+    assert metering["verdict"] == "pass", metering["message"]
+    kpis = {k["name"]: k["value"] for k in metering["kpis"]}
+    assert kpis["analyzer_import_wh"] > 0 and abs(kpis["import_error_percent"]) < 2.1
+    plot = metering["evidence"]["plots"][0]
+    assert (report / plot).read_bytes().startswith(b"\x89PNG")
+    assert f"src='{plot}'" in (report / "conformance.html").read_text()
+    assert (report / "report.html").read_text().count("data:image/png;base64,") >= 2
+    results = [json.loads(p.read_text()) for p in (report / "allure-results").glob("*-result.json")]
+    assert any(a["name"] == "METER-001-import" and a["type"] == "image/png"
+               for r in results for a in r.get("attachments", []))
+    trace = Recorder.load(report / "trace.jsonl")
+    connected = trace.first(name="MeterConnected")
+    assert connected is not None and "SOCKET" in connected.payload["resource"]
+    assert len(trace.select(layer="meter", name="MeterSample")) > 10

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
-
 from harness.rig import RigFileError, load_rig
 from harness.rig.config import parse_rig
 

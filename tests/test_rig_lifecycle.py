@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from harness.ocpp import commands
 from harness.rig import Rig, RigSetupError, load_rig
 from harness.rig.config import parse_rig
@@ -35,7 +34,7 @@ def test_roles_come_up_in_order_and_go_down_in_reverse(tmp_path):
         rig.evse.wait_registered(30)
         assert rig.loop.running
     names = [(e.name, e.summary) for e in rig.trace.select(layer="rig")]
-    assert [s for n, s in names if n == "RoleUp"] == ["csms up", "evse up", "ev up"]
+    assert [s for n, s in names if n == "RoleUp"] == ["csms up", "link up", "evse up", "meter up", "ev up"]
     assert names[-1][0] == "RigTeardown" and not rig.loop.running
     # the CSMS stopped last: it saw the station leave
     stopped = rig.trace.last(name="CsmsStopped")
@@ -139,3 +138,24 @@ def test_an_interrupted_run_tears_the_rig_down_and_keeps_its_evidence(tmp_path, 
                and (e["payload"].get("payload") or {}).get("eventType") == "Started"]
     assert len(ended) >= len(started)
     assert (report / "conformance.json").exists() and (report / "junit.xml").exists()
+
+
+def test_a_run_against_a_locked_lab_rig_stops_at_once_naming_the_holder(tmp_path, harness_command):
+    lock_file = tmp_path / "bench.lock"
+    rig = tmp_path / "lab.yaml"
+    rig.write_text(
+        "name: bench\nkind: lab\n"
+        f"lock: {lock_file}\n"
+        "csms: {host: 0.0.0.0, port: 0}\n"
+        "evse: {kind: lab, station_id: CP-1, ocpp: {version: '2.0.1', password: lab-password-000001}}\n"
+        "ev: {kind: none}\npilot: {kind: none}\n")
+    holder = RigLock(lock_file, "bench", "the-other-run")
+    holder.acquire()
+    try:
+        result = subprocess.run(harness_command + ["run", "--rig", str(rig), "--report-dir", str(tmp_path / "r")],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        holder.release()
+    assert result.returncode == 3, result.stdout[-2000:]
+    # exit status 3 comes from the lock check, before any waiting for a charger
+    assert "is locked by" in result.stdout and "the-other-run" in result.stdout

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import textwrap
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 

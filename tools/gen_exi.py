@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -573,12 +574,10 @@ def datatype_of(stype: SimpleType) -> tuple:
         low = high = None
         for t in chain:  # the most restrictive bounds anywhere in the derivation chain
             facets = t.facets
-            for key, value in (("minInclusive", facets.get("minInclusive")),
-                               ("minExclusive", _plus(facets.get("minExclusive"), 1))):
+            for value in (facets.get("minInclusive"), _plus(facets.get("minExclusive"), 1)):
                 if value is not None and (low is None or value > low):
                     low = value
-            for key, value in (("maxInclusive", facets.get("maxInclusive")),
-                               ("maxExclusive", _plus(facets.get("maxExclusive"), -1))):
+            for value in (facets.get("maxInclusive"), _plus(facets.get("maxExclusive"), -1)):
                 if value is not None and (high is None or value < high):
                     high = value
         if low is not None and high is not None and high - low + 1 <= 4096:  # §7.1.5
@@ -656,7 +655,7 @@ class GrammarBuilder:
         self.namespaces: list[str] = [""]
         self.datatypes: list[tuple] = []
         self._datatype_index: dict[tuple, int] = {}
-        self.types: list[list] = []  # [kind, name, datatype_or_start, abstract]
+        self.types: list[list] = []  # [kind, name, datatype or start, start or abstract, keys]
         self._type_index: dict[object, int] = {}
         self.states: list[State] = []
         self._pending: list[tuple[object, int]] = []
@@ -883,9 +882,15 @@ class GrammarBuilder:
                 if term.kind in ("any", "other"):  # §8.5.4.1.7: SE(*)
                     return [(g.P_SE_ANY, None, index, target)]
                 raise SchemaError(f"{name}: SE(uri:*) wildcards are not supported")
+            members = self.schemas.substitution_set(term)
+            for member in members:
+                if member.abstract and not getattr(member.type, "abstract", False):
+                    # the codec knows abstract types only; an abstract element of a concrete
+                    # type would pass its validation
+                    raise SchemaError(f"abstract element {member.name} has a concrete type")
             return [(g.P_SE, member.name, self.type_grammar(member.type), target,
                      self.namespace(member.ns), member.name in list_keys, index)
-                    for member in self.schemas.substitution_set(term)]
+                    for member in members]
 
         # states after each position; counted positions get three (below min, in range, at max)
         after: dict[int, object] = {}
@@ -1147,12 +1152,7 @@ def render_module(schema: str, builder: GrammarBuilder, tops: dict) -> str:
         "The table layout is described in harness.exi.grammar.",
         '"""',
         "",
-        "from harness.exi.grammar import (",
-        "    P_AT as AT, P_CH as CH, P_CH_MIXED as CH_MIXED, P_EE as EE, P_SE as SE,",
-        "    P_SE_ANY as SE_ANY, P_AT_ANY as AT_ANY,",
-        "    TYPE_COMPLEX, TYPE_RELAXED, TYPE_SIMPLE,",
-        "    U_AT_ANY, U_AT_UNTYPED, U_CH_UNTYPED, U_EE, U_SE_ANY, U_XSI_NIL, U_XSI_TYPE,",
-        ")",
+        "IMPORTS",
         "",
         f"SCHEMA = {schema!r}",
         "",
@@ -1200,7 +1200,23 @@ def render_module(schema: str, builder: GrammarBuilder, tops: dict) -> str:
     lines.append("RELAXED_ATTRIBUTE_KEYS = {")
     lines += [f"    {key!r}: {names!r}," for key, names in tops["relaxed"].items()]
     lines += ["}", ""]
-    return "\n".join(lines)
+    # import the vocabulary the tables use, under the short names they are written with
+    text = "\n".join(lines)
+    names = {"P_AT": "AT", "P_CH": "CH", "P_CH_MIXED": "CH_MIXED", "P_EE": "EE", "P_SE": "SE",
+             "P_SE_ANY": "SE_ANY", "P_AT_ANY": "AT_ANY"}
+    names.update({name: name for name in list(kind_const.values()) + list(u_names.values())})
+    used = [f"{name} as {alias}" if name != alias else name
+            for name, alias in sorted(names.items())
+            if re.search(rf"[(, ]{alias}[,)]", text)]
+    imports = ["from harness.exi.grammar import ("]
+    line = "   "
+    for item in used:
+        if len(line) + len(item) + 2 > 100:
+            imports.append(line)
+            line = "   "
+        line += f" {item},"
+    imports += [line, ")"]
+    return text.replace("IMPORTS", "\n".join(imports), 1)
 
 
 def generate(schema_dir: Path, out_dir: Path, only: list[str] | None = None) -> list[Path]:

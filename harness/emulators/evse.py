@@ -404,8 +404,8 @@ class ReferenceEvse:
     def _handler_table(self) -> dict[str, Handler]:
         if self.version is OcppVersion.V16:
             table: dict[str, Callable[[IncomingCall], Awaitable[Reply]]] = {
-                "RemoteStartTransaction": self._remote_start_16,
-                "RemoteStopTransaction": self._remote_stop_16,
+                "RemoteStartTransaction": self._remote_start,
+                "RemoteStopTransaction": self._remote_stop,
                 "GetConfiguration": self._get_configuration,
                 "ChangeConfiguration": self._change_configuration,
                 "Reset": self._reset,
@@ -435,14 +435,22 @@ class ReferenceEvse:
         return next((c for c in self.connectors.values() if c.transaction is None and c.available), None)
 
     async def _remote_start(self, call: IncomingCall) -> Reply:
-        connector = self._free_connector(call.payload.get("evseId"))
+        """RequestStartTransaction (2.x, F01/F02) or RemoteStartTransaction (1.6)."""
+        payload = call.payload
+        if self.version is OcppVersion.V16:
+            authorization = Authorization(payload["idTag"], "remote")
+            evse_id = payload.get("connectorId")
+        else:
+            token = payload["idToken"]
+            authorization = Authorization(token["idToken"], "remote", payload.get("remoteStartId"),
+                                          token.get("type", "ISO14443"))
+            evse_id = payload.get("evseId")
+        connector = self._free_connector(evse_id)
         if connector is None:
             return Result({"status": "Rejected"})
-        token = call.payload["idToken"]
-        authorization = Authorization(token["idToken"], "remote", call.payload.get("remoteStartId"),
-                                      token.get("type", "ISO14443"))
-        if call.payload.get("chargingProfile"):
-            connector.limit_amps = self._profile_limit(call.payload["chargingProfile"])
+        profile = payload.get("chargingProfile")
+        if profile:
+            connector.limit_amps = self._profile_limit(profile)
 
         async def start() -> None:
             if self.variables[("AuthCtrlr", "AuthorizeRemoteStart")][0] == "true":
@@ -452,37 +460,12 @@ class ReferenceEvse:
 
         return Result({"status": "Accepted"}, then=start)
 
-    async def _remote_start_16(self, call: IncomingCall) -> Reply:
-        connector = self._free_connector(call.payload.get("connectorId"))
-        if connector is None:
-            return Result({"status": "Rejected"})
-        authorization = Authorization(call.payload["idTag"], "remote")
-        if call.payload.get("chargingProfile"):
-            connector.limit_amps = self._profile_limit(call.payload["chargingProfile"])
-
-        async def start() -> None:
-            if self.variables[("AuthCtrlr", "AuthorizeRemoteStart")][0] == "true":
-                if await self._authorize(authorization.token, "ISO14443") != "Accepted":
-                    return
-            await self._enqueue(connector, ("authorized", authorization, "RemoteStart"))
-
-        return Result({"status": "Accepted"}, then=start)
-
-    def _connector_with_transaction(self, matches: Callable[[StationTransaction], bool]) -> Connector | None:
-        return next((c for c in self.connectors.values() if c.transaction is not None and matches(c.transaction)),
-                    None)
-
     async def _remote_stop(self, call: IncomingCall) -> Reply:
+        """RequestStopTransaction (2.x, F03) or RemoteStopTransaction (1.6, whose id is the CSMS's)."""
         wanted = call.payload["transactionId"]
-        connector = self._connector_with_transaction(lambda tx: tx.transaction_id == wanted)
-        if connector is None:
-            return Result({"status": "Rejected"})
-        return Result({"status": "Accepted"},
-                      then=lambda: self._enqueue(connector, ("stop", "RemoteStop", "Remote")))
-
-    async def _remote_stop_16(self, call: IncomingCall) -> Reply:
-        wanted = call.payload["transactionId"]
-        connector = self._connector_with_transaction(lambda tx: tx.csms_id == wanted)
+        connector = next((c for c in self.connectors.values() if c.transaction is not None and wanted in
+                          (c.transaction.transaction_id if self.version is not OcppVersion.V16 else None,
+                           c.transaction.csms_id)), None)
         if connector is None:
             return Result({"status": "Rejected"})
         return Result({"status": "Accepted"},

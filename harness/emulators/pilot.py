@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from typing import Callable
+from typing import Callable, Protocol
 
 from harness.trace import Layer, Recorder
 
@@ -58,6 +58,24 @@ def duty_for_current(amps: float) -> float:
     return 97.0
 
 
+class PilotLine(Protocol):
+    """The CP line as both ends use it, simulated or driven by lab hardware: the EV sets the state,
+    the EVSE the PWM duty; listeners hear state changes."""
+
+    state: CpState
+    duty: float
+
+    async def set_state(self, state: CpState) -> None: ...
+
+    async def set_duty(self, duty: float) -> None: ...
+
+    async def wait_for(self, predicate: Callable[["PilotLine"], bool], timeout: float) -> None: ...
+
+    def on_state_change(self, listener: Callable[[CpState, CpState], None]) -> None: ...
+
+    def remove_state_listener(self, listener: Callable[[CpState, CpState], None]) -> None: ...
+
+
 class SimulatedPilot:
     """A CP line in memory: both ends see the same state and duty; every change is on the
     timeline (layer ``pilot``)."""
@@ -77,6 +95,10 @@ class SimulatedPilot:
 
     def on_state_change(self, listener: Callable[[CpState, CpState], None]) -> None:
         self._listeners.append(listener)
+
+    def remove_state_listener(self, listener: Callable[[CpState, CpState], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     async def set_state(self, state: CpState) -> None:
         """The EV side switches the CP state."""

@@ -2,8 +2,8 @@
 
 One :class:`SchemaCodec` per schema compiles the tables of ``harness.exi.grammars.<schema>``
 into lookup structures once (:class:`State`, per-datatype value functions) and then decodes and
-encodes with them. The options are those of ISO 15118-2 §7.10.1 / -20 §7.9.1: header byte 0x80
-(no cookie, no options), bit-packed, non-strict schema-informed grammars, no string table hits
+encodes with them. The options are those DIN 70121 and ISO 15118 use: header byte 0x80 (no
+cookie, no options), bit-packed, non-strict schema-informed grammars, no string table hits
 (every string value is a literal, EXI 1.0 §7.3.3), no built-in element grammars, and prefixes,
 comments, PIs, DTDs and self-contained elements not preserved (§8.3).
 
@@ -51,7 +51,7 @@ class State:
 
     __slots__ = ("index", "width", "productions", "count", "second", "second_width",
                  "untyped_next", "by_key", "ee_code", "ch_code", "attribute_productions",
-                 "second_codes", "attribute_phase", "label")
+                 "second_codes", "attribute_phase")
 
     def __init__(self, index, width, productions, second, untyped_next):
         self.index = index
@@ -552,8 +552,10 @@ class SchemaCodec:
             frontier = following
         if not found:
             return ""
+
         def name(production):
             return "a value" if production[0] == g.P_CH else f"'{production[1]}'"
+
         kind = "attribute" if found[0][0][0] == g.P_AT else "element"
         first_steps = list(dict.fromkeys(name(p[0]) for p in found))
         if len(first_steps) > 1 and len(found[0]) == 1:
@@ -738,8 +740,8 @@ def _value_encoder(datatype):
             if low is not None and value < low:
                 if checked:
                     raise EncodeError(f"{value} is below the minimum {low} ({name})")
-                if kind != g.DT_INTEGER:
-                    raise _Unrepresentable
+                if kind == g.DT_NBIT or (kind == g.DT_UNSIGNED and value < 0):
+                    raise _Unrepresentable  # no negative offset or unsigned value
             if high is not None and value > high:
                 if checked:
                     raise EncodeError(f"{value} is above the maximum {high} ({name})")
@@ -779,7 +781,7 @@ def _value_encoder(datatype):
                 if high is not None and len(value) > high:
                     raise EncodeError(f"{len(value)} characters exceed the maximum {high} "
                                       f"({name})")
-                if any(0xD800 <= ord(c) <= 0xDFFF for c in value if not c.isascii()):
+                if not value.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in value):
                     raise EncodeError(f"string contains a surrogate code point ({name})")
             return _STRING, value
         return string

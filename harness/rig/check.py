@@ -33,6 +33,10 @@ def probe(config: RigConfig) -> Iterator[ProbeResult]:
     if config.link.kind in ("nic", "veth") and config.link.iface:
         yield _interface(config.link.iface)
         yield _raw_socket()
+    if config.link.kind == "veth":
+        yield _namespaces()
+    if config.meter.kind != "none":
+        yield _meter_model(config)
     if config.meter.kind == "visa" and config.meter.resource:
         yield _instrument(config.meter.resource)
     if config.pilot.kind == "lab":
@@ -85,6 +89,14 @@ def _raw_socket() -> ProbeResult:
     return ProbeResult("raw sockets", True, "AF_PACKET sockets can be opened")
 
 
+def _namespaces() -> ProbeResult:
+    from harness.netns import unavailable_reason
+
+    reason = unavailable_reason()
+    return ProbeResult("network namespaces", reason is None, reason or "namespaces, veth pairs and raw sockets "
+                                                                       "can be created")
+
+
 def _instrument(resource: str) -> ProbeResult:
     what = f"instrument {resource}"
     try:
@@ -103,6 +115,29 @@ def _instrument(resource: str) -> ProbeResult:
     except Exception as exc:  # pyvisa raises many kinds: all mean "did not answer"
         return ProbeResult(what, False, f"did not answer *IDN?: {exc}")
     return ProbeResult(what, bool(identity), f"answers {identity!r}" if identity else "empty *IDN? reply")
+
+
+def _meter_model(config: RigConfig) -> ProbeResult:
+    """The meter's model names a driver (or a command map that loads)."""
+    from harness.power.generic import CommandMapError, load_command_map
+    from harness.power.models import DRIVERS, is_command_map
+    from harness.power.simulator import MODEL_DIALECTS
+
+    model = config.meter.model or "yokogawa-wt1800"
+    what = f"meter model {model}"
+    if config.meter.kind == "simulated":
+        ok = model in MODEL_DIALECTS
+        return ProbeResult(what, ok, "simulated" if ok else f"cannot be simulated ({', '.join(MODEL_DIALECTS)})")
+    if is_command_map(model):
+        path = Path(model) if Path(model).is_absolute() or config.path is None else config.path.parent / model
+        try:
+            loaded = load_command_map(path)
+        except CommandMapError as exc:
+            return ProbeResult(what, False, str(exc))
+        return ProbeResult(what, True, f"command map for {loaded.model} loads")
+    if model not in DRIVERS:
+        return ProbeResult(what, False, f"no driver (known: {', '.join(sorted(DRIVERS))}, or a *.yaml command map)")
+    return ProbeResult(what, True, f"driver {DRIVERS[model].__name__}")
 
 
 def _lock(config: RigConfig) -> ProbeResult:

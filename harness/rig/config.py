@@ -114,6 +114,11 @@ class PilotConfig:
 class LinkConfig:
     kind: str = "loopback"
     iface: str | None = None
+    #: veth: attenuation the EVSE's modem reports for the EV's sounds, dB (default 20)
+    attenuation_db: float | None = None
+    #: veth: an external software EVSE run in the EVSE's namespace instead of the reference EVSE's
+    #: SLAC ("{iface}" becomes its interface)
+    evse_command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,14 @@ class MeterConfig:
     kind: str = "none"
     resource: str | None = None
     model: str | None = None
+    #: seconds between the background sampler's readings
+    sample_period: float = 0.2
+    #: the analyzer's uncertainty in percent (a simulated analyzer's error is drawn within it)
+    accuracy: float = 0.1
+    #: simulated analyzer only: random noise on instantaneous values, percent rms
+    noise: float = 0.0
+    #: accuracy class the charger's own meter is held to (harness.power.crosscheck)
+    dut_class: str = "A"
 
 
 @dataclass(frozen=True)
@@ -170,13 +183,13 @@ def parse_rig(data: Any, *, path: Path | None = None) -> RigConfig:
         problems.add("timing.scale", "lab rigs run the standards' timers; only emulated rigs may scale time")
     lock = _path(top, "lock", base)
     csms = _csms(top.section("csms", required=True), base)
-    evse = _evse(top.section("evse", required=True), base, kind)
+    evse = _evse(top.section("evse", required=True), base)
     ev = _ev(top.section("ev"), base)
-    pilot = _pilot(top.section("pilot"), kind)
+    pilot = _pilot(top.section("pilot"))
     link = _link(top.section("link"), kind)
     meter = _meter(top.section("meter"))
     top.done()
-    _cross_checks(problems, kind, csms, evse, ev, pilot)
+    _cross_checks(problems, kind, csms, evse, ev, pilot, link)
     if problems:
         raise RigFileError(path or "<rig>", problems.items)
     return RigConfig(name=name, kind=kind, path=path, time_scale=scale, csms=csms, evse=evse, ev=ev,
@@ -239,7 +252,7 @@ def _token_statuses(reader: Reader) -> dict[str, str]:
     return tokens
 
 
-def _evse(reader: Reader, base: Path, rig_kind: str) -> EvseConfig:
+def _evse(reader: Reader, base: Path) -> EvseConfig:
     kind = reader.str("kind", "emulated", choices=("emulated", "lab"))
     station_id = reader.str("station_id", "", required=True)
     if station_id and (":" in station_id or "/" in station_id or len(station_id) > 48):
@@ -303,7 +316,7 @@ def _ev(reader: Reader, base: Path) -> EvConfig:
     return config
 
 
-def _pilot(reader: Reader, rig_kind: str) -> PilotConfig:
+def _pilot(reader: Reader) -> PilotConfig:
     config = PilotConfig(kind=reader.str("kind", "simulated", choices=("simulated", "lab", "none")),
                          resource=reader.str("resource"))
     if config.kind == "lab" and not config.resource:
@@ -314,16 +327,27 @@ def _pilot(reader: Reader, rig_kind: str) -> PilotConfig:
 
 def _link(reader: Reader, rig_kind: str) -> LinkConfig:
     config = LinkConfig(kind=reader.str("kind", "loopback", choices=("loopback", "veth", "nic")),
-                        iface=reader.str("iface"))
+                        iface=reader.str("iface"),
+                        attenuation_db=reader.float("attenuation_db", None, minimum=0.0, maximum=255.0),
+                        evse_command=reader.str("evse_command"))
     if config.kind == "nic" and not config.iface:
         reader.problems.add(reader._where("iface"), "is required for a nic link (the Green PHY interface)")
+    if config.kind != "veth" and (config.attenuation_db is not None or config.evse_command):
+        reader.problems.add(reader._where("kind"), "attenuation_db and evse_command apply to a veth link only")
     reader.done()
     return config
 
 
+METER_CLASSES = ("A", "B", "C", "2", "1", "0.5S", "0.2S")  # harness.power.crosscheck.ACCURACY_CLASSES
+
+
 def _meter(reader: Reader) -> MeterConfig:
     config = MeterConfig(kind=reader.str("kind", "none", choices=("none", "simulated", "visa")),
-                         resource=reader.str("resource"), model=reader.str("model"))
+                         resource=reader.str("resource"), model=reader.str("model"),
+                         sample_period=reader.float("sample_period", 0.2, exclusive_minimum=0.0),
+                         accuracy=reader.float("accuracy", 0.1, minimum=0.0, maximum=10.0),
+                         noise=reader.float("noise", 0.0, minimum=0.0, maximum=10.0),
+                         dut_class=reader.str("dut_class", "A", choices=METER_CLASSES))
     if config.kind == "visa":
         for key in ("resource", "model"):
             if getattr(config, key) is None:
@@ -333,7 +357,9 @@ def _meter(reader: Reader) -> MeterConfig:
 
 
 def _cross_checks(problems: Problems, kind: str, csms: CsmsConfig, evse: EvseConfig, ev: EvConfig,
-                  pilot: PilotConfig) -> None:
+                  pilot: PilotConfig, link: LinkConfig) -> None:
+    if link.kind == "veth" and kind != "netns":
+        problems.add("link.kind", "a veth link needs a netns rig (kind: netns)")
     if evse.ocpp.version not in csms.versions:
         problems.add("evse.ocpp.version", f"{evse.ocpp.version} is not among csms.versions "
                                           f"({', '.join(v.value for v in csms.versions)})")

@@ -1,7 +1,9 @@
 """A rig in use: its roles set up in order and always torn down in reverse order.
 
-Set-up order: CSMS (the EVSE connects to it), EVSE, EV. Teardown first makes every role safe
-(EV unplugged, transactions stopped, contactors open), then deactivates them in reverse order,
+Set-up order: CSMS (the EVSE connects to it), link (namespaces, modems, captures), EVSE, meter (it
+measures the EVSE's cable), EV. Teardown first makes every role safe (EV unplugged, integration
+stopped and the instrument local, transactions stopped, contactors open), then deactivates them in
+reverse order,
 then stops the event loop and flushes the timeline, whatever failed before, including Ctrl-C.
 A lab rig is locked for the whole time it is up.
 """
@@ -14,8 +16,10 @@ from typing import Any, Coroutine, TypeVar
 
 from harness.ocpp.timing import OcppTimers
 from harness.rig.config import RigConfig
+from harness.rig.link import LinkRole
 from harness.rig.lock import RigLock, default_lock_path
 from harness.rig.loop import LoopThread
+from harness.rig.meter import MeterRole
 from harness.rig.roles import CsmsRole, EvRole, EvseRole, Role
 from harness.trace import Layer, Recorder
 
@@ -35,9 +39,11 @@ class Rig:
         self.timers = OcppTimers().scaled(config.time_scale) if config.time_scale != 1.0 else OcppTimers()
         self.loop = LoopThread(f"rig {config.name}")
         self.csms = CsmsRole(self)
+        self.link = LinkRole(self)
         self.evse = EvseRole(self)
         self.ev = EvRole(self)
-        self.roles: list[Role] = [self.csms, self.evse, self.ev]
+        self.meter = MeterRole(self)
+        self.roles: list[Role] = [self.csms, self.link, self.evse, self.meter, self.ev]
         self._active: list[Role] = []
         self._lock: RigLock | None = None
         self.up = False
@@ -120,6 +126,7 @@ class Rig:
         self.csms.restore()
         self.evse.restore()
         self.evse.wait_registered(self.config.evse.boot_timeout)
+        self.meter.restore()
 
     def __enter__(self) -> "Rig":
         return self.setup()

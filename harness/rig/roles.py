@@ -349,6 +349,7 @@ class EvseRole(Role):
             hlc = emulated_evse_hlc(self.rig)
         self.emulator = ReferenceEvse(self.rig.trace, settings, link, self.rig.timers, hlc=hlc)
         await self.emulator.start()
+        await self.rig.link.attach_evse(self.emulator)  # SLAC on connector 1 where the link has it
 
     async def make_safe(self) -> None:
         if self.emulator is not None:

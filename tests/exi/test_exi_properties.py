@@ -66,7 +66,7 @@ def test_random_fragment_of_any_element_survives_encode_decode(schema, data):
     assert exi.decode(encoded, schema, fragment=True) == message
 
 
-#: what ISO 15118 signs, per schema ([V2G2-771] and -20 §8.3.4)
+#: elements ISO 15118 signs (referenced from SignedInfo and digested as EXI fragments)
 SIGNED_FRAGMENTS = {
     "iso2": ["AuthorizationReq", "MeteringReceiptReq", "CertificateInstallationReq",
              "CertificateUpdateReq", "ContractSignatureCertChain",

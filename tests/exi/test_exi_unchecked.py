@@ -103,3 +103,20 @@ def test_too_many_repetitions_are_still_an_error():
     message["AuthorizationSetupRes"]["AuthorizationServices"] = ["EIM", "PnC", "EIM"]
     with pytest.raises(exi.EncodeError, match="too many 'AuthorizationServices'"):
         exi.encode_unchecked(message, "iso20")
+
+
+def test_unsigned_value_below_its_minimum_stays_typed():
+    """numericIDType is unsignedInt from 1: 0 still fits the Unsigned Integer representation
+    (found by bench/exi_fuzz.py: decode -> encode_unchecked -> decode changed 0 into "0")."""
+    data = bytes.fromhex("8054043423b394d574ee8c8e4f4a3d806200000100020480e04180512000")
+    message = exi.decode(data, "iso20")
+    mode = message["PowerDeliveryReq"]["EVPowerProfile"]["Scheduled_EVPPTControlMode"]
+    assert mode["SelectedScheduleTupleID"] == 0
+    assert exi.encode_unchecked(message, "iso20") == data
+
+
+def test_signed_value_below_its_minimum_stays_typed():
+    message = vector_message("din", "CurrentDemandReq")
+    target = message["V2G_Message"]["Body"]["CurrentDemandReq"]["EVTargetCurrent"]
+    target["Value"] = -(2**20)  # xs:short: the Integer representation carries any magnitude
+    assert roundtrip(message, "din") == message

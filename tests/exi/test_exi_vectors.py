@@ -54,8 +54,8 @@ def test_annex_j2_fragment_decodes_to_its_content(part):
 
 
 def test_annex_j2_signature_verifies_over_the_encoded_signed_info():
-    """The whole chain of [V2G2-771]: digest of the AuthorizationReq fragment in SignedInfo,
-    ECDSA P-256 signature over the EXI-encoded SignedInfo fragment."""
+    """The whole chain: the digest of the AuthorizationReq fragment is in SignedInfo, and the
+    ECDSA P-256 signature is over the EXI-encoded SignedInfo fragment."""
     authorization = exi.encode(ANNEX_J2["authorization_req_fragment"]["content"], "iso2",
                                fragment=True)
     signed_info = ANNEX_J2["signed_info_fragment"]["content"]

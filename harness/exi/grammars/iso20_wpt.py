@@ -5,10 +5,9 @@ The table layout is described in harness.exi.grammar.
 """
 
 from harness.exi.grammar import (
-    P_AT as AT, P_CH as CH, P_CH_MIXED as CH_MIXED, P_EE as EE, P_SE as SE,
-    P_SE_ANY as SE_ANY, P_AT_ANY as AT_ANY,
-    TYPE_COMPLEX, TYPE_RELAXED, TYPE_SIMPLE,
-    U_AT_ANY, U_AT_UNTYPED, U_CH_UNTYPED, U_EE, U_SE_ANY, U_XSI_NIL, U_XSI_TYPE,
+    P_AT as AT, P_CH as CH, P_CH_MIXED as CH_MIXED, P_EE as EE, P_SE as SE, P_SE_ANY as SE_ANY,
+    TYPE_COMPLEX, TYPE_SIMPLE, U_AT_ANY, U_AT_UNTYPED, U_CH_UNTYPED, U_EE, U_SE_ANY, U_XSI_NIL,
+    U_XSI_TYPE,
 )
 
 SCHEMA = 'iso20-wpt'

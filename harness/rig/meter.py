@@ -1,0 +1,230 @@
+"""The meter role: the power analyzer between EVSE and EV, as the suites see it.
+
+``meter: {kind: visa, resource, model}`` drives a lab instrument; ``kind: simulated`` starts the
+simulated analyzer on a local TCP port, measuring the reference EVSE's power flow (the same cable
+the EV emulator draws from), and reaches it through pyvisa-py like a LAN instrument. Either way the
+suites get the same role: read it, measure a stretch of a test (integrator reset and started,
+background samples on the timeline), plot it.
+
+The role comes up after the EVSE (whose power flow a simulated analyzer measures) and is made safe
+before it: sampler stopped, integration stopped, instrument back to local. If the connection
+broke, teardown reconnects once to do that; what cannot be done is recorded and teardown goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from harness.power.analyzer import Identity, IntegrationState, InstrumentError, Measurement, PowerAnalyzer, Wiring
+from harness.power.sampler import MeterRun, MeterSampler, record
+from harness.rig.roles import Role, RoleUnavailable
+from harness.trace import Layer
+
+if TYPE_CHECKING:
+    from harness.power.server import AnalyzerServer
+    from harness.rig.rig import Rig
+
+DEFAULT_SIMULATED_MODEL = "yokogawa-wt1800"
+#: correlation keys of meter events: the analyzer is on EVSE 1's cable
+KEYS = {"evse_id": 1}
+
+
+class MeterRole(Role):
+    name = "meter"
+
+    def __init__(self, rig: "Rig") -> None:
+        super().__init__(rig)
+        self.config = rig.config.meter
+        self.analyzer: PowerAnalyzer | None = None
+        self.identity: Identity | None = None
+        #: the simulated analyzer's server (harness tests only; suites never touch it)
+        self.server: "AnalyzerServer | None" = None
+        self.sampler: MeterSampler | None = None
+        self.run_in_progress: MeterRun | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def present(self) -> bool:
+        return self.config.kind != "none"
+
+    @property
+    def model(self) -> str:
+        return self.config.model or DEFAULT_SIMULATED_MODEL
+
+    @property
+    def resource(self) -> str:
+        if self.server is not None:
+            return self.server.resource
+        return self.config.resource or ""
+
+    @property
+    def wiring(self) -> Wiring:
+        return Wiring.AC3 if self.rig.config.evse.phases == 3 else Wiring.AC1
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def activate(self) -> None:
+        if not self.present:
+            return
+        if self.config.kind == "simulated":
+            await self._start_simulator()
+        await asyncio.to_thread(self.connect)
+
+    async def _start_simulator(self) -> None:
+        from harness.power.server import AnalyzerServer
+        from harness.power.simulator import MODEL_DIALECTS, SimulatedAnalyzer, constant_flow, flow_from
+
+        if self.model not in MODEL_DIALECTS:
+            raise ValueError(f"meter.model {self.model!r} cannot be simulated (simulated: {', '.join(MODEL_DIALECTS)})")
+        emulator = self.rig.evse.emulator
+        source = flow_from(emulator.connectors[1].line) if emulator is not None else constant_flow()
+        analyzer = SimulatedAnalyzer(source, dialect=MODEL_DIALECTS[self.model], model=self.model,
+                                     accuracy=self.config.accuracy, noise=self.config.noise,
+                                     update_interval=min(0.1, self.config.sample_period / 2))
+        self.server = await AnalyzerServer(analyzer).start()
+        self._record("SimulatedAnalyzer", f"simulated {self.model} listening on {self.server.resource} "
+                     f"(gain error {analyzer.gain_error * 100:+.4f} %)", resource=self.server.resource,
+                     gain_error_percent=analyzer.gain_error * 100)
+
+    def connect(self) -> None:
+        """Open the driver, identify the instrument and configure its wiring (blocking)."""
+        from harness.power.models import open_analyzer  # harness.power.generic reads YAML with harness.rig
+
+        with self._lock:
+            base = self.rig.config.path.parent if self.rig.config.path else None
+            analyzer = open_analyzer(self.resource, self.model, base=base, clock=self.rig.trace.now)
+            try:
+                self.identity = analyzer.identify()
+                # an instrument still integrating (left so by a broken run) refuses new settings
+                if analyzer.integration_state() is IntegrationState.RUNNING:
+                    analyzer.stop_integration()
+                analyzer.configure(self.wiring)
+            except BaseException:
+                analyzer.close()
+                raise
+            self.analyzer = analyzer
+            self._record("MeterConnected", f"{analyzer.name}: {self.identity}, wiring {self.wiring.value}",
+                         identity=str(self.identity), resource=self.resource, model=self.model)
+
+    async def make_safe(self) -> None:
+        if self.present:
+            await asyncio.to_thread(self._make_safe)
+
+    def _make_safe(self, local: bool = True) -> None:
+        """Sampler stopped, integration stopped and (``local``) the front panel handed back;
+        reconnects once if the connection broke."""
+        with self._lock:
+            self._stop_sampler()
+            self.run_in_progress = None
+            problem = None
+            for attempt in ("as connected", "after reconnecting"):
+                try:
+                    if self.analyzer is None:
+                        self.connect()
+                    assert self.analyzer is not None
+                    if local:
+                        self.analyzer.make_safe()
+                        self._record("MeterSafe", f"{self.analyzer.name}: integration stopped, instrument local "
+                                     f"({attempt})")
+                    else:
+                        if self.analyzer.integration_state() is IntegrationState.RUNNING:
+                            self.analyzer.stop_integration()
+                        if attempt != "as connected":
+                            self._record("MeterRestored", f"{self.analyzer.name}: reconnected, integration stopped")
+                    return
+                except InstrumentError as exc:
+                    problem = exc
+                    self._drop()
+            raise InstrumentError(self.model, None, f"could not be made safe: {problem}")
+
+    async def deactivate(self) -> None:
+        await asyncio.to_thread(self._drop)
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
+
+    def _drop(self) -> None:
+        if self.analyzer is not None:
+            self.analyzer.close()
+            self.analyzer = None
+
+    def _stop_sampler(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+            self.sampler = None
+
+    def restore(self) -> None:
+        """Between test cases: no sampler, integration stopped, connected again if a test broke
+        the connection."""
+        if self.present:
+            self._make_safe(local=False)  # stays remote: the next case measures again
+
+    # -- what tests do -------------------------------------------------------------------
+
+    def _need(self) -> PowerAnalyzer:
+        if not self.present:
+            raise RoleUnavailable("this rig has no power analyzer")
+        if self.sampler is not None:
+            self.sampler.raise_error()
+        if self.analyzer is None:
+            raise InstrumentError(self.model, None, f"not connected ({self.resource})")
+        return self.analyzer
+
+    def read(self) -> Measurement:
+        """One reading now, also recorded on the timeline."""
+        reading = self._need().read()
+        record(self.rig.trace, reading, keys=KEYS)
+        return reading
+
+    @contextlib.contextmanager
+    def measuring(self) -> Iterator[MeterRun]:
+        """Integrator reset and started, background samples on the timeline; on leaving, the
+        integrator is stopped and the final reading taken. An instrument failure inside (in the
+        sampler or a call) is raised here, after the evidence is on the timeline."""
+        analyzer = self._need()
+        analyzer.reset_integration()
+        analyzer.start_integration()
+        first = analyzer.read()
+        run = MeterRun(self.rig.trace, self.rig.trace.now(), first=first, instrument=analyzer.name,
+                       accuracy=self.config.accuracy)
+        record(self.rig.trace, first, name="MeterRunStarted", keys=KEYS)
+        self.run_in_progress = run
+        self.sampler = MeterSampler(analyzer, self.rig.trace, self.config.sample_period, keys=KEYS)
+        self.sampler.start()
+        try:
+            yield run
+        finally:
+            sampler, self.sampler = self.sampler, None
+            if sampler is not None:
+                sampler.stop()
+            self.run_in_progress = None
+        if sampler is not None:
+            sampler.raise_error()
+        last = analyzer.read()
+        analyzer.stop_integration()
+        run.last = last
+        record(self.rig.trace, last, name="MeterRunEnded", keys=KEYS)
+        run.ended = self.rig.trace.now()
+        self.rig.trace.emit(Layer.METER, "MeterRun", f"measured {run.imported_wh:.4f} Wh imported, "
+                            f"{run.exported_wh:.4f} Wh exported in {run.ended - run.started:.2f} s", src="meter",
+                            observer="meter", payload={"imported_wh": run.imported_wh, "exported_wh": run.exported_wh,
+                                                       "samples": len(run.samples())})
+
+    def wait_power(self, predicate, *, timeout: float, since: float | None = None):
+        """The first meter sample (an Event) whose power in W satisfies ``predicate``."""
+        self._need()
+        return self.rig.trace.wait_for(timeout, layer=Layer.METER, name="MeterSample", since=since,
+                                       where=lambda e: bool(predicate(e.payload["power_w"])))
+
+    def plot(self, run: MeterRun, name: str, *, title: str = "") -> Path:
+        """A PNG of power over the run with limits and setpoints, in the report folder's plots/."""
+        from harness.power.plot import power_plot
+
+        config = self.rig.config.evse
+        path = self.rig.run_dir / "plots" / f"{name}.png"
+        return power_plot(self.rig.trace, path, since=run.started, until=run.ended, title=title,
+                          voltage=config.voltage, phases=config.phases, station_id=config.station_id)
