@@ -15,6 +15,7 @@ from harness.power.crosscheck import check_metering
 from harness.trace import Layer
 
 ENERGY = "Energy.Active.Import.Register"
+EXPORT = "Energy.Active.Export.Register"
 #: IEC 61851-1 Annex A: an EV follows a change of the PWM duty cycle (the current offered) within
 #: 5 s. A physical reaction, like the EV's own control loop, so not scaled with protocol timers.
 #: (The clause number in the 2017 edition was not confirmed here.)
@@ -110,9 +111,30 @@ def test_power_follows_a_charging_limit(rig, csms, evse, ev, meter, step, kpi, e
 
 
 @pytest.mark.case("METER-003")
-@pytest.mark.requires("remote_start", "discharge", "ev")
-def test_exported_energy_agrees_with_the_analyzer(rig, csms, evse, ev, meter, step, evidence):
-    """Needs a discharging EV (bidirectional sessions), which no rig offers yet: the case is
-    skipped by its `requires` until an EV role can discharge. Then it charges backwards and holds
-    Energy.Active.Export.Register against the analyzer's WP- exactly as METER-001 does for import."""
-    pytest.skip("bidirectional sessions are not implemented by the EV role yet")
+@pytest.mark.requires("remote_start", "iso15118", "discharge", "ev")
+def test_exported_energy_agrees_with_the_analyzer(rig, csms, evse, ev, meter, step, kpi, evidence):
+    """As METER-001, backwards: an ISO 15118-20 AC_BPT session discharges the EV into the grid and
+    the charger's Energy.Active.Export.Register is held against the analyzer's exported energy."""
+    token = "METER003-TOKEN"
+    with meter.measuring() as run:
+        mark = rig.trace.now()
+        with step("remote start, then an ISO 15118-20 AC_BPT session that discharges"):
+            assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"
+            result = ev.charge(protocol="iso20-ac", energy="AC_BPT", discharge=True, cycles=40)
+            assert result.ok, result.outcome.reason
+            assert result.soc_after < result.soc_before, "the battery gave no energy back"
+        with step("unplug: the transaction ends with its final register readings"):
+            ev.unplug()
+            tx = csms.wait_transaction(since=mark, timeout=rig.scaled(60) + 5, what="the transaction's end",
+                                       where=lambda t: t.id_token == token and t.ended)
+    evidence.attach(meter.plot(run, "METER-003-export", title=f"METER-003 transaction {tx.transaction_id}"))
+    with step(f"the charger's export agrees with the analyzer (class {rig.config.meter.dut_class})"):
+        check = check_metering(tx, run, dut_class=rig.config.meter.dut_class)
+        export = [e for e in check.energy if e.measurand == EXPORT]
+        assert export, f"the charger reported no {EXPORT} for the transaction\n{check.explain()}"
+        kpi("charger_export_wh", export[0].reported_wh or 0.0, "Wh", "energy the charger reported exported")
+        kpi("analyzer_export_wh", export[0].measured_wh, "Wh", "energy the analyzer integrated as export")
+        if export[0].error_percent is not None:
+            kpi("export_error_percent", export[0].error_percent, "%", "charger minus analyzer, of the analyzer")
+        assert export[0].measured_wh > 0, f"the analyzer saw no energy flow back\n{check.explain()}"
+        assert check.ok, f"the charger's meter disagrees with the analyzer\n{check.explain()}"

@@ -21,7 +21,7 @@ TOKEN_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "Unknown", "NoCre
                   "NotAtThisLocation", "NotAtThisTime")
 #: what an EVSE role can be asked to do; suites declare what they need (pytest.mark.requires)
 CAPABILITIES = ("ev", "local_id_token", "reconfigure_security", "remote_start", "reset", "charging_profiles",
-                "offline", "iso15118")
+                "offline", "iso15118", "discharge")
 
 
 class RigFileError(ValueError):
