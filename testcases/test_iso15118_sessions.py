@@ -188,7 +188,7 @@ def test_iso20_eim_session(rig, csms, evse, ev, step, kpi, energy, control):
 
 
 @pytest.mark.case("V2G-SES-011")
-@pytest.mark.requires("ev", "iso15118", "remote_start")
+@pytest.mark.requires("ev", "iso15118", "remote_start", "discharge")
 @pytest.mark.parametrize("energy", ["AC_BPT", "DC_BPT"])
 def test_iso20_discharge(rig, csms, evse, ev, step, energy):
     _authorize_remotely(csms, evse, f"V2G-{energy}")

@@ -42,7 +42,7 @@ def _charging_session(rig, csms, evse, ev, token: str, mark: float):
 
 
 @pytest.mark.case("METER-001")
-@pytest.mark.requires("remote_start", "ev")
+@pytest.mark.requires("remote_start", "ev", "basic_charging")
 def test_imported_energy_agrees_with_the_analyzer(rig, csms, evse, ev, meter, step, kpi, evidence):
     token = "METER001-TOKEN"
     interval = _meter_interval(rig, csms, evse)
@@ -72,7 +72,7 @@ def test_imported_energy_agrees_with_the_analyzer(rig, csms, evse, ev, meter, st
 
 
 @pytest.mark.case("METER-002")
-@pytest.mark.requires("remote_start", "charging_profiles", "ev")
+@pytest.mark.requires("remote_start", "charging_profiles", "ev", "basic_charging")
 def test_power_follows_a_charging_limit(rig, csms, evse, ev, meter, step, kpi, evidence):
     limit = 8.0  # A per phase
     config = rig.config.evse

@@ -39,7 +39,7 @@ def _check_delivery(evse, tx) -> None:
 
 
 @pytest.mark.case("OCPP-OFF-001")
-@pytest.mark.requires("remote_start", "ev", "offline")
+@pytest.mark.requires("remote_start", "ev", "offline", "basic_charging")
 def test_connection_lost_during_transaction(rig, csms, evse, ev, step, kpi):
     mark, tx = _charging_transaction(rig, csms, evse, ev, "OFF001-TOKEN")
     action, payload = commands.get_variable(evse.version, "SampledDataCtrlr", "TxUpdatedInterval",
@@ -65,7 +65,7 @@ def test_connection_lost_during_transaction(rig, csms, evse, ev, step, kpi):
 
 
 @pytest.mark.case("OCPP-OFF-002")
-@pytest.mark.requires("remote_start", "ev", "offline")
+@pytest.mark.requires("remote_start", "ev", "offline", "basic_charging")
 def test_transaction_ended_while_offline(rig, csms, evse, ev, step):
     mark, tx = _charging_transaction(rig, csms, evse, ev, "OFF002-TOKEN")
     went = rig.trace.now()

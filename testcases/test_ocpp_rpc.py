@@ -94,7 +94,7 @@ def test_callerror_from_csms_tolerated(rig, csms, evse, step):
 
 
 @pytest.mark.case("OCPP-RPC-004")
-@pytest.mark.requires("remote_start", "ev")
+@pytest.mark.requires("remote_start", "ev", "basic_charging")
 def test_unanswered_transaction_message_retried(rig, csms, evse, ev, step, kpi):
     action = "StartTransaction" if evse.version.value == "1.6" else "TransactionEvent"
     csms.script.when(action, times=1).silent()

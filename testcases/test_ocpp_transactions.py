@@ -29,7 +29,7 @@ def _periodic_energy(tx):
 
 
 @pytest.mark.case("OCPP-TX-001")
-@pytest.mark.requires("local_id_token", "ev")
+@pytest.mark.requires("local_id_token", "ev", "basic_charging")
 def test_local_authorization_full_transaction(rig, csms, evse, ev, step, kpi):
     token = "TX001-TOKEN"
     interval = _meter_interval(rig, csms, evse)
@@ -61,7 +61,7 @@ def test_local_authorization_full_transaction(rig, csms, evse, ev, step, kpi):
 
 
 @pytest.mark.case("OCPP-TX-002")
-@pytest.mark.requires("local_id_token", "ev")
+@pytest.mark.requires("local_id_token", "ev", "basic_charging")
 def test_blocked_token_starts_nothing(rig, csms, evse, ev, step):
     token = "TX002-BLOCKED"
     csms.script.when("Authorize").reject()
@@ -84,7 +84,7 @@ def _remote_start(rig, csms, evse, token: str, mark: float):
 
 
 @pytest.mark.case("OCPP-TX-003")
-@pytest.mark.requires("remote_start", "ev")
+@pytest.mark.requires("remote_start", "ev", "basic_charging")
 def test_remote_start_cable_first(rig, csms, evse, ev, step, kpi):
     mark = rig.trace.now()
     with step("plug in the EV"):
@@ -99,7 +99,7 @@ def test_remote_start_cable_first(rig, csms, evse, ev, step, kpi):
 
 
 @pytest.mark.case("OCPP-TX-004")
-@pytest.mark.requires("remote_start", "ev")
+@pytest.mark.requires("remote_start", "ev", "basic_charging")
 def test_remote_start_first(rig, csms, evse, ev, step):
     mark = rig.trace.now()
     token = "TX004-REMOTE"
@@ -112,7 +112,7 @@ def test_remote_start_first(rig, csms, evse, ev, step):
 
 
 @pytest.mark.case("OCPP-TX-005")
-@pytest.mark.requires("remote_start", "ev")
+@pytest.mark.requires("remote_start", "ev", "basic_charging")
 def test_remote_stop(rig, csms, evse, ev, step, kpi):
     mark = rig.trace.now()
     ev.plug_in()
@@ -128,7 +128,7 @@ def test_remote_stop(rig, csms, evse, ev, step, kpi):
 
 
 @pytest.mark.case("OCPP-TX-006")
-@pytest.mark.requires("remote_start", "charging_profiles", "ev")
+@pytest.mark.requires("remote_start", "charging_profiles", "ev", "basic_charging")
 def test_charging_limit_lowers_power(rig, csms, evse, ev, step, kpi):
     limit = 8.0  # A per phase
     config = rig.config.evse

@@ -2,9 +2,13 @@
 the link: what the EVSE answered, when, and whether the EV could join its network.
 
 These cases need a link that carries SLAC (the netns rig, or a lab rig with a Green PHY NIC);
-elsewhere they are skipped. Crosstalk and attenuation need the emulated power line."""
+elsewhere they are skipped. Crosstalk and attenuation need the emulated power line. SLAC-007
+runs the whole chain an EV runs after plugging in: SLAC, SDP on the link, an ISO 15118-2 Plug &
+Charge session over TLS to SessionStop."""
 
 from __future__ import annotations
+
+import ipaddress
 
 import pytest
 
@@ -171,3 +175,57 @@ async def _unplug_when_matching_starts(rig, pilot):
             break
         await asyncio.sleep(0.005)
     await pilot.set_state(CpState.A)
+
+
+ISO2_AC_PNC = ["supportedAppProtocolReq", "SessionSetupReq", "ServiceDiscoveryReq", "PaymentServiceSelectionReq",
+               "PaymentDetailsReq", "AuthorizationReq", "ChargeParameterDiscoveryReq", "PowerDeliveryReq",
+               "ChargingStatusReq", "PowerDeliveryReq", "SessionStopReq"]
+
+
+@pytest.mark.case("SLAC-007")
+@pytest.mark.requires("ev", "iso15118")
+def test_plug_and_charge_over_the_power_line(rig, link, csms, ev, step, kpi):
+    trace = rig.trace
+    mark = trace.now()
+    with step("plug in: CP state B, the EVSE applies 5 %, the EV matches it with SLAC"):
+        try:
+            ev.hlc.plug_in()
+        except RoleUnavailable as exc:  # a lab rig without pilot hardware
+            pytest.skip(str(exc))
+        matched = _match(link)
+        assert isinstance(matched, Matched), f"no SLAC match: {matched.reason}"
+    with step("SDP, TLS and an ISO 15118-2 Plug & Charge session to SessionStop, on the logical network"):
+        result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=3)
+        assert result.ok, result.outcome.reason
+    sdp_events = trace.select(layer=Layer.SDP, observer="ev", since=mark)
+    request = next(e for e in sdp_events if e.name == "SdpRequest")
+    response = next(e for e in sdp_events if e.name == "SdpResponse")
+    with step("SDP: a request for TLS over TCP to the link's all-nodes group, UDP 15118; the answer "
+              "names the SECC's link-local address and its TLS port"):
+        assert (request.payload["to"], request.payload["port"]) == ("ff02::1", 15118)
+        assert bytes.fromhex(request.payload["datagram"])[8:] == b"\x00\x00", "Security 0x00 (TLS), TCP 0x00"
+        assert response.payload["tls"] and ipaddress.IPv6Address(response.payload["address"].split("%")[0]).is_link_local
+    with step("the session: the PnC sequence over TLS, every response OK, SessionStop last"):
+        assert result.tls == "TLSv1.2"
+        sent = result.names("sent")
+        assert [n for i, n in enumerate(sent) if i == 0 or n != sent[i - 1]] == ISO2_AC_PNC  # loops folded
+        bad = {name: code for name, code in result.response_codes().items() if not code.startswith("OK")}
+        assert not bad, f"responses not OK: {bad}"
+        stop = result.sent("SessionStopReq")[0]["V2G_Message"]["Body"]["SessionStopReq"]
+        assert stop["ChargingSession"] == "Terminate"
+    with step("the EVSE authorizes the contract's eMAID at the CSMS"):
+        emaid = result.sent("PaymentDetailsReq")[0]["V2G_Message"]["Body"]["PaymentDetailsReq"]["eMAID"]
+        csms.wait_for_message("Authorize", since=mark, timeout=rig.scaled(30) + 5,
+                              where=lambda p: (p.get("idToken") or {}).get("idToken") == emaid
+                              or p.get("idTag") == emaid)
+    if link.capture is not None:
+        with step("SLAC and SDP crossed the EV's interface (the case's capture)"):
+            seen = {e.name for e in trace.select(observer="capture", since=mark)}
+            assert {"CM_SLAC_PARM.REQ", "CM_SLAC_MATCH.CNF", "SdpRequest", "SdpResponse"} <= seen, seen
+    slac_end = trace.first(layer=Layer.SLAC, name="SlacMatched", observer="ev", since=mark)
+    connected = trace.first(layer=Layer.V2G, name="TcpConnected", observer="ev", since=mark)
+    ended = trace.first(layer=Layer.V2G, name="SessionEnded", observer="ev", since=mark)
+    kpi("slac_match_s", slac_end.payload["duration_s"], "s", "CP state B with 5 % to the EV's CM_SET_KEY.CNF")
+    kpi("sdp_s", response.mono - request.mono, "s", "first SDP request to the SDP response")
+    kpi("session_s", ended.mono - connected.mono, "s", "TCP/TLS connected to the end of the session (SessionStopRes)")
+    kpi("plug_in_to_session_end_s", ended.mono - mark, "s", "plug-in to the end of the session")

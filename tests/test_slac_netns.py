@@ -232,24 +232,116 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def test_the_slac_suite_passes_on_the_netns_rig_with_a_capture_per_case(tmp_path, harness_command):
-    import json
+#: what the suite run on the netns rig covers: the SLAC suite (SLAC-007 is the whole chain: SLAC,
+#: SDP, ISO 15118-2 Plug & Charge over TLS, SessionStop) and an EIM and a PnC session case
+NETNS_CASES = ["testcases/test_slac.py", "testcases/test_iso15118_sessions.py::test_iso2_eim_session",
+               "testcases/test_iso15118_sessions.py::test_iso2_plug_and_charge"]
 
-    report = tmp_path / "netns-run"
+
+@pytest.fixture(scope="module")
+def netns_run(tmp_path_factory, harness_command):
+    """One `harness run` of :data:`NETNS_CASES` on rigs/emulated-netns.yaml: its report folder."""
+    reason = unavailable_reason()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs as root, yet: {reason}")
+        pytest.skip(reason)
+    report = tmp_path_factory.mktemp("netns") / "run"
     result = subprocess.run(harness_command + ["run", "--rig", str(ROOT / "rigs" / "emulated-netns.yaml"),
-                                               "--report-dir", str(report), "testcases/test_slac.py"],
+                                               "--report-dir", str(report), *NETNS_CASES],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    document = json.loads((report / "conformance.json").read_text())
-    cases = document["cases"]
-    assert cases and all(c["verdict"] == "pass" for c in cases)
+    return report
+
+
+def _cases(report: Path) -> list[dict]:
+    import json
+
+    return json.loads((report / "conformance.json").read_text())["cases"]
+
+
+def test_the_slac_suite_passes_on_the_netns_rig_with_a_capture_per_case(netns_run):
+    cases = _cases(netns_run)
+    assert cases and all(c["verdict"] == "pass" for c in cases), [(c["instance"], c["verdict"]) for c in cases]
+    ids = {c["id"] for c in cases}
+    assert {"SLAC-001", "SLAC-007", "V2G-SES-002", "V2G-SES-003"} <= ids
     for case in cases:
         pcap, keylog = case["evidence"]["captures"]
         assert Path(pcap).name == f"{case['instance']}.pcap" and read_pcap(Path(pcap))
         assert keylog.endswith(".keys.log") and Path(keylog).exists()
-    trace = Recorder.load(report / "trace.jsonl")
+    trace = Recorder.load(netns_run / "trace.jsonl")
     assert trace.select(layer="slac", observer="capture", name="CM_SLAC_MATCH.CNF")
     assert not [n for n in _namespaces() if n.startswith("hrn")], "the run left namespaces behind"
+
+
+def test_the_iso15118_sessions_ran_over_the_line(netns_run):
+    """SDP by multicast on the line and V2GTP between the hosts' link-local addresses, each EV
+    session after a SLAC match of its own plug-in."""
+    trace = Recorder.load(netns_run / "trace.jsonl")
+    sessions = trace.select(layer="v2g", name="TcpConnected", observer="ev")
+    assert len(sessions) >= 1 + 4 + 2  # SLAC-007, V2G-SES-002 x4, V2G-SES-003 x2
+    for connected in sessions:
+        assert connected.payload["peer"].startswith("[fe80::"), connected.summary
+        sdp = trace.last(layer="sdp", name="SdpRequest", observer="ev", where=lambda e: e.mono < connected.mono)
+        plugged = trace.last(layer="pilot", name="PlugIn", where=lambda e: e.mono < connected.mono)
+        matched = trace.last(layer="slac", name="SlacMatched", observer="ev", where=lambda e: e.mono < connected.mono)
+        assert sdp.payload["to"] == "ff02::1" and plugged.mono < matched.mono < sdp.mono
+
+
+def test_the_plug_and_charge_capture_dissects_in_tshark(netns_run):
+    """SLAC-007's pcap: SLAC as HomePlug AV, SDP on UDP 15118, the TLS handshake, and with the
+    case's key log the V2GTP messages inside TLS, the first one the EV's supportedAppProtocolReq."""
+    from harness import exi
+
+    case = next(c for c in _cases(netns_run) if c["id"] == "SLAC-007")
+    pcap, keylog = (Path(p) for p in case["evidence"]["captures"])
+    tshark = _tshark()
+
+    slac = tshark("-r", pcap, "-Y", "homeplug-av", "-T", "fields", "-e", "frame.protocols", "-e", "_ws.col.Info")
+    assert slac and all("homeplug-av" in row[0] for row in slac)
+    infos = " ".join(row[1] for row in slac)
+    for expected in ("CM_SLAC_PARM.REQ", "CM_SLAC_PARM.CNF", "CM_START_ATTEN_CHAR.IND", "CM_MNBC_SOUND.IND",
+                     "CM_ATTEN_CHAR.IND", "CM_ATTEN_CHAR.RSP", "CM_SLAC_MATCH.REQ", "CM_SLAC_MATCH.CNF",
+                     "CM_SET_KEY.REQ"):
+        assert expected in infos, expected
+
+    sdp = tshark("-r", pcap, "-Y", "udp.port == 15118", "-T", "fields", "-e", "ipv6.dst", "-e", "udp.dstport",
+                 "-e", "data.data")
+    request = next(row for row in sdp if row[1] == "15118")
+    response = next(row for row in sdp if row[1] != "15118")
+    assert request[0] == "ff02::1" and request[2] == "01fe9000000000020000"  # SDP request: TLS, TCP
+    answer = bytes.fromhex(response[2])
+    assert answer[:4] == bytes.fromhex("01fe9001") and answer[26] == 0x00  # SDP response, Security TLS
+    tls_port = int.from_bytes(answer[24:26], "big")
+
+    decode_as = ("-d", f"tcp.port=={tls_port},tls")
+    hello = tshark("-r", pcap, *decode_as, "-Y", "tls.handshake.type == 1", "-T", "fields", "-e", "tcp.dstport")
+    assert [row[0] for row in hello] == [str(tls_port)]
+    assert tshark("-r", pcap, *decode_as, "-Y", "tls.handshake.type == 2", "-T", "fields", "-e", "frame.number")
+
+    decrypted = tshark("-r", pcap, *decode_as, "-o", f"tls.keylog_file:{keylog}", "-Y", "tls and data",
+                       "-T", "fields", "-e", "tcp.dstport", "-e", "data.data")
+    # a frame may carry several records: tshark joins their fields with ","
+    records = [(int(row[0]), bytes.fromhex(data)) for row in decrypted if len(row) > 1 for data in row[1].split(",")]
+    assert len(records) >= 22, f"{len(records)} decrypted records"  # 11 requests and their responses at least
+    assert all(data[:2] == b"\x01\xfe" for _, data in records)  # V2GTP version 1 and its inverse
+    first_port, first = records[0]
+    assert first_port == tls_port  # from the EV
+    message = exi.decode(first[8:], "sap")
+    assert "supportedAppProtocolReq" in message
+
+
+def _tshark():
+    if shutil.which("tshark") is None:
+        if os.environ.get("CI"):
+            pytest.fail("tshark is missing in CI (.ci/run installs it)")
+        pytest.skip("tshark is not installed: `apt-get install tshark` to check the dissection")
+
+    def tshark(*args) -> list[list[str]]:
+        done = subprocess.run(["tshark", *map(str, args)], capture_output=True, text=True, timeout=60, check=True)
+        return [line.split("\t") for line in done.stdout.splitlines() if line.strip()]
+
+    return tshark
 
 
 def test_tcp_over_link_local_addresses_carries_bulk_data_after_the_match(line, run):

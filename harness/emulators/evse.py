@@ -279,8 +279,8 @@ class ReferenceEvse:
         sample = self._sample(connector, "Transaction.Begin")
         tx = StationTransaction(transaction_id=uuid.uuid4().hex[:20], evse_id=connector.evse_id,
                                 id_token=authorization.token, started=sample.timestamp,
-                                meter_start_wh=sample.imported_wh, remote_start_id=authorization.remote_start_id,
-                                token_type=authorization.token_type)
+                                meter_start_wh=sample.imported_wh, begin_sample=sample,
+                                remote_start_id=authorization.remote_start_id, token_type=authorization.token_type)
         connector.transaction = tx
         offline = not self.station.online
         if isinstance(self.dialect, Ocpp16Dialect):

@@ -19,6 +19,7 @@ from harness.v2g.credentials import V2gMaterial
 from harness.v2g.faults import FaultPlan
 from harness.v2g.secc import Secc, SeccConfig
 from harness.v2g.timers import Timing
+from harness.v2g.transport import SocketFactory
 
 if TYPE_CHECKING:
     from harness.emulators.evse import Connector, ReferenceEvse
@@ -27,8 +28,10 @@ if TYPE_CHECKING:
 class EvseHlc:
     def __init__(self, recorder: Recorder, profile: EvseProfile, *, timing: Timing,
                  material: V2gMaterial | None = None, host: str = "::1", sdp_port: int | None = None,
-                 allow_iso20_without_tls: bool = False) -> None:
+                 allow_iso20_without_tls: bool = False, sockets: SocketFactory | None = None) -> None:
         self.recorder = recorder
+        #: makes the SDP and SECC sockets (in the EVSE's network namespace on the netns rig)
+        self.sockets = sockets
         self.profile = profile
         self.timing = timing
         self.material = material
@@ -53,13 +56,13 @@ class EvseHlc:
         tls_context = material.secc_context() if material is not None and caps.tls != "none" else None
         config = SeccConfig(host=self.host, tls_context=tls_context,
                             protocols=tuple(p for p in caps.protocols),
-                            allow_iso20_without_tls=self.allow_iso20_without_tls)
+                            allow_iso20_without_tls=self.allow_iso20_without_tls, sockets=self.sockets)
         self.secc = Secc(self.recorder, self.bridge, config, timing=self.timing, faults=self.faults)
         await self.secc.start()
         from harness.v2g.sdp import SdpServer
 
         self.sdp = SdpServer(self.recorder, self.host, self.sdp_port, tcp_port=self.secc.tcp_port,
-                             tls_port=self.secc.tls_port, tls_policy=caps.tls)
+                             tls_port=self.secc.tls_port, tls_policy=caps.tls, sockets=self.sockets)
         await self.sdp.start()
 
     async def stop(self) -> None:

@@ -19,6 +19,7 @@ from harness.v2g.evcc import run_session
 from harness.v2g.faults import FaultPlan
 from harness.v2g.session import EvccSession, Outcome
 from harness.v2g.timers import STANDARD, Timing
+from harness.v2g.transport import SocketFactory
 from harness.v2g.vehicle import Vehicle
 
 
@@ -76,8 +77,9 @@ class HlcEv:
 
     async def charge(self, host: str, port: int, *, context: ssl.SSLContext | None = None,
                      faults: FaultPlan | None = None, resume_session_id: str | None = None,
-                     sni: str | None = None) -> Outcome:
-        """One V2G session with the SECC at ``host``/``port``."""
+                     sni: str | None = None, sockets: SocketFactory | None = None) -> Outcome:
+        """One V2G session with the SECC at ``host``/``port`` (``sockets``: how the EV's sockets
+        are made, in its network namespace on the netns rig)."""
         if self.pilot is None:
             raise RuntimeError(f"{self.name} is not plugged in")
         self.vehicle.stop_requested = False
@@ -90,7 +92,7 @@ class HlcEv:
         try:
             outcome = await run_session(self.recorder, self.vehicle, host, port, context=context, timing=self.timing,
                                         faults=faults, resume_session_id=resume_session_id, set_cp=self._set_cp,
-                                        on_session=keep, sni=sni)
+                                        on_session=keep, sni=sni, sockets=sockets)
         finally:
             self.vehicle.grant.ac_max_current = 0.0
             self._apply()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from harness.ocpp.versions import OcppVersion
@@ -66,13 +66,14 @@ class StationTransaction:
     id_token: str | None
     started: str
     meter_start_wh: float
+    #: the meter reading at the start, which 1.6 can only report with the StopTransaction
+    begin_sample: "MeterSample | None" = None
     remote_start_id: int | None = None
     csms_id: int | None = None
     seq_no: int = 0
     ended: bool = False
     charging_state: str = "EVConnected"
     token_type: str = "ISO14443"
-    notes: dict[str, Any] = field(default_factory=dict)
 
     def next_seq(self) -> int:
         value = self.seq_no
@@ -175,10 +176,13 @@ class Ocpp16Dialect:
 
     def stop_transaction(self, tx: StationTransaction, sample: MeterSample, reason: str) -> dict[str, Any]:
         assert tx.csms_id is not None, "StopTransaction before the CSMS assigned a transaction id"
+        # transactionData carries the begin and end readings of every register: StartTransaction
+        # has room for the import register only (meterStart), in whole Wh
+        readings = [s for s in (tx.begin_sample, sample) if s is not None]
         payload: dict[str, Any] = {"transactionId": tx.csms_id, "meterStop": int(round(sample.imported_wh)),
                                    "timestamp": sample.timestamp, "reason": reason,
-                                   "transactionData": [{"timestamp": sample.timestamp,
-                                                        "sampledValue": self.sampled_values(sample)}]}
+                                   "transactionData": [{"timestamp": s.timestamp,
+                                                        "sampledValue": self.sampled_values(s)} for s in readings]}
         if tx.id_token:
             payload["idTag"] = tx.id_token
         return payload

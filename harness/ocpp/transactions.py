@@ -8,6 +8,7 @@ care which.
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +63,11 @@ class TransactionView:
         return problems
 
     def values(self, measurand: str = "Energy.Active.Import.Register") -> list[SampledValue]:
-        return [s for s in self.samples if s.measurand == measurand]
+        """The readings of one measurand in the order they were taken: a 1.6 StopTransaction
+        carries the transaction's first reading too, after the MeterValues sent meanwhile."""
+        chosen = [s for s in self.samples if s.measurand == measurand]
+        order = sorted(range(len(chosen)), key=lambda i: _taken_at(chosen[i].timestamp, i))
+        return [chosen[i] for i in order]
 
     def energy_wh(self, measurand: str = "Energy.Active.Import.Register") -> float | None:
         """Energy over the transaction from its register readings (or meterStart/meterStop)."""
@@ -146,6 +151,15 @@ def _add_transaction_event(tx: TransactionView, event: Event, body: dict[str, An
         tx.ended_at = body.get("timestamp")
         tx.stopped_reason = info.get("stoppedReason", "Local")  # E06: absent means Local
     tx.samples.extend(_samples(body.get("meterValue", [])))
+
+
+def _taken_at(timestamp: str, position: int) -> tuple[float, int]:
+    """Sort key for a reading: its timestamp, then its order of arrival. A timestamp that cannot
+    be read sorts last; the raw message is still on the timeline."""
+    try:
+        return datetime.datetime.fromisoformat(timestamp).timestamp(), position
+    except (TypeError, ValueError):
+        return float("inf"), position
 
 
 def _samples(meter_values: list[dict[str, Any]]) -> list[SampledValue]:

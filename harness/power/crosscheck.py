@@ -129,7 +129,9 @@ def check_energy(tx: TransactionView, run: MeterRun, measurand: str = IMPORT, *,
         resolution = max(resolution, 1.0)  # OCPP 1.6 meterStart/meterStop are integers (Wh)
     tolerance = measured * (ACCURACY_CLASSES[dut_class] + accuracy) / 100.0 + resolution
     check = EnergyCheck(measurand, reported, measured, tolerance, dut_class, accuracy, resolution, readings)
-    if readings and any(b < a for a, b in zip(readings, readings[1:])):
+    # a register read at different resolutions (1.6: meterStart in whole Wh, samples with decimals)
+    # may seem to step back by less than its resolution; only more than that is going backwards
+    if readings and any(b < a - resolution for a, b in zip(readings, readings[1:])):
         check.notes.append("the register went backwards")
     messages = [m for m in tx.messages]
     if len(messages) >= 2:

@@ -19,9 +19,12 @@ RIG_KINDS = ("emulated", "netns", "lab")
 VERSION_NAMES = tuple(v.value for v in OcppVersion)
 TOKEN_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "Unknown", "NoCredit", "NotAllowedTypeEVSE",
                   "NotAtThisLocation", "NotAtThisTime")
-#: what an EVSE role can be asked to do; suites declare what they need (pytest.mark.requires)
+#: what an EVSE role can be asked to do; suites declare what they need (pytest.mark.requires).
+#: basic_charging: an EV without high-level communication charges by PWM alone (IEC 61851-1);
+#: a charger that charges only through ISO 15118 / DIN 70121 (most DC chargers) does not offer it;
+#: discharge: bidirectional power transfer (ISO 15118-20 AC_BPT / DC_BPT)
 CAPABILITIES = ("ev", "local_id_token", "reconfigure_security", "remote_start", "reset", "charging_profiles",
-                "offline", "iso15118", "discharge")
+                "offline", "iso15118", "basic_charging", "discharge")
 
 
 class RigFileError(ValueError):

@@ -6,8 +6,11 @@ returns a :class:`SessionResult` built from what the EV observed (the timeline, 
 black-box, so the same suites run against a real charger.
 
 On an emulated rig the EV and the reference EVSE share the run's generated ISO 15118 PKI
-(:func:`material`) and the EVSE's SDP server listens on ::1 (unicast); on a lab rig the EV sends
-SDP to the all-nodes group on the link's interface.
+(:func:`material`). The rig's link decides where V2G talks: on the default rig the EVSE's SDP
+server listens on ::1 (unicast); on the netns rig and on a lab rig with a Green PHY NIC the EV
+first matches the EVSE with SLAC (after plug-in, on state B with 5 %), then sends SDP to the
+all-nodes group on the link and connects to the SECC's link-local address, from its own network
+namespace on the netns rig.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from harness.emulators.profiles import (DEFAULT_EV_PROFILE, DEFAULT_EVSE_PROFILE
 from harness.trace import Event, Layer
 from harness.v2g.credentials import ISO20_SNI, V2gMaterial
 from harness.v2g.faults import Fault, FaultPlan
-from harness.v2g.sdp import ALL_NODES, SDP_PORT, SdpError, discover
+from harness.v2g.sdp import SdpError, discover
 from harness.v2g.session import Outcome
 from harness.v2g.timers import Timing
 from harness.v2g.vehicle import ChargePlan, Vehicle
@@ -69,8 +72,12 @@ def evse_profile(rig: "Rig"):
 
 
 def emulated_evse_hlc(rig: "Rig") -> EvseHlc:
-    """The reference EVSE's ISO 15118 side for an emulated rig."""
-    return EvseHlc(rig.trace, evse_profile(rig), timing=timing(rig), material=material(rig), host="::1", sdp_port=0)
+    """The reference EVSE's ISO 15118 side for an emulated rig, where the link puts it: on the
+    EVSE host of the netns rig's line (the profile's SDP port, 15118), else on ::1 (any free SDP
+    port: other programs of the machine may hold 15118)."""
+    where = rig.link.reference_secc()
+    return EvseHlc(rig.trace, evse_profile(rig), timing=timing(rig), material=material(rig), host=where.address,
+                   sdp_port=None if where.scope else 0, sockets=where.sockets)
 
 
 @dataclass
@@ -135,6 +142,8 @@ class HlcDriver:
         self.ev: HlcEv | None = None
         self.faults = FaultPlan(side="ev")
         self.paused_session: str | None = None
+        #: when (timeline clock) the EV plugged in last
+        self.plugged_at = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -190,7 +199,15 @@ class HlcDriver:
             from harness.rig.roles import RoleUnavailable
             raise RoleUnavailable("plugging into a real EVSE needs pilot hardware (a lab pilot driver)")
         connector = emulator.connectors[1]
+        self.plugged_at = self.rig.trace.now()
         await self.ev.plug_in(connector.pilot, connector.line)
+
+    async def _join_link(self) -> str | None:
+        """SLAC where the link has it (once per plug-in); why it failed, or None."""
+        from harness.slac.ev import Failed
+
+        result = await self.rig.link.join(self.plugged_at)
+        return f"SLAC: {result.reason}" if isinstance(result, Failed) else None
 
     def unplug(self) -> None:
         if self.ev is not None:
@@ -250,6 +267,9 @@ class HlcDriver:
         soc_before = vehicle.battery.soc
         plan_faults = FaultPlan([*self.faults.faults, *faults], recorder=trace, side="ev")
         timing_ = timing(self.rig)
+        no_link = await self._join_link()
+        if no_link is not None:
+            return SessionResult(Outcome(False, no_link), [], soc_before, vehicle.battery.soc)
         try:
             where = await self._discover(tls, timing_)
         except SdpError as exc:
@@ -261,7 +281,8 @@ class HlcDriver:
             context = material(self.rig).evcc_context(generation, trusted=tls_fault is None) if emulated else None
         outcome = await self.ev.charge(where.address, where.port, context=context, faults=plan_faults,
                                        resume_session_id=self.paused_session if resume else None,
-                                       sni=ISO20_SNI if generation == "iso20" else None)
+                                       sni=ISO20_SNI if generation == "iso20" else None,
+                                       sockets=self.rig.link.host("ev").sockets)
         self.paused_session = outcome.session_id if outcome.paused else None
         events = trace.select(layer=Layer.V2G, observer="ev", since=mark)
         return SessionResult(outcome, events, soc_before, vehicle.battery.soc,
@@ -276,23 +297,23 @@ class HlcDriver:
         from harness.v2g.probe import V2gProbe
 
         await self._plug_in()
+        no_link = await self._join_link()
+        if no_link is not None:  # what the EVSE under test did not do: a failed case
+            raise AssertionError(no_link)
         timing_ = timing(self.rig)
         where = await self._discover(tls, timing_)
         context = material(self.rig).evcc_context(generation) if where.tls and self.rig.evse.emulated else None
         probe = await V2gProbe.open(self.rig.trace, where.address, where.port, context=context,
-                                    sni=ISO20_SNI if generation == "iso20" else None)
+                                    sni=ISO20_SNI if generation == "iso20" else None,
+                                    sockets=self.rig.link.host("ev").sockets)
         return ProbeHandle(self.rig, probe)
 
     async def _discover(self, tls: bool, timing_: Timing):
-        rig = self.rig
-        link = rig.config.link
-        emulator = rig.evse.emulator
-        if emulator is not None and getattr(emulator, "hlc", None) is not None and emulator.hlc.sdp is not None:
-            target, port, iface = "::1", emulator.hlc.sdp.bound_port, None
-        else:
-            target, port, iface = ALL_NODES, SDP_PORT, link.iface
-        return await discover(rig.trace, tls=tls, target=target, port=port, iface=iface, timers=timing_.sdp,
-                              timeout_scale=timing_.timeout)
+        link = self.rig.link
+        target, port = link.sdp_destination()
+        ev = link.host("ev")
+        return await discover(self.rig.trace, tls=tls, target=target, port=port, iface=ev.iface, timers=timing_.sdp,
+                              timeout_scale=timing_.timeout, sockets=ev.sockets)
 
 
 class ProbeHandle:

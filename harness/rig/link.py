@@ -13,15 +13,23 @@
 
 Every test case on a veth or nic link gets its own pcap of the EV's interface and the TLS key log
 lines written meanwhile (``captures/<case>.pcap`` and ``.keys.log``).
+
+The link also decides where V2G talks (:meth:`LinkRole.host`, :meth:`LinkRole.sdp_destination`):
+on the netns rig the EV and the reference EVSE use the link-local addresses of their ``plc0``
+with sockets made in their own namespaces, and SDP goes to the all-nodes group on the line, as
+on a lab rig with a Green PHY NIC; on a loopback link the reference EVSE listens on ::1 and the
+EV asks its SDP server there by unicast.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import socket
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -32,6 +40,7 @@ from harness.slac.ev import EvFaults, Failed, Matched
 from harness.slac.io import Endpoint, EvSlacSession
 from harness.slac.timing import STANDARD, SlacTimers
 from harness.trace.pcap import CaseCapture, LinkCapture, packet_tap
+from harness.v2g.transport import SocketFactory
 
 if TYPE_CHECKING:
     from harness.emulators.evse import ReferenceEvse
@@ -42,6 +51,26 @@ if TYPE_CHECKING:
 #: attenuation between the EV and the EVSE it is plugged into, and to the neighbouring EVSE, dB
 PLUGGED_ATTENUATION_DB = 20.0
 NEIGHBOUR_ATTENUATION_DB = 55.0
+
+
+@dataclass(frozen=True)
+class LinkHost:
+    """One end of the link as IP sees it."""
+
+    #: where an SECC on this host listens: ``::1``, or the link-local address with its %scope
+    address: str
+    #: the index of the host's link interface (the scope of fe80:: addresses); 0 on loopback
+    scope: int = 0
+    #: makes the host's sockets (inside its network namespace on the netns rig); None: here
+    sockets: SocketFactory | None = None
+
+    @property
+    def iface(self) -> str | None:
+        """The interface to send SDP multicast on, as :func:`harness.v2g.sdp.discover` takes it."""
+        return str(self.scope) if self.scope else None
+
+
+LOOPBACK = LinkHost("::1")
 
 
 class LinkRole(Role):
@@ -60,6 +89,9 @@ class LinkRole(Role):
         self.neighbour_pilot: SimulatedPilot | None = None
         self._external: subprocess.Popen | None = None
         self.last_match: Matched | Failed | None = None
+        #: when (timeline clock) :attr:`last_match` ended
+        self.last_match_at: float | None = None
+        self._hosts: dict[str, LinkHost] = {}
 
     # -- where each side talks -------------------------------------------------------------
 
@@ -96,6 +128,50 @@ class LinkRole(Role):
             return socket.if_nametoindex(self.config.iface or "lo")
         return self.line.stations[side].netns.call(socket.if_nametoindex, "plc0")
 
+    def host(self, side: str) -> LinkHost:
+        """Where ``side`` (``ev`` or ``evse``) talks IP on this link: on the netns rig its host's
+        ``plc0``, on a nic link the EV's interface, on a loopback link ::1."""
+        if self.line is not None:
+            found = self._hosts.get(side)
+            if found is None:  # the line's hosts are known after set-up; a neighbour's on demand
+                found = self._hosts[side] = self._line_host(side)
+            return found
+        if self.kind == "nic":
+            if side != "ev":
+                raise RoleUnavailable("the EVSE on a lab link is the charger under test")
+            from harness.v2g.links import interface_address
+
+            iface = self.config.iface or ""
+            return LinkHost(interface_address(iface), socket.if_nametoindex(iface))
+        return LOOPBACK
+
+    def _line_host(self, side: str) -> LinkHost:
+        assert self.line is not None
+        scope = self.scope_id(side)
+        address = self.line.stations[side].link_local()
+        return LinkHost(f"{address}%{scope}", scope, functools.partial(self.socket, side))
+
+    def reference_secc(self) -> LinkHost:
+        """Where the reference EVSE's SDP server and SECC listen: on the EVSE host of the emulated
+        line, unless an external software EVSE plays the EVSE there (then on ::1, out of the EV's
+        way), else on ::1."""
+        if self.line is not None and not self.config_command:
+            return self.host("evse")
+        return LOOPBACK
+
+    def sdp_destination(self) -> tuple[str, int]:
+        """Where the EV sends its SDP requests: the all-nodes group on the link (UDP 15118), or,
+        on a loopback link, the reference EVSE's SDP server on ::1 (unicast; its port is picked at
+        start)."""
+        from harness.v2g.sdp import ALL_NODES, SDP_PORT
+
+        if self.kind == "loopback":
+            emulator = self.rig.evse.emulator
+            sdp = getattr(getattr(emulator, "hlc", None), "sdp", None)
+            if sdp is not None and sdp.bound_port:
+                return "::1", sdp.bound_port
+        return ALL_NODES, SDP_PORT
+
     @property
     def keylog(self) -> Path:
         """Where the V2G TLS sessions of this rig write their secrets (NSS key log)."""
@@ -113,14 +189,19 @@ class LinkRole(Role):
 
             self.line = await asyncio.to_thread(PowerLine.build, self.rig.trace,
                                                 {"ev": "ev", "evse": "evse", "neighbour": "evse"})
-            self.line.start_modems()
-            self.line.set_attenuation("ev", "evse", self.config_attenuation)
-            self.line.set_attenuation("ev", "neighbour", NEIGHBOUR_ATTENUATION_DB)
-            self.capture = LinkCapture(self.rig.trace, packet_tap("plc0", self.line.stations["ev"].netns),
-                                       captures / "link.pcap", where="the EV's interface", keylog=self.keylog)
-            self.capture.start()
-            if self.config_command:
-                self._start_external(self.config_command)
+            try:
+                self._hosts = await asyncio.to_thread(lambda: {side: self._line_host(side) for side in ("ev", "evse")})
+                self.line.start_modems()
+                self.line.set_attenuation("ev", "evse", self.config_attenuation)
+                self.line.set_attenuation("ev", "neighbour", NEIGHBOUR_ATTENUATION_DB)
+                self.capture = LinkCapture(self.rig.trace, packet_tap("plc0", self.line.stations["ev"].netns),
+                                           captures / "link.pcap", where="the EV's interface", keylog=self.keylog)
+                self.capture.start()
+                if self.config_command:
+                    self._start_external(self.config_command)
+            except BaseException:  # the rig tears down only roles that came up: remove the line here
+                await self.deactivate()
+                raise
         elif self.kind == "nic":
             assert self.config.iface
             try:
@@ -173,6 +254,7 @@ class LinkRole(Role):
         if self.line is not None:
             problems = await asyncio.to_thread(self.line.close)
             self.line = None
+            self._hosts = {}
         if problems:
             raise NetnsError("; ".join(problems))
 
@@ -181,23 +263,42 @@ class LinkRole(Role):
     def match(self, *, timeout: float | None = None, faults: EvFaults = EvFaults(),
               attenuation_limit_db: float | None = None) -> Matched | Failed:
         """The EV's SLAC once the pilot allows it (state B, 5 %): the result, matched or failed."""
+        timeout = timeout if timeout is not None else self.match_timeout
+        return self.rig.run(self.matching(timeout=timeout, faults=faults, attenuation_limit_db=attenuation_limit_db),
+                            timeout=timeout + 30)
+
+    @property
+    def match_timeout(self) -> float:
+        """How long the EV waits for 5 % and a match: TT_EVSE_SLAC_init + TT_matching_repetition."""
+        return self.timers.TT_EVSE_SLAC_init + self.timers.TT_matching_repetition
+
+    async def matching(self, *, timeout: float | None = None, faults: EvFaults = EvFaults(),
+                       attenuation_limit_db: float | None = None) -> Matched | Failed:
+        """:meth:`match` on the rig's loop."""
         if not self.slac:
             raise RoleUnavailable(f"a {self.kind} link has no SLAC")
         pilot = self._ev_pilot()
-        timeout = timeout if timeout is not None else self.timers.TT_EVSE_SLAC_init + self.timers.TT_matching_repetition
+        timeout = timeout if timeout is not None else self.match_timeout
+        session = EvSlacSession(self.rig.trace, self.ev_endpoint, timers=self.timers, faults=faults,
+                                attenuation_limit_db=attenuation_limit_db)
+        try:
+            result = await session.match_when_pilot_allows(pilot, timeout)
+        except TimeoutError:
+            result = Failed(f"the pilot did not show state B with 5 % duty within {timeout:g} s", 0)
+        finally:
+            session.close()
+        self.last_match, self.last_match_at = result, self.rig.trace.now()
+        return result
 
-        async def run() -> Matched | Failed:
-            session = EvSlacSession(self.rig.trace, self.ev_endpoint, timers=self.timers, faults=faults,
-                                    attenuation_limit_db=attenuation_limit_db)
-            try:
-                return await session.match_when_pilot_allows(pilot, timeout)
-            except TimeoutError:
-                return Failed(f"the pilot did not show state B with 5 % duty within {timeout:g} s", 0)
-            finally:
-                session.close()
-
-        self.last_match = self.rig.run(run(), timeout=timeout + 30)
-        return self.last_match
+    async def join(self, plugged_at: float) -> Matched | Failed | None:
+        """What an EV does after plugging in before any IP: the SLAC match of this plug-in (the
+        one a test already made since ``plugged_at``, a timeline mark, or a new one). None where
+        the link carries no SLAC (loopback)."""
+        if not self.slac:
+            return None
+        if isinstance(self.last_match, Matched) and (self.last_match_at or 0.0) >= plugged_at:
+            return self.last_match
+        return await self.matching()
 
     def set_attenuation(self, db: float, *, evse: str = "evse") -> None:
         """What the EVSE's modem measures for the EV's sounds (``evse`` or ``neighbour``)."""

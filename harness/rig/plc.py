@@ -45,6 +45,19 @@ class Station:
     def endpoint(self) -> Endpoint:
         return Endpoint(HOST_IFACE, self.netns)
 
+    def link_local(self, timeout: float = 2.0) -> str:
+        """The host's IPv6 link-local address on ``plc0`` (without scope). The kernel adds it
+        once the interface is up with a carrier; DAD is off, so it is usable as soon as it shows."""
+        deadline = time.monotonic() + timeout
+        while True:
+            words = self.netns.ip("-6", "-o", "addr", "show", "dev", HOST_IFACE, "scope", "link").split()
+            if "inet6" in words:
+                return words[words.index("inet6") + 1].split("/")[0]
+            if time.monotonic() > deadline:
+                raise NetnsError(f"{HOST_IFACE} in {self.netns.name} has no IPv6 link-local address "
+                                 f"after {timeout:g} s")
+            time.sleep(0.01)
+
 
 @dataclass
 class PowerLine:

@@ -19,7 +19,7 @@ from harness.v2g.faults import CloseConnection, FaultPlan, Transmit, Wait
 from harness.v2g.session import (Close, EvccSession, Finished, Notice, Outcome, Received, SeccSession, Send, SetCp,
                                  Undecodable)
 from harness.v2g.timers import STANDARD, Timing
-from harness.v2g.transport import ConnectionClosed, V2gConnection, connect
+from harness.v2g.transport import ConnectionClosed, SocketFactory, V2gConnection, connect
 from harness.v2g.v2gtp import HeaderError, PayloadType, encode as v2gtp_encode
 
 SIDE = recording.EV
@@ -32,8 +32,10 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
                       context: ssl.SSLContext | None = None, timing: Timing = STANDARD,
                       faults: FaultPlan | None = None, resume_session_id: str | None = None,
                       set_cp: CpSetter | None = None, connect_timeout: float = 10.0,
-                      on_session: Callable[[EvccSession], None] | None = None, sni: str | None = None) -> Outcome:
-    """One V2G communication session with the SECC at ``host``/``port``; returns how it ended."""
+                      on_session: Callable[[EvccSession], None] | None = None, sni: str | None = None,
+                      sockets: SocketFactory | None = None) -> Outcome:
+    """One V2G communication session with the SECC at ``host``/``port``; returns how it ended.
+    ``sockets`` makes the connection's socket (in the EV's network namespace on the netns rig)."""
     loop = asyncio.get_running_loop()
     plan = faults or FaultPlan(side=SIDE)
     plan.recorder = plan.recorder or recorder
@@ -44,7 +46,8 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
         on_session(session)
     target = f"[{host}]:{port}"
     try:
-        connection = await connect(host, port, context=context, timeout=connect_timeout, accepted=ACCEPTED, sni=sni)
+        connection = await connect(host, port, context=context, timeout=connect_timeout, accepted=ACCEPTED, sni=sni,
+                                   sockets=sockets)
     except (OSError, ssl.SSLError, TimeoutError, asyncio.TimeoutError) as exc:
         what = "TlsHandshakeFailed" if context is not None and isinstance(exc, ssl.SSLError) else "TcpConnectFailed"
         recording.record(recorder, SIDE, what, f"EV could not connect to {target}"

@@ -16,7 +16,7 @@ from harness import exi
 from harness.trace import Layer, Recorder
 from harness.v2g import messages, recording, sap
 from harness.v2g.session import Received, Send
-from harness.v2g.transport import ConnectionClosed, V2gConnection, connect
+from harness.v2g.transport import ConnectionClosed, SocketFactory, V2gConnection, connect
 from harness.v2g.v2gtp import HeaderError, PayloadType, encode as v2gtp_encode
 
 SIDE = recording.EV
@@ -44,9 +44,10 @@ class V2gProbe:
 
     @classmethod
     async def open(cls, recorder: Recorder, host: str, port: int, *, context: ssl.SSLContext | None = None,
-                   sni: str | None = None, timeout: float = 10.0) -> "V2gProbe":
+                   sni: str | None = None, timeout: float = 10.0,
+                   sockets: SocketFactory | None = None) -> "V2gProbe":
         connection = await connect(host, port, context=context, timeout=timeout, sni=sni,
-                                   accepted=frozenset(int(p) for p in PayloadType))
+                                   accepted=frozenset(int(p) for p in PayloadType), sockets=sockets)
         probe = cls(recorder, connection)
         recording.record(recorder, SIDE, "ProbeConnected", f"probe connected to [{host}]:{port}", probe.view,
                          payload={"tls": connection.tls_version})

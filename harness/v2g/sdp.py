@@ -8,7 +8,8 @@ link's all-nodes multicast address ff02::1 on UDP port 15118 and repeats it when
 in time (:data:`harness.v2g.timers.SDP`); the SECC answers to the sender.
 
 :class:`SdpClient` is the sans-IO client; :func:`discover` and :class:`SdpServer` are the asyncio
-adapters. On the default emulated rig the EV asks ::1 by unicast instead of multicast.
+adapters. On the default emulated rig the EV asks ::1 by unicast instead of multicast; on the
+netns rig both ends make their sockets in their own network namespace (``sockets``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 from harness.trace import Layer, Recorder
 from harness.v2g.timers import SDP, SdpTimers
-from harness.v2g.transport import split_scope
+from harness.v2g.transport import SocketFactory, scope_index, split_scope
 from harness.v2g.v2gtp import HeaderError, PayloadType, V2gtpMessage, encode as v2gtp_encode, read_datagram
 
 SDP_PORT = 15118
@@ -172,19 +173,14 @@ class _Datagrams(asyncio.DatagramProtocol):
         self.queue.put_nowait((data, addr))
 
 
-def _interface_index(scope: str | None) -> int:
-    if not scope:
-        return 0
-    return int(scope) if scope.isdigit() else socket.if_nametoindex(scope)
-
-
 class SdpServer:
     """Answers SDP requests on UDP ``port`` at ``host`` (and, for a link-local host, on the
     all-nodes group of its interface)."""
 
     def __init__(self, recorder: Recorder, host: str, port: int, *, tcp_port: int | None, tls_port: int | None,
-                 tls_policy: str = "optional", side: str = "evse") -> None:
+                 tls_policy: str = "optional", side: str = "evse", sockets: SocketFactory | None = None) -> None:
         self.recorder = recorder
+        self.sockets = sockets or socket.socket
         self.host = host
         self.port = port
         self.tcp_port = tcp_port
@@ -202,9 +198,9 @@ class SdpServer:
 
     async def start(self) -> None:
         address, scope = split_scope(self.host)
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock = self.sockets(socket.AF_INET6, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        index = _interface_index(scope)
+        index = scope_index(scope)
         if ipaddress.IPv6Address(address).is_link_local:
             sock.bind(("::", self.port, 0, index))
             group = socket.inet_pton(socket.AF_INET6, ALL_NODES) + struct.pack("@I", index)
@@ -249,14 +245,15 @@ class SdpServer:
 
 async def discover(recorder: Recorder, *, tls: bool, target: str = ALL_NODES, port: int = SDP_PORT,
                    iface: str | None = None, timers: SdpTimers = SDP, timeout_scale=lambda s: s,
-                   side: str = "ev") -> SdpResponse:
-    """Find the SECC: send SDP requests to ``target`` (multicast on ``iface``, or unicast) until a
-    response arrives; SdpError after the last attempt."""
+                   side: str = "ev", sockets: SocketFactory | None = None) -> SdpResponse:
+    """Find the SECC: send SDP requests to ``target`` (multicast on ``iface``, a name or an
+    interface index, or unicast) until a response arrives; SdpError after the last attempt.
+    ``sockets`` makes the UDP socket (in the EV's network namespace on the netns rig)."""
     loop = asyncio.get_running_loop()
     address, scope = split_scope(target)
     scope = scope or iface
-    index = _interface_index(scope)
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    index = scope_index(scope)
+    sock = (sockets or socket.socket)(socket.AF_INET6, socket.SOCK_DGRAM)
     if ipaddress.IPv6Address(address).is_multicast:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
@@ -277,7 +274,7 @@ async def discover(recorder: Recorder, *, tls: bool, target: str = ALL_NODES, po
                 transport.sendto(datagram, destination)
                 recorder.emit(Layer.SDP, "SdpRequest", f"SDP request #{client.attempts} to [{target}]:{port} "
                               f"({'TLS' if tls else 'TCP'})", src=side, dst="evse", observer=side,
-                              payload={"datagram": datagram.hex().upper()})
+                              payload={"datagram": datagram.hex().upper(), "to": target, "port": port})
             timeout = max(0.0, (client.deadline or loop.time()) - loop.time())
             try:
                 data, sender = await asyncio.wait_for(protocol.queue.get(), timeout)

@@ -20,7 +20,7 @@ from harness.v2g import messages, recording, sap
 from harness.v2g.faults import CloseConnection, FaultPlan, Transmit, Wait
 from harness.v2g.session import (Close, Finished, Notice, Outcome, Received, SeccSession, Send, SetCp, Undecodable)
 from harness.v2g.timers import STANDARD, Timing
-from harness.v2g.transport import ConnectionClosed, Listener, V2gConnection, listen
+from harness.v2g.transport import ConnectionClosed, Listener, SocketFactory, V2gConnection, listen
 from harness.v2g.v2gtp import HeaderError, PayloadType, encode as v2gtp_encode
 
 SIDE = recording.EVSE
@@ -41,6 +41,8 @@ class SeccConfig:
     allow_iso20_without_tls: bool = False
     #: how long the SECC waits for the EV to close after SessionStopRes
     close_grace: float = 2.0
+    #: makes the listening sockets (in the EVSE's network namespace on the netns rig); None: here
+    sockets: SocketFactory | None = None
 
 
 class Secc:
@@ -74,7 +76,8 @@ class Secc:
 
     async def start(self) -> None:
         self.listeners.append(await listen(self.config.host, self.config.tcp_port,
-                                           lambda c: self._serve(c, tls=False), accepted=ACCEPTED))
+                                           lambda c: self._serve(c, tls=False), accepted=ACCEPTED,
+                                           sockets=self.config.sockets))
         if self.config.tls_context is not None:
             await self._listen_tls(self.config.tls_context, self.config.tls_port)
         recording.record(self.recorder, SIDE, "SeccListening", f"SECC listening on [{self.config.host}] "
@@ -84,7 +87,7 @@ class Secc:
 
     async def _listen_tls(self, context: ssl.SSLContext, port: int) -> None:
         self.listeners.append(await listen(self.config.host, port, lambda c: self._serve(c, tls=True),
-                                           context=context, accepted=ACCEPTED))
+                                           context=context, accepted=ACCEPTED, sockets=self.config.sockets))
 
     async def use_tls_context(self, context: ssl.SSLContext | None) -> None:
         """Listen for TLS with another context on the same port (``None``: the configured one);

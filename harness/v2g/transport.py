@@ -2,8 +2,14 @@
 
 The SECC listens (a plain TCP port and, when it has certificates, a TLS port; SDP tells the EV
 which); the EVCC connects. Addresses are IPv6: link-local ones need the interface's scope
-(``fe80::1%veth0``), the default emulated rig uses ``::1``. TLS contexts come from
-:mod:`harness.pki.tls`, with their NSS key log in the rig's run directory.
+(``fe80::1%veth0``, or with the interface index, ``fe80::1%3``), the default emulated rig uses
+``::1``. TLS contexts come from :mod:`harness.pki.tls`, with their NSS key log in the rig's run
+directory.
+
+Where a side's sockets come from is a parameter (:data:`SocketFactory`): on the netns rig the EV
+and the EVSE live in network namespaces of their own, and a socket belongs to the namespace it
+was made in (:meth:`harness.netns.Netns.socket`); everything else is the same as on a host's own
+interface.
 """
 
 from __future__ import annotations
@@ -12,13 +18,19 @@ import asyncio
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 
 from harness.v2g.v2gtp import DEFAULT_MAX_PAYLOAD, HeaderError, V2gtpMessage, V2gtpReader, encode
 
 
 class ConnectionClosed(Exception):
     pass
+
+
+class SocketFactory(Protocol):
+    """Makes a socket like :class:`socket.socket` (family, type, proto), wherever it belongs."""
+
+    def __call__(self, family: int, kind: int, proto: int = 0) -> socket.socket: ...
 
 
 class V2gConnection:
@@ -122,9 +134,25 @@ def split_scope(host: str) -> tuple[str, str | None]:
     return address, scope or None
 
 
+def scope_index(scope: str | None) -> int:
+    """The interface index of a %scope: a number as it is, an interface name looked up (in the
+    calling thread's network namespace)."""
+    if not scope:
+        return 0
+    return int(scope) if scope.isdigit() else socket.if_nametoindex(scope)
+
+
+def socket_address(host: str, port: int) -> tuple[str, int, int, int]:
+    """The AF_INET6 socket address of ``host`` (an IPv6 address, %scope for link-local) and ``port``."""
+    address, scope = split_scope(host)
+    return address, port, 0, scope_index(scope)
+
+
 async def listen(host: str, port: int, handler: Handler, *, context: ssl.SSLContext | None = None,
-                 accepted: frozenset[int] | None = None, handshake_timeout: float = 10.0) -> Listener:
-    """Accept V2GTP connections on ``host`` (an IPv6 address, with %scope for link-local)."""
+                 accepted: frozenset[int] | None = None, handshake_timeout: float = 10.0,
+                 sockets: SocketFactory | None = None) -> Listener:
+    """Accept V2GTP connections on ``host`` (an IPv6 address, with %scope for link-local);
+    ``sockets`` makes the listening socket (in the SECC's network namespace on the netns rig)."""
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = V2gConnection(reader, writer, accepted=accepted)
@@ -133,20 +161,53 @@ async def listen(host: str, port: int, handler: Handler, *, context: ssl.SSLCont
         finally:
             await connection.close()
 
-    server = await asyncio.start_server(on_connect, host=host, port=port, ssl=context,
-                                        ssl_handshake_timeout=handshake_timeout if context else None,
-                                        family=socket.AF_INET6 if ":" in host else socket.AF_UNSPEC,
-                                        reuse_address=True)
+    tls = dict(ssl=context, ssl_handshake_timeout=handshake_timeout if context else None)
+    if sockets is None:
+        server = await asyncio.start_server(on_connect, host=host, port=port,
+                                            family=socket.AF_INET6 if ":" in host else socket.AF_UNSPEC,
+                                            reuse_address=True, **tls)
+    else:
+        sock = sockets(socket.AF_INET6, socket.SOCK_STREAM, 0)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(socket_address(host, port))
+            sock.listen(100)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        server = await asyncio.start_server(on_connect, sock=sock, **tls)
     bound = server.sockets[0].getsockname()[1]
     return Listener(server, bound, context is not None)
 
 
 async def connect(host: str, port: int, *, context: ssl.SSLContext | None = None, timeout: float = 10.0,
-                  accepted: frozenset[int] | None = None, sni: str | None = None) -> V2gConnection:
+                  accepted: frozenset[int] | None = None, sni: str | None = None,
+                  sockets: SocketFactory | None = None) -> V2gConnection:
     """Open a V2GTP connection to an SECC; ``host`` may carry %scope (link-local). ``sni``: the
-    server name to send in the TLS handshake (none by default, as EVs do)."""
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, port, ssl=context, server_hostname=(sni or None) if context else None,
-                                ssl_handshake_timeout=timeout if context else None),
-        timeout)
+    server name to send in the TLS handshake (none by default, as EVs do). ``sockets`` makes the
+    connection's socket (in the EV's network namespace on the netns rig)."""
+    if sockets is None:
+        opening = asyncio.open_connection(host, port, ssl=context,
+                                          server_hostname=(sni or None) if context else None,
+                                          ssl_handshake_timeout=timeout if context else None)
+    else:
+        opening = _open_from(sockets, host, port, context, sni, timeout)
+    reader, writer = await asyncio.wait_for(opening, timeout)
     return V2gConnection(reader, writer, accepted=accepted)
+
+
+async def _open_from(sockets: SocketFactory, host: str, port: int, context: ssl.SSLContext | None,
+                     sni: str | None, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    sock = sockets(socket.AF_INET6, socket.SOCK_STREAM, 0)
+    try:
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, socket_address(host, port))
+        # with a socket of our own asyncio needs a server name for TLS: the bare address is one
+        # ssl does not send as SNI (an IP address), as when asyncio opens the connection itself
+        return await asyncio.open_connection(sock=sock, ssl=context,
+                                             server_hostname=(sni or split_scope(host)[0]) if context else None,
+                                             ssl_handshake_timeout=timeout if context else None)
+    except BaseException:
+        sock.close()
+        raise
