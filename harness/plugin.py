@@ -161,7 +161,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         try:
             item.stash[_CASE] = catalogue.case(str(marker.args[0]))
         except CatalogueError as exc:
-            problems.append(f"{item.nodeid}: {exc}")
+            problems.append(f"{item.nodeid}: {'; '.join(exc.problems)} ({exc.path})")
     if problems:
         raise pytest.UsageError("test cases without a catalogue entry:\n  " + "\n  ".join(problems))
 

@@ -22,15 +22,6 @@ EXPORT = "Energy.Active.Export.Register"
 EV_REACTION_S = 5.0
 
 
-def _meter_interval(rig, csms, evse) -> float:
-    action, payload = commands.get_variable(evse.version, "SampledDataCtrlr", "TxUpdatedInterval",
-                                            "MeterValueSampleInterval")
-    response = csms.call(action, payload)
-    value = (response.get("getVariableResult") or [{}])[0].get("attributeValue") or \
-        ((response.get("configurationKey") or [{}])[0].get("value"))
-    return rig.scaled(float(value)) if value and float(value) > 0 else rig.scaled(60)
-
-
 def _charging_session(rig, csms, evse, ev, token: str, mark: float):
     ev.plug_in()
     response = csms.call(*commands.remote_start(evse.version, token))
@@ -45,7 +36,7 @@ def _charging_session(rig, csms, evse, ev, token: str, mark: float):
 @pytest.mark.requires("remote_start", "ev", "basic_charging")
 def test_imported_energy_agrees_with_the_analyzer(rig, csms, evse, ev, meter, step, kpi, evidence):
     token = "METER001-TOKEN"
-    interval = _meter_interval(rig, csms, evse)
+    interval = csms.meter_value_interval()
     with meter.measuring() as run:
         mark = rig.trace.now()
         with step("plug in and start remotely: the EV charges"):
@@ -78,7 +69,7 @@ def test_power_follows_a_charging_limit(rig, csms, evse, ev, meter, step, kpi, e
     config = rig.config.evse
     allowed_w = limit * config.voltage * config.phases * (1 + 0.02)  # class A tolerance on the reading
     resolution = 2 * rig.config.meter.sample_period  # the sampler cannot see a change sooner
-    interval = _meter_interval(rig, csms, evse)
+    interval = csms.meter_value_interval()
     with meter.measuring() as run:
         mark = rig.trace.now()
         with step("charge at the EV's full rate (above the limit to come) for a meter value interval"):

@@ -90,10 +90,10 @@ def test_identity_matches_rig_file(rig, evse):
 @pytest.mark.case("OCPP-BOOT-005")
 def test_heartbeat_interval(rig, csms, evse, step, kpi):
     interval = 10  # protocol seconds: short enough to watch a few heartbeats on a lab rig
-    action, payload = commands.get_variable(evse.version, "OCPPCommCtrlr", "HeartbeatInterval", "HeartbeatInterval")
-    original = _configured_value(csms.call(action, payload))
+    heartbeat = ("OCPPCommCtrlr", "HeartbeatInterval", "HeartbeatInterval")
+    original = csms.read_variable(*heartbeat)
     with step(f"set the heartbeat interval to {interval} s"):
-        assert _set_heartbeat(csms, evse, interval), "the station refused a new HeartbeatInterval"
+        assert csms.write_variable(*heartbeat, str(interval)), "the station refused a new HeartbeatInterval"
     try:
         mark = rig.trace.now()
         with step("watch three heartbeats"):
@@ -108,20 +108,4 @@ def test_heartbeat_interval(rig, csms, evse, step, kpi):
             assert gap <= rig.scaled(interval) * 1.5 + 0.2, f"heartbeat came after {gap:.2f} s"
     finally:
         if original is not None:
-            _set_heartbeat(csms, evse, int(original))
-
-
-def _configured_value(response: dict) -> str | None:
-    if "getVariableResult" in response:
-        result = response["getVariableResult"][0]
-        return result.get("attributeValue") if result.get("attributeStatus") == "Accepted" else None
-    keys = response.get("configurationKey") or []
-    return keys[0].get("value") if keys else None
-
-
-def _set_heartbeat(csms, evse, seconds: int) -> bool:
-    if evse.version.value == "1.6":
-        return csms.call("ChangeConfiguration", {"key": "HeartbeatInterval", "value": str(seconds)})["status"] == "Accepted"
-    response = csms.call("SetVariables", {"setVariableData": [{
-        "attributeValue": str(seconds), "component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]})
-    return response["setVariableResult"][0]["attributeStatus"] == "Accepted"
+            csms.write_variable(*heartbeat, original)

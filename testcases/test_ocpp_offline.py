@@ -42,12 +42,7 @@ def _check_delivery(evse, tx) -> None:
 @pytest.mark.requires("remote_start", "ev", "offline", "basic_charging")
 def test_connection_lost_during_transaction(rig, csms, evse, ev, step, kpi):
     mark, tx = _charging_transaction(rig, csms, evse, ev, "OFF001-TOKEN")
-    action, payload = commands.get_variable(evse.version, "SampledDataCtrlr", "TxUpdatedInterval",
-                                            "MeterValueSampleInterval")
-    response = csms.call(action, payload)
-    value = (response.get("getVariableResult") or [{}])[0].get("attributeValue") or \
-        (response.get("configurationKey") or [{}])[0].get("value") or "60"
-    offline_for = rig.scaled(float(value)) * 3 + 0.2
+    offline_for = csms.meter_value_interval() * 3 + 0.2
     with step(f"the CSMS is unreachable for {offline_for:.1f} s while the EV charges"):
         _, came = _offline(rig, csms, offline_for)
     with step("the queued meter values arrive after reconnecting, in order, marked offline"):

@@ -14,16 +14,6 @@ def _started(token: str):
     return lambda tx: tx.id_token == token and tx.started_at is not None
 
 
-def _meter_interval(rig, csms, evse) -> float:
-    """The DUT's transaction meter value interval on this rig (protocol value, scaled)."""
-    action, payload = commands.get_variable(evse.version, "SampledDataCtrlr", "TxUpdatedInterval",
-                                            "MeterValueSampleInterval")
-    response = csms.call(action, payload)
-    value = (response.get("getVariableResult") or [{}])[0].get("attributeValue") or \
-        ((response.get("configurationKey") or [{}])[0].get("value"))
-    return rig.scaled(float(value)) if value and float(value) > 0 else rig.scaled(60)
-
-
 def _periodic_energy(tx):
     return [s for s in tx.values(ENERGY) if s.context == "Sample.Periodic"]
 
@@ -32,7 +22,7 @@ def _periodic_energy(tx):
 @pytest.mark.requires("local_id_token", "ev", "basic_charging")
 def test_local_authorization_full_transaction(rig, csms, evse, ev, step, kpi):
     token = "TX001-TOKEN"
-    interval = _meter_interval(rig, csms, evse)
+    interval = csms.meter_value_interval()
     mark = rig.trace.now()
     with step("present a valid token: Authorize is accepted"):
         assert evse.present_id_token(token) == "Accepted"
@@ -133,7 +123,7 @@ def test_charging_limit_lowers_power(rig, csms, evse, ev, step, kpi):
     limit = 8.0  # A per phase
     config = rig.config.evse
     allowed_w = limit * config.voltage * config.phases
-    interval = _meter_interval(rig, csms, evse)
+    interval = csms.meter_value_interval()
     mark = rig.trace.now()
     ev.plug_in()
     tx = _remote_start(rig, csms, evse, "TX006-REMOTE", mark)
@@ -157,4 +147,3 @@ def test_charging_limit_lowers_power(rig, csms, evse, ev, step, kpi):
 def _after(tx, mark: float) -> bool:
     """At least two meter-value messages of the transaction arrived after ``mark``."""
     return sum(1 for m in tx.messages if m.mono > mark) >= 2
-

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import time
 
 
 def test_meter_read_against_meter_simulate(harness_command):

@@ -4,7 +4,6 @@ the error, the verdict and the clean teardown."""
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 from harness.ocpp import commands

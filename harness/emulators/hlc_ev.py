@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 
-from harness.emulators.pilot import CpState, SimulatedPilot
-from harness.emulators.power import PowerFlow
-from harness.trace import Layer, Recorder
+from harness.emulators.battery import Battery
+from harness.emulators.pilot import CpState
+from harness.emulators.plug import PluggedEv
+from harness.trace import Recorder
 from harness.v2g.evcc import run_session
 from harness.v2g.faults import FaultPlan
 from harness.v2g.session import EvccSession, Outcome
@@ -23,21 +25,14 @@ from harness.v2g.transport import SocketFactory
 from harness.v2g.vehicle import Vehicle
 
 
-class HlcEv:
+class HlcEv(PluggedEv):
     def __init__(self, recorder: Recorder, vehicle: Vehicle, *, timing: Timing = STANDARD,
                  control_period: float = 0.02, name: str = "ev", self_metered: bool = False) -> None:
-        self.recorder = recorder
+        super().__init__(recorder, name=name, control_period=control_period)
         self.vehicle = vehicle
         self.timing = timing
-        self.control_period = control_period
-        self.name = name
-        self.pilot: SimulatedPilot | None = None
-        self.line: PowerFlow | None = None
         self.session: EvccSession | None = None
         self.last_outcome: Outcome | None = None
-        self._task: asyncio.Task | None = None
-        self._imported = 0.0
-        self._exported = 0.0
         #: no cable shared with the EVSE (``harness ev run`` against another process or a real
         #: charger): the battery follows what the EV measures itself -- the DC current the EVSE
         #: reports, the AC current the EV draws
@@ -45,35 +40,11 @@ class HlcEv:
         self._metered_at: float | None = None
 
     @property
-    def plugged(self) -> bool:
-        return self.pilot is not None
+    def battery(self) -> Battery:
+        return self.vehicle.battery
 
-    async def plug_in(self, pilot: SimulatedPilot, line: PowerFlow) -> None:
-        if self.pilot is not None:
-            raise RuntimeError(f"{self.name} is already plugged in")
-        self.pilot, self.line = pilot, line
-        reading = line.read()
-        self._imported, self._exported = reading.imported_wh, reading.exported_wh
-        self.recorder.emit(Layer.PILOT, "PlugIn", f"{self.name} plugged in (SoC {self.vehicle.battery.soc:.0%}, "
-                           f"ISO 15118)", src=self.name, payload={"soc": self.vehicle.battery.soc, "hlc": True},
-                           keys={"evse_id": pilot.evse_id, "evccid": self.vehicle.evccid})
-        await pilot.set_state(CpState.B)
-        self._task = asyncio.create_task(self._control())
-
-    async def unplug(self) -> None:
-        if self.pilot is None or self.line is None:
-            return
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        self._account()
-        self.line.set(current=0.0)
-        pilot, self.pilot, self.line = self.pilot, None, None
-        await pilot.set_state(CpState.A)
-        self.recorder.emit(Layer.PILOT, "Unplug", f"{self.name} unplugged (SoC {self.vehicle.battery.soc:.0%})",
-                           src=self.name, payload={"soc": self.vehicle.battery.soc},
-                           keys={"evse_id": pilot.evse_id, "evccid": self.vehicle.evccid})
+    def _plug_facts(self) -> tuple[str, dict, dict]:
+        return ", ISO 15118", {"hlc": True}, {"evccid": self.vehicle.evccid}
 
     async def charge(self, host: str, port: int, *, context: ssl.SSLContext | None = None,
                      faults: FaultPlan | None = None, resume_session_id: str | None = None,
@@ -109,20 +80,12 @@ class HlcEv:
             self._apply()
 
     def _account(self) -> None:
-        """Move the energy that flowed since the last look into the battery."""
         if self.self_metered:
             self._meter_self()
-            return
-        if self.line is None:
-            return
-        reading = self.line.read()
-        delta = (reading.imported_wh - self._imported) - (reading.exported_wh - self._exported)
-        self._imported, self._exported = reading.imported_wh, reading.exported_wh
-        self.vehicle.battery.integrate(delta * 3600.0, 1.0)
+        else:
+            super()._account()
 
     def _meter_self(self) -> None:
-        import time
-
         now = time.monotonic()
         elapsed, self._metered_at = (now - self._metered_at if self._metered_at else 0.0), now
         vehicle = self.vehicle

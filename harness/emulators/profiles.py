@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from harness.rig.reader import Problems, Reader
+from harness.rig.reader import FileProblems, Problems, Reader, read_yaml
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.sap import PROTOCOLS
 from harness.v2g.vehicle import CONTROL_MODES, ENERGY_MODES, IDENTIFICATIONS, ChargePlan
@@ -24,12 +22,8 @@ DEFAULT_EV_PROFILE = FIXTURES / "ev" / "default.yaml"
 DEFAULT_EVSE_PROFILE = FIXTURES / "evse" / "reference.yaml"
 
 
-class ProfileError(ValueError):
-    def __init__(self, path: Path | str, problems: list[str]) -> None:
-        self.path = Path(path)
-        self.problems = problems
-        super().__init__(f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}\n  "
-                         + "\n  ".join(problems))
+class ProfileError(FileProblems):
+    """An EV or EVSE profile that cannot be used; ``problems`` lists each as "path: message"."""
 
 
 @dataclass(frozen=True)
@@ -75,16 +69,7 @@ class EvseProfile:
 
 def _load(path: Path | str) -> tuple[Path, Any]:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError(path, [f"cannot read the file: {exc.strerror or exc}"]) from None
-    try:
-        return path, yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ProfileError(path, [f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"]) from None
+    return path, read_yaml(path, ProfileError)
 
 
 def _protocols(reader: Reader, default: list[str]) -> tuple[str, ...]:

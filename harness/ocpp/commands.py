@@ -68,3 +68,27 @@ def get_variable(version: OcppVersion, component: str, variable: str, key_16: st
     if version is _V16:
         return "GetConfiguration", {"key": [key_16]}
     return "GetVariables", {"getVariableData": [{"component": {"name": component}, "variable": {"name": variable}}]}
+
+
+def variable_value(response: dict[str, Any]) -> str | None:
+    """The value in a GetVariables / GetConfiguration answer, None when the station has none."""
+    if "getVariableResult" in response:
+        result = (response["getVariableResult"] or [{}])[0]
+        return result.get("attributeValue") if result.get("attributeStatus") == "Accepted" else None
+    keys = response.get("configurationKey") or []
+    return keys[0].get("value") if keys else None
+
+
+def set_variable(version: OcppVersion, component: str, variable: str, key_16: str, value: str) -> Call:
+    """Write one configuration value: a 2.x variable or its 1.6 configuration key."""
+    if version is _V16:
+        return "ChangeConfiguration", {"key": key_16, "value": value}
+    return "SetVariables", {"setVariableData": [{"attributeValue": value, "component": {"name": component},
+                                                 "variable": {"name": variable}}]}
+
+
+def variable_accepted(response: dict[str, Any]) -> bool:
+    """Whether a SetVariables / ChangeConfiguration answer accepted the value."""
+    if "setVariableResult" in response:
+        return (response["setVariableResult"] or [{}])[0].get("attributeStatus") == "Accepted"
+    return response.get("status") == "Accepted"

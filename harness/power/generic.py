@@ -32,20 +32,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
 from harness.power.analyzer import IntegrationState, InstrumentError, Wiring
 from harness.power.driver import ScpiAnalyzer
-from harness.rig.reader import Problems, Reader
+from harness.rig.reader import FileProblems, Problems, Reader, read_yaml
 
 ENERGY_UNITS = {"Wh": 1.0, "kWh": 1000.0, "Ws": 1 / 3600.0}
 FIELD = re.compile(r"^([UIP]\d+|P|E[+-]\d*|-)$")
 
 
-class CommandMapError(ValueError):
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
+class CommandMapError(FileProblems):
+    """A command map that cannot be used; ``problems`` lists each as "path: message"."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +69,7 @@ def load_command_map(source: Path | str | Mapping[str, Any]) -> CommandMap:
     name = "<command map>"
     if isinstance(source, (str, Path)):
         name = str(source)
-        try:
-            data = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise CommandMapError(name, [f"cannot read it ({exc})"]) from None
+        data = read_yaml(source, CommandMapError)
     else:
         data = source
     problems = Problems()

@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-import yaml
-
-from harness.rig.reader import Problems, Reader
+from harness.rig.reader import FileProblems, Problems, Reader, read_yaml
 
 #: reference kinds a case may cite, and how reports label them
 REFERENCE_KINDS = {
@@ -25,8 +23,8 @@ REFERENCE_KINDS = {
 }
 
 
-class CatalogueError(ValueError):
-    pass
+class CatalogueError(FileProblems):
+    """A catalogue that cannot be used, or a test case id that is not in it."""
 
 
 @dataclass(frozen=True)
@@ -57,14 +55,11 @@ class Catalogue:
         try:
             return self.cases[case_id]
         except KeyError:
-            raise CatalogueError(f"test case id {case_id!r} is not in {self.path}") from None
+            raise CatalogueError(self.path, [f"test case id {case_id!r} is not in it"]) from None
 
 
 def load_catalogue(path: Path) -> Catalogue:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise CatalogueError(f"{path}: cannot read the catalogue ({exc})") from None
+    data = read_yaml(path, CatalogueError)
     problems = Problems()
     top = Reader(data, "", problems)
     suites: dict[str, Suite] = {}
@@ -90,5 +85,5 @@ def load_catalogue(path: Path) -> Catalogue:
         entry.done()
     top.done()
     if problems:
-        raise CatalogueError(f"{path}:\n  " + "\n  ".join(problems.items))
+        raise CatalogueError(path, problems.items)
     return Catalogue(path, suites, cases)

@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from harness.ocpp.versions import OcppVersion
-from harness.rig.reader import Problems, Reader
+from harness.rig.reader import FileProblems, Problems, Reader, read_yaml
 
 RIG_KINDS = ("emulated", "netns", "lab")
 VERSION_NAMES = tuple(v.value for v in OcppVersion)
@@ -27,14 +26,8 @@ CAPABILITIES = ("ev", "local_id_token", "reconfigure_security", "remote_start", 
                 "offline", "iso15118", "basic_charging", "discharge")
 
 
-class RigFileError(ValueError):
+class RigFileError(FileProblems):
     """A rig file that cannot be used; ``problems`` lists each problem as "path: message"."""
-
-    def __init__(self, path: Path | str, problems: list[str]) -> None:
-        self.path = Path(path)
-        self.problems = problems
-        super().__init__(f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}\n  "
-                         + "\n  ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -160,17 +153,7 @@ class RigConfig:
 
 def load_rig(path: Path | str) -> RigConfig:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RigFileError(path, [f"cannot read the file: {exc.strerror or exc}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise RigFileError(path, [f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"]) from None
-    return parse_rig(data, path=path)
+    return parse_rig(read_yaml(path, RigFileError), path=path)
 
 
 def parse_rig(data: Any, *, path: Path | None = None) -> RigConfig:

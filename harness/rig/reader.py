@@ -9,9 +9,39 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import yaml
+
 _MISSING = object()
+
+
+class FileProblems(ValueError):
+    """A hand-written file (rig, profile, catalogue, command map) that cannot be used;
+    ``problems`` lists each problem as "path: message"."""
+
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
+        self.path = Path(path)
+        self.problems = problems
+        super().__init__(f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}\n  "
+                         + "\n  ".join(problems))
+
+
+def read_yaml(path: Path | str, error: type[FileProblems] = FileProblems) -> Any:
+    """The parsed YAML document at ``path``; ``error`` names the file, and the line and column
+    of a syntax error, when it cannot be read."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(path, [f"cannot read the file: {exc.strerror or exc}"]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise error(path, [f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"]) from None
 
 
 @dataclass

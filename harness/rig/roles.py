@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from harness.emulators.battery import Battery
 from harness.emulators.ev import BasicEv
 from harness.emulators.evse import EvseSettings, ReferenceEvse
+from harness.ocpp import commands
 from harness.ocpp.behaviour import CsmsBehaviour
 from harness.ocpp.csms import MockCsms
 from harness.ocpp.endpoint import OcppCallFailed
@@ -172,6 +173,26 @@ class CsmsRole(Role):
     async def _call(self, action: str, payload: dict[str, Any], timeout: float | None, validate: bool) -> dict:
         assert self.server is not None
         return await self.server.call(self.station_id, action, payload, timeout=timeout, validate=validate)
+
+    def read_variable(self, component: str, variable: str, key_16: str) -> str | None:
+        """A configuration value of the EVSE: the 2.x device-model variable, or on 1.6 its
+        configuration key; None when the EVSE does not report it."""
+        return commands.variable_value(self.call(*commands.get_variable(self.rig.evse.version, component, variable,
+                                                                          key_16)))
+
+    def write_variable(self, component: str, variable: str, key_16: str, value: str) -> bool:
+        """Set a configuration value of the EVSE; whether it accepted."""
+        return commands.variable_accepted(self.call(*commands.set_variable(self.rig.evse.version, component,
+                                                                           variable, key_16, value)))
+
+    def meter_value_interval(self) -> float:
+        """The EVSE's transaction meter-value interval on this rig (its setting, scaled)."""
+        value = self.read_variable("SampledDataCtrlr", "TxUpdatedInterval", "MeterValueSampleInterval")
+        try:
+            seconds = float(value) if value is not None else 0.0
+        except ValueError:
+            seconds = 0.0
+        return self.rig.scaled(seconds if seconds > 0 else 60.0)
 
     def send_raw(self, text: str | bytes) -> None:
         assert self.server is not None
