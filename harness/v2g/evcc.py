@@ -15,12 +15,12 @@ from harness import exi
 from harness.trace import Recorder
 from harness.v2g import messages, recording
 from harness.v2g.equipment import EvseCapabilities
-from harness.v2g.faults import CloseConnection, FaultPlan, Transmit, Wait
+from harness.v2g.faults import FaultPlan, transmit
 from harness.v2g.session import (Close, EvccSession, Finished, Notice, Outcome, Received, SeccSession, Send, SetCp,
                                  Undecodable)
 from harness.v2g.timers import STANDARD, Timing
 from harness.v2g.transport import ConnectionClosed, SocketFactory, V2gConnection, connect
-from harness.v2g.v2gtp import HeaderError, PayloadType, encode as v2gtp_encode
+from harness.v2g.v2gtp import HeaderError, PayloadType
 
 SIDE = recording.EV
 ACCEPTED = frozenset({PayloadType.EXI, PayloadType.ISO20_MAIN, PayloadType.ISO20_AC, PayloadType.ISO20_DC})
@@ -141,22 +141,7 @@ class _Runner:
             previous = self.plan.previous()
             if previous is not None:
                 send = previous
-        actions = self.plan.on_send(send, session) if self.plan else \
-            [Transmit(v2gtp_encode(send.payload_type, send.data), send.name, send)]
-        for action in actions:
-            if isinstance(action, Wait):
-                await asyncio.sleep(action.seconds)
-            elif isinstance(action, CloseConnection):
-                recording.record(self.recorder, SIDE, "TcpClosedByFault", action.reason, session)
-                return True
-            elif isinstance(action, Transmit):
-                await self.connection.send_raw(action.frame)
-                if action.send is not None:
-                    recording.record_message(self.recorder, SIDE, action.send, session)
-                else:
-                    recording.record(self.recorder, SIDE, "FaultyMessageSent", f"{action.name} sent altered",
-                                     session, payload={"frame": action.frame.hex().upper()})
-        return False
+        return await transmit(send, self.plan, session, self.connection, self.recorder, SIDE)
 
     def _skipped(self, send: Send) -> list:
         """The EV behaves as if ``send`` had been answered OK: a stand-in SECC (a default

@@ -33,6 +33,7 @@ Connection faults (``message`` None): ``fail_tls`` makes the side's TLS handshak
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import random
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from typing import Any
 
 from harness import exi
 from harness.trace import Layer, Recorder
-from harness.v2g import messages
+from harness.v2g import messages, recording
 from harness.v2g.session import Send
 from harness.v2g.v2gtp import encode as v2gtp_encode
 
@@ -282,3 +283,27 @@ class FaultPlan:
             actions.extend(self._held)
             self._held.clear()
         return actions
+
+
+async def transmit(send: Send, plan: FaultPlan | None, session: Any, connection: Any, recorder: Recorder,
+                   side: str) -> bool:
+    """Put ``send`` on ``connection`` as ``plan`` says (as it is when there is no plan): wait,
+    send altered or not at all, or close the connection. Every step is on the timeline.
+    Returns True when the connection was closed on purpose."""
+    actions = plan.on_send(send, session) if plan else [Transmit(v2gtp_encode(send.payload_type, send.data),
+                                                                 send.name, send)]
+    for action in actions:
+        if isinstance(action, Wait):
+            await asyncio.sleep(action.seconds)
+        elif isinstance(action, CloseConnection):
+            recording.record(recorder, side, "TcpClosedByFault", action.reason, session)
+            return True
+        elif isinstance(action, Transmit):
+            await connection.send_raw(action.frame)
+            if action.send is not None:
+                recording.record_message(recorder, side, action.send, session)
+            else:
+                recording.record(recorder, side, "FaultyMessageSent", f"{action.name} sent altered",
+                                 session, payload={"frame": action.frame.hex().upper()})
+    return False
+

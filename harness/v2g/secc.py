@@ -17,11 +17,11 @@ from typing import Any, Callable, Sequence
 
 from harness.trace import Layer, Recorder
 from harness.v2g import messages, recording, sap
-from harness.v2g.faults import CloseConnection, FaultPlan, Transmit, Wait
+from harness.v2g.faults import FaultPlan, transmit
 from harness.v2g.session import (Close, Finished, Notice, Outcome, Received, SeccSession, Send, SetCp, Undecodable)
 from harness.v2g.timers import STANDARD, Timing
 from harness.v2g.transport import ConnectionClosed, Listener, SocketFactory, V2gConnection, listen
-from harness.v2g.v2gtp import HeaderError, PayloadType, encode as v2gtp_encode
+from harness.v2g.v2gtp import HeaderError, PayloadType
 
 SIDE = recording.EVSE
 #: payload types the SECC accepts on its TCP connections
@@ -197,22 +197,7 @@ class Secc:
         fault = self.faults.state_fault(send.name, session) if self.faults else None
         if fault is not None:
             send = self._state_faulted(session, send, fault.kind)
-        actions = self.faults.on_send(send, session) if self.faults else \
-            [Transmit(v2gtp_encode(send.payload_type, send.data), send.name, send)]
-        for action in actions:
-            if isinstance(action, Wait):
-                await asyncio.sleep(action.seconds)
-            elif isinstance(action, CloseConnection):
-                recording.record(self.recorder, SIDE, "TcpClosedByFault", action.reason, session)
-                return True
-            elif isinstance(action, Transmit):
-                await connection.send_raw(action.frame)
-                if action.send is not None:
-                    recording.record_message(self.recorder, SIDE, action.send, session)
-                else:
-                    recording.record(self.recorder, SIDE, "FaultyMessageSent", f"{action.name} sent altered",
-                                     session, payload={"frame": action.frame.hex().upper()})
-        return False
+        return await transmit(send, self.faults, session, connection, self.recorder, SIDE)
 
     def _state_faulted(self, session: SeccSession, send: Send, kind: str) -> Send:
         if kind == "repeat":
