@@ -24,8 +24,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--certs", type=Path,
                        help="ISO 15118 certificates folder; generated there if it does not exist yet "
                             "(give the same folder to `harness ev run --certs`)")
-    serve.add_argument("--port", type=int, default=0, help="TCP port of the SECC (default: any free one)")
-    serve.add_argument("--tls-port", type=int, default=0, help="TLS port of the SECC (default: any free one)")
+    serve.add_argument("--port", type=int, default=0,
+                       help="TCP port of the SECC, 49152-65535 as ISO 15118 requires (default: a free one)")
+    serve.add_argument("--tls-port", type=int, default=0,
+                       help="TLS port of the SECC, 49152-65535 as ISO 15118 requires (default: a free one)")
     serve.add_argument("--sdp-port", type=int, default=15118, help="UDP port of the SDP server (default 15118)")
     serve.add_argument("--authorization", choices=("accept", "reject"), default="accept")
     serve.add_argument("--time-scale", type=float, default=1.0,
@@ -46,11 +48,14 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
     from harness.v2g.sdp import SdpServer
     from harness.v2g.secc import Secc, SeccConfig
     from harness.v2g.timers import Timing
+    from harness.v2g.transport import SeccPortError, check_secc_port
 
     try:
         profile = load_evse_profile(args.profile or DEFAULT_EVSE_PROFILE)
         host = interface_address(args.iface)
-    except (ProfileError, InterfaceError) as exc:
+        check_secc_port(args.port, "--port")
+        check_secc_port(args.tls_port, "--tls-port")
+    except (ProfileError, InterfaceError, SeccPortError) as exc:
         raise UsageError(str(exc)) from None
     if not 0 < args.time_scale <= 1:
         raise UsageError("--time-scale must be above 0 and at most 1")
@@ -82,8 +87,8 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
         secc = Secc(trace, port, config, timing=timing)
         try:
             await secc.start()
-        except OSError as exc:
-            raise UsageError(f"cannot listen on [{host}]: {exc.strerror or exc}") from None
+        except (OSError, SeccPortError) as exc:
+            raise UsageError(f"cannot listen on [{host}]: {getattr(exc, 'strerror', None) or exc}") from None
         sdp = SdpServer(trace, host, args.sdp_port, tcp_port=secc.tcp_port, tls_port=secc.tls_port,
                         tls_policy=caps.tls)
         try:

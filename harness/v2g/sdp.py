@@ -4,8 +4,11 @@ IP address and port over UDP, and whether it will speak TLS.
 Request (V2GTP payload type 0x9000, 2 bytes): Security (0x00 TLS, 0x10 no transport security),
 Transport protocol (0x00 TCP, 0x10 UDP). Response (0x9001, 20 bytes): the SECC's IPv6 address
 (16 bytes), port (2, big-endian), Security, Transport protocol. The EV sends the request to the
-link's all-nodes multicast address ff02::1 on UDP port 15118 and repeats it when no response came
-in time (:data:`harness.v2g.timers.SDP`); the SECC answers to the sender.
+link's all-nodes multicast address ff02::1 on UDP port 15118 and repeats it when no valid response
+came in time (:data:`harness.v2g.timers.SDP`; [V2G20-157] .. [V2G20-161]); the SECC answers to the
+sender. A response the EV must not use -- a port outside the dynamic ports 49152-65535 (ISO 15118-20
+Table 10, [V2G20-078]; ISO 15118-2 Table 15), another transport than asked for, no unicast address
+-- counts as no response: the EV ignores it (on the timeline, with the reason) and asks again.
 
 :class:`SdpClient` is the sans-IO client; :func:`discover` and :class:`SdpServer` are the asyncio
 adapters. On the default emulated rig the EV asks ::1 by unicast instead of multicast; on the
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 
 from harness.trace import Layer, Recorder
 from harness.v2g.timers import SDP, SdpTimers
-from harness.v2g.transport import SocketFactory, scope_index, split_scope
+from harness.v2g.transport import SECC_PORTS, SocketFactory, scope_index, split_scope
 from harness.v2g.v2gtp import HeaderError, PayloadType, V2gtpMessage, encode as v2gtp_encode, read_datagram
 
 SDP_PORT = 15118
@@ -86,6 +89,21 @@ class SdpResponse:
     def tls(self) -> bool:
         return self.security == SECURED
 
+    def problems(self, request: SdpRequest) -> list[str]:
+        """What makes this response one an EVCC must not use for ``request``: a port outside the
+        dynamic ports, another transport than the TCP asked for, an address that is not a
+        unicast address of the SECC."""
+        found = []
+        if self.port not in SECC_PORTS:
+            found.append(f"SECC port {self.port} is outside the dynamic ports {SECC_PORTS.start}-"
+                         f"{SECC_PORTS.stop - 1} (IETF RFC 6335) the SECC must listen on")
+        if self.transport != request.transport:
+            found.append(f"transport protocol 0x{self.transport:02X} where 0x{request.transport:02X} was asked for")
+        address = ipaddress.IPv6Address(split_scope(self.address)[0])
+        if address.is_multicast or address.is_unspecified:
+            found.append(f"SECC address {address} is not a unicast address")
+        return found
+
 
 # -- sans-IO client --------------------------------------------------------------------------------
 
@@ -124,10 +142,15 @@ class SdpClient:
             self.ignored.append(str(message))
             return None
         try:
-            self.response = SdpResponse.parse(message.payload)
+            response = SdpResponse.parse(message.payload)
         except SdpError as exc:
             self.ignored.append(str(exc))
             return None
+        problems = response.problems(self.request)
+        if problems:  # not an answer the EV can use: it waits for another or asks again
+            self.ignored.append("; ".join(problems))
+            return None
+        self.response = response
         self.deadline = None
         return self.response
 
@@ -140,7 +163,7 @@ class SdpClient:
         return self._send(now)
 
 
-def answer(datagram: bytes, *, address: str, tcp_port: int, tls_port: int | None,
+def answer(datagram: bytes, *, address: str, tcp_port: int | None, tls_port: int | None,
            tls_policy: str = "optional") -> tuple[V2gtpMessage | HeaderError, SdpResponse | None, str]:
     """The SECC's answer to one datagram: (what arrived, the response or None, why)."""
     message = read_datagram(datagram, {PayloadType.SDP_REQUEST})
@@ -155,7 +178,10 @@ def answer(datagram: bytes, *, address: str, tcp_port: int, tls_port: int | None
     tls = tls_port is not None and (request.tls or tls_policy == "required")
     if tls_policy == "none" or tls_port is None:
         tls = False
-    response = SdpResponse(address, tls_port if tls else tcp_port, SECURED if tls else UNSECURED, TCP)
+    port = tls_port if tls else tcp_port
+    if port is None or port not in SECC_PORTS:  # no server of that kind, or one on a port no EV may use
+        return message, None, f"ignored: no {'TLS' if tls else 'TCP'} server on a port an SDP response may name"
+    response = SdpResponse(address, port, SECURED if tls else UNSECURED, TCP)
     return message, response, "TLS" if tls else "TCP"
 
 
@@ -225,7 +251,7 @@ class SdpServer:
         while True:
             data, sender = await protocol.queue.get()
             peer = f"[{sender[0]}]:{sender[1]}"
-            message, response, why = answer(data, address=address, tcp_port=self.tcp_port or 0,
+            message, response, why = answer(data, address=address, tcp_port=self.tcp_port,
                                             tls_port=self.tls_port, tls_policy=self.tls_policy)
             self.recorder.emit(Layer.SDP, "SdpRequest", f"SDP request from {peer}: {data[8:].hex(' ').upper()}",
                                src="ev", dst=self.side, observer=self.side,
@@ -267,9 +293,11 @@ async def discover(recorder: Recorder, *, tls: bool, target: str = ALL_NODES, po
         datagram: bytes | SdpGiveUp | None = client.start(loop.time())
         while True:
             if isinstance(datagram, SdpGiveUp):
-                recorder.emit(Layer.SDP, "SdpNoResponse", f"no SDP response after {datagram.attempts} requests",
-                              src=side, observer=side)
-                raise SdpError(f"no SDP response from [{target}]:{port} after {datagram.attempts} requests")
+                ignored = f"; responses ignored: {client.ignored[-1]}" if client.ignored else ""
+                recorder.emit(Layer.SDP, "SdpNoResponse", f"no usable SDP response after {datagram.attempts} "
+                              f"requests{ignored}", src=side, observer=side, payload={"ignored": client.ignored})
+                raise SdpError(f"no usable SDP response from [{target}]:{port} after {datagram.attempts} "
+                               f"requests{ignored}")
             if isinstance(datagram, bytes):
                 transport.sendto(datagram, destination)
                 recorder.emit(Layer.SDP, "SdpRequest", f"SDP request #{client.attempts} to [{target}]:{port} "

@@ -13,8 +13,8 @@ implementations that quote the standard rather than from its text, the table say
   AC_ChargeLoopReq message timeout 0.5 s, SECC sequence timeout after AC_ChargeLoopRes 0.5 s),
   Table 217 (DC: DC_CableCheckReq/DC_PreChargeReq/DC_WeldingDetectionReq 2 s, DC_ChargeLoopReq
   0.5 s, sequence timeout after DC_ChargeLoopRes 0.5 s); [V2G20-1499] .. [V2G20-1502].
-- SDP (ISO 15118-2 7.10.1, -20 7.10.1): the EVCC repeats an unanswered request after 250 ms,
-  at most 50 times (not confirmed from the text; the common reading of the standards).
+- SDP (ISO 15118-20 7.10.1.7, [V2G20-159] .. [V2G20-161]; -2 [V2G2-159] and the same limit): the
+  EVCC waits at least 250 ms for a valid response, repeats the request, and stops after 50.
 
 A lab rig uses the values as they are. An emulated rig multiplies them by its time scale
 (:class:`Timing`), but a timeout never drops below :attr:`Timing.min_timeout`: a timeout that

@@ -15,6 +15,8 @@ interface.
 from __future__ import annotations
 
 import asyncio
+import errno
+import random
 import socket
 import ssl
 from dataclasses import dataclass
@@ -23,8 +25,27 @@ from typing import Awaitable, Callable, Protocol
 from harness.v2g.v2gtp import DEFAULT_MAX_PAYLOAD, HeaderError, V2gtpMessage, V2gtpReader, encode
 
 
+#: where an SECC's TCP and TLS servers listen: the Dynamic Ports of IETF RFC 6335. The SDP response
+#: names the SECC's port, V2G_DST_TCP_DATA, which ISO 15118-20 Table 10 (7.8.2, [V2G20-078]) and
+#: ISO 15118-2 Table 15 place in this range (DIN SPEC 70121 follows -2); EVCCs refuse an SDP
+#: response naming another port.
+SECC_PORTS = range(49152, 65536)
+
+
 class ConnectionClosed(Exception):
     pass
+
+
+class SeccPortError(ValueError):
+    """A port an SECC may not listen on, or none free in :data:`SECC_PORTS`."""
+
+
+def check_secc_port(port: int, what: str = "SECC port") -> None:
+    """Refuse an explicit SECC port outside :data:`SECC_PORTS` (0 means: pick one inside)."""
+    if port != 0 and port not in SECC_PORTS:
+        raise SeccPortError(f"{what} {port} is outside the dynamic ports {SECC_PORTS.start}-{SECC_PORTS.stop - 1} "
+                            f"(IETF RFC 6335) that ISO 15118-20 [V2G20-078] / Table 10 and ISO 15118-2 Table 15 "
+                            f"require of the SECC's port; EVs refuse an SDP response naming any other")
 
 
 class SocketFactory(Protocol):
@@ -151,8 +172,9 @@ def socket_address(host: str, port: int) -> tuple[str, int, int, int]:
 async def listen(host: str, port: int, handler: Handler, *, context: ssl.SSLContext | None = None,
                  accepted: frozenset[int] | None = None, handshake_timeout: float = 10.0,
                  sockets: SocketFactory | None = None) -> Listener:
-    """Accept V2GTP connections on ``host`` (an IPv6 address, with %scope for link-local);
-    ``sockets`` makes the listening socket (in the SECC's network namespace on the netns rig)."""
+    """Accept V2GTP connections on ``host`` (an IPv6 address, with %scope for link-local) and
+    ``port``, one of :data:`SECC_PORTS` (0: a free one of them, chosen at random); ``sockets``
+    makes the listening socket (in the SECC's network namespace on the netns rig)."""
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = V2gConnection(reader, writer, accepted=accepted)
@@ -161,24 +183,33 @@ async def listen(host: str, port: int, handler: Handler, *, context: ssl.SSLCont
         finally:
             await connection.close()
 
+    sock = bind_secc_port(host, port, sockets)
     tls = dict(ssl=context, ssl_handshake_timeout=handshake_timeout if context else None)
-    if sockets is None:
-        server = await asyncio.start_server(on_connect, host=host, port=port,
-                                            family=socket.AF_INET6 if ":" in host else socket.AF_UNSPEC,
-                                            reuse_address=True, **tls)
-    else:
-        sock = sockets(socket.AF_INET6, socket.SOCK_STREAM, 0)
+    server = await asyncio.start_server(on_connect, sock=sock, **tls)
+    return Listener(server, sock.getsockname()[1], context is not None)
+
+
+def bind_secc_port(host: str, port: int, sockets: SocketFactory | None = None) -> socket.socket:
+    """A listening TCP socket on ``host`` and ``port`` (0: a free port of :data:`SECC_PORTS`)."""
+    check_secc_port(port)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    make = sockets or socket.socket
+    address = socket_address(host, 0) if family == socket.AF_INET6 else (host, 0)
+    candidates = [port] if port else random.sample(SECC_PORTS, 64)
+    for candidate in candidates:
+        sock = make(family, socket.SOCK_STREAM, 0)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(socket_address(host, port))
+            sock.bind((address[0], candidate, *address[2:]))
             sock.listen(100)
             sock.setblocking(False)
-        except OSError:
+            return sock
+        except OSError as exc:
             sock.close()
-            raise
-        server = await asyncio.start_server(on_connect, sock=sock, **tls)
-    bound = server.sockets[0].getsockname()[1]
-    return Listener(server, bound, context is not None)
+            if exc.errno != errno.EADDRINUSE or port:
+                raise
+    raise SeccPortError(f"no free port among {len(candidates)} tried in {SECC_PORTS.start}-{SECC_PORTS.stop - 1} "
+                        f"on [{host}]")
 
 
 async def connect(host: str, port: int, *, context: ssl.SSLContext | None = None, timeout: float = 10.0,
