@@ -41,10 +41,8 @@ from harness.v2g.vehicle import ChargePlan, Vehicle  # noqa: E402
 
 TIMING = Timing(scale=0.0)
 SCENARIOS = {
-    "iso2-ac": dict(plan=ChargePlan(protocols=("iso2",), energy="AC", cycles=10), tls=False,
-                    evccid="0A1B2C3D4E5F"),
-    "iso20-dc-bpt": dict(plan=ChargePlan(protocols=("iso20-dc",), energy="DC_BPT", cycles=10), tls=True,
-                         evccid="WHARNESS000000001"),
+    "iso2-ac": dict(plan=ChargePlan(protocols=("iso2",), energy="AC", cycles=10), tls=False),
+    "iso20-dc-bpt": dict(plan=ChargePlan(protocols=("iso20-dc",), energy="DC_BPT", cycles=10), tls=True),
 }
 
 
@@ -54,7 +52,7 @@ async def one_session(name: str, material: V2gMaterial) -> tuple[float, int, boo
     port = ChargePort(EvseCapabilities())
     secc = Secc(recorder, port, SeccConfig(tls_context=material.secc_context()), timing=TIMING)
     await secc.start()
-    vehicle = Vehicle(scenario["evccid"], Battery(60000.0, 0.4, 50000.0, 11000.0), plan=scenario["plan"])
+    vehicle = Vehicle("0A1B2C3D4E5F", Battery(60000.0, 0.4, 50000.0, 11000.0), plan=scenario["plan"])
     ev = HlcEv(recorder, vehicle, timing=TIMING)
     await ev.plug_in(SimulatedPilot(recorder), port.line)
     tls = scenario["tls"]

@@ -32,17 +32,10 @@ from harness.rig.lock import RigBusy
 from harness.rig.meter import MeterRole
 from harness.rig.roles import CsmsRole, EvRole, EvseRole, dut_identity
 from harness.trace import Layer, Recorder
+from harness.verdicts import Inconclusive, NotApplicable, inconclusive  # noqa: F401 (inconclusive: API)
 
 CATALOGUE_FILE = "catalogue.yaml"
 EPIC = "EV charging interoperability"
-
-
-class Inconclusive(Exception):
-    """Raised by a test that could not decide (the verdict becomes ``inconc``)."""
-
-
-def inconclusive(reason: str) -> None:
-    raise Inconclusive(reason)
 
 
 def new_run_id() -> str:
@@ -336,6 +329,14 @@ def _attach_ocpp_log(session: HarnessSession, first_seq: int) -> None:
 
 
 # -- verdicts ---------------------------------------------------------------------------------
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    except NotApplicable as exc:  # the DUT does not offer what the case checks: a skip, with its words
+        pytest.skip(f"not applicable: {exc}")
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:

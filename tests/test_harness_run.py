@@ -120,3 +120,26 @@ def test_metering_is_measured_and_plotted_in_every_report(full_run):
     connected = trace.first(name="MeterConnected")
     assert connected is not None and "SOCKET" in connected.payload["resource"]
     assert len(trace.select(layer="meter", name="MeterSample")) > 10
+
+
+def test_cases_for_a_protocol_the_charger_does_not_offer_are_not_applicable(tmp_path, harness_command):
+    """A charger that offers ISO 15118-2 and DIN 70121 only: the -20 cases are skipped with its
+    supportedAppProtocolRes as the reason, the others pass (no EVCCID crash: the EV's MAC goes
+    into the -2 and DIN sessions it gets instead of the -20 identifier)."""
+    rig = (ROOT / "rigs" / "emulated.yaml").read_text().replace(
+        "../fixtures/evse/reference.yaml", str(ROOT / "fixtures" / "evse" / "first-generation.yaml")).replace(
+        "../fixtures/ev/default.yaml", str(ROOT / "fixtures" / "ev" / "default.yaml"))
+    (tmp_path / "first-generation.yaml").write_text(rig)
+    report = tmp_path / "run"
+    result = subprocess.run(harness_command + ["run", "--rig", str(tmp_path / "first-generation.yaml"),
+                                               "--report-dir", str(report), "testcases/test_iso15118_sessions.py"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:]
+    cases = json.loads((report / "conformance.json").read_text())["cases"]
+    skipped = [c for c in cases if c["verdict"] == "skip"]
+    assert skipped and all("supportedAppProtocolRes" in c["message"] and "Failed_NoNegotiation" in c["message"]
+                           for c in skipped), [c["message"] for c in skipped]
+    assert all("iso20" in c["message"] for c in skipped)
+    assert not [c for c in cases if c["verdict"] in ("fail", "error")]
+    passed = {c["id"] for c in cases if c["verdict"] == "pass"}
+    assert {"V2G-SES-001", "V2G-SES-002"} <= passed

@@ -56,7 +56,7 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
     from harness.rig.hlc import PROTOCOLS_FOR
     from harness.trace import Recorder
     from harness.v2g.credentials import ISO20_SNI, V2gMaterial
-    from harness.v2g.links import InterfaceError, interface_address
+    from harness.v2g.links import InterfaceError, interface_address, interface_evccid
     from harness.v2g.sdp import ALL_NODES, SdpError, discover
     from harness.v2g.timers import Timing
     from harness.v2g.vehicle import Vehicle
@@ -89,13 +89,13 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
             raise UsageError(str(exc)) from None
     elif tls:
         raise UsageError("TLS and Plug & Charge need --certs (the V2G roots to trust, the contract to use)")
-    vehicle = Vehicle(profile.vin if generation == "iso20" else profile.evccid,
+    vehicle = Vehicle(interface_evccid(args.iface) or profile.evccid,
                       Battery(profile.capacity_kwh * 1000.0, profile.soc, profile.max_charge_kw * 1000.0,
                               profile.max_discharge_kw * 1000.0), plan=plan,
                       ac_max_current=profile.ac_max_current, dc_max_voltage=profile.dc_max_voltage,
                       dc_max_current=profile.dc_max_current, pack_voltage_empty=profile.pack_voltage[0],
                       pack_voltage_full=profile.pack_voltage[1], departure_time=profile.departure_time,
-                      target_soc=profile.target_soc, min_soc=profile.min_soc)
+                      target_soc=profile.target_soc, min_soc=profile.min_soc, vin=profile.vin)
     if material is not None and plan.identification == "PnC":
         vehicle.credentials = material.ev_credentials(generation)
     trace = Recorder(out / "trace.jsonl")

@@ -44,7 +44,7 @@ class HlcEv(PluggedEv):
         return self.vehicle.battery
 
     def _plug_facts(self) -> tuple[str, dict, dict]:
-        return ", ISO 15118", {"hlc": True}, {"evccid": self.vehicle.evccid}
+        return ", ISO 15118", {"hlc": True}, {"ev_mac": self.vehicle.mac}
 
     async def charge(self, host: str, port: int, *, context: ssl.SSLContext | None = None,
                      faults: FaultPlan | None = None, resume_session_id: str | None = None,

@@ -16,6 +16,7 @@ namespace on the netns rig.
 from __future__ import annotations
 
 import dataclasses
+import json
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
@@ -26,12 +27,14 @@ from harness.emulators.hlc_ev import HlcEv
 from harness.emulators.profiles import (DEFAULT_EV_PROFILE, DEFAULT_EVSE_PROFILE, EvProfile, load_ev_profile,
                                         load_evse_profile)
 from harness.trace import Event, Layer
+from harness.v2g import sap
 from harness.v2g.credentials import ISO20_SNI, V2gMaterial
 from harness.v2g.faults import Fault, FaultPlan
 from harness.v2g.sdp import SdpError, discover
 from harness.v2g.session import Outcome
 from harness.v2g.timers import Timing
 from harness.v2g.vehicle import ChargePlan, Vehicle
+from harness.verdicts import NotApplicable
 
 if TYPE_CHECKING:
     from harness.rig.rig import Rig
@@ -153,12 +156,12 @@ class HlcDriver:
         self.faults.recorder = self.rig.trace
         self.ev = HlcEv(self.rig.trace, self._vehicle(), timing=timing(self.rig))
 
-    def _vehicle(self, plan: ChargePlan | None = None, evccid: str | None = None) -> Vehicle:
+    def _vehicle(self, plan: ChargePlan | None = None) -> Vehicle:
         profile = self.profile
         assert profile is not None
         battery = Battery(capacity_wh=profile.capacity_kwh * 1000.0, soc=profile.soc,
                           max_charge_w=profile.max_charge_kw * 1000.0, max_discharge_w=profile.max_discharge_kw * 1000.0)
-        return Vehicle(evccid or profile.evccid, battery, plan=plan or profile.plan,
+        return Vehicle(profile.evccid, battery, plan=plan or profile.plan, vin=profile.vin,
                        ac_max_current=profile.ac_max_current, ac_min_current=profile.ac_min_current,
                        dc_max_voltage=profile.dc_max_voltage, dc_max_current=profile.dc_max_current,
                        pack_voltage_empty=profile.pack_voltage[0], pack_voltage_full=profile.pack_voltage[1],
@@ -254,7 +257,8 @@ class HlcDriver:
         await self._plug_in()
         vehicle = self.ev.vehicle
         vehicle.plan = plan
-        vehicle.evccid = self.profile.vin if plan.protocols[0].startswith("iso20") else self.profile.evccid
+        # DIN / -2 EVCCID: the MAC of the EV's interface on the link, as SLAC saw it ([V2G2-879])
+        vehicle.mac = self.rig.link.ev_mac() or self.profile.evccid
         generation = "iso20" if plan.protocols[0].startswith("iso20") else "iso2"
         emulated = self.rig.evse.emulated
         if plan.identification == "PnC" and emulated:
@@ -285,8 +289,15 @@ class HlcDriver:
                                        sockets=self.rig.link.host("ev").sockets)
         self.paused_session = outcome.session_id if outcome.paused else None
         events = trace.select(layer=Layer.V2G, observer="ev", since=mark)
-        return SessionResult(outcome, events, soc_before, vehicle.battery.soc,
-                             tls=self.ev.session.facts.get("tls") if self.ev.session else None, sdp=where)
+        result = SessionResult(outcome, events, soc_before, vehicle.battery.soc,
+                               tls=self.ev.session.facts.get("tls") if self.ev.session else None, sdp=where)
+        if outcome.response_code == sap.FAILED:
+            # the charger offers none of the protocols the case is about: nothing to test here
+            answer = next(iter(result.received("supportedAppProtocolRes")), None)
+            raise NotApplicable(f"the charger offers none of {', '.join(plan.protocols)} "
+                                f"({'TLS' if where.tls else 'TCP'}); its supportedAppProtocolRes: "
+                                f"{json.dumps(answer, separators=(',', ':'))}")
+        return result
 
     def probe(self, *, tls: bool = False, generation: str = "iso2") -> "ProbeHandle":
         """A raw V2G connection to the EVSE for negative tests (plugged in, found by SDP);

@@ -145,6 +145,19 @@ class LinkRole(Role):
             return LinkHost(interface_address(iface), socket.if_nametoindex(iface))
         return LOOPBACK
 
+    def ev_mac(self) -> str | None:
+        """The EV's MAC address on the link (what SLAC shows as the EV's, and the DIN 70121 /
+        ISO 15118-2 EVCCID): the EV host's interface on the netns line, the Green PHY NIC on a
+        nic link; None on loopback, where the EV profile's ``evccid`` stands in."""
+        from harness.v2g.links import interface_evccid
+        from harness.v2g.vehicle import mac_evccid
+
+        if self.line is not None:
+            return mac_evccid(self.line.stations["ev"].mac)
+        if self.kind == "nic" and self.config.iface:
+            return interface_evccid(self.config.iface)
+        return None
+
     def _line_host(self, side: str) -> LinkHost:
         assert self.line is not None
         scope = self.scope_id(side)

@@ -216,7 +216,8 @@ class DinRules(Rules):
         e.context.update(loops=0, dc=True, welding=0)
         if not e.ev.plan.dc:
             e.context["stop"] = "DIN 70121 is DC only"
-        return Request("SessionSetupReq", {"EVCCID": e.ev.evccid})
+        e.evccid = e.ev.evccid("din")
+        return Request("SessionSetupReq", {"EVCCID": e.evccid})
 
     def evcc_next(self, e: EvccSession, name: str, body: dict, message: dict) -> Request | Stop:
         return getattr(self, f"_after_{name}")(e, body, message)

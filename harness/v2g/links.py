@@ -1,4 +1,5 @@
-"""Where V2G talks on a host: the IPv6 address of an interface (link-local, or ::1 on loopback)."""
+"""Where V2G talks on a host: the IPv6 address of an interface (link-local, or ::1 on loopback),
+and the MAC address an EV's interface gives the DIN 70121 / ISO 15118-2 EVCCID."""
 
 from __future__ import annotations
 
@@ -40,3 +41,16 @@ def interface_address(iface: str) -> str:
 
 def is_loopback(iface: str) -> bool:
     return interface_address(iface) == "::1"
+
+
+def interface_evccid(iface: str) -> str | None:
+    """The DIN 70121 / ISO 15118-2 EVCCID of an EV on ``iface`` (in the calling process's network
+    namespace): the interface's MAC address as 12 hex digits ([V2G2-879]); None for an interface
+    without one (lo) or that does not exist."""
+    from harness.v2g.vehicle import mac_evccid
+
+    try:
+        evccid = mac_evccid((Path("/sys/class/net") / iface / "address").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return None if evccid == "000000000000" else evccid

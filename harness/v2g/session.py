@@ -445,7 +445,6 @@ class EvccSession(_Session):
         self.ev = ev
         self.offer = sap.offer(offered)
         self.resume_session_id = resume_session_id
-        self.evccid = getattr(ev, "evccid", None)
         self.context: dict[str, Any] = {}
         self.sent_name: str | None = None
         self._queued: Request | None = None

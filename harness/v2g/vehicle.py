@@ -84,9 +84,23 @@ class Credentials:
     vehicle_key_file: Any = None
 
 
+def mac_evccid(mac: str) -> str:
+    """The DIN 70121 / ISO 15118-2 EVCCID of an interface MAC address ("0a:1b:2c:3d:4e:5f" ->
+    "0A1B2C3D4E5F"); ValueError for anything that is not 6 bytes of hex."""
+    digits = mac.replace(":", "").replace("-", "").upper()
+    if len(digits) != 12 or any(c not in "0123456789ABCDEF" for c in digits):
+        raise ValueError(f"{mac!r} is not a MAC address (6 bytes)")
+    return digits
+
+
 @dataclass
 class Vehicle:
-    evccid: str
+    """``mac``: the MAC address of the EV's communication interface as 12 hex digits, the EVCCID of
+    DIN 70121 and ISO 15118-2 ([V2G2-879]); ``vin``: the EVCCID of ISO 15118-20, which starts with
+    the manufacturer's WMI ([V2G20-1062], Annex C.5). Which one a session sends is decided by the
+    protocol the SECC chose (:meth:`evccid`), never before."""
+
+    mac: str
     battery: Battery
     plan: ChargePlan = field(default_factory=ChargePlan)
     ac_max_current: float = 32.0
@@ -105,6 +119,11 @@ class Vehicle:
     grant: Grant = field(default_factory=Grant)
     #: set by a test or the driver: end the session at the next chance
     stop_requested: bool = False
+    vin: str = "WHARNESS000000001"
+
+    def evccid(self, family: str) -> str:
+        """SessionSetupReq's EVCCID in a session of ``family`` (din, iso2, iso20)."""
+        return self.vin if family == "iso20" else self.mac
 
     @property
     def soc_percent(self) -> int:

@@ -29,8 +29,7 @@ CASES += [(("iso20-dc" if energy.startswith("DC") else "iso20-ac"), energy, iden
 def test_session_ends_as_planned_and_every_message_is_exact(material, protocol, energy, identification, control,
                                                              pause):
     generation = "iso20" if protocol.startswith("iso20") else "iso2"
-    ev = Vehicle("WHARNESS000000001" if generation == "iso20" else "0A1B2C3D4E5F",
-                 Battery(60000.0, 0.4, 50000.0, 11000.0),
+    ev = Vehicle("0A1B2C3D4E5F", Battery(60000.0, 0.4, 50000.0, 11000.0), vin="WHARNESS000000001",
                  plan=ChargePlan(protocols=(protocol,), energy=energy, identification=identification,
                                  control=control, cycles=3, pause=pause))
     if identification == "PnC":

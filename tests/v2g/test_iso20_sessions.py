@@ -6,9 +6,8 @@ import pytest
 
 from harness.v2g.credentials import V2gMaterial
 from harness.v2g.vehicle import ChargePlan
-from v2g_pair import start_pair, vehicle
+from v2g_pair import VIN, start_pair, vehicle
 
-VIN = "WHARNESS000000001"
 
 
 def _messages(recorder, observer="ev"):
@@ -16,7 +15,7 @@ def _messages(recorder, observer="ev"):
 
 
 def _run(run, material, plan, **pair_options):
-    ev = vehicle(plan, evccid=VIN)
+    ev = vehicle(plan)
     if plan.identification == "PnC":
         ev.credentials = material.ev_credentials("iso20")
 
@@ -70,7 +69,7 @@ def test_plug_and_charge_with_a_signed_authorization(run, material: V2gMaterial)
 
 
 def test_pause_and_resume(run, material: V2gMaterial):
-    ev = vehicle(ChargePlan(protocols=("iso20-ac",), energy="AC", cycles=1, pause=True), evccid=VIN)
+    ev = vehicle(ChargePlan(protocols=("iso20-ac",), energy="AC", cycles=1, pause=True))
 
     async def scenario():
         pair = await start_pair(material=material)
@@ -87,7 +86,7 @@ def test_pause_and_resume(run, material: V2gMaterial):
 
 
 def test_iso20_is_refused_without_tls(run, material: V2gMaterial):
-    ev = vehicle(ChargePlan(protocols=("iso20-ac", "iso2"), energy="AC", cycles=1), evccid="0A1B2C3D4E5F")
+    ev = vehicle(ChargePlan(protocols=("iso20-ac", "iso2"), energy="AC", cycles=1))
 
     async def scenario():
         pair = await start_pair(material=material)
@@ -101,7 +100,7 @@ def test_iso20_is_refused_without_tls(run, material: V2gMaterial):
 
 
 def test_schedule_renegotiation_asked_by_the_evse(run, material: V2gMaterial):
-    ev = vehicle(ChargePlan(protocols=("iso20-ac",), energy="AC", cycles=4), evccid=VIN)
+    ev = vehicle(ChargePlan(protocols=("iso20-ac",), energy="AC", cycles=4))
 
     async def scenario():
         pair = await start_pair(material=material)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from harness import exi
+from harness.v2g import messages
 from harness.v2g.credentials import V2gMaterial
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.vehicle import ChargePlan
-from v2g_pair import start_pair, vehicle
+from v2g_pair import MAC, start_pair, vehicle
 
 AC_EIM = ["supportedAppProtocolReq", "supportedAppProtocolRes", "SessionSetupReq", "SessionSetupRes",
           "ServiceDiscoveryReq", "ServiceDiscoveryRes", "PaymentServiceSelectionReq", "PaymentServiceSelectionRes",
@@ -258,3 +259,27 @@ def test_a_reordered_request_is_held_back_and_the_ev_times_out(run):
     outcome, pair = run(scenario())
     assert not outcome.ok and "V2G_EVCC_Msg_Timeout" in outcome.reason
     assert pair.recorder.first(name="FaultReorder", observer="ev") is not None
+
+
+@pytest.mark.parametrize("offered", [("iso20-ac", "iso2", "din"), ("iso20-dc", "din")], ids=["to-iso2", "to-din"])
+def test_the_evccid_follows_the_protocol_the_secc_chose(run, offered):
+    """An EV that prefers -20 meets a charger that offers only -2 and DIN: the session runs in the
+    protocol chosen, and its EVCCID is the EV's MAC ([V2G2-879]), not the -20 identifier
+    ([V2G20-1062]) it would have sent in a -20 session."""
+    energy = "DC" if "iso20-dc" in offered else "AC"
+    ev = vehicle(ChargePlan(protocols=offered, energy=energy, cycles=2))
+    caps = EvseCapabilities(protocols=("iso2", "din"))
+    expected = "iso2" if "iso2" in offered else "din"
+
+    async def scenario():
+        pair = await start_pair(capabilities=caps)
+        try:
+            return pair, await pair.charge(ev)
+        finally:
+            await pair.close()
+
+    pair, outcome = run(scenario())
+    assert outcome.ok and outcome.protocol == expected, outcome.reason
+    setup = next(e for e in pair.recorder.select(layer="v2g", observer="ev", name="SessionSetupReq"))
+    assert messages.body_of(setup.payload["message"])["EVCCID"] == MAC
+    assert pair.port.session.evccid == MAC

@@ -85,8 +85,7 @@ def _family(protocol: str) -> str:
 
 def _vehicle(protocol: str, energy: str, identification: str, cycles: int, material: V2gMaterial) -> Vehicle:
     generation = "iso20" if protocol.startswith("iso20") else "iso2"
-    ev = Vehicle("WMIV1234567890ABCDEX" if generation == "iso20" else "0A1B2C3D4E5F",
-                 Battery(60000.0, 0.4, 50000.0, 11000.0),
+    ev = Vehicle("0A1B2C3D4E5F", Battery(60000.0, 0.4, 50000.0, 11000.0), vin="WMIV1234567890ABCDEX",
                  plan=ChargePlan(protocols=(protocol,), energy=energy, identification=identification, cycles=cycles),
                  pack_voltage_empty=1.0, pack_voltage_full=1.0)  # the recorded EVSEs report 1 V
     if identification == "PnC":

@@ -24,8 +24,12 @@ from harness.v2g.vehicle import ChargePlan, Vehicle
 FAST = Timing(scale=0.0, min_timeout=0.5)
 
 
-def vehicle(plan: ChargePlan, *, soc: float = 0.4, evccid: str = "0A1B2C3D4E5F") -> Vehicle:
-    return Vehicle(evccid, Battery(60000.0, soc, 50000.0, 11000.0), plan=plan)
+MAC = "0A1B2C3D4E5F"
+VIN = "WHARNESS000000001"
+
+
+def vehicle(plan: ChargePlan, *, soc: float = 0.4, mac: str = MAC, vin: str = VIN) -> Vehicle:
+    return Vehicle(mac, Battery(60000.0, soc, 50000.0, 11000.0), plan=plan, vin=vin)
 
 
 @dataclass
