@@ -44,8 +44,8 @@ class FakeEvse:
         return f.build(f.slac_match_cnf(run_id, EV, self.mac, NID, NMK), dst=EV, src=self.mac)
 
 
-def modem_set_key_cnf() -> bytes:
-    return f.build(f.set_key_cnf(0), dst=EV, src="00:b0:52:00:00:42")
+def modem_set_key_cnf(result: int = 0) -> bytes:
+    return f.build(f.set_key_cnf(result), dst=EV, src="00:b0:52:00:00:42")
 
 
 def run_until(machine: EvSlac, now: float, until: float, step: float = 0.001) -> tuple[list, float]:
@@ -233,3 +233,65 @@ def test_nid_from_nmk_agrees_with_pyslac():
         nmk = bytes([seed]) * 16
         assert f.nid_from_nmk(nmk) == generate_nid(nmk)
         assert f.nid_from_nmk(nmk)[6] & 0xC0 == 0
+
+
+def _joining() -> tuple[EvSlac, float]:
+    """An EV machine that has sent CM_SET_KEY.REQ to its modem after a match."""
+    machine = EvSlac(EV, random=counter_random())
+    run_id = (machine.start(0.0), machine.run_id)[1]
+    evse = FakeEvse(EVSE_A, 22)
+    machine.receive(evse.parm_cnf(run_id), 0.01)
+    run_until(machine, 0.01, 0.5)
+    machine.receive(evse.atten_char(run_id), 0.6)
+    _, now = run_until(machine, 0.6, STANDARD.TT_EV_atten_results + 0.01)
+    machine.receive(evse.match_cnf(run_id), now)
+    assert machine.state is EvState.JOINING
+    return machine, now
+
+
+@pytest.mark.parametrize("result", [0x00, 0x01], ids=["homeplug-0x00", "qualcomm-0x01"])
+def test_the_ev_takes_either_success_value_of_cm_set_key_cnf(result):
+    """0x00 is success in the HomePlug Green PHY text, 0x01 what QCA700x modems answer on success."""
+    machine, now = _joining()
+    out = machine.receive(modem_set_key_cnf(result), now + 0.01)
+    assert isinstance(out[-1], Matched) and machine.state is EvState.MATCHED
+
+
+def test_the_ev_stops_when_its_modem_refuses_the_key():
+    machine, now = _joining()
+    out = machine.receive(modem_set_key_cnf(0x02), now + 0.01)
+    assert machine.state is EvState.FAILED and "refused the key (CM_SET_KEY.CNF result 2)" in machine.result.reason
+
+
+def _set_key_req(my_nonce: int, prn: int, pmn: int) -> bytes:
+    request = f.set_key_req(NID, NMK)
+    request.MyNonce, request.ProtoRunNumber, request.ProtoMessNumber = my_nonce, prn, pmn
+    return f.build(request, dst=f.QCA_LOCAL_MAC, src=EV)
+
+
+def test_the_modem_answers_cm_set_key_as_qualcomm_firmware_does_by_default():
+    """RESULT 0x01 for success and the request's nonces, PID, PRN and PMN echoed: what SLAC
+    software written for QCA700x modems (open-plc-utils' evse/pev) expects."""
+    from harness.emulators.greenphy import GreenPhyModem, ModemRole, ToHost
+
+    modem = GreenPhyModem(role=ModemRole.EV, host_mac=EV)
+    out = modem.from_host(_set_key_req(0xAAAAAAAA, 0x1234, 3))
+    cnf = f.parse(next(o.frame for o in out if isinstance(o, ToHost)))
+    assert (cnf.name, cnf.dst, cnf.src) == ("CM_SET_KEY.CNF", EV, modem.mac)
+    assert cnf.field("Result") == 0x01
+    assert (cnf.field("MyNonce"), cnf.field("YourNonce")) == (0xAAAAAAAA, 0)
+    assert (cnf.field("PID"), cnf.field("ProtoRunNumber"), cnf.field("ProtoMessNumber")) == (4, 0x1234, 3)
+    assert modem.nid == NID and modem.nmk == NMK
+
+
+def test_the_modem_answers_as_the_homeplug_text_says_when_told_so():
+    from harness.emulators.greenphy import GreenPhyModem, ModemRole, ToHost
+
+    modem = GreenPhyModem(role=ModemRole.EVSE, host_mac=EV, firmware="homeplug")
+    out = modem.from_host(_set_key_req(0xAAAAAAAA, 0x1234, 3))
+    cnf = f.parse(next(o.frame for o in out if isinstance(o, ToHost)))
+    assert cnf.field("Result") == 0x00
+    assert cnf.field("YourNonce") == 0xAAAAAAAA  # the nonce the requester sent, as the text wants it back
+    assert (cnf.field("PID"), cnf.field("ProtoRunNumber"), cnf.field("ProtoMessNumber")) == (4, 0x1234, 3)
+    with pytest.raises(ValueError, match="modem firmware 'tplink'"):
+        GreenPhyModem(role=ModemRole.EV, firmware="tplink")

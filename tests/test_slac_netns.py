@@ -417,3 +417,91 @@ def test_slac_cli_errors_are_one_line(harness_command):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "no network interface nosuchnic0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- against Qualcomm's own SLAC tools ------------------------------------------------------------
+# open-plc-utils (Debian's plc-utils-extra: `evse`, `pev`) is the SLAC software Qualcomm Atheros
+# published for its Green PHY modems: it sets keys on its local modem and reads CM_SET_KEY.CNF the
+# way QCA700x firmware answers it (RESULT 0x01 on success, 0x00 is "Device refused request").
+
+def _qualcomm_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"open-plc-utils' {name} is missing in CI (.ci/run installs plc-utils-extra)")
+        pytest.skip(f"open-plc-utils' {name} is not installed: `apt-get install plc-utils-extra`")
+    return path
+
+
+async def _qualcomm(tool: str, netns: Netns, tmp_path: Path, *extra: str) -> asyncio.subprocess.Process:
+    profile = tmp_path / f"{Path(tool).name}.ini"
+    profile.write_text("[default]\nsettle time = 1\ncharge time = 1\n")  # seconds: keep the test short
+    return await asyncio.create_subprocess_exec("ip", "netns", "exec", netns.name, tool, "-i", "plc0", "-p",
+                                                str(profile), *extra, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT)
+
+
+async def _output(process: asyncio.subprocess.Process, timeout: float) -> str:
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), timeout)
+    except (TimeoutError, asyncio.TimeoutError):
+        process.kill()
+        out, _ = await process.communicate()
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("firmware", ["qualcomm", "homeplug"])
+def test_qualcomms_evse_tool_matches_our_ev_through_the_modem_emulator(line, run, tmp_path, firmware):
+    """open-plc-utils' evse sets its key on the EVSE's modem emulator, then plays the EVSE of a
+    whole SLAC with our EV. With the emulator answering as QCA firmware does (the default), it
+    matches; answering as the HomePlug text says, the tool stops: "Device refused request"."""
+    tool = _qualcomm_tool("evse")
+
+    async def scenario():
+        line.start_modems(firmware=firmware)
+        line.set_attenuation("ev", "evse", 18)
+        evse = await _qualcomm(tool, line.stations["evse"].netns, tmp_path, "-l")
+        await asyncio.sleep(1.5)  # the tool sets its key, then listens
+        ev = EvSlacSession(line.recorder, line.stations["ev"].endpoint, timers=STANDARD)
+        try:
+            result = await ev.match()
+        finally:
+            ev.close()
+        return result, await _output(evse, 20)
+
+    result, printed = run(scenario())
+    if firmware == "qualcomm":
+        assert isinstance(result, Matched), f"{result}\n{printed}"
+        assert result.evse_mac == line.stations["evse"].mac and result.attenuation_db == 18.0
+        assert "CM_SLAC_MATCH.CNF" in printed and "refused" not in printed
+        # the tool's NID and NMK (its evse.ini defaults) are what our EV joined
+        assert result.nid.hex().upper() == "026BCBA5354E08"
+    else:
+        assert "Device refused request" in printed
+        assert not isinstance(result, Matched)
+
+
+def test_qualcomms_pev_tool_matches_our_evse_through_the_modem_emulators(line, run, tmp_path):
+    """open-plc-utils' pev plays the EV against the reference EVSE's SLAC (pyslac behind our
+    EVSE modem) and sets the key it was given on the EV's modem emulator."""
+    tool = _qualcomm_tool("pev")
+
+    async def scenario():
+        line.start_modems()
+        line.set_attenuation("ev", "evse", 18)
+        pilot = SimulatedPilot(line.recorder)
+        evse = PyslacEvse(line.recorder, line.stations["evse"].endpoint, timers=STANDARD)
+        await evse.start(pilot)
+        try:
+            await pilot.set_state(CpState.B)
+            printed = await _output(await _qualcomm(tool, line.stations["ev"].netns, tmp_path), 40)
+            return printed, await evse.wait_matched(5)
+        finally:
+            await evse.stop()
+
+    printed, matched = run(scenario())
+    assert "CM_SLAC_MATCH.CNF" in printed and "Can't set keys" not in printed, printed
+    assert printed.count("<-- CM_SET_KEY.CNF") >= 1
+    assert matched.ev_mac == line.stations["ev"].mac
+    keys = line.recorder.select(layer="slac", name="KeySet", observer="evse")
+    assert keys and keys[-1].payload["result"] == 0x01  # our EVSE took the QCA firmware's success

@@ -40,6 +40,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                                  help="an EVSE's modem reports attenuation profiles (default evse)")
             command.add_argument("--attenuation", type=float, default=20.0, metavar="DB",
                                  help="attenuation reported for every EV's sounds (default 20 dB)")
+            command.add_argument("--firmware", choices=("qualcomm", "homeplug"), default="qualcomm",
+                                 help="CM_SET_KEY.CNF as QCA700x modems answer it (RESULT 0x01, the default) or as "
+                                      "the HomePlug Green PHY text says (RESULT 0x00)")
         command.set_defaults(handler=slac_command)
 
 
@@ -123,7 +126,7 @@ async def _modem(args, recorder, endpoint, timers) -> int:
 
     line = Endpoint(args.line, endpoint.netns) if args.line else None
     modem = ModemEmulator(recorder, endpoint, line, role=ModemRole(args.role), name="modem",
-                          default_attenuation_db=args.attenuation)
+                          default_attenuation_db=args.attenuation, firmware=args.firmware)
     modem.start()
     print(f"modem {modem.mac} ({args.role}) on {endpoint}" + (f", line {line}" if line else "") + "; Ctrl-C stops",
           flush=True)

@@ -6,7 +6,10 @@ bridge that stands in for the power line, shared by every modem of the rig). It 
 needs from a modem:
 
 - answers its host's CM_SET_KEY.REQ (sent to the modem's MAC or the QCA local address
-  00:B0:52:00:00:01) with CM_SET_KEY.CNF and joins the network of that NID/NMK;
+  00:B0:52:00:00:01) with CM_SET_KEY.CNF and joins the network of that NID/NMK. How it answers
+  is its firmware (:data:`FIRMWARES`): ``qualcomm`` (the default) as QCA700x modems do, RESULT
+  0x01 for success and the request's nonces, PID, PRN and PMN echoed; ``homeplug`` as the HomePlug
+  Green PHY text says, RESULT 0x00, YourNonce the request's MyNonce and a nonce of its own;
 - carries the SLAC messages between hosts that are not in one network yet;
 - for every CM_MNBC_SOUND.IND it hears on the line (an EVSE-side modem), hands the sound to its
   host followed by a CM_ATTEN_PROFILE.IND with the attenuation configured for the sending EV
@@ -35,6 +38,8 @@ BEACON_MAGIC = b"HRN-GP-BEACON\x01"
 QCA_OUI = "00:b0:52"
 #: attenuation reported for an EV nobody configured, dB
 DEFAULT_ATTENUATION_DB = 20.0
+#: how a modem answers CM_SET_KEY.REQ (see the module docstring); the rig file's ``link.modem``
+FIRMWARES = ("qualcomm", "homeplug")
 #: a fixed ripple over the carrier groups (mean 0), so profiles look measured but average exactly
 _RIPPLE = [((i * 7) % 5) - 2 for i in range(f.ATTEN_GROUPS)]
 _RIPPLE[-1] -= sum(_RIPPLE)
@@ -75,8 +80,11 @@ class GreenPhyModem:
     """The modem's behaviour: frames from its host or from the line in, frames and notes out."""
 
     def __init__(self, *, role: ModemRole, mac: str | None = None, host_mac: str | None = None,
-                 default_attenuation_db: float = DEFAULT_ATTENUATION_DB) -> None:
+                 default_attenuation_db: float = DEFAULT_ATTENUATION_DB, firmware: str = "qualcomm") -> None:
+        if firmware not in FIRMWARES:
+            raise ValueError(f"modem firmware {firmware!r}: one of {', '.join(FIRMWARES)}")
         self.role = ModemRole(role)
+        self.firmware = firmware
         self.mac = (mac or random_modem_mac()).lower()
         self.host_mac = host_mac.lower() if host_mac else None
         self.default_attenuation_db = default_attenuation_db
@@ -126,7 +134,7 @@ class GreenPhyModem:
             changed = (nid, nmk) != (self.nid, self.nmk)
             self.nid, self.nmk = nid, nmk
             out: list[ModemOutput] = [
-                ToHost(f.build(f.set_key_cnf(0), dst=reply_to, src=self.mac), "CM_SET_KEY.CNF"),
+                ToHost(f.build(self._set_key_cnf(mme.body), dst=reply_to, src=self.mac), "CM_SET_KEY.CNF"),
                 ModemNote("KeySet", f"joined network NID {nid.hex().upper()}", {"nid": nid})]
             if changed:
                 out.append(ToLine(self._beacon(reply=False), "beacon"))
@@ -135,6 +143,12 @@ class GreenPhyModem:
         if mme.name == "CM_AMP_MAP.REQ":
             return [ToHost(f.build(f.amp_map_cnf(0), dst=reply_to, src=self.mac), "CM_AMP_MAP.CNF")]
         return [ModemNote("Unsupported", f"{mme.name} to the modem is not emulated")]
+
+    def _set_key_cnf(self, request: Any) -> Any:
+        run = dict(pid=request.PID, prn=request.ProtoRunNumber, pmn=request.ProtoMessNumber)
+        if self.firmware == "qualcomm":
+            return f.set_key_cnf(0x01, my_nonce=request.MyNonce, your_nonce=request.YourNonce, **run)
+        return f.set_key_cnf(0x00, my_nonce=int.from_bytes(os.urandom(4), "big"), your_nonce=request.MyNonce, **run)
 
     # -- from the line ------------------------------------------------------------------------
 
@@ -209,12 +223,14 @@ class ModemEmulator:
     """A :class:`GreenPhyModem` on a host-side and (optionally) a line-side interface."""
 
     def __init__(self, recorder: Recorder, host_side, line_side=None, *, role: ModemRole, name: str,
-                 host_mac: str | None = None, default_attenuation_db: float = DEFAULT_ATTENUATION_DB) -> None:
+                 host_mac: str | None = None, default_attenuation_db: float = DEFAULT_ATTENUATION_DB,
+                 firmware: str = "qualcomm") -> None:
         self.recorder = recorder
         self.host_side = host_side  # harness.slac.io.Endpoint
         self.line_side = line_side
         self.name = name
-        self.core = GreenPhyModem(role=role, host_mac=host_mac, default_attenuation_db=default_attenuation_db)
+        self.core = GreenPhyModem(role=role, host_mac=host_mac, default_attenuation_db=default_attenuation_db,
+                                  firmware=firmware)
         self._host = self._line = None
         self.forwarded = {"to_host": 0, "to_line": 0}
 
@@ -239,9 +255,11 @@ class ModemEmulator:
         if self.line_side is not None:
             self._line = RawLink.open(self.line_side, ETH_P_ALL, on_frame=from_line)
             self._line.send(self.core.beacon())
-        self.recorder.emit(Layer.SLAC, "ModemUp", f"modem {self.name} ({self.core.role}) {self.mac} on "
-                           f"{self.host_side}" + (f" / line {self.line_side}" if self.line_side else ""),
-                           src=self.name, observer=self.name, payload={"mac": self.mac, "role": self.core.role})
+        self.recorder.emit(Layer.SLAC, "ModemUp", f"modem {self.name} ({self.core.role}, {self.core.firmware} "
+                           f"firmware) {self.mac} on {self.host_side}"
+                           + (f" / line {self.line_side}" if self.line_side else ""),
+                           src=self.name, observer=self.name,
+                           payload={"mac": self.mac, "role": self.core.role, "firmware": self.core.firmware})
 
     def stop(self) -> None:
         for side in (self._host, self._line):

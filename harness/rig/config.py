@@ -115,6 +115,9 @@ class LinkConfig:
     #: veth: an external software EVSE run in the EVSE's namespace instead of the reference EVSE's
     #: SLAC ("{iface}" becomes its interface)
     evse_command: str | None = None
+    #: veth: how the Green PHY modem emulators answer CM_SET_KEY.REQ: "qualcomm" (RESULT 0x01, as
+    #: QCA700x modems do) or "homeplug" (RESULT 0x00, as the HomePlug Green PHY text says)
+    modem: str = "qualcomm"
 
 
 @dataclass(frozen=True)
@@ -315,15 +318,18 @@ def _link(reader: Reader, rig_kind: str) -> LinkConfig:
     config = LinkConfig(kind=reader.str("kind", "loopback", choices=("loopback", "veth", "nic")),
                         iface=reader.str("iface"),
                         attenuation_db=reader.float("attenuation_db", None, minimum=0.0, maximum=255.0),
-                        evse_command=reader.str("evse_command"))
+                        evse_command=reader.str("evse_command"),
+                        modem=reader.str("modem", "qualcomm", choices=MODEM_FIRMWARES) or "qualcomm")
     if config.kind == "nic" and not config.iface:
         reader.problems.add(reader._where("iface"), "is required for a nic link (the Green PHY interface)")
-    if config.kind != "veth" and (config.attenuation_db is not None or config.evse_command):
-        reader.problems.add(reader._where("kind"), "attenuation_db and evse_command apply to a veth link only")
+    if config.kind != "veth" and (config.attenuation_db is not None or config.evse_command
+                                  or "modem" in (reader.data or {})):
+        reader.problems.add(reader._where("kind"), "attenuation_db, evse_command and modem apply to a veth link only")
     reader.done()
     return config
 
 
+MODEM_FIRMWARES = ("qualcomm", "homeplug")  # harness.emulators.greenphy.FIRMWARES
 METER_CLASSES = ("A", "B", "C", "2", "1", "0.5S", "0.2S")  # harness.power.crosscheck.ACCURACY_CLASSES
 
 

@@ -204,7 +204,7 @@ class LinkRole(Role):
                                                 {"ev": "ev", "evse": "evse", "neighbour": "evse"})
             try:
                 self._hosts = await asyncio.to_thread(lambda: {side: self._line_host(side) for side in ("ev", "evse")})
-                self.line.start_modems()
+                self.line.start_modems(firmware=self.config.modem)
                 self.line.set_attenuation("ev", "evse", self.config_attenuation)
                 self.line.set_attenuation("ev", "neighbour", NEIGHBOUR_ATTENUATION_DB)
                 self.capture = LinkCapture(self.rig.trace, packet_tap("plc0", self.line.stations["ev"].netns),

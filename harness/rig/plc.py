@@ -117,12 +117,14 @@ class PowerLine:
                                             for n, s in line.stations.items()}})
         return line
 
-    def start_modems(self, *, default_attenuation_db: float = DEFAULT_ATTENUATION_DB) -> None:
-        """One modem emulator per station (on the running loop)."""
+    def start_modems(self, *, default_attenuation_db: float = DEFAULT_ATTENUATION_DB,
+                     firmware: str = "qualcomm") -> None:
+        """One modem emulator per station (on the running loop), each with ``firmware``'s manners
+        (:data:`harness.emulators.greenphy.FIRMWARES`)."""
         for name, station in self.stations.items():
             modem = ModemEmulator(self.recorder, Endpoint(f"h-{name}", self.medium), Endpoint(f"l-{name}", self.medium),
                                   role=station.role, name=f"modem-{name}", host_mac=station.mac,
-                                  default_attenuation_db=default_attenuation_db)
+                                  default_attenuation_db=default_attenuation_db, firmware=firmware)
             modem.start()
             station.modem = modem
 

@@ -341,7 +341,7 @@ class EvSlac:
     # -- JOINING --------------------------------------------------------------------------------
 
     def _on_set_key_cnf(self, mme: f.Mme, now: float) -> list[Output]:
-        if mme.field("Result") != 0:
+        if mme.field("Result") not in f.SET_KEY_SUCCESS:  # 0x00 by the HomePlug text, 0x01 from QCA firmware
             return self._fail(f"the EV's modem refused the key (CM_SET_KEY.CNF result {mme.field('Result')})",
                               final=True)
         return self._matched()

@@ -91,9 +91,17 @@ class _HarnessSession(_pyslac_session.SlacEvseSession):
         self.socket = self._open()
 
     async def evse_set_key(self) -> bytes:
-        result = await super().evse_set_key()
-        self.owner._record("KeySet", f"EVSE network NID {self.nid.hex().upper()}", nid=self.nid)
-        return result
+        confirmation = await super().evse_set_key()
+        # pyslac does not read RESULT; a modem's 0x00 (HomePlug text) and 0x01 (QCA firmware) both
+        # mean the key is set, anything else is a refusal
+        result = confirmation[19] if len(confirmation) > 19 else None
+        if result not in f.SET_KEY_SUCCESS:
+            self.owner._record("KeyRefused", f"the EVSE's modem refused the key (CM_SET_KEY.CNF RESULT "
+                               f"{'missing' if result is None else f'0x{result:02X}'})", result=result)
+            raise ValueError(f"the EVSE's modem refused CM_SET_KEY.REQ (RESULT {result})")
+        self.owner._record("KeySet", f"EVSE network NID {self.nid.hex().upper()} (CM_SET_KEY.CNF RESULT "
+                           f"0x{result:02X})", nid=self.nid, result=result)
+        return confirmation
 
     async def evse_slac_parm(self) -> None:
         await super().evse_slac_parm()

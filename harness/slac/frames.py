@@ -281,9 +281,17 @@ def set_key_req(nid: bytes, nmk: bytes) -> Packet:
                              CCoCapability=0, NetworkID=nid, NewEncKeySelect=0x01, NewKey=nmk)
 
 
-def set_key_cnf(result: int = 0) -> Packet:
-    return gp.CM_SET_KEY_CNF(Result=result, MyNonce=0, YourNonce=0, PID=0x04, ProtoRunNumber=0, ProtoMessNumber=0,
-                             CCoCapability=0)
+#: CM_SET_KEY.CNF RESULT values that mean "key set": 0x00 is success in the HomePlug AV / Green PHY
+#: specification, but Qualcomm's QCA700x firmware answers 0x01 on success, and SLAC software written
+#: against those modems (open-plc-utils' evse and pev) takes 0x00 as "Device refused request". A host
+#: that meets both kinds of modem cannot tell success from refusal by these two values.
+SET_KEY_SUCCESS = (0x00, 0x01)
+
+
+def set_key_cnf(result: int = 0, *, my_nonce: int = 0, your_nonce: int = 0, pid: int = 0x04, prn: int = 0,
+                pmn: int = 0) -> Packet:
+    return gp.CM_SET_KEY_CNF(Result=result, MyNonce=my_nonce, YourNonce=your_nonce, PID=pid, ProtoRunNumber=prn,
+                             ProtoMessNumber=pmn, CCoCapability=0)
 
 
 def validate_req(timer: int = 0, result: int = VALIDATE_READY) -> Packet:
