@@ -21,7 +21,7 @@ from typing import Any
 from harness.pki.xmldsig import verify_message
 from harness.v2g import pnc
 from harness.v2g.equipment import ISO20_SERVICES
-from harness.v2g.session import START, EvccSession, Reply, Request, Rules, SeccSession, Stop, Table
+from harness.v2g.session import START, EvccSession, Notice, Reply, Request, Rules, SeccSession, Stop, Table
 from harness.v2g.values import percent, rational, rational_value
 
 ALWAYS = "always"
@@ -86,6 +86,9 @@ TABLE.check()
 CONTROL_MODES = {"scheduled": 1, "dynamic": 2}
 MOBILITY_NEEDS = {"scheduled": 1, "dynamic": 2}  # 1 ProvidedByEvcc, 2 ProvidedBySecc
 SCHEDULE_ID = 1
+#: the ChargeProgress values with which an EV announces its power profile [V2G20-1546] (its "Pause"
+#: is not among the values of chargeProgressType)
+PROFILE_PROGRESS = ("Start", "Standby", "Stop")
 PRE_CHARGE_TOLERANCE_V = 20.0
 WELDING_VOLTAGE_V = 60.0
 #: -2 words for the EVSE's wishes -> -20 EVSENotification
@@ -299,6 +302,17 @@ class Iso20Rules(Rules):
         ev_processing = body["EVProcessing"]
         energy = s.context.get("energy", "DC" if s.context["dc"] else "AC")
         discharge = body.get("BPT_ChannelSelection") == "Discharge"
+        notices: tuple[Notice, ...] = ()
+        if ev_processing == "Finished" and progress in PROFILE_PROGRESS:
+            problem = self._profile_problem(s, body.get("EVPowerProfile"))
+            if problem is not None and progress != "Stop":
+                # the SECC cannot plan the transfer without the profile the EV must announce
+                s.facts["power_profile_problem"] = problem
+                return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_EVPowerProfileInvalid"),
+                             notices=(Notice("EVPowerProfileInvalid", f"SECC refuses PowerDeliveryReq({progress}): "
+                                             f"{problem}"),))
+            if problem is not None:  # a stop is never refused; what the EV broke goes on the timeline
+                notices = (Notice("EVPowerProfileInvalid", f"SECC: PowerDeliveryReq(Stop): {problem}"),)
         if progress == "Start" and ev_processing == "Finished":
             profile = body.get("EVPowerProfile") or {}
             scheduled = profile.get("Scheduled_EVPPTControlMode")
@@ -310,7 +324,20 @@ class Iso20Rules(Rules):
         elif progress in ("Stop", "Standby"):
             s.equipment.energy_transfer(False, energy)
         s.context.update(progress=progress, ev_processing=ev_processing)
-        return Reply({"ResponseCode": "OK"})
+        return Reply({"ResponseCode": "OK"}, notices=notices)
+
+    @staticmethod
+    def _profile_problem(s: SeccSession, profile: dict | None) -> str | None:
+        """Why ``profile`` is not the EVPowerProfile [V2G20-1546] asks of the EV in this session's
+        control mode (in scheduled mode with the ScheduleTupleID), or None."""
+        if profile is None:
+            return "no EVPowerProfile, which the EVCC shall send in every control mode [V2G20-1546]"
+        dynamic = s.context.get("control") == "dynamic"
+        arm = "Dynamic_EVPPTControlMode" if dynamic else "Scheduled_EVPPTControlMode"
+        if arm not in profile:
+            return (f"EVPowerProfile without {arm}, in a {'dynamic' if dynamic else 'scheduled'} control mode "
+                    f"session [V2G20-1546]")
+        return None
 
     def _meter(self, s: SeccSession) -> dict:
         imported, exported = s.equipment.meter_wh()
@@ -601,16 +628,35 @@ class Iso20Rules(Rules):
     def _power_delivery(self, e: EvccSession, progress: str, *, cp: str | None = None,
                         processing: str = "Finished") -> Request:
         body: dict[str, Any] = {"EVProcessing": processing, "ChargeProgress": progress}
-        if progress == "Start" and processing == "Finished" and e.ev.plan.control == "scheduled":
-            power = e.context.get("schedule_power") or e.ev.max_charge_power
-            body["EVPowerProfile"] = {"TimeAnchor": 0, "Scheduled_EVPPTControlMode": {
-                "SelectedScheduleTupleID": e.context.get("schedule", SCHEDULE_ID)},
-                "EVPowerProfileEntries": {"EVPowerProfileEntry": [
-                    {"Duration": 86400, "Power": rational(-power if e.ev.discharging() else power)}]}}
+        if processing == "Finished" and progress in PROFILE_PROGRESS:
+            body["EVPowerProfile"] = self._power_profile(e, progress)
         if progress == "Start" and e.context["bpt"]:
             body["BPT_ChannelSelection"] = "Discharge" if e.ev.discharging() else "Charge"
         e.context["progress_sent"] = (progress, processing)
         return Request("PowerDeliveryReq", body, cp=cp)
+
+    @staticmethod
+    def _power_profile(e: EvccSession, progress: str) -> dict:
+        """The EVPowerProfile of PowerDeliveryReq, sent in every control mode at Start, Standby and
+        Stop [V2G20-1546]. Scheduled: the power of the chosen schedule, with its ScheduleTupleID.
+        Dynamic: the EV's estimate of its fastest profile to its maximum energy request, under the
+        lower of its and the EVSE's maximum power (-20 Table 46). Standby and Stop: no power."""
+        ev = e.ev
+        dynamic = ev.plan.control == "dynamic"
+        if progress != "Start":
+            power, duration = 0.0, max(1, int(ev.departure_time))
+        elif dynamic:
+            limits = [p for p in (ev.grant.max_power, ev.grant.dc_max_power) if p]
+            power = min([ev.max_discharge_power if ev.discharging() else ev.max_charge_power, *limits])
+            energy = (max(0.0, ev.battery.soc - ev.min_soc) * ev.battery.capacity_wh if ev.discharging()
+                      else ev.energy_request_wh())
+            duration = max(1, int(round(energy * 3600.0 / power))) if power > 0 else max(1, int(ev.departure_time))
+        else:
+            power, duration = e.context.get("schedule_power") or ev.max_charge_power, 86400
+        arm = {"Dynamic_EVPPTControlMode": {}} if dynamic else {
+            "Scheduled_EVPPTControlMode": {"SelectedScheduleTupleID": e.context.get("schedule", SCHEDULE_ID)}}
+        return {"TimeAnchor": 0, **arm, "EVPowerProfileEntries": {"EVPowerProfileEntry": [
+            {"Duration": duration, "Power": rational(-power if ev.discharging() and power else power)}]}}
 
     def _after_DC_CableCheckRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
         e.context["processing"] = body["EVSEProcessing"]

@@ -154,6 +154,8 @@ class Reply:
     paused: bool = False
     #: sign these elements of the response (CertificateInstallationRes, SalesTariff) with this key
     sign: tuple[Any, tuple[str, ...]] | None = None
+    #: what the SECC noticed about the request without refusing it (a rule the EV broke), for the timeline
+    notices: tuple["Notice", ...] = ()
 
 
 @dataclass(frozen=True)
@@ -390,7 +392,7 @@ class SeccSession(_Session):
         except exi.ExiError as exc:  # a response we built that does not encode: a harness bug, loudly
             raise RuntimeError(f"SECC built an invalid {name[:-3]}Res: {exc}") from exc
         response = messages.response_name(name)
-        events: list[Event] = [self._encode(response, reply.body, reply.sign)]
+        events: list[Event] = [*reply.notices, self._encode(response, reply.body, reply.sign)]
         code = reply.body.get("ResponseCode")
         if failed(code):
             events += [Close(f"{response} {code}"), self._finish(False, f"{response} {code}", code=code)]

@@ -14,7 +14,7 @@ def _messages(recorder, observer="ev"):
     return [e for e in recorder.select(layer="v2g", observer=observer) if e.payload and "message" in e.payload]
 
 
-def _run(run, material, plan, **pair_options):
+def _run(run, material, plan, *, faults=None, **pair_options):
     ev = vehicle(plan)
     if plan.identification == "PnC":
         ev.credentials = material.ev_credentials("iso20")
@@ -22,11 +22,77 @@ def _run(run, material, plan, **pair_options):
     async def scenario():
         pair = await start_pair(material=material, **pair_options)
         try:
-            return await pair.charge(ev, tls=True), pair, ev
+            return await pair.charge(ev, tls=True, faults=faults), pair, ev
         finally:
             await pair.close()
 
     return run(scenario())
+
+
+def _power_deliveries(recorder):
+    return [e.payload["message"]["PowerDeliveryReq"]
+            for e in _messages(recorder) if e.name == "PowerDeliveryReq" and e.src == "ev"]
+
+
+@pytest.mark.parametrize("control", ["scheduled", "dynamic"])
+@pytest.mark.parametrize("energy", ["AC", "DC_BPT"])
+def test_the_ev_announces_its_power_profile_in_every_control_mode(run, material: V2gMaterial, control, energy):
+    """[V2G20-1546]: EVPowerProfile with ChargeProgress Start, Standby and Stop in all control modes,
+    in scheduled mode with the ScheduleTupleID; dynamic mode uses its own arm of the profile."""
+    protocol = "iso20-dc" if energy.startswith("DC") else "iso20-ac"
+    plan = ChargePlan(protocols=(protocol,), energy=energy, control=control, cycles=2)
+    outcome, pair, _ = _run(run, material, plan)
+    assert outcome.ok, outcome.reason
+    sent = [d for d in _power_deliveries(pair.recorder) if d["EVProcessing"] == "Finished"]
+    assert [d["ChargeProgress"] for d in sent] == ["Start", "Stop"]
+    for delivery in sent:
+        profile = delivery["EVPowerProfile"]
+        entries = profile["EVPowerProfileEntries"]["EVPowerProfileEntry"]
+        assert entries and all(entry["Duration"] > 0 for entry in entries)
+        if control == "scheduled":
+            assert "Dynamic_EVPPTControlMode" not in profile
+            assert profile["Scheduled_EVPPTControlMode"]["SelectedScheduleTupleID"] >= 1
+        else:
+            assert profile["Dynamic_EVPPTControlMode"] == {} and "Scheduled_EVPPTControlMode" not in profile
+    start_power = sent[0]["EVPowerProfile"]["EVPowerProfileEntries"]["EVPowerProfileEntry"][0]["Power"]
+    assert start_power["Value"] > 0
+    assert not pair.recorder.select(name="EVPowerProfileInvalid")
+
+
+@pytest.mark.parametrize("control", ["scheduled", "dynamic"])
+def test_the_secc_refuses_a_start_without_the_power_profile(run, material: V2gMaterial, control):
+    from harness.v2g.faults import REMOVE, FaultPlan, replace
+
+    plan = ChargePlan(protocols=("iso20-ac",), energy="AC", control=control, cycles=2)
+    leave_out = FaultPlan([replace("PowerDeliveryReq", "PowerDeliveryReq.EVPowerProfile", REMOVE)])
+    outcome, pair, _ = _run(run, material, plan, faults=leave_out)
+    assert not outcome.ok and outcome.response_code == "FAILED_EVPowerProfileInvalid"
+    refusal = pair.recorder.last(name="EVPowerProfileInvalid", observer="evse")
+    assert refusal is not None and "[V2G20-1546]" in refusal.summary
+
+
+def test_the_secc_refuses_the_profile_of_the_other_control_mode(run, material: V2gMaterial):
+    from harness.v2g.faults import FaultPlan, replace
+
+    plan = ChargePlan(protocols=("iso20-ac",), energy="AC", control="scheduled", cycles=2)
+    wrong_arm = FaultPlan([replace("PowerDeliveryReq", "PowerDeliveryReq.EVPowerProfile", {
+        "TimeAnchor": 0, "Dynamic_EVPPTControlMode": {},
+        "EVPowerProfileEntries": {"EVPowerProfileEntry": [{"Duration": 60, "Power": {"Exponent": 3, "Value": 11}}]}})])
+    outcome, pair, _ = _run(run, material, plan, faults=wrong_arm)
+    assert outcome.response_code == "FAILED_EVPowerProfileInvalid"
+    assert "without Scheduled_EVPPTControlMode" in pair.recorder.last(name="EVPowerProfileInvalid").summary
+
+
+def test_a_stop_without_the_power_profile_is_answered_and_noted(run, material: V2gMaterial):
+    from harness.v2g.faults import REMOVE, FaultPlan, replace
+
+    plan = ChargePlan(protocols=("iso20-ac",), energy="AC", control="dynamic", cycles=2)
+    # the second PowerDeliveryReq is the Stop
+    leave_out = FaultPlan([replace("PowerDeliveryReq", "PowerDeliveryReq.EVPowerProfile", REMOVE, occurrence=2)])
+    outcome, pair, _ = _run(run, material, plan, faults=leave_out)
+    assert outcome.ok, outcome.reason
+    noted = pair.recorder.last(name="EVPowerProfileInvalid", observer="evse")
+    assert noted is not None and "PowerDeliveryReq(Stop)" in noted.summary
 
 
 @pytest.mark.parametrize("energy", ["AC", "DC", "AC_BPT", "DC_BPT"])
