@@ -97,7 +97,10 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
                       pack_voltage_full=profile.pack_voltage[1], departure_time=profile.departure_time,
                       target_soc=profile.target_soc, min_soc=profile.min_soc, vin=profile.vin)
     if material is not None and plan.identification == "PnC":
-        vehicle.credentials = material.ev_credentials(generation)
+        # the contract of each generation offered; the session uses the one of the protocol chosen
+        vehicle.wallet = {g: material.ev_credentials(g) for g in
+                          {"iso20" if p.startswith("iso20") else "iso2" for p in protocols}}
+        vehicle.credentials = vehicle.wallet[generation]
     trace = Recorder(out / "trace.jsonl")
     if not args.quiet:
         trace.subscribe(_print_event)

@@ -29,6 +29,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--tls-port", type=int, default=0,
                        help="TLS port of the SECC, 49152-65535 as ISO 15118 requires (default: a free one)")
     serve.add_argument("--sdp-port", type=int, default=15118, help="UDP port of the SDP server (default 15118)")
+    serve.add_argument("--mo-roots", type=Path, metavar="PEM",
+                       help="MO root certificates (PEM or DER; several in one PEM file) to validate Plug & Charge "
+                            "contract chains against (default: the --certs folder's mo-root.pem); without any, "
+                            "every contract is refused, as nobody could validate it")
     serve.add_argument("--authorization", choices=("accept", "reject"), default="accept")
     serve.add_argument("--time-scale", type=float, default=1.0,
                        help="shrink the standards' timers (1 = as the standards say)")
@@ -42,6 +46,7 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
     from harness.cli.ev import _print_event
     from harness.emulators.charge_port import ChargePort
     from harness.emulators.profiles import DEFAULT_EVSE_PROFILE, ProfileError, load_evse_profile
+    from harness.pki.files import CertificateFileError, load_certificates
     from harness.trace import Recorder
     from harness.v2g.credentials import V2gMaterial
     from harness.v2g.links import InterfaceError, interface_address
@@ -73,11 +78,18 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
                 print(f"generated ISO 15118 certificates in {certs} (give it to the EV: --certs {certs})")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    try:
+        mo_roots = load_certificates(args.mo_roots) if args.mo_roots else \
+            (material.mo_roots("iso2") + material.mo_roots("iso20") if material else [])
+    except CertificateFileError as exc:
+        raise UsageError(f"--mo-roots: {exc}") from None
+    if "PnC" in caps.identification and not mo_roots:
+        print("no MO root certificates: Plug & Charge contracts will be refused (give --mo-roots)", flush=True)
     trace = Recorder(out / "trace.jsonl")
     if not args.quiet:
         trace.subscribe(_print_event)
     timing = Timing(scale=args.time_scale)
-    port = ChargePort(caps, authorization=args.authorization,
+    port = ChargePort(caps, authorization=args.authorization, mo_roots=mo_roots,
                       provisioning=material.provisioning() if material else None,
                       tariff_key=material.tariff_key("iso2") if material else None)
     config = SeccConfig(host=host, tcp_port=args.port, tls_port=args.tls_port,

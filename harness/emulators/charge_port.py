@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from harness.emulators.power import PowerFlow
+from harness.pki.profiles import Generation
 from harness.v2g.equipment import EvseCapabilities, Present
+from harness.v2g.pnc import ContractCheck, check_contract
 
 
 @dataclass
@@ -182,8 +184,8 @@ class ChargePort:
 
     # -- Plug & Charge --------------------------------------------------------------------------
 
-    def contract_anchors(self) -> Sequence[Any]:
-        return self.mo_roots
+    def check_contract(self, chain: Sequence[Any], *, generation: Generation, emaid: str | None) -> ContractCheck:
+        return check_contract(chain, self.mo_roots, emaid=emaid, generation=generation)
 
     def certificate_service(self, request: str, *, oem_chain: Sequence[Any] = (), contract_chain: Sequence[Any] = (),
                             emaid: str | None = None, generation: str = "iso2") -> Any:

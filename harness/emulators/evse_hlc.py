@@ -52,7 +52,8 @@ class EvseHlc:
         material = self.material
         self.bridge = OcppBridge(evse, connector, caps, eim=self.profile.eim, on_session=self._session_changed,
                                  provisioning=material.provisioning() if material else None,
-                                 tariff_key=material.tariff_key("iso2") if material else None)
+                                 tariff_key=material.tariff_key("iso2") if material else None,
+                                 mo_roots=material.mo_roots("iso2") + material.mo_roots("iso20") if material else ())
         tls_context = material.secc_context() if material is not None and caps.tls != "none" else None
         config = SeccConfig(host=self.host, tls_context=tls_context,
                             protocols=tuple(p for p in caps.protocols),

@@ -147,6 +147,8 @@ class HlcDriver:
         self.paused_session: str | None = None
         #: when (timeline clock) the EV plugged in last
         self.plugged_at = 0.0
+        #: the EV's Plug & Charge material per ISO 15118 generation (iso2, iso20)
+        self._credentials: dict[str, Any] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -262,10 +264,14 @@ class HlcDriver:
         generation = "iso20" if plan.protocols[0].startswith("iso20") else "iso2"
         emulated = self.rig.evse.emulated
         if plan.identification == "PnC" and emulated:
-            installed = vehicle.credentials.contract_chain and plan.certificate != "install"
-            if not installed:
-                vehicle.credentials = material(self.rig).ev_credentials(
-                    generation, contract=self.profile.contract == "installed" and plan.certificate != "install")
+            # one set per generation: a -20 session never presents the -2 contract (P-256) it holds
+            for wanted in {"iso20" if p.startswith("iso20") else "iso2" for p in plan.protocols}:
+                credentials = self._credentials.get(wanted)
+                if credentials is None or not credentials.contract_chain or plan.certificate == "install":
+                    self._credentials[wanted] = material(self.rig).ev_credentials(
+                        wanted, contract=self.profile.contract == "installed" and plan.certificate != "install")
+            vehicle.wallet = self._credentials
+            vehicle.credentials = self._credentials[generation]
         trace = self.rig.trace
         mark = trace.now()
         soc_before = vehicle.battery.soc

@@ -24,7 +24,7 @@ from cryptography import x509
 
 from harness.pki import tls
 from harness.pki.builder import Issued, KeyAlgorithm, issue, name
-from harness.pki.files import load_certificate, load_private_key
+from harness.pki.files import load_certificate, load_certificates, load_private_key
 from harness.pki.contract_key import encrypt_iso2
 from harness.pki.iso15118 import Iso15118Pki, build_iso15118_pki, write_iso15118_pki
 from harness.pki.manifest import Manifest
@@ -140,7 +140,13 @@ class V2gMaterial:
         return credentials
 
     def mo_roots(self, generation: str) -> list[x509.Certificate]:
-        return [self._pki(generation).issued[Role.MO_ROOT].cert]
+        """The MO roots an SECC validates contract chains of ``generation`` against: the folder's
+        mo-root.pem (certificates only; no key needed), or none."""
+        issued = self._pki(generation).issued.get(Role.MO_ROOT)
+        if issued is not None:
+            return [issued.cert]
+        path = self.path(generation, "mo-root.pem")
+        return load_certificates(path) if path.is_file() else []
 
     def tariff_key(self, generation: str) -> Any:
         """The key that signs SalesTariffs (the MO Sub-CA 2's, standing in for the MO's)."""

@@ -12,9 +12,12 @@ local policy) and :class:`harness.emulators.bridge.OcppBridge` (the reference EV
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
-from harness.pki.profiles import DEFAULT_EVSE_ID
+from harness.pki.profiles import DEFAULT_EVSE_ID, Generation
+
+if TYPE_CHECKING:
+    from harness.v2g.pnc import ContractCheck
 
 #: ISO 15118-20 energy transfer services (ServiceID, -20 Table 204)
 ISO20_SERVICES = {"AC": 1, "DC": 2, "WPT": 3, "DC_ACDP": 4, "AC_BPT": 5, "DC_BPT": 6, "DC_ACDP_BPT": 7}
@@ -130,9 +133,11 @@ class Equipment(Protocol):
         ...
 
     # -- Plug & Charge services ----------------------------------------------------------
-    def contract_anchors(self) -> Sequence[Any]:
-        """MO root certificates the SECC validates contract chains against (empty: leave
-        the contract check to the backend)."""
+    def check_contract(self, chain: Sequence[Any], *, generation: Generation,
+                       emaid: str | None) -> "ContractCheck":
+        """Validate a contract certificate chain (leaf first): against the charger's MO roots, or
+        by a backend that does it for the charger; a chain nobody validates is refused
+        (:func:`harness.v2g.pnc.check_contract`)."""
         ...
 
     def certificate_service(self, request: str, *, oem_chain: Sequence[Any] = (),

@@ -12,6 +12,7 @@ import base64
 from typing import Any
 
 from harness.pki.contract_key import EncryptedContractKey, decrypt_iso2
+from harness.pki.profiles import Generation
 from harness.pki.xmldsig import verify_message
 from harness.v2g import pnc
 from harness.v2g.session import START, EvccSession, Reply, Request, Rules, SeccSession, Stop, Table
@@ -217,14 +218,16 @@ class Iso2Rules(Rules):
         except pnc.CertificateDataError as exc:
             s.facts["contract_problem"] = str(exc)
             return Reply(self._payment_details_failed("FAILED_CertChainError", s))
-        code, result = pnc.check_contract(chain, s.equipment.contract_anchors(), emaid=body["eMAID"])
-        if code is not None:
-            s.facts["contract_problem"] = str(result) if result is not None else code
-            return Reply(self._payment_details_failed(code, s))
+        check = s.equipment.check_contract(chain, generation=Generation.ISO2, emaid=body["eMAID"])
+        notice = pnc.contract_notice(check)
+        if not check.ok:
+            s.facts["contract_problem"] = check.detail
+            return Reply(self._payment_details_failed(check.refusal, s), notices=(notice,))
         s.context["contract_chain"] = chain
         s.context["emaid"] = body["eMAID"]
         challenge = s.context["challenge"] = base64.b64encode(s.random_bytes(16)).decode()
-        return Reply({"ResponseCode": "OK", "GenChallenge": challenge, "EVSETimeStamp": s.wall_time()})
+        return Reply({"ResponseCode": "OK", "GenChallenge": challenge, "EVSETimeStamp": s.wall_time()},
+                     notices=(notice,))
 
     def _payment_details_failed(self, code: str, s: SeccSession) -> dict:
         return self.secc_failure(s, "PaymentDetailsReq", code)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from harness.pki.profiles import Generation
 from harness.pki.xmldsig import verify_message
 from harness.v2g import pnc
 from harness.v2g.equipment import ISO20_SERVICES
@@ -165,25 +166,25 @@ class Iso20Rules(Rules):
                     s.facts["signature_problem"] = str(verification)
                     return Reply({"ResponseCode": "FAILED_SignatureError", "EVSEProcessing": "Finished"})
                 s.context["signature_checked"] = True
-            from harness.pki.profiles import Generation
-
-            code, result = pnc.check_contract(chain, s.equipment.contract_anchors(), emaid=None,
-                                              generation=Generation.ISO20)
-            if code is not None:
-                s.facts["contract_problem"] = str(result) if result is not None else code
-                warning = "WARNING_CertificateExpired" if code == "FAILED_CertificateExpired" else \
-                    "WARNING_CertificateValidationError"
-                return Reply({"ResponseCode": warning, "EVSEProcessing": "Finished"})
+            notices: tuple[Notice, ...] = ()
+            if "contract_checked" not in s.context:  # once; the EV repeats the request while Ongoing
+                check = s.equipment.check_contract(chain, generation=Generation.ISO20, emaid=None)
+                s.context["contract_checked"] = check
+                notices = (pnc.contract_notice(check),)
+                if not check.ok:
+                    s.facts["contract_problem"] = check.detail
+                    return Reply({"ResponseCode": check.refusal, "EVSEProcessing": "Finished"}, notices=notices)
             status = s.equipment.authorize("PnC", emaid=pnc.common_name(chain[0]), contract_chain=chain)
             rejected = "WARNING_GeneralPnCAuthorizationError"
         else:
+            notices = ()
             status = s.equipment.authorize("EIM")
             rejected = "WARNING_EIMAuthorizationFailure"
         if status == "Rejected":
-            return Reply({"ResponseCode": rejected, "EVSEProcessing": "Finished"})
+            return Reply({"ResponseCode": rejected, "EVSEProcessing": "Finished"}, notices=notices)
         processing = "Finished" if status == "Accepted" else "Ongoing"
         s.context["processing"] = processing
-        return Reply({"ResponseCode": "OK", "EVSEProcessing": processing})
+        return Reply({"ResponseCode": "OK", "EVSEProcessing": processing}, notices=notices)
 
     def _secc_ServiceDiscoveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         services = s.context["services"]
@@ -513,7 +514,7 @@ class Iso20Rules(Rules):
 
     def _after_AuthorizationRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
         if body["ResponseCode"].startswith("WARNING"):
-            return Stop(False, f"AuthorizationRes {body['ResponseCode']}")
+            return Stop(False, f"AuthorizationRes {body['ResponseCode']}", code=body["ResponseCode"])
         e.context["processing"] = body["EVSEProcessing"]
         if body["EVSEProcessing"] != "Finished":
             return self._authorization(e, e.timing.wait(e.ev.plan.ongoing_interval))

@@ -2,9 +2,12 @@
 contract delivery of CertificateInstallation / CertificateUpdate.
 
 A CertificateChain travels as Certificate (the leaf, DER in base64) and SubCertificates (the
-Sub-CAs). The SECC checks a contract chain against the MO roots it has (if it has none, the
-backend decides; ISO 15118-2 lets the SECC forward the check); mapping a refusal to a response
-code is :data:`CONTRACT_REFUSALS`, one table.
+Sub-CAs). The SECC validates a contract chain against the MO roots it has ([V2G20-2564]; -2
+PaymentDetailsReq); both standards let it leave the check to a secondary actor (the CSMS, once
+Plug & Charge goes through OCPP), but a chain that nobody validates is never accepted: without MO
+roots and without a backend that checks, :func:`check_contract` refuses. Its
+:class:`ContractCheck` says who checked and why a chain was refused; mapping a refusal to each
+generation's response code is :data:`CONTRACT_REFUSALS`, one table.
 
 The reference charger acts as its own certificate provisioning service: it issues a fresh
 contract certificate from the MO Sub-CA 2 of its generated PKI, encrypts the key for the EV
@@ -26,6 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from harness.pki.validate import Reason, ValidationResult, policy_for, validate_chain
 from harness.pki.profiles import Generation, Role
+from harness.v2g.session import Notice
 
 
 class CertificateDataError(ValueError):
@@ -78,31 +82,66 @@ def root_certificate_ids(roots: Sequence[x509.Certificate]) -> dict:
         for root in roots[:20]]}
 
 
-#: why the SECC refuses a contract chain -> the -2 / -20 response code it answers with
-CONTRACT_REFUSALS: dict[Reason, str] = {
-    Reason.EXPIRED: "FAILED_CertificateExpired",
-    Reason.NOT_YET_VALID: "FAILED_CertChainError",
-    Reason.REVOKED: "FAILED_CertificateRevoked",
+#: why the SECC refuses a contract chain -> the response code it answers with, per generation: -2
+#: PaymentDetailsRes FAILED_* (the chain as a whole is FAILED_CertChainError), -20 AuthorizationRes
+#: WARNING_* ([V2G20-1978]: a problem is answered with EVSEProcessing Finished and a warning)
+CONTRACT_REFUSALS: dict[Generation, dict[Reason | None, str]] = {
+    Generation.ISO2: {
+        Reason.EXPIRED: "FAILED_CertificateExpired",
+        Reason.REVOKED: "FAILED_CertificateRevoked",
+        None: "FAILED_CertChainError",
+    },
+    Generation.ISO20: {
+        Reason.EXPIRED: "WARNING_CertificateExpired",
+        Reason.NOT_YET_VALID: "WARNING_CertificateNotYetValid",
+        Reason.REVOKED: "WARNING_CertificateRevoked",
+        None: "WARNING_CertificateValidationError",
+    },
 }
+
+
+@dataclass(frozen=True)
+class ContractCheck:
+    """What became of a contract chain: ``refusal`` is the response code to answer with (None:
+    accepted); ``checked_by`` says who validated it, for the timeline."""
+
+    refusal: str | None
+    checked_by: str
+    detail: str
+    result: ValidationResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.refusal is None
 
 
 def check_contract(chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate], *,
                    emaid: str | None, generation: Generation = Generation.ISO2,
-                   at: _dt.datetime | None = None) -> tuple[str | None, ValidationResult | None]:
-    """(refusal response code or None, validation result). Without anchors only the validity
-    period is checked here; the chain is the backend's to judge."""
+                   at: _dt.datetime | None = None) -> ContractCheck:
+    """Validate a contract chain against the MO roots ``anchors`` with the generation's rules
+    (curves and hashes, key usage, DC, validity; the leaf's CN is ``emaid`` when given)."""
+    refusals = CONTRACT_REFUSALS[generation]
     if not anchors:
-        leaf = chain[0]
-        moment = at or _dt.datetime.now(_dt.timezone.utc)
-        if leaf.not_valid_after_utc < moment:
-            return "FAILED_CertificateExpired", None
-        return None, None
+        return ContractCheck(refusals[None], "nobody", "no MO root certificate to validate the contract chain "
+                                                       "against, and no backend that validates it")
+    checked_by = f"the SECC, against {len(anchors)} MO root(s): " + ", ".join(common_name(a) for a in anchors)
     result = validate_chain(chain, anchors, policy=policy_for(generation, Role.CONTRACT, common_name=None), at=at)
-    if result.ok:
-        if emaid is not None and _normal(common_name(chain[0])) != _normal(emaid):
-            return "FAILED_CertChainError", result
-        return None, result
-    return CONTRACT_REFUSALS.get(result.reason, "FAILED_CertChainError"), result
+    if not result.ok:
+        return ContractCheck(refusals.get(result.reason, refusals[None]), checked_by, str(result), result)
+    if emaid is not None and _normal(common_name(chain[0])) != _normal(emaid):
+        return ContractCheck(refusals[None], checked_by, f"the contract certificate's CN {common_name(chain[0])!r} "
+                                                         f"is not the eMAID {emaid!r}", result)
+    return ContractCheck(None, checked_by, "valid", result)
+
+
+def contract_notice(check: ContractCheck) -> Notice:
+    """The SECC's contract check on the timeline: accepted or refused, and by whom."""
+    if check.ok:
+        return Notice("ContractAccepted", f"SECC: contract chain accepted, validated by {check.checked_by}",
+                      {"checked_by": check.checked_by})
+    return Notice("ContractRefused", f"SECC: contract chain refused ({check.refusal}), validated by "
+                  f"{check.checked_by}: {check.detail}",
+                  {"checked_by": check.checked_by, "refusal": check.refusal, "detail": check.detail})
 
 
 def _normal(emaid: str) -> str:

@@ -177,6 +177,8 @@ class Stop:
     reason: str
     cp: str | None = None
     paused: bool = False
+    #: the response code that made the EV stop (a -20 WARNING it does not go on after)
+    code: str | None = None
 
 
 class Rules:
@@ -536,6 +538,8 @@ class EvccSession(_Session):
         self.protocol = chosen
         self.rules = rules_for(chosen.family)
         self.session_id = self.resume_session_id or messages.NO_SESSION[chosen.family]
+        if hasattr(self.ev, "use_credentials_of"):  # the contract of the generation the SECC chose
+            self.ev.use_credentials_of(chosen.family)
         events: list[Event] = [Notice("ProtocolNegotiated", f"EVCC: SECC chose {chosen.key}",
                                       {"protocol": chosen.key})]
         return events + self._step(self.rules.evcc_first(self))
@@ -569,5 +573,5 @@ class EvccSession(_Session):
         if stop.cp:
             events.append(SetCp(stop.cp))
         events.append(Close(stop.reason))
-        events.append(self._finish(stop.ok, stop.reason, code=code, paused=stop.paused))
+        events.append(self._finish(stop.ok, stop.reason, code=code or stop.code, paused=stop.paused))
         return events

@@ -120,6 +120,14 @@ class Vehicle:
     #: set by a test or the driver: end the session at the next chance
     stop_requested: bool = False
     vin: str = "WHARNESS000000001"
+    #: Plug & Charge material per ISO 15118 generation ("iso2", "iso20"): once the SECC chose the
+    #: protocol, the session takes the generation's set as :attr:`credentials`
+    wallet: dict[str, Credentials] = field(default_factory=dict)
+
+    def use_credentials_of(self, family: str) -> None:
+        generation = "iso20" if family == "iso20" else "iso2"
+        if generation in self.wallet:
+            self.credentials = self.wallet[generation]
 
     def evccid(self, family: str) -> str:
         """SessionSetupReq's EVCCID in a session of ``family`` (din, iso2, iso20)."""

@@ -181,3 +181,26 @@ def test_schedule_renegotiation_asked_by_the_evse(run, material: V2gMaterial):
     progress = [e.payload["message"]["PowerDeliveryReq"]["ChargeProgress"]
                 for e in _messages(pair.recorder) if e.name == "PowerDeliveryReq" and e.src == "ev"]
     assert progress == ["Start", "ScheduleRenegotiation", "Start", "Stop"]
+
+
+def test_a_contract_of_the_wrong_curve_and_hash_is_refused(run, material: V2gMaterial):
+    """ISO 15118-20 contract certificates are secp521r1 with ecdsa-with-SHA512 or Ed448
+    ([V2G20-2674], [V2G20-2319], [V2G20-2673]): a secp256r1/SHA-256 contract chain (one of the
+    -2 PKI, which the charger trusts for -2) is refused in a -20 session."""
+    plan = ChargePlan(protocols=("iso20-ac",), energy="AC", identification="PnC", cycles=2)
+    ev = vehicle(plan)
+    ev.credentials = material.ev_credentials("iso20")
+    iso2 = material.ev_credentials("iso2")
+    ev.credentials.contract_chain, ev.credentials.contract_key = iso2.contract_chain, iso2.contract_key
+
+    async def scenario():
+        pair = await start_pair(material=material)
+        try:
+            return await pair.charge(ev, tls=True), pair
+        finally:
+            await pair.close()
+
+    outcome, pair = run(scenario())
+    assert outcome.response_code == "WARNING_CertificateValidationError"
+    refused = pair.recorder.last(name="ContractRefused", observer="evse")
+    assert "wrong-algorithm" in refused.payload["detail"]

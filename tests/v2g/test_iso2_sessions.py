@@ -283,3 +283,75 @@ def test_the_evccid_follows_the_protocol_the_secc_chose(run, offered):
     setup = next(e for e in pair.recorder.select(layer="v2g", observer="ev", name="SessionSetupReq"))
     assert messages.body_of(setup.payload["message"])["EVCCID"] == MAC
     assert pair.port.session.evccid == MAC
+
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory):
+    """A second, unrelated PKI: its MO Sub-CAs chain to an MO root the charger does not trust."""
+    from v2g_pair import generated_material
+
+    return generated_material(tmp_path_factory.mktemp("foreign-pki"))
+
+
+def _pnc(run, material, credentials, **port_options):
+    ev = vehicle(ChargePlan(protocols=("iso2",), energy="AC", identification="PnC", cycles=2))
+    ev.credentials = credentials
+
+    async def scenario():
+        pair = await start_pair(material=material, **port_options)
+        try:
+            return await pair.charge(ev, tls=True), pair
+        finally:
+            await pair.close()
+
+    return run(scenario())
+
+
+def test_a_contract_chain_from_a_foreign_mo_is_refused(run, material: V2gMaterial, foreign: V2gMaterial):
+    """The contract chain's Sub-CAs chain to an MO root the SECC does not have: PaymentDetailsRes
+    FAILED_CertChainError, and the timeline says who validated it and why it failed."""
+    mixed = material.ev_credentials("iso2")
+    mixed.contract_chain = foreign.ev_credentials("iso2").contract_chain
+    mixed.contract_key = foreign.ev_credentials("iso2").contract_key
+    mixed.emaid = foreign.ev_credentials("iso2").emaid
+    outcome, pair = _pnc(run, material, mixed)
+    assert outcome.response_code == "FAILED_CertChainError"
+    refused = pair.recorder.last(name="ContractRefused", observer="evse")
+    assert refused.payload["checked_by"].startswith("the SECC, against 2 MO root(s)")
+    assert "untrusted-root" in refused.payload["detail"]
+
+
+def test_a_contract_nobody_can_validate_is_refused(run, material: V2gMaterial):
+    """No MO roots at the charger and no backend that validates: the SECC does not take the
+    chain on trust (only its expiry date used to be checked)."""
+    outcome, pair = _pnc(run, material, material.ev_credentials("iso2"), mo_roots=[])
+    assert outcome.response_code == "FAILED_CertChainError"
+    refused = pair.recorder.last(name="ContractRefused", observer="evse")
+    assert refused.payload["checked_by"] == "nobody" and "no MO root certificate" in refused.summary
+
+
+def test_an_accepted_contract_says_who_validated_it(run, material: V2gMaterial):
+    outcome, pair = _pnc(run, material, material.ev_credentials("iso2"))
+    assert outcome.ok, outcome.reason
+    accepted = pair.recorder.last(name="ContractAccepted", observer="evse")
+    assert "validated by the SECC, against 2 MO root(s)" in accepted.summary
+
+
+def test_the_ev_presents_the_contract_of_the_generation_the_secc_chose(run, material: V2gMaterial):
+    """An EV with a -20 and a -2 contract meets a charger that chose -2: it presents the -2
+    contract (secp256r1), which the charger validates against its -2 MO root."""
+    ev = vehicle(ChargePlan(protocols=("iso20-ac", "iso2"), energy="AC", identification="PnC", cycles=2))
+    ev.wallet = {"iso20": material.ev_credentials("iso20"), "iso2": material.ev_credentials("iso2")}
+    ev.credentials = ev.wallet["iso20"]
+
+    async def scenario():
+        pair = await start_pair(material=material, capabilities=EvseCapabilities(protocols=("iso2",)))
+        try:
+            return await pair.charge(ev, tls=True), pair
+        finally:
+            await pair.close()
+
+    outcome, pair = run(scenario())
+    assert outcome.ok and outcome.protocol == "iso2", outcome.reason
+    assert ev.credentials is ev.wallet["iso2"]
+    assert pair.recorder.last(name="ContractAccepted", observer="evse") is not None

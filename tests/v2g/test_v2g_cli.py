@@ -64,6 +64,36 @@ def test_a_dc_session_and_a_tls13_bpt_session_on_loopback(harness_command, tmp_p
     assert (tmp_path / "evse" / "trace.jsonl").stat().st_size > 0
 
 
+def test_plug_and_charge_is_validated_against_the_mo_roots_given(harness_command, tmp_path):
+    """evse serve validates contract chains against the MO roots of its --certs folder, or of
+    --mo-roots: a contract of the folder's PKI is accepted by the first, refused by an SECC that
+    trusts another MO root only (PaymentDetailsRes FAILED_CertChainError)."""
+    from harness.pki.iso15118 import build_iso15118_pki
+    from harness.pki.profiles import Generation, Role
+    from cryptography.hazmat.primitives import serialization
+
+    certs = tmp_path / "pki"
+    other_root = tmp_path / "other-mo-root.pem"
+    other_root.write_bytes(build_iso15118_pki(Generation.ISO2).issued[Role.MO_ROOT].cert.public_bytes(
+        serialization.Encoding.PEM))
+    port = str(20000 + (os.getpid() + 7) % 20000)
+    common = ["--iface", "lo", "--sdp-target", "::1", "--sdp-port", port, "--protocol", "iso2", "--energy", "AC",
+              "--identification", "PnC", "--certs", str(certs), "--cycles", "2"]
+    for extra, accepted in (([], True), (["--mo-roots", str(other_root)], False)):
+        evse = _serve(harness_command, ["--iface", "lo", "--certs", str(certs), "--sdp-port", port, "--sessions",
+                                        "1", "--out", str(tmp_path / f"evse-{accepted}"), *extra])
+        try:
+            result = _ev(harness_command, common)
+        finally:
+            _stop(evse)
+        if accepted:
+            assert result.returncode == 0, result.stdout + result.stderr
+        else:
+            assert result.returncode == 1 and "FAILED_CertChainError" in result.stdout, result.stdout
+        trace = (tmp_path / f"evse-{accepted}" / "trace.jsonl").read_text()
+        assert ('"ContractAccepted"' if accepted else '"ContractRefused"') in trace
+
+
 def test_ev_run_names_a_missing_interface(harness_command):
     result = _ev(harness_command, ["--iface", "no-such-if0"])
     assert result.returncode == 2 and "no network interface 'no-such-if0'" in result.stderr
@@ -104,9 +134,13 @@ def test_a_session_over_a_veth_into_a_network_namespace(harness_command, tmp_pat
         try:
             # SDP by multicast to ff02::1 on the EV's end, then TCP to the EVSE's link-local address
             result = _ev(harness_command, ["--iface", ev_if, "--protocol", "iso2", "--energy", "AC", "--no-tls",
-                                           "--cycles", "2"])
+                                           "--cycles", "2", "--out", str(tmp_path / "ev")])
             assert result.returncode == 0, result.stdout + result.stderr
             assert "outcome:   OK" in result.stdout
+            # the -2 EVCCID is the MAC of the EV's interface ([V2G2-879])
+            mac = open(f"/sys/class/net/{ev_if}/address").read().strip().replace(":", "").upper()
+            trace = (tmp_path / "ev" / "trace.jsonl").read_text()
+            assert f'"EVCCID": "{mac}"' in trace or f'"EVCCID":"{mac}"' in trace
         finally:
             _stop(evse)
     finally:
