@@ -33,7 +33,7 @@ from harness.emulators.charge_port import ChargePort  # noqa: E402
 from harness.emulators.hlc_ev import HlcEv  # noqa: E402
 from harness.emulators.pilot import SimulatedPilot  # noqa: E402
 from harness.trace import Recorder  # noqa: E402
-from harness.v2g.credentials import ISO20_SNI, V2gMaterial  # noqa: E402
+from harness.v2g.credentials import V2gMaterial  # noqa: E402
 from harness.v2g.equipment import EvseCapabilities  # noqa: E402
 from harness.v2g.secc import Secc, SeccConfig  # noqa: E402
 from harness.v2g.timers import Timing  # noqa: E402
@@ -50,16 +50,15 @@ async def one_session(name: str, material: V2gMaterial) -> tuple[float, int, boo
     scenario = SCENARIOS[name]
     recorder = Recorder()
     port = ChargePort(EvseCapabilities())
-    secc = Secc(recorder, port, SeccConfig(tls_context=material.secc_context()), timing=TIMING)
+    secc = Secc(recorder, port, SeccConfig(tls=material.secc_tls()), timing=TIMING)
     await secc.start()
     vehicle = Vehicle("0A1B2C3D4E5F", Battery(60000.0, 0.4, 50000.0, 11000.0), plan=scenario["plan"])
     ev = HlcEv(recorder, vehicle, timing=TIMING)
     await ev.plug_in(SimulatedPilot(recorder), port.line)
     tls = scenario["tls"]
-    context = material.evcc_context("iso20") if tls else None
+    context = material.evcc_context(scenario["plan"].protocols) if tls else None
     started = time.perf_counter()
-    outcome = await ev.charge("::1", secc.tls_port if tls else secc.tcp_port, context=context,
-                              sni=ISO20_SNI if tls else None)
+    outcome = await ev.charge("::1", secc.tls_port if tls else secc.tcp_port, context=context)
     elapsed = time.perf_counter() - started
     await ev.unplug()
     await secc.stop()

@@ -55,7 +55,7 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
     from harness.emulators.profiles import DEFAULT_EV_PROFILE, ProfileError, load_ev_profile
     from harness.rig.hlc import PROTOCOLS_FOR
     from harness.trace import Recorder
-    from harness.v2g.credentials import ISO20_SNI, V2gMaterial
+    from harness.v2g.credentials import V2gMaterial
     from harness.v2g.links import InterfaceError, interface_address, interface_evccid
     from harness.v2g.sdp import ALL_NODES, SdpError, discover
     from harness.v2g.timers import Timing
@@ -112,14 +112,13 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
                                    iface=args.iface, timers=timing.sdp, timeout_scale=timing.timeout)
         except SdpError as exc:
             raise UsageError(f"no EVSE answered on {args.iface}: {exc}") from None
-        context = material.evcc_context(generation) if found.tls and material is not None else None
+        context = material.evcc_context(protocols) if found.tls and material is not None else None
         if found.tls and context is None:
             raise UsageError("the EVSE answered with a TLS port but no --certs were given")
         ev = HlcEv(trace, vehicle, timing=timing, self_metered=True)
         await ev.plug_in(SimulatedPilot(trace), PowerFlow())
         try:
-            return await ev.charge(found.address, found.port, context=context,
-                                   sni=ISO20_SNI if generation == "iso20" else None)
+            return await ev.charge(found.address, found.port, context=context)
         finally:
             await ev.unplug()
 

@@ -93,7 +93,7 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
                       provisioning=material.provisioning() if material else None,
                       tariff_key=material.tariff_key("iso2") if material else None)
     config = SeccConfig(host=host, tcp_port=args.port, tls_port=args.tls_port,
-                        tls_context=material.secc_context() if material else None, protocols=caps.protocols)
+                        tls=material.secc_tls() if material else None, protocols=caps.protocols)
 
     async def main() -> None:
         secc = Secc(trace, port, config, timing=timing)

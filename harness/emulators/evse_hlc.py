@@ -54,8 +54,7 @@ class EvseHlc:
                                  provisioning=material.provisioning() if material else None,
                                  tariff_key=material.tariff_key("iso2") if material else None,
                                  mo_roots=material.mo_roots("iso2") + material.mo_roots("iso20") if material else ())
-        tls_context = material.secc_context() if material is not None and caps.tls != "none" else None
-        config = SeccConfig(host=self.host, tls_context=tls_context,
+        config = SeccConfig(host=self.host, tls=material.secc_tls() if material is not None and caps.tls != "none" else None,
                             protocols=tuple(p for p in caps.protocols),
                             allow_iso20_without_tls=self.allow_iso20_without_tls, sockets=self.sockets)
         self.secc = Secc(self.recorder, self.bridge, config, timing=self.timing, faults=self.faults)
@@ -78,14 +77,14 @@ class EvseHlc:
         """Faults the SECC commits from now on; ``fail_tls`` presents an untrusted certificate."""
         self.faults.add(*faults)
         if any(f.kind == "fail_tls" for f in faults) and self.secc is not None and self.material is not None:
-            await self.secc.use_tls_context(self.material.untrusted_secc_context())
+            self.secc.present_untrusted(self.material.untrusted_secc_context())
 
     async def restore(self) -> None:
         """No faults, the configured TLS certificate, the profile's policies."""
         had_tls_fault = any(f.kind == "fail_tls" for f in self.faults.faults)
         self.faults.clear()
         if had_tls_fault and self.secc is not None:
-            await self.secc.use_tls_context(None)
+            self.secc.present_untrusted(None)
         if self.bridge is not None:
             self.bridge.pending_notification = "None"
 

@@ -48,7 +48,7 @@ class HlcEv(PluggedEv):
 
     async def charge(self, host: str, port: int, *, context: ssl.SSLContext | None = None,
                      faults: FaultPlan | None = None, resume_session_id: str | None = None,
-                     sni: str | None = None, sockets: SocketFactory | None = None) -> Outcome:
+                     sockets: SocketFactory | None = None) -> Outcome:
         """One V2G session with the SECC at ``host``/``port`` (``sockets``: how the EV's sockets
         are made, in its network namespace on the netns rig)."""
         if self.pilot is None:
@@ -63,7 +63,7 @@ class HlcEv(PluggedEv):
         try:
             outcome = await run_session(self.recorder, self.vehicle, host, port, context=context, timing=self.timing,
                                         faults=faults, resume_session_id=resume_session_id, set_cp=self._set_cp,
-                                        on_session=keep, sni=sni, sockets=sockets)
+                                        on_session=keep, sockets=sockets)
         finally:
             self.vehicle.grant.ac_max_current = 0.0
             self._apply()

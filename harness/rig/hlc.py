@@ -28,7 +28,7 @@ from harness.emulators.profiles import (DEFAULT_EV_PROFILE, DEFAULT_EVSE_PROFILE
                                         load_evse_profile)
 from harness.trace import Event, Layer
 from harness.v2g import sap
-from harness.v2g.credentials import ISO20_SNI, V2gMaterial
+from harness.v2g.credentials import V2gMaterial
 from harness.v2g.faults import Fault, FaultPlan
 from harness.v2g.sdp import SdpError, discover
 from harness.v2g.session import Outcome
@@ -288,10 +288,9 @@ class HlcDriver:
         context = None
         if where.tls:
             tls_fault = plan_faults.tls_fault()
-            context = material(self.rig).evcc_context(generation, trusted=tls_fault is None) if emulated else None
+            context = material(self.rig).evcc_context(plan.protocols, trusted=tls_fault is None) if emulated else None
         outcome = await self.ev.charge(where.address, where.port, context=context, faults=plan_faults,
                                        resume_session_id=self.paused_session if resume else None,
-                                       sni=ISO20_SNI if generation == "iso20" else None,
                                        sockets=self.rig.link.host("ev").sockets)
         self.paused_session = outcome.session_id if outcome.paused else None
         events = trace.select(layer=Layer.V2G, observer="ev", since=mark)
@@ -303,6 +302,11 @@ class HlcDriver:
             raise NotApplicable(f"the charger offers none of {', '.join(plan.protocols)} "
                                 f"({'TLS' if where.tls else 'TCP'}); its supportedAppProtocolRes: "
                                 f"{json.dumps(answer, separators=(',', ':'))}")
+        if "ALERT_PROTOCOL_VERSION" in outcome.reason and all(sap.protocol(p).tls_required for p in plan.protocols):
+            # ISO 15118-20 runs on TLS 1.3 only ([V2G20-1264], -20 Table 5): a charger that refuses it
+            # with protocol_version does not offer -20
+            raise NotApplicable(f"the charger refused TLS 1.3 ({outcome.reason}); ISO 15118-20 "
+                                f"({', '.join(plan.protocols)}) runs on TLS 1.3 only ([V2G20-1264])")
         return result
 
     def probe(self, *, tls: bool = False, generation: str = "iso2") -> "ProbeHandle":
@@ -321,7 +325,6 @@ class HlcDriver:
         where = await self._discover(tls, timing_)
         context = material(self.rig).evcc_context(generation) if where.tls and self.rig.evse.emulated else None
         probe = await V2gProbe.open(self.rig.trace, where.address, where.port, context=context,
-                                    sni=ISO20_SNI if generation == "iso20" else None,
                                     sockets=self.rig.link.host("ev").sockets)
         return ProbeHandle(self.rig, probe)
 

@@ -6,10 +6,9 @@ they share the run's generated PKI (``<run dir>/pki/iso15118``), and every TLS c
 NSS key log next to the captures.
 
 One TLS port serves both generations: ISO 15118-2 wants TLS 1.2 with the secp256r1 SECC chain,
--20 TLS 1.3 with the secp521r1 chain and the EVCC's vehicle certificate. Python's ssl cannot pick
-a chain by the client's TLS version or the trusted_ca_keys extension, so the reference SECC picks
-it by SNI: the harness's EV names :data:`ISO20_SNI` when it opens a -20 session. Any other client
-(no SNI, as real EVs) gets the -2 context. This is a convenience of the emulated pair, said here.
+-20 TLS 1.3 with the secp521r1 chain and the EVCC's vehicle certificate. The SECC chooses from each
+EV's ClientHello (:class:`harness.v2g.secc_tls.SeccTls`); the EV offers the TLS versions of the
+protocols it offers and trusts the V2G roots of those generations (:meth:`V2gMaterial.evcc_context`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import datetime as _dt
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from cryptography import x509
 
@@ -30,10 +29,8 @@ from harness.pki.iso15118 import Iso15118Pki, build_iso15118_pki, write_iso15118
 from harness.pki.manifest import Manifest
 from harness.pki.profiles import DEFAULT_EMAID, DEFAULT_EVSE_ID, PROFILES, Generation, Role
 from harness.v2g.pnc import ContractDelivery
+from harness.v2g.secc_tls import SeccTls
 from harness.v2g.vehicle import Credentials
-
-ISO20_SNI = "iso15118-20"
-
 
 @dataclass
 class V2gMaterial:
@@ -89,20 +86,23 @@ class V2gMaterial:
 
     # -- TLS --------------------------------------------------------------------------------
 
-    def secc_context(self) -> ssl.SSLContext:
-        """The SECC's TLS context: -2 (TLS 1.2) by default, -20 (TLS 1.3, mutual) by SNI."""
-        iso2 = tls.iso2_secc_context(self.path("iso2", "secc-chain.pem"), self.path("iso2", "secc.key"),
-                                     keylog=self.keylog)
-        iso20 = tls.iso20_secc_context(self.path("iso20", "secc-chain.pem"), self.path("iso20", "secc.key"),
-                                       oem_roots=self.path("iso20", "oem-root.pem"), keylog=self.keylog)
-        front = tls.iso2_secc_context(self.path("iso2", "secc-chain.pem"), self.path("iso2", "secc.key"),
-                                      maximum=ssl.TLSVersion.TLSv1_3, keylog=self.keylog)
-
-        def choose(connection: ssl.SSLObject, server_name: str | None, initial: ssl.SSLContext) -> None:
-            connection.context = iso20 if server_name == ISO20_SNI else iso2
-
-        front.sni_callback = choose
-        return front
+    def secc_tls(self) -> SeccTls:
+        """The SECC's TLS: the -2 chain (TLS 1.2; TLS 1.3 for an EV that names the -2 root and
+        offers nothing older) and the -20 chain (TLS 1.3, the vehicle certificate verified against
+        the OEM root), chosen from each ClientHello."""
+        iso2_chain, iso2_key = self.path("iso2", "secc-chain.pem"), self.path("iso2", "secc.key")
+        iso20_chain, iso20_key = self.path("iso20", "secc-chain.pem"), self.path("iso20", "secc.key")
+        oem_roots = self.path("iso20", "oem-root.pem")
+        iso20 = tls.iso20_secc_context(iso20_chain, iso20_key, oem_roots=oem_roots, keylog=self.keylog)
+        iso20.set_ecdh_curve("secp521r1")  # -20 Table 7: secp521r1 (or x448, below)
+        return SeccTls(
+            iso2=tls.iso2_secc_context(iso2_chain, iso2_key, keylog=self.keylog),
+            iso2_tls13=tls.iso2_secc_context(iso2_chain, iso2_key, minimum=ssl.TLSVersion.TLSv1_3,
+                                             maximum=ssl.TLSVersion.TLSv1_3, keylog=self.keylog),
+            iso20=iso20,
+            iso20_x448=tls.iso20_secc_context(iso20_chain, iso20_key, oem_roots=oem_roots, keylog=self.keylog),
+            iso2_root=load_certificate(self.path("iso2", "v2g-root.pem")),
+            iso20_root=load_certificate(self.path("iso20", "v2g-root.pem")))
 
     def untrusted_secc_context(self) -> ssl.SSLContext:
         """A context presenting an SECC chain from a V2G root no EV trusts (fault fail_tls)."""
@@ -112,19 +112,35 @@ class V2gMaterial:
         return tls.iso2_secc_context(untrusted / "secc-chain.pem", untrusted / "secc.key", keylog=self.keylog,
                                      maximum=ssl.TLSVersion.TLSv1_3)
 
-    def evcc_context(self, generation: str, *, trusted: bool = True) -> ssl.SSLContext:
-        """The EV's context: trusts the generation's V2G root (or, ``trusted=False``, a root the
-        SECC's chain does not come from: fault fail_tls)."""
-        if generation == "iso20":
-            if not trusted:
-                self.untrusted_secc_context()
-            roots = self.path("iso20", "v2g-root.pem") if trusted else self.directory / "untrusted" / "v2g-root.pem"
-            return tls.iso20_evcc_context(roots, vehicle_chain=self.path("iso20", "vehicle-chain.pem"),
-                                          vehicle_key=self.path("iso20", "vehicle.key"), keylog=self.keylog)
-        if not trusted:
+    def untrusted_secc_tls(self) -> SeccTls:
+        """An SECC that presents a chain from a V2G root nobody trusts to every EV (fault fail_tls)."""
+        return SeccTls(forced=self.untrusted_secc_context())
+
+    def evcc_context(self, protocols: Sequence[str] | str, *, trusted: bool = True) -> ssl.SSLContext:
+        """The EV's context for a session offering ``protocols`` (sap keys, or a generation):
+        TLS 1.3 and the vehicle certificate for -20, TLS 1.2 for -2 and DIN, the V2G roots of
+        those generations trusted (``trusted=False``: only a root no SECC chains to, fault fail_tls).
+        No server name is sent: an EV names no host."""
+        offered = (protocols,) if isinstance(protocols, str) else tuple(protocols)
+        generations = {"iso20" if p.startswith("iso20") else "iso2" for p in offered}
+        if trusted:
+            roots = [self.path(g, "v2g-root.pem") for g in sorted(generations)]
+        else:
             self.untrusted_secc_context()  # makes sure the unrelated root exists
-        roots = self.path("iso2", "v2g-root.pem") if trusted else self.directory / "untrusted" / "v2g-root.pem"
-        return tls.iso2_evcc_context(roots, keylog=self.keylog)
+            roots = [self.directory / "untrusted" / "v2g-root.pem"]
+        minimum = ssl.TLSVersion.TLSv1_2 if "iso2" in generations else ssl.TLSVersion.TLSv1_3
+        maximum = ssl.TLSVersion.TLSv1_3 if "iso20" in generations else ssl.TLSVersion.TLSv1_2
+        if "iso20" in generations:
+            context = tls.iso20_evcc_context(roots[0], vehicle_chain=self.path("iso20", "vehicle-chain.pem"),
+                                             vehicle_key=self.path("iso20", "vehicle.key"), minimum=minimum,
+                                             keylog=self.keylog)
+            if generations == {"iso20"}:
+                context.set_ecdh_curve("secp521r1")  # a -20-only EV offers the -20 group ([V2G20-1637])
+        else:
+            context = tls.iso2_evcc_context(roots[0], maximum=maximum, keylog=self.keylog)
+        for more in roots[1:]:
+            context.load_verify_locations(cafile=str(more))
+        return context
 
     # -- Plug & Charge --------------------------------------------------------------------------
 

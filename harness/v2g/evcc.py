@@ -32,7 +32,7 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
                       context: ssl.SSLContext | None = None, timing: Timing = STANDARD,
                       faults: FaultPlan | None = None, resume_session_id: str | None = None,
                       set_cp: CpSetter | None = None, connect_timeout: float = 10.0,
-                      on_session: Callable[[EvccSession], None] | None = None, sni: str | None = None,
+                      on_session: Callable[[EvccSession], None] | None = None,
                       sockets: SocketFactory | None = None) -> Outcome:
     """One V2G communication session with the SECC at ``host``/``port``; returns how it ended.
     ``sockets`` makes the connection's socket (in the EV's network namespace on the netns rig)."""
@@ -46,13 +46,14 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
         on_session(session)
     target = f"[{host}]:{port}"
     try:
-        connection = await connect(host, port, context=context, timeout=connect_timeout, accepted=ACCEPTED, sni=sni,
+        connection = await connect(host, port, context=context, timeout=connect_timeout, accepted=ACCEPTED,
                                    sockets=sockets)
     except (OSError, ssl.SSLError, TimeoutError, asyncio.TimeoutError) as exc:
         what = "TlsHandshakeFailed" if context is not None and isinstance(exc, ssl.SSLError) else "TcpConnectFailed"
+        error = str(exc) or type(exc).__name__
         recording.record(recorder, SIDE, what, f"EV could not connect to {target}"
-                         f"{' with TLS' if context else ''}: {exc}", session, payload={"error": repr(exc)})
-        session.outcome = Outcome(False, f"{what}: {exc}")
+                         f"{' with TLS' if context else ''}: {error}", session, payload={"error": repr(exc)})
+        session.outcome = Outcome(False, f"{what}: {error}")
         return session.outcome
     recording.record(recorder, SIDE, "TcpConnected", f"EV connected to {target}"
                      + (f" ({connection.tls_version}, {connection.tls_cipher})" if context else " (no TLS)"),
@@ -60,7 +61,7 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
     session.facts["tls"] = connection.tls_version
     runner = _Runner(recorder, session, connection, plan, set_cp)
     try:
-        closing = await runner.carry_out(session.start(loop.time()))
+        closing = await runner.carry_out(session.restrict_offer(connection.tls_version) + session.start(loop.time()))
         while not session.finished and not closing:
             timeout = None if session.deadline is None else max(0.0, session.deadline - loop.time())
             try:

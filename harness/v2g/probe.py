@@ -44,9 +44,8 @@ class V2gProbe:
 
     @classmethod
     async def open(cls, recorder: Recorder, host: str, port: int, *, context: ssl.SSLContext | None = None,
-                   sni: str | None = None, timeout: float = 10.0,
-                   sockets: SocketFactory | None = None) -> "V2gProbe":
-        connection = await connect(host, port, context=context, timeout=timeout, sni=sni,
+                   timeout: float = 10.0, sockets: SocketFactory | None = None) -> "V2gProbe":
+        connection = await connect(host, port, context=context, timeout=timeout,
                                    accepted=frozenset(int(p) for p in PayloadType), sockets=sockets)
         probe = cls(recorder, connection)
         recording.record(recorder, SIDE, "ProbeConnected", f"probe connected to [{host}]:{port}", probe.view,

@@ -20,7 +20,11 @@ from harness.v2g import messages, recording, sap
 from harness.v2g.faults import FaultPlan, transmit
 from harness.v2g.session import (Close, Finished, Notice, Outcome, Received, SeccSession, Send, SetCp, Undecodable)
 from harness.v2g.timers import STANDARD, Timing
-from harness.v2g.transport import ConnectionClosed, Listener, SocketFactory, V2gConnection, listen
+from harness.pki.clienthello import ClientHello
+from harness.pki.tls import iso20_cipher_allowed
+from harness.v2g.secc_tls import SeccTls, TlsChoice
+from harness.v2g.transport import (ConnectionClosed, Listener, SocketFactory, TlsListener, V2gConnection, listen,
+                                   listen_tls)
 from harness.v2g.v2gtp import HeaderError, PayloadType
 
 SIDE = recording.EVSE
@@ -32,11 +36,10 @@ ACCEPTED = frozenset({PayloadType.EXI, PayloadType.ISO20_MAIN, PayloadType.ISO20
 class SeccConfig:
     host: str = "::1"
     tcp_port: int = 0
-    #: the TLS port (0: any) when ``tls_context`` is given
+    #: the TLS port (0: a free one of the dynamic ports) when ``tls`` is given
     tls_port: int = 0
-    tls_context: ssl.SSLContext | None = None
-    #: a context whose handshake the EV must refuse (fault fail_tls): an untrusted certificate
-    bad_tls_context: ssl.SSLContext | None = None
+    #: the TLS material per generation and the choice among it for each EV's ClientHello
+    tls: SeccTls | None = None
     protocols: Sequence[str] = ("iso20-dc", "iso20-ac", "iso2", "din")
     allow_iso20_without_tls: bool = False
     #: how long the SECC waits for the EV to close after SessionStopRes
@@ -62,7 +65,8 @@ class Secc:
         self.supported = [sap.protocol(key) for key in self.config.protocols]
         self.paused: dict[str, dict] = {}
         self.outcomes: list[Outcome] = []
-        self.listeners: list[Listener] = []
+        self.listeners: list[Listener | TlsListener] = []
+        self.tls: SeccTls | None = None
         self.active: set[asyncio.Task] = set()
         self.session_done = asyncio.Event()
 
@@ -78,27 +82,32 @@ class Secc:
         self.listeners.append(await listen(self.config.host, self.config.tcp_port,
                                            lambda c: self._serve(c, tls=False), accepted=ACCEPTED,
                                            sockets=self.config.sockets))
-        if self.config.tls_context is not None:
-            await self._listen_tls(self.config.tls_context, self.config.tls_port)
+        if self.config.tls is not None:
+            self.tls = self.config.tls
+            self.tls.offers_iso20 = any(p.startswith("iso20") for p in self.config.protocols)
+            self.listeners.append(await listen_tls(self.config.host, self.config.tls_port,
+                                                   lambda c: self._serve(c, tls=True), self._choose_tls,
+                                                   accepted=ACCEPTED, sockets=self.config.sockets,
+                                                   refused=self._tls_refused))
         recording.record(self.recorder, SIDE, "SeccListening", f"SECC listening on [{self.config.host}] "
                          f"TCP {self.tcp_port}" + (f", TLS {self.tls_port}" if self.tls_port else ""),
                          payload={"host": self.config.host, "tcp_port": self.tcp_port, "tls_port": self.tls_port,
                                   "protocols": list(self.config.protocols)})
 
-    async def _listen_tls(self, context: ssl.SSLContext, port: int) -> None:
-        self.listeners.append(await listen(self.config.host, port, lambda c: self._serve(c, tls=True),
-                                           context=context, accepted=ACCEPTED, sockets=self.config.sockets))
+    def _choose_tls(self, hello: ClientHello) -> TlsChoice:
+        assert self.tls is not None
+        return self.tls.choose(hello)
 
-    async def use_tls_context(self, context: ssl.SSLContext | None) -> None:
-        """Listen for TLS with another context on the same port (``None``: the configured one);
-        a fail_tls fault presents a certificate the EV cannot trust this way."""
-        listener = next((l for l in self.listeners if l.tls), None)
-        if listener is None:
-            return
-        port = listener.port
-        await listener.close()
-        self.listeners.remove(listener)
-        await self._listen_tls(context or self.config.tls_context, port)
+    def _tls_refused(self, peer: str, hello: ClientHello | None, choice: TlsChoice | None, why: str) -> None:
+        recording.record(self.recorder, SIDE, "TlsHandshakeFailed", f"TLS with the EV at {peer} refused: {why}",
+                         payload={"peer": peer, "reason": why, "offered": hello.describe() if hello else None,
+                                  "chosen": choice.why if choice else None}, peer=True)
+
+    def present_untrusted(self, context: ssl.SSLContext | None) -> None:
+        """Present ``context`` (a chain no EV trusts) to every EV from now on, or, with None, choose
+        from each ClientHello again (fault fail_tls)."""
+        if self.tls is not None:
+            self.tls.forced = context
 
     async def stop(self) -> None:
         for listener in self.listeners:
@@ -124,11 +133,23 @@ class Secc:
                               allow_iso20_without_tls=self.config.allow_iso20_without_tls,
                               timing=self.timing, now=loop.time(), paused=self.paused,
                               random_bytes=self.random_bytes)
+        choice = connection.tls_choice
         recording.record(self.recorder, SIDE, "TcpAccepted", f"EV connected from {connection.peer}"
-                         + (f" ({connection.tls_version}, {connection.tls_cipher})" if tls else " (no TLS)"),
+                         + (f" ({connection.tls_version}, {connection.tls_cipher}; {choice.why})" if tls
+                            else " (no TLS)"),
                          session, payload={"peer": connection.peer, "tls": connection.tls_version,
-                                           "cipher": connection.tls_cipher}, peer=True)
+                                           "cipher": connection.tls_cipher,
+                                           "offered": connection.hello.describe() if connection.hello else None,
+                                           "chosen": choice.why if choice else None,
+                                           "vehicle_certificate": _subject(connection.peer_certificate())},
+                         peer=True)
         try:
+            if tls and choice is not None and choice.generation == "iso20":
+                ssl_object = connection.writer.get_extra_info("ssl_object")
+                if ssl_object is None or not iso20_cipher_allowed(ssl_object):
+                    raise ConnectionClosed(f"SECC closed it: {connection.tls_version} {connection.tls_cipher} is not "
+                                           f"an ISO 15118-20 suite (TLS_AES_256_GCM_SHA384, "
+                                           f"TLS_CHACHA20_POLY1305_SHA256; [V2G20-2458])")
             while not session.finished:
                 timeout = None if session.deadline is None else max(0.0, session.deadline - loop.time())
                 try:
@@ -210,6 +231,14 @@ class Secc:
                      and r != "SessionStopReq"] or [messages.request_name(send.name)]
         body = rules.secc_failure(session, followers[0], "OK")
         return session._encode(messages.response_name(followers[0]), body)
+
+
+def _subject(der: bytes | None) -> str | None:
+    if not der:
+        return None
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate(der).subject.rfc4514_string()
 
 
 def _outcome_payload(outcome: Outcome) -> dict:

@@ -457,6 +457,20 @@ class EvccSession(_Session):
         #: V2G_EVCC_CommunicationSetup_Timeout: the connection to SessionSetupRes
         self._setup_deadline: float | None = None
 
+    def restrict_offer(self, tls: str | None) -> list[Event]:
+        """Before the handshake: leave ISO 15118-20 out of the offer on a connection below TLS 1.3
+        ([V2G20-1237]; -20 Table 5 allows -20 on TLS 1.3 only). A notice says what was left out."""
+        if tls == "TLSv1.3":
+            return []
+        kept = [p for p, _, _ in self.offer.entries if not p.tls_required]
+        dropped = [p.key for p, _, _ in self.offer.entries if p.tls_required]
+        if not dropped or not kept:
+            return []  # nothing to leave out, or nothing left: the SECC says no in its answer
+        self.offer = sap.offer(kept)
+        return [Notice("OfferRestricted", f"EVCC: {', '.join(dropped)} not offered on "
+                       f"{tls or 'TCP without TLS'} ([V2G20-1237]: ISO 15118-20 runs on TLS 1.3 only)",
+                       {"dropped": dropped})]
+
     def start(self, now: float) -> list[Event]:
         """The first message: supportedAppProtocolReq."""
         self.now = now

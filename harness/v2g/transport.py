@@ -20,8 +20,10 @@ import random
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
+from harness.pki.clienthello import (MAX_HELLO, ClientHello, ClientHelloError, alert_record, hello_length,
+                                     parse_client_hello)
 from harness.v2g.v2gtp import DEFAULT_MAX_PAYLOAD, HeaderError, V2gtpMessage, V2gtpReader, encode
 
 
@@ -64,6 +66,9 @@ class V2gConnection:
         self.parser = V2gtpReader(accepted, max_payload=max_payload)
         self._pending: list[V2gtpMessage | HeaderError] = []
         self.closed = False
+        #: on a TLS server connection: what the client offered and what the server chose
+        self.hello: ClientHello | None = None
+        self.tls_choice: Any = None
 
     @property
     def peer(self) -> str:
@@ -149,6 +154,149 @@ class Listener:
             pass
 
 
+#: a TLS handshake that did not complete: (peer, what the client offered or None, the choice or
+#: None, why it failed)
+TlsRefused = Callable[[str, "ClientHello | None", Any, str], None]
+
+
+class TlsListener:
+    """A TLS server that reads each client's ClientHello before it answers (without taking the
+    bytes off the socket) and lets ``choose`` decide the context for that client: chain, versions,
+    client authentication. Python's ssl can only decide that before the first byte."""
+
+    def __init__(self, sock: socket.socket, handler: Handler, choose: Callable[[ClientHello], Any], *,
+                 accepted: frozenset[int] | None, handshake_timeout: float, refused: TlsRefused | None) -> None:
+        self.sock = sock
+        self.port = sock.getsockname()[1]
+        self.tls = True
+        self.handler = handler
+        self.choose = choose
+        self.accepted = accepted
+        self.handshake_timeout = handshake_timeout
+        self.refused = refused
+        self._connections: set[asyncio.Task] = set()
+        self._accepting = asyncio.get_running_loop().create_task(self._accept())
+
+    async def _accept(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client, address = await loop.sock_accept(self.sock)
+            except OSError:  # the listening socket closed
+                return
+            task = loop.create_task(self._serve(client, address))
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
+
+    async def _serve(self, client: socket.socket, address: tuple) -> None:
+        loop = asyncio.get_running_loop()
+        peer = f"[{address[0]}]:{address[1]}"
+        client.setblocking(False)
+        hello: ClientHello | None = None
+        choice: Any = None
+        try:
+            try:
+                hello = parse_client_hello(await _peek_client_hello(client, self.handshake_timeout))
+            except ClientHelloError as exc:
+                raise _Refused(f"no ClientHello to answer: {exc}") from None
+            choice = self.choose(hello)
+            if choice.context is None:
+                await _refuse(client, alert_record(choice.alert))
+                raise _Refused(f"no TLS for what the client offers: {choice.why}")
+            reader = asyncio.StreamReader(limit=2 ** 16)
+            protocol = asyncio.StreamReaderProtocol(reader)
+            try:
+                transport, _ = await loop.connect_accepted_socket(
+                    lambda: protocol, client, ssl=choice.context, ssl_handshake_timeout=self.handshake_timeout)
+            except (ssl.SSLError, OSError, ConnectionError, TimeoutError, asyncio.TimeoutError) as exc:
+                raise _Refused(f"TLS handshake failed: {_handshake_error(exc)}") from None
+        except _Refused as exc:
+            client.close()
+            if self.refused is not None:
+                self.refused(peer, hello, choice, str(exc))
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        connection = V2gConnection(reader, writer, accepted=self.accepted)
+        connection.hello, connection.tls_choice = hello, choice
+        try:
+            await self.handler(connection)
+        finally:
+            await connection.close()
+
+    async def close(self) -> None:
+        self._accepting.cancel()
+        self.sock.close()
+        for task in list(self._connections):
+            task.cancel()
+        await asyncio.gather(self._accepting, *self._connections, return_exceptions=True)
+
+
+class _Refused(Exception):
+    pass
+
+
+async def _refuse(sock: socket.socket, alert: bytes) -> None:
+    """Answer a ClientHello with a fatal alert and end the connection in order: read what the
+    client sent (a close with unread bytes would be a reset, and the alert lost with it)."""
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(loop.sock_sendall(sock, alert), 1.0)
+        sock.shutdown(socket.SHUT_WR)
+        deadline = loop.time() + 1.0
+        while loop.time() < deadline and await asyncio.wait_for(loop.sock_recv(sock, 4096), 1.0):
+            pass
+    except (OSError, TimeoutError, asyncio.TimeoutError):
+        pass
+
+
+def _handshake_error(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or exc.strerror or str(exc)
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return "no complete handshake in time"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _peek_client_hello(sock: socket.socket, timeout: float) -> bytes:
+    """The ClientHello's bytes, read with MSG_PEEK so the TLS layer still finds them."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        ready = loop.create_future()
+        loop.add_reader(sock.fileno(), lambda: ready.done() or ready.set_result(None))
+        try:
+            await asyncio.wait_for(ready, max(0.0, deadline - loop.time()))
+        except (TimeoutError, asyncio.TimeoutError):
+            raise ClientHelloError(f"no complete ClientHello within {timeout:g} s") from None
+        finally:
+            loop.remove_reader(sock.fileno())
+        try:
+            data = sock.recv(MAX_HELLO, socket.MSG_PEEK)
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            raise ClientHelloError(f"connection failed: {exc}") from None
+        if not data:
+            raise ClientHelloError("the client closed the connection")
+        length = hello_length(data)
+        if length is not None and len(data) >= length:
+            return data[:length]
+        if len(data) >= MAX_HELLO:
+            raise ClientHelloError("ClientHello longer than the harness reads")
+        # the rest is on its way; the socket stays readable with these bytes in it, so wait a little
+        await asyncio.sleep(0.002)
+
+
+async def listen_tls(host: str, port: int, handler: Handler, choose: Callable[[ClientHello], Any], *,
+                     accepted: frozenset[int] | None = None, handshake_timeout: float = 10.0,
+                     sockets: SocketFactory | None = None, refused: TlsRefused | None = None) -> TlsListener:
+    """Accept TLS connections on ``host``/``port`` (as :func:`listen`); ``choose`` picks the
+    context for each client from its ClientHello, ``refused`` hears of every handshake that did
+    not complete and why."""
+    return TlsListener(bind_secc_port(host, port, sockets), handler, choose, accepted=accepted,
+                       handshake_timeout=handshake_timeout, refused=refused)
+
+
 def split_scope(host: str) -> tuple[str, str | None]:
     """("fe80::1", "veth0") for "fe80::1%veth0"."""
     address, _, scope = host.partition("%")
@@ -213,31 +361,25 @@ def bind_secc_port(host: str, port: int, sockets: SocketFactory | None = None) -
 
 
 async def connect(host: str, port: int, *, context: ssl.SSLContext | None = None, timeout: float = 10.0,
-                  accepted: frozenset[int] | None = None, sni: str | None = None,
-                  sockets: SocketFactory | None = None) -> V2gConnection:
-    """Open a V2GTP connection to an SECC; ``host`` may carry %scope (link-local). ``sni``: the
-    server name to send in the TLS handshake (none by default, as EVs do). ``sockets`` makes the
+                  accepted: frozenset[int] | None = None, sockets: SocketFactory | None = None) -> V2gConnection:
+    """Open a V2GTP connection to an SECC; ``host`` may carry %scope (link-local). No server name
+    goes into the TLS handshake: an EV addresses the SECC by its IP address. ``sockets`` makes the
     connection's socket (in the EV's network namespace on the netns rig)."""
-    if sockets is None:
-        opening = asyncio.open_connection(host, port, ssl=context,
-                                          server_hostname=(sni or None) if context else None,
-                                          ssl_handshake_timeout=timeout if context else None)
-    else:
-        opening = _open_from(sockets, host, port, context, sni, timeout)
+    opening = _open_from(sockets or socket.socket, host, port, context, timeout)
     reader, writer = await asyncio.wait_for(opening, timeout)
     return V2gConnection(reader, writer, accepted=accepted)
 
 
 async def _open_from(sockets: SocketFactory, host: str, port: int, context: ssl.SSLContext | None,
-                     sni: str | None, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+                     timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     sock = sockets(socket.AF_INET6, socket.SOCK_STREAM, 0)
     try:
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, socket_address(host, port))
-        # with a socket of our own asyncio needs a server name for TLS: the bare address is one
-        # ssl does not send as SNI (an IP address), as when asyncio opens the connection itself
+        # with a socket of its own asyncio wants a server name for TLS: the bare address, which ssl
+        # does not send as SNI (an IP address)
         return await asyncio.open_connection(sock=sock, ssl=context,
-                                             server_hostname=(sni or split_scope(host)[0]) if context else None,
+                                             server_hostname=split_scope(host)[0] if context else None,
                                              ssl_handshake_timeout=timeout if context else None)
     except BaseException:
         sock.close()

@@ -151,18 +151,48 @@ def test_pause_and_resume(run, material: V2gMaterial):
     assert first.paused and second.ok and second.session_id == first.session_id
 
 
-def test_iso20_is_refused_without_tls(run, material: V2gMaterial):
+def test_the_ev_does_not_offer_iso20_without_tls13(run, material: V2gMaterial):
+    """[V2G20-1237]: no ISO 15118-20 in the supportedAppProtocolReq on a connection below TLS 1.3."""
     ev = vehicle(ChargePlan(protocols=("iso20-ac", "iso2"), energy="AC", cycles=1))
 
     async def scenario():
         pair = await start_pair(material=material)
         try:
-            return await pair.charge(ev, tls=False)
+            return await pair.charge(ev, tls=False), pair
         finally:
             await pair.close()
 
-    outcome = run(scenario())
-    assert outcome.ok and outcome.protocol == "iso2"  # the SECC fell back to the EV's second choice
+    outcome, pair = run(scenario())
+    assert outcome.ok and outcome.protocol == "iso2"
+    offered = pair.recorder.first(name="supportedAppProtocolReq", observer="ev").payload["message"]
+    assert [p["ProtocolNamespace"] for p in offered["supportedAppProtocolReq"]["AppProtocol"]] == [
+        "urn:iso:15118:2:2013:MsgDef"]
+    assert "[V2G20-1237]" in pair.recorder.first(name="OfferRestricted", observer="ev").summary
+
+
+def test_the_secc_does_not_choose_iso20_without_tls13(run, material: V2gMaterial):
+    """[V2G20-2356]: an EV that offers -20 over plain TCP (a probe here) gets the -2 it also
+    offered, and Failed_NoNegotiation when -20 is all it offers."""
+    from harness.v2g.probe import V2gProbe
+
+    async def scenario():
+        pair = await start_pair(material=material)
+        answers = []
+        try:
+            for offer in (("iso20-ac", "iso2"), ("iso20-ac",)):
+                probe = await V2gProbe.open(pair.recorder, "::1", pair.secc.tcp_port)
+                try:
+                    answers.append(await probe.handshake(*offer))
+                finally:
+                    await probe.close()
+            return answers
+        finally:
+            await pair.close()
+
+    mixed, only20 = run(scenario())
+    assert mixed["supportedAppProtocolRes"]["ResponseCode"].startswith("OK")
+    assert mixed["supportedAppProtocolRes"]["SchemaID"] == 2  # the second offered: -2
+    assert only20 == {"supportedAppProtocolRes": {"ResponseCode": "Failed_NoNegotiation"}}
 
 
 def test_schedule_renegotiation_asked_by_the_evse(run, material: V2gMaterial):

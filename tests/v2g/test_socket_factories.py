@@ -36,7 +36,7 @@ def test_discovery_and_a_tls_session_use_each_sides_sockets(run, material):
     async def scenario():
         port = ChargePort(EvseCapabilities(), provisioning=material.provisioning(),
                           tariff_key=material.tariff_key("iso2"))
-        secc = Secc(recorder, port, SeccConfig(tls_context=material.secc_context(), sockets=evse_sockets), timing=FAST)
+        secc = Secc(recorder, port, SeccConfig(tls=material.secc_tls(), sockets=evse_sockets), timing=FAST)
         await secc.start()
         server = sdp.SdpServer(recorder, "::1", 0, tcp_port=secc.tcp_port, tls_port=secc.tls_port,
                                sockets=evse_sockets)

@@ -12,7 +12,7 @@ from harness.emulators.charge_port import ChargePort
 from harness.emulators.hlc_ev import HlcEv
 from harness.emulators.pilot import SimulatedPilot
 from harness.trace import Recorder
-from harness.v2g.credentials import ISO20_SNI, V2gMaterial
+from harness.v2g.credentials import V2gMaterial
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.faults import FaultPlan
 from harness.v2g.secc import Secc, SeccConfig
@@ -46,19 +46,17 @@ class Pair:
 
     async def charge(self, ev: Vehicle, *, tls: bool = False, faults: FaultPlan | None = None,
                      resume_session_id: str | None = None, timing: Timing = FAST) -> Outcome:
-        context = sni = None
+        context = None
         if tls:
             assert self.material is not None
-            generation = "iso20" if ev.plan.protocols[0].startswith("iso20") else "iso2"
-            context = self.material.evcc_context(generation)
-            sni = ISO20_SNI if generation == "iso20" else None
+            context = self.material.evcc_context(ev.plan.protocols)
         port = self.secc.tls_port if tls else self.secc.tcp_port
         # the EV on a plug: pilot and power flow, so AC current is drawn and the battery fills
         car = HlcEv(self.recorder, ev, timing=timing, control_period=0.005)
         await car.plug_in(self.pilot, self.port.line)
         try:
             outcome = await car.charge("::1", port, context=context, faults=faults,
-                                       resume_session_id=resume_session_id, sni=sni)
+                                       resume_session_id=resume_session_id)
         finally:
             await car.unplug()
         await asyncio.wait_for(self._settled(), 5.0)
@@ -86,7 +84,7 @@ async def start_pair(*, capabilities: EvseCapabilities | None = None, material: 
         port_options.setdefault("tariff_key", material.tariff_key("iso2"))
         port_options.setdefault("mo_roots", material.mo_roots("iso2") + material.mo_roots("iso20"))
     port = ChargePort(caps, **port_options)
-    config = SeccConfig(tls_context=material.secc_context() if material is not None else None,
+    config = SeccConfig(tls=material.secc_tls() if material is not None else None,
                         protocols=caps.protocols)
     secc = Secc(recorder, port, config, timing=timing, faults=faults)
     await secc.start()
