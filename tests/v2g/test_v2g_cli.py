@@ -110,27 +110,12 @@ def _can_use_netns() -> bool:
 
 @pytest.mark.skipif(not _can_use_netns(), reason="network namespaces need root and iproute2")
 def test_a_session_over_a_veth_into_a_network_namespace(harness_command, tmp_path):
-    tag = uuid.uuid4().hex[:6]
-    netns, ev_if, evse_if = f"v2g-{tag}", f"ev{tag}", f"se{tag}"
+    from peers import VethPair
 
-    def ip(*args, ns=None):
-        command = ["ip", *(["netns", "exec", ns, "ip"] if ns else []), *args]
-        subprocess.run(command, check=True, capture_output=True)
-
-    def sysctl(key, ns=None):
-        command = ["sysctl", "-q", "-w", key]
-        subprocess.run(["ip", "netns", "exec", ns, *command] if ns else command, check=True, capture_output=True)
-
-    ip("netns", "add", netns)
-    try:
-        ip("link", "add", ev_if, "type", "veth", "peer", "name", evse_if)
-        ip("link", "set", evse_if, "netns", netns)
-        sysctl(f"net.ipv6.conf.{ev_if}.accept_dad=0")  # the link-local address is usable at once
-        sysctl(f"net.ipv6.conf.{evse_if}.accept_dad=0", netns)
-        ip("link", "set", ev_if, "up")
-        ip("link", "set", evse_if, "up", ns=netns)
-        evse = _serve(harness_command, ["--iface", evse_if, "--certs", str(tmp_path / "pki"), "--sessions", "1"],
-                      netns=netns)
+    with VethPair(uuid.uuid4().hex[:6]) as pair:
+        ev_if = pair.ev
+        evse = _serve(harness_command, ["--iface", pair.evse, "--certs", str(tmp_path / "pki"), "--sessions", "1"],
+                      netns=pair.netns)
         try:
             # SDP by multicast to ff02::1 on the EV's end, then TCP to the EVSE's link-local address
             result = _ev(harness_command, ["--iface", ev_if, "--protocol", "iso2", "--energy", "AC", "--no-tls",
@@ -138,11 +123,8 @@ def test_a_session_over_a_veth_into_a_network_namespace(harness_command, tmp_pat
             assert result.returncode == 0, result.stdout + result.stderr
             assert "outcome:   OK" in result.stdout
             # the -2 EVCCID is the MAC of the EV's interface ([V2G2-879])
-            mac = open(f"/sys/class/net/{ev_if}/address").read().strip().replace(":", "").upper()
+            mac = pair.ev_mac.replace(":", "").upper()
             trace = (tmp_path / "ev" / "trace.jsonl").read_text()
             assert f'"EVCCID": "{mac}"' in trace or f'"EVCCID":"{mac}"' in trace
         finally:
             _stop(evse)
-    finally:
-        subprocess.run(["ip", "link", "del", ev_if], capture_output=True)
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
