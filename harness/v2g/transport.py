@@ -1,7 +1,8 @@
 """V2GTP over TCP and TLS, with asyncio: the thin I/O layer under the session machines.
 
-The SECC listens (a plain TCP port and, when it has certificates, a TLS port; SDP tells the EV
-which); the EVCC connects. Addresses are IPv6: link-local ones need the interface's scope
+The SECC listens (a plain TCP port and, when it has certificates, a TLS port whose context it
+chooses per EV from the ClientHello, :class:`TlsListener`; SDP tells the EV which port); the EVCC
+connects. Addresses are IPv6: link-local ones need the interface's scope
 (``fe80::1%veth0``, or with the interface index, ``fe80::1%3``), the default emulated rig uses
 ``::1``. TLS contexts come from :mod:`harness.pki.tls`, with their NSS key log in the rig's run
 directory.
@@ -317,12 +318,12 @@ def socket_address(host: str, port: int) -> tuple[str, int, int, int]:
     return address, port, 0, scope_index(scope)
 
 
-async def listen(host: str, port: int, handler: Handler, *, context: ssl.SSLContext | None = None,
-                 accepted: frozenset[int] | None = None, handshake_timeout: float = 10.0,
+async def listen(host: str, port: int, handler: Handler, *, accepted: frozenset[int] | None = None,
                  sockets: SocketFactory | None = None) -> Listener:
-    """Accept V2GTP connections on ``host`` (an IPv6 address, with %scope for link-local) and
-    ``port``, one of :data:`SECC_PORTS` (0: a free one of them, chosen at random); ``sockets``
-    makes the listening socket (in the SECC's network namespace on the netns rig)."""
+    """Accept plain TCP V2GTP connections on ``host`` (an IPv6 address, with %scope for
+    link-local) and ``port``, one of :data:`SECC_PORTS` (0: a free one of them, chosen at random);
+    ``sockets`` makes the listening socket (in the SECC's network namespace on the netns rig).
+    TLS: :func:`listen_tls`."""
 
     async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = V2gConnection(reader, writer, accepted=accepted)
@@ -332,9 +333,8 @@ async def listen(host: str, port: int, handler: Handler, *, context: ssl.SSLCont
             await connection.close()
 
     sock = bind_secc_port(host, port, sockets)
-    tls = dict(ssl=context, ssl_handshake_timeout=handshake_timeout if context else None)
-    server = await asyncio.start_server(on_connect, sock=sock, **tls)
-    return Listener(server, sock.getsockname()[1], context is not None)
+    server = await asyncio.start_server(on_connect, sock=sock)
+    return Listener(server, sock.getsockname()[1], False)
 
 
 def bind_secc_port(host: str, port: int, sockets: SocketFactory | None = None) -> socket.socket:
