@@ -32,7 +32,7 @@ from harness.rig.lock import RigBusy
 from harness.rig.meter import MeterRole
 from harness.rig.roles import CsmsRole, EvRole, EvseRole, dut_identity
 from harness.trace import Layer, Recorder
-from harness.verdicts import Inconclusive, NotApplicable, inconclusive  # noqa: F401 (inconclusive: API)
+from harness.verdicts import Inconclusive, NotApplicable, RigNotReady, inconclusive  # noqa: F401 (API)
 
 CATALOGUE_FILE = "catalogue.yaml"
 EPIC = "EV charging interoperability"
@@ -61,9 +61,24 @@ class HarnessSession:
     rig: Rig | None = None
     results: dict[str, CaseResult] = field(default_factory=dict)
     catalogues: dict[Path, Catalogue | None] = field(default_factory=dict)
+    #: the catalogued cases this run set out to run, in order
+    planned: list[pytest.Item] = field(default_factory=list)
+    #: why the run stopped before the end (None: it ran every planned case)
+    stop_reason: str | None = None
+    #: what the rig check found before the run (one line each), when it stopped the run
+    rig_problems: list[str] = field(default_factory=list)
 
     def catalogue_for(self, path: Path) -> Catalogue | None:
         return find_catalogue(path, self.catalogues)
+
+    def stop(self, reason: str, session: pytest.Session | None = None) -> None:
+        """The run ends after the current case: the rest are not run, for ``reason``."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.trace.emit(Layer.RIG, "RunStopped", f"the run stops: {reason}", src="harness",
+                            payload={"reason": reason})
+        if session is not None:
+            session.shouldstop = reason
 
 
 _SESSION = pytest.StashKey[HarnessSession]()
@@ -159,6 +174,35 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         raise pytest.UsageError("test cases without a catalogue entry:\n  " + "\n  ".join(problems))
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The cases this run will run, and the rig check before any of them: a rig that cannot come
+    up stops the run here, one line per problem, instead of an error per case."""
+    harness = _session(session.config)
+    if harness is None:
+        return
+    harness.planned = [item for item in session.items if _CASE in item.stash]
+    if not harness.planned:
+        return
+    from harness.rig.check import probe
+
+    problems = [r for r in probe(harness.rig_config) if not r.ok]
+    busy = next((r for r in problems if r.what == "lock"), None)
+    if busy is not None:  # another run holds the lab rig: stop at once, naming the holder
+        harness.stop(busy.detail)
+        pytest.exit(busy.detail, returncode=3)
+    if problems:
+        harness.rig_problems = [f"{r.what}: {r.detail}" for r in problems]
+        harness.stop(f"the rig {harness.rig_config.name!r} cannot be used ({len(problems)} problem"
+                     f"{'s' if len(problems) > 1 else ''}, see `harness rig check`)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    harness = _session(session.config)
+    if harness is not None and harness.stop_reason is not None and harness.planned:
+        raise session.Interrupted(harness.stop_reason)
+
+
 # -- fixtures ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
@@ -171,12 +215,32 @@ def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
     try:
         the_rig.setup()
     except RigBusy as exc:
+        session.stop(str(exc))
         pytest.exit(str(exc), returncode=3)
+    except Exception as exc:  # one error with the cause, the rest not run
+        session.stop(f"the rig failed to come up: {exc}", request.session)
+        raise RigNotReady(f"the rig failed to come up: {exc}") from None
     session.rig = the_rig
+    _announce_csms(request.config, the_rig)
     try:
         yield the_rig
     finally:
         the_rig.teardown()
+
+
+def _announce_csms(config: pytest.Config, the_rig: Rig) -> None:
+    """Where the charger under test must connect, as soon as the mock CSMS listens."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    server = the_rig.csms.server
+    if reporter is None or server is None:
+        return
+    station = the_rig.evse.station_id
+    profile = the_rig.config.evse.ocpp.security_profile
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        reporter.write_line("")
+        for url in server.charger_urls(station):
+            reporter.write_line(f"charger URL: {url} (station {station!r}, security profile {profile})")
 
 
 @pytest.fixture(scope="session")
@@ -190,9 +254,16 @@ def csms(rig: Rig) -> CsmsRole:
 
 
 @pytest.fixture
-def evse(rig: Rig) -> EvseRole:
-    """The EVSE under test, connected to the CSMS and registered (BootNotification accepted)."""
-    rig.evse.wait_registered(rig.config.evse.boot_timeout)
+def evse(request: pytest.FixtureRequest, rig: Rig) -> EvseRole:
+    """The EVSE under test, connected to the CSMS and registered (BootNotification accepted).
+    A charger that is not there within the boot timeout stops the run after this case."""
+    try:
+        rig.evse.wait_registered(rig.config.evse.boot_timeout, expected=False)
+    except RigNotReady as exc:
+        session = _session(request.config)
+        if session is not None:
+            session.stop(str(exc), request.session)
+        raise
     return rig.evse
 
 
@@ -284,7 +355,8 @@ def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
         if captured is not None:
             request.node.stash[_CAPTURES] = [str(p) for p in (captured.pcap, captured.keylog) if p is not None]
         try:
-            if the_rig.up:  # after Ctrl-C the rig may already be down
+            # after Ctrl-C the rig may already be down; a stopped run has nothing to restore it for
+            if the_rig.up and session.stop_reason is None:
                 the_rig.restore()
         except Exception as exc:  # recorded as this case's teardown error, the next case starts clean
             session.trace.emit(Layer.RIG, "RestoreFailed", f"rig restore after {case.id} failed: {exc!r}",
@@ -353,7 +425,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     report.harness_verdict = verdict_of(phases)[0]  # for the report.html row
     if report.when == "call" and _START in item.stash:
         _attach_ocpp_log(session, item.stash[_START][0])  # while Allure still has the test open
-    if report.when == "teardown" or (report.when == "setup" and not report.passed):
+    if (report.when == "teardown" or (report.when == "setup" and not report.passed)) \
+            and item.nodeid not in session.results:  # one verdict per case, also after a failed set-up
         _conclude(session, item, case, phases)
 
 
@@ -453,6 +526,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Before pytest-html renders report.html: put rig and DUT in its environment table."""
     harness = _session(session.config)
     if harness is not None:
+        _why_stopped(harness, session, exitstatus)
         _environment_table(session.config, harness, _dut(harness))
 
 
@@ -466,15 +540,47 @@ def pytest_sessionfinish_conformance(session: pytest.Session, exitstatus: int) -
         return
     if harness.rig is not None and harness.rig.up:
         harness.rig.teardown()
+    _why_stopped(harness, session, exitstatus)
+    _not_run(harness)
     rig = harness.rig_config
     rig_info = {"name": rig.name, "kind": rig.kind, "file": str(rig.path) if rig.path else None,
                 "time_scale": rig.time_scale, "evse": rig.evse.kind, "ev": rig.ev.kind, "csms": rig.csms.kind,
                 "meter": rig.meter.kind, "pilot": rig.pilot.kind, "link": rig.link.kind}
     document = conformance.build(run_id=harness.run_id, started=harness.started, finished=conformance.utc_now(),
                                  rig=rig_info, dut=_dut(harness), results=list(harness.results.values()),
-                                 command=sys.argv)
+                                 command=sys.argv, stopped=harness.stop_reason, rig_problems=harness.rig_problems)
     conformance.write(harness.report_dir / "conformance.json", document)
     (harness.report_dir / "conformance.html").write_text(render(document, harness.trace), encoding="utf-8")
+
+
+def _why_stopped(harness: HarnessSession, session: pytest.Session, exitstatus: int) -> None:
+    if harness.stop_reason is not None:
+        return
+    if session.shouldfail or session.shouldstop:
+        stopped = session.shouldfail or session.shouldstop
+        harness.stop(f"stopped early: {stopped}" + (" (-x / --maxfail)" if session.shouldfail else ""))
+    elif exitstatus == pytest.ExitCode.INTERRUPTED:
+        harness.stop("interrupted (Ctrl-C or SIGTERM)")
+
+
+def _not_run(harness: HarnessSession) -> None:
+    """Every planned case without a verdict is ``notrun``, with the reason the run stopped; the one
+    that was running when it stopped says so."""
+    for item in harness.planned:
+        if item.nodeid in harness.results:
+            continue
+        case = item.stash[_CASE]
+        started = _START in item.stash
+        reason = harness.stop_reason or "the run ended before it"
+        message = f"not run: {'it was running when the run stopped: ' if started else ''}{reason}"
+        parameters = {k: _plain(v) for k, v in getattr(getattr(item, "callspec", None), "params", {}).items()}
+        first_seq = item.stash[_START][0] if started else None
+        last = harness.trace.emit(Layer.VERDICT, "TestVerdict", f"{case.id}: notrun", src="harness",
+                                  payload={"nodeid": item.nodeid, "verdict": "notrun", "message": message})
+        harness.results[item.nodeid] = CaseResult(
+            case=case, nodeid=item.nodeid, parameters=parameters, verdict="notrun", message=message,
+            started=item.stash[_START][2] if started else "",
+            trace_span=(first_seq, last.seq) if first_seq is not None else None)
 
 
 def _dut(harness: HarnessSession) -> dict[str, Any] | None:
@@ -501,6 +607,8 @@ def _environment_table(config: pytest.Config, harness: HarnessSession, dut: dict
     metadata["DUT"] = (", ".join(f"{k}: {v}" for k, v in dut.items()) if dut
                        else f"{rig.evse.station_id}: no BootNotification seen")
     metadata["Conformance report"] = "conformance.html"
+    if harness.stop_reason is not None:
+        metadata["INCOMPLETE RUN"] = f"{harness.stop_reason}; the cases not run are listed in conformance.html"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -517,6 +625,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     counts: dict[str, int] = {}
     for result in harness.results.values():
         counts[result.verdict] = counts.get(result.verdict, 0) + 1
-    summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no conformance cases ran"
-    terminalreporter.write_sep("=", f"conformance: {summary}")
+    summary = ", ".join(f"{n} {conformance.VERDICT_LABELS[v]}" for v, n in sorted(counts.items())) \
+        or "no conformance cases ran"
+    if harness.stop_reason is not None:
+        for problem in harness.rig_problems:
+            terminalreporter.write_line(f"rig problem: {problem}", red=True)
+        terminalreporter.write_sep("=", f"conformance: {summary} -- INCOMPLETE: {harness.stop_reason}", red=True)
+    else:
+        terminalreporter.write_sep("=", f"conformance: {summary}")
     terminalreporter.write_line(f"reports: {harness.report_dir}{os.sep}")

@@ -5,7 +5,11 @@ the harness or the rig. These two say something else, and any layer may raise th
 
 - :class:`Inconclusive`: the case ran but could not decide (verdict ``inconc``);
 - :class:`NotApplicable`: what the case checks does not exist on this DUT, as the DUT itself
-  said (a protocol its supportedAppProtocolRes does not offer): verdict ``skip`` with the reason.
+  said (a protocol its supportedAppProtocolRes does not offer): verdict ``skip`` with the reason;
+- :class:`RigNotReady`: the rig, or the DUT's connection to it, is not there (the charger never
+  connected, the rig failed to come up). The case's verdict is ``error`` with the cause, and the
+  run stops there: the cases after it are ``not run`` with the same reason, instead of each
+  waiting out the same timeout.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ class Inconclusive(Exception):
 
 class NotApplicable(Exception):
     """What the case checks is not offered by the DUT (the verdict becomes ``skip``)."""
+
+
+class RigNotReady(Exception):
+    """The rig or the DUT's link to it is missing; nothing after this case can run."""
 
 
 def inconclusive(reason: str) -> None:

@@ -29,15 +29,11 @@ def test_csms_serve_prints_the_url_and_every_message(tmp_path, harness_command):
                            "--station", "CP-1:station-password-0001", "--out", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 20
-        lines = []
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            lines.append(line)
-            if line.startswith("charger URL:"):
-                break
-        assert lines[-1].strip() == f"charger URL: ws://127.0.0.1:{port}/%3Cstation%20id%3E" or \
-            lines[-1].startswith(f"charger URL: ws://127.0.0.1:{port}/")
+        lines = _until(process, "trace:")
+        # the URL the charger must use, with its station id, and who may connect with which password
+        assert f"  ws://127.0.0.1:{port}/CP-1\n" in lines
+        assert "    station 'CP-1', password 'station-password-0001'\n" in lines
+        assert not any("%3C" in line for line in lines)
 
         async def station() -> list:
             headers = {"Authorization": basic_auth_header("CP-1", "station-password-0001")}
@@ -62,6 +58,38 @@ def test_csms_serve_prints_the_url_and_every_message(tmp_path, harness_command):
     assert '"chargePointVendor": "V"' in output  # the frame as the station sent it
     assert "refused CP-2" in output
     assert (tmp_path / "trace.jsonl").read_text().count("BootNotification") >= 2
+
+
+def _until(process, prefix: str, timeout: float = 20) -> list[str]:
+    deadline = time.monotonic() + timeout
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        lines.append(line)
+        if line.startswith(prefix) or not line:
+            break
+    return lines
+
+
+def test_csms_serve_on_every_address_names_the_real_ones(tmp_path, harness_command):
+    """Listening on 0.0.0.0, the URLs name this host's addresses (not 0.0.0.0), and say that any
+    station id and password are taken."""
+    from harness.ocpp.csms import host_addresses
+
+    port = _free_port()
+    process = subprocess.Popen(harness_command + ["csms", "serve", "--port", str(port), "--out", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = _until(process, "trace:")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+    text = "".join(lines[next(i for i, line in enumerate(lines) if line.startswith("charger URLs")):])
+    assert "0.0.0.0" not in text and "%3C" not in text
+    for address in host_addresses():
+        assert f"  ws://{address}:{port}/\n" in lines
+    assert "127.0.0.1" in host_addresses()[-1]  # loopback last: the lab network's address comes first
+    assert "auto-commissioning" in text
 
 
 def test_usage_errors_are_one_line_without_traceback(harness_command):

@@ -56,7 +56,7 @@ def test_every_problem_is_reported_with_its_path():
         "meter.model: is required for a VISA instrument",
         "pilot.resource: is required for a lab pilot",
         "extra: unknown field",
-        "csms.host: a real charger cannot reach a CSMS listening on loopback",
+        "csms.host: 127.0.0.1 is a loopback address: a real charger cannot reach a CSMS",
     ]
     for text in expected:
         assert any(p.startswith(text) for p in problems), (text, problems)
@@ -75,6 +75,13 @@ def test_every_problem_is_reported_with_its_path():
     ({**MINIMAL, "ev": {"soc": 1.5}}, "ev.soc: must be at most 1.0"),
     ({**MINIMAL, "link": {"kind": "nic"}}, "link.iface: is required for a nic link"),
     ({**MINIMAL, "csms": {"tls": {"certificate": "nowhere.pem"}}}, "csms.tls.certificate: no such file"),
+    # every loopback address, not only 127.0.0.1, is out of a lab charger's reach
+    ({"name": "l", "kind": "lab", "csms": {"host": "127.0.0.2"}, "ev": {"kind": "none"}, "pilot": {"kind": "none"},
+      "evse": {"kind": "lab", "station_id": "S", "ocpp": {"version": "2.0.1", "password": "p" * 16}}},
+     "csms.host: 127.0.0.2 is a loopback address"),
+    ({"name": "l", "kind": "lab", "csms": {"host": "0.0.0.0"},
+      "evse": {"kind": "lab", "station_id": "S", "ocpp": {"version": "2.0.1", "password": "p" * 16}}},
+     "pilot.kind: a simulated pilot line cannot reach a real charger"),
 ])
 def test_single_problems(data, problem):
     assert any(p.startswith(problem) for p in _problems(data)), _problems(data)

@@ -91,8 +91,9 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
             await csms.start()
         except OSError as exc:
             raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-        print(f"charger URL: {csms.url('<station id>')}")
-        print(f"trace: {out / 'trace.jsonl'}")
+        for line in _charger_lines(csms, stations, args.security_profile):
+            print(line)
+        print(f"trace: {out / 'trace.jsonl'}", flush=True)
         try:
             await asyncio.Event().wait()
         finally:
@@ -105,6 +106,26 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
     finally:
         trace.close()
     return 0
+
+
+def _charger_lines(csms, stations: dict[str, str] | None, profile: int) -> list[str]:
+    """What to tell the person configuring the charger: the URLs to use and who may connect."""
+    auth = {1: "HTTP Basic auth over ws://", 2: "HTTP Basic auth over wss:// (TLS)",
+            3: "a client certificate (wss://, TLS)"}[profile]
+    if stations:
+        lines = [f"charger URLs ({auth}):"]
+        for station, password in stations.items():
+            for url in csms.charger_urls(station):
+                lines.append(f"  {url}")
+            lines.append(f"    station {station!r}" + (f", password {password!r}" if profile < 3 else
+                                                        f", certificate CN {station!r}"))
+        lines.append("other station ids are refused (401)")
+        return lines
+    lines = [f"charger URLs: one of these, then the charger's own station id ({auth}):"]
+    lines += [f"  {url}" for url in csms.charger_urls()]
+    lines.append("any station id and password are accepted and recorded (auto-commissioning); "
+                 "--station ID:PASSWORD accepts only those")
+    return lines
 
 
 def _print_event(event) -> None:

@@ -80,6 +80,15 @@ class MockCsms:
     def running(self) -> bool:
         return self._server is not None
 
+    def charger_urls(self, station_id: str = "") -> list[str]:
+        """The URLs a charger can use: for a wildcard listen address (0.0.0.0, ::) one per address
+        of this host, the non-loopback ones first; ``station_id`` at the end (none: the prefix, to
+        which the charger adds its id)."""
+        if self.host not in ("0.0.0.0", "::", ""):
+            return [self.url(station_id)]
+        addresses = host_addresses(ipv6=self.host == "::")
+        return [self.url(station_id, host=address) for address in addresses] or [self.url(station_id)]
+
     def url(self, station_id: str = "", *, host: str | None = None, scheme: str | None = None) -> str:
         host = host or self.host
         if ":" in host and not host.startswith("["):
@@ -386,3 +395,32 @@ def _format_peer(address: Any) -> str:
         host, port = address[0], address[1]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return str(address)
+
+
+def host_addresses(*, ipv6: bool = False) -> list[str]:
+    """This host's addresses a charger could reach: IPv4 (and with ``ipv6`` global IPv6) of every
+    interface that is up, loopback last."""
+    import fcntl
+    import ipaddress
+    import socket
+    import struct
+
+    found: list[str] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for _, name in socket.if_nameindex():
+            try:
+                packed = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))  # SIOCGIFADDR
+            except OSError:
+                continue
+            found.append(socket.inet_ntoa(packed[20:24]))
+    if ipv6:
+        try:
+            lines = open("/proc/net/if_inet6").read().splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            address = ipaddress.IPv6Address(int(line.split()[0], 16))
+            if not address.is_link_local:
+                found.append(str(address))
+    unique = list(dict.fromkeys(found))
+    return sorted(unique, key=lambda a: ipaddress.ip_address(a).is_loopback)

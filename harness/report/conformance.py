@@ -2,7 +2,9 @@
 
 Verdicts follow conformance-testing practice: ``pass``, ``fail`` (the DUT did not do what the
 standard requires), ``inconc`` (the test could not decide), ``error`` (the harness or the rig
-failed, not the DUT) and ``skip`` (not applicable to this rig or DUT).
+failed, not the DUT), ``skip`` (not applicable to this rig or DUT) and ``notrun`` (the run
+stopped before it: interrupted, ``-x``, a rig that failed; ``run.complete`` is false then and
+``run.stopped`` says why).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from typing import Any
 from harness import __version__
 from harness.report.catalogue import TestCase
 
-VERDICTS = ("pass", "fail", "inconc", "error", "skip")
+VERDICTS = ("pass", "fail", "inconc", "error", "skip", "notrun")
+#: how people read each verdict
+VERDICT_LABELS = {"pass": "pass", "fail": "fail", "inconc": "inconc", "error": "error", "skip": "skip",
+                  "notrun": "not run"}
 SCHEMA = "harness-conformance/1"
 
 
@@ -75,7 +80,8 @@ def utc_now() -> str:
 
 
 def build(*, run_id: str, started: str, finished: str, rig: dict[str, Any], dut: dict[str, Any] | None,
-          results: list[CaseResult], command: list[str]) -> dict[str, Any]:
+          results: list[CaseResult], command: list[str], stopped: str | None = None,
+          rig_problems: list[str] | None = None) -> dict[str, Any]:
     summary = {verdict: 0 for verdict in VERDICTS}
     for result in results:
         summary[result.verdict] += 1
@@ -92,6 +98,9 @@ def build(*, run_id: str, started: str, finished: str, rig: dict[str, Any], dut:
             "rig": rig,
             "dut": dut,
             "summary": summary,
+            "complete": stopped is None and not summary["notrun"],
+            "stopped": stopped,
+            "rig_problems": list(rig_problems or []),
         },
         "cases": [r.to_json() for r in results],
     }

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from harness.report.catalogue import REFERENCE_KINDS
+from harness.report.conformance import VERDICT_LABELS
 from harness.trace import Event, Recorder
 
 #: how many timeline events a case shows inline; the full timeline is trace.jsonl
@@ -24,7 +25,9 @@ table{border-collapse:collapse;width:100%;margin:.5em 0} th,td{border:1px solid 
 text-align:left;vertical-align:top} th{background:#f3f5f7} .meta td:first-child{width:14em;font-weight:600}
 .v{font-weight:700;text-transform:uppercase;padding:1px 8px;border-radius:3px;color:#fff;display:inline-block}
 .v-pass{background:#1a7f37}.v-fail{background:#cf222e}.v-error{background:#8250df}.v-inconc{background:#bf8700}
-.v-skip{background:#6e7781} .summary span{margin-right:1em} code,pre{font:12px/1.4 ui-monospace,monospace}
+.v-skip{background:#6e7781}.v-notrun{background:#fff;color:#57606a;border:1px dashed #8c959f}
+.incomplete{border:2px solid #cf222e;background:#ffebe9;padding:.6em 1em;border-radius:4px;margin:1em 0}
+.incomplete b{color:#cf222e} .summary span{margin-right:1em} code,pre{font:12px/1.4 ui-monospace,monospace}
 pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;margin:0}
 details{margin:.3em 0} summary{cursor:pointer} .ev td{font:12px ui-monospace,monospace}
 .muted{color:#57606a} .l-fault td,.l-verdict td{background:#fff8c5}
@@ -37,6 +40,7 @@ def render(document: dict[str, Any], trace: Recorder | None = None) -> str:
              f"{_e(run['id'])}</title><style>{_STYLE}</style></head><body>",
              f"<h1>Conformance report</h1><p class='muted'>run {_e(run['id'])} &middot; harness "
              f"{_e(run['harness_version'])} &middot; {_e(run['started'])} to {_e(run['finished'])}</p>"]
+    parts.append(_completeness(run))
     parts.append(_summary(run["summary"]))
     parts.append("<h2>Device under test</h2>")
     parts.append(_table(_dut_rows(run.get("dut"))))
@@ -60,9 +64,24 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def _completeness(run: dict[str, Any]) -> str:
+    """An incomplete run says so before anything else: why it stopped and how many cases it left."""
+    if run.get("complete", True):
+        return ""
+    total = sum(run["summary"].values())
+    problems = "".join(f"<li>{_e(p)}</li>" for p in run.get("rig_problems") or [])
+    return (f"<div class='incomplete'><b>Incomplete run</b>: {_e(run.get('stopped') or 'stopped early')}. "
+            f"{run['summary'].get('notrun', 0)} of {total} cases were not run; their verdicts are unknown, not "
+            f"passed.{f'<ul>{problems}</ul>' if problems else ''}</div>")
+
+
 def _summary(summary: dict[str, int]) -> str:
-    items = "".join(f"<span><span class='v v-{k}'>{k}</span> {n}</span>" for k, n in summary.items())
+    items = "".join(f"<span><span class='v v-{k}'>{_label(k)}</span> {n}</span>" for k, n in summary.items())
     return f"<p class='summary'>{items}</p>"
+
+
+def _label(verdict: str) -> str:
+    return VERDICT_LABELS.get(verdict, verdict)
 
 
 def _table(rows: Iterable[tuple[str, Any]]) -> str:
@@ -91,7 +110,7 @@ def _kpis(case: dict[str, Any]) -> str:
 def _case_row(case: dict[str, Any]) -> str:
     anchor = _anchor(case)
     return (f"<tr><td><a href='#{anchor}'><code>{_e(case['instance'])}</code></a></td><td>{_e(case['title'])}</td>"
-            f"<td><span class='v v-{case['verdict']}'>{case['verdict']}</span></td><td>{_references(case)}</td>"
+            f"<td><span class='v v-{case['verdict']}'>{_label(case['verdict'])}</span></td><td>{_references(case)}</td>"
             f"<td>{_kpis(case)}</td><td>{case['duration_s']:.2f} s</td></tr>")
 
 
@@ -101,7 +120,7 @@ def _anchor(case: dict[str, Any]) -> str:
 
 def _case_details(case: dict[str, Any], trace: Recorder | None) -> str:
     parts = [f"<details id='{_anchor(case)}'{' open' if case['verdict'] in ('fail', 'error') else ''}>"
-             f"<summary><span class='v v-{case['verdict']}'>{case['verdict']}</span> "
+             f"<summary><span class='v v-{case['verdict']}'>{_label(case['verdict'])}</span> "
              f"<code>{_e(case['instance'])}</code> {_e(case['title'])}</summary>"]
     if case.get("message"):
         parts.append(f"<pre>{_e(case['message'])}</pre>")

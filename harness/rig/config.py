@@ -348,6 +348,17 @@ def _meter(reader: Reader) -> MeterConfig:
     return config
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _cross_checks(problems: Problems, kind: str, csms: CsmsConfig, evse: EvseConfig, ev: EvConfig,
                   pilot: PilotConfig, link: LinkConfig) -> None:
     if link.kind == "veth" and kind != "netns":
@@ -360,8 +371,11 @@ def _cross_checks(problems: Problems, kind: str, csms: CsmsConfig, evse: EvseCon
     if kind == "lab" and evse.kind == "lab" and evse.ocpp.security_profile >= 2 and csms.tls is None:
         problems.add("csms.tls", "a lab DUT on security profile 2 or 3 must trust the CSMS certificate, so give "
                                  "the certificate and key it was provisioned with")
-    if kind == "lab" and csms.host in ("127.0.0.1", "::1", "localhost") and evse.kind == "lab":
-        problems.add("csms.host", "a real charger cannot reach a CSMS listening on loopback; use the lab "
-                                  "interface's address or 0.0.0.0")
+    if kind == "lab" and evse.kind == "lab" and _loopback(csms.host):
+        problems.add("csms.host", f"{csms.host} is a loopback address: a real charger cannot reach a CSMS "
+                                  "listening there; use the lab interface's address or 0.0.0.0")
+    if evse.kind == "lab" and ev.kind == "emulated" and pilot.kind == "simulated":
+        problems.add("pilot.kind", "a simulated pilot line cannot reach a real charger: use pilot hardware "
+                                   "(pilot.kind: lab), or ev: {kind: none} and pilot: {kind: none}")
     if ev.kind == "emulated" and pilot.kind == "none":
         problems.add("pilot.kind", "an emulated EV needs a pilot (simulated, or lab hardware)")

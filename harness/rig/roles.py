@@ -29,6 +29,7 @@ from harness.ocpp.transactions import TransactionView, transactions
 from harness.pki.ocpp import CertificateFiles, OcppPki, generate_ocpp_pki
 from harness.pki.tls import ocpp_client_context
 from harness.trace import Event, Layer, TraceTimeout
+from harness.verdicts import RigNotReady
 
 if TYPE_CHECKING:
     from harness.rig.rig import Rig
@@ -147,12 +148,22 @@ class CsmsRole(Role):
     def connected(self) -> bool:
         return self.server is not None and self.station_id in self.server.sessions
 
-    def wait_connected(self, timeout: float | None = None) -> None:
+    def wait_connected(self, timeout: float | None = None, *, expected: bool = True) -> None:
+        """Wait until the EVSE is connected. Not connecting in time is the DUT's failure when a
+        case expects it to come back (``expected``, an AssertionError), or, waiting for the DUT to
+        be there at all (``expected=False``), a rig that cannot run cases (RigNotReady). Either
+        way the message carries what the CSMS refused meanwhile (wrong id, password, TLS)."""
         timeout = timeout if timeout is not None else self.rig.config.evse.boot_timeout
+        since = self.rig.trace.now()
         try:
             self.rig.run(self.server.wait_connected(self.station_id, timeout))  # type: ignore[union-attr]
         except TimeoutError:
-            raise AssertionError(f"{self.station_id} did not connect to the CSMS within {timeout:g} s") from None
+            message = f"{self.station_id} did not connect to the CSMS at {self.url()} within {timeout:g} s"
+            refused = list(dict.fromkeys(e.summary for e in self.refusals(since=since)))[-3:]
+            message += f"; the CSMS refused meanwhile: {'; '.join(refused)}" if refused else \
+                "; no connection attempt reached the CSMS"
+            raise (AssertionError if expected else RigNotReady)(message) from None
+
 
     def wait_disconnected(self, timeout: float) -> None:
         try:
@@ -432,9 +443,10 @@ class EvseRole(Role):
         self.rig.run(restart())
         self.security_profile = profile
 
-    def wait_registered(self, timeout: float) -> None:
-        """Wait until the EVSE is connected and its latest BootNotification was accepted."""
-        self.rig.csms.wait_connected(timeout)
+    def wait_registered(self, timeout: float, *, expected: bool = True) -> None:
+        """Wait until the EVSE is connected and its latest BootNotification was accepted
+        (``expected``: see :meth:`CsmsRole.wait_connected`)."""
+        self.rig.csms.wait_connected(timeout, expected=expected)
         trace = self.rig.trace
 
         def accepted(event: Event) -> bool:
