@@ -480,7 +480,11 @@ def _skip_reason(report: pytest.TestReport) -> str:
 
 def _message(excinfo: Any, report: pytest.TestReport) -> str:
     if excinfo is not None:
-        return f"{excinfo.typename}: {excinfo.value}"[:4000]
+        text = str(excinfo.value)
+        if isinstance(excinfo.value, AssertionError) and "\nassert " in text and not text.startswith("assert "):
+            # a check with its own words: those, without pytest's rewritten expression after them
+            text = text.split("\nassert ", 1)[0]
+        return f"{excinfo.typename}: {text}"[:4000]
     return str(report.longreprtext or "")[:4000]
 
 
@@ -548,7 +552,8 @@ def pytest_sessionfinish_conformance(session: pytest.Session, exitstatus: int) -
                 "meter": rig.meter.kind, "pilot": rig.pilot.kind, "link": rig.link.kind}
     document = conformance.build(run_id=harness.run_id, started=harness.started, finished=conformance.utc_now(),
                                  rig=rig_info, dut=_dut(harness), results=list(harness.results.values()),
-                                 command=sys.argv, stopped=harness.stop_reason, rig_problems=harness.rig_problems)
+                                 command=sys.argv, stopped=harness.stop_reason, rig_problems=harness.rig_problems,
+                                 ev=_ev_under_test(harness))
     conformance.write(harness.report_dir / "conformance.json", document)
     (harness.report_dir / "conformance.html").write_text(render(document, harness.trace), encoding="utf-8")
 
@@ -581,6 +586,26 @@ def _not_run(harness: HarnessSession) -> None:
             case=case, nodeid=item.nodeid, parameters=parameters, verdict="notrun", message=message,
             started=item.stash[_START][2] if started else "",
             trace_span=(first_seq, last.seq) if first_seq is not None else None)
+
+
+def _ev_under_test(harness: HarnessSession) -> dict[str, Any] | None:
+    """The EV of the rig, as the EV-side cases (suite dut: ev) test it; the harness's own emulator
+    on emulated rigs, which those reports must not pass off as a product."""
+    config = harness.rig_config.ev
+    if config.kind == "none":
+        return None
+    from harness.emulators.profiles import DEFAULT_EV_PROFILE, ProfileError, load_ev_profile
+
+    try:
+        profile = load_ev_profile(config.profile or DEFAULT_EV_PROFILE)
+    except ProfileError:
+        return {"kind": config.kind}
+    described = {"kind": config.kind, "profile": profile.name, "evccid": profile.evccid, "vin": profile.vin,
+                 "protocols": list(profile.protocols)}
+    if config.kind == "emulated":
+        described["note"] = ("the harness's own EV emulator: verdicts of EV-side cases check the harness, "
+                             "not a vehicle")
+    return described
 
 
 def _dut(harness: HarnessSession) -> dict[str, Any] | None:

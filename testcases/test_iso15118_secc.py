@@ -13,6 +13,7 @@ import pytest
 
 from harness.v2g import faults
 from harness.v2g.probe import code
+from harness.v2g.timers import ISO2 as ISO2_TIMERS
 from harness.v2g.v2gtp import PayloadType, encode
 
 EVCCID = {"EVCCID": "0A1B2C3D4E5F"}
@@ -66,20 +67,32 @@ def test_unknown_session_id_gets_failed_unknown_session(rig, evse, ev, step):
         assert probe.closed_by_peer(rig.scaled(60) + 2.0)
 
 
+#: how far the EVSE may be off V2G_SECC_Sequence_Timeout, either way: a share of the timeout, plus
+#: what a busy host or a charger's timer granularity adds
+SEQUENCE_TOLERANCE = 0.1
+SEQUENCE_SLACK_S = 0.3
+
+
 @pytest.mark.case("V2G-SECC-004")
 @pytest.mark.requires("ev", "iso15118")
 def test_silent_ev_is_dropped_after_the_sequence_timeout(rig, evse, ev, step, kpi):
-    timeout = rig.scaled(60.0)  # V2G_SECC_Sequence_Timeout on this rig
+    # V2G_SECC_Sequence_Timeout (ISO 15118-2 Table 109: 60 s), as this rig runs it
+    timeout = ev.hlc.timing.timeout(ISO2_TIMERS.sequence("SessionSetupRes"))
+    early = timeout * (1 - SEQUENCE_TOLERANCE) - SEQUENCE_SLACK_S
+    late = timeout * (1 + SEQUENCE_TOLERANCE) + SEQUENCE_SLACK_S
     with ev.hlc.probe() as probe:
         probe.handshake("iso2")
         probe.request("SessionSetupReq", EVCCID)
         started = time.monotonic()
         with step("the EV sends nothing after SessionSetupRes"):
-            closed = probe.closed_by_peer(max(timeout, 0.5) * 2 + 2.0)
+            closed = probe.closed_by_peer(late + 1.0)
         waited = time.monotonic() - started
-    assert closed, "the EVSE kept the connection open"
-    kpi("sequence_timeout_s", waited, "s", "time until the EVSE closed the connection")
-    assert waited >= min(timeout, 0.5) * 0.9, f"closed after {waited:.2f} s, before the sequence timeout"
+    kpi("sequence_timeout_s", waited, "s", f"time until the EVSE closed the connection (expected {timeout:g} s)")
+    assert closed, f"the EVSE kept the connection open {late + 1.0:.2f} s, past V2G_SECC_Sequence_Timeout " \
+                   f"({timeout:g} s on this rig)"
+    assert early <= waited <= late, (
+        f"the EVSE closed the connection after {waited:.2f} s; V2G_SECC_Sequence_Timeout is {timeout:g} s on this "
+        f"rig, so between {early:.2f} and {late:.2f} s (±{SEQUENCE_TOLERANCE:.0%} + {SEQUENCE_SLACK_S:g} s)")
 
 
 @pytest.mark.case("V2G-SECC-005")

@@ -64,6 +64,11 @@ class EvseProfile:
     sdp_port: int = 15118
     #: authorization of EIM sessions: "external" (a token presented or a remote start) or "free"
     eim: str = "external"
+    #: plays a charger whose V2G_SECC_Sequence_Timeout is this (the standard's seconds; None: the
+    #: standards' values) -- a non-conforming charger, for checking the harness's own checks
+    sequence_timeout: float | None = None
+    #: what the charger says it is in its BootNotification: vendor, model, serial number, firmware
+    identity: tuple[str, str, str | None, str | None] = ("Harness", "Reference EVSE", None, None)
     path: Path | None = None
 
 
@@ -178,7 +183,12 @@ def load_evse_profile(path: Path | str = DEFAULT_EVSE_PROFILE) -> EvseProfile:
     fallback = hlc.float("fallback_s", 10.0, exclusive_minimum=0.0)
     sdp_port = hlc.int("sdp_port", 15118, minimum=0, maximum=65535)
     eim = hlc.str("eim", "external", choices=("external", "free"))
+    sequence_timeout = hlc.float("sequence_timeout_s", None, exclusive_minimum=0.0)
     hlc.done()
+    who = top.section("identity")
+    identity = (who.str("vendor", "Harness") or "Harness", who.str("model", "Reference EVSE") or "Reference EVSE",
+                who.str("serial_number"), who.str("firmware_version"))
+    who.done()
     top.done()
     if problems:
         raise ProfileError(path, problems.items)
@@ -187,4 +197,4 @@ def load_evse_profile(path: Path | str = DEFAULT_EVSE_PROFILE) -> EvseProfile:
                                     receipt_every=receipt_every, certificate_service=certificate_service,
                                     **ac_args, **dc_args)
     return EvseProfile(name=name, capabilities=capabilities, announce_hlc=announce, hlc_fallback=fallback,
-                       sdp_port=sdp_port, eim=eim, path=path)
+                       sdp_port=sdp_port, eim=eim, identity=identity, sequence_timeout=sequence_timeout, path=path)

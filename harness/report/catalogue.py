@@ -27,10 +27,16 @@ class CatalogueError(FileProblems):
     """A catalogue that cannot be used, or a test case id that is not in it."""
 
 
+#: which side of the plug a suite tests: the charger (the usual DUT) or the EV
+DUTS = ("evse", "ev")
+
+
 @dataclass(frozen=True)
 class Suite:
     id: str
     title: str
+    #: the device under test of the suite's cases (``evse`` or ``ev``)
+    dut: str = "evse"
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,8 @@ def load_catalogue(path: Path) -> Catalogue:
     suites_reader = top.section("suites", required=True)
     for suite_id in list(suites_reader.data):
         entry = suites_reader.section(str(suite_id))
-        suites[str(suite_id)] = Suite(str(suite_id), entry.str("title", str(suite_id), required=True))
+        suites[str(suite_id)] = Suite(str(suite_id), entry.str("title", str(suite_id), required=True),
+                                      entry.str("dut", "evse", choices=DUTS) or "evse")
         entry.done()
     cases: dict[str, TestCase] = {}
     cases_reader = top.section("cases", required=True)

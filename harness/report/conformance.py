@@ -62,6 +62,7 @@ class CaseResult:
             "title": self.case.title,
             "suite": self.case.suite.id,
             "suite_title": self.case.suite.title,
+            "dut": self.case.suite.dut,
             "parameters": self.parameters,
             "verdict": self.verdict,
             "message": self.message,
@@ -81,7 +82,9 @@ def utc_now() -> str:
 
 def build(*, run_id: str, started: str, finished: str, rig: dict[str, Any], dut: dict[str, Any] | None,
           results: list[CaseResult], command: list[str], stopped: str | None = None,
-          rig_problems: list[str] | None = None) -> dict[str, Any]:
+          rig_problems: list[str] | None = None, ev: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``dut``: the charger under test (its BootNotification); ``ev``: the EV of the rig, the device
+    under test of cases whose suite says ``dut: ev``."""
     summary = {verdict: 0 for verdict in VERDICTS}
     for result in results:
         summary[result.verdict] += 1
@@ -97,6 +100,7 @@ def build(*, run_id: str, started: str, finished: str, rig: dict[str, Any], dut:
             "command": command,
             "rig": rig,
             "dut": dut,
+            "ev": ev,
             "summary": summary,
             "complete": stopped is None and not summary["notrun"],
             "stopped": stopped,

@@ -44,6 +44,15 @@ def render(document: dict[str, Any], trace: Recorder | None = None) -> str:
     parts.append(_summary(run["summary"]))
     parts.append("<h2>Device under test</h2>")
     parts.append(_table(_dut_rows(run.get("dut"))))
+    ev_cases = [c for c in document["cases"] if c.get("dut") == "ev"]
+    if ev_cases:
+        ev = run.get("ev") or {}
+        parts.append(f"<h2>EV under test</h2><p>{len(ev_cases)} cases test the EV, not the charger"
+                     f" (marked <b>EV</b> below).</p>")
+        if ev.get("note"):
+            parts.append(f"<p class='incomplete'><b>Not a product verdict</b>: {_e(ev['note'])}.</p>")
+        parts.append(_table([(k.replace("_", " "), ", ".join(v) if isinstance(v, list) else v)
+                             for k, v in ev.items() if k != "note"]))
     parts.append("<h2>Rig</h2>")
     rig = run.get("rig") or {}
     parts.append(_table([(k, v) for k, v in rig.items()]))
@@ -109,7 +118,8 @@ def _kpis(case: dict[str, Any]) -> str:
 
 def _case_row(case: dict[str, Any]) -> str:
     anchor = _anchor(case)
-    return (f"<tr><td><a href='#{anchor}'><code>{_e(case['instance'])}</code></a></td><td>{_e(case['title'])}</td>"
+    ev = " <b title='the EV is the device under test of this case'>EV</b>" if case.get("dut") == "ev" else ""
+    return (f"<tr><td><a href='#{anchor}'><code>{_e(case['instance'])}</code></a>{ev}</td><td>{_e(case['title'])}</td>"
             f"<td><span class='v v-{case['verdict']}'>{_label(case['verdict'])}</span></td><td>{_references(case)}</td>"
             f"<td>{_kpis(case)}</td><td>{case['duration_s']:.2f} s</td></tr>")
 

@@ -79,7 +79,11 @@ def emulated_evse_hlc(rig: "Rig") -> EvseHlc:
     EVSE host of the netns rig's line (the profile's SDP port, 15118), else on ::1 (any free SDP
     port: other programs of the machine may hold 15118)."""
     where = rig.link.reference_secc()
-    return EvseHlc(rig.trace, evse_profile(rig), timing=timing(rig), material=material(rig), host=where.address,
+    profile = evse_profile(rig)
+    timers = timing(rig)
+    if profile.sequence_timeout is not None:
+        timers = timers.with_sequence_timeout(profile.sequence_timeout)
+    return EvseHlc(rig.trace, profile, timing=timers, material=material(rig), host=where.address,
                    sdp_port=None if where.scope else 0, sockets=where.sockets)
 
 
@@ -168,6 +172,11 @@ class HlcDriver:
                        dc_max_voltage=profile.dc_max_voltage, dc_max_current=profile.dc_max_current,
                        pack_voltage_empty=profile.pack_voltage[0], pack_voltage_full=profile.pack_voltage[1],
                        departure_time=profile.departure_time, target_soc=profile.target_soc, min_soc=profile.min_soc)
+
+    @property
+    def timing(self) -> Timing:
+        """The V2G timers as this rig runs them (scaled on emulated rigs)."""
+        return timing(self.rig)
 
     @property
     def plugged(self) -> bool:

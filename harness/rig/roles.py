@@ -367,11 +367,13 @@ class EvseRole(Role):
         link = CsmsLink(url=csms.server.url(self.station_id, scheme="wss" if profile >= 2 else "ws"),
                         version=self.version,
                         password=(password or config.ocpp.password) if profile < 3 else None, ssl=context)
-        identity = config.identity
+        # the emulated charger's identity is its own (its profile), not the rig file's expectation of
+        # it, so OCPP-BOOT-004 compares two independent things
+        from harness.rig.hlc import evse_profile
+
         settings = EvseSettings(
             station_id=self.station_id,
-            identity=StationIdentity(identity.vendor or "Harness", identity.model or "Reference EVSE",
-                                     identity.serial_number, identity.firmware_version),
+            identity=StationIdentity(*evse_profile(self.rig).identity),
             evse_count=config.evse_count, max_current=config.max_current, phases=config.phases,
             voltage=config.voltage)
         hlc = None

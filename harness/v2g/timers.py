@@ -24,7 +24,7 @@ pause between charge-loop requests) scale without a floor, so a scale of zero me
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Mapping
 
@@ -161,6 +161,13 @@ class Timing:
 
     def of(self, protocol: str) -> ProtocolTimers:
         return self.protocols["iso20" if protocol.startswith("iso20") else protocol]
+
+    def with_sequence_timeout(self, seconds: float) -> "Timing":
+        """These timers, but V2G_SECC_Sequence_Timeout ``seconds`` (the standard's seconds) after
+        every response: how a non-conforming charger is played."""
+        changed = {name: replace(timers, sequence_timeout=_table({name: seconds for name in timers.sequence_timeout}))
+                   for name, timers in self.protocols.items()}
+        return replace(self, protocols=MappingProxyType(changed))
 
 
 STANDARD = Timing()
