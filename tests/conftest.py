@@ -6,8 +6,17 @@ import asyncio
 import sys
 from pathlib import Path
 
-import pytest
+import os
 
+import pytest
+from hypothesis import settings
+
+# Property tests are deterministic unless asked otherwise: the test command (and CI) runs the same
+# examples every time, so a red run is the code's, not the seed's. `bench/properties.py` runs them
+# randomized with many more examples (HYPOTHESIS_PROFILE=explore).
+settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.fixture

@@ -415,7 +415,12 @@ class SchemaCodec:
             raise EncodeError(f"{entry.name} is abstract: use one of the elements that "
                               f"substitute for it")
         if entry.relaxed and key in self.relaxed_attribute_keys:
-            value = _rename(value, self.relaxed_attribute_keys[key])
+            names = self.relaxed_attribute_keys[key]
+            spelled = next((local for local, qualified in names.items() if qualified in value), None)
+            if spelled is not None:  # one JSON spelling per attribute: what decode gives back
+                raise EncodeError(f"attribute {names[spelled]!r}: write it {spelled!r} (the JSON form names "
+                                  f"the attribute {key} declares by its local name)")
+            value = _rename(value, names)
         self._encode_complex(writer, entry, value, checked)
 
     def _encode_complex(self, writer, ctype, value, checked):

@@ -208,4 +208,8 @@ def fragment(draw, schema: str, keys: list[str] | None = None):
                           if t in instantiable and not getattr(codec.types[t], "abstract", False)]
     key = draw(st.sampled_from(candidates))
     _, type_index = codec.fragment_codes[key]
-    return {key: draw(element(schema, type_index))}
+    drawn = draw(element(schema, type_index))
+    # an attribute the element declares is spelled by its local name in the JSON form (the
+    # qualified spelling of the same attribute is refused: one spelling per attribute)
+    local = {qualified: name for name, qualified in codec.relaxed_attribute_keys.get(key, {}).items()}
+    return {key: {local.get(k, k): v for k, v in drawn.items()} if isinstance(drawn, dict) else drawn}

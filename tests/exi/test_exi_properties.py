@@ -87,3 +87,13 @@ def test_random_signed_fragment_survives_encode_decode(schema, key, data):
     message = data.draw(fragment(schema, [key]), label="fragment")
     encoded = exi.encode(message, schema, fragment=True)
     assert exi.decode(encoded, schema, fragment=True) == message
+
+
+def test_an_attribute_has_one_json_spelling():
+    """The -2 eMAID fragment's Id, spelled with its namespace and by its local name, would encode
+    to the same bytes and so come back spelled one way: the qualified spelling is refused."""
+    message = {"eMAID": {"Id": "id1", "value": "DE*HAR*C12345678"}}
+    assert exi.decode(exi.encode(message, "iso2", fragment=True), "iso2", fragment=True) == message
+    qualified = {"eMAID": {"{urn:iso:15118:2:2013:MsgDataTypes}Id": "id1", "value": "DE*HAR*C12345678"}}
+    with pytest.raises(exi.EncodeError, match="write it 'Id'"):
+        exi.encode(qualified, "iso2", fragment=True)
