@@ -30,7 +30,8 @@ from harness.report.html import render
 from harness.rig import Rig, RigConfig, RigFileError, load_rig
 from harness.rig.lock import RigBusy
 from harness.rig.meter import MeterRole
-from harness.rig.roles import CsmsRole, EvRole, EvseRole, dut_identity
+from harness.rig.operator import OperatorUnavailable
+from harness.rig.roles import CsmsRole, EvRole, EvseRole, RoleUnavailable, dut_identity
 from harness.trace import Layer, Recorder
 from harness.verdicts import Inconclusive, NotApplicable, RigNotReady, inconclusive  # noqa: F401 (API)
 
@@ -361,6 +362,8 @@ def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
         except Exception as exc:  # recorded as this case's teardown error, the next case starts clean
             session.trace.emit(Layer.RIG, "RestoreFailed", f"rig restore after {case.id} failed: {exc!r}",
                                src="rig")
+            if isinstance(exc, RigNotReady):  # the DUT is gone: the cases after this one cannot run
+                session.stop(f"after {case.id}: {exc}", request.session)
             raise
         finally:
             session.trace.test = ""
@@ -408,6 +411,8 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         return (yield)
     except NotApplicable as exc:  # the DUT does not offer what the case checks: a skip, with its words
         pytest.skip(f"not applicable: {exc}")
+    except (RoleUnavailable, OperatorUnavailable) as exc:  # the rig cannot do what the case needs
+        pytest.skip(f"the rig cannot do this: {exc}")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -23,6 +23,11 @@ class NotApplicable(Exception):
     """What the case checks is not offered by the DUT (the verdict becomes ``skip``)."""
 
 
+class DutFailure(AssertionError):
+    """The DUT broke a rule the harness checks outside a test's own assert (a CALL it did not
+    answer in time, an answer its schema forbids): the verdict is ``fail``, with these words."""
+
+
 class RigNotReady(Exception):
     """The rig or the DUT's link to it is missing; nothing after this case can run."""
 

@@ -60,7 +60,11 @@ def _boot_with(rig, csms, evse, step, kpi, status: str) -> None:
     with step(f"while {status}, the station sent nothing but BootNotification"):
         others = [e.name for e in _station_calls_between(csms, first, second) if e.name != "BootNotification"]
         assert not others, f"station sent {others} while its registration was {status}"
-    evse.wait_registered(rig.scaled(120) + 10)
+    with step("the CSMS accepts the repeated BootNotification: the station is registered and answers calls"):
+        evse.wait_registered(rig.scaled(120) + 10)
+        # 1.6 §4.2 / 2.0.1 B02-B03: once accepted the station operates normally, calls included
+        problem = evse.unresponsive()
+        assert problem is None, f"the station was accepted after {status} but does not answer calls: {problem}"
 
 
 @pytest.mark.case("OCPP-BOOT-002")

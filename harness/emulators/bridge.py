@@ -6,9 +6,11 @@ session meets the charging station's transaction.
   authorized; TxStopPoint EVConnected/Authorized: it ends when the EV leaves).
 - Authorization: EIM waits for the external means (a token presented at the charger, a remote
   start from the CSMS) and answers "Ongoing" until the transaction runs; with ``eim: free`` the
-  EVSE authorizes the EV itself by its EVCCID (idToken type MacAddress). Plug & Charge sends
-  Authorize with the eMAID (idToken type eMAID) and starts the transaction when the CSMS accepts.
-  The contract certificate check through OCPP (iso15118CertificateHashData, OCSP) lands here.
+  EVSE authorizes the EV itself by its EVCCID (idToken type MacAddress). Plug & Charge: the SECC
+  validates the contract chain against the MO roots it was given (Equipment.check_contract, the
+  ChargePort's); then Authorize goes to the CSMS with the eMAID only (idToken type eMAID), and the
+  transaction starts when the CSMS accepts. The check through OCPP (the contract certificate or
+  iso15118CertificateHashData in Authorize, OCSP at the CSMS) is not built yet.
 - Meter values: the SoC the EV reports goes into the station's samples (measurand SoC).
 - A transaction ended by the CSMS (RequestStopTransaction) becomes EVSENotification StopCharging.
 """

@@ -70,6 +70,13 @@ def get_variable(version: OcppVersion, component: str, variable: str, key_16: st
     return "GetVariables", {"getVariableData": [{"component": {"name": component}, "variable": {"name": variable}}]}
 
 
+def harmless(version: OcppVersion) -> Call:
+    """A call every station must answer and that changes nothing: reading the heartbeat interval
+    (1.6 GetConfiguration is Core; 2.x GetVariables is in every station's device model). Whether a
+    station answers it shows that it is registered and responsive."""
+    return get_variable(version, "OCPPCommCtrlr", "HeartbeatInterval", "HeartbeatInterval")
+
+
 def variable_value(response: dict[str, Any]) -> str | None:
     """The value in a GetVariables / GetConfiguration answer, None when the station has none."""
     if "getVariableResult" in response:

@@ -176,6 +176,8 @@ class OcppEndpoint:
             frame = frames.parse(message, self.version)
         except FrameError as problem:
             self._record_in(message, None, problem)
+            if problem.violation is Violation.UNKNOWN_MESSAGE_TYPE and self.version is OcppVersion.V16:
+                return  # OCPP-J 1.6 §4.1.3: a message with an unknown message type SHALL be ignored
             if problem.frame_type in (frames.MessageType.CALLRESULT, frames.MessageType.CALLERROR,
                                       frames.MessageType.CALLRESULTERROR):
                 # Responses are never answered (OCPP-J 1.6 §4.2, 2.0.1 Part 4 §4.2); the call
@@ -367,6 +369,13 @@ class OcppEndpoint:
         if frame is None:
             name = "malformed"
             summary = f"malformed frame: {problem}"
+            if problem is not None and problem.message_id != frames.UNKNOWN_MESSAGE_ID:
+                # what it answers, when it could be read: a malformed CALLERROR is still an answer
+                keys["message_id"] = problem.message_id
+                body["message_id"] = problem.message_id
+                if problem.frame_type is not None:
+                    body["type"] = frames.MessageType(problem.frame_type).name \
+                        if problem.frame_type in frames.MessageType._value2member_map_ else str(problem.frame_type)
         else:
             kind = frame.type.name
             action = getattr(frame, "action", None) or action or "?"

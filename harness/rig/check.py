@@ -41,7 +41,8 @@ def probe(config: RigConfig) -> Iterator[ProbeResult]:
         yield _instrument(config.meter.resource)
     if config.pilot.kind == "lab":
         yield ProbeResult("pilot", False, f"no lab pilot driver is part of this harness version "
-                                          f"(resource {config.pilot.resource}); use pilot.kind: none and plug by hand")
+                                          f"(resource {config.pilot.resource}); use pilot.kind: none and let the "
+                                          f"rig's operator plug in (operator.kind: prompt or command)")
     if config.is_lab:
         yield _lock(config)
 

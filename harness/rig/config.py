@@ -12,6 +12,7 @@ from typing import Any
 
 
 from harness.ocpp.versions import OcppVersion
+from harness.rig.operator import ACTIONS, OPERATORS, OperatorConfig
 from harness.rig.reader import FileProblems, Problems, Reader, read_yaml
 
 RIG_KINDS = ("emulated", "netns", "lab")
@@ -148,6 +149,7 @@ class RigConfig:
     link: LinkConfig
     meter: MeterConfig
     lock: Path | None = None
+    operator: OperatorConfig = OperatorConfig()
 
     @property
     def is_lab(self) -> bool:
@@ -177,12 +179,30 @@ def parse_rig(data: Any, *, path: Path | None = None) -> RigConfig:
     pilot = _pilot(top.section("pilot"))
     link = _link(top.section("link"), kind)
     meter = _meter(top.section("meter"))
+    operator = _operator(top.section("operator"), kind)
     top.done()
     _cross_checks(problems, kind, csms, evse, ev, pilot, link)
     if problems:
         raise RigFileError(path or "<rig>", problems.items)
     return RigConfig(name=name, kind=kind, path=path, time_scale=scale, csms=csms, evse=evse, ev=ev,
-                     pilot=pilot, link=link, meter=meter, lock=lock)
+                     pilot=pilot, link=link, meter=meter, lock=lock, operator=operator)
+
+
+def _operator(reader: Reader, rig_kind: str) -> OperatorConfig:
+    kind = reader.str("kind", "none", choices=tuple(OPERATORS)) or "none"
+    commands = {action: text for action in ACTIONS if (text := reader.str(action)) is not None}
+    config = OperatorConfig(kind=kind, commands=commands,
+                            timeout=reader.float("timeout", 120.0, exclusive_minimum=0.0))
+    if kind == "command" and not commands:
+        reader.problems.add(reader._where("kind"), f"a command operator needs at least one of "
+                                                  f"{', '.join(ACTIONS)} (a command line each)")
+    if kind != "command" and commands:
+        reader.problems.add(reader._where("kind"), "command lines apply to operator.kind: command")
+    if kind != "none" and rig_kind != "lab":
+        reader.problems.add(reader._where("kind"), "an operator works at a lab bench (kind: lab); emulated "
+                                                  "rigs plug in and present tokens themselves")
+    reader.done()
+    return config
 
 
 def _path(reader: Reader, key: str, base: Path, *, must_exist: bool = False) -> Path | None:

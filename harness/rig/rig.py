@@ -20,6 +20,7 @@ from harness.rig.link import LinkRole
 from harness.rig.lock import RigLock, default_lock_path
 from harness.rig.loop import LoopThread
 from harness.rig.meter import MeterRole
+from harness.rig.operator import operator_for
 from harness.rig.roles import CsmsRole, EvRole, EvseRole, Role
 from harness.trace import Layer, Recorder
 
@@ -43,6 +44,8 @@ class Rig:
         self.evse = EvseRole(self)
         self.ev = EvRole(self)
         self.meter = MeterRole(self)
+        #: the hands at a lab bench (harness.rig.operator): plug in, unplug, present a token
+        self.operator = operator_for(config.operator, trace, config.evse.station_id)
         self.roles: list[Role] = [self.csms, self.link, self.evse, self.meter, self.ev]
         self._active: list[Role] = []
         self._lock: RigLock | None = None
@@ -125,7 +128,13 @@ class Rig:
         self.ev.restore()
         self.csms.restore()
         self.evse.restore()
-        self.evse.wait_registered(self.config.evse.boot_timeout)
+        # the DUT must be there and answer, else the next case cannot run (RigNotReady stops the run)
+        self.evse.wait_registered(self.config.evse.boot_timeout, expected=False)
+        problem = self.evse.unresponsive()
+        if problem is not None:
+            from harness.verdicts import RigNotReady
+
+            raise RigNotReady(f"the charger stopped answering calls: {problem}")
         self.meter.restore()
 
     def __enter__(self) -> "Rig":

@@ -21,7 +21,7 @@ from harness.emulators.evse import EvseSettings, ReferenceEvse
 from harness.ocpp import commands
 from harness.ocpp.behaviour import CsmsBehaviour
 from harness.ocpp.csms import MockCsms
-from harness.ocpp.endpoint import OcppCallFailed
+from harness.ocpp.endpoint import CallTimeout, ConnectionLost, InvalidResponse, OcppCallFailed
 from harness.ocpp.script import Script
 from harness.ocpp.security import SecurityPolicy
 from harness.ocpp.station import CsmsLink, StationIdentity
@@ -29,7 +29,7 @@ from harness.ocpp.transactions import TransactionView, transactions
 from harness.pki.ocpp import CertificateFiles, OcppPki, generate_ocpp_pki
 from harness.pki.tls import ocpp_client_context
 from harness.trace import Event, Layer, TraceTimeout
-from harness.verdicts import RigNotReady
+from harness.verdicts import DutFailure, RigNotReady
 
 if TYPE_CHECKING:
     from harness.rig.rig import Rig
@@ -183,7 +183,12 @@ class CsmsRole(Role):
 
     async def _call(self, action: str, payload: dict[str, Any], timeout: float | None, validate: bool) -> dict:
         assert self.server is not None
-        return await self.server.call(self.station_id, action, payload, timeout=timeout, validate=validate)
+        try:
+            return await self.server.call(self.station_id, action, payload, timeout=timeout, validate=validate)
+        except (CallTimeout, InvalidResponse, ConnectionLost) as exc:
+            # a valid CALL the DUT did not answer, or answered with what its schema forbids: the
+            # DUT's failure (OCPP-J: every CALL gets a CALLRESULT or CALLERROR within the timeout)
+            raise DutFailure(f"the charger under test: {exc}") from None
 
     def read_variable(self, component: str, variable: str, key_16: str) -> str | None:
         """A configuration value of the EVSE: the 2.x device-model variable, or on 1.6 its
@@ -333,9 +338,14 @@ class EvseRole(Role):
 
     @property
     def capabilities(self) -> frozenset[str]:
+        """What the rig file says the charger offers, less what nothing on the rig can do: plugging
+        in without an EV emulator or an operator, presenting a token at a lab charger without one."""
         capabilities = set(self.config.capabilities)
-        if self.rig.config.ev.kind == "none":
+        operator = self.rig.operator
+        if self.rig.config.ev.kind == "none" and not operator.can("plug_in"):
             capabilities.discard("ev")
+        if self.config.kind == "lab" and not operator.can("present_token"):
+            capabilities.discard("local_id_token")
         return frozenset(capabilities)
 
     @property
@@ -421,11 +431,39 @@ class EvseRole(Role):
         return dut_identity(self.rig.trace, self.station_id)
 
     def present_id_token(self, token: str, evse_id: int = 1) -> str:
-        """Present an RFID token at the charger. Needs the ``local_id_token`` capability: the
-        reference EVSE does it itself; a lab rig would need an operator or an RFID emulator."""
+        """Present an RFID token at the charger and return the authorization status the CSMS gave
+        it. Needs the ``local_id_token`` capability: the reference EVSE does it itself; at a lab
+        charger the rig's operator does (a person or a command), and the status is what the CSMS
+        answered the charger's Authorize (or 2.x TransactionEvent) for the token."""
         self.require("local_id_token")
-        assert self.emulator is not None, "local_id_token on a lab EVSE needs an operator hook"
-        return self.rig.run(self.emulator.present_id_token(token, evse_id))
+        if self.emulator is not None:
+            return self.rig.run(self.emulator.present_id_token(token, evse_id))
+        mark = self.rig.trace.now()
+        self.rig.operator.perform("present_token", connector=evse_id, token=token)
+        return self._authorization_of(token, since=mark)
+
+    def _authorization_of(self, token: str, *, since: float) -> str:
+        """The status the CSMS answered for ``token`` (its id in Authorize or TransactionEvent)."""
+        csms, trace = self.rig.csms, self.rig.trace
+
+        def names_token(event: Event) -> bool:
+            payload = event.payload.get("payload") if isinstance(event.payload, dict) else None
+            if not isinstance(payload, dict) or event.payload.get("type") != "CALL":
+                return False
+            return token in (payload.get("idTag"), (payload.get("idToken") or {}).get("idToken"))
+
+        timeout = self.rig.scaled(30) + 10
+        try:
+            call = trace.wait_for(timeout, since=since, layer=Layer.OCPP, observer="csms", src="evse",
+                                  name=("Authorize", "TransactionEvent", "StartTransaction"), where=names_token)
+        except TraceTimeout:
+            raise DutFailure(f"the charger sent no Authorize for the token {token} within {timeout:g} s of its "
+                             f"presentation") from None
+        answer = trace.wait_for(timeout, since=call.mono, layer=Layer.OCPP, observer="csms", src="csms",
+                                keys={"message_id": call.keys.get("message_id")})
+        result = (answer.payload or {}).get("payload") or {}
+        info = result.get("idTagInfo") or result.get("idTokenInfo") or {}
+        return str(info.get("status", "Accepted" if call.name == "TransactionEvent" else "?"))
 
     def reconfigure_security(self, profile: int, *, password: str | None = None,
                              client: CertificateFiles | None = None) -> None:
@@ -461,7 +499,41 @@ class EvseRole(Role):
         last = trace.last(where=lambda e: _frame_type(e) == "CALLRESULT", **criteria)
         if last is not None and accepted(last):
             return
-        trace.wait_for(timeout, since=last.mono if last else None, where=accepted, **criteria)
+        if last is None:
+            # no BootNotification answered in this run yet: a station accepted before (an earlier
+            # run, another CSMS session) may reconnect without one, as OCPP-J allows; give it a moment
+            # to boot, then take it as registered once it answers a harmless call
+            grace = min(timeout, self.rig.scaled(10) + 2)
+            try:
+                trace.wait_for(grace, where=accepted, **criteria)
+                return
+            except TraceTimeout:
+                pass
+            problem = self.unresponsive(timeout)
+            if problem is None:
+                self._record("StationRegistered", f"{self.station_id} connected without a BootNotification and "
+                                                  f"answers calls: taken as registered")
+                return
+            error = AssertionError if expected else RigNotReady
+            raise error(f"{self.station_id} is connected but neither booted nor answered: {problem}")
+        try:
+            trace.wait_for(timeout, since=last.mono, where=accepted, **criteria)
+        except TraceTimeout:
+            status = ((last.payload or {}).get("payload") or {}).get("status")
+            error = AssertionError if expected else RigNotReady
+            raise error(f"{self.station_id}'s registration is {status} and no accepted BootNotification came "
+                        f"within {timeout:g} s") from None
+
+    def unresponsive(self, timeout: float | None = None) -> str | None:
+        """Why the station is not responsive (it did not answer a harmless call), or None."""
+        action, payload = commands.harmless(self.version)
+        try:
+            self.rig.csms.call(action, payload, timeout=timeout)
+        except DutFailure as exc:
+            return str(exc)
+        except OcppCallFailed:  # a CALLERROR is an answer too
+            return None
+        return None
 
     def restore(self) -> None:
         """Back to the rig file's security settings (a test may have reconfigured them)."""
@@ -516,6 +588,8 @@ class EvRole(Role):
 
         #: the ISO 15118 EV (harness.rig.hlc): charge(), inject()
         self.hlc = HlcDriver(self)
+        #: the connector the operator plugged into (a lab rig without an EV emulator)
+        self._operator_plugged: int | None = None
 
     async def activate(self) -> None:
         if self.config.kind == "none":
@@ -533,6 +607,8 @@ class EvRole(Role):
 
     def restore(self) -> None:
         """Unplugged, willing to charge, with the rig file's state of charge."""
+        if self._operator_plugged is not None:
+            self.unplug()
         if self.config.kind != "none":
             self.hlc.restore()
         if self.vehicle is not None:
@@ -546,16 +622,26 @@ class EvRole(Role):
         return self.vehicle
 
     def plug_in(self, evse_id: int = 1) -> None:
+        if self.vehicle is None and self.rig.evse.emulator is None:
+            # a lab charger without an EV emulator at its plug: the operator plugs a real EV or cable in
+            self.rig.operator.perform("plug_in", connector=evse_id)
+            self._operator_plugged = evse_id
+            return
         vehicle = self._need()
         if self.hlc.plugged:
             raise RuntimeError("the ISO 15118 EV is plugged in; unplug it before plugging in the basic EV")
         emulator = self.rig.evse.emulator
         if emulator is None:
-            raise RoleUnavailable("plugging into a real EVSE needs pilot hardware (a lab pilot driver)")
+            raise RoleUnavailable("an emulated EV cannot reach a real charger: no pilot driver is part of the "
+                                  "harness; let the rig's operator plug in (operator section of the rig file)")
         connector = emulator.connectors[evse_id]
         self.rig.run(vehicle.plug_in(connector.pilot, connector.line))
 
     def unplug(self) -> None:
+        if self._operator_plugged is not None:
+            connector, self._operator_plugged = self._operator_plugged, None
+            self.rig.operator.perform("unplug", connector=connector)
+            return
         if self.hlc.plugged:
             self.hlc.unplug()
             return

@@ -1,0 +1,157 @@
+"""The hands at a lab bench: plugging the cable in and out and presenting an RFID token, where no
+EV emulator or pilot hardware can.
+
+A lab rig without EV hardware can still run the transaction cases if someone or something does
+these for it. The rig file's ``operator`` section says who (one class each, chosen by ``kind``):
+
+- ``prompt``: a person at the bench. The harness prints what to do on the terminal and waits for
+  Enter (or ``s`` + Enter when it cannot be done: the case is skipped with that reason). Needs an
+  interactive run; without a terminal the case is skipped and says so.
+- ``command``: a program does it (a charger's test interface, a robot, an RFID emulator). Each
+  action is a command line from the rig file with ``{connector}``, ``{token}`` and
+  ``{station_id}`` filled in; it must exit with 0 within ``timeout`` seconds, else the case's
+  verdict is error with the command's output.
+- ``none`` (the default): nothing can be done by hand; cases that need it are skipped.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from harness.trace import Layer, Recorder
+
+#: what an operator can be asked to do, and how the harness says it to a person
+ACTIONS: Mapping[str, str] = {
+    "plug_in": "plug the EV (or the test cable) into connector {connector} of {station_id}",
+    "unplug": "unplug the EV from connector {connector} of {station_id}",
+    "present_token": "present the RFID token {token} at {station_id} (connector {connector})",
+}
+
+
+class OperatorUnavailable(Exception):
+    """The action cannot be done on this rig (no operator, no terminal, the operator declined)."""
+
+
+class OperatorFailed(Exception):
+    """The operator's command failed: the rig did not do what the case needs (verdict error)."""
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    kind: str = "none"
+    #: ``command``: the command line per action (ACTIONS), with {connector}, {token}, {station_id}
+    commands: Mapping[str, str] = field(default_factory=dict)
+    #: seconds a person or a command has for one action
+    timeout: float = 120.0
+
+
+class Operator:
+    """Does :data:`ACTIONS` at the bench; see the module docstring. One subclass per kind."""
+
+    kind = "none"
+
+    def __init__(self, config: OperatorConfig, recorder: Recorder, station_id: str) -> None:
+        self.config = config
+        self.recorder = recorder
+        self.station_id = station_id
+
+    def can(self, action: str) -> bool:
+        return False
+
+    def perform(self, action: str, *, connector: int = 1, token: str = "") -> None:
+        what = ACTIONS[action].format(connector=connector, token=token, station_id=self.station_id)
+        self.recorder.emit(Layer.RIG, "OperatorAction", f"operator ({self.kind}): {what}", src="operator",
+                           payload={"action": action, "connector": connector, "token": token or None})
+        started = time.monotonic()
+        self._do(action, what, connector=connector, token=token)
+        self.recorder.emit(Layer.RIG, "OperatorDone", f"operator ({self.kind}) done in "
+                           f"{time.monotonic() - started:.1f} s: {what}", src="operator",
+                           payload={"action": action})
+
+    def _do(self, action: str, what: str, *, connector: int, token: str) -> None:
+        raise OperatorUnavailable(f"nobody can {what} on this rig (operator.kind: none; a lab rig can name a "
+                                  f"person at the bench, operator.kind: prompt, or a command, operator.kind: "
+                                  f"command)")
+
+
+class PromptOperator(Operator):
+    """A person at the bench, asked on the terminal."""
+
+    kind = "prompt"
+
+    def __init__(self, config: OperatorConfig, recorder: Recorder, station_id: str,
+                 terminal: Callable[[], tuple] | None = None) -> None:
+        super().__init__(config, recorder, station_id)
+        self._terminal = terminal or _open_terminal
+
+    def can(self, action: str) -> bool:
+        return True
+
+    def _do(self, action: str, what: str, *, connector: int, token: str) -> None:
+        try:
+            reader, writer = self._terminal()
+        except OSError:
+            raise OperatorUnavailable(f"a person must {what}, but this run has no terminal to ask on "
+                                      f"(run it interactively, or use operator.kind: command)") from None
+        try:
+            writer.write(f"\n>>> OPERATOR: {what}, then press Enter (s + Enter: cannot be done) ")
+            writer.flush()
+            answer = _read_line(reader, self.config.timeout)
+        finally:
+            for stream in {reader, writer}:
+                stream.close()
+        if answer is None:
+            raise OperatorFailed(f"nobody confirmed within {self.config.timeout:g} s that they did: {what}")
+        if answer.strip().lower().startswith("s"):
+            raise OperatorUnavailable(f"the operator could not {what}")
+
+
+class CommandOperator(Operator):
+    """A program that does the action, one command line per action."""
+
+    kind = "command"
+
+    def can(self, action: str) -> bool:
+        return bool(self.config.commands.get(action))
+
+    def _do(self, action: str, what: str, *, connector: int, token: str) -> None:
+        template = self.config.commands.get(action)
+        if not template:
+            raise OperatorUnavailable(f"no command to {what} (operator.{action} is not set)")
+        command = template.format(connector=connector, token=shlex.quote(token),
+                                  station_id=shlex.quote(self.station_id))
+        try:
+            result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=self.config.timeout)
+        except subprocess.TimeoutExpired:
+            raise OperatorFailed(f"operator command for {action} did not end within {self.config.timeout:g} s: "
+                                 f"{command}") from None
+        if result.returncode != 0:
+            output = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            raise OperatorFailed(f"operator command for {action} exited with {result.returncode}: {command}"
+                                 + (f" ({' / '.join(output)})" if output else ""))
+
+
+#: operator kinds as a rig file names them
+OPERATORS: Mapping[str, type[Operator]] = {"none": Operator, "prompt": PromptOperator, "command": CommandOperator}
+
+
+def operator_for(config: OperatorConfig, recorder: Recorder, station_id: str) -> Operator:
+    return OPERATORS[config.kind](config, recorder, station_id)
+
+
+def _open_terminal() -> tuple:
+    """The controlling terminal, read and written directly: pytest captures stdin and stdout while
+    a case runs. OSError when the run has none (CI, a service)."""
+    tty = open("/dev/tty", "r+")
+    return tty, tty
+
+
+def _read_line(reader, timeout: float) -> str | None:
+    import select
+
+    ready, _, _ = select.select([reader], [], [], timeout)
+    return reader.readline() if ready else None
