@@ -47,7 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "EV charging interoperability harness")
     group.addoption("--rig", metavar="FILE", help="rig file to run the suites on (enables the harness and its reports)")
     group.addoption("--report-dir", metavar="DIR",
-                    help="report folder (default: reports/<run-id> next to the rig's reports/ folder)")
+                    help="report folder (default: reports/<run-id> under the project root)")
     group.addoption("--run-id", metavar="ID", help="run id (default: date, time and a random suffix)")
 
 
@@ -560,15 +560,18 @@ def pytest_sessionfinish_conformance(session: pytest.Session, exitstatus: int) -
                                  command=sys.argv, stopped=harness.stop_reason, rig_problems=harness.rig_problems,
                                  ev=_ev_under_test(harness))
     conformance.write(harness.report_dir / "conformance.json", document)
-    (harness.report_dir / "conformance.html").write_text(render(document, harness.trace), encoding="utf-8")
+    (harness.report_dir / "conformance.html").write_text(render(document, harness.trace, harness.report_dir),
+                                                          encoding="utf-8")
 
 
 def _why_stopped(harness: HarnessSession, session: pytest.Session, exitstatus: int) -> None:
     if harness.stop_reason is not None:
         return
-    if session.shouldfail or session.shouldstop:
-        stopped = session.shouldfail or session.shouldstop
-        harness.stop(f"stopped early: {stopped}" + (" (-x / --maxfail)" if session.shouldfail else ""))
+    if session.shouldfail:
+        failed = session.testsfailed
+        harness.stop(f"stopped after {failed} failed case{'s' if failed != 1 else ''} (-x / --maxfail)")
+    elif session.shouldstop:
+        harness.stop(f"stopped early: {session.shouldstop}")
     elif exitstatus == pytest.ExitCode.INTERRUPTED:
         harness.stop("interrupted (Ctrl-C or SIGTERM)")
 

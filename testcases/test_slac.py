@@ -1,7 +1,8 @@
 """SLAC (ISO 15118-3) between the harness's EV and the EVSE under test, seen from the EV's side of
 the link: what the EVSE answered, when, and whether the EV could join its network.
 
-These cases need a link that carries SLAC (the netns rig, or a lab rig with a Green PHY NIC);
+These cases need a link that carries SLAC and an EV the harness can plug in: the netns rig (a lab
+rig with a Green PHY NIC also needs pilot hardware, which the harness does not drive yet);
 elsewhere they are skipped. Crosstalk and attenuation need the emulated power line. SLAC-007
 runs the whole chain an EV runs after plugging in: SLAC, SDP on the link, an ISO 15118-2 Plug &
 Charge session over TLS to SessionStop."""

@@ -64,7 +64,7 @@ def test_four(rig):
     assert run["complete"] is False and "(-x / --maxfail)" in run["stopped"]
     assert run["summary"] == {"pass": 1, "fail": 1, "inconc": 0, "error": 0, "skip": 0, "notrun": 2}
     cases = {c["id"]: c for c in _document(report)["cases"]}
-    assert cases["DEMO-003"]["verdict"] == "notrun" and "stopping after 1 failures" in cases["DEMO-003"]["message"]
+    assert cases["DEMO-003"]["verdict"] == "notrun" and "stopped after 1 failed case" in cases["DEMO-003"]["message"]
     assert "INCOMPLETE" in result.stdout and "2 not run" in result.stdout
     page = (report / "conformance.html").read_text()
     assert "Incomplete run" in page and "2 of 4 cases were not run" in page

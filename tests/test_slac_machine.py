@@ -295,3 +295,18 @@ def test_the_modem_answers_as_the_homeplug_text_says_when_told_so():
     assert (cnf.field("PID"), cnf.field("ProtoRunNumber"), cnf.field("ProtoMessNumber")) == (4, 0x1234, 3)
     with pytest.raises(ValueError, match="modem firmware 'tplink'"):
         GreenPhyModem(role=ModemRole.EV, firmware="tplink")
+
+
+def test_unplugging_between_two_attempts_ends_the_matching_with_that_reason():
+    """The first attempt failed and the next waits for TT_matching_rate when the CP leaves B: the
+    result says why (before, it was a bare 'aborted')."""
+    timers = STANDARD.scaled(0.1)
+    machine = EvSlac(EV, timers=timers, random=counter_random())
+    out = machine.start(0.0)
+    now = 0.0
+    while machine._restart_at is None:
+        now += 0.001
+        machine.poll(now)
+    out = machine.abort("CP state B -> A during matching")
+    assert isinstance(machine.result, Failed) and machine.result.reason == "CP state B -> A during matching"
+    assert machine.state is EvState.FAILED

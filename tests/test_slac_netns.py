@@ -505,3 +505,36 @@ def test_qualcomms_pev_tool_matches_our_evse_through_the_modem_emulators(line, r
     assert matched.ev_mac == line.stations["ev"].mac
     keys = line.recorder.select(layer="slac", name="KeySet", observer="evse")
     assert keys and keys[-1].payload["result"] == 0x01  # our EVSE took the QCA firmware's success
+
+
+def test_slac_between_two_harness_parts_failing_is_the_harnesss_failure(tmp_path):
+    """On the netns rig both SLAC ends are the harness's: the reference EVSE's SLAC not answering
+    (here stopped; under load, late) is a HarnessFailure -- verdict error with the cause -- not the
+    charger's failure. With EV faults injected, a failed match stays the test's to judge."""
+    from harness.slac.ev import EvFaults, Failed
+    from harness.verdicts import HarnessFailure
+
+    rig = Rig(load_rig(ROOT / "rigs" / "emulated-netns.yaml"), run_dir=tmp_path, trace=Recorder(tmp_path / "t.jsonl"))
+    with rig:
+        rig.run(rig.link.evse_slac.stop())
+        rig.ev.plug_in()
+        with pytest.raises(HarnessFailure, match="SLAC between the harness's EV and the reference EVSE's SLAC "
+                                                 "failed: no CM_SLAC_PARM.CNF"):
+            rig.link.match(timeout=10)
+        result = rig.link.match(timeout=10, faults=EvFaults(match_delay=0.1))
+        assert isinstance(result, Failed)
+        rig.ev.unplug()
+
+
+def test_slac_timeouts_of_an_emulated_rig_stay_at_the_standards_short_values():
+    """Scaled for an emulated rig, the response timers stay what ISO 15118-3 says (200 ms for a
+    confirmation): below that a loaded host, not the peer, decides whether an answer is in time."""
+    from harness.slac.timing import RIG_MIN_TIMEOUT
+
+    rig = load_rig(ROOT / "rigs" / "emulated-netns.yaml")
+
+    scaled = STANDARD.scaled(0.1, min_timeout=RIG_MIN_TIMEOUT)
+    assert (scaled.TT_match_response, scaled.TT_match_sequence, scaled.TT_EV_atten_results) == (0.2, 0.4, 1.2)
+    assert scaled.TT_EVSE_SLAC_init == pytest.approx(5.0) and scaled.TT_EVSE_match_session == 1.5
+    assert scaled.TP_EV_batch_msg_interval == pytest.approx(0.002)  # a pause the EV chooses scales freely
+    assert rig.time_scale == 0.1

@@ -47,7 +47,8 @@ class EvProfile:
     max_discharge_kw: float = 11.0
     departure_time: int = 7200
     plan: ChargePlan = field(default_factory=ChargePlan)
-    #: "installed" (a contract from the run's PKI), "install" (CertificateInstallation), "none"
+    #: "installed" (a contract from the run's PKI at plug-in), "install" / "none" (no contract at
+    #: plug-in; a case gets one through CertificateInstallation with ev.charge(certificate="install"))
     contract: str = "installed"
     path: Path | None = None
 

@@ -1,6 +1,6 @@
 """Correlation keys of OCPP messages: what ties a frame to a transaction, a token, an EVSE.
 
-The timeline indexes every OCPP event by these keys, so "the OCPP messages of transaction X" is
+Every OCPP event on the timeline carries these keys, so "the OCPP messages of transaction X" is
 one query whatever the version: 2.x carries ``transactionInfo.transactionId`` in
 TransactionEvent and ``transactionId`` in RequestStopTransaction; 1.6 carries an integer
 ``transactionId`` that the CSMS hands out in its StartTransaction.conf.

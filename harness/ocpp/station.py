@@ -3,8 +3,9 @@
 It keeps a station connected (reconnecting with back-off), registers it with BootNotification
 (retrying while the CSMS answers Pending or Rejected, B02/B03), sends heartbeats, and delivers
 transaction-related messages through an ordered outbox: generated while offline they are queued,
-marked ``offline`` (2.0.1 E04 / E.FR), and delivered in order after reconnect, each retried up to
-the configured attempts. Nothing is lost while the process lives. What the station *does* (when it
+marked ``offline`` (2.0.1 E04 / E.FR), and delivered in order after reconnect. One the CSMS refuses
+or never answers is retried up to the configured attempts and then dropped (recorded as
+``TransactionMessageDropped``); one queued while offline waits as long as the process lives. What the station *does* (when it
 starts a transaction, what it answers to RequestStartTransaction) belongs to the reference EVSE,
 which gives this client its handlers.
 """

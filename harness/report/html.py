@@ -27,14 +27,16 @@ text-align:left;vertical-align:top} th{background:#f3f5f7} .meta td:first-child{
 .v-pass{background:#1a7f37}.v-fail{background:#cf222e}.v-error{background:#8250df}.v-inconc{background:#bf8700}
 .v-skip{background:#6e7781}.v-notrun{background:#fff;color:#57606a;border:1px dashed #8c959f}
 .incomplete{border:2px solid #cf222e;background:#ffebe9;padding:.6em 1em;border-radius:4px;margin:1em 0}
-.incomplete b{color:#cf222e} .summary span{margin-right:1em} code,pre{font:12px/1.4 ui-monospace,monospace}
+.incomplete b{color:#cf222e} .summary span{margin-right:1em} td.t{white-space:nowrap} td.why{max-width:28em} code,pre{font:12px/1.4 ui-monospace,monospace}
 pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;margin:0}
 details{margin:.3em 0} summary{cursor:pointer} .ev td{font:12px ui-monospace,monospace}
 .muted{color:#57606a} .l-fault td,.l-verdict td{background:#fff8c5}
 """
 
 
-def render(document: dict[str, Any], trace: Recorder | None = None) -> str:
+def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path | None = None) -> str:
+    """The page; with the report ``folder``, evidence images are embedded, so the page keeps them
+    when it is sent on its own."""
     run = document["run"]
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Conformance report "
              f"{_e(run['id'])}</title><style>{_STYLE}</style></head><body>",
@@ -56,14 +58,14 @@ def render(document: dict[str, Any], trace: Recorder | None = None) -> str:
     parts.append("<h2>Rig</h2>")
     rig = run.get("rig") or {}
     parts.append(_table([(k, v) for k, v in rig.items()]))
-    parts.append("<h2>Test cases</h2><table><tr><th>Case</th><th>Title</th><th>Verdict</th><th>References</th>"
-                 "<th>KPIs</th><th>Time</th></tr>")
+    parts.append("<h2>Test cases</h2><table><tr><th>Case</th><th>Title</th><th>Verdict</th><th>Why</th>"
+                 "<th>References</th><th>KPIs</th><th>Time</th></tr>")
     for case in document["cases"]:
         parts.append(_case_row(case))
     parts.append("</table>")
     parts.append("<h2>Details</h2>")
     for case in document["cases"]:
-        parts.append(_case_details(case, trace))
+        parts.append(_case_details(case, trace, folder))
     parts.append(f"<p class='muted'>Full timeline: trace.jsonl. Machine-readable results: conformance.json."
                  f" Command: <code>{_e(' '.join(run.get('command') or []))}</code></p></body></html>")
     return "".join(parts)
@@ -119,16 +121,31 @@ def _kpis(case: dict[str, Any]) -> str:
 def _case_row(case: dict[str, Any]) -> str:
     anchor = _anchor(case)
     ev = " <b title='the EV is the device under test of this case'>EV</b>" if case.get("dut") == "ev" else ""
+    duration = f"{case['duration_s']:.2f} s" if case["verdict"] != "notrun" else "&mdash;"
     return (f"<tr><td><a href='#{anchor}'><code>{_e(case['instance'])}</code></a>{ev}</td><td>{_e(case['title'])}</td>"
-            f"<td><span class='v v-{case['verdict']}'>{_label(case['verdict'])}</span></td><td>{_references(case)}</td>"
-            f"<td>{_kpis(case)}</td><td>{case['duration_s']:.2f} s</td></tr>")
+            f"<td><span class='v v-{case['verdict']}'>{_label(case['verdict'])}</span></td>"
+            f"<td class='why'>{_e(_why(case))}</td><td>{_references(case)}</td>"
+            f"<td>{_kpis(case)}</td><td class='t'>{duration}</td></tr>")
+
+
+def _why(case: dict[str, Any]) -> str:
+    """The first line of a verdict's message, without the exception's type name, for the table;
+    the whole message is in the case's details."""
+    if case["verdict"] == "pass" or not case.get("message"):
+        return ""
+    line = case["message"].strip().splitlines()[0]
+    head, sep, rest = line.partition(": ")
+    if sep and head.isidentifier() and (head.endswith(("Error", "Failure", "Timeout", "Exception")) or head in
+                                        ("Skipped",)):
+        line = rest
+    return line if len(line) <= 200 else line[:199] + "\u2026"
 
 
 def _anchor(case: dict[str, Any]) -> str:
     return "case-" + "".join(c if c.isalnum() else "-" for c in case["instance"])
 
 
-def _case_details(case: dict[str, Any], trace: Recorder | None) -> str:
+def _case_details(case: dict[str, Any], trace: Recorder | None, folder: Path | None = None) -> str:
     parts = [f"<details id='{_anchor(case)}'{' open' if case['verdict'] in ('fail', 'error') else ''}>"
              f"<summary><span class='v v-{case['verdict']}'>{_label(case['verdict'])}</span> "
              f"<code>{_e(case['instance'])}</code> {_e(case['title'])}</summary>"]
@@ -138,13 +155,23 @@ def _case_details(case: dict[str, Any], trace: Recorder | None) -> str:
         parts.append(_table(case["parameters"].items()))
     plots = case.get("evidence", {}).get("plots", [])
     for plot in plots:
-        parts.append(f"<p><img alt='{_e(plot)}' src='{_e(plot)}' style='max-width:100%'></p>")
+        parts.append(f"<p><img alt='{_e(plot)}' src='{_image_source(plot, folder)}' style='max-width:100%'></p>")
     span = case.get("evidence", {}).get("trace_span")
     if trace is not None and span:
         events = [e for e in trace if span[0] <= e.seq <= span[1]]
         parts.append(_events_table(events))
     parts.append("</details>")
     return "".join(parts)
+
+
+def _image_source(plot: str, folder: Path | None) -> str:
+    """A data: URI of the image in ``folder`` (the page then needs no other file), else its path."""
+    path = folder / plot if folder is not None else None
+    if path is not None and path.is_file() and path.suffix.lower() == ".png":
+        import base64
+
+        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    return _e(plot)
 
 
 def _events_table(events: list[Event]) -> str:
@@ -170,5 +197,5 @@ def render_folder(folder: Path) -> Path:
     trace_file = folder / "trace.jsonl"
     trace = Recorder.load(trace_file) if trace_file.exists() else None
     target = folder / "conformance.html"
-    target.write_text(render(document, trace), encoding="utf-8")
+    target.write_text(render(document, trace, folder), encoding="utf-8")
     return target

@@ -1,7 +1,8 @@
 """Rig files: what plays each role (ev, evse, csms, meter, pilot, link) and with which settings.
 
 ``load_rig`` validates the whole file and raises :class:`RigFileError` listing every problem with
-its path. rigs/lab-example.yaml documents every field.
+its path. rigs/lab-example.yaml documents every field of a lab rig, rigs/emulated-netns.yaml those
+of the emulated power line.
 """
 
 from __future__ import annotations

@@ -38,8 +38,9 @@ from harness.netns import NetnsError, packet_socket, unavailable_reason
 from harness.rig.roles import Role, RoleUnavailable
 from harness.slac.ev import EvFaults, Failed, Matched
 from harness.slac.io import Endpoint, EvSlacSession
-from harness.slac.timing import STANDARD, SlacTimers
+from harness.slac.timing import RIG_MIN_TIMEOUT, STANDARD, SlacTimers
 from harness.trace.pcap import CaseCapture, LinkCapture, packet_tap
+from harness.verdicts import HarnessFailure
 from harness.v2g.transport import SocketFactory
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class LinkRole(Role):
         self.config = rig.config.link
         self.kind = self.config.kind
         scale = rig.config.time_scale
-        self.timers: SlacTimers = STANDARD.scaled(scale) if scale != 1.0 else STANDARD
+        self.timers: SlacTimers = STANDARD.scaled(scale, min_timeout=RIG_MIN_TIMEOUT) if scale != 1.0 else STANDARD
         self.line: "PowerLine | None" = None
         self.capture: LinkCapture | None = None
         self.evse_slac: "PyslacEvse | None" = None
@@ -301,6 +302,12 @@ class LinkRole(Role):
         finally:
             session.close()
         self.last_match, self.last_match_at = result, self.rig.trace.now()
+        if isinstance(result, Failed) and self.evse_slac is not None and faults == EvFaults() \
+                and result.reason.startswith("no CM_"):
+            # both ends are the harness's (its EV, the reference EVSE's SLAC): an answer that did not
+            # come is the harness's failure (a loaded host), not the charger's
+            raise HarnessFailure(f"SLAC between the harness's EV and the reference EVSE's SLAC failed: "
+                                 f"{result.reason} (reasons of each attempt: {'; '.join(result.reasons)})")
         return result
 
     async def join(self, plugged_at: float) -> Matched | Failed | None:

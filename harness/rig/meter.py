@@ -182,8 +182,9 @@ class MeterRole(Role):
 
     @contextlib.contextmanager
     def measuring(self) -> Iterator[MeterRun]:
-        """Integrator reset and started, background samples on the timeline; on leaving, the
-        integrator is stopped and the final reading taken. An instrument failure inside (in the
+        """Integrator reset and started, background samples on the timeline; on a normal exit the
+        integrator is stopped and the final reading taken (after an exception only the sampler
+        stops here; the rig's restore stops the integrator). An instrument failure inside (in the
         sampler or a call) is raised here, after the evidence is on the timeline."""
         analyzer = self._need()
         analyzer.reset_integration()

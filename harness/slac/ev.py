@@ -192,7 +192,10 @@ class EvSlac:
         return out
 
     def abort(self, reason: str) -> list[Output]:
-        """Stop matching at once (CP left state B/C/D, the EV was unplugged)."""
+        """Stop matching at once (CP left state B/C/D, the EV was unplugged), also between two
+        attempts (a failed one, the next one waiting for TT_matching_rate)."""
+        if self.state is EvState.IDLE and self._restart_at is not None:
+            return self._fail(reason, final=True)
         if self.state in (EvState.IDLE, EvState.MATCHED, EvState.FAILED):
             self.state = EvState.IDLE
             return []

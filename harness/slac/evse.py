@@ -28,7 +28,7 @@ from typing import Any
 from harness.emulators.pilot import DIGITAL_COMMUNICATION, NO_PWM, CpState, SimulatedPilot
 from harness.netns import ETH_P_ALL, packet_socket
 from harness.slac import frames as f
-from harness.slac.timing import STANDARD, SlacTimers
+from harness.slac.timing import STANDARD, SlacTimers, scale_timer
 from harness.trace import Layer, Recorder
 
 # pyslac calls logging.basicConfig(level=DEBUG) at import, which would make every library in the
@@ -50,8 +50,10 @@ _STANDARD_PYSLAC_TIMERS = {member.name: float(member.value) for member in _pysla
 
 
 def _scale_pyslac(timers: SlacTimers) -> None:
-    """pyslac's timers for this process: the enum replaced by scaled plain values."""
-    values = {name: value * timers.scale for name, value in _STANDARD_PYSLAC_TIMERS.items()}
+    """pyslac's timers for this process: the enum replaced by scaled plain values (its timers
+    are all timeouts: they keep the floor of :func:`harness.slac.timing.scale_timer`)."""
+    values = {name: scale_timer(f"TT_{name}", value, timers.scale, timers.min_timeout)
+              for name, value in _STANDARD_PYSLAC_TIMERS.items()}
     _pyslac_session.Timers = types.SimpleNamespace(**values)
     # the pause after CM_SET_KEY.CNF is a QCA habit of 10 s, not ISO 15118-3: keep it short
     _pyslac_session.SLAC_SETTLE_TIME = min(_pyslac_enums.SLAC_SETTLE_TIME, 2.0) * timers.scale
