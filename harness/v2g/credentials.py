@@ -112,10 +112,6 @@ class V2gMaterial:
         return tls.iso2_secc_context(untrusted / "secc-chain.pem", untrusted / "secc.key", keylog=self.keylog,
                                      maximum=ssl.TLSVersion.TLSv1_3)
 
-    def untrusted_secc_tls(self) -> SeccTls:
-        """An SECC that presents a chain from a V2G root nobody trusts to every EV (fault fail_tls)."""
-        return SeccTls(forced=self.untrusted_secc_context())
-
     def evcc_context(self, protocols: Sequence[str] | str, *, trusted: bool = True) -> ssl.SSLContext:
         """The EV's context for a session offering ``protocols`` (sap keys, or a generation):
         TLS 1.3 and the vehicle certificate for -20, TLS 1.2 for -2 and DIN, the V2G roots of
