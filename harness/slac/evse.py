@@ -12,7 +12,12 @@ them like any other part of the reference EVSE:
 - timers follow the rig's scale: pyslac reads its ``Timers`` enum and the CM_SET_KEY settle time
   from module globals, which :func:`_scale_pyslac` replaces for the process (pyslac has no
   per-session setting for them);
-- each step (and its result) goes on the timeline as layer ``slac`` with observer ``evse``.
+- each step (and its result) goes on the timeline as layer ``slac`` with observer ``evse``;
+- a running match is cancelled until it has ended (:func:`cancel_until_done`, which also replaces
+  pyslac's ``cancel_task``): pyslac reads every frame through ``asyncio.wait_for``, which on
+  Python 3.11 drops a cancellation that arrives together with a frame (CPython gh-86296, fixed in
+  3.12). A single cancel during the sounds was then lost, the unplug never finished and the EVSE
+  ignored every later plug-in.
 
 pyslac needs environs<10 and so marshmallow<4 (pinned in pyproject.toml).
 """
@@ -45,6 +50,18 @@ for _handler in [h for h in _root.handlers if h not in _root_state[1]]:
     _root.removeHandler(_handler)
 for _name in ("slac_session", "async_linux_socket", "slac_utils", "pyslac"):
     logging.getLogger(_name).setLevel(logging.ERROR)
+
+async def cancel_until_done(task: asyncio.Task) -> None:
+    """Cancel ``task`` and wait for its end, cancelling again while it runs on (a cancellation
+    swallowed by ``asyncio.wait_for`` on Python 3.11 is followed by another)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.05)
+    if not task.cancelled():
+        task.exception()  # retrieved: an error of the ended match is not reported as never retrieved
+
+
+_pyslac_session.cancel_task = cancel_until_done
 
 _STANDARD_PYSLAC_TIMERS = {member.name: float(member.value) for member in _pyslac_enums.Timers}
 
@@ -189,8 +206,7 @@ class PyslacEvse:
         if self.session is not None:
             task = self.session.matching_process_task
             if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await cancel_until_done(task)
             self.session.socket.close()
         await asyncio.gather(*self._pending, return_exceptions=True)
 
@@ -230,7 +246,8 @@ class PyslacEvse:
             await asyncio.sleep(0.02)
 
     async def wait_matched(self, timeout: float) -> EvseMatch:
-        await asyncio.wait_for(self.matched.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self.matched.wait()
         assert self.match is not None
         return self.match
 
