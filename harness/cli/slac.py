@@ -77,7 +77,8 @@ async def _ev(args, recorder, endpoint, timers) -> int:
     ev_mac = session.mac
     timeout = args.timeout or (timers.TT_matching_repetition + 5)
     try:
-        result = await asyncio.wait_for(session.match(), timeout)
+        async with asyncio.timeout(timeout):
+            result = await session.match()
     except TimeoutError:
         print(f"no result within {timeout:g} s", file=sys.stderr)
         return 1

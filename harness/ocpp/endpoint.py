@@ -309,7 +309,8 @@ class OcppEndpoint:
             self._pending[message_id] = _Pending(action, payload, future)
             try:
                 await self._send_frame(Call(message_id, action, payload), action=action)
-                return await asyncio.wait_for(future, timeout if timeout is not None else self.response_timeout)
+                async with asyncio.timeout(timeout if timeout is not None else self.response_timeout):
+                    return await future
             except asyncio.TimeoutError:
                 self._emit(Layer.OCPP, action, f"no response to {action} within "
                                    f"{timeout if timeout is not None else self.response_timeout:g} s",

@@ -230,7 +230,8 @@ class StationClient:
         while True:
             self._heartbeat_changed.clear()
             try:
-                await asyncio.wait_for(self._heartbeat_changed.wait(), self.heartbeat_interval)
+                async with asyncio.timeout(self.heartbeat_interval):
+                    await self._heartbeat_changed.wait()
                 continue  # the interval changed: start counting again
             except asyncio.TimeoutError:
                 pass

@@ -478,7 +478,8 @@ class EvseRole(Role):
             await self.emulator.stop()
             await self._start_emulator(profile, password=password, client=client)
             # a restarted station boots anew; wait for its own registration, not an older one
-            await asyncio.wait_for(self.emulator.station.registered.wait(), self.config.boot_timeout)
+            async with asyncio.timeout(self.config.boot_timeout):
+                await self.emulator.station.registered.wait()
 
         self.rig.run(restart())
         self.security_profile = profile

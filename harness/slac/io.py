@@ -76,7 +76,8 @@ class RawLink:
         if timeout is not None and timeout <= 0:
             return self._queue.get_nowait() if not self._queue.empty() else None
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self._queue.get()
         except TimeoutError:
             return None
 

@@ -305,7 +305,8 @@ async def discover(recorder: Recorder, *, tls: bool, target: str = ALL_NODES, po
                               payload={"datagram": datagram.hex().upper(), "to": target, "port": port})
             timeout = max(0.0, (client.deadline or loop.time()) - loop.time())
             try:
-                data, sender = await asyncio.wait_for(protocol.queue.get(), timeout)
+                async with asyncio.timeout(timeout):
+                    data, sender = await protocol.queue.get()
             except (TimeoutError, asyncio.TimeoutError):
                 datagram = client.poll(loop.time())
                 continue

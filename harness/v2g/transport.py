@@ -103,7 +103,8 @@ class V2gConnection:
             if self.parser.broken:
                 raise ConnectionClosed("framing lost")
             try:
-                data = await asyncio.wait_for(self.reader.read(65536), timeout)
+                async with asyncio.timeout(timeout):
+                    data = await self.reader.read(65536)
             except (TimeoutError, asyncio.TimeoutError):
                 raise  # TimeoutError is an OSError: it must not read as a lost connection
             except (ConnectionError, ssl.SSLError, OSError) as exc:
@@ -133,7 +134,8 @@ class V2gConnection:
         self.closed = True
         try:
             self.writer.close()
-            await asyncio.wait_for(self.writer.wait_closed(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self.writer.wait_closed()
         except (ConnectionError, ssl.SSLError, OSError, TimeoutError, asyncio.TimeoutError):
             pass
 
@@ -150,7 +152,8 @@ class Listener:
     async def close(self) -> None:
         self.server.close()
         try:
-            await asyncio.wait_for(self.server.wait_closed(), 2.0)
+            async with asyncio.timeout(2.0):
+                await self.server.wait_closed()
         except (TimeoutError, asyncio.TimeoutError):
             pass
 
@@ -241,11 +244,12 @@ async def _refuse(sock: socket.socket, alert: bytes) -> None:
     client sent (a close with unread bytes would be a reset, and the alert lost with it)."""
     loop = asyncio.get_running_loop()
     try:
-        await asyncio.wait_for(loop.sock_sendall(sock, alert), 1.0)
+        async with asyncio.timeout(1.0):
+            await loop.sock_sendall(sock, alert)
         sock.shutdown(socket.SHUT_WR)
-        deadline = loop.time() + 1.0
-        while loop.time() < deadline and await asyncio.wait_for(loop.sock_recv(sock, 4096), 1.0):
-            pass
+        async with asyncio.timeout(1.0):
+            while await loop.sock_recv(sock, 4096):
+                pass
     except (OSError, TimeoutError, asyncio.TimeoutError):
         pass
 
@@ -266,7 +270,8 @@ async def _peek_client_hello(sock: socket.socket, timeout: float) -> bytes:
         ready = loop.create_future()
         loop.add_reader(sock.fileno(), lambda: ready.done() or ready.set_result(None))
         try:
-            await asyncio.wait_for(ready, max(0.0, deadline - loop.time()))
+            async with asyncio.timeout_at(deadline):
+                await ready
         except (TimeoutError, asyncio.TimeoutError):
             raise ClientHelloError(f"no complete ClientHello within {timeout:g} s") from None
         finally:
@@ -366,7 +371,8 @@ async def connect(host: str, port: int, *, context: ssl.SSLContext | None = None
     goes into the TLS handshake: an EV addresses the SECC by its IP address. ``sockets`` makes the
     connection's socket (in the EV's network namespace on the netns rig)."""
     opening = _open_from(sockets or socket.socket, host, port, context, timeout)
-    reader, writer = await asyncio.wait_for(opening, timeout)
+    async with asyncio.timeout(timeout):
+        reader, writer = await opening
     return V2gConnection(reader, writer, accepted=accepted)
 
 
