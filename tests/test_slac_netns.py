@@ -51,19 +51,25 @@ def line(tmp_path):
         assert built.close() == []
 
 
-async def _match(line: PowerLine, *, neighbour_db: float | None = None, capture: Path | None = None,
-                 modems_started: bool = False):
-    recorder = line.recorder
+async def _reference_evse(line: PowerLine, *, timers=TIMERS, modems_started: bool = False):
+    """The modems up, the EV 18 dB from the EVSE, the reference EVSE's SLAC following a pilot in A."""
     if not modems_started:
         line.start_modems()
     line.set_attenuation("ev", "evse", 18)
+    pilot = SimulatedPilot(line.recorder)
+    evse = PyslacEvse(line.recorder, line.stations["evse"].endpoint, timers=timers)
+    await evse.start(pilot)
+    return pilot, evse
+
+
+async def _match(line: PowerLine, *, neighbour_db: float | None = None, capture: Path | None = None,
+                 modems_started: bool = False):
+    recorder = line.recorder
     tap = None
     if capture is not None:
         tap = LinkCapture(recorder, packet_tap("plc0", line.stations["ev"].netns), capture, where="ev")
         tap.start()
-    pilot = SimulatedPilot(recorder)
-    evse = PyslacEvse(recorder, line.stations["evse"].endpoint, timers=TIMERS)
-    await evse.start(pilot)
+    pilot, evse = await _reference_evse(line, modems_started=modems_started)
     neighbour = None
     if neighbour_db is not None:
         line.set_attenuation("ev", "neighbour", neighbour_db)
@@ -125,15 +131,13 @@ def test_an_unplug_the_match_does_not_take_at_once_still_ends_it(line, run):
         await asyncio.sleep(3600)
 
     async def scenario():
-        line.start_modems()
-        line.set_attenuation("ev", "evse", 18)
-        pilot = SimulatedPilot(line.recorder)
-        evse = PyslacEvse(line.recorder, line.stations["evse"].endpoint, timers=TIMERS)
-        await evse.start(pilot)
+        pilot, evse = await _reference_evse(line)
         ev = EvSlacSession(line.recorder, line.stations["ev"].endpoint, timers=TIMERS)
         try:
             await pilot.set_state(CpState.B)
-            await pilot.wait_for(lambda _: evse.session.matching_process_task is not None, 2)
+            async with asyncio.timeout(2):
+                while evse.session.matching_process_task is None:  # the EVSE's CP handling starts it
+                    await asyncio.sleep(0.01)
             running = evse.session.matching_process_task
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
@@ -530,11 +534,7 @@ def test_qualcomms_pev_tool_matches_our_evse_through_the_modem_emulators(line, r
     tool = _qualcomm_tool("pev")
 
     async def scenario():
-        line.start_modems()
-        line.set_attenuation("ev", "evse", 18)
-        pilot = SimulatedPilot(line.recorder)
-        evse = PyslacEvse(line.recorder, line.stations["evse"].endpoint, timers=STANDARD)
-        await evse.start(pilot)
+        pilot, evse = await _reference_evse(line, timers=STANDARD)
         try:
             await pilot.set_state(CpState.B)
             printed = await _output(await _qualcomm(tool, line.stations["ev"].netns, tmp_path), 40)
