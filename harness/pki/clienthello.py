@@ -15,7 +15,7 @@ Wire format: RFC 8446 4.1.2 and 5.1 (TLS 1.2 has the same ClientHello framing, R
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -36,8 +36,6 @@ TLS12 = 0x0303
 TLS13 = 0x0304
 #: named groups (IANA TLS Supported Groups)
 SECP256R1, SECP521R1, X25519, X448 = 0x0017, 0x0019, 0x001D, 0x001E
-#: signature schemes (IANA TLS SignatureScheme)
-ECDSA_SECP256R1_SHA256, ECDSA_SECP521R1_SHA512, ED448 = 0x0403, 0x0603, 0x0808
 
 #: TLS alerts a server sends before the handshake when it has nothing to offer (RFC 8446 6.2)
 ALERT_HANDSHAKE_FAILURE = 40
@@ -68,7 +66,6 @@ class TrustedAuthority:
 @dataclass(frozen=True)
 class ClientHello:
     legacy_version: int
-    cipher_suites: tuple[int, ...]
     #: supported_versions if sent (TLS 1.3 clients), else the legacy version alone
     versions: tuple[int, ...]
     groups: tuple[int, ...] = ()
@@ -77,7 +74,6 @@ class ClientHello:
     #: DER distinguished names of ``certificate_authorities``
     certificate_authorities: tuple[bytes, ...] = ()
     trusted_ca_keys: tuple[TrustedAuthority, ...] = ()
-    extensions: tuple[int, ...] = field(default=(), repr=False)
 
     @property
     def tls13(self) -> bool:
@@ -94,8 +90,8 @@ class ClientHello:
             return True
         if not self.trusted_ca_keys:
             return False
-        key = root.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        digests = {"key_sha1_hash": hashlib.sha1(_subject_public_key(key)).digest(),
+        # key_sha1_hash is the SHA-1 of the subjectPublicKey BIT STRING: a key identifier of method 1 (RFC 5280 4.2.1.2)
+        digests = {"key_sha1_hash": x509.SubjectKeyIdentifier.from_public_key(root.public_key()).digest,
                    "cert_sha1_hash": hashlib.sha1(root.public_bytes(serialization.Encoding.DER)).digest(),
                    "x509_name": subject}
         return any(digests.get(a.kind) == a.value for a in self.trusted_ca_keys)
@@ -160,21 +156,18 @@ def parse_client_hello(data: bytes) -> ClientHello:
         raise ClientHelloError("ClientHello cipher_suites has an odd length")
     body.vector(1, "legacy_compression_methods")
     found: dict[str, object] = {}
-    extensions: list[int] = []
     if body.remaining:
         block = _Reader(body.vector(2, "extensions"), "extensions")
         while block.remaining:
             kind = block.uint(2)
-            extensions.append(kind)
             _extension(kind, _Reader(block.vector(2, f"extension {kind}"), f"extension {kind}"), found)
     versions = found.get("versions") or (legacy_version,)
-    return ClientHello(legacy_version, _uint16s(suites), tuple(versions),  # type: ignore[arg-type]
+    return ClientHello(legacy_version, tuple(versions),  # type: ignore[arg-type]
                        groups=found.get("groups", ()),  # type: ignore[arg-type]
                        signature_algorithms=found.get("signature_algorithms", ()),  # type: ignore[arg-type]
                        server_name=found.get("server_name"),  # type: ignore[arg-type]
                        certificate_authorities=found.get("certificate_authorities", ()),  # type: ignore[arg-type]
-                       trusted_ca_keys=found.get("trusted_ca_keys", ()),  # type: ignore[arg-type]
-                       extensions=tuple(extensions))
+                       trusted_ca_keys=found.get("trusted_ca_keys", ()))  # type: ignore[arg-type]
 
 
 def _extension(kind: int, data: "_Reader", found: dict[str, object]) -> None:
@@ -244,23 +237,6 @@ class _Reader:
 
 def _uint16s(data: bytes) -> tuple[int, ...]:
     return tuple(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data) - 1, 2))
-
-
-def _subject_public_key(spki: bytes) -> bytes:
-    """The BIT STRING contents of a SubjectPublicKeyInfo: what RFC 6066's key_sha1_hash hashes."""
-    # SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING }
-    def header(data: bytes, at: int) -> tuple[int, int]:
-        length = data[at + 1]
-        if length < 0x80:
-            return at + 2, length
-        count = length & 0x7F
-        return at + 2 + count, int.from_bytes(data[at + 2:at + 2 + count], "big")
-
-    start, _ = header(spki, 0)
-    algorithm_start, algorithm_length = header(spki, start)
-    bit_string = algorithm_start + algorithm_length
-    content, length = header(spki, bit_string)
-    return spki[content + 1:content + length]  # past the unused-bits octet
 
 
 def _name(der: bytes) -> str:

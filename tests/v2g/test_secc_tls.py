@@ -176,7 +176,7 @@ def test_the_harness_ev_offers_what_its_protocols_need_and_no_server_name(materi
 
 
 def _hello(versions, groups=(SECP256R1,), authorities=(), trusted=()) -> ClientHello:
-    return ClientHello(TLS12, (), tuple(versions), tuple(groups), certificate_authorities=tuple(authorities),
+    return ClientHello(TLS12, tuple(versions), tuple(groups), certificate_authorities=tuple(authorities),
                        trusted_ca_keys=tuple(trusted))
 
 
