@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import hashlib
 import shutil
 import socket
 import ssl
@@ -199,11 +200,15 @@ def test_the_roots_the_ev_names_decide_first(material):
     named2 = tls.choose(_hello([TLS13], [SECP521R1], authorities=[iso2_root.subject.public_bytes()]))
     assert named2.generation == "iso2" and named2.context is tls.iso2_tls13
     # trusted_ca_keys with the -20 root's certificate hash
-    from cryptography.hazmat.primitives import hashes as _hashes
-
-    digest = iso20_root.fingerprint(_hashes.SHA1())
+    digest = iso20_root.fingerprint(hashes.SHA1())
     named20 = tls.choose(_hello([TLS13, TLS12], [SECP256R1], trusted=[TrustedAuthority("cert_sha1_hash", digest)]))
     assert named20.generation == "iso20"
+    # trusted_ca_keys with the SHA-1 of the -20 root's key: for an EC key the subjectPublicKey BIT
+    # STRING holds the uncompressed point (RFC 5480 2.2), which RFC 6066 6 hashes
+    point = iso20_root.public_key().public_bytes(serialization.Encoding.X962,
+                                                 serialization.PublicFormat.UncompressedPoint)
+    by_key = TrustedAuthority("key_sha1_hash", hashlib.sha1(point).digest())
+    assert tls.choose(_hello([TLS13, TLS12], [SECP256R1], trusted=[by_key])).generation == "iso20"
     # an SECC that does not offer -20 never presents its -20 chain
     tls.offers_iso20 = False
     assert tls.choose(_hello([TLS13, TLS12], [SECP521R1])).generation == "iso2"
