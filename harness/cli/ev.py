@@ -57,6 +57,7 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
     from harness.trace import Recorder
     from harness.v2g.credentials import V2gMaterial
     from harness.v2g.links import InterfaceError, interface_address, interface_evccid
+    from harness.v2g.sap import pki_generation
     from harness.v2g.sdp import ALL_NODES, SdpError, discover
     from harness.v2g.timers import Timing
     from harness.v2g.vehicle import Vehicle
@@ -77,7 +78,7 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
                               control=args.control or profile.plan.control,
                               cycles=args.cycles if args.cycles is not None else profile.plan.cycles,
                               discharge=args.discharge)
-    generation = "iso20" if protocols[0].startswith("iso20") else "iso2"
+    generation = pki_generation(protocols[0])
     tls = args.tls if args.tls is not None else (generation == "iso20" or plan.identification == "PnC")
     out = args.out or Path(tempfile.mkdtemp(prefix="harness-ev-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +100,7 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
     if material is not None and plan.identification == "PnC":
         # the contract of each generation offered; the session uses the one of the protocol chosen
         vehicle.wallet = {g: material.ev_credentials(g) for g in
-                          {"iso20" if p.startswith("iso20") else "iso2" for p in protocols}}
+                          {pki_generation(p) for p in protocols}}
         vehicle.credentials = vehicle.wallet[generation]
     trace = Recorder(out / "trace.jsonl")
     if not args.quiet:

@@ -80,7 +80,7 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
             raise UsageError(str(exc)) from None
     try:
         mo_roots = load_certificates(args.mo_roots) if args.mo_roots else \
-            (material.mo_roots("iso2") + material.mo_roots("iso20") if material else [])
+            (material.all_mo_roots() if material else [])
     except CertificateFileError as exc:
         raise UsageError(f"--mo-roots: {exc}") from None
     if "PnC" in caps.identification and not mo_roots:

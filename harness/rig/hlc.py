@@ -271,11 +271,11 @@ class HlcDriver:
         vehicle.plan = plan
         # DIN / -2 EVCCID: the MAC of the EV's interface on the link, as SLAC saw it ([V2G2-879])
         vehicle.mac = self.rig.link.ev_mac() or self.profile.evccid
-        generation = "iso20" if plan.protocols[0].startswith("iso20") else "iso2"
+        generation = sap.pki_generation(plan.protocols[0])
         emulated = self.rig.evse.emulated
         if plan.identification == "PnC" and emulated:
             # one set per generation: a -20 session never presents the -2 contract (P-256) it holds
-            for wanted in {"iso20" if p.startswith("iso20") else "iso2" for p in plan.protocols}:
+            for wanted in {sap.pki_generation(p) for p in plan.protocols}:
                 credentials = self._credentials.get(wanted)
                 if credentials is None or not credentials.contract_chain or plan.certificate == "install":
                     self._credentials[wanted] = material(self.rig).ev_credentials(

@@ -113,7 +113,8 @@ class _HarnessSession(_pyslac_session.SlacEvseSession):
         confirmation = await super().evse_set_key()
         # pyslac does not read RESULT; a modem's 0x00 (HomePlug text) and 0x01 (QCA firmware) both
         # mean the key is set, anything else is a refusal
-        result = confirmation[19] if len(confirmation) > 19 else None
+        # RESULT is the first octet after the MME header
+        result = confirmation[f.HEADER_LENGTH] if len(confirmation) > f.HEADER_LENGTH else None
         if result not in f.SET_KEY_SUCCESS:
             self.owner._record("KeyRefused", f"the EVSE's modem refused the key (CM_SET_KEY.CNF RESULT "
                                f"{'missing' if result is None else f'0x{result:02X}'})", result=result)

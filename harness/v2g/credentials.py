@@ -29,6 +29,7 @@ from harness.pki.iso15118 import Iso15118Pki, build_iso15118_pki, write_iso15118
 from harness.pki.manifest import Manifest
 from harness.pki.profiles import DEFAULT_EMAID, DEFAULT_EVSE_ID, PROFILES, Generation, Role
 from harness.v2g.pnc import ContractDelivery
+from harness.v2g.sap import pki_generation
 from harness.v2g.secc_tls import SeccTls
 from harness.v2g.vehicle import Credentials
 
@@ -81,7 +82,7 @@ class V2gMaterial:
 
     def path(self, generation: str, filename: str) -> Path:
         folders = self.folders or {}
-        folder = folders.get(generation) or self.directory / ("iso20" if generation == "iso20" else "iso2")
+        folder = folders.get(generation) or self.directory / pki_generation(generation)
         return folder / filename
 
     # -- TLS --------------------------------------------------------------------------------
@@ -118,7 +119,7 @@ class V2gMaterial:
         those generations trusted (``trusted=False``: only a root no SECC chains to, fault fail_tls).
         No server name is sent: an EV names no host."""
         offered = (protocols,) if isinstance(protocols, str) else tuple(protocols)
-        generations = {"iso20" if p.startswith("iso20") else "iso2" for p in offered}
+        generations = {pki_generation(p) for p in offered}
         if trusted:
             roots = [self.path(g, "v2g-root.pem") for g in sorted(generations)]
         else:
@@ -159,6 +160,10 @@ class V2gMaterial:
             return [issued.cert]
         path = self.path(generation, "mo-root.pem")
         return load_certificates(path) if path.is_file() else []
+
+    def all_mo_roots(self) -> list[x509.Certificate]:
+        """The MO roots of both generations, for an SECC that takes -2 and -20 contracts."""
+        return self.mo_roots("iso2") + self.mo_roots("iso20")
 
     def tariff_key(self, generation: str) -> Any:
         """The key that signs SalesTariffs (the MO Sub-CA 2's, standing in for the MO's)."""

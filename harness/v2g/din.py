@@ -216,7 +216,6 @@ class DinRules(Rules):
         e.context.update(loops=0, dc=True, welding=0)
         if not e.ev.plan.dc:
             e.context["stop"] = "DIN 70121 is DC only"
-        e.evccid = e.ev.evccid("din")
         return Request("SessionSetupReq", {"EVCCID": e.evccid})
 
     def evcc_next(self, e: EvccSession, name: str, body: dict, message: dict) -> Request | Stop:

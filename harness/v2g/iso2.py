@@ -446,7 +446,6 @@ class Iso2Rules(Rules):
 
     def evcc_first(self, e: EvccSession) -> Request:
         e.context.update(loops=0, dc=e.ev.plan.dc, welding=0)
-        e.evccid = e.ev.evccid("iso2")
         return Request("SessionSetupReq", {"EVCCID": e.evccid})
 
     def evcc_next(self, e: EvccSession, name: str, body: dict, message: dict) -> Request | Stop:

@@ -477,7 +477,6 @@ class Iso20Rules(Rules):
         plan = e.ev.plan
         dc = e.protocol is not None and e.protocol.key == "iso20-dc"
         e.context.update(loops=0, dc=dc, welding=0, bpt=plan.bpt, control=plan.control)
-        e.evccid = e.ev.evccid("iso20")
         return Request("SessionSetupReq", {"EVCCID": e.evccid})
 
     def evcc_next(self, e: EvccSession, name: str, body: dict, message: dict) -> Request | Stop:

@@ -54,6 +54,12 @@ class NegotiationError(Exception):
     """A handshake that cannot go on (for the EVCC: an answer it cannot use)."""
 
 
+def pki_generation(key: str) -> str:
+    """The Plug & Charge and TLS generation of a protocol key (or a family): "iso20" for the -20
+    protocols, "iso2" for -2 and for DIN 70121, which has no PKI of its own."""
+    return "iso20" if key.startswith("iso20") else "iso2"
+
+
 def protocol(key: str) -> AppProtocol:
     try:
         return PROTOCOLS[key]

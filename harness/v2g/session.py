@@ -552,8 +552,8 @@ class EvccSession(_Session):
         self.protocol = chosen
         self.rules = rules_for(chosen.family)
         self.session_id = self.resume_session_id or messages.NO_SESSION[chosen.family]
-        if hasattr(self.ev, "use_credentials_of"):  # the contract of the generation the SECC chose
-            self.ev.use_credentials_of(chosen.family)
+        self.ev.use_credentials_of(chosen.family)  # the contract of the generation the SECC chose
+        self.evccid = self.ev.evccid(chosen.family)
         events: list[Event] = [Notice("ProtocolNegotiated", f"EVCC: SECC chose {chosen.key}",
                                       {"protocol": chosen.key})]
         return events + self._step(self.rules.evcc_first(self))

@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.emulators.battery import Battery
 from harness.v2g.equipment import Grant
+from harness.v2g.sap import pki_generation
 
 ENERGY_MODES = ("AC", "DC", "AC_BPT", "DC_BPT")
 IDENTIFICATIONS = ("EIM", "PnC")
@@ -125,7 +126,7 @@ class Vehicle:
     wallet: dict[str, Credentials] = field(default_factory=dict)
 
     def use_credentials_of(self, family: str) -> None:
-        generation = "iso20" if family == "iso20" else "iso2"
+        generation = pki_generation(family)
         if generation in self.wallet:
             self.credentials = self.wallet[generation]
 

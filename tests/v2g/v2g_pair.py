@@ -82,7 +82,7 @@ async def start_pair(*, capabilities: EvseCapabilities | None = None, material: 
     if material is not None:
         port_options.setdefault("provisioning", material.provisioning())
         port_options.setdefault("tariff_key", material.tariff_key("iso2"))
-        port_options.setdefault("mo_roots", material.mo_roots("iso2") + material.mo_roots("iso20"))
+        port_options.setdefault("mo_roots", material.all_mo_roots())
     port = ChargePort(caps, **port_options)
     config = SeccConfig(tls=material.secc_tls() if material is not None else None,
                         protocols=caps.protocols)
