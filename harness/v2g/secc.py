@@ -10,6 +10,7 @@ ignored, or, when the stream's framing is lost with it, ends the connection
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import ssl
 from dataclasses import dataclass
@@ -83,8 +84,9 @@ class Secc:
                                            lambda c: self._serve(c, tls=False), accepted=ACCEPTED,
                                            sockets=self.config.sockets))
         if self.config.tls is not None:
-            self.tls = self.config.tls
-            self.tls.offers_iso20 = any(p.startswith("iso20") for p in self.config.protocols)
+            # this SECC's own copy: its protocols decide, and a fault may force a chain on it alone
+            self.tls = dataclasses.replace(self.config.tls, offers_iso20=any(
+                sap.pki_generation(p) == "iso20" for p in self.config.protocols))
             self.listeners.append(await listen_tls(self.config.host, self.config.tls_port,
                                                    lambda c: self._serve(c, tls=True), self._choose_tls,
                                                    accepted=ACCEPTED, sockets=self.config.sockets,
