@@ -176,13 +176,18 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """The cases this run will run, and the rig check before any of them: a rig that cannot come
-    up stops the run here, one line per problem, instead of an error per case."""
+    """The cases this run will run."""
     harness = _session(session.config)
-    if harness is None:
-        return
-    harness.planned = [item for item in session.items if _CASE in item.stash]
-    if not harness.planned:
+    if harness is not None:
+        harness.planned = [item for item in session.items if _CASE in item.stash]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """The rig check before the first case: a rig that cannot come up stops the run here, one line
+    per problem, instead of an error per case (not for --collect-only, which runs nothing)."""
+    harness = _session(session.config)
+    if harness is None or not harness.planned or session.config.option.collectonly:
         return
     from harness.rig.check import probe
 
@@ -195,12 +200,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         harness.rig_problems = [f"{r.what}: {r.detail}" for r in problems]
         harness.stop(f"the rig {harness.rig_config.name!r} cannot be used ({len(problems)} problem"
                      f"{'s' if len(problems) > 1 else ''}, see `harness rig check`)")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtestloop(session: pytest.Session) -> None:
-    harness = _session(session.config)
-    if harness is not None and harness.stop_reason is not None and harness.planned:
         raise session.Interrupted(harness.stop_reason)
 
 
@@ -549,8 +548,8 @@ def pytest_sessionfinish_conformance(session: pytest.Session, exitstatus: int) -
         return
     if harness.rig is not None and harness.rig.up:
         harness.rig.teardown()
-    _why_stopped(harness, session, exitstatus)
-    _not_run(harness)
+    _not_run(harness)  # why the run stopped is known: the tryfirst sessionfinish asked
+
     rig = harness.rig_config
     rig_info = {"name": rig.name, "kind": rig.kind, "file": str(rig.path) if rig.path else None,
                 "time_scale": rig.time_scale, "evse": rig.evse.kind, "ev": rig.ev.kind, "csms": rig.csms.kind,

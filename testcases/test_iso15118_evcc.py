@@ -10,15 +10,7 @@ from __future__ import annotations
 import pytest
 
 from harness.ocpp import commands
-from harness.rig.roles import RoleUnavailable
 from harness.v2g import faults
-
-
-def _inject(evse, *injected):
-    try:
-        evse.inject_v2g(*injected)
-    except RoleUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 def _ev_requests_after(rig, mark, name):
@@ -31,7 +23,7 @@ def _ev_requests_after(rig, mark, name):
 @pytest.mark.requires("ev", "iso15118", "remote_start")
 def test_ev_stops_after_a_failed_response(rig, csms, evse, ev, step):
     csms.call(*commands.remote_start(evse.version, "EVCC-001"))  # authorization, to reach the failure
-    _inject(evse, faults.response_code("ChargeParameterDiscoveryRes", "FAILED"))
+    evse.inject_v2g(faults.response_code("ChargeParameterDiscoveryRes", "FAILED"))
     mark = rig.trace.now()
     result = ev.charge(protocol="iso2", energy="AC", tls=False, cycles=2)
     assert not result.ok and result.outcome.response_code == "FAILED"
@@ -42,7 +34,7 @@ def test_ev_stops_after_a_failed_response(rig, csms, evse, ev, step):
 @pytest.mark.case("V2G-EVCC-002")
 @pytest.mark.requires("ev", "iso15118")
 def test_ev_gives_up_when_a_response_never_comes(rig, evse, ev, step):
-    _inject(evse, faults.drop("ServiceDiscoveryRes"))
+    evse.inject_v2g(faults.drop("ServiceDiscoveryRes"))
     result = ev.charge(protocol="iso2", energy="AC", tls=False, cycles=2)
     assert not result.ok and "V2G_EVCC_Msg_Timeout" in result.outcome.reason
 
@@ -50,7 +42,7 @@ def test_ev_gives_up_when_a_response_never_comes(rig, evse, ev, step):
 @pytest.mark.case("V2G-EVCC-003")
 @pytest.mark.requires("ev", "iso15118")
 def test_ev_refuses_an_untrusted_secc_certificate(rig, evse, ev, step):
-    _inject(evse, faults.fail_tls())
+    evse.inject_v2g(faults.fail_tls())
     result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1)
     assert not result.ok and "TlsHandshakeFailed" in result.outcome.reason
 
@@ -58,7 +50,7 @@ def test_ev_refuses_an_untrusted_secc_certificate(rig, evse, ev, step):
 @pytest.mark.case("V2G-EVCC-004")
 @pytest.mark.requires("ev", "iso15118")
 def test_ev_closes_on_undecodable_exi(rig, evse, ev, step):
-    _inject(evse, faults.corrupt("PaymentServiceSelectionRes", bits=32))
+    evse.inject_v2g(faults.corrupt("PaymentServiceSelectionRes", bits=32))
     result = ev.charge(protocol="iso2", energy="AC", tls=False, cycles=1)
     assert not result.ok
     assert rig.trace.last(layer="v2g", name="UndecodableMessage", observer="ev") is not None
@@ -67,7 +59,7 @@ def test_ev_closes_on_undecodable_exi(rig, evse, ev, step):
 @pytest.mark.case("V2G-EVCC-005")
 @pytest.mark.requires("ev", "iso15118")
 def test_ev_refuses_an_unexpected_response(rig, evse, ev, step):
-    _inject(evse, faults.repeat("PaymentServiceSelectionRes"))
+    evse.inject_v2g(faults.repeat("PaymentServiceSelectionRes"))
     result = ev.charge(protocol="iso2", energy="AC", tls=False, cycles=1)
     assert not result.ok and "expected PaymentServiceSelectionRes" in result.outcome.reason
 
@@ -75,7 +67,7 @@ def test_ev_refuses_an_unexpected_response(rig, evse, ev, step):
 @pytest.mark.case("V2G-EVCC-006")
 @pytest.mark.requires("ev", "iso15118")
 def test_ev_ignores_a_malformed_v2gtp_header(rig, evse, ev, step):
-    _inject(evse, faults.bad_header("SessionSetupRes", version=0x02, inverse=0xFD))
+    evse.inject_v2g(faults.bad_header("SessionSetupRes", version=0x02, inverse=0xFD))
     result = ev.charge(protocol="iso2", energy="AC", tls=False, cycles=1)
     assert not result.ok
     rejected = rig.trace.last(layer="v2g", name="V2gtpHeaderRejected", observer="ev")

@@ -13,7 +13,6 @@ import ipaddress
 
 import pytest
 
-from harness.rig.roles import RoleUnavailable
 from harness.slac import frames as f
 from harness.slac.ev import EvFaults, Failed, Matched
 from harness.trace import Layer
@@ -33,20 +32,13 @@ def _from_evse(trace, name: str, since: float) -> list[f.Mme]:
     return [f.parse(bytes.fromhex(e.payload["frame"])) for e in events]
 
 
-def _match(link, **options):
-    try:
-        return link.match(**options)
-    except RoleUnavailable as exc:
-        pytest.skip(str(exc))
-
-
 @pytest.mark.case("SLAC-001")
 @pytest.mark.requires("ev")
 def test_slac_match(rig, link, ev, step, kpi):
     mark = rig.trace.now()
     with step("plug in: the EVSE applies 5 % and the EV matches it"):
         ev.plug_in()
-        result = _match(link)
+        result = link.match()
         assert isinstance(result, Matched), f"no SLAC match: {result.reason}"
     run_id, me = result.run_id, rig.trace.first(name="SlacMatched", observer="ev", since=mark)
     ev_mac = me.keys["ev_mac"]
@@ -77,15 +69,12 @@ def test_slac_match(rig, link, ev, step, kpi):
 def test_crosstalk(rig, link, ev, step, dut_is):
     neighbour_db = 55.0 if dut_is == "near" else 8.0
     mark = rig.trace.now()
-    try:
-        neighbour_context = link.neighbour(attenuation_db=neighbour_db)
-        neighbour = neighbour_context.__enter__()
-    except RoleUnavailable as exc:
-        pytest.skip(str(exc))
+    neighbour_context = link.neighbour(attenuation_db=neighbour_db)
+    neighbour = neighbour_context.__enter__()
     try:
         with step(f"a neighbouring charger at {neighbour_db:g} dB answers the EV too"):
             ev.plug_in()
-            result = _match(link)
+            result = link.match()
             assert isinstance(result, Matched), f"no SLAC match: {result.reason}"
             assert neighbour.mac in result.candidates and len(result.candidates) == 2
         if dut_is == "near":
@@ -109,7 +98,7 @@ def test_wrong_run_id_is_ignored(rig, link, ev, step, where):
     wrong = {where} | ({"CM_MNBC_SOUND.IND"} if where == "CM_START_ATTEN_CHAR.IND" else set())
     with step(f"the EV sends {where} with another RunID than its CM_SLAC_PARM.REQ"):
         ev.plug_in()
-        result = _match(link, faults=EvFaults(wrong_run_id_in=frozenset(wrong)))
+        result = link.match(faults=EvFaults(wrong_run_id_in=frozenset(wrong)))
     answer = "CM_ATTEN_CHAR.IND" if where == "CM_START_ATTEN_CHAR.IND" else "CM_SLAC_MATCH.CNF"
     with step(f"the EVSE sends no {answer}: no match"):
         assert isinstance(result, Failed)
@@ -123,7 +112,7 @@ def test_late_slac_match_is_not_confirmed(rig, link, ev, step):
     late = link.timers.TT_EVSE_match_session * 1.5
     with step(f"the EV sends CM_SLAC_MATCH.REQ {late:.2f} s after the attenuation results"):
         ev.plug_in()
-        result = _match(link, faults=EvFaults(match_delay=late))
+        result = link.match(faults=EvFaults(match_delay=late))
     with step("the EVSE, past TT_EVSE_match_session, does not confirm it"):
         assert isinstance(result, Failed)
         assert not _from_evse(rig.trace, "CM_SLAC_MATCH.CNF", mark)
@@ -133,14 +122,11 @@ def test_late_slac_match_is_not_confirmed(rig, link, ev, step):
 @pytest.mark.requires("ev")
 def test_attenuation_over_the_limit(rig, link, ev, step):
     mark = rig.trace.now()
-    try:
-        link.set_attenuation(70.0)
-    except RoleUnavailable as exc:
-        pytest.skip(str(exc))
+    link.set_attenuation(70.0)
     try:
         with step("the EVSE's modem measures 70 dB: the EV does not match"):
             ev.plug_in()
-            result = _match(link, attenuation_limit_db=40.0)
+            result = link.match(attenuation_limit_db=40.0)
             assert isinstance(result, Failed) and "above the limit" in result.reasons[0]
         with step("the EVSE confirmed no match"):
             assert not _from_evse(rig.trace, "CM_SLAC_MATCH.CNF", mark)
@@ -155,13 +141,13 @@ def test_cp_state_a_during_matching(rig, link, ev, step):
     with step("unplug while the EV's SLAC runs: matching stops"):
         ev.plug_in()
         running = rig.loop.submit(_unplug_when_matching_starts(rig, pilot))
-        result = _match(link)
+        result = link.match()
         running.result(10)
         assert isinstance(result, Failed) and "CP state" in result.reason
     with step("plug in again: a new matching with a new RunID succeeds"):
         ev.unplug()
         ev.plug_in()
-        again = _match(link)
+        again = link.match()
         assert isinstance(again, Matched), f"no SLAC match after plugging in again: {again.reason}"
 
 
@@ -189,11 +175,8 @@ def test_plug_and_charge_over_the_power_line(rig, link, csms, ev, step, kpi):
     trace = rig.trace
     mark = trace.now()
     with step("plug in: CP state B, the EVSE applies 5 %, the EV matches it with SLAC"):
-        try:
-            ev.hlc.plug_in()
-        except RoleUnavailable as exc:  # a lab rig without pilot hardware
-            pytest.skip(str(exc))
-        matched = _match(link)
+        ev.hlc.plug_in()
+        matched = link.match()
         assert isinstance(matched, Matched), f"no SLAC match: {matched.reason}"
     with step("SDP, TLS and an ISO 15118-2 Plug & Charge session to SessionStop, on the logical network"):
         result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=3)

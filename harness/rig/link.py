@@ -303,7 +303,7 @@ class LinkRole(Role):
             session.close()
         self.last_match, self.last_match_at = result, self.rig.trace.now()
         if isinstance(result, Failed) and self.evse_slac is not None and faults == EvFaults() \
-                and result.reason.startswith("no CM_"):
+                and result.unanswered:
             # both ends are the harness's (its EV, the reference EVSE's SLAC): an answer that did not
             # come is the harness's failure (a loaded host), not the charger's
             raise HarnessFailure(f"SLAC between the harness's EV and the reference EVSE's SLAC failed: "

@@ -503,7 +503,12 @@ class EvseRole(Role):
         if last is None:
             # no BootNotification answered in this run yet: a station accepted before (an earlier
             # run, another CSMS session) may reconnect without one, as OCPP-J allows; give it a moment
-            # to boot, then take it as registered once it answers a harmless call
+            # to boot, then take it as registered once it answers a harmless call (once per connection)
+            connected = trace.last(layer=Layer.OCPP, name="Connected", observer="csms",
+                                   keys={"station_id": self.station_id})
+            if connected is not None and trace.last(layer=Layer.RIG, name="StationRegistered", src=self.name,
+                                                    since=connected.mono) is not None:
+                return
             grace = min(timeout, self.rig.scaled(10) + 2)
             try:
                 trace.wait_for(grace, where=accepted, **criteria)

@@ -86,6 +86,8 @@ class Failed:
     attempts: int
     #: why each attempt failed, first to last
     reasons: tuple[str, ...] = ()
+    #: the last attempt ended waiting for an answer that did not come (not on a refusal or a measurement)
+    unanswered: bool = False
 
 
 Output = Union[Send, Note, Matched, Failed]
@@ -251,7 +253,7 @@ class EvSlac:
             self._retries += 1
             return [Note("Retry", f"no CM_SLAC_PARM.CNF within TT_match_response, retry {self._retries}"),
                     self._send_parm(now)]
-        return self._fail(f"no CM_SLAC_PARM.CNF after {self._retries + 1} CM_SLAC_PARM.REQ", now=now)
+        return self._fail(f"no CM_SLAC_PARM.CNF after {self._retries + 1} CM_SLAC_PARM.REQ", now=now, unanswered=True)
 
     # -- SOUNDING -------------------------------------------------------------------------------
 
@@ -295,7 +297,7 @@ class EvSlac:
         self._queue.clear()
         measured = {mac: c["attenuation"] for mac, c in self._candidates.items() if c.get("profile")}
         if not measured:
-            return self._fail("no CM_ATTEN_CHAR.IND within TT_EV_atten_results", now=now)
+            return self._fail("no CM_ATTEN_CHAR.IND within TT_EV_atten_results", now=now, unanswered=True)
         mac = min(measured, key=measured.get)
         if measured[mac] > self.attenuation_limit_db:
             return self._fail(f"lowest attenuation {measured[mac]:.1f} dB (from {mac}) is above the limit of "
@@ -339,7 +341,8 @@ class EvSlac:
             self._retries += 1
             return [Note("Retry", f"no CM_SLAC_MATCH.CNF within TT_match_response, retry {self._retries}"),
                     *self._send_match(now)]
-        return self._fail(f"no CM_SLAC_MATCH.CNF from {self._chosen} after {self._retries + 1} requests", now=now)
+        return self._fail(f"no CM_SLAC_MATCH.CNF from {self._chosen} after {self._retries + 1} requests", now=now,
+                          unanswered=True)
 
     # -- JOINING --------------------------------------------------------------------------------
 
@@ -351,7 +354,7 @@ class EvSlac:
 
     def _set_key_unanswered(self, now: float) -> list[Output]:
         return self._fail(f"no CM_SET_KEY.CNF from the EV's modem within {self.timers.set_key_response:g} s",
-                          final=True)
+                          final=True, unanswered=True)
 
     def _matched(self) -> list[Output]:
         assert self._chosen is not None
@@ -364,7 +367,8 @@ class EvSlac:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _fail(self, reason: str, *, now: float | None = None, final: bool = False) -> list[Output]:
+    def _fail(self, reason: str, *, now: float | None = None, final: bool = False,
+              unanswered: bool = False) -> list[Output]:
         """End this attempt; start another after TT_matching_rate while attempts remain."""
         self._reset_attempt()
         self._reasons.append(reason)
@@ -376,7 +380,7 @@ class EvSlac:
             return [Note("AttemptFailed", f"attempt {self.attempts}: {reason}; again in TT_matching_rate",
                          {"attempt": self.attempts, "reason": reason})]
         self.state = EvState.FAILED
-        self.result = Failed(reason, self.attempts, tuple(self._reasons))
+        self.result = Failed(reason, self.attempts, tuple(self._reasons), unanswered=unanswered)
         return [self.result]
 
     def _reset_attempt(self) -> None:
