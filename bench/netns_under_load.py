@@ -47,7 +47,7 @@ def main() -> int:
                 cases = json.loads((report / "conformance.json").read_text())["cases"]
                 verdicts = {c["instance"]: c["verdict"] for c in cases}
                 messages = {c["instance"]: c["message"] for c in cases if c["verdict"] not in ("pass", "skip")}
-                runs.append((elapsed, verdicts, messages))
+                runs.append((elapsed, verdicts))
                 print(f"run {index + 1}: {elapsed:.1f} s, {dict(Counter(verdicts.values()))}", flush=True)
                 for instance, message in messages.items():
                     print(f"    {instance} {verdicts[instance]}: {message.splitlines()[0][:160]}", flush=True)
@@ -55,13 +55,13 @@ def main() -> int:
         for hog in hogs:
             hog.terminate()
     first = runs[0][1]
-    same = all(verdicts == first for _, verdicts, _ in runs)
-    times = sorted(elapsed for elapsed, _, _ in runs)
+    same = all(verdicts == first for _, verdicts in runs)
+    times = sorted(elapsed for elapsed, _ in runs)
     print(f"{args.runs} runs with {args.hogs} CPU hogs: verdicts {'identical' if same else 'DIFFER'}; "
           f"{len(first)} cases; wall time median {times[len(times) // 2]:.1f} s, max {times[-1]:.1f} s")
     if not same:
         for instance in sorted(first):
-            seen = [verdicts.get(instance) for _, verdicts, _ in runs]
+            seen = [verdicts.get(instance) for _, verdicts in runs]
             if len(set(seen)) > 1:
                 print(f"  {instance}: {seen}")
     return 0 if same else 1

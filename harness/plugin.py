@@ -494,13 +494,21 @@ def _message(excinfo: Any, report: pytest.TestReport) -> str:
 
 def _conclude(session: HarnessSession, item: pytest.Item, case: TestCase, phases: dict) -> None:
     verdict, message = verdict_of(phases)
-    first_seq, started_mono, started = item.stash.get(_START, (None, time.monotonic(), conformance.utc_now()))
+    start = item.stash.get(_START, (None, time.monotonic(), conformance.utc_now()))
+    _record_verdict(session, item, case, verdict, message, start, timed=True)
+
+
+def _record_verdict(session: HarnessSession, item: pytest.Item, case: TestCase, verdict: str, message: str,
+                    start: tuple | None, *, timed: bool) -> None:
+    """The case's one TestVerdict on the timeline and its result. ``start``: the timeline sequence,
+    monotonic and wall time it started at (None: it never started); ``timed``: it ran to its end."""
+    first_seq, started_mono, started = start if start is not None else (None, None, "")
     last = session.trace.emit(Layer.VERDICT, "TestVerdict", f"{case.id}: {verdict}", src="harness",
                               payload={"nodeid": item.nodeid, "verdict": verdict, "message": message})
     parameters = {k: _plain(v) for k, v in getattr(getattr(item, "callspec", None), "params", {}).items()}
     session.results[item.nodeid] = CaseResult(
         case=case, nodeid=item.nodeid, parameters=parameters, verdict=verdict, message=message, started=started,
-        duration_s=time.monotonic() - started_mono, kpis=list(item.stash.get(_KPIS, [])),
+        duration_s=time.monotonic() - started_mono if timed else 0.0, kpis=list(item.stash.get(_KPIS, [])),
         trace_span=(first_seq, last.seq) if first_seq is not None else None,
         evidence={**(item.stash[_EVIDENCE].by_kind() if _EVIDENCE in item.stash else {}),
                   **({"captures": item.stash[_CAPTURES]} if _CAPTURES in item.stash else {})})
@@ -581,18 +589,10 @@ def _not_run(harness: HarnessSession) -> None:
     for item in harness.planned:
         if item.nodeid in harness.results:
             continue
-        case = item.stash[_CASE]
-        started = _START in item.stash
+        start = item.stash.get(_START, None)
         reason = harness.stop_reason or "the run ended before it"
-        message = f"not run: {'it was running when the run stopped: ' if started else ''}{reason}"
-        parameters = {k: _plain(v) for k, v in getattr(getattr(item, "callspec", None), "params", {}).items()}
-        first_seq = item.stash[_START][0] if started else None
-        last = harness.trace.emit(Layer.VERDICT, "TestVerdict", f"{case.id}: notrun", src="harness",
-                                  payload={"nodeid": item.nodeid, "verdict": "notrun", "message": message})
-        harness.results[item.nodeid] = CaseResult(
-            case=case, nodeid=item.nodeid, parameters=parameters, verdict="notrun", message=message,
-            started=item.stash[_START][2] if started else "",
-            trace_span=(first_seq, last.seq) if first_seq is not None else None)
+        message = f"not run: {'it was running when the run stopped: ' if start else ''}{reason}"
+        _record_verdict(harness, item, item.stash[_CASE], "notrun", message, start, timed=False)
 
 
 def _ev_under_test(harness: HarnessSession) -> dict[str, Any] | None:
@@ -657,7 +657,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     counts: dict[str, int] = {}
     for result in harness.results.values():
         counts[result.verdict] = counts.get(result.verdict, 0) + 1
-    summary = ", ".join(f"{n} {conformance.VERDICT_LABELS[v]}" for v, n in sorted(counts.items())) \
+    summary = ", ".join(f"{n} {conformance.VERDICT_LABELS.get(v, v)}" for v, n in sorted(counts.items())) \
         or "no conformance cases ran"
     if harness.stop_reason is not None:
         for problem in harness.rig_problems:

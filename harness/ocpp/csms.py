@@ -402,7 +402,6 @@ def host_addresses(*, ipv6: bool = False) -> list[str]:
     interface that is up, loopback last."""
     import fcntl
     import ipaddress
-    import socket
     import struct
 
     found: list[str] = []

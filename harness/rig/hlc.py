@@ -152,8 +152,6 @@ class HlcDriver:
         self.paused_session: str | None = None
         #: when (timeline clock) the EV plugged in last
         self.plugged_at = 0.0
-        #: the EV's Plug & Charge material per ISO 15118 generation (iso2, iso20)
-        self._credentials: dict[str, Any] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -276,12 +274,11 @@ class HlcDriver:
         if plan.identification == "PnC" and emulated:
             # one set per generation: a -20 session never presents the -2 contract (P-256) it holds
             for wanted in {sap.pki_generation(p) for p in plan.protocols}:
-                credentials = self._credentials.get(wanted)
+                credentials = vehicle.wallet.get(wanted)
                 if credentials is None or not credentials.contract_chain or plan.certificate == "install":
-                    self._credentials[wanted] = material(self.rig).ev_credentials(
+                    vehicle.wallet[wanted] = material(self.rig).ev_credentials(
                         wanted, contract=self.profile.contract == "installed" and plan.certificate != "install")
-            vehicle.wallet = self._credentials
-            vehicle.credentials = self._credentials[generation]
+            vehicle.credentials = vehicle.wallet[generation]
         trace = self.rig.trace
         mark = trace.now()
         soc_before = vehicle.battery.soc

@@ -444,18 +444,12 @@ class EvseRole(Role):
 
     def _authorization_of(self, token: str, *, since: float) -> str:
         """The status the CSMS answered for ``token`` (its id in Authorize or TransactionEvent)."""
-        csms, trace = self.rig.csms, self.rig.trace
-
-        def names_token(event: Event) -> bool:
-            payload = event.payload.get("payload") if isinstance(event.payload, dict) else None
-            if not isinstance(payload, dict) or event.payload.get("type") != "CALL":
-                return False
-            return token in (payload.get("idTag"), (payload.get("idToken") or {}).get("idToken"))
-
+        trace = self.rig.trace
         timeout = self.rig.scaled(30) + 10
         try:
             call = trace.wait_for(timeout, since=since, layer=Layer.OCPP, observer="csms", src="evse",
-                                  name=("Authorize", "TransactionEvent", "StartTransaction"), where=names_token)
+                                  name=("Authorize", "TransactionEvent", "StartTransaction"),
+                                  keys={"id_token": token}, where=lambda e: _frame_type(e) == "CALL")
         except TraceTimeout:
             raise DutFailure(f"the charger sent no Authorize for the token {token} within {timeout:g} s of its "
                              f"presentation") from None
