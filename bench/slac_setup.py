@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 
-from harness.emulators.pilot import CpState, SimulatedPilot
+from harness.iec61851.pilot import CpState, SimulatedPilot
 from harness.netns import unavailable_reason
 from harness.rig.plc import PowerLine
 from harness.slac.ev import Matched

@@ -2,7 +2,7 @@
 
 The analyzer (the ``meter`` role) sits on the cable between EVSE and EV. The cases charge through
 the DUT, let the analyzer integrate and sample the whole time, and hold what the charger reports
-over OCPP against it (harness.power.crosscheck). Plots of power with the limits in force go to
+over OCPP against it (harness.correlation.metering). Plots of power with the limits in force go to
 every report.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from harness.ocpp import commands
-from harness.power.crosscheck import check_metering
+from harness.correlation.metering import check_metering
 from harness.trace import Layer
 
 ENERGY = "Energy.Active.Import.Register"

@@ -154,7 +154,7 @@ def test_cp_state_a_during_matching(rig, link, ev, step):
 async def _unplug_when_matching_starts(rig, pilot):
     import asyncio
 
-    from harness.emulators.pilot import CpState
+    from harness.iec61851.pilot import CpState
 
     mark = rig.trace.now()
     for _ in range(500):

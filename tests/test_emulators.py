@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.emulators.battery import Battery
-from harness.emulators.pilot import duty_for_current, offered_current
+from harness.v2g.battery import Battery
+from harness.iec61851.pilot import duty_for_current, offered_current
 from harness.emulators.power import PowerFlow
 
 

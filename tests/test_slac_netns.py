@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.emulators.pilot import CpState, SimulatedPilot
+from harness.iec61851.pilot import CpState, SimulatedPilot
 from harness.netns import Netns, NetnsError, packet_socket, remove_stale, unavailable_reason
 from harness.rig import Rig, RigSetupError, load_rig
 from harness.rig.config import parse_rig
 from harness.rig.plc import PowerLine
+from harness.slac import frames as slac_frames
 from harness.slac.ev import Matched
 from harness.slac.evse import PyslacEvse
 from harness.slac.io import EvSlacSession
@@ -67,7 +68,8 @@ async def _match(line: PowerLine, *, neighbour_db: float | None = None, capture:
     recorder = line.recorder
     tap = None
     if capture is not None:
-        tap = LinkCapture(recorder, packet_tap("plc0", line.stations["ev"].netns), capture, where="ev")
+        tap = LinkCapture(recorder, packet_tap("plc0", line.stations["ev"].netns), capture, where="ev",
+                          dissectors=(slac_frames.describe,))
         tap.start()
     pilot, evse = await _reference_evse(line, modems_started=modems_started)
     neighbour = None

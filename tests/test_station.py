@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from harness.emulators.battery import Battery
+from harness.v2g.battery import Battery
 from harness.emulators.ev import BasicEv
 from harness.emulators.evse import EvseSettings, ReferenceEvse
 from harness.ocpp.csms import MockCsms

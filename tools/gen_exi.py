@@ -1197,7 +1197,8 @@ def render_module(schema: str, builder: GrammarBuilder, tops: dict) -> str:
         lines.append(f"{name.upper()} = ({width}, (")
         lines += [f"    ({key!r}, {ns}, {t})," for key, ns, t in entries]
         lines += ["))", ""]
-    lines.append("RELAXED_ATTRIBUTE_KEYS = {")
+    # annotated: the dict is empty for most schemas, and mypy cannot infer the type of {}
+    lines.append("RELAXED_ATTRIBUTE_KEYS: dict[str, dict[str, str]] = {")
     lines += [f"    {key!r}: {names!r}," for key, names in tops["relaxed"].items()]
     lines += ["}", ""]
     # import the vocabulary the tables use, under the short names they are written with

@@ -48,9 +48,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace, extra: list[str]) -> int:
-    from harness.emulators.battery import Battery
+    from harness.v2g.battery import Battery
     from harness.emulators.hlc_ev import HlcEv
-    from harness.emulators.pilot import SimulatedPilot
+    from harness.iec61851.pilot import SimulatedPilot
     from harness.emulators.power import PowerFlow
     from harness.emulators.profiles import DEFAULT_EV_PROFILE, ProfileError, load_ev_profile
     from harness.rig.hlc import PROTOCOLS_FOR

@@ -99,7 +99,7 @@ async def _ev(args, recorder, endpoint, timers) -> int:
 
 
 async def _evse(args, recorder, endpoint, timers) -> int:
-    from harness.emulators.pilot import CpState
+    from harness.iec61851.pilot import CpState
     from harness.slac.evse import PyslacEvse
 
     evse = PyslacEvse(recorder, endpoint, timers=timers, apply_digital_duty=False)

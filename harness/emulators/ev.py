@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from harness.emulators.battery import Battery
-from harness.emulators.pilot import CpState, offered_current
+from harness.v2g.battery import Battery
+from harness.iec61851.pilot import CpState, offered_current
 from harness.emulators.plug import PluggedEv
 from harness.trace import Recorder
 

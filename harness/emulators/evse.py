@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from harness.emulators.pilot import DIGITAL_COMMUNICATION, NO_PWM, CpState, SimulatedPilot, duty_for_current
+from harness.iec61851.pilot import DIGITAL_COMMUNICATION, NO_PWM, CpState, SimulatedPilot, duty_for_current
 from harness.emulators.power import PowerFlow
 from harness.ocpp.dialect import (ConnectorState, MeterSample, Ocpp16Dialect, StationTransaction, dialect_for,
                                   timestamp)

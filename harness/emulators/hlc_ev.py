@@ -13,13 +13,16 @@ import asyncio
 import ssl
 import time
 
-from harness.emulators.battery import Battery
-from harness.emulators.pilot import CpState
+from harness.v2g.battery import Battery
+from harness.iec61851.pilot import CpState
+from harness.emulators.charge_port import ChargePort
 from harness.emulators.plug import PluggedEv
 from harness.trace import Recorder
 from harness.v2g.evcc import run_session
+from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.faults import FaultPlan
-from harness.v2g.session import EvccSession, Outcome
+from harness.v2g.machine import Outcome
+from harness.v2g.session import EvccSession
 from harness.v2g.timers import STANDARD, Timing
 from harness.v2g.transport import SocketFactory
 from harness.v2g.vehicle import Vehicle
@@ -63,7 +66,8 @@ class HlcEv(PluggedEv):
         try:
             outcome = await run_session(self.recorder, self.vehicle, host, port, context=context, timing=self.timing,
                                         faults=faults, resume_session_id=resume_session_id, set_cp=self._set_cp,
-                                        on_session=keep, sockets=sockets)
+                                        on_session=keep, sockets=sockets,
+                                        stand_in=lambda: ChargePort(EvseCapabilities()))
         finally:
             self.vehicle.grant.ac_max_current = 0.0
             self._apply()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from harness.emulators.battery import Battery
-from harness.emulators.pilot import CpState, SimulatedPilot
+from harness.v2g.battery import Battery
+from harness.iec61851.pilot import CpState, SimulatedPilot
 from harness.emulators.power import PowerFlow
 from harness.trace import Layer, Recorder
 

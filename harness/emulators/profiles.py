@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.rig.reader import FileProblems, Problems, Reader, read_yaml
+from harness.yamlfile import FileProblems, Problems, Reader, read_yaml
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.sap import PROTOCOLS
 from harness.v2g.vehicle import CONTROL_MODES, ENERGY_MODES, IDENTIFICATIONS, ChargePlan

@@ -27,6 +27,7 @@ import base64
 import binascii
 import importlib
 import re
+from typing import Any
 
 from harness.exi import grammar as g
 from harness.exi.bits import MAX_UNSIGNED_OCTETS, BitReader, BitWriter
@@ -137,7 +138,7 @@ class SchemaCodec:
         self.states = [State(i, width, productions, tables.SECOND_LEVEL[second], untyped_next)
                        for i, (width, productions, second, untyped_next)
                        in enumerate(tables.STATES)]
-        self.types = []
+        self.types: list[SimpleType | ComplexType] = []
         for kind, name, a, b, *rest in tables.TYPES:
             if kind == g.TYPE_SIMPLE:
                 start = self.states[b]
@@ -190,7 +191,7 @@ class SchemaCodec:
             raise DecodeError(f"EXI header 0x{data[0]:02X} is not 0x80 (ISO 15118 uses no "
                               f"cookie, no options, format version 1)")
         reader = BitReader(data, 8)
-        message = {}
+        message: dict[str, Any] = {}  # the JSON form: values of any JSON type
         if fragment:
             count = len(self.fragment)
             while True:
@@ -537,9 +538,10 @@ class SchemaCodec:
     def _shortest_path(self, state, goal) -> str:
         """What is missing between ``state`` and the nearest state satisfying ``goal``, as
         "element 'A'", "elements 'A', 'B'" or "element: one of 'A', 'B'" (a choice)."""
-        frontier = [(state, [])]
+        # a production is a tuple whose shape depends on its kind (harness.exi.grammar)
+        frontier: list[tuple[State, list[tuple[Any, ...]]]] = [(state, [])]
         seen = {state.index}
-        found = []
+        found: list[list[tuple[Any, ...]]] = []
         while frontier and not found:
             following = []
             for current, path in frontier:

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class MessageTransport(Protocol):
     """What an endpoint needs from a connection; websockets' connections are such transports."""
 
-    async def send(self, message: str) -> None: ...
+    async def send(self, message: str | bytes) -> None: ...  # bytes: a raw frame (send_raw)
 
     async def recv(self) -> str | bytes: ...
 
@@ -188,12 +188,12 @@ class OcppEndpoint:
                                    note=problem.violation.name)
             return
         if isinstance(frame, Call):  # CALL or 2.1 SEND
-            handler, problem = self._admit(frame)
-            self._record_in(message, frame, problem)
-            if problem is not None:
+            handler, refusal = self._admit(frame)
+            self._record_in(message, frame, refusal)
+            if refusal is not None:
                 if not isinstance(frame, Send):
-                    await self._send_frame(problem.call_error(self.version), action=frame.action,
-                                           note=problem.violation.name)
+                    await self._send_frame(refusal.call_error(self.version), action=frame.action,
+                                           note=refusal.violation.name)
                 return
             assert handler is not None
             self._spawn(self._handle_call(frame, handler))

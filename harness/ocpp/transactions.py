@@ -136,7 +136,10 @@ def transactions(recorder: Recorder, *, station_id: str | None = None, since: fl
 
 def _add_transaction_event(tx: TransactionView, event: Event, body: dict[str, Any]) -> None:
     tx.messages.append(event)
-    tx.seq_nos.append(body.get("seqNo"))
+    seq_no = body.get("seqNo")
+    # required by the schema; absent (or not a number) only when requests were not validated
+    if isinstance(seq_no, int):
+        tx.seq_nos.append(seq_no)
     tx.offline_flags.append(bool(body.get("offline", False)))
     info = body.get("transactionInfo", {})
     if body.get("evse"):

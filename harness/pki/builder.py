@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Sequence, Union
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 PrivateKey = Union[ec.EllipticCurvePrivateKey, ed448.Ed448PrivateKey, rsa.RSAPrivateKey]
@@ -43,7 +44,8 @@ class KeyAlgorithm(enum.Enum):
         return ec.generate_private_key(_CURVES[self]())
 
     @classmethod
-    def of(cls, key: PrivateKey | PublicKey) -> "KeyAlgorithm":
+    def of(cls, key: PrivateKeyTypes | PublicKeyTypes) -> "KeyAlgorithm":
+        """The algorithm of any key; TypeError for a key type the standards do not use."""
         if isinstance(key, (ed448.Ed448PrivateKey, ed448.Ed448PublicKey)):
             return cls.ED448
         if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
@@ -63,8 +65,16 @@ class KeyAlgorithm(enum.Enum):
             KeyAlgorithm.RSA2048: hashes.SHA256(),
         }[self]
 
+    @property
+    def prehash(self) -> hashes.HashAlgorithm:
+        """:attr:`signature_hash` of a key type that signs a hash (ECDSA, RSA); Ed448 has none."""
+        algorithm = self.signature_hash
+        if algorithm is None:
+            raise ValueError(f"{self.value} keys sign the message itself, not a hash of it")
+        return algorithm
 
-_CURVES = {
+
+_CURVES: dict[KeyAlgorithm, type[ec.EllipticCurve]] = {
     KeyAlgorithm.SECP256R1: ec.SECP256R1,
     KeyAlgorithm.SECP384R1: ec.SECP384R1,
     KeyAlgorithm.SECP521R1: ec.SECP521R1,
@@ -80,7 +90,7 @@ class Issued:
 
     @property
     def subject_cn(self) -> str:
-        return self.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        return attribute_text(self.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0])
 
     @property
     def algorithm(self) -> KeyAlgorithm:
@@ -100,6 +110,18 @@ class SubjectKeyIdMethod(enum.Enum):
         low = bytearray(full[-8:])
         low[0] = 0x40 | (low[0] & 0x0F)
         return x509.SubjectKeyIdentifier(bytes(low))
+
+
+def attribute_text(attribute: x509.NameAttribute) -> str:
+    """The value of a text attribute of a name (CN, O, C, DC) of a certificate the harness made.
+
+    cryptography types every value as ``str | bytes``: it gives bytes for a value encoded as a BIT
+    STRING (x500UniqueIdentifier), which the harness never puts in a name.
+    """
+    value = attribute.value
+    if not isinstance(value, str):
+        raise ValueError(f"name attribute {attribute.rfc4514_attribute_name} is not text: {value!r}")
+    return value
 
 
 def name(common_name: str, organization: str | None = None, *, country: str | None = None,

@@ -165,7 +165,7 @@ def _public_key(recipient):
     return recipient.public_key() if isinstance(recipient, x509.Certificate) else recipient
 
 
-def _require_curve(key, curve: type, what: str) -> None:
+def _require_curve(key, curve: type[ec.EllipticCurve], what: str) -> None:
     if not isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)) or \
             not isinstance(key.curve, curve):
         raise ValueError(f"{what} must be an {curve.name} key")

@@ -19,8 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from harness.pki.builder import (CA_KEY_USAGE, Issued, KeyAlgorithm, KeyUsage, issue, name, now,
-                                 reissue)
+from harness.pki.builder import (CA_KEY_USAGE, Issued, KeyAlgorithm, KeyUsage, attribute_text, issue,
+                                 name, now, reissue)
 from harness.pki.iso15118 import Chain
 from harness.pki.profiles import DEFAULT_EMAID, Role
 from harness.pki.revocation import build_crl
@@ -308,7 +308,7 @@ def fault_params(faults: Iterable[Fault] = CATALOGUE, *, role: Role | None = Non
 
 
 def _renamed(subject: x509.Name) -> x509.Name:
-    return x509.Name([x509.NameAttribute(a.oid, f"Rogue {a.value}")
+    return x509.Name([x509.NameAttribute(a.oid, f"Rogue {attribute_text(a)}")
                       if a.oid == x509.NameOID.COMMON_NAME else a for a in subject])
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from harness.pki.builder import PrivateKey
 
@@ -75,7 +77,18 @@ def load_certificate(path: Path | str) -> x509.Certificate:
 
 
 def load_private_key(path: Path | str, password: bytes | str | None = None) -> PrivateKey:
-    """A PEM or DER private key; encrypted keys need ``password``."""
+    """A PEM or DER private key of a type the standards use (EC, Ed448, RSA); encrypted keys need
+    ``password``."""
+    key = load_any_private_key(path, password)
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, ed448.Ed448PrivateKey, rsa.RSAPrivateKey)):
+        raise CertificateFileError(path, f"unsupported private key type {type(key).__name__} "
+                                         f"(expected an EC, Ed448 or RSA key)")
+    return key
+
+
+def load_any_private_key(path: Path | str, password: bytes | str | None = None) -> PrivateKeyTypes:
+    """A PEM or DER private key of any type cryptography reads (a TLS key need not be one the
+    harness issues); encrypted keys need ``password``."""
     data = _read(path, "private key")
     if isinstance(password, str):
         password = password.encode()

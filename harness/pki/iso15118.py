@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from harness.pki.builder import Issued, KeyAlgorithm, issue, name, write_key, write_pem
 from harness.pki.manifest import Manifest
@@ -63,7 +62,7 @@ class Iso15118Pki:
         return [i for r, i in self.issued.items() if PROFILES[r].ca]
 
     def common_name(self, role: Role) -> str:
-        return self.issued[role].cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        return self.issued[role].subject_cn
 
 
 def build_iso15118_pki(generation: Generation = Generation.ISO2,
@@ -82,6 +81,11 @@ def build_iso15118_pki(generation: Generation = Generation.ISO2,
         profile = PROFILES[role]
         issuer = pki.issued[profile.issuer] if profile.issuer else None
         common_name = identities.get(role) or profile.common_name + (suffix if profile.ca else "")
+        crl_url = None
+        if profile.revocation_info:
+            if profile.issuer is None:
+                raise ValueError(f"profile {role.value}: a root has no issuer whose CRL could list it")
+            crl_url = pki.crl_url(profile.issuer)
         pki.issued[role] = issue(
             name(common_name, profile.organization, country="DE",
                  domain_component=profile.domain_component),
@@ -89,7 +93,7 @@ def build_iso15118_pki(generation: Generation = Generation.ISO2,
             path_length=profile.path_length, key_usage=profile.key_usage,
             ski_method=generation.ski_method,
             ocsp_url=pki.ocsp_url() if profile.revocation_info else None,
-            crl_url=pki.crl_url(profile.issuer) if profile.revocation_info else None)
+            crl_url=crl_url)
     return pki
 
 

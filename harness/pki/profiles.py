@@ -156,6 +156,6 @@ class Generation(enum.Enum):
 def chain_roles(leaf: Role) -> list[Role]:
     """The roles from ``leaf`` up to its root, leaf first."""
     roles = [leaf]
-    while PROFILES[roles[-1]].issuer is not None:
-        roles.append(PROFILES[roles[-1]].issuer)
+    while (issuer := PROFILES[roles[-1]].issuer) is not None:
+        roles.append(issuer)
     return roles

@@ -23,9 +23,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID
+from cryptography.x509.oid import AuthorityInformationAccessOID
 
-from harness.pki.builder import Issued, now
+from harness.pki.builder import Issued, PrivateKey, now
 from harness.pki.validate import OcspStatus
 
 #: how long a CRL or an OCSP answer says it stays current
@@ -52,7 +52,7 @@ def build_crl(issuer: Issued, revoked_serials: Iterable[int], *,
     return builder.sign(issuer.key, _hash_for(issuer.key))
 
 
-def _hash_for(key) -> hashes.HashAlgorithm | None:
+def _hash_for(key: PrivateKey) -> hashes.SHA256 | hashes.SHA512 | None:
     if isinstance(key, ed448.Ed448PrivateKey):
         return None
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 384:
@@ -117,7 +117,7 @@ class CertificateHashData:
         return dict(self.__dict__)
 
 
-_OCPP_HASHES = {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
+_OCPP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
 
 
 def certificate_hash_data(cert: x509.Certificate, issuer: x509.Certificate, *,
@@ -134,7 +134,7 @@ def certificate_hash_data(cert: x509.Certificate, issuer: x509.Certificate, *,
 
 def ocsp_url_of(cert: x509.Certificate) -> str | None:
     try:
-        access = cert.extensions.get_extension_for_oid(ExtensionOID.AUTHORITY_INFORMATION_ACCESS).value
+        access = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     except x509.ExtensionNotFound:
         return None
     for description in access:
@@ -165,6 +165,8 @@ class RevocationServer:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
+        if not isinstance(host, str):  # typeshed allows bytes; an AF_INET socket's name is text
+            raise TypeError(f"unexpected server address {self._server.server_address!r}")
         return f"http://{host}:{port}"
 
     @property
@@ -311,13 +313,14 @@ class OcspClient:
 
 def _check_response_signature(answer: ocsp.OCSPResponse, issuer: x509.Certificate, url: str) -> None:
     key = issuer.public_key()
+    hash_algorithm = answer.signature_hash_algorithm  # None for an EdDSA signature
     try:
         if isinstance(key, ed448.Ed448PublicKey):
             key.verify(answer.signature, answer.tbs_response_bytes)
-        else:
-            key.verify(answer.signature, answer.tbs_response_bytes,
-                       ec.ECDSA(answer.signature_hash_algorithm))
-        return
+            return
+        if isinstance(key, ec.EllipticCurvePublicKey) and hash_algorithm is not None:
+            key.verify(answer.signature, answer.tbs_response_bytes, ec.ECDSA(hash_algorithm))
+            return
     except (InvalidSignature, TypeError, ValueError):
         pass
     raise OcspError(f"{url}: response not signed by {issuer.subject.rfc4514_string()}")

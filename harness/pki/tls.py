@@ -30,7 +30,7 @@ import ssl
 import warnings
 from pathlib import Path
 
-from harness.pki.files import CertificateFileError, load_certificates, load_private_key
+from harness.pki.files import CertificateFileError, load_any_private_key, load_certificates
 
 #: OCPP's TLS 1.2 cipher suites, in OpenSSL's names
 OCPP_TLS12_CIPHERS = ":".join([
@@ -198,7 +198,7 @@ def _load_chain(context: ssl.SSLContext, chain: Path, key: Path,
     # read both ourselves first: OpenSSL's errors do not say which file is wrong, or how
     try:
         load_certificates(chain)
-        load_private_key(key, password)
+        load_any_private_key(key, password)
     except CertificateFileError as exc:
         raise TlsMaterialError(str(exc)) from None
     try:

@@ -109,7 +109,7 @@ class ValidationResult:
             raise ChainValidationError(self)
 
     def __str__(self) -> str:
-        if self.ok:
+        if self.reason is None:
             return "valid"
         who = f" [{_cn(self.certificate)}]" if self.certificate is not None else ""
         return f"{self.reason.value}{who}: {self.detail}"
@@ -170,7 +170,7 @@ def _check_order(presented: Sequence[x509.Certificate]) -> None:
         if issued_by(child, parent):
             continue
         rest = presented[1:]
-        if len(rest) <= 6 and any(_links(presented[:1] + list(p))
+        if len(rest) <= 6 and any(_links([presented[0], *p])
                                   for p in itertools.permutations(rest)):
             raise _Refused(Reason.WRONG_ORDER, parent,
                            f"certificate {position + 1} of the chain did not issue certificate "
@@ -220,15 +220,17 @@ def _check_signatures(path: Sequence[x509.Certificate]) -> None:
 
 
 def signature_valid(cert: x509.Certificate, public_key) -> bool:
+    # None for an EdDSA signature: then only an Ed448 key can verify it
+    hash_algorithm = cert.signature_hash_algorithm
     try:
-        if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if isinstance(public_key, ec.EllipticCurvePublicKey) and hash_algorithm is not None:
             public_key.verify(cert.signature, cert.tbs_certificate_bytes,
-                              ec.ECDSA(cert.signature_hash_algorithm))
+                              ec.ECDSA(hash_algorithm))
         elif isinstance(public_key, ed448.Ed448PublicKey):
             public_key.verify(cert.signature, cert.tbs_certificate_bytes)
-        elif isinstance(public_key, rsa.RSAPublicKey):
+        elif isinstance(public_key, rsa.RSAPublicKey) and hash_algorithm is not None:
             public_key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(),
-                              cert.signature_hash_algorithm)
+                              hash_algorithm)
         else:
             return False
     except (InvalidSignature, ValueError, TypeError):
@@ -276,13 +278,14 @@ def _check_algorithms(path: Sequence[x509.Certificate], policy: ValidationPolicy
             raise _Refused(Reason.ALGORITHM, child,
                            f"{found} key; allowed: {', '.join(a.value for a in policy.algorithms)}")
         signer = KeyAlgorithm.of((parent or child).public_key())
-        expected = signer.signature_hash
-        used = child.signature_hash_algorithm
-        if (expected is None) != (used is None) or (used is not None and used.name != expected.name):
+        # hash names, None for EdDSA (which signs without a separate hash)
+        expected = signer.signature_hash.name if signer.signature_hash else None
+        used = child.signature_hash_algorithm.name if child.signature_hash_algorithm else None
+        if used != expected:
             raise _Refused(Reason.ALGORITHM, child,
-                           f"signed with {used.name if used else 'EdDSA'}, "
+                           f"signed with {used or 'EdDSA'}, "
                            f"a {signer.value} issuer signs with "
-                           f"{expected.name if expected else 'EdDSA'}")
+                           f"{expected or 'EdDSA'}")
 
 
 def _check_leaf(leaf: x509.Certificate, policy: ValidationPolicy) -> None:
@@ -296,7 +299,7 @@ def _check_leaf(leaf: x509.Certificate, policy: ValidationPolicy) -> None:
         if missing:
             raise _Refused(Reason.KEY_USAGE, leaf, f"key usage lacks {', '.join(missing)}")
     if policy.leaf_domain_component is not None:
-        dcs = [a.value for a in leaf.subject.get_attributes_for_oid(NameOID.DOMAIN_COMPONENT)]
+        dcs = [_text(a.value) for a in leaf.subject.get_attributes_for_oid(NameOID.DOMAIN_COMPONENT)]
         if policy.leaf_domain_component not in dcs:
             raise _Refused(Reason.DOMAIN_COMPONENT, leaf,
                            f"subject has DC={','.join(dcs) or '(none)'}, expected "
@@ -311,7 +314,12 @@ def _check_revocation(path: Sequence[x509.Certificate],
                       at: _dt.datetime) -> None:
     for cert, issuer in zip(path, path[1:]):
         for crl in crls:
-            if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer.public_key()):
+            issuer_key = issuer.public_key()
+            # _check_signatures verified a signature with every issuer's key, so it is one of these
+            if not isinstance(issuer_key, (ec.EllipticCurvePublicKey, ed448.Ed448PublicKey,
+                                           rsa.RSAPublicKey)):
+                continue
+            if crl.issuer != issuer.subject or not crl.is_signature_valid(issuer_key):
                 continue
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
             if entry is not None and entry.revocation_date_utc <= at:
@@ -342,4 +350,10 @@ def _cn(cert: x509.Certificate | None) -> str:
     if cert is None:
         return "?"
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return names[0].value if names else cert.subject.rfc4514_string()
+    return _text(names[0].value) if names else cert.subject.rfc4514_string()
+
+
+def _text(value: str | bytes) -> str:
+    """A name attribute's value as text. cryptography gives bytes for a value encoded as a BIT
+    STRING, which a peer's certificate may carry where text belongs: shown as Python shows bytes."""
+    return value if isinstance(value, str) else str(value)

@@ -54,7 +54,7 @@ class SignatureSuite:
     def sign(self, key, data: bytes) -> bytes:
         if self.key_algorithm is KeyAlgorithm.ED448:
             return key.sign(data)
-        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(self.key_algorithm.signature_hash)))
+        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(self.key_algorithm.prehash)))
         width = (key.curve.key_size + 7) // 8
         return r.to_bytes(width, "big") + s.to_bytes(width, "big")
 
@@ -68,7 +68,7 @@ class SignatureSuite:
                 return False
             der = encode_dss_signature(int.from_bytes(signature[:width], "big"),
                                        int.from_bytes(signature[width:], "big"))
-            public_key.verify(der, data, ec.ECDSA(self.key_algorithm.signature_hash))
+            public_key.verify(der, data, ec.ECDSA(self.key_algorithm.prehash))
             return True
         except (InvalidSignature, TypeError, ValueError, AttributeError):
             return False

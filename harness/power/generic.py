@@ -35,7 +35,7 @@ from typing import Any, Mapping
 
 from harness.power.analyzer import IntegrationState, InstrumentError, Wiring
 from harness.power.driver import ScpiAnalyzer
-from harness.rig.reader import FileProblems, Problems, Reader, read_yaml
+from harness.yamlfile import FileProblems, Problems, Reader, read_yaml
 
 ENERGY_UNITS = {"Wh": 1.0, "kWh": 1000.0, "Ws": 1 / 3600.0}
 FIELD = re.compile(r"^([UIP]\d+|P|E[+-]\d*|-)$")

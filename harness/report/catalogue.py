@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from harness.rig.reader import FileProblems, Problems, Reader, read_yaml
+from harness.yamlfile import FileProblems, Problems, Reader, read_yaml
 
 #: reference kinds a case may cite, and how reports label them
 REFERENCE_KINDS = {

@@ -122,7 +122,7 @@ def _meter_model(config: RigConfig) -> ProbeResult:
     """The meter's model names a driver (or a command map that loads)."""
     from harness.power.generic import CommandMapError, load_command_map
     from harness.power.models import DRIVERS, is_command_map
-    from harness.power.simulator import MODEL_DIALECTS
+    from harness.emulators.analyzer import MODEL_DIALECTS
 
     model = config.meter.model or "yokogawa-wt1800"
     what = f"meter model {model}"

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.ocpp.versions import OcppVersion
 from harness.rig.operator import ACTIONS, OPERATORS, OperatorConfig
-from harness.rig.reader import FileProblems, Problems, Reader, read_yaml
+from harness.yamlfile import FileProblems, Problems, Reader, read_yaml
 
 RIG_KINDS = ("emulated", "netns", "lab")
 VERSION_NAMES = tuple(v.value for v in OcppVersion)
@@ -133,7 +133,7 @@ class MeterConfig:
     accuracy: float = 0.1
     #: simulated analyzer only: random noise on instantaneous values, percent rms
     noise: float = 0.0
-    #: accuracy class the charger's own meter is held to (harness.power.crosscheck)
+    #: accuracy class the charger's own meter is held to (harness.correlation.metering)
     dut_class: str = "A"
 
 
@@ -351,7 +351,7 @@ def _link(reader: Reader, rig_kind: str) -> LinkConfig:
 
 
 MODEM_FIRMWARES = ("qualcomm", "homeplug")  # harness.emulators.greenphy.FIRMWARES
-METER_CLASSES = ("A", "B", "C", "2", "1", "0.5S", "0.2S")  # harness.power.crosscheck.ACCURACY_CLASSES
+METER_CLASSES = ("A", "B", "C", "2", "1", "0.5S", "0.2S")  # harness.correlation.metering.ACCURACY_CLASSES
 
 
 def _meter(reader: Reader) -> MeterConfig:

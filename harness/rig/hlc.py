@@ -22,7 +22,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
-from harness.emulators.battery import Battery
+from harness.v2g.battery import Battery
 from harness.emulators.evse_hlc import EvseHlc
 from harness.emulators.hlc_ev import HlcEv
 from harness.emulators.profiles import (DEFAULT_EV_PROFILE, DEFAULT_EVSE_PROFILE, EvProfile, load_ev_profile,
@@ -32,7 +32,7 @@ from harness.v2g import sap
 from harness.v2g.credentials import V2gMaterial
 from harness.v2g.faults import Fault, FaultPlan
 from harness.v2g.sdp import SdpError, discover
-from harness.v2g.session import Outcome
+from harness.v2g.machine import Outcome
 from harness.v2g.timers import Timing
 from harness.v2g.vehicle import ChargePlan, Vehicle
 from harness.verdicts import NotApplicable

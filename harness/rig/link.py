@@ -33,14 +33,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from harness.emulators.pilot import CpState, SimulatedPilot
+from harness.iec61851.pilot import CpState, SimulatedPilot
 from harness.netns import NetnsError, packet_socket, unavailable_reason
 from harness.rig.roles import Role, RoleUnavailable
+from harness.slac import frames as slac_frames
 from harness.slac.ev import EvFaults, Failed, Matched
 from harness.slac.io import Endpoint, EvSlacSession
 from harness.slac.timing import RIG_MIN_TIMEOUT, STANDARD, SlacTimers
 from harness.trace.pcap import CaseCapture, LinkCapture, packet_tap
 from harness.verdicts import HarnessFailure
+from harness.v2g import sdp
 from harness.v2g.transport import SocketFactory
 
 if TYPE_CHECKING:
@@ -52,6 +54,9 @@ if TYPE_CHECKING:
 #: attenuation between the EV and the EVSE it is plugged into, and to the neighbouring EVSE, dB
 PLUGGED_ATTENUATION_DB = 20.0
 NEIGHBOUR_ATTENUATION_DB = 55.0
+
+#: what the link's captures put on the timeline: SLAC frames and SDP datagrams
+DISSECTORS = (slac_frames.describe, sdp.describe)
 
 
 @dataclass(frozen=True)
@@ -209,7 +214,8 @@ class LinkRole(Role):
                 self.line.set_attenuation("ev", "evse", self.config_attenuation)
                 self.line.set_attenuation("ev", "neighbour", NEIGHBOUR_ATTENUATION_DB)
                 self.capture = LinkCapture(self.rig.trace, packet_tap("plc0", self.line.stations["ev"].netns),
-                                           captures / "link.pcap", where="the EV's interface", keylog=self.keylog)
+                                           captures / "link.pcap", where="the EV's interface", keylog=self.keylog,
+                                           dissectors=DISSECTORS)
                 self.capture.start()
                 if self.config_command:
                     self._start_external(self.config_command)
@@ -224,11 +230,11 @@ class LinkRole(Role):
             except NetnsError as exc:
                 raise NetnsError(f"link.iface: {exc}") from None
             self.capture = LinkCapture(self.rig.trace, packet_tap(self.config.iface), captures / "link.pcap",
-                                       where=self.config.iface, keylog=self.keylog)
+                                       where=self.config.iface, keylog=self.keylog, dissectors=DISSECTORS)
             self.capture.start()
         elif unavailable_reason() is None:
             self.capture = LinkCapture(self.rig.trace, packet_tap("lo"), captures / "loopback.pcap",
-                                       where="IPv6 on lo", keylog=self.keylog, keep=_ipv6)
+                                       where="IPv6 on lo", keylog=self.keylog, keep=_ipv6, dissectors=DISSECTORS)
             self.capture.start()
         else:
             self._record("NoCapture", "loopback is not captured: raw sockets need CAP_NET_RAW")

@@ -25,7 +25,7 @@ from harness.rig.roles import Role, RoleUnavailable
 from harness.trace import Layer
 
 if TYPE_CHECKING:
-    from harness.power.server import AnalyzerServer
+    from harness.emulators.analyzer_server import AnalyzerServer
     from harness.rig.rig import Rig
 
 DEFAULT_SIMULATED_MODEL = "yokogawa-wt1800"
@@ -75,8 +75,8 @@ class MeterRole(Role):
         await asyncio.to_thread(self.connect)
 
     async def _start_simulator(self) -> None:
-        from harness.power.server import AnalyzerServer
-        from harness.power.simulator import MODEL_DIALECTS, SimulatedAnalyzer, constant_flow, flow_from
+        from harness.emulators.analyzer_server import AnalyzerServer
+        from harness.emulators.analyzer import MODEL_DIALECTS, SimulatedAnalyzer, constant_flow, flow_from
 
         if self.model not in MODEL_DIALECTS:
             raise ValueError(f"meter.model {self.model!r} cannot be simulated (simulated: {', '.join(MODEL_DIALECTS)})")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from harness.emulators.battery import Battery
+from harness.v2g.battery import Battery
 from harness.emulators.ev import BasicEv
 from harness.emulators.evse import EvseSettings, ReferenceEvse
 from harness.ocpp import commands

@@ -30,7 +30,7 @@ import types
 from dataclasses import dataclass
 from typing import Any
 
-from harness.emulators.pilot import DIGITAL_COMMUNICATION, NO_PWM, CpState, SimulatedPilot
+from harness.iec61851.pilot import DIGITAL_COMMUNICATION, NO_PWM, CpState, PilotLine
 from harness.netns import ETH_P_ALL, packet_socket
 from harness.slac import frames as f
 from harness.slac.timing import STANDARD, SlacTimers, scale_timer
@@ -172,7 +172,7 @@ class PyslacEvse:
         self.controller: _Controller | None = None
         self.match: EvseMatch | None = None
         self.matched = asyncio.Event()
-        self._pilot: SimulatedPilot | None = None
+        self._pilot: PilotLine | None = None
         self._pending: set[asyncio.Task] = set()
         # CP changes are handled one after the other: pyslac's controller awaits the cancellation
         # of a running match on A, and a B right behind it must see the result
@@ -184,7 +184,7 @@ class PyslacEvse:
         assert self.session is not None
         return _mac(self.session.evse_mac)
 
-    async def start(self, pilot: SimulatedPilot | None = None) -> None:
+    async def start(self, pilot: PilotLine | None = None) -> None:
         """Open the session, give the EVSE's modem a fresh network key, follow the pilot."""
         _scale_pyslac(self.timers)
         self.session = _HarnessSession(self)
@@ -237,7 +237,7 @@ class PyslacEvse:
                      f"{'may start' if state in (CpState.B, CpState.C, CpState.D) else 'stops'}")
         await self.controller.process_cp_state(self.session, state.value)
 
-    async def _keep_digital_duty(self, pilot: SimulatedPilot) -> None:
+    async def _keep_digital_duty(self, pilot: PilotLine) -> None:
         """While the EV is plugged in and nothing else offers a current, the EVSE keeps 5 %: other
         parts of the EVSE (the reference EVSE drops the PWM when a cable leaves) handle their CP
         events in tasks of their own and may act on an older event after this one."""

@@ -27,6 +27,8 @@ from scapy.fields import (ByteField, FieldLenField, LEShortField, MACField,
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, bind_layers, split_layers
 
+from harness.trace import Layer
+
 conf.verb = 0
 
 ETH_P_HOMEPLUG_AV = 0x88E1
@@ -179,6 +181,16 @@ def mmtype_of(data: bytes) -> int | None:
     if len(data) < HEADER_LENGTH - 2 or int.from_bytes(data[12:14], "big") != ETH_P_HOMEPLUG_AV:
         return None
     return int.from_bytes(data[15:17], "little")
+
+
+def describe(frame: bytes) -> tuple[Layer, str, str] | None:
+    """Layer, name and summary of a captured HomePlug AV frame (a dissector for
+    :class:`harness.trace.pcap.LinkCapture`); None for any other ethertype."""
+    mmtype = mmtype_of(frame)
+    if mmtype is None:
+        return None
+    name = MESSAGES.get(mmtype, (f"MME 0x{mmtype:04X}", None))[0]
+    return Layer.SLAC, name, f"{name} {_mac(frame[6:12])} -> {_mac(frame[0:6])}"
 
 
 def parse(data: bytes) -> Mme | None:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from harness.emulators.pilot import DIGITAL_COMMUNICATION, CpState, SimulatedPilot
+from harness.iec61851.pilot import DIGITAL_COMMUNICATION, CpState, PilotLine
 from harness.netns import Netns, packet_socket
 from harness.slac import frames as f
 from harness.slac.ev import EvFaults, EvSlac, Failed, Matched, Note, Send
@@ -128,14 +128,14 @@ class EvSlacSession:
             self.link.close()
             self.link = None
 
-    async def match_when_pilot_allows(self, pilot: SimulatedPilot, timeout: float) -> Matched | Failed:
+    async def match_when_pilot_allows(self, pilot: PilotLine, timeout: float) -> Matched | Failed:
         """Wait for CP state B/C with 5 % duty (ISO 15118-3: SLAC starts on B with 5 %), then match;
         matching stops when the CP leaves B/C/D."""
         await pilot.wait_for(lambda p: p.state in (CpState.B, CpState.C, CpState.D)
                              and p.duty == DIGITAL_COMMUNICATION, timeout)
         return await self.match(pilot=pilot)
 
-    async def match(self, *, pilot: SimulatedPilot | None = None) -> Matched | Failed:
+    async def match(self, *, pilot: PilotLine | None = None) -> Matched | Failed:
         self.open()
         assert self.link is not None
         kwargs: dict[str, Any] = {"timers": self.timers, "join": self.join, "faults": self.faults}

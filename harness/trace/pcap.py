@@ -19,17 +19,18 @@ import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from harness.trace import Layer, Recorder
+
+#: a protocol's describer of captured frames: (layer, name, summary) of a frame it knows, else None
+Dissector = Callable[[bytes], "tuple[Layer, str, str] | None"]
 
 PCAP_MAGIC_NS = 0xA1B23C4D
 LINKTYPE_ETHERNET = 1
 SNAPLEN = 262144
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 ETH_P_ALL = 0x0003
-ETH_P_IPV6 = 0x86DD
-SDP_PORT = 15118
 
 
 class PcapWriter:
@@ -80,8 +81,12 @@ class LinkCapture:
     """A tap on one interface for the whole run, with a file per test case."""
 
     def __init__(self, recorder: Recorder, open_socket: Callable[[], socket.socket], run_file: Path, *,
-                 where: str, keylog: Path | None = None, keep: Callable[[bytes, int], bool] | None = None) -> None:
+                 where: str, keylog: Path | None = None, keep: Callable[[bytes, int], bool] | None = None,
+                 dissectors: Sequence[Dissector] = ()) -> None:
         self.recorder = recorder
+        #: the protocols' frame describers (:func:`harness.slac.frames.describe`,
+        #: :func:`harness.v2g.sdp.describe`): what of the capture goes onto the timeline
+        self.dissectors = tuple(dissectors)
         self._open_socket = open_socket
         self.where = where
         self.keylog = keylog
@@ -170,7 +175,7 @@ class LinkCapture:
             self._run.flush()
 
     def _timeline(self, frame: bytes, file: str, number: int) -> None:
-        described = describe(frame)
+        described = describe(frame, self.dissectors)
         if described is None:
             return
         layer, name, summary = described
@@ -186,26 +191,12 @@ def _timestamp_ns(ancillary) -> int:
     return time.time_ns()
 
 
-def describe(frame: bytes) -> tuple[Layer, str, str] | None:
-    """Layer, name and summary of a SLAC frame or an SDP datagram; None for anything else."""
-    from harness.slac import frames as slac_frames
-
-    if len(frame) < 14:
-        return None
-    ethertype = int.from_bytes(frame[12:14], "big")
-    mac = lambda raw: ":".join(f"{b:02x}" for b in raw)  # noqa: E731
-    if ethertype == slac_frames.ETH_P_HOMEPLUG_AV:
-        mmtype = slac_frames.mmtype_of(frame)
-        name = slac_frames.MESSAGES.get(mmtype, (f"MME 0x{mmtype or 0:04X}", None))[0]
-        return Layer.SLAC, name, f"{name} {mac(frame[6:12])} -> {mac(frame[0:6])}"
-    if ethertype == ETH_P_IPV6 and len(frame) >= 14 + 40 + 8 and frame[14 + 6] == 17:
-        udp = frame[54:62]
-        source, destination = int.from_bytes(udp[0:2], "big"), int.from_bytes(udp[2:4], "big")
-        if SDP_PORT in (source, destination):
-            payload = frame[62:]
-            kind = int.from_bytes(payload[2:4], "big") if len(payload) >= 8 else 0
-            name = {0x9000: "SdpRequest", 0x9001: "SdpResponse"}.get(kind, "SdpDatagram")
-            return Layer.SDP, name, f"{name} UDP {source} -> {destination}"
+def describe(frame: bytes, dissectors: Sequence[Dissector]) -> tuple[Layer, str, str] | None:
+    """What the first dissector that knows ``frame`` says of it; None when none does."""
+    for dissector in dissectors:
+        described = dissector(frame)
+        if described is not None:
+            return described
     return None
 
 

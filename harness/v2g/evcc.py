@@ -14,10 +14,10 @@ from typing import Any, Awaitable, Callable
 from harness import exi
 from harness.trace import Recorder
 from harness.v2g import messages, recording
-from harness.v2g.equipment import EvseCapabilities
+from harness.v2g.equipment import Equipment
 from harness.v2g.faults import FaultPlan, transmit
-from harness.v2g.session import (Close, EvccSession, Finished, Notice, Outcome, Received, SeccSession, Send, SetCp,
-                                 Undecodable)
+from harness.v2g.machine import Close, Finished, Notice, Outcome, Received, Send, SetCp, Undecodable
+from harness.v2g.session import EvccSession, SeccSession
 from harness.v2g.timers import STANDARD, Timing
 from harness.v2g.transport import ConnectionClosed, SocketFactory, V2gConnection, connect
 from harness.v2g.v2gtp import HeaderError, PayloadType
@@ -33,9 +33,11 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
                       faults: FaultPlan | None = None, resume_session_id: str | None = None,
                       set_cp: CpSetter | None = None, connect_timeout: float = 10.0,
                       on_session: Callable[[EvccSession], None] | None = None,
-                      sockets: SocketFactory | None = None) -> Outcome:
+                      sockets: SocketFactory | None = None,
+                      stand_in: Callable[[], Equipment] | None = None) -> Outcome:
     """One V2G communication session with the SECC at ``host``/``port``; returns how it ended.
-    ``sockets`` makes the connection's socket (in the EV's network namespace on the netns rig)."""
+    ``sockets`` makes the connection's socket (in the EV's network namespace on the netns rig);
+    ``stand_in`` makes the default charger that answers a request the EV's fault plan skips."""
     loop = asyncio.get_running_loop()
     plan = faults or FaultPlan(side=SIDE)
     plan.recorder = plan.recorder or recorder
@@ -59,7 +61,7 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
                      + (f" ({connection.tls_version}, {connection.tls_cipher})" if context else " (no TLS)"),
                      session, payload={"peer": target, "tls": connection.tls_version, "cipher": connection.tls_cipher})
     session.facts["tls"] = connection.tls_version
-    runner = _Runner(recorder, session, connection, plan, set_cp)
+    runner = _Runner(recorder, session, connection, plan, set_cp, stand_in)
     try:
         closing = await runner.carry_out(session.restrict_offer(connection.tls_version) + session.start(loop.time()))
         while not session.finished and not closing:
@@ -105,8 +107,9 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
 
 class _Runner:
     def __init__(self, recorder: Recorder, session: EvccSession, connection: V2gConnection, plan: FaultPlan,
-                 set_cp: CpSetter | None) -> None:
+                 set_cp: CpSetter | None, stand_in: Callable[[], Equipment] | None) -> None:
         self.recorder = recorder
+        self.stand_in = stand_in
         self.session = session
         self.connection = connection
         self.plan = plan
@@ -147,12 +150,13 @@ class _Runner:
     def _skipped(self, send: Send) -> list:
         """The EV behaves as if ``send`` had been answered OK: a stand-in SECC (a default
         charger) answers it, the EV's machine takes that answer and produces the request after."""
-        from harness.emulators.charge_port import ChargePort
-
         session = self.session
         rules = session.rules
         assert rules is not None
-        stand_in = SeccSession(ChargePort(EvseCapabilities()), supported=[], tls="TLSv1.3")
+        if self.stand_in is None:
+            raise ValueError(f"the EV's fault plan skips {send.name}, but the EV was given no stand-in charger "
+                             "to answer it")
+        stand_in = SeccSession(self.stand_in(), supported=[], tls="TLSv1.3")
         stand_in.protocol, stand_in.rules, stand_in.session_id = session.protocol, rules, session.session_id
         rules.secc_start(stand_in)
         stand_in.context.update({k: v for k, v in session.context.items() if k in ("payment", "dc", "mode")})

@@ -42,7 +42,7 @@ from typing import Any
 from harness import exi
 from harness.trace import Layer, Recorder
 from harness.v2g import messages, recording
-from harness.v2g.session import Send
+from harness.v2g.machine import Send
 from harness.v2g.v2gtp import encode as v2gtp_encode
 
 KINDS = ("drop", "delay", "duplicate", "reorder", "corrupt", "replace", "code", "header", "close",

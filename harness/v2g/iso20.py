@@ -16,14 +16,17 @@ a sequence error), WPT and ACDP.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.pki.profiles import Generation
 from harness.pki.xmldsig import verify_message
 from harness.v2g import pnc
 from harness.v2g.equipment import ISO20_SERVICES
-from harness.v2g.session import START, EvccSession, Notice, Reply, Request, Rules, SeccSession, Stop, Table
+from harness.v2g.machine import START, Notice, Reply, Request, Rules, Stop, Table
 from harness.v2g.values import percent, rational, rational_value
+
+if TYPE_CHECKING:  # the machines hand themselves to these rules
+    from harness.v2g.session import EvccSession, SeccSession
 
 ALWAYS = "always"
 

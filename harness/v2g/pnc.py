@@ -29,7 +29,7 @@ from cryptography.x509.oid import NameOID
 
 from harness.pki.validate import Reason, ValidationResult, policy_for, validate_chain
 from harness.pki.profiles import Generation, Role
-from harness.v2g.session import Notice
+from harness.v2g.machine import Notice
 
 
 class CertificateDataError(ValueError):

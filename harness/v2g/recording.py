@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from harness.trace import Layer, Recorder
-from harness.v2g.session import Notice, Received, Send, Undecodable
+from harness.v2g.machine import Notice, Received, Send, Undecodable
 
 EV = "ev"
 EVSE = "evse"

@@ -269,6 +269,26 @@ class SdpServer:
                                         "port": response.port, "tls": response.tls})
 
 
+ETH_P_IPV6 = 0x86DD
+_UDP = 17
+
+
+def describe(frame: bytes) -> tuple[Layer, str, str] | None:
+    """Layer, name and summary of a captured SDP datagram (Ethernet, IPv6 without extension
+    headers, UDP to or from port 15118; a dissector for :class:`harness.trace.pcap.LinkCapture`);
+    None for any other frame."""
+    if len(frame) < 14 + 40 + 8 or int.from_bytes(frame[12:14], "big") != ETH_P_IPV6 or frame[14 + 6] != _UDP:
+        return None
+    udp = frame[54:62]
+    source, destination = int.from_bytes(udp[0:2], "big"), int.from_bytes(udp[2:4], "big")
+    if SDP_PORT not in (source, destination):
+        return None
+    payload = frame[62:]
+    kind = int.from_bytes(payload[2:4], "big") if len(payload) >= 8 else 0
+    name = {PayloadType.SDP_REQUEST: "SdpRequest", PayloadType.SDP_RESPONSE: "SdpResponse"}.get(kind, "SdpDatagram")
+    return Layer.SDP, name, f"{name} UDP {source} -> {destination}"
+
+
 async def discover(recorder: Recorder, *, tls: bool, target: str = ALL_NODES, port: int = SDP_PORT,
                    iface: str | None = None, timers: SdpTimers = SDP, timeout_scale=lambda s: s,
                    side: str = "ev", sockets: SocketFactory | None = None) -> SdpResponse:

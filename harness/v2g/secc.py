@@ -19,7 +19,8 @@ from typing import Any, Callable, Sequence
 from harness.trace import Layer, Recorder
 from harness.v2g import messages, recording, sap
 from harness.v2g.faults import FaultPlan, transmit
-from harness.v2g.session import (Close, Finished, Notice, Outcome, Received, SeccSession, Send, SetCp, Undecodable)
+from harness.v2g.machine import Close, Finished, Notice, Outcome, Received, Send, SetCp, Undecodable
+from harness.v2g.session import SeccSession
 from harness.v2g.timers import STANDARD, Timing
 from harness.pki.clienthello import ClientHello
 from harness.pki.tls import iso20_cipher_allowed

@@ -30,199 +30,20 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from harness import exi
-from harness.v2g import messages, sap
+from harness.v2g import din, iso2, iso20, messages, sap
+from harness.v2g.machine import (START, Close, Finished, Notice, Outcome, Received, Reply, Request, Rules, Send, SetCp,
+                                 Stop, Table, Undecodable, failed)
 from harness.v2g.timers import STANDARD, Timing
 
-START = "Start"  # the state before the first request of the protocol (after the handshake)
-
-
-# -- events ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send ``data`` (EXI) with V2GTP ``payload_type``."""
-
-    name: str
-    message: dict
-    data: bytes
-    payload_type: int
-    schema: str
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """A message that arrived and decoded."""
-
-    name: str
-    message: dict
-    data: bytes
-    payload_type: int
-    schema: str
-
-
-@dataclass(frozen=True, slots=True)
-class Undecodable:
-    data: bytes
-    payload_type: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """Something worth a line on the timeline that is not a message (a timeout, a refusal)."""
-
-    name: str
-    summary: str
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class SetCp:
-    """The EV switches the control pilot (B, C) before what follows."""
-
-    state: str
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    outcome: "Outcome"
-
-
-Event = Send | Received | Undecodable | Notice | SetCp | Close | Finished
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How a session ended. ``ok``: it ended as the side wanted (SessionStop answered OK)."""
-
-    ok: bool
-    reason: str
-    protocol: str | None = None
-    session_id: str | None = None
-    #: the response code that ended it, if one did
-    response_code: str | None = None
-    #: the session was paused (SessionStop with Pause) and may be resumed
-    paused: bool = False
-    messages: int = 0
-
-
-# -- the transition table --------------------------------------------------------------------
-
-Guard = Callable[[Any], bool]
-
-
-@dataclass(frozen=True)
-class Table:
-    """What may follow what. ``next[state]`` maps each request allowed after the response
-    ``state`` (or after the handshake, :data:`START`) to the name of its guard; guards are
-    predicates over the session's context, named in ``guards`` so the table reads as text.
-    """
-
-    protocol: str
-    next: Mapping[str, Mapping[str, str]]
-    guards: Mapping[str, Guard]
-
-    def allowed(self, state: str, request: str, context: Any) -> bool:
-        guard = self.next.get(state, {}).get(request)
-        return guard is not None and self.guards[guard](context)
-
-    def followers(self, state: str, context: Any) -> list[str]:
-        return [r for r, g in self.next.get(state, {}).items() if self.guards[g](context)]
-
-    def check(self) -> None:
-        """Every guard named exists; every request's response appears as a state."""
-        for state, row in self.next.items():
-            for request, guard in row.items():
-                if guard not in self.guards:
-                    raise ValueError(f"{self.protocol} table: {state} -> {request}: no guard {guard!r}")
-
-
-# -- what the protocol modules provide ----------------------------------------------------------
-
-@dataclass(frozen=True)
-class Reply:
-    """The SECC's answer to a request: the response body and what happens after it."""
-
-    body: dict
-    #: the session ends once this response is sent (SessionStopRes)
-    ends: bool = False
-    paused: bool = False
-    #: sign these elements of the response (CertificateInstallationRes, SalesTariff) with this key
-    sign: tuple[Any, tuple[str, ...]] | None = None
-    #: what the SECC noticed about the request without refusing it (a rule the EV broke), for the timeline
-    notices: tuple["Notice", ...] = ()
-
-
-@dataclass(frozen=True)
-class Request:
-    """The EVCC's next request, sent after ``delay`` seconds (the rig's waits), after ``cp``."""
-
-    name: str
-    body: dict
-    delay: float = 0.0
-    cp: str | None = None
-    sign: tuple[Any, tuple[str, ...]] | None = None
-
-
-@dataclass(frozen=True)
-class Stop:
-    """The EVCC ends the session without a further request."""
-
-    ok: bool
-    reason: str
-    cp: str | None = None
-    paused: bool = False
-    #: the response code that made the EV stop (a -20 WARNING it does not go on after)
-    code: str | None = None
-
-
-class Rules:
-    """A protocol's rules for both sides. Subclasses fill in the table and the steps."""
-
-    family: str = ""
-    table: Table
-
-    # SECC
-    def secc_start(self, session: "SeccSession") -> None:
-        """Called once after the handshake chose this protocol."""
-
-    def secc_handle(self, session: "SeccSession", name: str, body: dict, message: dict) -> Reply:
-        raise NotImplementedError
-
-    def secc_failure(self, session: "SeccSession", request: str, code: str) -> dict:
-        """The response body to ``request`` carrying ``code``: the mandatory parameters only."""
-        raise NotImplementedError
-
-    def secc_timestamp(self, session: "SeccSession") -> int | None:
-        return None
-
-    # EVCC
-    def evcc_first(self, session: "EvccSession") -> Request:
-        raise NotImplementedError
-
-    def evcc_next(self, session: "EvccSession", name: str, body: dict, message: dict) -> Request | Stop:
-        raise NotImplementedError
+#: the rules of each protocol family, by the family name of the handshake's protocol
+RULES: Mapping[str, Rules] = {"din": din.RULES, "iso2": iso2.RULES, "iso20": iso20.RULES}
 
 
 def rules_for(family: str) -> Rules:
-    if family == "din":
-        from harness.v2g.din import RULES
-    elif family == "iso2":
-        from harness.v2g.iso2 import RULES
-    elif family == "iso20":
-        from harness.v2g.iso20 import RULES
-    else:
-        raise ValueError(f"no session rules for {family!r}")
-    return RULES
-
-
-def failed(code: str | None) -> bool:
-    return code is not None and code.upper().startswith("FAILED")
+    try:
+        return RULES[family]
+    except KeyError:
+        raise ValueError(f"no session rules for {family!r}") from None
 
 
 # -- the common part of both sides -------------------------------------------------------------

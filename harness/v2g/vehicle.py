@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from harness.emulators.battery import Battery
+from harness.v2g.battery import Battery
 from harness.v2g.equipment import Grant
 from harness.v2g.sap import pki_generation
 

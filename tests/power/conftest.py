@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness.emulators.power import PowerFlow
-from harness.power.server import AnalyzerServer
-from harness.power.simulator import SimulatedAnalyzer, flow_from
+from harness.emulators.analyzer_server import AnalyzerServer
+from harness.emulators.analyzer import SimulatedAnalyzer, flow_from
 from harness.rig.loop import LoopThread
 
 

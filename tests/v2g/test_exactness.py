@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness import exi
-from harness.emulators.battery import Battery
+from harness.v2g.battery import Battery
 from harness.emulators.charge_port import ChargePort
 from harness.v2g import sap
 from harness.v2g.equipment import EvseCapabilities

@@ -147,7 +147,8 @@ def test_hostile_payloads_never_break_the_secc():
     from harness.emulators.charge_port import ChargePort
     from harness.v2g import sap
     from harness.v2g.equipment import EvseCapabilities
-    from harness.v2g.session import Close, SeccSession
+    from harness.v2g.machine import Close
+    from harness.v2g.session import SeccSession
 
     chooser = random.Random(15118)
     for trial in range(300):

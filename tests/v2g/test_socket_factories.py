@@ -10,7 +10,7 @@ from v2g_pair import FAST, vehicle
 
 from harness.emulators.charge_port import ChargePort
 from harness.emulators.hlc_ev import HlcEv
-from harness.emulators.pilot import SimulatedPilot
+from harness.iec61851.pilot import SimulatedPilot
 from harness.trace import Recorder
 from harness.v2g import sdp
 from harness.v2g.equipment import EvseCapabilities

@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 
 from harness import exi
-from harness.emulators.battery import Battery
+from harness.v2g.battery import Battery
 from harness.emulators.charge_port import ChargePort
 from harness.v2g import messages, pnc, sap
 from harness.v2g.credentials import V2gMaterial
 from harness.v2g.equipment import EvseCapabilities
-from harness.v2g.session import EvccSession, SeccSession, failed
+from harness.v2g.machine import failed
+from harness.v2g.session import EvccSession, SeccSession
 from harness.v2g.timers import Timing
 from harness.v2g.vehicle import ChargePlan, Vehicle
 import v2g_lockstep

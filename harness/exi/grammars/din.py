@@ -1875,5 +1875,5 @@ FRAGMENT = (8, (
     ('stringValue', 1, 34),
 ))
 
-RELAXED_ATTRIBUTE_KEYS = {
+RELAXED_ATTRIBUTE_KEYS: dict[str, dict[str, str]] = {
 }

@@ -1972,6 +1972,6 @@ FRAGMENT = (8, (
     ('stringValue', 1, 34),
 ))
 
-RELAXED_ATTRIBUTE_KEYS = {
+RELAXED_ATTRIBUTE_KEYS: dict[str, dict[str, str]] = {
     'eMAID': {'Id': '{urn:iso:15118:2:2013:MsgDataTypes}Id'},
 }

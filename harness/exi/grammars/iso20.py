@@ -2088,5 +2088,5 @@ FRAGMENT = (9, (
     ('shortValue', 1, 72),
 ))
 
-RELAXED_ATTRIBUTE_KEYS = {
+RELAXED_ATTRIBUTE_KEYS: dict[str, dict[str, str]] = {
 }

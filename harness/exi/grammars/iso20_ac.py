@@ -1236,5 +1236,5 @@ FRAGMENT = (8, (
     ('Y', 3, 50),
 ))
 
-RELAXED_ATTRIBUTE_KEYS = {
+RELAXED_ATTRIBUTE_KEYS: dict[str, dict[str, str]] = {
 }

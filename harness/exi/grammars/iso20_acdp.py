@@ -918,5 +918,5 @@ FRAGMENT = (8, (
     ('Y', 3, 49),
 ))
 
-RELAXED_ATTRIBUTE_KEYS = {
+RELAXED_ATTRIBUTE_KEYS: dict[str, dict[str, str]] = {
 }

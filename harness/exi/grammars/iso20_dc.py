@@ -1209,5 +1209,5 @@ FRAGMENT = (8, (
     ('Y', 3, 57),
 ))
 
-RELAXED_ATTRIBUTE_KEYS = {
+RELAXED_ATTRIBUTE_KEYS: dict[str, dict[str, str]] = {
 }

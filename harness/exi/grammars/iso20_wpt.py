@@ -1409,5 +1409,5 @@ FRAGMENT = (8, (
     ('Y', 2, 57),
 ))
 
-RELAXED_ATTRIBUTE_KEYS = {
+RELAXED_ATTRIBUTE_KEYS: dict[str, dict[str, str]] = {
 }

@@ -126,5 +126,5 @@ FRAGMENT = (4, (
     ('supportedAppProtocolRes', 1, 1),
 ))
 
-RELAXED_ATTRIBUTE_KEYS = {
+RELAXED_ATTRIBUTE_KEYS: dict[str, dict[str, str]] = {
 }

@@ -431,5 +431,5 @@ FRAGMENT = (6, (
     ('Y', 1, 23),
 ))
 
-RELAXED_ATTRIBUTE_KEYS = {
+RELAXED_ATTRIBUTE_KEYS: dict[str, dict[str, str]] = {
 }

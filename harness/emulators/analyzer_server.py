@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from typing import Callable
 
-from harness.power.simulator import SimulatedAnalyzer
+from harness.emulators.analyzer import SimulatedAnalyzer
 
 TERMINATORS = {"wt": b"\n", "hioki": b"\r\n"}
 MAX_LINE = 64 * 1024

@@ -7,7 +7,7 @@ import pytest
 
 from harness.ocpp.transactions import SampledValue, TransactionView
 from harness.power.analyzer import ChannelReading, Measurement
-from harness.power.crosscheck import assert_metering, check_energy, check_metering, register_resolution
+from harness.correlation.metering import assert_metering, check_energy, check_metering, register_resolution
 from harness.power.sampler import MeterRun, record
 from harness.trace import Layer, Recorder
 

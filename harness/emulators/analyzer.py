@@ -1,4 +1,4 @@
-"""The simulated power analyzer: an instrument model with no I/O (the socket is harness.power.server).
+"""The simulated power analyzer: an instrument model with no I/O (the socket is harness.emulators.analyzer_server).
 
 It answers program messages the way a Yokogawa WT (``dialect="wt"``) or a Hioki PW33xx
 (``dialect="hioki"``) does: long and short mnemonics in any case, compound messages, the common

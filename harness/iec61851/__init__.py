@@ -1,0 +1,1 @@
+"""IEC 61851-1: the control pilot between EV and EVSE (states, PWM duty, the simulated line)."""

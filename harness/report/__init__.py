@@ -1,0 +1,1 @@
+"""Reports: the test-case catalogue, conformance.json and the HTML reports a run writes."""

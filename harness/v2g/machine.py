@@ -1,0 +1,192 @@
+"""The parts every V2G session machine is made of: the events it returns to its adapter, a
+protocol's transition table, what one step says, and the :class:`Rules` interface each protocol
+(:mod:`harness.v2g.din`, :mod:`harness.v2g.iso2`, :mod:`harness.v2g.iso20`) implements for both
+sides. The machines themselves are in :mod:`harness.v2g.session`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+if TYPE_CHECKING:  # the machines hand themselves to their rules
+    from harness.v2g.session import EvccSession, SeccSession
+
+START = "Start"  # the state before the first request of the protocol (after the handshake)
+
+
+# -- events ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send ``data`` (EXI) with V2GTP ``payload_type``."""
+
+    name: str
+    message: dict
+    data: bytes
+    payload_type: int
+    schema: str
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A message that arrived and decoded."""
+
+    name: str
+    message: dict
+    data: bytes
+    payload_type: int
+    schema: str
+
+
+@dataclass(frozen=True, slots=True)
+class Undecodable:
+    data: bytes
+    payload_type: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something worth a line on the timeline that is not a message (a timeout, a refusal)."""
+
+    name: str
+    summary: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SetCp:
+    """The EV switches the control pilot (B, C) before what follows."""
+
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    outcome: "Outcome"
+
+
+Event = Send | Received | Undecodable | Notice | SetCp | Close | Finished
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a session ended. ``ok``: it ended as the side wanted (SessionStop answered OK)."""
+
+    ok: bool
+    reason: str
+    protocol: str | None = None
+    session_id: str | None = None
+    #: the response code that ended it, if one did
+    response_code: str | None = None
+    #: the session was paused (SessionStop with Pause) and may be resumed
+    paused: bool = False
+    messages: int = 0
+
+
+# -- the transition table --------------------------------------------------------------------
+
+Guard = Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class Table:
+    """What may follow what. ``next[state]`` maps each request allowed after the response
+    ``state`` (or after the handshake, :data:`START`) to the name of its guard; guards are
+    predicates over the session's context, named in ``guards`` so the table reads as text.
+    """
+
+    protocol: str
+    next: Mapping[str, Mapping[str, str]]
+    guards: Mapping[str, Guard]
+
+    def allowed(self, state: str, request: str, context: Any) -> bool:
+        guard = self.next.get(state, {}).get(request)
+        return guard is not None and self.guards[guard](context)
+
+    def followers(self, state: str, context: Any) -> list[str]:
+        return [r for r, g in self.next.get(state, {}).items() if self.guards[g](context)]
+
+    def check(self) -> None:
+        """Every guard named exists; every request's response appears as a state."""
+        for state, row in self.next.items():
+            for request, guard in row.items():
+                if guard not in self.guards:
+                    raise ValueError(f"{self.protocol} table: {state} -> {request}: no guard {guard!r}")
+
+
+# -- what the protocol modules provide ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reply:
+    """The SECC's answer to a request: the response body and what happens after it."""
+
+    body: dict
+    #: the session ends once this response is sent (SessionStopRes)
+    ends: bool = False
+    paused: bool = False
+    #: sign these elements of the response (CertificateInstallationRes, SalesTariff) with this key
+    sign: tuple[Any, tuple[str, ...]] | None = None
+    #: what the SECC noticed about the request without refusing it (a rule the EV broke), for the timeline
+    notices: tuple["Notice", ...] = ()
+
+
+@dataclass(frozen=True)
+class Request:
+    """The EVCC's next request, sent after ``delay`` seconds (the rig's waits), after ``cp``."""
+
+    name: str
+    body: dict
+    delay: float = 0.0
+    cp: str | None = None
+    sign: tuple[Any, tuple[str, ...]] | None = None
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The EVCC ends the session without a further request."""
+
+    ok: bool
+    reason: str
+    cp: str | None = None
+    paused: bool = False
+    #: the response code that made the EV stop (a -20 WARNING it does not go on after)
+    code: str | None = None
+
+
+class Rules:
+    """A protocol's rules for both sides. Subclasses fill in the table and the steps."""
+
+    family: str = ""
+    table: Table
+
+    # SECC
+    def secc_start(self, session: "SeccSession") -> None:
+        """Called once after the handshake chose this protocol."""
+
+    def secc_handle(self, session: "SeccSession", name: str, body: dict, message: dict) -> Reply:
+        raise NotImplementedError
+
+    def secc_failure(self, session: "SeccSession", request: str, code: str) -> dict:
+        """The response body to ``request`` carrying ``code``: the mandatory parameters only."""
+        raise NotImplementedError
+
+    def secc_timestamp(self, session: "SeccSession") -> int | None:
+        return None
+
+    # EVCC
+    def evcc_first(self, session: "EvccSession") -> Request:
+        raise NotImplementedError
+
+    def evcc_next(self, session: "EvccSession", name: str, body: dict, message: dict) -> Request | Stop:
+        raise NotImplementedError
+
+
+def failed(code: str | None) -> bool:
+    return code is not None and code.upper().startswith("FAILED")
