@@ -11,11 +11,11 @@ import argparse
 import statistics
 import time
 
+from harness.emulators.analyzer import SimulatedAnalyzer, flow_from
+from harness.emulators.analyzer_server import AnalyzerServer
 from harness.emulators.power import PowerFlow
 from harness.power.analyzer import Wiring
 from harness.power.hioki import HiokiPw33xx
-from harness.emulators.analyzer_server import AnalyzerServer
-from harness.emulators.analyzer import SimulatedAnalyzer, flow_from
 from harness.power.yokogawa import YokogawaWt
 from harness.rig.loop import LoopThread
 

@@ -26,7 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from harness.netns import unavailable_reason  # noqa: E402
-from harness.rig import Rig, load_rig  # noqa: E402
+from harness.rig.config import load_rig  # noqa: E402
+from harness.rig.rig import Rig  # noqa: E402
 from harness.slac.ev import Matched  # noqa: E402
 from harness.trace import Recorder  # noqa: E402
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the modules with Hypothesis properties
-PROPERTY_TESTS = ["tests/exi/test_exi_properties.py", "tests/exi/test_exi_robustness.py",
+PROPERTY_TESTS = ["tests/exi/test_properties.py", "tests/exi/test_robustness.py",
                   "tests/v2g/test_secc_tls.py"]
 
 

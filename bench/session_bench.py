@@ -28,11 +28,11 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from harness.v2g.battery import Battery  # noqa: E402
 from harness.emulators.charge_port import ChargePort  # noqa: E402
 from harness.emulators.hlc_ev import HlcEv  # noqa: E402
 from harness.iec61851.pilot import SimulatedPilot  # noqa: E402
 from harness.trace import Recorder  # noqa: E402
+from harness.v2g.battery import Battery  # noqa: E402
 from harness.v2g.credentials import V2gMaterial  # noqa: E402
 from harness.v2g.equipment import EvseCapabilities  # noqa: E402
 from harness.v2g.secc import Secc, SeccConfig  # noqa: E402

@@ -1,14 +1,18 @@
 """EV charging interoperability test harness.
 
-Subpackages, one per layer: ``trace`` (the timeline), ``rig`` (rig files and their lifecycle),
-``ocpp`` (mock CSMS and station client), ``pki`` (certificates), ``emulators`` (reference EVSE
-and EV), ``report`` (conformance reports), ``cli`` (the ``harness`` command) and ``plugin``
-(the pytest plugin).
+The packages and their layers are described in ARCHITECTURE.md; ``lint-imports`` checks that
+each imports only the layers below it.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
 
-try:
-    __version__ = _version("evcharge-harness")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> str:
+    # the installed version, looked up on first use (importlib.metadata is slow to import)
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("evcharge-harness")
+        except PackageNotFoundError:  # a source tree that was never installed
+            return "0+unknown"
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.ocpp import commands
 from harness.correlation.metering import check_metering
+from harness.ocpp import commands
 from harness.trace import Layer
 
 ENERGY = "Energy.Active.Import.Register"

@@ -137,7 +137,7 @@ def test_attenuation_over_the_limit(rig, link, ev, step):
 @pytest.mark.case("SLAC-006")
 @pytest.mark.requires("ev")
 def test_cp_state_a_during_matching(rig, link, ev, step):
-    pilot = link._ev_pilot()
+    pilot = rig.pilot.line()
     with step("unplug while the EV's SLAC runs: matching stops"):
         ev.plug_in()
         running = rig.loop.submit(_unplug_when_matching_starts(rig, pilot))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
-
-import os
 
 import pytest
 from hypothesis import settings

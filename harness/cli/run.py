@@ -40,9 +40,10 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     rig = args.rig or root / DEFAULT_RIG
     if not rig.is_file():
         raise UsageError(f"no rig file {rig}")
-    pytest_args = [f"--rig={rig}", "-p", "no:cacheprovider", f"--rootdir={root}", "-c", str(root / "pyproject.toml")]
+    pytest_args = [f"--harness-rig={rig}", "-p", "no:cacheprovider", f"--rootdir={root}",
+                   "-c", str(root / "pyproject.toml")]
     if args.report_dir is not None:
-        pytest_args.append(f"--report-dir={args.report_dir}")
+        pytest_args.append(f"--harness-report-dir={args.report_dir}")
     if not any(Path(a.split("::")[0]).exists() for a in extra if not a.startswith("-")):
         pytest_args.append(str(root / SUITES))  # no test path given: all suites
     # A lab run stopped with SIGTERM (CI timeout, `kill`) tears the rig down like Ctrl-C does.

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signatur
                                                              encode_dss_signature)
 
 from harness.pki.builder import KeyAlgorithm
+from harness import exi
 
 CANONICAL_EXI = "http://www.w3.org/TR/canonical-exi/"
 
@@ -156,8 +157,6 @@ def signed_info(references: Sequence[tuple[str, bytes]], suite: SignatureSuite) 
 
 def encode_signed_info(info: dict) -> bytes:
     """SignedInfo as the xmldsig EXI fragment the signature is computed over."""
-    from harness import exi
-
     return exi.encode(info, "xmldsig", fragment=True)
 
 
@@ -247,8 +246,6 @@ def elements_with_id(message: dict) -> Iterator[tuple[str, dict]]:
 
 def signed_fragments(message: dict, schema: str) -> dict[str, tuple[str, bytes]]:
     """``Id -> (element name, EXI fragment)`` for every element with an Id."""
-    from harness import exi
-
     return {element["Id"]: (name, exi.encode({name: element}, schema, fragment=True))
             for name, element in elements_with_id(message)}
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import __version__
+import harness
 from harness.report.catalogue import TestCase
 
 VERDICTS = ("pass", "fail", "inconc", "error", "skip", "notrun")
@@ -94,7 +94,7 @@ def build(*, run_id: str, started: str, finished: str, rig: dict[str, Any], dut:
             "id": run_id,
             "started": started,
             "finished": finished,
-            "harness_version": __version__,
+            "harness_version": harness.__version__,
             "python": platform.python_version(),
             "host": platform.node(),
             "command": command,

@@ -1,6 +1,5 @@
-"""Rigs: rig files, their roles, and the lifecycle that always leaves the rig safe."""
+"""Rigs: rig files, their roles and drivers, and the lifecycle that always leaves the rig safe.
 
-from harness.rig.config import RigConfig, RigFileError, load_rig
-from harness.rig.rig import Rig, RigSetupError
-
-__all__ = ["Rig", "RigConfig", "RigFileError", "RigSetupError", "load_rig"]
+Importing this package loads nothing heavy: reading a rig file (:mod:`harness.rig.config`) does
+not start or import the emulators; :class:`harness.rig.rig.Rig` does when it comes up.
+"""

@@ -9,7 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from harness.emulators.analyzer import MODEL_DIALECTS
+from harness.netns import unavailable_reason
 from harness.pki.tls import TlsMaterialError, ocpp_client_context, ocpp_server_context
+from harness.power.generic import CommandMapError, load_command_map
+from harness.power.models import DRIVERS, is_command_map
 from harness.rig.config import RigConfig
 from harness.rig.lock import RigBusy, RigLock, default_lock_path
 
@@ -91,8 +95,6 @@ def _raw_socket() -> ProbeResult:
 
 
 def _namespaces() -> ProbeResult:
-    from harness.netns import unavailable_reason
-
     reason = unavailable_reason()
     return ProbeResult("network namespaces", reason is None, reason or "namespaces, veth pairs and raw sockets "
                                                                        "can be created")
@@ -102,6 +104,7 @@ def _instrument(resource: str) -> ProbeResult:
     what = f"instrument {resource}"
     try:
         import pyvisa
+        from pyvisa.resources import MessageBasedResource
     except ImportError:  # pragma: no cover - a dependency of the harness
         return ProbeResult(what, False, "pyvisa is not installed")
     try:
@@ -109,6 +112,10 @@ def _instrument(resource: str) -> ProbeResult:
         instrument = manager.open_resource(resource, open_timeout=3000)
         instrument.timeout = 3000
         try:
+            if not isinstance(instrument, MessageBasedResource):
+                # *IDN? is a message; a register-based resource cannot be asked it
+                return ProbeResult(what, False, f"{resource} is a {type(instrument).__name__}, not a message-based "
+                                                "VISA resource (use a ...::INSTR or ...::SOCKET resource)")
             identity = instrument.query("*IDN?").strip()
         finally:
             instrument.close()
@@ -120,10 +127,6 @@ def _instrument(resource: str) -> ProbeResult:
 
 def _meter_model(config: RigConfig) -> ProbeResult:
     """The meter's model names a driver (or a command map that loads)."""
-    from harness.power.generic import CommandMapError, load_command_map
-    from harness.power.models import DRIVERS, is_command_map
-    from harness.emulators.analyzer import MODEL_DIALECTS
-
     model = config.meter.model or "yokogawa-wt1800"
     what = f"meter model {model}"
     if config.meter.kind == "simulated":

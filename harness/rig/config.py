@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from harness.ocpp.versions import OcppVersion
+from harness.rig.drivers import kinds
 from harness.rig.operator import ACTIONS, OPERATORS, OperatorConfig
 from harness.yamlfile import FileProblems, Problems, Reader, read_yaml
 
@@ -236,7 +236,7 @@ def _tls(reader: Reader, base: Path, *, need_ca: bool = False) -> TlsFiles | Non
 
 
 def _csms(reader: Reader, base: Path) -> CsmsConfig:
-    kind = reader.str("kind", "mock", choices=("mock",))
+    kind = reader.str("kind", "mock", choices=kinds("csms"))
     versions = reader.str_list("versions", list(VERSION_NAMES), choices=VERSION_NAMES)
     config = CsmsConfig(
         kind=kind,
@@ -263,7 +263,7 @@ def _token_statuses(reader: Reader) -> dict[str, str]:
 
 
 def _evse(reader: Reader, base: Path) -> EvseConfig:
-    kind = reader.str("kind", "emulated", choices=("emulated", "lab"))
+    kind = reader.str("kind", "emulated", choices=kinds("evse"))
     station_id = reader.str("station_id", "", required=True)
     if station_id and (":" in station_id or "/" in station_id or len(station_id) > 48):
         reader.problems.add(reader._where("station_id"), "must be at most 48 characters without ':' or '/' "
@@ -314,7 +314,7 @@ def _profile(reader: Reader, base: Path, kind: str) -> Path | None:
 
 def _ev(reader: Reader, base: Path) -> EvConfig:
     config = EvConfig(
-        kind=reader.str("kind", "emulated", choices=("emulated", "none")),
+        kind=reader.str("kind", "emulated", choices=kinds("ev")),
         capacity_kwh=reader.float("capacity_kwh", 60.0, exclusive_minimum=0.0),
         soc=reader.float("soc", 0.5, minimum=0.0, maximum=1.0),
         max_charge_kw=reader.float("max_charge_kw", 11.0, exclusive_minimum=0.0),
@@ -327,7 +327,7 @@ def _ev(reader: Reader, base: Path) -> EvConfig:
 
 
 def _pilot(reader: Reader) -> PilotConfig:
-    config = PilotConfig(kind=reader.str("kind", "simulated", choices=("simulated", "lab", "none")),
+    config = PilotConfig(kind=reader.str("kind", "simulated", choices=kinds("pilot")),
                          resource=reader.str("resource"))
     if config.kind == "lab" and not config.resource:
         reader.problems.add(reader._where("resource"), "is required for a lab pilot")
@@ -336,7 +336,7 @@ def _pilot(reader: Reader) -> PilotConfig:
 
 
 def _link(reader: Reader, rig_kind: str) -> LinkConfig:
-    config = LinkConfig(kind=reader.str("kind", "loopback", choices=("loopback", "veth", "nic")),
+    config = LinkConfig(kind=reader.str("kind", "loopback", choices=kinds("link")),
                         iface=reader.str("iface"),
                         attenuation_db=reader.float("attenuation_db", None, minimum=0.0, maximum=255.0),
                         evse_command=reader.str("evse_command"),
@@ -355,7 +355,7 @@ METER_CLASSES = ("A", "B", "C", "2", "1", "0.5S", "0.2S")  # harness.correlation
 
 
 def _meter(reader: Reader) -> MeterConfig:
-    config = MeterConfig(kind=reader.str("kind", "none", choices=("none", "simulated", "visa")),
+    config = MeterConfig(kind=reader.str("kind", "none", choices=kinds("meter")),
                          resource=reader.str("resource"), model=reader.str("model"),
                          sample_period=reader.float("sample_period", 0.2, exclusive_minimum=0.0),
                          accuracy=reader.float("accuracy", 0.1, minimum=0.0, maximum=10.0),

@@ -22,24 +22,32 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
-from harness.v2g.battery import Battery
 from harness.emulators.evse_hlc import EvseHlc
 from harness.emulators.hlc_ev import HlcEv
-from harness.emulators.profiles import (DEFAULT_EV_PROFILE, DEFAULT_EVSE_PROFILE, EvProfile, load_ev_profile,
-                                        load_evse_profile)
+from harness.emulators.profiles import (
+    DEFAULT_EV_PROFILE,
+    DEFAULT_EVSE_PROFILE,
+    EvProfile,
+    load_ev_profile,
+    load_evse_profile,
+)
+from harness.slac.ev import Failed
 from harness.trace import Event, Layer
 from harness.v2g import sap
+from harness.v2g.battery import Battery
 from harness.v2g.credentials import V2gMaterial
 from harness.v2g.faults import Fault, FaultPlan
-from harness.v2g.sdp import SdpError, discover
 from harness.v2g.machine import Outcome
+from harness.v2g.messages import body_of, name_of
+from harness.v2g.probe import V2gProbe
+from harness.v2g.sdp import SdpError, discover
 from harness.v2g.timers import Timing
 from harness.v2g.vehicle import ChargePlan, Vehicle
 from harness.verdicts import NotApplicable
 
 if TYPE_CHECKING:
+    from harness.rig.ev import EvRole
     from harness.rig.rig import Rig
-    from harness.rig.roles import EvRole
 
 _MATERIAL: "weakref.WeakKeyDictionary[Any, V2gMaterial]" = weakref.WeakKeyDictionary()
 
@@ -129,13 +137,10 @@ class SessionResult:
                 and (direction is None or e.payload.get("direction") == direction)]
 
     def response_codes(self) -> dict[str, str]:
-        from harness.v2g.messages import body_of
-
         codes: dict[str, str] = {}
         for message in self.received():
             body = body_of(message)
             if isinstance(body, dict) and "ResponseCode" in body:
-                from harness.v2g.messages import name_of
                 codes[name_of(message)] = body["ResponseCode"]
         return codes
 
@@ -172,6 +177,11 @@ class HlcDriver:
                        pack_voltage_empty=profile.pack_voltage[0], pack_voltage_full=profile.pack_voltage[1],
                        departure_time=profile.departure_time, target_soc=profile.target_soc, min_soc=profile.min_soc)
 
+    def _profile(self) -> EvProfile:
+        if self.profile is None:
+            raise RuntimeError("the ISO 15118 EV is not up")
+        return self.profile
+
     @property
     def timing(self) -> Timing:
         """The V2G timers as this rig runs them (scaled on emulated rigs)."""
@@ -207,18 +217,13 @@ class HlcDriver:
             return
         if self.role.vehicle is not None and self.role.vehicle.plugged:
             raise RuntimeError("the basic EV is plugged in; unplug it before an ISO 15118 session")
-        emulator = self.rig.evse.emulator
-        if emulator is None:
-            from harness.rig.roles import RoleUnavailable
-            raise RoleUnavailable("plugging into a real EVSE needs pilot hardware (a lab pilot driver)")
-        connector = emulator.connectors[1]
+        pilot = self.rig.pilot.line(1)
+        cable = self.rig.evse.connector(1).line
         self.plugged_at = self.rig.trace.now()
-        await self.ev.plug_in(connector.pilot, connector.line)
+        await self.ev.plug_in(pilot, cable)
 
     async def _join_link(self) -> str | None:
         """SLAC where the link has it (once per plug-in); why it failed, or None."""
-        from harness.slac.ev import Failed
-
         result = await self.rig.link.join(self.plugged_at)
         return f"SLAC: {result.reason}" if isinstance(result, Failed) else None
 
@@ -243,7 +248,8 @@ class HlcDriver:
             protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
         return dataclasses.replace(
             base, protocols=protocols, energy=energy, identification=identification or base.identification,
-            control=control or base.control, cycles=base.cycles if cycles == "profile" else cycles, pause=pause,
+            control=control or base.control, cycles=cycles if not isinstance(cycles, str) else base.cycles,
+            pause=pause,
             renegotiate_after=renegotiate_after, discharge=discharge, certificate=certificate)
 
     def charge(self, *, protocol: str | Iterable[str] | None = None, energy: str | None = None,
@@ -268,7 +274,8 @@ class HlcDriver:
         vehicle = self.ev.vehicle
         vehicle.plan = plan
         # DIN / -2 EVCCID: the MAC of the EV's interface on the link, as SLAC saw it ([V2G2-879])
-        vehicle.mac = self.rig.link.ev_mac() or self.profile.evccid
+        profile = self._profile()
+        vehicle.mac = self.rig.link.ev_mac() or profile.evccid
         generation = sap.pki_generation(plan.protocols[0])
         emulated = self.rig.evse.emulated
         if plan.identification == "PnC" and emulated:
@@ -277,7 +284,7 @@ class HlcDriver:
                 credentials = vehicle.wallet.get(wanted)
                 if credentials is None or not credentials.contract_chain or plan.certificate == "install":
                     vehicle.wallet[wanted] = material(self.rig).ev_credentials(
-                        wanted, contract=self.profile.contract == "installed" and plan.certificate != "install")
+                        wanted, contract=profile.contract == "installed" and plan.certificate != "install")
             vehicle.credentials = vehicle.wallet[generation]
         trace = self.rig.trace
         mark = trace.now()
@@ -322,8 +329,6 @@ class HlcDriver:
         return self.rig.run(self._probe(tls, generation))
 
     async def _probe(self, tls: bool, generation: str) -> "ProbeHandle":
-        from harness.v2g.probe import V2gProbe
-
         await self._plug_in()
         no_link = await self._join_link()
         if no_link is not None:  # what the EVSE under test did not do: a failed case

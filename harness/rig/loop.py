@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any, Awaitable, Coroutine, TypeVar
+from typing import Any, Coroutine, TypeVar
 
 T = TypeVar("T")
 
@@ -51,10 +51,10 @@ class LoopThread:
             raise RuntimeError("LoopThread.run called from the loop itself; await the coroutine instead")
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
-    def run(self, coroutine: Coroutine[Any, Any, T] | Awaitable[T], timeout: float | None = None) -> T:
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run ``coroutine`` on the loop and return its result; on timeout the coroutine is
         cancelled and TimeoutError raised."""
-        future = self.submit(coroutine)  # type: ignore[arg-type]
+        future = self.submit(coroutine)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:

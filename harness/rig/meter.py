@@ -1,8 +1,9 @@
 """The meter role: the power analyzer between EVSE and EV, as the suites see it.
 
-``meter: {kind: visa, resource, model}`` drives a lab instrument; ``kind: simulated`` starts the
-simulated analyzer on a local TCP port, measuring the reference EVSE's power flow (the same cable
-the EV emulator draws from), and reaches it through pyvisa-py like a LAN instrument. Either way the
+``meter: {kind: visa, resource, model}`` drives a lab instrument (:class:`VisaMeter`); ``kind:
+simulated`` (:class:`SimulatedMeter`) starts the simulated analyzer on a local TCP port, measuring
+the reference EVSE's cable (the same one the EV emulator draws from), and reaches it through
+pyvisa-py like a LAN instrument; ``kind: none`` (:class:`NoMeter`) has none. Either way the
 suites get the same role: read it, measure a stretch of a test (integrator reset and started,
 background samples on the timeline), plot it.
 
@@ -19,13 +20,16 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from harness.power.analyzer import Identity, IntegrationState, InstrumentError, Measurement, PowerAnalyzer, Wiring
+from harness.emulators.analyzer import MODEL_DIALECTS, SimulatedAnalyzer, constant_flow, flow_from
+from harness.emulators.analyzer_server import AnalyzerServer
+from harness.power.analyzer import Identity, InstrumentError, IntegrationState, Measurement, PowerAnalyzer, Wiring
+from harness.power.models import open_analyzer
+from harness.power.plot import power_plot
 from harness.power.sampler import MeterRun, MeterSampler, record
-from harness.rig.roles import Role, RoleUnavailable
+from harness.rig.role import Driver, Role, RoleUnavailable
 from harness.trace import Layer
 
 if TYPE_CHECKING:
-    from harness.emulators.analyzer_server import AnalyzerServer
     from harness.rig.rig import Rig
 
 DEFAULT_SIMULATED_MODEL = "yokogawa-wt1800"
@@ -36,20 +40,25 @@ KEYS = {"evse_id": 1}
 class MeterRole(Role):
     name = "meter"
 
-    def __init__(self, rig: "Rig") -> None:
+    def __init__(self, rig: "Rig", driver: type["MeterDriver"]) -> None:
         super().__init__(rig)
         self.config = rig.config.meter
+        self.kind = self.config.kind
         self.analyzer: PowerAnalyzer | None = None
         self.identity: Identity | None = None
-        #: the simulated analyzer's server (harness tests only; suites never touch it)
-        self.server: "AnalyzerServer | None" = None
+        self.driver = driver(self)
         self.sampler: MeterSampler | None = None
         self.run_in_progress: MeterRun | None = None
         self._lock = threading.RLock()
 
     @property
     def present(self) -> bool:
-        return self.config.kind != "none"
+        return self.driver.present
+
+    @property
+    def server(self) -> AnalyzerServer | None:
+        """The simulated analyzer's server (harness tests only; suites never touch it)."""
+        return self.driver.server
 
     @property
     def model(self) -> str:
@@ -57,9 +66,7 @@ class MeterRole(Role):
 
     @property
     def resource(self) -> str:
-        if self.server is not None:
-            return self.server.resource
-        return self.config.resource or ""
+        return self.driver.resource()
 
     @property
     def wiring(self) -> Wiring:
@@ -68,32 +75,12 @@ class MeterRole(Role):
     # -- lifecycle ------------------------------------------------------------------------
 
     async def activate(self) -> None:
-        if not self.present:
-            return
-        if self.config.kind == "simulated":
-            await self._start_simulator()
-        await asyncio.to_thread(self.connect)
-
-    async def _start_simulator(self) -> None:
-        from harness.emulators.analyzer_server import AnalyzerServer
-        from harness.emulators.analyzer import MODEL_DIALECTS, SimulatedAnalyzer, constant_flow, flow_from
-
-        if self.model not in MODEL_DIALECTS:
-            raise ValueError(f"meter.model {self.model!r} cannot be simulated (simulated: {', '.join(MODEL_DIALECTS)})")
-        emulator = self.rig.evse.emulator
-        source = flow_from(emulator.connectors[1].line) if emulator is not None else constant_flow()
-        analyzer = SimulatedAnalyzer(source, dialect=MODEL_DIALECTS[self.model], model=self.model,
-                                     accuracy=self.config.accuracy, noise=self.config.noise,
-                                     update_interval=min(0.1, self.config.sample_period / 2))
-        self.server = await AnalyzerServer(analyzer).start()
-        self._record("SimulatedAnalyzer", f"simulated {self.model} listening on {self.server.resource} "
-                     f"(gain error {analyzer.gain_error * 100:+.4f} %)", resource=self.server.resource,
-                     gain_error_percent=analyzer.gain_error * 100)
+        await self.driver.activate()
+        if self.present:
+            await asyncio.to_thread(self.connect)
 
     def connect(self) -> None:
         """Open the driver, identify the instrument and configure its wiring (blocking)."""
-        from harness.power.models import open_analyzer  # harness.power.generic reads YAML with harness.rig
-
         with self._lock:
             base = self.rig.config.path.parent if self.rig.config.path else None
             analyzer = open_analyzer(self.resource, self.model, base=base, clock=self.rig.trace.now)
@@ -107,12 +94,13 @@ class MeterRole(Role):
                 analyzer.close()
                 raise
             self.analyzer = analyzer
-            self._record("MeterConnected", f"{analyzer.name}: {self.identity}, wiring {self.wiring.value}",
+            self.record("MeterConnected", f"{analyzer.name}: {self.identity}, wiring {self.wiring.value}",
                          identity=str(self.identity), resource=self.resource, model=self.model)
 
     async def make_safe(self) -> None:
         if self.present:
             await asyncio.to_thread(self._make_safe)
+        await self.driver.make_safe()
 
     def _make_safe(self, local: bool = True) -> None:
         """Sampler stopped, integration stopped and (``local``) the front panel handed back;
@@ -128,13 +116,13 @@ class MeterRole(Role):
                     assert self.analyzer is not None
                     if local:
                         self.analyzer.make_safe()
-                        self._record("MeterSafe", f"{self.analyzer.name}: integration stopped, instrument local "
+                        self.record("MeterSafe", f"{self.analyzer.name}: integration stopped, instrument local "
                                      f"({attempt})")
                     else:
                         if self.analyzer.integration_state() is IntegrationState.RUNNING:
                             self.analyzer.stop_integration()
                         if attempt != "as connected":
-                            self._record("MeterRestored", f"{self.analyzer.name}: reconnected, integration stopped")
+                            self.record("MeterRestored", f"{self.analyzer.name}: reconnected, integration stopped")
                     return
                 except InstrumentError as exc:
                     problem = exc
@@ -143,9 +131,7 @@ class MeterRole(Role):
 
     async def deactivate(self) -> None:
         await asyncio.to_thread(self._drop)
-        if self.server is not None:
-            await self.server.stop()
-            self.server = None
+        await self.driver.deactivate()
 
     def _drop(self) -> None:
         if self.analyzer is not None:
@@ -223,9 +209,58 @@ class MeterRole(Role):
 
     def plot(self, run: MeterRun, name: str, *, title: str = "") -> Path:
         """A PNG of power over the run with limits and setpoints, in the report folder's plots/."""
-        from harness.power.plot import power_plot
-
         config = self.rig.config.evse
         path = self.rig.run_dir / "plots" / f"{name}.png"
         return power_plot(self.rig.trace, path, since=run.started, until=run.ended, title=title,
                           voltage=config.voltage, phases=config.phases, station_id=config.station_id)
+
+
+class MeterDriver(Driver):
+    """What differs between kinds of meter: where the instrument is."""
+
+    present = True
+    server: AnalyzerServer | None = None
+
+    def resource(self) -> str:
+        return self.role.config.resource or ""
+
+
+class NoMeter(MeterDriver):
+    """``meter: {kind: none}``."""
+
+    present = False
+
+
+class VisaMeter(MeterDriver):
+    """``meter: {kind: visa, resource, model}``: a lab analyzer at its VISA resource."""
+
+
+class SimulatedMeter(MeterDriver):
+    """``meter: {kind: simulated}``: the simulated analyzer on a local TCP port, measuring the
+    reference EVSE's cable (a constant load where there is none)."""
+
+    async def activate(self) -> None:
+        model, config = self.role.model, self.role.config
+        if model not in MODEL_DIALECTS:
+            raise ValueError(f"meter.model {model!r} cannot be simulated (simulated: {', '.join(MODEL_DIALECTS)})")
+        try:
+            source = flow_from(self.rig.evse.connector(1).line)
+        except RoleUnavailable:  # a real charger's cable: nothing to follow, a constant load
+            source = constant_flow()
+        analyzer = SimulatedAnalyzer(source, dialect=MODEL_DIALECTS[model], model=model,
+                                     accuracy=config.accuracy, noise=config.noise,
+                                     update_interval=min(0.1, config.sample_period / 2))
+        self.server = await AnalyzerServer(analyzer).start()
+        self.record("SimulatedAnalyzer", f"simulated {model} listening on {self.server.resource} "
+                    f"(gain error {analyzer.gain_error * 100:+.4f} %)", resource=self.server.resource,
+                    gain_error_percent=analyzer.gain_error * 100)
+
+    async def deactivate(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
+
+    def resource(self) -> str:
+        if self.server is None:
+            raise RuntimeError("the simulated analyzer is not running")
+        return self.server.resource

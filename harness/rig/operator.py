@@ -59,8 +59,14 @@ class Operator:
         self.recorder = recorder
         self.station_id = station_id
 
-    def can(self, action: str) -> bool:
+    @classmethod
+    def able(cls, config: OperatorConfig, action: str) -> bool:
+        """Whether an operator of this kind, so configured, can do ``action`` (known from the rig
+        file alone)."""
         return False
+
+    def can(self, action: str) -> bool:
+        return type(self).able(self.config, action)
 
     def perform(self, action: str, *, connector: int = 1, token: str = "") -> None:
         what = ACTIONS[action].format(connector=connector, token=token, station_id=self.station_id)
@@ -88,7 +94,8 @@ class PromptOperator(Operator):
         super().__init__(config, recorder, station_id)
         self._terminal = terminal or _open_terminal
 
-    def can(self, action: str) -> bool:
+    @classmethod
+    def able(cls, config: OperatorConfig, action: str) -> bool:
         return True
 
     def _do(self, action: str, what: str, *, connector: int, token: str) -> None:
@@ -115,8 +122,9 @@ class CommandOperator(Operator):
 
     kind = "command"
 
-    def can(self, action: str) -> bool:
-        return bool(self.config.commands.get(action))
+    @classmethod
+    def able(cls, config: OperatorConfig, action: str) -> bool:
+        return bool(config.commands.get(action))
 
     def _do(self, action: str, what: str, *, connector: int, token: str) -> None:
         template = self.config.commands.get(action)

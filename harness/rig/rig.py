@@ -1,34 +1,38 @@
-"""A rig in use: its roles set up in order and always torn down in reverse order.
+"""A rig in use: its roles, built from the rig file through the driver registry, moved between
+states by its strategy, always torn down in reverse order.
 
-Set-up order: CSMS (the EVSE connects to it), link (namespaces, modems, captures), EVSE, meter (it
-measures the EVSE's cable), EV. Teardown first makes every role safe (EV unplugged, integration
-stopped and the instrument local, transactions stopped, contactors open), then deactivates them in
-reverse order,
+Set-up order (:data:`harness.rig.drivers.ROLES`): CSMS (the EVSE connects to it), link
+(namespaces, modems, captures), EVSE, pilot (the EVSE's connector line), meter (it measures the
+EVSE's cable), EV. Teardown first makes every role safe (EV unplugged, integration stopped and the
+instrument local, transactions stopped, contactors open), then deactivates them in reverse order,
 then stops the event loop and flushes the timeline, whatever failed before, including Ctrl-C.
 A lab rig is locked for the whole time it is up.
 """
 
 from __future__ import annotations
 
-import traceback
 from pathlib import Path
 from typing import Any, Coroutine, TypeVar
 
 from harness.ocpp.timing import OcppTimers
+from harness.rig import drivers
 from harness.rig.config import RigConfig
+from harness.rig.csms import CsmsRole
+from harness.rig.ev import EvRole
+from harness.rig.evse import EvseRole
 from harness.rig.link import LinkRole
 from harness.rig.lock import RigLock, default_lock_path
 from harness.rig.loop import LoopThread
 from harness.rig.meter import MeterRole
 from harness.rig.operator import operator_for
-from harness.rig.roles import CsmsRole, EvRole, EvseRole, Role
+from harness.rig.pilot import PilotRole
+from harness.rig.role import Role
+from harness.rig.strategy import RigSetupError, RigState, RigStrategy
 from harness.trace import Layer, Recorder
 
+__all__ = ["Rig", "RigSetupError", "RigState"]
+
 T = TypeVar("T")
-
-
-class RigSetupError(RuntimeError):
-    """A role could not be brought up; the rig was torn down again."""
 
 
 class Rig:
@@ -39,17 +43,25 @@ class Rig:
         self.run_id = run_id
         self.timers = OcppTimers().scaled(config.time_scale) if config.time_scale != 1.0 else OcppTimers()
         self.loop = LoopThread(f"rig {config.name}")
-        self.csms = CsmsRole(self)
-        self.link = LinkRole(self)
-        self.evse = EvseRole(self)
-        self.ev = EvRole(self)
-        self.meter = MeterRole(self)
+        self.csms = CsmsRole(self, self._driver("csms"))
+        self.link = LinkRole(self, self._driver("link"))
+        self.evse = EvseRole(self, self._driver("evse"))
+        self.pilot = PilotRole(self, self._driver("pilot"))
+        self.meter = MeterRole(self, self._driver("meter"))
+        self.ev = EvRole(self, self._driver("ev"))
         #: the hands at a lab bench (harness.rig.operator): plug in, unplug, present a token
         self.operator = operator_for(config.operator, trace, config.evse.station_id)
-        self.roles: list[Role] = [self.csms, self.link, self.evse, self.meter, self.ev]
-        self._active: list[Role] = []
+        #: the roles in set-up order
+        self.roles: list[Role] = [getattr(self, name) for name in drivers.ROLES]
+        self.strategy = RigStrategy(self)
         self._lock: RigLock | None = None
-        self.up = False
+
+    def _driver(self, role: str) -> type[Any]:
+        return drivers.driver_class(role, getattr(self.config, role).kind)
+
+    @property
+    def up(self) -> bool:
+        return self.strategy.state is not RigState.OFF
 
     def scaled(self, seconds: float) -> float:
         """A standard's duration on this rig (emulated rigs may shrink time)."""
@@ -73,18 +85,10 @@ class Rig:
                                             "time_scale": self.config.time_scale})
         self.loop.start()
         try:
-            for role in self.roles:
-                self.run(role.activate(), timeout=60.0)
-                self._active.append(role)
-                self.trace.emit(Layer.RIG, "RoleUp", f"{role.name} up", src="rig")
-        except BaseException as exc:
-            self.trace.emit(Layer.RIG, "RigSetupFailed", f"{role.name} failed to come up: {exc!r}", src="rig",
-                            payload={"traceback": traceback.format_exc()})
-            self.teardown()
-            if isinstance(exc, Exception):
-                raise RigSetupError(f"rig {self.config.name!r}: {role.name} failed to come up: {exc}") from exc
+            self.strategy.transition(RigState.UNPLUGGED)
+        except BaseException:
+            self._stopped([])
             raise
-        self.up = True
         return self
 
     def teardown(self) -> list[str]:
@@ -93,25 +97,11 @@ class Rig:
         Never raises: every failure is recorded and returned, and the remaining steps still run.
         Tearing down a rig that is not up does nothing.
         """
-        if not self._active and not self.loop.running and self._lock is None:
+        if not self.up and not self.loop.running and self._lock is None:
             return []
-        failures: list[str] = []
-        if self.csms in self._active:
-            # The CSMS listens with its configured policy first, whatever the last test did to it,
-            # so the EVSE can deliver what it queued while the other roles are made safe.
-            try:
-                self.run(self.csms.ensure_listening(), timeout=30.0)
-            except BaseException as exc:  # noqa: BLE001
-                failures.append(f"csms.ensure_listening: {exc!r}")
-        for step in ("make_safe", "deactivate"):
-            for role in reversed(self._active):
-                try:
-                    self.run(getattr(role, step)(), timeout=60.0)
-                except BaseException as exc:  # noqa: BLE001 -- teardown must go on, even after Ctrl-C
-                    failures.append(f"{role.name}.{step}: {exc!r}")
-                    self.trace.emit(Layer.RIG, "TeardownFailed", f"{role.name}.{step} failed: {exc!r}", src="rig",
-                                    payload={"traceback": traceback.format_exc()})
-        self._active.clear()
+        return self._stopped(self.strategy.transition(RigState.OFF))
+
+    def _stopped(self, failures: list[str]) -> list[str]:
         self.loop.stop()
         self.trace.emit(Layer.RIG, "RigTeardown", f"rig {self.config.name!r} torn down"
                         + (f" with {len(failures)} problem(s)" if failures else ""), src="rig",
@@ -119,23 +109,12 @@ class Rig:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
-        self.up = False
         return failures
 
     def restore(self) -> None:
         """Between test cases: every role back to its rig-file state, the EVSE connected and
         registered again, so each case starts from the same place."""
-        self.ev.restore()
-        self.csms.restore()
-        self.evse.restore()
-        # the DUT must be there and answer, else the next case cannot run (RigNotReady stops the run)
-        self.evse.wait_registered(self.config.evse.boot_timeout, expected=False)
-        problem = self.evse.unresponsive()
-        if problem is not None:
-            from harness.verdicts import RigNotReady
-
-            raise RigNotReady(f"the charger stopped answering calls: {problem}")
-        self.meter.restore()
+        self.strategy.transition(RigState.UNPLUGGED)
 
     def __enter__(self) -> "Rig":
         return self.setup()

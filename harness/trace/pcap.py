@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from harness.netns import packet_socket
 from harness.trace import Layer, Recorder
 
 #: a protocol's describer of captured frames: (layer, name, summary) of a frame it knows, else None
@@ -202,8 +203,6 @@ def describe(frame: bytes, dissectors: Sequence[Dissector]) -> tuple[Layer, str,
 
 def packet_tap(iface: str, netns=None) -> Callable[[], socket.socket]:
     """The socket factory of a tap on ``iface`` (inside ``netns``): every protocol, both ways."""
-    from harness.netns import packet_socket
-
     def open_socket() -> socket.socket:
         sock, _ = packet_socket(iface, ETH_P_ALL, netns=netns)
         return sock

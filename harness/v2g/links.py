@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from pathlib import Path
+from harness.v2g.vehicle import mac_evccid
 
 IF_INET6 = Path("/proc/net/if_inet6")
 
@@ -47,8 +48,6 @@ def interface_evccid(iface: str) -> str | None:
     """The DIN 70121 / ISO 15118-2 EVCCID of an EV on ``iface`` (in the calling process's network
     namespace): the interface's MAC address as 12 hex digits ([V2G2-879]); None for an interface
     without one (lo) or that does not exist."""
-    from harness.v2g.vehicle import mac_evccid
-
     try:
         evccid = mac_evccid((Path("/sys/class/net") / iface / "address").read_text().strip())
     except (OSError, ValueError):

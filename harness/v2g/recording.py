@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from harness.trace import Layer, Recorder
 from harness.v2g.machine import Notice, Received, Send, Undecodable
+from harness.v2g.messages import body_of
 
 EV = "ev"
 EVSE = "evse"
@@ -55,8 +56,6 @@ def record(recorder: Recorder, side: str, name: str, summary: str, session: Any 
 
 
 def _response_code(message: dict) -> str | None:
-    from harness.v2g.messages import body_of
-
     try:
         body = body_of(message)
     except (StopIteration, AttributeError):

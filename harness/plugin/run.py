@@ -1,0 +1,703 @@
+"""The part of the pytest plugin that runs suites (registered by :mod:`harness.plugin`).
+
+With ``--harness-rig FILE`` it brings the rig up once for the session, gives the suites their role
+fixtures (``rig``, ``csms``, ``evse``, ``ev``, ``meter``, ``trace``, ``kpi``, ``step``,
+``evidence``), skips at collection what the rig file says the rig cannot do, turns each test into a
+conformance verdict with the id, title and references from the catalogue, and writes the report
+folder: report.html, junit.xml, allure-results/, conformance.json, conformance.html and
+trace.jsonl. A ``--junitxml`` or ``--html`` given by the user is kept.
+
+Without a rig the fixtures skip and nothing heavy is imported: this module is loaded by every
+pytest run in an environment where the harness is installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import html
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
+
+import pytest
+
+from harness.report import conformance
+from harness.report.catalogue import Catalogue, CatalogueError, TestCase, load_catalogue
+from harness.report.conformance import CaseResult, Kpi
+from harness.report.evidence import Evidence
+from harness.rig.operator import OperatorUnavailable
+from harness.rig.role import RoleUnavailable
+from harness.trace import Layer, Recorder
+from harness.verdicts import Inconclusive, NotApplicable, RigNotReady
+
+if TYPE_CHECKING:
+    from harness.rig.config import RigConfig
+    from harness.rig.csms import CsmsRole
+    from harness.rig.ev import EvRole
+    from harness.rig.evse import EvseRole
+    from harness.rig.meter import MeterRole
+    from harness.rig.rig import Rig
+
+CATALOGUE_FILE = "catalogue.yaml"
+EPIC = "EV charging interoperability"
+
+
+def new_run_id() -> str:
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+@dataclass
+class HarnessSession:
+    config: pytest.Config
+    rig_config: RigConfig
+    run_id: str
+    report_dir: Path
+    trace: Recorder
+    started: str
+    rig: Rig | None = None
+    results: dict[str, CaseResult] = field(default_factory=dict)
+    catalogues: dict[Path, Catalogue | None] = field(default_factory=dict)
+    #: the catalogued cases this run set out to run, in order
+    planned: list[pytest.Item] = field(default_factory=list)
+    #: why the run stopped before the end (None: it ran every planned case)
+    stop_reason: str | None = None
+    #: what the rig check found before the run (one line each), when it stopped the run
+    rig_problems: list[str] = field(default_factory=list)
+
+    def catalogue_for(self, path: Path) -> Catalogue | None:
+        return find_catalogue(path, self.catalogues)
+
+    def stop(self, reason: str, session: pytest.Session | None = None) -> None:
+        """The run ends after the current case: the rest are not run, for ``reason``."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.trace.emit(Layer.RIG, "RunStopped", f"the run stops: {reason}", src="harness",
+                            payload={"reason": reason})
+        if session is not None:
+            session.shouldstop = reason
+
+
+_SESSION = pytest.StashKey[HarnessSession]()
+
+
+def _session(config: pytest.Config) -> HarnessSession | None:
+    return config.stash.get(_SESSION, None)
+
+
+def configure(config: pytest.Config) -> None:
+    """Called by :func:`harness.plugin.pytest_configure`, before the report plugins configure:
+    with a rig, the run's session, its report folder and where each report format goes."""
+    rig_file = config.getoption("harness_rig")
+    if not rig_file or hasattr(config, "workerinput"):
+        return
+    from harness.rig.config import RigFileError, load_rig
+
+    try:
+        rig_config = load_rig(rig_file)
+    except RigFileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    run_id = config.getoption("harness_run_id") or new_run_id()
+    report_option = config.getoption("harness_report_dir")
+    report_dir = Path(report_option) if report_option else Path(config.rootpath) / "reports" / run_id
+    report_dir.mkdir(parents=True, exist_ok=True)
+    _point_latest(report_dir)
+    # The report formats come from their own plugins; configured here so every run writes all of
+    # them, into the report folder unless the user named a place (--junitxml, --html, --alluredir).
+    option = config.option
+    if not getattr(option, "xmlpath", None):
+        option.xmlpath = str(report_dir / "junit.xml")
+    if not getattr(option, "htmlpath", None):
+        option.htmlpath = str(report_dir / "report.html")
+        option.self_contained_html = True
+    if not getattr(option, "allure_report_dir", None):
+        option.allure_report_dir = str(report_dir / "allure-results")
+    trace = Recorder(report_dir / "trace.jsonl")
+    config.stash[_SESSION] = HarnessSession(config, rig_config, run_id, report_dir, trace, conformance.utc_now())
+
+
+def _point_latest(report_dir: Path) -> None:
+    latest = report_dir.parent / "latest"
+    try:
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(report_dir.name, target_is_directory=True)
+    except OSError:
+        pass  # a file system without symlinks: reports/<run-id> is still there
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    session = _session(config)
+    if session is None:
+        return []
+    rig = session.rig_config
+    return [f"harness rig: {rig.name} ({rig.kind}) from {rig.path}", f"harness reports: {session.report_dir}"]
+
+
+# -- catalogue and collection ------------------------------------------------------------------
+
+def find_catalogue(path: Path, cache: dict[Path, Catalogue | None]) -> Catalogue | None:
+    """The catalogue.yaml governing ``path``: the nearest one in its folder or above."""
+    folder = path if path.is_dir() else path.parent
+    if folder in cache:
+        return cache[folder]
+    candidate = folder / CATALOGUE_FILE
+    found: Catalogue | None
+    if candidate.is_file():
+        found = load_catalogue(candidate)
+    elif folder.parent != folder:
+        found = find_catalogue(folder.parent, cache)
+    else:
+        found = None
+    cache[folder] = found
+    return found
+
+
+_CASE = pytest.StashKey[TestCase]()
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = []
+    cache: dict[Path, Catalogue | None] = {}
+    for item in items:
+        marker = item.get_closest_marker("case")
+        try:
+            catalogue = find_catalogue(Path(item.path), cache)
+        except CatalogueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if catalogue is None:
+            continue
+        if marker is None or not marker.args:
+            problems.append(f"{item.nodeid}: a conformance test needs @pytest.mark.case('<id>') from {catalogue.path}")
+            continue
+        try:
+            item.stash[_CASE] = case = catalogue.case(str(marker.args[0]))
+        except CatalogueError as exc:
+            problems.append(f"{item.nodeid}: {'; '.join(exc.problems)} ({exc.path})")
+            continue
+        _label(config, item, case)  # at collection: a skipped case is still named in every report
+    if problems:
+        raise pytest.UsageError("test cases without a catalogue entry:\n  " + "\n  ".join(problems))
+    harness = _session(config)
+    if harness is not None:
+        _decide_capabilities(harness, items)
+
+
+def _decide_capabilities(harness: HarnessSession, items: list[pytest.Item]) -> None:
+    """Which cases the rig cannot run, from the rig file alone: a case that requires a capability
+    the rig does not offer is skipped before the rig comes up (and if no case is left, it never
+    does)."""
+    from harness.rig.drivers import offered_capabilities
+
+    offered = offered_capabilities(harness.rig_config)
+    for item in items:
+        lacking = [c for c in _required(item) if c not in offered]
+        if lacking:
+            item.add_marker(pytest.mark.skip(reason=f"needs the rig capability {lacking[0]!r}, which "
+                                                    f"{harness.rig_config.name!r} does not offer"))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The cases this run will run."""
+    harness = _session(session.config)
+    if harness is not None:
+        harness.planned = [item for item in session.items if _CASE in item.stash]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """The rig check before the first case: a rig that cannot come up stops the run here, one line
+    per problem, instead of an error per case (not for --collect-only, which runs nothing)."""
+    harness = _session(session.config)
+    if harness is None or not harness.planned or session.config.option.collectonly:
+        return
+    from harness.rig.check import probe
+
+    problems = [r for r in probe(harness.rig_config) if not r.ok]
+    busy = next((r for r in problems if r.what == "lock"), None)
+    if busy is not None:  # another run holds the lab rig: stop at once, naming the holder
+        harness.stop(busy.detail)
+        pytest.exit(busy.detail, returncode=3)
+    if problems:
+        harness.rig_problems = [f"{r.what}: {r.detail}" for r in problems]
+        harness.stop(f"the rig {harness.rig_config.name!r} cannot be used ({len(problems)} problem"
+                     f"{'s' if len(problems) > 1 else ''}, see `harness rig check`)")
+        raise session.Interrupted(harness.stop_reason)
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
+    """The rig named by ``--harness-rig``, up for the whole session and always torn down."""
+    session = _session(request.config)
+    if session is None:
+        pytest.skip("conformance suites need a rig: run them with `harness run` or `pytest --harness-rig FILE`")
+    from harness.rig.lock import RigBusy
+    from harness.rig.rig import Rig
+
+    the_rig = Rig(session.rig_config, run_dir=session.report_dir, trace=session.trace, run_id=session.run_id)
+    try:
+        the_rig.setup()
+    except RigBusy as exc:
+        session.stop(str(exc))
+        pytest.exit(str(exc), returncode=3)
+    except Exception as exc:  # one error with the cause, the rest not run
+        session.stop(f"the rig failed to come up: {exc}", request.session)
+        raise RigNotReady(f"the rig failed to come up: {exc}") from None
+    session.rig = the_rig
+    _announce_csms(request.config, the_rig)
+    try:
+        yield the_rig
+    finally:
+        the_rig.teardown()
+
+
+def _announce_csms(config: pytest.Config, the_rig: Rig) -> None:
+    """Where the charger under test must connect, as soon as the mock CSMS listens."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    server = the_rig.csms.server
+    if reporter is None or server is None:
+        return
+    station = the_rig.evse.station_id
+    profile = the_rig.config.evse.ocpp.security_profile
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+        reporter.write_line("")
+        for url in server.charger_urls(station):
+            reporter.write_line(f"charger URL: {url} (station {station!r}, security profile {profile})")
+
+
+@pytest.fixture(scope="session")
+def trace(rig: Rig) -> Recorder:
+    return rig.trace
+
+
+@pytest.fixture
+def csms(rig: Rig) -> CsmsRole:
+    return rig.csms
+
+
+@pytest.fixture
+def evse(request: pytest.FixtureRequest, rig: Rig) -> EvseRole:
+    """The EVSE under test, connected to the CSMS and registered (BootNotification accepted).
+    A charger that is not there within the boot timeout stops the run after this case."""
+    try:
+        rig.evse.wait_registered(rig.config.evse.boot_timeout, expected=False)
+    except RigNotReady as exc:
+        session = _session(request.config)
+        if session is not None:
+            session.stop(str(exc), request.session)
+        raise
+    return rig.evse
+
+
+@pytest.fixture
+def ev(rig: Rig) -> EvRole:
+    if "ev" not in rig.evse.capabilities:
+        pytest.skip("this rig has no EV")
+    return rig.ev
+
+
+@pytest.fixture
+def meter(rig: Rig) -> MeterRole:
+    """The power analyzer between EVSE and EV (simulated on emulated rigs)."""
+    if not rig.meter.present:
+        pytest.skip("this rig has no power analyzer (meter.kind: none)")
+    return rig.meter
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Evidence:
+    """``evidence.attach(path, kind="plot")``: a file for this case's reports (conformance,
+    report.html, Allure)."""
+    session = _session(request.config)
+    return request.node.stash.setdefault(_EVIDENCE, Evidence(session.report_dir if session else None))
+
+
+@pytest.fixture
+def kpi(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Record a key performance indicator of this test case: ``kpi("boot_s", 0.4, "s")``."""
+    results: list[Kpi] = request.node.stash.setdefault(_KPIS, [])
+
+    def record(name: str, value: float, unit: str = "", description: str = "") -> None:
+        results.append(Kpi(name, float(value), unit, description))
+        request.node.user_properties.append((f"kpi.{name}", f"{value:g}{(' ' + unit) if unit else ''}"))
+        session = _session(request.config)
+        if session is not None:
+            session.trace.emit(Layer.VERDICT, "Kpi", f"{name} = {value:g} {unit}".strip(), src="harness",
+                               payload={"name": name, "value": value, "unit": unit})
+
+    return record
+
+
+@pytest.fixture
+def step(request: pytest.FixtureRequest) -> Callable[[str], contextlib.AbstractContextManager]:
+    """``with step("plug in the EV"):`` -- a named step in the timeline and in Allure."""
+    session = _session(request.config)
+
+    @contextlib.contextmanager
+    def named(title: str) -> Iterator[None]:
+        import allure
+
+        if session is not None:
+            session.trace.emit(Layer.VERDICT, "Step", title, src="harness")
+        with allure.step(title):
+            yield
+
+    return named
+
+
+_KPIS = pytest.StashKey[list[Kpi]]()
+_EVIDENCE = pytest.StashKey[Evidence]()
+_CAPTURES = pytest.StashKey[list]()
+_START = pytest.StashKey[tuple]()
+_PHASES = pytest.StashKey[dict]()
+
+
+@pytest.fixture(autouse=True)
+def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Around every catalogued test: label it, mark it on the timeline, restore the rig after."""
+    case = request.node.stash.get(_CASE, None)
+    session = _session(request.config)
+    if case is None or session is None:
+        yield
+        return
+    the_rig: Rig = request.getfixturevalue("rig")
+    session.trace.test = request.node.nodeid
+    first = session.trace.emit(Layer.VERDICT, "TestStarted", f"{case.id} {case.title}", src="harness",
+                               payload={"nodeid": request.node.nodeid})
+    request.node.stash[_START] = (first.seq, time.monotonic(), conformance.utc_now())
+    the_rig.link.begin_case(_instance_name(case.id, request.node.nodeid))
+    try:
+        yield
+    finally:
+        captured = the_rig.link.end_case()  # the link's pcap and TLS key log of this case
+        if captured is not None:
+            request.node.stash[_CAPTURES] = [str(p) for p in (captured.pcap, captured.keylog) if p is not None]
+        try:
+            # after Ctrl-C the rig may already be down; a stopped run has nothing to restore it for
+            if the_rig.up and session.stop_reason is None:
+                the_rig.restore()
+        except Exception as exc:  # recorded as this case's teardown error, the next case starts clean
+            session.trace.emit(Layer.RIG, "RestoreFailed", f"rig restore after {case.id} failed: {exc!r}",
+                               src="rig")
+            if isinstance(exc, RigNotReady):  # the DUT is gone: the cases after this one cannot run
+                session.stop(f"after {case.id}: {exc}", request.session)
+            raise
+        finally:
+            session.trace.test = ""
+
+
+def _instance_name(case_id: str, nodeid: str) -> str:
+    return case_id + (f"[{nodeid.rsplit('[', 1)[1]}" if "[" in nodeid else "")
+
+
+def _required(item: pytest.Item) -> list[str]:
+    return [str(c) for marker in item.iter_markers("requires") for c in marker.args]
+
+
+def _label(config: pytest.Config, item: pytest.Item, case: TestCase) -> None:
+    """The case's id, title and references on the item: for junit.xml and report.html (user
+    properties) and Allure (its label markers, read when the case starts, also when it is skipped)."""
+    item.user_properties.append(("case_id", case.id))
+    item.user_properties.append(("case_title", case.title))
+    item.user_properties.append(("suite", case.suite.id))
+    if case.reference_list():
+        item.user_properties.append(("references", ", ".join(case.reference_list())))
+    if not config.pluginmanager.hasplugin("allure_pytest"):
+        return
+    labels = [("epic", EPIC), ("feature", case.suite.title), ("story", case.title), ("case_id", case.id)]
+    labels += [("tag", f"{kind}:{reference}") for kind, references in case.references.items()
+               for reference in references]
+    for label_type, value in labels:
+        item.add_marker(pytest.mark.allure_label(value, label_type=label_type))
+
+
+def _attach_ocpp_log(session: HarnessSession, first_seq: int) -> None:
+    import allure
+
+    lines = [f"{e.mono:12.3f}  {e.observer:5}  {e.direction:12}  {e.summary}"
+             for e in session.trace if e.seq >= first_seq and e.layer in (Layer.OCPP, Layer.PILOT, Layer.FAULT)
+             and e.observer in ("csms", "ev", "")]
+    allure.attach("\n".join(lines) or "(no OCPP traffic)", name="OCPP log", attachment_type=allure.attachment_type.TEXT)
+
+
+# -- verdicts ---------------------------------------------------------------------------------
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    except NotApplicable as exc:  # the DUT does not offer what the case checks: a skip, with its words
+        pytest.skip(f"not applicable: {exc}")
+    except (RoleUnavailable, OperatorUnavailable) as exc:  # the rig cannot do what the case needs
+        pytest.skip(f"the rig cannot do this: {exc}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Generator[None, pytest.TestReport,
+                                                                                      pytest.TestReport]:
+    report = yield
+    _after_report(item, call, report)
+    return report
+
+
+def _after_report(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> None:
+    if report.when == "call" and _EVIDENCE in item.stash:
+        _html_extras(item, report, item.stash[_EVIDENCE])
+    session = _session(item.config)
+    case = item.stash.get(_CASE, None)
+    if session is None or case is None:
+        return
+    phases = item.stash.setdefault(_PHASES, {})
+    phases[report.when] = (report, call.excinfo)
+    report.harness_verdict = verdict_of(phases)[0]  # type: ignore[attr-defined]  # for the report.html row
+    if report.when == "call" and _START in item.stash:
+        _attach_ocpp_log(session, item.stash[_START][0])  # while Allure still has the test open
+    if (report.when == "teardown" or (report.when == "setup" and not report.passed)) \
+            and item.nodeid not in session.results:  # one verdict per case, also after a failed set-up
+        _conclude(session, item, case, phases)
+
+
+def _html_extras(item: pytest.Item, report: pytest.TestReport, evidence: Evidence) -> None:
+    plugin = item.config.pluginmanager.getplugin("html")
+    if plugin is None or not evidence.files:
+        return
+    try:
+        from pytest_html import extras
+    except ImportError:  # pragma: no cover - pytest-html is a dependency
+        return
+    # pytest-html reads the extras it renders from this attribute of the report
+    report.extras = list(getattr(report, "extras", [])) + evidence.html_extras(extras)  # type: ignore[attr-defined]
+
+
+def verdict_of(phases: dict[str, tuple[pytest.TestReport, Any]]) -> tuple[str, str]:
+    """The conformance verdict and its message from the reports of setup, call and teardown."""
+    setup_report, setup_exc = phases["setup"]
+    if setup_report.skipped:
+        return "skip", _skip_reason(setup_report)
+    if setup_report.failed:
+        return "error", f"set-up failed: {_message(setup_exc, setup_report)}"
+    call = phases.get("call")
+    verdict, message = "pass", ""
+    if call is not None:
+        report, excinfo = call
+        if hasattr(report, "wasxfail"):
+            verdict, message = ("inconc", f"expected failure: {report.wasxfail}") if report.skipped else ("pass", "")
+        elif report.skipped:
+            verdict, message = "skip", _skip_reason(report)
+        elif report.failed:
+            exception = excinfo.value if excinfo is not None else None
+            if isinstance(exception, Inconclusive):
+                verdict = "inconc"
+            elif isinstance(exception, AssertionError):
+                verdict = "fail"
+            else:
+                verdict = "error"  # the harness or the rig broke, not the DUT
+            message = _message(excinfo, report)
+    teardown = phases.get("teardown")
+    if teardown is not None and teardown[0].failed and verdict in ("pass", "fail", "inconc"):
+        extra = f"teardown failed: {_message(teardown[1], teardown[0])}"
+        return ("error", extra) if verdict == "pass" else (verdict, f"{message}\n{extra}")
+    return verdict, message
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return str(report.longrepr or "")
+
+
+def _message(excinfo: Any, report: pytest.TestReport) -> str:
+    if excinfo is not None:
+        text = str(excinfo.value)
+        if isinstance(excinfo.value, AssertionError) and "\nassert " in text and not text.startswith("assert "):
+            # a check with its own words: those, without pytest's rewritten expression after them
+            text = text.split("\nassert ", 1)[0]
+        return f"{excinfo.typename}: {text}"[:4000]
+    return str(report.longreprtext or "")[:4000]
+
+
+def _conclude(session: HarnessSession, item: pytest.Item, case: TestCase, phases: dict) -> None:
+    verdict, message = verdict_of(phases)
+    start = item.stash.get(_START, (None, time.monotonic(), conformance.utc_now()))
+    _record_verdict(session, item, case, verdict, message, start, timed=True)
+
+
+def _record_verdict(session: HarnessSession, item: pytest.Item, case: TestCase, verdict: str, message: str,
+                    start: tuple | None, *, timed: bool) -> None:
+    """The case's one TestVerdict on the timeline and its result. ``start``: the timeline sequence,
+    monotonic and wall time it started at (None: it never started); ``timed``: it ran to its end."""
+    first_seq, started_mono, started = start if start is not None else (None, None, "")
+    last = session.trace.emit(Layer.VERDICT, "TestVerdict", f"{case.id}: {verdict}", src="harness",
+                              payload={"nodeid": item.nodeid, "verdict": verdict, "message": message})
+    parameters = {k: _plain(v) for k, v in getattr(getattr(item, "callspec", None), "params", {}).items()}
+    session.results[item.nodeid] = CaseResult(
+        case=case, nodeid=item.nodeid, parameters=parameters, verdict=verdict, message=message, started=started,
+        duration_s=time.monotonic() - started_mono if timed else 0.0, kpis=list(item.stash.get(_KPIS, None) or ()),
+        trace_span=(first_seq, last.seq) if first_seq is not None else None,
+        evidence={**(item.stash[_EVIDENCE].by_kind() if _EVIDENCE in item.stash else {}),
+                  **({"captures": item.stash[_CAPTURES]} if _CAPTURES in item.stash else {})})
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+# -- report.html ------------------------------------------------------------------------------
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells.insert(1, "<th>Case</th>")
+    cells.insert(2, "<th>Verdict</th>")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    properties = dict(report.user_properties)
+    case_id, title = str(properties.get("case_id", "")), str(properties.get("case_title", ""))
+    cells.insert(1, f'<td title="{html.escape(title)}">{html.escape(case_id)}</td>')
+    # the verdict as far as this report tells; conformance.json has the final one, teardown included
+    cells.insert(2, f"<td>{getattr(report, 'harness_verdict', '')}</td>")
+
+
+# -- the report folder ------------------------------------------------------------------------
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Before pytest-html renders report.html: put rig and DUT in its environment table."""
+    harness = _session(session.config)
+    if harness is not None:
+        _why_stopped(harness, session, exitstatus)
+        _environment_table(session.config, harness, _dut(harness))
+
+
+@pytest.hookimpl(hookwrapper=True, specname="pytest_sessionfinish")
+def pytest_sessionfinish_conformance(session: pytest.Session, exitstatus: int) -> Iterator[None]:
+    """After every other sessionfinish (pytest tears the session fixtures, the rig among them,
+    down in its own): write conformance.json and conformance.html from the finished timeline."""
+    yield
+    harness = _session(session.config)
+    if harness is None:
+        return
+    if harness.rig is not None and harness.rig.up:
+        harness.rig.teardown()
+    _not_run(harness)  # why the run stopped is known: the tryfirst sessionfinish asked
+
+    rig = harness.rig_config
+    rig_info = {"name": rig.name, "kind": rig.kind, "file": str(rig.path) if rig.path else None,
+                "time_scale": rig.time_scale, "evse": rig.evse.kind, "ev": rig.ev.kind, "csms": rig.csms.kind,
+                "meter": rig.meter.kind, "pilot": rig.pilot.kind, "link": rig.link.kind}
+    document = conformance.build(run_id=harness.run_id, started=harness.started, finished=conformance.utc_now(),
+                                 rig=rig_info, dut=_dut(harness), results=list(harness.results.values()),
+                                 command=sys.argv, stopped=harness.stop_reason, rig_problems=harness.rig_problems,
+                                 ev=_ev_under_test(harness))
+    conformance.write(harness.report_dir / "conformance.json", document)
+    from harness.report.html import render
+
+    (harness.report_dir / "conformance.html").write_text(render(document, harness.trace, harness.report_dir),
+                                                          encoding="utf-8")
+
+
+def _why_stopped(harness: HarnessSession, session: pytest.Session, exitstatus: int) -> None:
+    if harness.stop_reason is not None:
+        return
+    if session.shouldfail:
+        failed = session.testsfailed
+        harness.stop(f"stopped after {failed} failed case{'s' if failed != 1 else ''} (-x / --maxfail)")
+    elif session.shouldstop:
+        harness.stop(f"stopped early: {session.shouldstop}")
+    elif exitstatus == pytest.ExitCode.INTERRUPTED:
+        harness.stop("interrupted (Ctrl-C or SIGTERM)")
+
+
+def _not_run(harness: HarnessSession) -> None:
+    """Every planned case without a verdict is ``notrun``, with the reason the run stopped; the one
+    that was running when it stopped says so."""
+    for item in harness.planned:
+        if item.nodeid in harness.results:
+            continue
+        start = item.stash.get(_START, None)
+        reason = harness.stop_reason or "the run ended before it"
+        message = f"not run: {'it was running when the run stopped: ' if start else ''}{reason}"
+        _record_verdict(harness, item, item.stash[_CASE], "notrun", message, start, timed=False)
+
+
+def _ev_under_test(harness: HarnessSession) -> dict[str, Any] | None:
+    """The EV of the rig, as the EV-side cases (suite dut: ev) test it; the harness's own emulator
+    on emulated rigs, which those reports must not pass off as a product."""
+    config = harness.rig_config.ev
+    if config.kind == "none":
+        return None
+    from harness.emulators.profiles import DEFAULT_EV_PROFILE, ProfileError, load_ev_profile
+
+    try:
+        profile = load_ev_profile(config.profile or DEFAULT_EV_PROFILE)
+    except ProfileError:
+        return {"kind": config.kind}
+    described = {"kind": config.kind, "profile": profile.name, "evccid": profile.evccid, "vin": profile.vin,
+                 "protocols": list(profile.protocols)}
+    if config.kind == "emulated":
+        described["note"] = ("the harness's own EV emulator: verdicts of EV-side cases check the harness, "
+                             "not a vehicle")
+    return described
+
+
+def _dut(harness: HarnessSession) -> dict[str, Any] | None:
+    """The DUT as the run saw it: its BootNotification, and how the rig file connects it."""
+    rig = harness.rig_config
+    from harness.rig.csms import dut_identity
+
+    identity = dut_identity(harness.trace, rig.evse.station_id)
+    if identity is None:
+        return None
+    return {**identity, "ocpp_version": rig.evse.ocpp.version.value,
+            "security_profile": rig.evse.ocpp.security_profile, "kind": rig.evse.kind}
+
+
+def _environment_table(config: pytest.Config, harness: HarnessSession, dut: dict[str, Any] | None) -> None:
+    try:
+        from pytest_metadata.plugin import metadata_key
+    except ImportError:  # pragma: no cover - pytest-html always brings pytest-metadata
+        return
+    metadata = config.stash.get(metadata_key, None)
+    if metadata is None:
+        return
+    rig = harness.rig_config
+    metadata["Run"] = harness.run_id
+    metadata["Rig"] = f"{rig.name} ({rig.kind}) from {rig.path}"
+    metadata["DUT"] = (", ".join(f"{k}: {v}" for k, v in dut.items()) if dut
+                       else f"{rig.evse.station_id}: no BootNotification seen")
+    metadata["Conformance report"] = "conformance.html"
+    if harness.stop_reason is not None:
+        metadata["INCOMPLETE RUN"] = f"{harness.stop_reason}; the cases not run are listed in conformance.html"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    harness = _session(config)
+    if harness is not None:
+        harness.trace.close()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    harness = _session(config)
+    if harness is None:
+        return
+    counts: dict[str, int] = {}
+    for result in harness.results.values():
+        counts[result.verdict] = counts.get(result.verdict, 0) + 1
+    summary = ", ".join(f"{n} {conformance.VERDICT_LABELS.get(v, v)}" for v, n in sorted(counts.items())) \
+        or "no conformance cases ran"
+    if harness.stop_reason is not None:
+        for problem in harness.rig_problems:
+            terminalreporter.write_line(f"rig problem: {problem}", red=True)
+        terminalreporter.write_sep("=", f"conformance: {summary} -- INCOMPLETE: {harness.stop_reason}", red=True)
+    else:
+        terminalreporter.write_sep("=", f"conformance: {summary}")
+    terminalreporter.write_line(f"reports: {harness.report_dir}{os.sep}")

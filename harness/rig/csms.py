@@ -1,0 +1,343 @@
+"""The CSMS role: the mock CSMS the EVSE under test connects to, as the suites see it.
+
+The role is what tests use (calls to the station, what it sent, its transactions); the driver of
+the rig file's ``csms.kind`` runs the server. The one kind today is ``mock``
+(:class:`MockCsmsDriver`): :class:`harness.ocpp.csms.MockCsms` with the TLS material of the rig
+file, or a PKI generated for the run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from harness.ocpp import commands
+from harness.ocpp.behaviour import CsmsBehaviour
+from harness.ocpp.csms import MockCsms
+from harness.ocpp.endpoint import CallTimeout, ConnectionLost, InvalidResponse
+from harness.ocpp.script import Script
+from harness.ocpp.security import SecurityPolicy
+from harness.ocpp.transactions import TransactionView, transactions
+from harness.pki.ocpp import CertificateFiles, OcppPki, generate_ocpp_pki
+from harness.rig.role import Driver, Role
+from harness.trace import Event, Layer, TraceTimeout
+from harness.verdicts import DutFailure, RigNotReady
+
+if TYPE_CHECKING:
+    from harness.rig.rig import Rig
+
+
+@dataclass(frozen=True)
+class CsmsTls:
+    """The TLS material the mock CSMS uses and the deliberately wrong variants."""
+
+    server: CertificateFiles
+    station_ca: Path
+    untrusted_server: CertificateFiles | None = None
+
+
+class CsmsRole(Role):
+    """The CSMS the EVSE under test connects to."""
+
+    name = "csms"
+
+    def __init__(self, rig: "Rig", driver: type["MockCsmsDriver"]) -> None:
+        super().__init__(rig)
+        self.config = rig.config.csms
+        self.station_id = rig.config.evse.station_id
+        self.behaviour = CsmsBehaviour(heartbeat_interval=self.config.heartbeat_interval,
+                                       id_tokens=self.config.id_tokens,
+                                       unknown_token_status=self.config.unknown_token_status)
+        self.driver = driver(self)
+
+    @property
+    def server(self) -> MockCsms | None:
+        return self.driver.server
+
+    @property
+    def pki(self) -> OcppPki | None:
+        """The OCPP PKI generated for this run (None when the rig file gives all TLS material)."""
+        return self.driver.pki
+
+    @property
+    def tls(self) -> "CsmsTls | None":
+        return self.driver.tls
+
+    @property
+    def script(self) -> Script:
+        return self._server().script
+
+    def _server(self) -> MockCsms:
+        if self.driver.server is None:
+            raise RuntimeError("the CSMS role is not up")
+        return self.driver.server
+
+    def policy(self, profile: int, *, password: str | None = "configured", server: CertificateFiles | None = None,
+               client_ca: Path | None = None, maximum_tls: ssl.TLSVersion | None = None,
+               minimum_tls: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2) -> SecurityPolicy:
+        """The security policy for ``profile``: by default what the rig file says; a test may
+        demand another ``password``, present another ``server`` certificate, trust another
+        ``client_ca`` or cap the TLS version."""
+        return self.driver.policy(profile, password=password, server=server, client_ca=client_ca,
+                                  maximum_tls=maximum_tls, minimum_tls=minimum_tls)
+
+    async def ensure_listening(self) -> None:
+        """Listening with the rig file's policy and no scripted rules."""
+        await self.driver.ensure_listening()
+
+    # -- what tests do -------------------------------------------------------------------
+
+    def url(self, station_id: str | None = None) -> str:
+        return self._server().url(station_id or self.station_id)
+
+    @property
+    def connected(self) -> bool:
+        return self.server is not None and self.station_id in self.server.sessions
+
+    def wait_connected(self, timeout: float | None = None, *, expected: bool = True) -> None:
+        """Wait until the EVSE is connected. Not connecting in time is the DUT's failure when a
+        case expects it to come back (``expected``, an AssertionError), or, waiting for the DUT to
+        be there at all (``expected=False``), a rig that cannot run cases (RigNotReady). Either
+        way the message carries what the CSMS refused meanwhile (wrong id, password, TLS)."""
+        timeout = timeout if timeout is not None else self.rig.config.evse.boot_timeout
+        since = self.rig.trace.now()
+        try:
+            self.rig.run(self._server().wait_connected(self.station_id, timeout))
+        except TimeoutError:
+            message = f"{self.station_id} did not connect to the CSMS at {self.url()} within {timeout:g} s"
+            refused = list(dict.fromkeys(e.summary for e in self.refusals(since=since)))[-3:]
+            message += f"; the CSMS refused meanwhile: {'; '.join(refused)}" if refused else \
+                "; no connection attempt reached the CSMS"
+            raise (AssertionError if expected else RigNotReady)(message) from None
+
+
+    def wait_disconnected(self, timeout: float) -> None:
+        try:
+            self.rig.run(self._server().wait_disconnected(self.station_id, timeout))
+        except TimeoutError:
+            raise AssertionError(f"{self.station_id} was still connected after {timeout:g} s") from None
+
+    def call(self, action: str, payload: dict[str, Any], *, timeout: float | None = None,
+             validate: bool = True) -> dict[str, Any]:
+        """A CSMS-initiated call to the EVSE under test; returns its CALLRESULT payload."""
+        return self.rig.run(self._call(action, payload, timeout, validate))
+
+    def call_in_background(self, action: str, payload: dict[str, Any], *, timeout: float | None = None,
+                           validate: bool = True) -> concurrent.futures.Future:
+        """Start a CSMS-initiated call and return at once; ``.result()`` waits for the answer."""
+        return self.rig.loop.submit(self._call(action, payload, timeout, validate))
+
+    async def _call(self, action: str, payload: dict[str, Any], timeout: float | None, validate: bool) -> dict:
+        server = self._server()
+        try:
+            return await server.call(self.station_id, action, payload, timeout=timeout, validate=validate)
+        except (CallTimeout, InvalidResponse, ConnectionLost) as exc:
+            # a valid CALL the DUT did not answer, or answered with what its schema forbids: the
+            # DUT's failure (OCPP-J: every CALL gets a CALLRESULT or CALLERROR within the timeout)
+            raise DutFailure(f"the charger under test: {exc}") from None
+
+    def read_variable(self, component: str, variable: str, key_16: str) -> str | None:
+        """A configuration value of the EVSE: the 2.x device-model variable, or on 1.6 its
+        configuration key; None when the EVSE does not report it."""
+        return commands.variable_value(self.call(*commands.get_variable(self.rig.evse.version, component, variable,
+                                                                          key_16)))
+
+    def write_variable(self, component: str, variable: str, key_16: str, value: str) -> bool:
+        """Set a configuration value of the EVSE; whether it accepted."""
+        return commands.variable_accepted(self.call(*commands.set_variable(self.rig.evse.version, component,
+                                                                           variable, key_16, value)))
+
+    def meter_value_interval(self) -> float:
+        """The EVSE's transaction meter-value interval on this rig (its setting, scaled)."""
+        value = self.read_variable("SampledDataCtrlr", "TxUpdatedInterval", "MeterValueSampleInterval")
+        try:
+            seconds = float(value) if value is not None else 0.0
+        except ValueError:
+            seconds = 0.0
+        return self.rig.scaled(seconds if seconds > 0 else 60.0)
+
+    def send_raw(self, text: str | bytes) -> None:
+        self.rig.run(self._server().send_raw(self.station_id, text))
+
+    def expect(self, action: str, *, timeout: float, since: float | None = None,
+               where: Callable[[Mapping[str, Any]], bool] | None = None, kind: str = "CALL") -> Mapping[str, Any]:
+        """Wait for the EVSE to send ``action`` (a CALL by default) and return its payload.
+        ``where`` filters on the payload; ``since`` is a ``trace.now()`` mark."""
+        event = self.wait_for_message(action, timeout=timeout, since=since, where=where, kind=kind)
+        return event.payload.get("payload") or {}
+
+    def wait_for_message(self, action: str, *, timeout: float, since: float | None = None,
+                         where: Callable[[Mapping[str, Any]], bool] | None = None, kind: str = "CALL") -> Event:
+        def match(event: Event) -> bool:
+            body = event.payload
+            body = body if isinstance(body, dict) else {}
+            return (body.get("type") == kind and "violation" not in body
+                    and (where is None or bool(where(body.get("payload") or {}))))
+
+        return self.rig.trace.wait_for(timeout, layer=Layer.OCPP, name=action, src="evse", observer="csms",
+                                       since=since, keys={"station_id": self.station_id}, where=match)
+
+    def messages(self, action: str | None = None, *, since: float | None = None, kind: str | None = None,
+                 transaction_id: str | None = None) -> list[Event]:
+        """OCPP frames the CSMS exchanged with the EVSE, oldest first."""
+        keys = {"station_id": self.station_id}
+        if transaction_id is not None:
+            keys["transaction_id"] = transaction_id
+        events = self.rig.trace.select(layer=Layer.OCPP, observer="csms", name=action, since=since, keys=keys)
+        return [e for e in events if kind is None or frame_type(e) == kind]
+
+    def transactions(self, *, since: float | None = None) -> list[TransactionView]:
+        return transactions(self.rig.trace, station_id=self.station_id, since=since)
+
+    def wait_transaction(self, *, timeout: float, since: float | None = None,
+                         where: Callable[[TransactionView], bool] = lambda tx: True,
+                         what: str = "a transaction") -> TransactionView:
+        """The first transaction (begun since ``since``) for which ``where`` holds, waiting up to
+        ``timeout`` seconds as the CSMS receives messages."""
+        trace = self.rig.trace
+        deadline = trace.now() + timeout
+        while True:
+            for tx in self.transactions(since=since):
+                if where(tx):
+                    return tx
+            remaining = deadline - trace.now()
+            if remaining <= 0:
+                raise TraceTimeout(f"the CSMS did not see {what} within {timeout:g} s")
+            try:  # wake up on the next frame the CSMS receives
+                trace.wait_for(min(remaining, 1.0), layer=Layer.OCPP, observer="csms", since=trace.now())
+            except TraceTimeout:
+                pass
+
+    def wait_charging(self, *, timeout: float, since: float | None = None) -> Event:
+        """The EVSE reports energy transfer: 2.x chargingState Charging, 1.6 status Charging."""
+        if self.rig.evse.version.value == "1.6":
+            return self.wait_for_message("StatusNotification", timeout=timeout, since=since,
+                                         where=lambda p: p.get("status") == "Charging")
+        return self.wait_for_message("TransactionEvent", timeout=timeout, since=since,
+                                     where=lambda p: p.get("transactionInfo", {}).get("chargingState") == "Charging")
+
+    def restart(self, policy: SecurityPolicy | None = None) -> None:
+        """Close every connection and listen again (with ``policy`` if given), as OCTT does."""
+        self.rig.run(self._server().restart(policy))
+
+    def go_offline(self) -> None:
+        """Close the connection and accept no reconnect until :meth:`come_online` (OCTT's way
+        of taking a station offline, e.g. TC_E_40_CS)."""
+        self.rig.run(self._server().stop())
+
+    def come_online(self, policy: SecurityPolicy | None = None) -> None:
+        server = self._server()
+        if policy is not None:
+            server.security = policy
+        self.rig.run(server.start())
+
+    def refusals(self, *, since: float | None = None) -> list[Event]:
+        """Connection attempts the CSMS refused (HTTP status or TLS handshake)."""
+        return self.rig.trace.select(layer=Layer.OCPP, observer="csms", since=since,
+                                     name=("ConnectionRefused", "TlsHandshakeFailed", "TlsNotEstablished"))
+
+    def restore(self) -> None:
+        """Back to the rig file's behaviour: no scripted rules, the configured security policy,
+        listening."""
+        self.rig.run(self.ensure_listening())
+
+
+def frame_type(event: Event) -> str | None:
+    """CALL, CALLRESULT or CALLERROR for an OCPP frame on the timeline (valid or not), else None."""
+    body = event.payload
+    return body.get("type") if isinstance(body, dict) else None
+
+
+def _server_names(host: str) -> list[str]:
+    names = ["localhost", "127.0.0.1", "::1"]
+    if host not in names and host not in ("0.0.0.0", "::"):
+        names.insert(0, host)
+    return names
+
+
+class MockCsmsDriver(Driver):
+    """``csms: {kind: mock}``: the harness's mock CSMS, with the rig file's TLS material or a PKI
+    generated for the run."""
+
+    def __init__(self, role: CsmsRole) -> None:
+        super().__init__(role)
+        self.config = role.config
+        self.pki: OcppPki | None = None
+        self.tls: CsmsTls | None = None
+        self.server: MockCsms | None = None
+        #: the policy of the rig file, which the role returns to after a test changed it
+        self.default_policy: SecurityPolicy | None = None
+
+    async def activate(self) -> None:
+        self.tls = self._tls_material()
+        self.default_policy = self.role.policy(self.rig.config.evse.ocpp.security_profile)
+        self.server = MockCsms(self.rig.trace, host=self.config.host, port=self.config.port,
+                               security=self.default_policy,
+                               versions=self.config.versions, behaviour=self.role.behaviour,
+                               response_timeout=self.rig.scaled(self.config.response_timeout),
+                               path_prefix=self.config.path_prefix)
+        await self.server.start()
+
+    async def deactivate(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+
+    def _tls_material(self) -> CsmsTls:
+        configured = self.config.tls
+        evse = self.rig.config.evse
+        if configured is None or evse.kind == "emulated":
+            # The emulated station and the mock CSMS share a generated PKI; a lab CSMS without
+            # configured TLS still gets one so the "untrusted certificate" cases have material.
+            self.pki = generate_ocpp_pki(self.rig.run_dir / "pki", station_ids=[evse.station_id],
+                                         server_names=_server_names(self.config.host))
+        if configured is not None:
+            untrusted = self.pki.untrusted_server if self.pki else None
+            return CsmsTls(CertificateFiles(configured.certificate, configured.key),
+                           configured.ca or configured.certificate, untrusted)
+        assert self.pki is not None
+        return CsmsTls(self.pki.csms_server, self.pki.csms_root, self.pki.untrusted_server)
+
+    def policy(self, profile: int, *, password: str | None, server: CertificateFiles | None,
+               client_ca: Path | None, maximum_tls: ssl.TLSVersion | None,
+               minimum_tls: ssl.TLSVersion) -> SecurityPolicy:
+        if self.tls is None:
+            raise RuntimeError("the CSMS role is not up")
+        configured = self.rig.config.evse.ocpp.password
+        if password == "configured":
+            password = configured
+        credentials = {self.role.station_id: password} if password is not None else None
+        return SecurityPolicy(profile=profile, credentials=credentials,
+                              server=(server or self.tls.server) if profile >= 2 else None,
+                              client_ca=(client_ca or self.tls.station_ca) if profile == 3 else None,
+                              minimum_tls=minimum_tls, maximum_tls=maximum_tls,
+                              keylog=self.rig.run_dir / "tls-keys.log")
+
+    async def ensure_listening(self) -> None:
+        server = self.server
+        if server is None:
+            raise RuntimeError("the CSMS role is not up")
+        server.script.clear()
+        if not server.running or server.security != self.default_policy:
+            await server.restart(self.default_policy)
+
+
+def dut_identity(trace, station_id: str) -> dict[str, str] | None:
+    """The identity a station gave in its latest BootNotification, in one shape for all versions."""
+    event = trace.last(layer=Layer.OCPP, name="BootNotification", observer="csms", src="evse",
+                       keys={"station_id": station_id},
+                       where=lambda e: frame_type(e) == "CALL" and "violation" not in e.payload)
+    if event is None:
+        return None
+    body = event.payload.get("payload") or {}
+    if "chargingStation" in body:
+        station = body["chargingStation"]
+        fields = {"vendor": station.get("vendorName"), "model": station.get("model"),
+                  "serial_number": station.get("serialNumber"), "firmware_version": station.get("firmwareVersion")}
+    else:
+        fields = {"vendor": body.get("chargePointVendor"), "model": body.get("chargePointModel"),
+                  "serial_number": body.get("chargePointSerialNumber") or body.get("chargeBoxSerialNumber"),
+                  "firmware_version": body.get("firmwareVersion")}
+    return {"station_id": station_id, **{k: v for k, v in fields.items() if v}}

@@ -1,0 +1,175 @@
+"""The EV role: the EV at the charger's plug, as the suites see it (plug in, charge, stop, unplug).
+
+- ``emulated`` (:class:`EmulatedEv`): the harness's EVs on the rig's pilot line and cable: a basic
+  EV that charges by PWM alone (IEC 61851-1) and the ISO 15118 EV (:class:`harness.rig.hlc.HlcDriver`:
+  ``ev.charge(...)``).
+- ``none`` (:class:`NoEv`): no EV emulator; the rig's operator plugs a real EV or a test cable in
+  where it can (a lab rig), and the cases that need the harness's EV are skipped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from harness.emulators.ev import BasicEv
+from harness.rig.hlc import HlcDriver, SessionResult
+from harness.rig.role import Driver, Role, RoleUnavailable
+from harness.v2g.battery import Battery
+
+if TYPE_CHECKING:
+    from harness.rig.rig import Rig
+
+
+class EvRole(Role):
+    """The EV at the EVSE's plug."""
+
+    name = "ev"
+
+    def __init__(self, rig: "Rig", driver: type["EvDriver"]) -> None:
+        super().__init__(rig)
+        self.config = rig.config.ev
+        self.driver = driver(self)
+
+    @property
+    def vehicle(self) -> BasicEv | None:
+        """The basic EV (emulated rigs)."""
+        return self.driver.vehicle
+
+    @property
+    def hlc(self) -> HlcDriver:
+        """The ISO 15118 EV: charge(), probe(), inject()."""
+        return self.driver.hlc_driver()
+
+    def restore(self) -> None:
+        """Unplugged, willing to charge, with the rig file's state of charge."""
+        self.driver.restore()
+
+    @property
+    def plugged(self) -> bool:
+        """Something is plugged in through this role (the basic EV, the ISO 15118 EV, or the
+        operator's cable)."""
+        return self.driver.plugged
+
+    def plug_in(self, evse_id: int = 1) -> None:
+        self.driver.plug_in(evse_id)
+
+    def unplug(self) -> None:
+        self.driver.unplug()
+
+    def charge(self, **options: Any) -> SessionResult:
+        """One ISO 15118 session as the EV (see :meth:`harness.rig.hlc.HlcDriver.charge`):
+        ``ev.charge(protocol="iso2", energy="AC", identification="EIM", tls=False)``."""
+        return self.hlc.charge(**options)
+
+    def stop_charging(self) -> None:
+        """The EV stops taking energy (CP back to state B) but stays plugged."""
+        self.driver.basic().wants_energy = False
+
+    def resume_charging(self) -> None:
+        self.driver.basic().wants_energy = True
+
+    @property
+    def soc(self) -> float:
+        return self.driver.basic().battery.soc
+
+
+class EvDriver(Driver):
+    vehicle: BasicEv | None = None
+
+    @property
+    def plugged(self) -> bool:
+        return False
+
+    def basic(self) -> BasicEv:
+        raise RoleUnavailable("this rig has no EV emulator (ev.kind: none)")
+
+    def hlc_driver(self) -> HlcDriver:
+        raise RoleUnavailable("this rig has no ISO 15118 EV emulator (ev.kind: none)")
+
+    def plug_in(self, evse_id: int) -> None:
+        raise NotImplementedError
+
+    def unplug(self) -> None:
+        raise NotImplementedError
+
+    def restore(self) -> None:
+        pass
+
+
+class EmulatedEv(EvDriver):
+    """``ev: {kind: emulated}``: the basic EV and the ISO 15118 EV, one plugged in at a time."""
+
+    def __init__(self, role: EvRole) -> None:
+        super().__init__(role)
+        self.hlc = HlcDriver(role)
+
+    async def activate(self) -> None:
+        config = self.role.config
+        battery = Battery(capacity_wh=config.capacity_kwh * 1000.0, soc=config.soc,
+                          max_charge_w=config.max_charge_kw * 1000.0)
+        self.vehicle = BasicEv(self.rig.trace, battery, max_current=config.max_current, phases=config.phases)
+        await self.hlc.activate()
+
+    async def make_safe(self) -> None:
+        if self.vehicle is not None and self.vehicle.plugged:
+            await self.vehicle.unplug()
+        await self.hlc.make_safe()
+
+    def restore(self) -> None:
+        self.hlc.restore()
+        vehicle = self.basic()
+        self.rig.run(self.make_safe())
+        vehicle.wants_energy = True
+        vehicle.battery.soc = self.role.config.soc
+
+    def basic(self) -> BasicEv:
+        if self.vehicle is None:
+            raise RuntimeError("the EV role is not up")
+        return self.vehicle
+
+    def hlc_driver(self) -> HlcDriver:
+        return self.hlc
+
+    @property
+    def plugged(self) -> bool:
+        return (self.vehicle is not None and self.vehicle.plugged) or self.hlc.plugged
+
+    def plug_in(self, evse_id: int) -> None:
+        vehicle = self.basic()
+        if self.hlc.plugged:
+            raise RuntimeError("the ISO 15118 EV is plugged in; unplug it before plugging in the basic EV")
+        pilot = self.rig.pilot.line(evse_id)
+        cable = self.rig.evse.connector(evse_id).line
+        self.rig.run(vehicle.plug_in(pilot, cable))
+
+    def unplug(self) -> None:
+        if self.hlc.plugged:
+            self.hlc.unplug()
+            return
+        self.rig.run(self.basic().unplug())
+
+
+class NoEv(EvDriver):
+    """``ev: {kind: none}``: the rig's operator plugs in, where the rig has one."""
+
+    def __init__(self, role: EvRole) -> None:
+        super().__init__(role)
+        #: the connector the operator plugged into
+        self.plugged_connector: int | None = None
+
+    @property
+    def plugged(self) -> bool:
+        return self.plugged_connector is not None
+
+    def plug_in(self, evse_id: int) -> None:
+        self.rig.operator.perform("plug_in", connector=evse_id)
+        self.plugged_connector = evse_id
+
+    def unplug(self) -> None:
+        if self.plugged_connector is None:
+            return
+        connector, self.plugged_connector = self.plugged_connector, None
+        self.rig.operator.perform("unplug", connector=connector)
+
+    def restore(self) -> None:
+        self.unplug()

@@ -1,0 +1,98 @@
+"""How pytest outcomes become conformance verdicts, in a suite of our own making."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytest_plugins = ["pytester"]
+
+CATALOGUE = """
+suites:
+  demo: {title: Demo}
+cases:
+  DEMO-PASS: {suite: demo, title: passes, references: {ocpp: [B01]}}
+  DEMO-FAIL: {suite: demo, title: the DUT misbehaves}
+  DEMO-ERROR: {suite: demo, title: the harness breaks}
+  DEMO-INCONC: {suite: demo, title: cannot decide}
+  DEMO-SKIP: {suite: demo, title: needs what the rig lacks}
+  DEMO-XFAIL: {suite: demo, title: known to fail}
+"""
+
+SUITE = """
+import pytest
+from harness.plugin import inconclusive
+
+@pytest.mark.case("DEMO-PASS")
+def test_pass(evse, kpi):
+    kpi("answer", 42, "units")
+
+@pytest.mark.case("DEMO-FAIL")
+def test_fail(evse):
+    assert evse.identity()["vendor"] == "Someone Else"
+
+@pytest.mark.case("DEMO-ERROR")
+def test_error(evse):
+    raise RuntimeError("the instrument went away")
+
+@pytest.mark.case("DEMO-INCONC")
+def test_inconclusive(evse):
+    inconclusive("no reference measurement")
+
+@pytest.mark.case("DEMO-SKIP")
+@pytest.mark.requires("no-such-capability")
+def test_skip(evse):
+    pass
+
+@pytest.mark.case("DEMO-XFAIL")
+@pytest.mark.xfail(reason="known firmware bug")
+def test_xfail(evse):
+    assert False
+"""
+
+
+def test_outcomes_map_to_verdicts(pytester):
+    pytester.makefile(".yaml", catalogue=CATALOGUE)
+    pytester.makepyfile(test_demo=SUITE)
+    report = pytester.path / "report"
+    result = pytester.runpytest_subprocess(f"--harness-rig={ROOT / 'rigs' / 'emulated.yaml'}",
+                                           f"--harness-report-dir={report}",
+                                           "-p", "no:cacheprovider")
+    document = json.loads((report / "conformance.json").read_text())
+    verdicts = {case["id"]: case["verdict"] for case in document["cases"]}
+    assert verdicts == {"DEMO-PASS": "pass", "DEMO-FAIL": "fail", "DEMO-ERROR": "error", "DEMO-INCONC": "inconc",
+                        "DEMO-SKIP": "skip", "DEMO-XFAIL": "inconc"}, result.stdout.str()[-3000:]
+    failed = next(c for c in document["cases"] if c["id"] == "DEMO-FAIL")
+    assert "Someone Else" in failed["message"]
+    assert "no-such-capability" in next(c for c in document["cases"] if c["id"] == "DEMO-SKIP")["message"]
+    assert next(c for c in document["cases"] if c["id"] == "DEMO-PASS")["kpis"][0]["value"] == 42
+
+
+def test_a_test_without_a_catalogue_entry_is_refused(pytester):
+    pytester.makefile(".yaml", catalogue=CATALOGUE)
+    pytester.makepyfile(test_bad=textwrap.dedent("""
+        import pytest
+
+        def test_unnamed():
+            pass
+
+        @pytest.mark.case("NOT-IN-CATALOGUE")
+        def test_unknown():
+            pass
+    """))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret != 0
+    output = result.stdout.str() + result.stderr.str()
+    assert "test_unnamed: a conformance test needs @pytest.mark.case" in output
+    assert "'NOT-IN-CATALOGUE' is not in" in output
+
+
+def test_a_broken_rig_file_stops_the_run_with_its_problems(pytester):
+    pytester.makefile(".yaml", rig="name: x\nkind: emulated\ncsms: {}\nevse: {station_id: S}\n")
+    result = pytester.runpytest_subprocess(f"--harness-rig={pytester.path / 'rig.yaml'}")
+    assert result.ret == 4  # pytest's usage error
+    assert "evse.ocpp: is required" in result.stderr.str()
+    assert "Traceback" not in result.stderr.str()
