@@ -175,7 +175,7 @@ def _setns_path(path: Path) -> None:
 
 def remove_stale(prefix: str = PREFIX) -> list[str]:
     """Delete namespaces left by harness processes that no longer run; returns their names."""
-    removed = []
+    removed: list[str] = []
     if not NETNS_DIR.is_dir():
         return removed
     for entry in sorted(NETNS_DIR.iterdir()):

@@ -7,6 +7,7 @@ traceback.
 
 from __future__ import annotations
 
+import builtins
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,8 +102,11 @@ class Reader:
                 return default
         return value
 
-    def int(self, key: str, default: Any = None, *, required: bool = False, minimum: int | None = None,
-            maximum: int | None = None, choices: Iterable[int] | None = None) -> Any:
+    # Inside the class body ``str``, ``int``, ``float`` and ``bool`` name the accessors below,
+    # so annotations after them spell the built-in types as ``builtins.*``.
+    def int(self, key: builtins.str, default: Any = None, *, required: builtins.bool = False,
+            minimum: builtins.int | None = None, maximum: builtins.int | None = None,
+            choices: Iterable[builtins.int] | None = None) -> Any:
         value = self._get(key, required)
         if value is _MISSING:
             return default
@@ -117,8 +121,9 @@ class Reader:
                 return default
         return self._bounded(key, value, minimum, maximum, default)
 
-    def float(self, key: str, default: Any = None, *, required: bool = False, minimum: float | None = None,
-              maximum: float | None = None, exclusive_minimum: float | None = None) -> Any:
+    def float(self, key: builtins.str, default: Any = None, *, required: builtins.bool = False,
+              minimum: builtins.float | None = None, maximum: builtins.float | None = None,
+              exclusive_minimum: builtins.float | None = None) -> Any:
         value = self._get(key, required)
         if value is _MISSING:
             return default
@@ -130,7 +135,7 @@ class Reader:
             return default
         return float(self._bounded(key, value, minimum, maximum, default))
 
-    def bool(self, key: str, default: Any = None, *, required: bool = False) -> Any:
+    def bool(self, key: builtins.str, default: Any = None, *, required: builtins.bool = False) -> Any:
         value = self._get(key, required)
         if value is _MISSING:
             return default
@@ -139,7 +144,8 @@ class Reader:
             return default
         return value
 
-    def str_list(self, key: str, default: Any = None, *, choices: Iterable[str] | None = None) -> Any:
+    def str_list(self, key: builtins.str, default: Any = None, *,
+                 choices: Iterable[builtins.str] | None = None) -> Any:
         value = self._get(key, False)
         if value is _MISSING:
             return default
@@ -161,7 +167,7 @@ class Reader:
                 result.append(item)
         return result
 
-    def str_map(self, key: str, default: Any = None) -> Any:
+    def str_map(self, key: builtins.str, default: Any = None) -> Any:
         value = self._get(key, False)
         if value is _MISSING:
             return default
@@ -176,7 +182,7 @@ class Reader:
                 result[str(k)] = str(v)
         return result
 
-    def section(self, key: str, *, required: bool = False) -> "Reader":
+    def section(self, key: builtins.str, *, required: builtins.bool = False) -> "Reader":
         value = self._get(key, required)
         return Reader(None if value is _MISSING else value, self._where(key), self.problems)
 
@@ -188,7 +194,7 @@ class Reader:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             self.problems.add(self._where(str(key)), f"unknown field{hint}")
 
-    def _bounded(self, key: str, value: Any, minimum: Any, maximum: Any, default: Any) -> Any:
+    def _bounded(self, key: builtins.str, value: Any, minimum: Any, maximum: Any, default: Any) -> Any:
         if minimum is not None and value < minimum:
             self.problems.add(self._where(key), f"must be at least {minimum}")
             return default

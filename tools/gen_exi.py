@@ -4,7 +4,7 @@
 Usage: ``python tools/gen_exi.py [SCHEMA_DIR] [--out DIR]``. SCHEMA_DIR defaults to
 ``../shared/schemas`` relative to the repository root, DIR to ``harness/exi/grammars``. The
 output is deterministic: the same schema files always give the same bytes, so the committed
-modules can be checked by regenerating them (tests/exi/test_exi_generator.py).
+modules can be checked by regenerating them (tests/exi/test_generator.py).
 
 The work follows EXI 1.0 §8.5: a small XML Schema reader builds the schema components, then for
 each element content grammar the normalized grammar is built directly as a Glushkov automaton of

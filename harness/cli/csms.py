@@ -7,8 +7,18 @@ import asyncio
 import datetime as _dt
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict
 
 from harness.cli import UsageError
+
+if TYPE_CHECKING:
+    from harness.ocpp.versions import OcppVersion
+
+
+class _CsmsOptions(TypedDict, total=False):
+    """Keywords of MockCsms passed only when given on the command line (else its defaults)."""
+
+    versions: list[OcppVersion]
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -82,9 +92,9 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
         raise UsageError(str(exc)) from None
     trace = Recorder(out / "trace.jsonl")
     trace.subscribe(_print_event)
+    options: _CsmsOptions = {"versions": versions} if versions else {}
     csms = MockCsms(trace, host=args.host, port=args.port, security=policy,
-                    behaviour=CsmsBehaviour(heartbeat_interval=args.heartbeat_interval),
-                    **({"versions": versions} if versions else {}))
+                    behaviour=CsmsBehaviour(heartbeat_interval=args.heartbeat_interval), **options)
 
     async def main() -> None:
         try:

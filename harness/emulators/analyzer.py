@@ -361,8 +361,9 @@ def _wt_sigma_members(sim: SimulatedAnalyzer) -> list[int]:
 
 def _wt_wiring(sim: SimulatedAnalyzer, unit: ProgramUnit, _):
     sim.not_while_integrating("the wiring")
-    patterns = [keyword(a, "P1W2", "P1W3", "P3W3", "P3W4", "V3A3", "NONE") for a in unit.arguments]
-    if not patterns or None in patterns:
+    matched = [keyword(a, "P1W2", "P1W3", "P3W3", "P3W4", "V3A3", "NONE") for a in unit.arguments]
+    patterns = [pattern for pattern in matched if pattern is not None]
+    if not patterns or len(patterns) != len(matched):
         raise CommandError("parameter", unit.text)
     width = {"P1W2": 1, "P1W3": 2, "P3W3": 2, "P3W4": 3, "V3A3": 3, "NONE": 1}
     wiring, element = [], 0

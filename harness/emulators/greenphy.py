@@ -28,10 +28,13 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from harness.slac import frames as f
 from harness.trace import Layer, Recorder
+
+if TYPE_CHECKING:
+    from harness.slac.io import RawLink
 
 ETH_P_BEACON = 0x88B5  # IEEE 802 local experimental ethertype 1
 BEACON_MAGIC = b"HRN-GP-BEACON\x01"
@@ -231,7 +234,8 @@ class ModemEmulator:
         self.name = name
         self.core = GreenPhyModem(role=role, host_mac=host_mac, default_attenuation_db=default_attenuation_db,
                                   firmware=firmware)
-        self._host = self._line = None
+        self._host: RawLink | None = None
+        self._line: RawLink | None = None
         self.forwarded = {"to_host": 0, "to_line": 0}
 
     @property

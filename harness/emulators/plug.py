@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from harness.v2g.battery import Battery
-from harness.iec61851.pilot import CpState, SimulatedPilot
+from harness.iec61851.pilot import CpState, PilotLine
 from harness.emulators.power import PowerFlow
 from harness.trace import Layer, Recorder
 
@@ -24,7 +24,7 @@ class PluggedEv:
         self.recorder = recorder
         self.name = name
         self.control_period = control_period
-        self.pilot: SimulatedPilot | None = None
+        self.pilot: PilotLine | None = None
         self.line: PowerFlow | None = None
         self._task: asyncio.Task | None = None
         self._imported = 0.0
@@ -45,7 +45,7 @@ class PluggedEv:
     async def _control(self) -> None:
         raise NotImplementedError
 
-    async def plug_in(self, pilot: SimulatedPilot, line: PowerFlow) -> None:
+    async def plug_in(self, pilot: PilotLine, line: PowerFlow) -> None:
         if self.pilot is not None:
             raise RuntimeError(f"{self.name} is already plugged in")
         self.pilot, self.line = pilot, line

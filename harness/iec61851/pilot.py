@@ -62,6 +62,8 @@ class PilotLine(Protocol):
     """The CP line as both ends use it, simulated or driven by lab hardware: the EV sets the state,
     the EVSE the PWM duty; listeners hear state changes."""
 
+    #: the connector (EVSE id) this line belongs to; names it on the timeline
+    evse_id: int
     state: CpState
     duty: float
 

@@ -117,7 +117,8 @@ class CertificateHashData:
         return dict(self.__dict__)
 
 
-_OCPP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
+_OCPP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
 
 
 def certificate_hash_data(cert: x509.Certificate, issuer: x509.Certificate, *,

@@ -313,9 +313,10 @@ def _check_revocation(path: Sequence[x509.Certificate],
                       crls: list[x509.CertificateRevocationList], ocsp: OcspCheck | None,
                       at: _dt.datetime) -> None:
     for cert, issuer in zip(path, path[1:]):
+        issuer_key = issuer.public_key()
         for crl in crls:
-            issuer_key = issuer.public_key()
             # _check_signatures verified a signature with every issuer's key, so it is one of these
+            # (a key of another type cannot have signed a CRL)
             if not isinstance(issuer_key, (ec.EllipticCurvePublicKey, ed448.Ed448PublicKey,
                                            rsa.RSAPublicKey)):
                 continue

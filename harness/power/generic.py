@@ -166,7 +166,7 @@ class GenericScpi(ScpiAnalyzer):
         self._command(self.map.reset)
 
     def errors(self) -> list[str]:
-        found = []
+        found: list[str] = []
         for _ in range(32):
             reply = self.session.query(self.map.error_query)
             if re.search(self.map.error_empty, reply):

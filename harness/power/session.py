@@ -27,13 +27,22 @@ class ScpiSession:
         self._own_manager = resource_manager is None
         try:
             import pyvisa
+            from pyvisa.resources import MessageBasedResource
 
             self._manager = resource_manager or pyvisa.ResourceManager(backend)
-            self._instrument = self._manager.open_resource(
+            instrument = self._manager.open_resource(
                 resource, open_timeout=int(timeout * 1000), timeout=int(timeout * 1000),
                 write_termination=write_termination, read_termination=read_termination)
         except Exception as exc:  # pyvisa raises many kinds; all mean "cannot reach it"
             raise InstrumentError(name, None, f"cannot open {resource}: {_reason(exc)}") from exc
+        if not isinstance(instrument, MessageBasedResource):
+            # open_resource returns whatever class the resource string names; SCPI needs one
+            # that reads and writes messages (INSTR or SOCKET), not e.g. a raw register resource
+            kind = type(instrument).__name__
+            self._close_quietly(instrument)
+            raise InstrumentError(name, None, f"{resource} is a {kind}, not a message-based VISA resource "
+                                              "(use a ...::INSTR or ...::SOCKET resource)")
+        self._instrument: MessageBasedResource = instrument
         self.closed = False
 
     def write(self, command: str) -> None:
@@ -66,15 +75,18 @@ class ScpiSession:
             if self.closed:
                 return
             self.closed = True
+            self._close_quietly(self._instrument)
+
+    def _close_quietly(self, instrument: Any) -> None:
+        try:
+            instrument.close()
+        except Exception:  # already gone: nothing left to close
+            pass
+        if self._own_manager:
             try:
-                self._instrument.close()
-            except Exception:  # already gone: nothing left to close
+                self._manager.close()
+            except Exception:
                 pass
-            if self._own_manager:
-                try:
-                    self._manager.close()
-                except Exception:
-                    pass
 
 
 def _reason(exc: Exception, timeout: float | None = None) -> str:

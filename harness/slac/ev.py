@@ -298,7 +298,7 @@ class EvSlac:
         measured = {mac: c["attenuation"] for mac, c in self._candidates.items() if c.get("profile")}
         if not measured:
             return self._fail("no CM_ATTEN_CHAR.IND within TT_EV_atten_results", now=now, unanswered=True)
-        mac = min(measured, key=measured.get)
+        mac = min(measured, key=measured.__getitem__)
         if measured[mac] > self.attenuation_limit_db:
             return self._fail(f"lowest attenuation {measured[mac]:.1f} dB (from {mac}) is above the limit of "
                               f"{self.attenuation_limit_db:g} dB", now=now)

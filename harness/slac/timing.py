@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 
 #: an emulated rig's floor for SLAC timeouts: everything up to 1.5 s runs at the standard's value
@@ -89,9 +90,12 @@ class SlacTimers:
         ``min_timeout`` (nor below their standard value when that is lower); counters unchanged."""
         if not 0.0 < factor <= 1.0:
             raise ValueError(f"time scale must be in (0, 1], not {factor}")
-        changes = {f.name: scale_timer(f.name, getattr(self, f.name), factor, min_timeout)
-                   for f in dataclasses.fields(self) if f.type in ("float", float) and f.name not in
-                   ("scale", "min_timeout")}
+        # field names chosen at run time: mypy cannot match them to SlacTimers' fields (all the
+        # chosen ones are float fields, so each value fits its field)
+        changes: dict[str, Any] = {
+            f.name: scale_timer(f.name, getattr(self, f.name), factor, min_timeout)
+            for f in dataclasses.fields(self) if f.type in ("float", float) and f.name not in
+            ("scale", "min_timeout")}
         return dataclasses.replace(self, **changes, scale=self.scale * factor, min_timeout=min_timeout)
 
     @property

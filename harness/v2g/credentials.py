@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness.pki import tls
 from harness.pki.builder import Issued, KeyAlgorithm, issue, name
@@ -194,6 +195,9 @@ class CertificateProvisioning:
                        pki.issued[Role.MO_SUB_CA_2], algorithm=KeyAlgorithm.SECP256R1,
                        validity=_dt.timedelta(days=365), ca=False, key_usage=profile.key_usage,
                        ski_method=Generation.ISO2.ski_method)
+        if not isinstance(issued.key, ec.EllipticCurvePrivateKey):
+            raise TypeError(f"the contract key for {emaid} is {type(issued.key).__name__}, not an elliptic-curve "
+                            "key: ISO 15118-2 encrypts only secp256r1 contract keys")
         sealed = encrypt_iso2(issued.key, recipient)
         chain = [issued.cert, pki.issued[Role.MO_SUB_CA_2].cert, pki.issued[Role.MO_SUB_CA_1].cert]
         return ContractDelivery(chain, sealed.encrypted_private_key, sealed.dh_public_key, emaid,

@@ -22,6 +22,7 @@ import ipaddress
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from harness.trace import Layer, Recorder
 from harness.v2g.timers import SDP, SdpTimers
@@ -192,10 +193,12 @@ class _Datagrams(asyncio.DatagramProtocol):
         self.queue: asyncio.Queue[tuple[bytes, tuple]] = asyncio.Queue()
         self.transport: asyncio.DatagramTransport | None = None
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    # asyncio hands a DatagramProtocol a DatagramTransport, but mypy checks the override against
+    # BaseProtocol's BaseTransport too (typeshed's DatagramProtocol ignores the same error)
+    def connection_made(self, transport: asyncio.DatagramTransport) -> None:  # type: ignore[override]
         self.transport = transport
 
-    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self.queue.put_nowait((data, addr))
 
 
@@ -285,7 +288,8 @@ def describe(frame: bytes) -> tuple[Layer, str, str] | None:
         return None
     payload = frame[62:]
     kind = int.from_bytes(payload[2:4], "big") if len(payload) >= 8 else 0
-    name = {PayloadType.SDP_REQUEST: "SdpRequest", PayloadType.SDP_RESPONSE: "SdpResponse"}.get(kind, "SdpDatagram")
+    names: dict[int, str] = {PayloadType.SDP_REQUEST: "SdpRequest", PayloadType.SDP_RESPONSE: "SdpResponse"}
+    name = names.get(kind, "SdpDatagram")
     return Layer.SDP, name, f"{name} UDP {source} -> {destination}"
 
 

@@ -52,9 +52,10 @@ def check_secc_port(port: int, what: str = "SECC port") -> None:
 
 
 class SocketFactory(Protocol):
-    """Makes a socket like :class:`socket.socket` (family, type, proto), wherever it belongs."""
+    """Makes a socket like :class:`socket.socket` (family, type, proto), wherever it belongs.
+    The arguments are positional (socket.socket names the second ``type``, factories ``kind``)."""
 
-    def __call__(self, family: int, kind: int, proto: int = 0) -> socket.socket: ...
+    def __call__(self, family: int, kind: int, proto: int = 0, /) -> socket.socket: ...
 
 
 class V2gConnection:
@@ -267,8 +268,13 @@ async def _peek_client_hello(sock: socket.socket, timeout: float) -> bytes:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        ready = loop.create_future()
-        loop.add_reader(sock.fileno(), lambda: ready.done() or ready.set_result(None))
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def wake(ready: asyncio.Future[None] = ready) -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(sock.fileno(), wake)
         try:
             async with asyncio.timeout_at(deadline):
                 await ready
