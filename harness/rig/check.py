@@ -1,5 +1,9 @@
 """Probing what a rig file names, without starting the rig: ports, interfaces, instruments,
-certificates, the lock. Each probe says what it looked at and what it found."""
+certificates, the lock. Each probe says what it looked at and what it found.
+
+What to probe for a role depends on its kind, so each driver class says it (its ``probe``
+classmethod, using the probes here); :func:`probe` asks every role's driver, then checks the lock.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from harness.emulators.analyzer import MODEL_DIALECTS
 from harness.netns import unavailable_reason
-from harness.pki.tls import TlsMaterialError, ocpp_client_context, ocpp_server_context
+from harness.pki.tls import TlsMaterialError
 from harness.power.generic import CommandMapError, load_command_map
 from harness.power.models import DRIVERS, is_command_map
 from harness.rig.config import RigConfig
+from harness.rig.drivers import ROLES, driver_class
 from harness.rig.lock import RigBusy, RigLock, default_lock_path
 
 
@@ -26,32 +30,13 @@ class ProbeResult:
 
 
 def probe(config: RigConfig) -> Iterator[ProbeResult]:
-    yield _port(config.csms.host, config.csms.port)
-    if config.csms.tls is not None:
-        yield _tls_files("csms.tls", lambda: ocpp_server_context(config.csms.tls.certificate, config.csms.tls.key,
-                                                                  client_ca=config.csms.tls.ca))
-    station_tls = config.evse.ocpp.tls
-    if station_tls is not None:
-        yield _tls_files("evse.ocpp.tls", lambda: ocpp_client_context(
-            station_tls.ca or station_tls.certificate, client_chain=station_tls.certificate, client_key=station_tls.key))
-    if config.link.kind in ("nic", "veth") and config.link.iface:
-        yield _interface(config.link.iface)
-        yield _raw_socket()
-    if config.link.kind == "veth":
-        yield _namespaces()
-    if config.meter.kind != "none":
-        yield _meter_model(config)
-    if config.meter.kind == "visa" and config.meter.resource:
-        yield _instrument(config.meter.resource)
-    if config.pilot.kind == "lab":
-        yield ProbeResult("pilot", False, f"no lab pilot driver is part of this harness version "
-                                          f"(resource {config.pilot.resource}); use pilot.kind: none and let the "
-                                          f"rig's operator plug in (operator.kind: prompt or command)")
+    for role in ROLES:
+        yield from driver_class(role, getattr(config, role).kind).probe(config)
     if config.is_lab:
-        yield _lock(config)
+        yield lock(config)
 
 
-def _port(host: str, port: int) -> ProbeResult:
+def listen_port(host: str, port: int) -> ProbeResult:
     what = f"csms listen address {host}:{port or '<any>'}"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
@@ -64,7 +49,7 @@ def _port(host: str, port: int) -> ProbeResult:
     return ProbeResult(what, True, "free" if port else f"free ports available (e.g. {bound})")
 
 
-def _tls_files(what: str, build) -> ProbeResult:
+def tls_files(what: str, build) -> ProbeResult:
     try:
         build()
     except TlsMaterialError as exc:
@@ -72,7 +57,7 @@ def _tls_files(what: str, build) -> ProbeResult:
     return ProbeResult(what, True, "certificate, key and CA load")
 
 
-def _interface(name: str) -> ProbeResult:
+def interface(name: str) -> ProbeResult:
     path = Path("/sys/class/net") / name
     if not path.exists():
         available = ", ".join(sorted(p.name for p in Path("/sys/class/net").iterdir())) if Path(
@@ -82,7 +67,7 @@ def _interface(name: str) -> ProbeResult:
     return ProbeResult(f"interface {name}", True, f"present, {state}")
 
 
-def _raw_socket() -> ProbeResult:
+def raw_socket() -> ProbeResult:
     try:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88E1))
         sock.close()
@@ -94,13 +79,13 @@ def _raw_socket() -> ProbeResult:
     return ProbeResult("raw sockets", True, "AF_PACKET sockets can be opened")
 
 
-def _namespaces() -> ProbeResult:
+def namespaces() -> ProbeResult:
     reason = unavailable_reason()
     return ProbeResult("network namespaces", reason is None, reason or "namespaces, veth pairs and raw sockets "
                                                                        "can be created")
 
 
-def _instrument(resource: str) -> ProbeResult:
+def instrument(resource: str) -> ProbeResult:
     what = f"instrument {resource}"
     try:
         import pyvisa
@@ -125,13 +110,10 @@ def _instrument(resource: str) -> ProbeResult:
     return ProbeResult(what, bool(identity), f"answers {identity!r}" if identity else "empty *IDN? reply")
 
 
-def _meter_model(config: RigConfig) -> ProbeResult:
+def meter_model(config: RigConfig) -> ProbeResult:
     """The meter's model names a driver (or a command map that loads)."""
-    model = config.meter.model or "yokogawa-wt1800"
+    model = config.meter.model or ""
     what = f"meter model {model}"
-    if config.meter.kind == "simulated":
-        ok = model in MODEL_DIALECTS
-        return ProbeResult(what, ok, "simulated" if ok else f"cannot be simulated ({', '.join(MODEL_DIALECTS)})")
     if is_command_map(model):
         path = Path(model) if Path(model).is_absolute() or config.path is None else config.path.parent / model
         try:
@@ -144,7 +126,7 @@ def _meter_model(config: RigConfig) -> ProbeResult:
     return ProbeResult(what, True, f"driver {DRIVERS[model].__name__}")
 
 
-def _lock(config: RigConfig) -> ProbeResult:
+def lock(config: RigConfig) -> ProbeResult:
     path = config.lock or default_lock_path(config.name)
     lock = RigLock(path, config.name, "rig check")
     try:

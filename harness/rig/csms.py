@@ -12,7 +12,7 @@ import concurrent.futures
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from harness.ocpp import commands
 from harness.ocpp.behaviour import CsmsBehaviour
@@ -22,6 +22,10 @@ from harness.ocpp.script import Script
 from harness.ocpp.security import SecurityPolicy
 from harness.ocpp.transactions import TransactionView, transactions
 from harness.pki.ocpp import CertificateFiles, OcppPki, generate_ocpp_pki
+from harness.pki.tls import ocpp_client_context, ocpp_server_context
+from harness.rig import check
+from harness.rig.check import ProbeResult
+from harness.rig.config import RigConfig
 from harness.rig.role import Driver, Role
 from harness.trace import Event, Layer, TraceTimeout
 from harness.verdicts import DutFailure, RigNotReady
@@ -43,6 +47,7 @@ class CsmsRole(Role):
     """The CSMS the EVSE under test connects to."""
 
     name = "csms"
+    driver: "MockCsmsDriver"
 
     def __init__(self, rig: "Rig", driver: type["MockCsmsDriver"]) -> None:
         super().__init__(rig)
@@ -270,6 +275,18 @@ class MockCsmsDriver(Driver):
         self.server: MockCsms | None = None
         #: the policy of the rig file, which the role returns to after a test changed it
         self.default_policy: SecurityPolicy | None = None
+
+    @classmethod
+    def probe(cls, config: RigConfig) -> Iterator[ProbeResult]:
+        csms, station = config.csms, config.evse.ocpp.tls
+        yield check.listen_port(csms.host, csms.port)
+        if csms.tls is not None:
+            server = csms.tls
+            yield check.tls_files("csms.tls", lambda: ocpp_server_context(server.certificate, server.key,
+                                                                          client_ca=server.ca))
+        if station is not None:
+            yield check.tls_files("evse.ocpp.tls", lambda: ocpp_client_context(
+                station.ca or station.certificate, client_chain=station.certificate, client_key=station.key))
 
     async def activate(self) -> None:
         self.tls = self._tls_material()

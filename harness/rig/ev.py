@@ -24,6 +24,7 @@ class EvRole(Role):
     """The EV at the EVSE's plug."""
 
     name = "ev"
+    driver: "EvDriver"
 
     def __init__(self, rig: "Rig", driver: type["EvDriver"]) -> None:
         super().__init__(rig)

@@ -36,6 +36,7 @@ class EvseRole(Role):
     """The EVSE under test."""
 
     name = "evse"
+    driver: "EvseDriver"
 
     def __init__(self, rig: "Rig", driver: type["EvseDriver"]) -> None:
         super().__init__(rig)

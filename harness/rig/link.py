@@ -35,6 +35,9 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from harness.iec61851.pilot import CpState, SimulatedPilot
 from harness.netns import NetnsError, packet_socket, unavailable_reason
+from harness.rig import check
+from harness.rig.check import ProbeResult
+from harness.rig.config import RigConfig
 from harness.rig.plc import PowerLine
 from harness.rig.role import Driver, Role, RoleUnavailable
 from harness.slac import frames as slac_frames
@@ -83,6 +86,7 @@ LOOPBACK = LinkHost("::1")
 
 class LinkRole(Role):
     name = "link"
+    driver: "LinkDriver"
 
     def __init__(self, rig: "Rig", driver: type["LinkDriver"]) -> None:
         super().__init__(rig)
@@ -321,6 +325,11 @@ class VethLink(LinkDriver):
 
     carries_slac = True
 
+    @classmethod
+    def probe(cls, config: RigConfig) -> Iterator[ProbeResult]:
+        yield check.raw_socket()
+        yield check.namespaces()
+
     def __init__(self, role: LinkRole) -> None:
         super().__init__(role)
         self._hosts: dict[str, LinkHost] = {}
@@ -429,6 +438,11 @@ class NicLink(LinkDriver):
     charger under test at the other end of the cable."""
 
     carries_slac = True
+
+    @classmethod
+    def probe(cls, config: RigConfig) -> Iterator[ProbeResult]:
+        yield check.interface(config.link.iface or "")
+        yield check.raw_socket()
 
     async def activate(self) -> None:
         iface = self.role.config.iface or ""

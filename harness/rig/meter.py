@@ -26,6 +26,9 @@ from harness.power.analyzer import Identity, InstrumentError, IntegrationState, 
 from harness.power.models import open_analyzer
 from harness.power.plot import power_plot
 from harness.power.sampler import MeterRun, MeterSampler, record
+from harness.rig import check
+from harness.rig.check import ProbeResult
+from harness.rig.config import RigConfig
 from harness.rig.role import Driver, Role, RoleUnavailable
 from harness.trace import Layer
 
@@ -39,6 +42,7 @@ KEYS = {"evse_id": 1}
 
 class MeterRole(Role):
     name = "meter"
+    driver: "MeterDriver"
 
     def __init__(self, rig: "Rig", driver: type["MeterDriver"]) -> None:
         super().__init__(rig)
@@ -234,10 +238,23 @@ class NoMeter(MeterDriver):
 class VisaMeter(MeterDriver):
     """``meter: {kind: visa, resource, model}``: a lab analyzer at its VISA resource."""
 
+    @classmethod
+    def probe(cls, config: RigConfig) -> Iterator[ProbeResult]:
+        yield check.meter_model(config)
+        if config.meter.resource:
+            yield check.instrument(config.meter.resource)
+
 
 class SimulatedMeter(MeterDriver):
     """``meter: {kind: simulated}``: the simulated analyzer on a local TCP port, measuring the
     reference EVSE's cable (a constant load where there is none)."""
+
+    @classmethod
+    def probe(cls, config: RigConfig) -> Iterator[ProbeResult]:
+        model = config.meter.model or DEFAULT_SIMULATED_MODEL
+        ok = model in MODEL_DIALECTS
+        yield ProbeResult(f"meter model {model}", ok,
+                          "simulated" if ok else f"cannot be simulated ({', '.join(MODEL_DIALECTS)})")
 
     async def activate(self) -> None:
         model, config = self.role.model, self.role.config

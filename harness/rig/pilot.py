@@ -10,9 +10,11 @@ the rig drives it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from harness.iec61851.pilot import PilotLine
+from harness.rig.check import ProbeResult
+from harness.rig.config import RigConfig
 from harness.rig.role import Driver, Role, RoleUnavailable
 
 if TYPE_CHECKING:
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 
 class PilotRole(Role):
     name = "pilot"
+    driver: "PilotDriver"
 
     def __init__(self, rig: "Rig", driver: type["PilotDriver"]) -> None:
         super().__init__(rig)
@@ -46,6 +49,12 @@ class SimulatedPilotDriver(PilotDriver):
 
 class LabPilot(PilotDriver):
     """``pilot: {kind: lab, resource}``: pilot hardware the harness cannot drive yet."""
+
+    @classmethod
+    def probe(cls, config: RigConfig) -> Iterator[ProbeResult]:
+        yield ProbeResult("pilot", False, f"no lab pilot driver is part of this harness version "
+                                          f"(resource {config.pilot.resource}); use pilot.kind: none and let the "
+                                          f"rig's operator plug in (operator.kind: prompt or command)")
 
     def line(self, evse_id: int) -> PilotLine:
         raise RoleUnavailable(f"the EV emulator at a real charger's plug needs pilot hardware "

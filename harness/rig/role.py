@@ -7,11 +7,13 @@ up in :data:`harness.rig.drivers.ROLES` order, are made safe and go down in reve
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from harness.trace import Layer
 
 if TYPE_CHECKING:
+    from harness.rig.check import ProbeResult
+    from harness.rig.config import RigConfig
     from harness.rig.rig import Rig
 
 
@@ -50,6 +52,12 @@ class Driver:
     def __init__(self, role: Any) -> None:
         self.role = role
         self.rig: "Rig" = role.rig
+
+    @classmethod
+    def probe(cls, config: "RigConfig") -> Iterator["ProbeResult"]:
+        """What `harness rig check` looks at for this kind, without starting anything
+        (:mod:`harness.rig.check`)."""
+        return iter(())
 
     async def activate(self) -> None:
         pass

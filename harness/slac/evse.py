@@ -116,21 +116,21 @@ class _HarnessSession(_pyslac_session.SlacEvseSession):
         # RESULT is the first octet after the MME header
         result = confirmation[f.HEADER_LENGTH] if len(confirmation) > f.HEADER_LENGTH else None
         if result not in f.SET_KEY_SUCCESS:
-            self.owner._record("KeyRefused", f"the EVSE's modem refused the key (CM_SET_KEY.CNF RESULT "
+            self.owner.record("KeyRefused", f"the EVSE's modem refused the key (CM_SET_KEY.CNF RESULT "
                                f"{'missing' if result is None else f'0x{result:02X}'})", result=result)
             raise ValueError(f"the EVSE's modem refused CM_SET_KEY.REQ (RESULT {result})")
-        self.owner._record("KeySet", f"EVSE network NID {self.nid.hex().upper()} (CM_SET_KEY.CNF RESULT "
+        self.owner.record("KeySet", f"EVSE network NID {self.nid.hex().upper()} (CM_SET_KEY.CNF RESULT "
                            f"0x{result:02X})", nid=self.nid, result=result)
         return confirmation
 
     async def evse_slac_parm(self) -> None:
         await super().evse_slac_parm()
-        self.owner._record("CM_SLAC_PARM.REQ", f"matching requested by {_mac(self.pev_mac)}, "
+        self.owner.record("CM_SLAC_PARM.REQ", f"matching requested by {_mac(self.pev_mac)}, "
                            f"RunID {self.run_id.hex().upper()}", ev_mac=_mac(self.pev_mac), run_id=self.run_id)
 
     async def cm_atten_char(self) -> None:
         await super().cm_atten_char()
-        self.owner._record("Attenuation", f"{self.num_total_sounds} sounds from {_mac(self.pev_mac)}, "
+        self.owner.record("Attenuation", f"{self.num_total_sounds} sounds from {_mac(self.pev_mac)}, "
                            f"{sum(self.aag) / max(1, len(self.aag)):.1f} dB average",
                            sounds=self.num_total_sounds, aag=list(self.aag))
 
@@ -138,7 +138,7 @@ class _HarnessSession(_pyslac_session.SlacEvseSession):
         await super().cm_slac_match()
         match = EvseMatch(_mac(self.pev_mac), self.nid, self.nmk, self.run_id)
         self.owner.match = match
-        self.owner._record("SlacMatched", f"matched EV {match.ev_mac}, NID {self.nid.hex().upper()}",
+        self.owner.record("SlacMatched", f"matched EV {match.ev_mac}, NID {self.nid.hex().upper()}",
                            ev_mac=match.ev_mac, nid=self.nid, run_id=self.run_id)
         self.owner.matched.set()
 
@@ -148,10 +148,10 @@ class _Controller(_pyslac_session.SlacSessionController):
         self.owner = owner
 
     async def notify_matching_ongoing(self, evse_id: str) -> None:
-        self.owner._record("MatchingOngoing", "matching in progress")
+        self.owner.record("MatchingOngoing", "matching in progress")
 
     async def notify_matching_failed(self, evse_id: str) -> None:
-        self.owner._record("SlacFailed", "matching failed, no retries left")
+        self.owner.record("SlacFailed", "matching failed, no retries left")
 
 
 class PyslacEvse:
@@ -233,7 +233,7 @@ class PyslacEvse:
         elif state in (CpState.A, CpState.E, CpState.F) and self._duty_keeper is not None:
             self._duty_keeper.cancel()
             self._duty_keeper = None
-        self._record("CpState", f"CP state {state}: matching "
+        self.record("CpState", f"CP state {state}: matching "
                      f"{'may start' if state in (CpState.B, CpState.C, CpState.D) else 'stops'}")
         await self.controller.process_cp_state(self.session, state.value)
 
@@ -252,7 +252,7 @@ class PyslacEvse:
         assert self.match is not None
         return self.match
 
-    def _record(self, name: str, summary: str, **payload: Any) -> None:
+    def record(self, name: str, summary: str, **payload: Any) -> None:
         keys = {"evse_mac": self.mac if self.session else None}
         if "run_id" in payload:
             keys["run_id"] = payload["run_id"].hex().upper()
