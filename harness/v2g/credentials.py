@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness.pki import tls
 from harness.pki.builder import Issued, KeyAlgorithm, issue, name
-from harness.pki.files import load_certificate, load_certificates, load_private_key
 from harness.pki.contract_key import encrypt_iso2
+from harness.pki.files import CertificateFileError, load_certificate, load_certificates, load_private_key
 from harness.pki.iso15118 import Iso15118Pki, build_iso15118_pki, write_iso15118_pki
 from harness.pki.manifest import Manifest
 from harness.pki.profiles import DEFAULT_EMAID, DEFAULT_EVSE_ID, PROFILES, Generation, Role
@@ -33,6 +33,7 @@ from harness.v2g.pnc import ContractDelivery
 from harness.v2g.sap import pki_generation
 from harness.v2g.secc_tls import SeccTls
 from harness.v2g.vehicle import Credentials
+
 
 @dataclass
 class V2gMaterial:
@@ -65,8 +66,6 @@ class V2gMaterial:
         for generation, folders in ((Generation.ISO2, ("iso2",)), (Generation.ISO20, ("iso20", "iso20-secp521r1"))):
             folder = next((directory / f for f in folders if (directory / f).is_dir()), None)
             if folder is None:
-                from harness.pki.files import CertificateFileError
-
                 raise CertificateFileError(directory / folders[0], "no such folder of ISO 15118 certificates")
             pki = Iso15118Pki(generation, generation.algorithms[0] if generation is Generation.ISO2
                               else KeyAlgorithm.SECP521R1, "")

@@ -4,15 +4,20 @@ DIN 70121 is the DC-only ancestor of ISO 15118-2: the same message flow with Ser
 Selection and ContractAuthentication instead of PaymentServiceSelection and Authorization, a
 ReadyToChargeState flag instead of ChargeProgress, and no Plug & Charge. The SECC's PMaxSchedule
 covers 24 h ([V2G-DC-559]), its duration in seconds ([V2G-DC-338]).
+
+CableCheck, PreCharge, CurrentDemand and WeldingDetection are the steps -2 has too
+(:mod:`harness.v2g.dc`); what DIN says differently of them is in the hooks of :class:`DinRules`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.v2g.machine import START, Reply, Request, Rules, Stop, Table
-
-from harness.v2g.values import percent, physical, physical_value
+from harness.v2g import dc
+from harness.v2g.dc import DcEvcc, DcRules, DcSecc
+from harness.v2g.machine import START, Context, Reply, Request, Stop, Table, context_of
+from harness.v2g.values import physical, physical_value
 
 if TYPE_CHECKING:  # the machines hand themselves to these rules
     from harness.v2g.session import EvccSession, SeccSession
@@ -37,12 +42,40 @@ NEXT: dict[str, dict[str, str]] = {
     "WeldingDetectionRes":         {"WeldingDetectionReq": ALWAYS, "SessionStopReq": ALWAYS},
 }
 
+
+@dataclass
+class DinContext(Context):
+    """What the table's guards read; both sides keep it (the EVCC from the responses)."""
+
+    #: ReadyToChargeState of the last PowerDelivery: True started, False stopped, None none yet
+    ready: bool | None = None
+
+
+@dataclass
+class DinSecc(DinContext, DcSecc):
+    """The DIN SECC's session context."""
+
+
+@dataclass
+class DinEvcc(DinContext, DcEvcc):
+    """The DIN EVCC's session context."""
+
+    #: ReadyToChargeState of the PowerDeliveryReq awaiting its response
+    ready_sent: bool | None = None
+    #: why the EV ends the session right after SessionSetup (None: it goes on)
+    stop: str | None = None
+
+
+def _c(s: Any) -> DinContext:
+    return context_of(s, DinContext)
+
+
 GUARDS = {
     ALWAYS: lambda s: True,
-    "ongoing": lambda s: s.context.get("processing", "Finished") != "Finished",
-    "finished": lambda s: s.context.get("processing", "Finished") == "Finished",
-    "started": lambda s: s.context.get("ready") is True,
-    "stopped": lambda s: s.context.get("ready") is False,
+    "ongoing": lambda s: _c(s).processing != "Finished",
+    "finished": lambda s: _c(s).processing == "Finished",
+    "started": lambda s: _c(s).ready is True,
+    "stopped": lambda s: _c(s).ready is False,
 }
 
 TABLE = Table("din", NEXT, GUARDS)
@@ -50,8 +83,6 @@ TABLE.check()
 
 CHARGE_SERVICE = 1
 SCHEDULE_ID = 1
-PRE_CHARGE_TOLERANCE_V = 20.0
-WELDING_VOLTAGE_V = 60.0
 SHORT_MAX = 32767
 
 
@@ -60,25 +91,43 @@ def evse_id_hex(evse_id: str) -> str:
     return evse_id.encode("ascii", "replace")[:32].hex().upper()
 
 
-class DinRules(Rules):
+class DinRules(DcRules):
     family = "din"
     table = TABLE
+
+    # -- what DIN says differently of the DC steps (see harness.v2g.dc) -------------------------
+
+    def dc_evse_status(self, s: SeccSession, *, loop: bool = False) -> dict:
+        """DIN's DC_EVSEStatus; EVSEIsolationStatus (optional in DIN) once the cable check passed."""
+        notification = s.equipment.notification() if loop else "None"
+        return dc.din_dc_evse_status(notification=notification,
+                                     isolation="Valid" if context_of(s, DinSecc).isolation_checked else None)
+
+    def dc_failure_status(self) -> dict:
+        return dc.din_dc_evse_status(code="EVSE_NotReady")
+
+    def after_pre_charge(self, e: EvccSession) -> Request:
+        return self._power_delivery(e, True)
+
+    def after_current_demand(self, e: EvccSession, body: dict) -> Request | Stop:
+        c = context_of(e, DinEvcc)
+        c.loops += 1
+        notification = body["DC_EVSEStatus"]["EVSENotification"]
+        e.ev.grant.notification = notification
+        if notification == "StopCharging" or not e.ev.keep_going(c.loops):
+            return self._power_delivery(e, False, cp="B")
+        return self._current_demand(e, e.timing.wait(e.ev.plan.loop_interval))
+
+    def after_welding_detection(self, e: EvccSession) -> Request:
+        return Request("SessionStopReq", {}, cp="B")  # DIN's SessionStopReq is empty
 
     # ================================= SECC =================================================
 
     def secc_start(self, s: SeccSession) -> None:
-        s.context.update(dc=True, loops=0)
+        s.context = DinSecc()
 
     def secc_handle(self, s: SeccSession, name: str, body: dict, message: dict) -> Reply:
         return getattr(self, f"_secc_{name}")(s, body, message)
-
-    def _status(self, s: SeccSession, *, loop: bool = False) -> dict:
-        notification = s.equipment.notification() if loop else "None"
-        status: dict[str, Any] = {}
-        if s.context.get("isolation_checked"):
-            status["EVSEIsolationStatus"] = "Valid"
-        status.update(EVSEStatusCode="EVSE_Ready", NotificationMaxDelay=0, EVSENotification=notification)
-        return {"DC_EVSEStatus": status}
 
     def _secc_SessionSetupReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         s.session_id = s.new_session_id()
@@ -104,19 +153,8 @@ class DinRules(Rules):
         if status == "Rejected":
             return Reply({"ResponseCode": "FAILED", "EVSEProcessing": "Finished"})
         processing = "Finished" if status == "Accepted" else "Ongoing"
-        s.context["processing"] = processing
+        context_of(s, DinSecc).processing = processing
         return Reply({"ResponseCode": "OK", "EVSEProcessing": processing})
-
-    def _evse_charge_parameter(self, s: SeccSession) -> dict:
-        caps = s.equipment.capabilities
-        return {"DC_EVSEChargeParameter": {
-            **self._status(s),
-            "EVSEMaximumCurrentLimit": physical(caps.dc_max_current, "A"),
-            "EVSEMaximumPowerLimit": physical(caps.dc_max_power, "W"),
-            "EVSEMaximumVoltageLimit": physical(caps.dc_max_voltage, "V"),
-            "EVSEMinimumCurrentLimit": physical(caps.dc_min_current, "A"),
-            "EVSEMinimumVoltageLimit": physical(caps.dc_min_voltage, "V"),
-            "EVSEPeakCurrentRipple": physical(caps.dc_peak_current_ripple, "A", low=-1)}}
 
     def _secc_ChargeParameterDiscoveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         if body["EVRequestedEnergyTransferType"] not in ("DC_extended", "DC_core", "DC_combo_core"):
@@ -125,27 +163,13 @@ class DinRules(Rules):
         if parameter is None:
             return Reply(self.secc_failure(s, "ChargeParameterDiscoveryReq", "FAILED_WrongChargeParameter"))
         s.equipment.ev_status(soc=parameter["DC_EVStatus"]["EVRESSSOC"])
-        s.context["processing"] = "Finished"
+        context_of(s, DinSecc).processing = "Finished"
         pmax = min(SHORT_MAX, int(s.equipment.capabilities.dc_max_power))
         return Reply({"ResponseCode": "OK", "EVSEProcessing": "Finished",
                       "SAScheduleList": {"SAScheduleTuple": [{"SAScheduleTupleID": SCHEDULE_ID, "PMaxSchedule": {
                           "PMaxScheduleID": 0, "PMaxScheduleEntry": [
                               {"RelativeTimeInterval": {"start": 0, "duration": 86400}, "PMax": pmax}]}}]},
-                      **self._evse_charge_parameter(s)})
-
-    def _secc_CableCheckReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        s.equipment.ev_status(soc=body["DC_EVStatus"]["EVRESSSOC"], ready=body["DC_EVStatus"]["EVReady"])
-        done = s.equipment.cable_check()
-        s.context["isolation_checked"] = done
-        processing = "Finished" if done else "Ongoing"
-        s.context["processing"] = processing
-        return Reply({"ResponseCode": "OK", **self._status(s), "EVSEProcessing": processing})
-
-    def _secc_PreChargeReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        present = s.equipment.pre_charge(physical_value(body["EVTargetVoltage"]),
-                                         physical_value(body["EVTargetCurrent"]))
-        return Reply({"ResponseCode": "OK", **self._status(s),
-                      "EVSEPresentVoltage": physical(present.voltage, "V", low=-1)})
+                      **self.dc_evse_charge_parameter(s)})
 
     def _secc_PowerDeliveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         ready = body["ReadyToChargeState"]
@@ -153,39 +177,18 @@ class DinRules(Rules):
             return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_PowerDeliveryNotApplied"))
         if not ready:
             s.equipment.energy_transfer(False, "DC")
-        s.context["ready"] = ready
-        return Reply({"ResponseCode": "OK", **self._status(s)})
-
-    def _secc_CurrentDemandReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        s.equipment.ev_status(soc=body["DC_EVStatus"]["EVRESSSOC"])
-        present = s.equipment.current_demand(physical_value(body["EVTargetVoltage"]),
-                                             physical_value(body["EVTargetCurrent"]))
-        caps = s.equipment.capabilities
-        return Reply({"ResponseCode": "OK", **self._status(s, loop=True),
-                      "EVSEPresentVoltage": physical(present.voltage, "V", low=-1),
-                      "EVSEPresentCurrent": physical(present.current, "A", low=-1),
-                      "EVSECurrentLimitAchieved": present.current_limit_achieved,
-                      "EVSEVoltageLimitAchieved": present.voltage_limit_achieved,
-                      "EVSEPowerLimitAchieved": present.power_limit_achieved,
-                      "EVSEMaximumVoltageLimit": physical(caps.dc_max_voltage, "V"),
-                      "EVSEMaximumCurrentLimit": physical(caps.dc_max_current, "A"),
-                      "EVSEMaximumPowerLimit": physical(caps.dc_max_power, "W")})
-
-    def _secc_WeldingDetectionReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        return Reply({"ResponseCode": "OK", **self._status(s),
-                      "EVSEPresentVoltage": physical(s.equipment.present().voltage, "V", low=-1)})
+        context_of(s, DinSecc).ready = ready
+        return Reply({"ResponseCode": "OK", **self.dc_evse_status(s)})
 
     def _secc_SessionStopReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        if s.context.get("ready"):
+        if context_of(s, DinSecc).ready:
             s.equipment.energy_transfer(False, "DC")
         s.equipment.session_ended(s.session_id, "Terminate", False)
         return Reply({"ResponseCode": "OK"}, ends=True)
 
     def secc_failure(self, s: SeccSession, request: str, code: str) -> dict:
         """Mandatory content only (DIN 70121 9.4.1, like [V2G2-736])."""
-        caps = s.equipment.capabilities
-        status = {"DC_EVSEStatus": {"EVSEStatusCode": "EVSE_NotReady", "NotificationMaxDelay": 0,
-                                    "EVSENotification": "None"}}
+        status = self.dc_failure_status()
         zero_v = physical(0, "V")
         bodies: dict[str, dict] = {
             "SessionSetupReq": {"EVSEID": "00"},
@@ -202,34 +205,23 @@ class DinRules(Rules):
                 "DC_EVSEChargeParameter": {**status, "EVSEMaximumCurrentLimit": physical(0, "A"),
                                            "EVSEMaximumVoltageLimit": zero_v, "EVSEMinimumCurrentLimit": physical(0, "A"),
                                            "EVSEMinimumVoltageLimit": zero_v, "EVSEPeakCurrentRipple": physical(0, "A")}},
-            "CableCheckReq": {**status, "EVSEProcessing": "Finished"},
-            "PreChargeReq": {**status, "EVSEPresentVoltage": zero_v},
+            **self.dc_failure_bodies(s),
             "PowerDeliveryReq": status,
-            "CurrentDemandReq": {**status, "EVSEPresentVoltage": zero_v, "EVSEPresentCurrent": physical(0, "A"),
-                                 "EVSECurrentLimitAchieved": False, "EVSEVoltageLimitAchieved": False,
-                                 "EVSEPowerLimitAchieved": False},
-            "WeldingDetectionReq": {**status, "EVSEPresentVoltage": zero_v},
             "SessionStopReq": {},
         }
-        del caps
         return {"ResponseCode": code, **bodies.get(request, {})}
 
     # ================================= EVCC =================================================
 
     def evcc_first(self, e: EvccSession) -> Request:
-        e.context.update(loops=0, dc=True, welding=0)
-        if not e.ev.plan.dc:
-            e.context["stop"] = "DIN 70121 is DC only"
+        e.context = DinEvcc(stop=None if e.ev.plan.dc else "DIN 70121 is DC only")
         return Request("SessionSetupReq", {"EVCCID": e.evccid})
 
     def evcc_next(self, e: EvccSession, name: str, body: dict, message: dict) -> Request | Stop:
         return getattr(self, f"_after_{name}")(e, body, message)
 
-    def _ev_status(self, e: EvccSession, ready: bool = True) -> dict:
-        return {"EVReady": ready, "EVErrorCode": "NO_ERROR", "EVRESSSOC": e.ev.soc_percent}
-
     def _after_SessionSetupRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        if e.context.get("stop"):
+        if context_of(e, DinEvcc).stop:
             return Request("SessionStopReq", {})
         return Request("ServiceDiscoveryReq", {})
 
@@ -244,100 +236,41 @@ class DinRules(Rules):
         return Request("ContractAuthenticationReq", {})
 
     def _after_ContractAuthenticationRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["processing"] = body["EVSEProcessing"]
+        context_of(e, DinEvcc).processing = body["EVSEProcessing"]
         if body["EVSEProcessing"] != "Finished":
             return Request("ContractAuthenticationReq", {}, delay=e.timing.wait(e.ev.plan.ongoing_interval))
         return Request("ChargeParameterDiscoveryReq", self._ev_charge_parameter(e))
 
     def _ev_charge_parameter(self, e: EvccSession) -> dict:
-        ev = e.ev
-        return {"EVRequestedEnergyTransferType": "DC_extended", "DC_EVChargeParameter": {
-            "DC_EVStatus": self._ev_status(e),
-            "EVMaximumCurrentLimit": physical(ev.dc_max_current, "A"),
-            "EVMaximumPowerLimit": physical(ev.max_charge_power, "W"),
-            "EVMaximumVoltageLimit": physical(ev.dc_max_voltage, "V"),
-            "EVEnergyCapacity": physical(ev.energy_capacity_wh(), "Wh"),
-            "EVEnergyRequest": physical(ev.energy_request_wh(), "Wh"),
-            "FullSOC": percent(ev.target_soc), "BulkSOC": percent(min(ev.target_soc, 0.8))}}
+        return {"EVRequestedEnergyTransferType": "DC_extended", "DC_EVChargeParameter": self.dc_ev_charge_parameter(e)}
 
     def _after_ChargeParameterDiscoveryRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["processing"] = body["EVSEProcessing"]
+        context_of(e, DinEvcc).processing = body["EVSEProcessing"]
         if body["EVSEProcessing"] != "Finished":
             return Request("ChargeParameterDiscoveryReq", self._ev_charge_parameter(e),
                            delay=e.timing.wait(e.ev.plan.ongoing_interval))
         parameter = body["DC_EVSEChargeParameter"]
-        grant = e.ev.grant
-        grant.dc_max_current = physical_value(parameter["EVSEMaximumCurrentLimit"])
-        grant.dc_max_voltage = physical_value(parameter["EVSEMaximumVoltageLimit"])
-        grant.dc_max_power = physical_value(parameter.get("EVSEMaximumPowerLimit"), 0.0) or None
-        return Request("CableCheckReq", {"DC_EVStatus": self._ev_status(e)}, cp="C")
-
-    def _after_CableCheckRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["processing"] = body["EVSEProcessing"]
-        if body["EVSEProcessing"] != "Finished":
-            if e.elapsed_since_first("CableCheckReq") > e.timing.timeout(e.timing.of("din").cable_check_timeout or 38):
-                return Stop(False, "V2G_EVCC_CableCheck_Timeout")
-            return Request("CableCheckReq", {"DC_EVStatus": self._ev_status(e)},
-                           delay=e.timing.wait(e.ev.plan.ongoing_interval))
-        return self._pre_charge(e)
-
-    def _pre_charge(self, e: EvccSession, delay: float = 0.0) -> Request:
-        return Request("PreChargeReq", {"DC_EVStatus": self._ev_status(e),
-                                        "EVTargetVoltage": physical(e.ev.pack_voltage(), "V", low=-1),
-                                        "EVTargetCurrent": physical(2.0, "A")}, delay=delay)
-
-    def _after_PreChargeRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        present = physical_value(body["EVSEPresentVoltage"])
-        if abs(present - e.ev.pack_voltage()) > PRE_CHARGE_TOLERANCE_V:
-            if e.elapsed_since_first("PreChargeReq") > e.timing.timeout(e.timing.of("din").pre_charge_timeout or 7):
-                return Stop(False, "V2G_EVCC_PreCharge_Timeout")
-            return self._pre_charge(e, e.timing.wait(e.ev.plan.ongoing_interval))
-        return self._power_delivery(e, True)
+        # DIN's EVSEMaximumPowerLimit is optional (DC_EVSEChargeParameterType, minOccurs 0)
+        self.take_dc_evse_limits(e, parameter, physical_value(parameter.get("EVSEMaximumPowerLimit"), 0.0) or None)
+        return self._cable_check(e, cp="C")
 
     def _power_delivery(self, e: EvccSession, ready: bool, cp: str | None = None) -> Request:
-        e.context["ready_sent"] = ready
+        context_of(e, DinEvcc).ready_sent = ready
         return Request("PowerDeliveryReq", {"ReadyToChargeState": ready, "DC_EVPowerDeliveryParameter": {
-            "DC_EVStatus": self._ev_status(e), "BulkChargingComplete": False,
+            "DC_EVStatus": self.dc_ev_status(e), "BulkChargingComplete": False,
             "ChargingComplete": e.ev.charging_complete()}}, cp=cp)
 
     def _after_PowerDeliveryRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["ready"] = e.context.get("ready_sent")
-        if e.context["ready"]:
+        c = context_of(e, DinEvcc)
+        c.ready = c.ready_sent
+        if c.ready:
             return self._current_demand(e)
-        return Request("WeldingDetectionReq", {"DC_EVStatus": self._ev_status(e, ready=False)})
-
-    def _current_demand(self, e: EvccSession, delay: float = 0.0) -> Request:
-        ev = e.ev
-        return Request("CurrentDemandReq", {
-            "DC_EVStatus": self._ev_status(e),
-            "EVTargetCurrent": physical(ev.dc_target_current(), "A", low=-1),
-            "EVMaximumVoltageLimit": physical(ev.dc_max_voltage, "V"),
-            "EVMaximumCurrentLimit": physical(ev.dc_max_current, "A"),
-            "EVMaximumPowerLimit": physical(ev.max_charge_power, "W"),
-            "BulkChargingComplete": False, "ChargingComplete": ev.charging_complete(),
-            "EVTargetVoltage": physical(ev.pack_voltage(), "V", low=-1)}, delay=delay)
-
-    def _after_CurrentDemandRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["loops"] += 1
-        grant = e.ev.grant
-        grant.dc_present_voltage = physical_value(body["EVSEPresentVoltage"])
-        grant.dc_present_current = physical_value(body["EVSEPresentCurrent"])
-        notification = body["DC_EVSEStatus"]["EVSENotification"]
-        grant.notification = notification
-        if notification == "StopCharging" or not e.ev.keep_going(e.context["loops"]):
-            return self._power_delivery(e, False, cp="B")
-        return self._current_demand(e, e.timing.wait(e.ev.plan.loop_interval))
-
-    def _after_WeldingDetectionRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["welding"] += 1
-        if physical_value(body["EVSEPresentVoltage"]) > WELDING_VOLTAGE_V and e.context["welding"] < 20:
-            return Request("WeldingDetectionReq", {"DC_EVStatus": self._ev_status(e, ready=False)},
-                           delay=e.timing.wait(e.ev.plan.ongoing_interval))
-        return Request("SessionStopReq", {}, cp="B")
+        return self._welding_detection(e)
 
     def _after_SessionStopRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        if e.context.get("stop"):
-            return Stop(False, e.context["stop"])
+        stop = context_of(e, DinEvcc).stop
+        if stop:
+            return Stop(False, stop)
         return Stop(True, "session terminated")
 
 

@@ -12,7 +12,7 @@ import ssl
 from typing import Any, Awaitable, Callable
 
 from harness import exi
-from harness.trace import Recorder
+from harness.trace import Layer, Recorder
 from harness.v2g import messages, recording
 from harness.v2g.equipment import Equipment
 from harness.v2g.faults import FaultPlan, transmit
@@ -84,8 +84,6 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
                          payload={"reason": str(exc)})
     except Exception as exc:  # a bug of the harness's EVCC: on the timeline, never silent
         import traceback
-
-        from harness.trace import Layer
 
         recording.record(recorder, SIDE, "EvccError", f"the EV emulator failed: {exc!r}", session,
                          payload={"traceback": traceback.format_exc()}, layer=Layer.FAULT)
@@ -159,15 +157,16 @@ class _Runner:
         stand_in = SeccSession(self.stand_in(), supported=[], tls="TLSv1.3")
         stand_in.protocol, stand_in.rules, stand_in.session_id = session.protocol, rules, session.session_id
         rules.secc_start(stand_in)
-        stand_in.context.update({k: v for k, v in session.context.items() if k in ("payment", "dc", "mode")})
-        stand_in.context.setdefault("schedules", {1: 1e9})
+        rules.secc_stand_in(stand_in, session)  # what the EV chose (payment, DC, mode), a schedule to allow
         reply = rules.secc_handle(stand_in, send.name, messages.body_of(send.message), send.message)
         body = dict(reply.body)
         body["ResponseCode"] = "OK"
         if "EVSEProcessing" in body:
             body["EVSEProcessing"] = "Finished"
         response = messages.response_name(send.name)
-        message = messages.wrap(session.family, response, body, session.session_id or "00",
-                                timestamp=session.wall_time() if session.family == "iso20" else None)
-        data = exi.encode(message, messages.schema_of(session.family, response))
-        return session.receive(messages.payload_type_of(session.family, response), data, session.now)[1:]
+        family = session.family
+        assert family is not None  # the rules are set
+        message = messages.wrap(family, response, body, session.session_id or "00",
+                                timestamp=session.wall_time() if family == "iso20" else None)
+        data = exi.encode(message, messages.schema_of(family, response))
+        return session.receive(messages.payload_type_of(family, response), data, session.now)[1:]

@@ -3,20 +3,28 @@
 The table below is the whole message sequence (ISO 15118-2 8.8.2 / Figures 107-108): after each
 response, the requests the EVCC may send, each with the condition under which it may. The SECC
 answers anything else with FAILED_SequenceError ([V2G2-538]); the EVCC chooses among the allowed
-ones by its plan.
+ones by its plan, and takes only the response to the request it sent.
+
+The DC steps (CableCheck, PreCharge, CurrentDemand, WeldingDetection) are DIN 70121's too
+(:mod:`harness.v2g.dc`); what -2 says differently of them is in the hooks of :class:`Iso2Rules`.
 """
 
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
 
 from harness.pki.contract_key import EncryptedContractKey, decrypt_iso2
 from harness.pki.profiles import Generation
 from harness.pki.xmldsig import verify_message
-from harness.v2g import pnc
-from harness.v2g.machine import START, Reply, Request, Rules, Stop, Table
-from harness.v2g.values import percent, physical, physical_value
+from harness.v2g import dc, pnc
+from harness.v2g.dc import DcEvcc, DcRules, DcSecc
+from harness.v2g.machine import START, Context, Reply, Request, Stop, Table, context_of
+from harness.v2g.messages import is_zero_session
+from harness.v2g.values import physical, physical_value
 
 if TYPE_CHECKING:  # the machines hand themselves to these rules
     from harness.v2g.session import EvccSession, SeccSession
@@ -55,25 +63,78 @@ NEXT: dict[str, dict[str, str]] = {
 }
 
 
-def _c(session) -> dict:
-    return session.context
+@dataclass
+class Iso2Context(Context):
+    """What the table's guards read; both sides keep it (the EVCC from the responses)."""
+
+    #: SelectedPaymentOption: "ExternalPayment" (EIM) or "Contract" (Plug & Charge)
+    payment: str | None = None
+    #: a DC energy transfer; None while the SECC does not know (before ChargeParameterDiscoveryReq)
+    dc: bool | None = None
+    #: ChargeProgress of the last PowerDelivery: "Start", "Stop" or "Renegotiate"
+    progress: str | None = None
+
+
+@dataclass
+class Iso2Secc(Iso2Context, DcSecc):
+    """The -2 SECC's session context."""
+
+    #: the EnergyTransferModes the SECC offers, the PaymentOptions it offered
+    modes: list[str] = field(default_factory=list)
+    payments: list[str] = field(default_factory=list)
+    #: the EV's RequestedEnergyTransferMode and its charge parameter
+    mode: str | None = None
+    ev_parameter: dict | None = None
+    #: Plug & Charge: the contract of PaymentDetailsReq and the GenChallenge sent for it
+    contract_chain: list[x509.Certificate] | None = None
+    emaid: str | None = None
+    challenge: str | None = None
+    signature_checked: bool = False
+    #: the SAScheduleTuples offered (ID -> PMax in W) and the one the EV chose
+    schedules: dict[int, float] = field(default_factory=dict)
+    schedule: int | None = None
+    #: ReceiptRequired of the last charge loop response
+    receipt: bool = False
+
+
+@dataclass
+class Iso2Evcc(Iso2Context, DcEvcc):
+    """The -2 EVCC's session context."""
+
+    #: the RequestedEnergyTransferMode it uses
+    mode: str | None = None
+    #: Plug & Charge: the GenChallenge of PaymentDetailsRes
+    challenge: str | None = None
+    #: the SAScheduleTupleID it chose
+    schedule: int | None = None
+    #: ChargeProgress of the PowerDeliveryReq awaiting its response
+    progress_sent: str | None = None
+    #: ChargingSession of its SessionStopReq: "Terminate" or "Pause"
+    stop_kind: str | None = None
+    #: MeterInfo of the charge loop response that asked for a receipt
+    receipt_meter: dict | None = None
+    renegotiated: bool = False
+
+
+def _c(s: Any) -> Iso2Context:
+    return context_of(s, Iso2Context)
 
 
 GUARDS = {
     ALWAYS: lambda s: True,
-    "eim": lambda s: _c(s).get("payment") == "ExternalPayment",
-    "pnc": lambda s: _c(s).get("payment") == "Contract",
-    "ongoing": lambda s: _c(s).get("processing", "Finished") != "Finished",
-    "finished": lambda s: _c(s).get("processing", "Finished") == "Finished",
-    "ac": lambda s: not _c(s).get("dc", False),
-    "dc": lambda s: _c(s).get("dc", False),
-    "ac_finished": lambda s: not _c(s).get("dc", False) and _c(s).get("processing", "Finished") == "Finished",
-    "dc_finished": lambda s: _c(s).get("dc", False) and _c(s).get("processing", "Finished") == "Finished",
-    "ac_started": lambda s: not _c(s).get("dc", False) and _c(s).get("progress") == "Start",
-    "dc_started": lambda s: _c(s).get("dc", False) and _c(s).get("progress") == "Start",
-    "renegotiating": lambda s: _c(s).get("progress") == "Renegotiate",
-    "dc_stopped": lambda s: _c(s).get("dc", False) and _c(s).get("progress") == "Stop",
-    "stopped": lambda s: _c(s).get("progress") == "Stop",
+    "eim": lambda s: _c(s).payment == "ExternalPayment",
+    "pnc": lambda s: _c(s).payment == "Contract",
+    "ongoing": lambda s: _c(s).processing != "Finished",
+    "finished": lambda s: _c(s).processing == "Finished",
+    "ac": lambda s: not _c(s).dc,
+    "dc": lambda s: bool(_c(s).dc),
+    "ac_finished": lambda s: not _c(s).dc and _c(s).processing == "Finished",
+    "dc_finished": lambda s: bool(_c(s).dc) and _c(s).processing == "Finished",
+    "ac_started": lambda s: not _c(s).dc and _c(s).progress == "Start",
+    "dc_started": lambda s: bool(_c(s).dc) and _c(s).progress == "Start",
+    "renegotiating": lambda s: _c(s).progress == "Renegotiate",
+    "dc_stopped": lambda s: bool(_c(s).dc) and _c(s).progress == "Stop",
+    "stopped": lambda s: _c(s).progress == "Stop",
 }
 
 TABLE = Table("iso2", NEXT, GUARDS)
@@ -86,9 +147,6 @@ CERTIFICATE_SERVICE = 2
 CERTIFICATE_PARAMETER_SETS = {"install": 1, "update": 2}
 SCHEDULE_ID = 1
 SALES_TARIFF_ID = "id1"
-#: DC: pre-charge is done when the EVSE output is this close to the EV's voltage
-PRE_CHARGE_TOLERANCE_V = 20.0
-WELDING_VOLTAGE_V = 60.0
 
 
 def transfer_mode(energy: str, phases: int = 3) -> str:
@@ -102,9 +160,51 @@ def _energy_of(mode: str) -> str:
     return "DC" if mode.startswith("DC") else "AC"
 
 
-class Iso2Rules(Rules):
+def _secc(s: SeccSession) -> Iso2Secc:
+    return context_of(s, Iso2Secc)
+
+
+def _evcc(e: EvccSession) -> Iso2Evcc:
+    return context_of(e, Iso2Evcc)
+
+
+class Iso2Rules(DcRules):
     family = "iso2"
     table = TABLE
+    # the harness's -2 EV goes on to PreCharge only once the EVSE reports the isolation Valid or Warning
+    isolation_gates_pre_charge = True
+
+    # -- what -2 says differently of the DC steps (see harness.v2g.dc) --------------------------
+
+    def dc_evse_status(self, s: SeccSession, *, loop: bool = False) -> dict:
+        """-2's DC_EVSEStatus, with EVSEIsolationStatus from the start (Invalid until the cable
+        check passed)."""
+        notification = s.equipment.notification() if loop else "None"
+        return dc.iso2_dc_evse_status(notification=notification,
+                                      isolation="Valid" if _secc(s).isolation_checked else "Invalid")
+
+    def dc_failure_status(self) -> dict:
+        return dc.iso2_dc_evse_status(code="EVSE_NotReady")
+
+    def current_demand_extras(self, s: SeccSession) -> dict:
+        """-2 CurrentDemandRes: EVSEID, SAScheduleTupleID, and MeterInfo/ReceiptRequired."""
+        c = _secc(s)
+        c.receipt = self._receipt_required(s)
+        return {"EVSEID": s.equipment.capabilities.evse_id,
+                "SAScheduleTupleID": c.schedule if c.schedule is not None else SCHEDULE_ID,
+                "MeterInfo": self._meter_info(s), "ReceiptRequired": c.receipt}
+
+    def current_demand_failure_extras(self, s: SeccSession) -> dict:
+        return {"EVSEID": s.equipment.capabilities.evse_id, "SAScheduleTupleID": SCHEDULE_ID}
+
+    def after_pre_charge(self, e: EvccSession) -> Request:
+        return self._power_delivery(e, "Start")
+
+    def after_current_demand(self, e: EvccSession, body: dict) -> Request | Stop:
+        return self._after_loop(e, body)
+
+    def after_welding_detection(self, e: EvccSession) -> Request:
+        return self._session_stop(e)
 
     # ================================= SECC =================================================
 
@@ -115,29 +215,37 @@ class Iso2Rules(Rules):
             modes.append("AC_three_phase_core" if caps.ac_phases == 3 else "AC_single_phase_core")
         if "DC" in caps.energy:
             modes.append("DC_extended")
-        s.context["modes"] = modes
-        s.context["loops"] = 0
+        s.context = Iso2Secc(modes=modes)
+
+    def secc_stand_in(self, stand_in: SeccSession, ev: EvccSession) -> None:
+        """What a stand-in SECC takes over from the EV's session: payment, DC and the mode, and
+        a schedule that allows any power (the EV's ChargingProfile is not what is tested)."""
+        c, chosen = _secc(stand_in), _evcc(ev)
+        c.payment, c.dc, c.mode = chosen.payment, chosen.dc, chosen.mode
+        if not c.schedules:
+            c.schedules = {SCHEDULE_ID: 1e9}
 
     def secc_handle(self, s: SeccSession, name: str, body: dict, message: dict) -> Reply:
         return getattr(self, f"_secc_{name}")(s, body, message)
 
-    def _status(self, s: SeccSession, *, loop: bool = False) -> dict:
+    def _status(self, s: SeccSession, *, loop: bool = False, dc: bool | None = None) -> dict:
+        """AC_EVSEStatus or DC_EVSEStatus: for ``dc``, or else the mode the EV chose."""
+        if dc is None:
+            dc = _secc(s).dc
+        if dc:
+            return self.dc_evse_status(s, loop=loop)
         # notifications go out in the charge loop, where the EV acts on them
         notification = s.equipment.notification() if loop else "None"
-        if s.context.get("dc"):
-            isolation = "Valid" if s.context.get("isolation_checked") else "Invalid"
-            return {"DC_EVSEStatus": {"NotificationMaxDelay": 0, "EVSENotification": notification,
-                                      "EVSEIsolationStatus": isolation, "EVSEStatusCode": "EVSE_Ready"}}
         return {"AC_EVSEStatus": {"NotificationMaxDelay": 0, "EVSENotification": notification, "RCD": False}}
 
     def _secc_SessionSetupReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         incoming = message["V2G_Message"]["Header"]["SessionID"]
         code = "OK_NewSessionEstablished"
-        from harness.v2g.messages import is_zero_session
         if not is_zero_session(incoming) and incoming in s.paused:
             s.session_id = incoming
             saved = s.paused.pop(incoming)
-            s.context.update({k: v for k, v in saved.items() if k in ("payment_resumed", "schedule")})
+            if isinstance(saved, Iso2Secc):  # the schedule of the paused session goes on
+                _secc(s).schedule = saved.schedule
             code = "OK_OldSessionJoined"
         else:
             s.session_id = s.new_session_id()
@@ -152,11 +260,12 @@ class Iso2Rules(Rules):
             payments.append("ExternalPayment")
         if "PnC" in caps.identification and s.tls:
             payments.append("Contract")  # Plug & Charge only over TLS
-        s.context["payments"] = payments
-        result = {"ResponseCode": "OK", "PaymentOptionList": {"PaymentOption": payments},
+        c = _secc(s)
+        c.payments = payments
+        result: dict[str, Any] = {"ResponseCode": "OK", "PaymentOptionList": {"PaymentOption": payments},
                   "ChargeService": {"ServiceID": CHARGE_SERVICE, "ServiceName": "AC_DC_Charging",
                                     "ServiceCategory": "EVCharging", "FreeService": caps.free_service,
-                                    "SupportedEnergyTransferMode": {"EnergyTransferMode": s.context["modes"]}}}
+                                    "SupportedEnergyTransferMode": {"EnergyTransferMode": c.modes}}}
         if "Contract" in payments and caps.certificate_service:
             result["ServiceList"] = {"Service": [{"ServiceID": CERTIFICATE_SERVICE, "ServiceName": "Certificate",
                                                   "ServiceCategory": "ContractCertificate", "FreeService": True}]}
@@ -166,7 +275,7 @@ class Iso2Rules(Rules):
         service = body["ServiceID"]
         if service == CHARGE_SERVICE:
             return Reply({"ResponseCode": "OK", "ServiceID": service})
-        if service == CERTIFICATE_SERVICE and "Contract" in s.context.get("payments", ()):
+        if service == CERTIFICATE_SERVICE and "Contract" in _secc(s).payments:
             return Reply({"ResponseCode": "OK", "ServiceID": service, "ServiceParameterList": {"ParameterSet": [
                 {"ParameterSetID": number, "Parameter": [{"Name": "Service", "stringValue": kind.capitalize()}]}
                 for kind, number in CERTIFICATE_PARAMETER_SETS.items()]}})
@@ -174,7 +283,7 @@ class Iso2Rules(Rules):
 
     def _secc_PaymentServiceSelectionReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         payment = body["SelectedPaymentOption"]
-        if payment not in s.context.get("payments", ()):
+        if payment not in _secc(s).payments:
             return Reply({"ResponseCode": "FAILED_PaymentSelectionInvalid"})
         selected = {item["ServiceID"] for item in body["SelectedServiceList"]["SelectedService"]}
         if CHARGE_SERVICE not in selected:
@@ -182,7 +291,7 @@ class Iso2Rules(Rules):
         known = {CHARGE_SERVICE} | ({CERTIFICATE_SERVICE} if payment == "Contract" else set())
         if selected - known:
             return Reply({"ResponseCode": "FAILED_ServiceSelectionInvalid"})
-        s.context["payment"] = payment
+        _secc(s).payment = payment
         return Reply({"ResponseCode": "OK"})
 
     def _secc_CertificateInstallationReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
@@ -204,7 +313,7 @@ class Iso2Rules(Rules):
     def _delivery(self, s: SeccSession, request: str, delivery: pnc.ContractDelivery | None) -> Reply:
         if delivery is None:
             return Reply(self.secc_failure(s, request, "FAILED_NoCertificateAvailable"))
-        body = {"ResponseCode": "OK",
+        body: dict[str, Any] = {"ResponseCode": "OK",
                 "SAProvisioningCertificateChain": pnc.chain_json(delivery.cps_chain),
                 "ContractSignatureCertChain": pnc.chain_json(delivery.contract_chain, element_id="id1"),
                 "ContractSignatureEncryptedPrivateKey": {
@@ -226,9 +335,9 @@ class Iso2Rules(Rules):
         if not check.ok:
             s.facts["contract_problem"] = check.detail
             return Reply(self._payment_details_failed(check.refusal, s), notices=(notice,))
-        s.context["contract_chain"] = chain
-        s.context["emaid"] = body["eMAID"]
-        challenge = s.context["challenge"] = base64.b64encode(s.random_bytes(16)).decode()
+        c = _secc(s)
+        c.contract_chain, c.emaid = chain, body["eMAID"]
+        challenge = c.challenge = base64.b64encode(s.random_bytes(16)).decode()
         return Reply({"ResponseCode": "OK", "GenChallenge": challenge, "EVSETimeStamp": s.wall_time()},
                      notices=(notice,))
 
@@ -236,52 +345,53 @@ class Iso2Rules(Rules):
         return self.secc_failure(s, "PaymentDetailsReq", code)
 
     def _secc_AuthorizationReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        if s.context.get("payment") == "Contract":
-            if body.get("GenChallenge") != s.context.get("challenge"):
+        c = _secc(s)
+        if c.payment == "Contract":
+            if body.get("GenChallenge") != c.challenge:
                 return Reply({"ResponseCode": "FAILED_ChallengeInvalid", "EVSEProcessing": "Finished"})
-            if not s.context.get("signature_checked"):
-                verification = verify_message(message, "iso2", s.context["contract_chain"][0])
+            # the table lets PnC AuthorizationReq follow PaymentDetailsRes only, which kept the chain
+            assert c.contract_chain, "Plug & Charge AuthorizationReq without the contract of PaymentDetailsReq"
+            if not c.signature_checked:
+                verification = verify_message(message, "iso2", c.contract_chain[0])
                 if not verification.ok:
                     s.facts["signature_problem"] = str(verification)
                     return Reply({"ResponseCode": "FAILED_SignatureError", "EVSEProcessing": "Finished"})
-                s.context["signature_checked"] = True
-            status = s.equipment.authorize("PnC", emaid=s.context.get("emaid"),
-                                           contract_chain=s.context["contract_chain"])
+                c.signature_checked = True
+            status = s.equipment.authorize("PnC", emaid=c.emaid, contract_chain=c.contract_chain)
         else:
             status = s.equipment.authorize("EIM")
         if status == "Rejected":
             return Reply({"ResponseCode": "FAILED", "EVSEProcessing": "Finished"})
-        processing = "Finished" if status == "Accepted" else "Ongoing"
-        s.context["processing"] = processing
-        return Reply({"ResponseCode": "OK", "EVSEProcessing": processing})
+        c.processing = "Finished" if status == "Accepted" else "Ongoing"
+        return Reply({"ResponseCode": "OK", "EVSEProcessing": c.processing})
 
     def _secc_ChargeParameterDiscoveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         mode = body["RequestedEnergyTransferMode"]
         dc = mode.startswith("DC")
-        if mode not in s.context["modes"]:
-            s.context["dc"] = dc
+        c = _secc(s)
+        c.dc = dc
+        if mode not in c.modes:
             return Reply(self.secc_failure(s, "ChargeParameterDiscoveryReq", "FAILED_WrongEnergyTransferMode"))
         parameter = body.get("DC_EVChargeParameter" if dc else "AC_EVChargeParameter")
-        s.context["dc"] = dc
-        s.context["mode"] = mode
+        c.mode = mode
         if parameter is None:
             return Reply(self.secc_failure(s, "ChargeParameterDiscoveryReq", "FAILED_WrongChargeParameter"))
-        s.context["ev_parameter"] = parameter
+        c.ev_parameter = parameter
         if dc:
             s.equipment.ev_status(soc=parameter["DC_EVStatus"]["EVRESSSOC"])
-        s.context["processing"] = "Finished"
+        c.processing = "Finished"
         caps = s.equipment.capabilities
         energy = _energy_of(mode)
         max_power = caps.max_power(energy)
         tuple_ = {"SAScheduleTupleID": SCHEDULE_ID, "PMaxSchedule": {"PMaxScheduleEntry": [
             {"RelativeTimeInterval": {"start": 0, "duration": 86400}, "PMax": physical(max_power, "W")}]}}
         sign = None
-        if s.context.get("payment") == "Contract" and getattr(s.equipment, "tariff_key", None) is not None:
+        if c.payment == "Contract" and getattr(s.equipment, "tariff_key", None) is not None:
             tuple_["SalesTariff"] = {"Id": SALES_TARIFF_ID, "SalesTariffID": 10, "NumEPriceLevels": 1,
                                      "SalesTariffEntry": [{"RelativeTimeInterval": {"start": 0, "duration": 86400},
                                                            "EPriceLevel": 1}]}
             sign = (s.equipment.tariff_key, ("SalesTariff",))
-        s.context["schedules"] = {SCHEDULE_ID: max_power}
+        c.schedules = {SCHEDULE_ID: max_power}
         result: dict[str, Any] = {"ResponseCode": "OK", "EVSEProcessing": "Finished",
                                   "SAScheduleList": {"SAScheduleTuple": [tuple_]}}
         result.update(self._charge_parameter(s, dc))
@@ -290,35 +400,29 @@ class Iso2Rules(Rules):
     def _charge_parameter(self, s: SeccSession, dc: bool) -> dict:
         caps = s.equipment.capabilities
         if dc:
-            return {"DC_EVSEChargeParameter": {
-                **self._status(s),
-                "EVSEMaximumCurrentLimit": physical(caps.dc_max_current, "A"),
-                "EVSEMaximumPowerLimit": physical(caps.dc_max_power, "W"),
-                "EVSEMaximumVoltageLimit": physical(caps.dc_max_voltage, "V"),
-                "EVSEMinimumCurrentLimit": physical(caps.dc_min_current, "A"),
-                "EVSEMinimumVoltageLimit": physical(caps.dc_min_voltage, "V"),
-                "EVSEPeakCurrentRipple": physical(caps.dc_peak_current_ripple, "A", low=-1)}}
+            return self.dc_evse_charge_parameter(s)
         return {"AC_EVSEChargeParameter": {
-            **self._status(s),
+            **self._status(s, dc=False),
             "EVSENominalVoltage": physical(caps.ac_nominal_voltage, "V"),
             "EVSEMaxCurrent": physical(s.equipment.ac_target(), "A", low=-1)}}
 
     def _secc_PowerDeliveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         progress = body["ChargeProgress"]
-        dc = s.context.get("dc", False)
+        c = _secc(s)
+        dc = bool(c.dc)
         if progress == "Start":
-            if body["SAScheduleTupleID"] not in s.context.get("schedules", {}):
+            if body["SAScheduleTupleID"] not in c.schedules:
                 return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_TariffSelectionInvalid"))
-            limit = s.context["schedules"][body["SAScheduleTupleID"]]
+            limit = c.schedules[body["SAScheduleTupleID"]]
             entries = (body.get("ChargingProfile") or {}).get("ProfileEntry") or []
             if any(physical_value(e["ChargingProfileEntryMaxPower"]) > limit * 1.001 for e in entries):
                 return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_ChargingProfileInvalid"))
-            s.context["schedule"] = body["SAScheduleTupleID"]
+            c.schedule = body["SAScheduleTupleID"]
             if not s.equipment.energy_transfer(True, "DC" if dc else "AC"):
                 return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_PowerDeliveryNotApplied"))
         elif progress == "Stop":
             s.equipment.energy_transfer(False, "DC" if dc else "AC")
-        s.context["progress"] = progress
+        c.progress = progress
         if dc and "DC_EVPowerDeliveryParameter" in body:
             s.equipment.ev_status(soc=body["DC_EVPowerDeliveryParameter"]["DC_EVStatus"]["EVRESSSOC"])
         return Reply({"ResponseCode": "OK", **self._status(s)})
@@ -329,71 +433,34 @@ class Iso2Rules(Rules):
 
     def _receipt_required(self, s: SeccSession) -> bool:
         every = s.equipment.capabilities.receipt_every
-        s.context["loops"] = s.context.get("loops", 0) + 1
-        return (s.context.get("payment") == "Contract" and every > 0 and s.context["loops"] % every == 0)
+        c = _secc(s)
+        c.loops += 1
+        return c.payment == "Contract" and every > 0 and c.loops % every == 0
 
     def _secc_ChargingStatusReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        receipt = self._receipt_required(s)
-        s.context["receipt"] = receipt
+        c = _secc(s)
+        receipt = c.receipt = self._receipt_required(s)
         return Reply({"ResponseCode": "OK", "EVSEID": s.equipment.capabilities.evse_id,
-                      "SAScheduleTupleID": s.context.get("schedule", SCHEDULE_ID),
+                      "SAScheduleTupleID": c.schedule if c.schedule is not None else SCHEDULE_ID,
                       "EVSEMaxCurrent": physical(s.equipment.ac_target(), "A", low=-1),
                       "MeterInfo": self._meter_info(s), "ReceiptRequired": receipt,
                       **self._status(s, loop=True)})
 
     def _secc_MeteringReceiptReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        chain = s.context.get("contract_chain")
+        chain = _secc(s).contract_chain
         if body.get("SessionID") != s.session_id:
             return Reply(self.secc_failure(s, "MeteringReceiptReq", "FAILED_UnknownSession"))
         if chain is None or not verify_message(message, "iso2", chain[0]).ok:
             return Reply(self.secc_failure(s, "MeteringReceiptReq", "FAILED_MeteringSignatureNotValid"))
         return Reply({"ResponseCode": "OK", **self._status(s)})
 
-    def _secc_CableCheckReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        s.equipment.ev_status(soc=body["DC_EVStatus"]["EVRESSSOC"], ready=body["DC_EVStatus"]["EVReady"])
-        done = s.equipment.cable_check()
-        s.context["isolation_checked"] = done
-        processing = "Finished" if done else "Ongoing"
-        s.context["processing"] = processing
-        return Reply({"ResponseCode": "OK", **self._status(s), "EVSEProcessing": processing})
-
-    def _secc_PreChargeReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        s.equipment.ev_status(soc=body["DC_EVStatus"]["EVRESSSOC"])
-        present = s.equipment.pre_charge(physical_value(body["EVTargetVoltage"]),
-                                         physical_value(body["EVTargetCurrent"]))
-        return Reply({"ResponseCode": "OK", **self._status(s),
-                      "EVSEPresentVoltage": physical(present.voltage, "V", low=-1)})
-
-    def _secc_CurrentDemandReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        s.equipment.ev_status(soc=body["DC_EVStatus"]["EVRESSSOC"])
-        present = s.equipment.current_demand(physical_value(body["EVTargetVoltage"]),
-                                             physical_value(body["EVTargetCurrent"]))
-        caps = s.equipment.capabilities
-        receipt = self._receipt_required(s)
-        s.context["receipt"] = receipt
-        return Reply({"ResponseCode": "OK", **self._status(s, loop=True),
-                      "EVSEPresentVoltage": physical(present.voltage, "V", low=-1),
-                      "EVSEPresentCurrent": physical(present.current, "A", low=-1),
-                      "EVSECurrentLimitAchieved": present.current_limit_achieved,
-                      "EVSEVoltageLimitAchieved": present.voltage_limit_achieved,
-                      "EVSEPowerLimitAchieved": present.power_limit_achieved,
-                      "EVSEMaximumVoltageLimit": physical(caps.dc_max_voltage, "V"),
-                      "EVSEMaximumCurrentLimit": physical(caps.dc_max_current, "A"),
-                      "EVSEMaximumPowerLimit": physical(caps.dc_max_power, "W"),
-                      "EVSEID": caps.evse_id, "SAScheduleTupleID": s.context.get("schedule", SCHEDULE_ID),
-                      "MeterInfo": self._meter_info(s), "ReceiptRequired": receipt})
-
-    def _secc_WeldingDetectionReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        present = s.equipment.present()
-        return Reply({"ResponseCode": "OK", **self._status(s),
-                      "EVSEPresentVoltage": physical(present.voltage, "V", low=-1)})
-
     def _secc_SessionStopReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         pause = body["ChargingSession"] == "Pause"
-        if s.context.get("progress") == "Start":  # the EV left without PowerDelivery(Stop)
-            s.equipment.energy_transfer(False, "DC" if s.context.get("dc") else "AC")
+        c = _secc(s)
+        if c.progress == "Start":  # the EV left without PowerDelivery(Stop)
+            s.equipment.energy_transfer(False, "DC" if c.dc else "AC")
         if pause and s.session_id:
-            s.paused[s.session_id] = dict(s.context)
+            s.paused[s.session_id] = replace(c)
         s.equipment.session_ended(s.session_id, "Pause" if pause else "Terminate", pause)
         return Reply({"ResponseCode": "OK"}, ends=True, paused=pause)
 
@@ -401,14 +468,16 @@ class Iso2Rules(Rules):
         """The mandatory content of each response, with ``code`` ([V2G2-538] needs the response
         that belongs to the refused request)."""
         caps = s.equipment.capabilities
-        dc = s.context.get("dc", "DC" in caps.energy and "AC" not in caps.energy)
-        status = self._status(s)
+        c = _secc(s)
+        # before ChargeParameterDiscoveryReq named the mode: DC only if the SECC offers nothing else
+        dc = c.dc if c.dc is not None else ("DC" in caps.energy and "AC" not in caps.energy)
+        status = self._status(s, dc=dc)
         bodies: dict[str, dict] = {
             "SessionSetupReq": {"EVSEID": caps.evse_id},
             "ServiceDiscoveryReq": {"PaymentOptionList": {"PaymentOption": ["ExternalPayment"]},
                                     "ChargeService": {"ServiceID": CHARGE_SERVICE, "ServiceCategory": "EVCharging",
                                                       "FreeService": False, "SupportedEnergyTransferMode": {
-                                                          "EnergyTransferMode": s.context.get("modes") or ["DC_extended"]}}},
+                                                          "EnergyTransferMode": c.modes or ["DC_extended"]}}},
             "ServiceDetailReq": {"ServiceID": CHARGE_SERVICE},
             "PaymentServiceSelectionReq": {},
             "PaymentDetailsReq": {"GenChallenge": base64.b64encode(bytes(16)).decode(), "EVSETimeStamp": 0},
@@ -419,23 +488,12 @@ class Iso2Rules(Rules):
                                   "AC_EVSEStatus": {"NotificationMaxDelay": 0, "EVSENotification": "None",
                                                     "RCD": False}},
             "MeteringReceiptReq": status,
-            "CableCheckReq": {**self._dc_status(), "EVSEProcessing": "Finished"},
-            "PreChargeReq": {**self._dc_status(), "EVSEPresentVoltage": physical(0, "V")},
-            "CurrentDemandReq": {**self._dc_status(), "EVSEPresentVoltage": physical(0, "V"),
-                                 "EVSEPresentCurrent": physical(0, "A"), "EVSECurrentLimitAchieved": False,
-                                 "EVSEVoltageLimitAchieved": False, "EVSEPowerLimitAchieved": False,
-                                 "EVSEID": caps.evse_id, "SAScheduleTupleID": SCHEDULE_ID},
-            "WeldingDetectionReq": {**self._dc_status(), "EVSEPresentVoltage": physical(0, "V")},
+            **self.dc_failure_bodies(s),
             "SessionStopReq": {},
             "CertificateInstallationReq": self._empty_delivery(),
             "CertificateUpdateReq": self._empty_delivery(),
         }
         return {"ResponseCode": code, **bodies.get(request, {})}
-
-    @staticmethod
-    def _dc_status() -> dict:
-        return {"DC_EVSEStatus": {"NotificationMaxDelay": 0, "EVSENotification": "None",
-                                  "EVSEStatusCode": "EVSE_NotReady"}}
 
     @staticmethod
     def _empty_delivery() -> dict:
@@ -448,7 +506,7 @@ class Iso2Rules(Rules):
     # ================================= EVCC =================================================
 
     def evcc_first(self, e: EvccSession) -> Request:
-        e.context.update(loops=0, dc=e.ev.plan.dc, welding=0)
+        e.context = Iso2Evcc(dc=e.ev.plan.dc)
         return Request("SessionSetupReq", {"EVCCID": e.evccid})
 
     def evcc_next(self, e: EvccSession, name: str, body: dict, message: dict) -> Request | Stop:
@@ -471,7 +529,8 @@ class Iso2Rules(Rules):
         modes = body["ChargeService"]["SupportedEnergyTransferMode"]["EnergyTransferMode"]
         if mode not in modes:
             return Stop(False, f"the EVSE does not offer {mode} (offers {', '.join(modes)})")
-        e.context.update(payment=payment, mode=mode)
+        c = _evcc(e)
+        c.payment, c.mode = payment, mode
         selected = [{"ServiceID": body["ChargeService"]["ServiceID"]}]
         services = {s["ServiceID"] for s in (body.get("ServiceList") or {}).get("Service", [])}
         if payment == "Contract" and plan.certificate and CERTIFICATE_SERVICE in services:
@@ -485,7 +544,7 @@ class Iso2Rules(Rules):
 
     def _after_PaymentServiceSelectionRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
         plan = e.ev.plan
-        if e.context["payment"] == "ExternalPayment":
+        if _evcc(e).payment == "ExternalPayment":
             return Request("AuthorizationReq", {})
         credentials = e.ev.credentials
         if plan.certificate == "install":
@@ -538,187 +597,137 @@ class Iso2Rules(Rules):
         return self._payment_details(e)
 
     def _after_PaymentDetailsRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["challenge"] = body["GenChallenge"]
+        _evcc(e).challenge = body["GenChallenge"]
         return self._pnc_authorization(e)
 
     def _pnc_authorization(self, e: EvccSession, delay: float = 0.0) -> Request:
-        return Request("AuthorizationReq", {"Id": "id1", "GenChallenge": e.context["challenge"]}, delay=delay,
+        return Request("AuthorizationReq", {"Id": "id1", "GenChallenge": _evcc(e).challenge}, delay=delay,
                        sign=(e.ev.credentials.contract_key, ("AuthorizationReq",)))
 
     def _after_AuthorizationRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["processing"] = body["EVSEProcessing"]
+        c = _evcc(e)
+        c.processing = body["EVSEProcessing"]
         if body["EVSEProcessing"] != "Finished":
-            if e.context["payment"] == "Contract":
+            if c.payment == "Contract":
                 return self._pnc_authorization(e, e.timing.wait(e.ev.plan.ongoing_interval))
             return self._again(e, "AuthorizationReq", {})
         return Request("ChargeParameterDiscoveryReq", self._charge_parameter_request(e))
 
     def _charge_parameter_request(self, e: EvccSession) -> dict:
         ev = e.ev
-        if e.context["dc"]:
-            parameter: dict[str, Any] = {
-                "DepartureTime": ev.departure_time,
-                "DC_EVStatus": self._dc_ev_status(e),
-                "EVMaximumCurrentLimit": physical(ev.dc_max_current, "A"),
-                "EVMaximumPowerLimit": physical(ev.max_charge_power, "W"),
-                "EVMaximumVoltageLimit": physical(ev.dc_max_voltage, "V"),
-                "EVEnergyCapacity": physical(ev.energy_capacity_wh(), "Wh"),
-                "EVEnergyRequest": physical(ev.energy_request_wh(), "Wh"),
-                "FullSOC": percent(ev.target_soc), "BulkSOC": percent(min(ev.target_soc, 0.8))}
-            return {"RequestedEnergyTransferMode": e.context["mode"], "DC_EVChargeParameter": parameter}
-        return {"RequestedEnergyTransferMode": e.context["mode"], "AC_EVChargeParameter": {
+        c = _evcc(e)
+        if c.dc:
+            # -2's DC_EVChargeParameter starts with the DepartureTime of EVChargeParameterType
+            parameter = {"DepartureTime": ev.departure_time, **self.dc_ev_charge_parameter(e)}
+            return {"RequestedEnergyTransferMode": c.mode, "DC_EVChargeParameter": parameter}
+        return {"RequestedEnergyTransferMode": c.mode, "AC_EVChargeParameter": {
             "DepartureTime": ev.departure_time,
             "EAmount": physical(ev.energy_request_wh(), "Wh"),
             "EVMaxVoltage": physical(ev.ac_nominal_voltage * 1.1, "V"),
             "EVMaxCurrent": physical(ev.ac_max_current, "A"),
             "EVMinCurrent": physical(ev.ac_min_current, "A")}}
 
-    def _dc_ev_status(self, e: EvccSession, ready: bool = True) -> dict:
-        return {"EVReady": ready, "EVErrorCode": "NO_ERROR", "EVRESSSOC": e.ev.soc_percent}
-
     def _after_ChargeParameterDiscoveryRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["processing"] = body["EVSEProcessing"]
+        c = _evcc(e)
+        c.processing = body["EVSEProcessing"]
         if body["EVSEProcessing"] != "Finished":
             return self._again(e, "ChargeParameterDiscoveryReq", self._charge_parameter_request(e))
         tuples = ((body.get("SAScheduleList") or {}).get("SAScheduleTuple")) or []
         if not tuples:
             return Stop(False, "ChargeParameterDiscoveryRes offers no SAScheduleTuple")
         chosen = tuples[0]
-        e.context["schedule"] = chosen["SAScheduleTupleID"]
+        c.schedule = chosen["SAScheduleTupleID"]
         entries = chosen["PMaxSchedule"]["PMaxScheduleEntry"]
         pmax = physical_value(entries[0]["PMax"])
         grant = e.ev.grant
         grant.max_power = pmax
         grant.schedule = entries
-        if e.context["dc"]:
+        if c.dc:
             parameter = body["DC_EVSEChargeParameter"]
-            grant.dc_max_current = physical_value(parameter["EVSEMaximumCurrentLimit"])
-            grant.dc_max_voltage = physical_value(parameter["EVSEMaximumVoltageLimit"])
-            grant.dc_max_power = physical_value(parameter.get("EVSEMaximumPowerLimit"), pmax)
-            return Request("CableCheckReq", {"DC_EVStatus": self._dc_ev_status(e)}, cp="C")
+            self.take_dc_evse_limits(e, parameter, physical_value(parameter.get("EVSEMaximumPowerLimit"), pmax))
+            return self._cable_check(e, cp="C")
         parameter = body["AC_EVSEChargeParameter"]
         grant.ac_max_current = physical_value(parameter["EVSEMaxCurrent"])
         return self._power_delivery(e, "Start", cp="C")
 
     def _power_delivery(self, e: EvccSession, progress: str, *, cp: str | None = None, delay: float = 0.0) -> Request:
-        body: dict[str, Any] = {"ChargeProgress": progress, "SAScheduleTupleID": e.context.get("schedule", 1)}
+        c = _evcc(e)
+        body: dict[str, Any] = {"ChargeProgress": progress,
+                                "SAScheduleTupleID": c.schedule if c.schedule is not None else SCHEDULE_ID}
         if progress == "Start":
             power = min(e.ev.grant.max_power or e.ev.max_charge_power, e.ev.max_charge_power)
             body["ChargingProfile"] = {"ProfileEntry": [{"ChargingProfileEntryStart": 0,
                                                         "ChargingProfileEntryMaxPower": physical(power, "W")}]}
-        if e.context["dc"]:
-            body["DC_EVPowerDeliveryParameter"] = {"DC_EVStatus": self._dc_ev_status(e),
+        if c.dc:
+            body["DC_EVPowerDeliveryParameter"] = {"DC_EVStatus": self.dc_ev_status(e),
                                                    "BulkChargingComplete": False,
                                                    "ChargingComplete": e.ev.charging_complete()}
-        e.context["progress_sent"] = progress
+        c.progress_sent = progress
         return Request("PowerDeliveryReq", body, cp=cp, delay=delay)
 
-    def _after_CableCheckRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["processing"] = body["EVSEProcessing"]
-        if body["EVSEProcessing"] != "Finished" or body["DC_EVSEStatus"].get("EVSEIsolationStatus") not in ("Valid", "Warning"):
-            limit = e.timing.timeout(e.timing.of("iso2").cable_check_timeout or 40.0)
-            if e.elapsed_since_first("CableCheckReq") > limit:
-                return Stop(False, "V2G_EVCC_CableCheck_Timeout")
-            return self._again(e, "CableCheckReq", {"DC_EVStatus": self._dc_ev_status(e)})
-        return self._pre_charge(e)
-
-    def _pre_charge(self, e: EvccSession, delay: float = 0.0) -> Request:
-        return Request("PreChargeReq", {"DC_EVStatus": self._dc_ev_status(e),
-                                        "EVTargetVoltage": physical(e.ev.pack_voltage(), "V", low=-1),
-                                        "EVTargetCurrent": physical(2.0, "A")}, delay=delay)
-
-    def _after_PreChargeRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        present = physical_value(body["EVSEPresentVoltage"])
-        e.ev.grant.dc_present_voltage = present
-        if abs(present - e.ev.pack_voltage()) > PRE_CHARGE_TOLERANCE_V:
-            limit = e.timing.timeout(e.timing.of("iso2").pre_charge_timeout or 7.0)
-            if e.elapsed_since_first("PreChargeReq") > limit:
-                return Stop(False, "V2G_EVCC_PreCharge_Timeout")
-            return self._pre_charge(e, e.timing.wait(e.ev.plan.ongoing_interval))
-        return self._power_delivery(e, "Start")
-
     def _after_PowerDeliveryRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        progress = e.context.get("progress_sent")
-        e.context["progress"] = progress
+        c = _evcc(e)
+        progress = c.progress = c.progress_sent
         if progress == "Start":
             return self._loop_request(e, delay=0.0)
         if progress == "Renegotiate":
-            e.context["processing"] = "Finished"
+            c.processing = "Finished"
             return Request("ChargeParameterDiscoveryReq", self._charge_parameter_request(e))
         # Stop
         e.ev.grant.ac_max_current = 0.0
-        if e.context["dc"]:
-            return Request("WeldingDetectionReq", {"DC_EVStatus": self._dc_ev_status(e, ready=False)})
+        if c.dc:
+            return self._welding_detection(e)
         return self._session_stop(e)
 
     def _session_stop(self, e: EvccSession) -> Request:
         kind = "Pause" if e.ev.plan.pause else "Terminate"
-        e.context["stop_kind"] = kind
+        _evcc(e).stop_kind = kind
         return Request("SessionStopReq", {"ChargingSession": kind}, cp="B")
 
     def _loop_request(self, e: EvccSession, delay: float) -> Request:
-        if e.context["dc"]:
-            ev = e.ev
-            return Request("CurrentDemandReq", {
-                "DC_EVStatus": self._dc_ev_status(e),
-                "EVTargetCurrent": physical(ev.dc_target_current(), "A", low=-1),
-                "EVMaximumVoltageLimit": physical(ev.dc_max_voltage, "V"),
-                "EVMaximumCurrentLimit": physical(ev.dc_max_current, "A"),
-                "EVMaximumPowerLimit": physical(ev.max_charge_power, "W"),
-                "BulkChargingComplete": False, "ChargingComplete": ev.charging_complete(),
-                "EVTargetVoltage": physical(ev.pack_voltage(), "V", low=-1)}, delay=delay)
+        if _evcc(e).dc:
+            return self._current_demand(e, delay)
         return Request("ChargingStatusReq", {}, delay=delay)
 
-    def _after_loop(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["loops"] += 1
-        loops = e.context["loops"]
+    def _after_loop(self, e: EvccSession, body: dict) -> Request | Stop:
+        c = _evcc(e)
+        c.loops += 1
+        loops = c.loops
         status = body.get("AC_EVSEStatus") or body.get("DC_EVSEStatus") or {}
         notification = status.get("EVSENotification", "None")
         e.ev.grant.notification = notification
         plan = e.ev.plan
-        if body.get("ReceiptRequired") and e.context["payment"] == "Contract":
-            e.context["receipt_meter"] = body.get("MeterInfo")
+        if body.get("ReceiptRequired") and c.payment == "Contract":
+            c.receipt_meter = body.get("MeterInfo")
             return self._metering_receipt(e, body)
         if notification == "StopCharging" or not e.ev.keep_going(loops):
             return self._power_delivery(e, "Stop", cp="B")
         if notification == "ReNegotiation" or (plan.renegotiate_after and loops == plan.renegotiate_after
-                                               and not e.context.get("renegotiated")):
-            e.context["renegotiated"] = True
+                                               and not c.renegotiated):
+            c.renegotiated = True
             return self._power_delivery(e, "Renegotiate")
         return self._loop_request(e, e.timing.wait(plan.loop_interval))
 
     def _after_ChargingStatusRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
         if "EVSEMaxCurrent" in body:
             e.ev.grant.ac_max_current = physical_value(body["EVSEMaxCurrent"])
-        return self._after_loop(e, body, message)
-
-    def _after_CurrentDemandRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        grant = e.ev.grant
-        grant.dc_present_voltage = physical_value(body["EVSEPresentVoltage"])
-        grant.dc_present_current = physical_value(body["EVSEPresentCurrent"])
-        return self._after_loop(e, body, message)
+        return self._after_loop(e, body)
 
     def _metering_receipt(self, e: EvccSession, body: dict) -> Request:
         meter = body.get("MeterInfo") or {"MeterID": "unknown"}
+        schedule = _evcc(e).schedule
         return Request("MeteringReceiptReq", {"Id": "id1", "SessionID": e.session_id,
-                                              "SAScheduleTupleID": e.context.get("schedule", 1), "MeterInfo": meter},
+                                              "SAScheduleTupleID": schedule if schedule is not None else SCHEDULE_ID,
+                                              "MeterInfo": meter},
                        sign=(e.ev.credentials.contract_key, ("MeteringReceiptReq",)))
 
     def _after_MeteringReceiptRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        if not e.ev.keep_going(e.context["loops"]):
+        if not e.ev.keep_going(_evcc(e).loops):
             return self._power_delivery(e, "Stop", cp="B")
         return self._loop_request(e, e.timing.wait(e.ev.plan.loop_interval))
 
-    def _after_WeldingDetectionRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["welding"] += 1
-        voltage = physical_value(body["EVSEPresentVoltage"])
-        if voltage > WELDING_VOLTAGE_V and e.context["welding"] < 20:
-            return Request("WeldingDetectionReq", {"DC_EVStatus": self._dc_ev_status(e, ready=False)},
-                           delay=e.timing.wait(e.ev.plan.ongoing_interval))
-        return self._session_stop(e)
-
     def _after_SessionStopRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        paused = e.context.get("stop_kind") == "Pause"
+        paused = _evcc(e).stop_kind == "Pause"
         return Stop(True, "session paused" if paused else "session terminated", paused=paused)
 
 

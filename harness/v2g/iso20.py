@@ -11,18 +11,31 @@ only the mandatory parameters at minimal size ([V2G20-736]).
 
 Not provided: CertificateInstallation and MeteringConfirmation of -20 (the SECC answers them with
 a sequence error), WPT and ACDP.
+
+The DC messages of -20 (DC_CableCheck, DC_PreCharge, DC_ChargeLoop, DC_WeldingDetection) differ
+from those of DIN 70121 and -2; they share the EVCC's DC timers and the EV's voltage thresholds
+with them (:mod:`harness.v2g.dc`).
 """
 
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from harness.pki.profiles import Generation
 from harness.pki.xmldsig import verify_message
 from harness.v2g import pnc
-from harness.v2g.equipment import ISO20_SERVICES
-from harness.v2g.machine import START, Notice, Reply, Request, Rules, Stop, Table
+from harness.v2g.dc import (
+    PRE_CHARGE_TOLERANCE_V,
+    WELDING_ATTEMPTS,
+    WELDING_VOLTAGE_V,
+    cable_check_expired,
+    pre_charge_expired,
+)
+from harness.v2g.equipment import ISO20_SERVICE_NAMES, ISO20_SERVICES
+from harness.v2g.machine import START, Context, Notice, Reply, Request, Rules, Stop, Table, context_of
+from harness.v2g.messages import is_zero_session
 from harness.v2g.values import percent, rational, rational_value
 
 if TYPE_CHECKING:  # the machines hand themselves to these rules
@@ -59,28 +72,98 @@ NEXT: dict[str, dict[str, str]] = {
 }
 
 
-def _c(s) -> dict:
-    return s.context
+@dataclass
+class Iso20Context(Context):
+    """What the table's guards read; both sides keep it (the EVCC from the responses)."""
+
+    #: a DC session (the SAP namespace of the connection)
+    dc: bool = False
+    #: ChargeProgress and EVProcessing of the last PowerDelivery
+    progress: str | None = None
+    ev_processing: str | None = None
 
 
-def _started(s) -> bool:
-    return _c(s).get("progress") == "Start" and _c(s).get("ev_processing") == "Finished"
+@dataclass
+class Iso20Secc(Iso20Context):
+    """The -20 SECC's session context."""
+
+    #: the energy transfer services offered (ServiceIDs, -20 Table 204), the authorizations offered
+    services: list[int] = field(default_factory=list)
+    authorizations: list[str] = field(default_factory=list)
+    #: Plug & Charge: the GenChallenge sent, and what became of the EV's signature and contract
+    challenge: str | None = None
+    signature_checked: bool = False
+    contract_checked: pnc.ContractCheck | None = None
+    #: the service selected: its ID, energy (AC, DC, AC_BPT, DC_BPT), control mode and bidirectionality
+    service: int | None = None
+    energy: str | None = None
+    control: str | None = None
+    bpt: bool = False
+    #: the EV's charge parameter and DepartureTime
+    ev_parameter: dict | None = None
+    departure: int | None = None
+    #: the ScheduleTupleIDs offered
+    schedules: set[int] = field(default_factory=set)
+    #: the EV chose to discharge (BPT_ChannelSelection)
+    discharge: bool = False
+
+
+@dataclass
+class Iso20Evcc(Iso20Context):
+    """The -20 EVCC's session context."""
+
+    #: bidirectional, and the control mode ("scheduled", "dynamic")
+    bpt: bool = False
+    control: str = "scheduled"
+    #: the authorization it uses ("EIM", "PnC") and the GenChallenge of AuthorizationSetupRes
+    authorization: str | None = None
+    challenge: str | None = None
+    #: the energy transfer service it selected
+    service: int | None = None
+    #: the ScheduleTupleID it chose and that schedule's power (W)
+    schedule: int | None = None
+    schedule_power: float | None = None
+    #: (ChargeProgress, EVProcessing) of the PowerDeliveryReq awaiting its response
+    progress_sent: tuple[str, str] | None = None
+    #: EVProcessing of the DC_PreChargeReq awaiting its response
+    pre_charge: str | None = None
+    #: ChargingSession of its SessionStopReq: "Terminate" or "Pause"
+    stop_kind: str | None = None
+    #: DC_WeldingDetectionReq sent, and whether the last one said Finished
+    welding: int = 0
+    welding_done: bool = False
+
+
+def _c(s: Any) -> Iso20Context:
+    return context_of(s, Iso20Context)
+
+
+def _secc(s: SeccSession) -> Iso20Secc:
+    return context_of(s, Iso20Secc)
+
+
+def _evcc(e: EvccSession) -> Iso20Evcc:
+    return context_of(e, Iso20Evcc)
+
+
+def _started(s: Any) -> bool:
+    return _c(s).progress == "Start" and _c(s).ev_processing == "Finished"
 
 
 GUARDS = {
     ALWAYS: lambda s: True,
-    "ongoing": lambda s: _c(s).get("processing", "Finished") != "Finished",
-    "finished": lambda s: _c(s).get("processing", "Finished") == "Finished",
-    "ac": lambda s: not _c(s).get("dc", False),
-    "dc": lambda s: _c(s).get("dc", False),
-    "ac_finished": lambda s: not _c(s).get("dc", False) and _c(s).get("processing", "Finished") == "Finished",
-    "dc_finished": lambda s: _c(s).get("dc", False) and _c(s).get("processing", "Finished") == "Finished",
-    "ev_ongoing": lambda s: _c(s).get("ev_processing") == "Ongoing",
-    "ac_started": lambda s: not _c(s).get("dc", False) and _started(s),
-    "dc_started": lambda s: _c(s).get("dc", False) and _started(s),
-    "renegotiating": lambda s: _c(s).get("progress") == "ScheduleRenegotiation",
-    "dc_stopped": lambda s: _c(s).get("dc", False) and _c(s).get("progress") == "Stop",
-    "stopped": lambda s: _c(s).get("progress") in ("Stop", "Standby"),
+    "ongoing": lambda s: _c(s).processing != "Finished",
+    "finished": lambda s: _c(s).processing == "Finished",
+    "ac": lambda s: not _c(s).dc,
+    "dc": lambda s: _c(s).dc,
+    "ac_finished": lambda s: not _c(s).dc and _c(s).processing == "Finished",
+    "dc_finished": lambda s: _c(s).dc and _c(s).processing == "Finished",
+    "ev_ongoing": lambda s: _c(s).ev_processing == "Ongoing",
+    "ac_started": lambda s: not _c(s).dc and _started(s),
+    "dc_started": lambda s: _c(s).dc and _started(s),
+    "renegotiating": lambda s: _c(s).progress == "ScheduleRenegotiation",
+    "dc_stopped": lambda s: _c(s).dc and _c(s).progress == "Stop",
+    "stopped": lambda s: _c(s).progress in ("Stop", "Standby"),
 }
 
 TABLE = Table("iso20", NEXT, GUARDS)
@@ -93,15 +176,11 @@ SCHEDULE_ID = 1
 #: the ChargeProgress values with which an EV announces its power profile [V2G20-1546] (its "Pause"
 #: is not among the values of chargeProgressType)
 PROFILE_PROGRESS = ("Start", "Standby", "Stop")
-PRE_CHARGE_TOLERANCE_V = 20.0
-WELDING_VOLTAGE_V = 60.0
 #: -2 words for the EVSE's wishes -> -20 EVSENotification
 NOTIFICATIONS = {"None": None, "StopCharging": "Terminate", "ReNegotiation": "ScheduleRenegotiation"}
 
 
 def _energy_of(service_id: int) -> str:
-    from harness.v2g.equipment import ISO20_SERVICE_NAMES
-
     return ISO20_SERVICE_NAMES.get(service_id, "?")
 
 
@@ -115,7 +194,14 @@ class Iso20Rules(Rules):
         dc = s.protocol is not None and s.protocol.key == "iso20-dc"
         caps = s.equipment.capabilities
         offered = [name for name in caps.energy if name.startswith("DC") == dc]
-        s.context.update(dc=dc, loops=0, services=[ISO20_SERVICES[name] for name in offered])
+        s.context = Iso20Secc(dc=dc, services=[ISO20_SERVICES[name] for name in offered])
+
+    def secc_stand_in(self, stand_in: SeccSession, ev: EvccSession) -> None:
+        """A stand-in SECC offers the schedule the EV chooses (the EV's profile is not what is tested)."""
+        c = _secc(stand_in)
+        c.dc = _evcc(ev).dc
+        if not c.schedules:
+            c.schedules = {SCHEDULE_ID}
 
     def secc_handle(self, s: SeccSession, name: str, body: dict, message: dict) -> Reply:
         return getattr(self, f"_secc_{name}")(s, body, message)
@@ -125,8 +211,6 @@ class Iso20Rules(Rules):
         return {"EVSEStatus": {"NotificationMaxDelay": 0, "EVSENotification": notification}} if notification else {}
 
     def _secc_SessionSetupReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        from harness.v2g.messages import is_zero_session
-
         incoming = body["Header"]["SessionID"]
         if not is_zero_session(incoming) and incoming in s.paused:
             s.session_id = incoming
@@ -141,11 +225,12 @@ class Iso20Rules(Rules):
     def _secc_AuthorizationSetupReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         caps = s.equipment.capabilities
         services = [m for m in ("EIM", "PnC") if m in caps.identification]
-        s.context["authorizations"] = services
+        c = _secc(s)
+        c.authorizations = services
         result: dict[str, Any] = {"ResponseCode": "OK", "AuthorizationServices": services,
                                   "CertificateInstallationService": False}
         if "PnC" in services:
-            challenge = s.context["challenge"] = base64.b64encode(s.random_bytes(16)).decode()
+            challenge = c.challenge = base64.b64encode(s.random_bytes(16)).decode()
             result["PnC_ASResAuthorizationMode"] = {"GenChallenge": challenge}
         else:
             result["EIM_ASResAuthorizationMode"] = {}
@@ -153,26 +238,27 @@ class Iso20Rules(Rules):
 
     def _secc_AuthorizationReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         service = body["SelectedAuthorizationService"]
-        if service not in s.context.get("authorizations", ()):
+        c = _secc(s)
+        if service not in c.authorizations:
             return Reply({"ResponseCode": "WARNING_AuthorizationSelectionInvalid", "EVSEProcessing": "Finished"})
         if service == "PnC":
             mode = body.get("PnC_AReqAuthorizationMode") or {}
-            if mode.get("GenChallenge") != s.context.get("challenge"):
+            if mode.get("GenChallenge") != c.challenge:
                 return Reply({"ResponseCode": "WARNING_ChallengeInvalid", "EVSEProcessing": "Finished"})
             try:
                 chain = pnc.chain_from_json(mode["ContractCertificateChain"], "ContractCertificateChain")
             except (pnc.CertificateDataError, KeyError):
                 return Reply({"ResponseCode": "WARNING_CertificateValidationError", "EVSEProcessing": "Finished"})
-            if not s.context.get("signature_checked"):
+            if not c.signature_checked:
                 verification = verify_message(message, "iso20", chain[0])
                 if not verification.ok:
                     s.facts["signature_problem"] = str(verification)
                     return Reply({"ResponseCode": "FAILED_SignatureError", "EVSEProcessing": "Finished"})
-                s.context["signature_checked"] = True
+                c.signature_checked = True
             notices: tuple[Notice, ...] = ()
-            if "contract_checked" not in s.context:  # once; the EV repeats the request while Ongoing
+            if c.contract_checked is None:  # once; the EV repeats the request while Ongoing
                 check = s.equipment.check_contract(chain, generation=Generation.ISO20, emaid=None)
-                s.context["contract_checked"] = check
+                c.contract_checked = check
                 notices = (pnc.contract_notice(check),)
                 if not check.ok:
                     s.facts["contract_problem"] = check.detail
@@ -186,11 +272,11 @@ class Iso20Rules(Rules):
         if status == "Rejected":
             return Reply({"ResponseCode": rejected, "EVSEProcessing": "Finished"}, notices=notices)
         processing = "Finished" if status == "Accepted" else "Ongoing"
-        s.context["processing"] = processing
+        c.processing = processing
         return Reply({"ResponseCode": "OK", "EVSEProcessing": processing}, notices=notices)
 
     def _secc_ServiceDiscoveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        services = s.context["services"]
+        services = _secc(s).services
         wanted = (body.get("SupportedServiceIDs") or {}).get("ServiceID")
         if wanted:
             services = [x for x in services if x in wanted] or services
@@ -199,7 +285,7 @@ class Iso20Rules(Rules):
 
     def _parameter_sets(self, s: SeccSession, service: int) -> list[dict]:
         caps = s.equipment.capabilities
-        dc = s.context["dc"]
+        dc = _secc(s).dc
         sets = []
         for mode in caps.control_modes:
             parameters = [{"Name": "Connector", "intValue": 2 if dc else (2 if caps.ac_phases == 3 else 1)},
@@ -217,7 +303,7 @@ class Iso20Rules(Rules):
 
     def _secc_ServiceDetailReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         service = body["ServiceID"]
-        if service not in s.context["services"]:
+        if service not in _secc(s).services:
             return Reply(self.secc_failure(s, "ServiceDetailReq", "FAILED_ServiceIDInvalid"))
         return Reply({"ResponseCode": "OK", "ServiceID": service,
                       "ServiceParameterList": {"ParameterSet": self._parameter_sets(s, service)}})
@@ -225,22 +311,24 @@ class Iso20Rules(Rules):
     def _secc_ServiceSelectionReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         selected = body["SelectedEnergyTransferService"]
         service, parameter_set = selected["ServiceID"], selected["ParameterSetID"]
-        if service not in s.context["services"]:
+        c = _secc(s)
+        if service not in c.services:
             return Reply({"ResponseCode": "FAILED_ServiceSelectionInvalid"})
         modes = {number: name for name, number in CONTROL_MODES.items()
                  if name in s.equipment.capabilities.control_modes}
         if parameter_set not in modes:
             return Reply({"ResponseCode": "FAILED_ServiceSelectionInvalid"})
-        s.context.update(service=service, energy=_energy_of(service), control=modes[parameter_set],
-                         bpt=_energy_of(service).endswith("BPT"))
+        c.service, c.energy, c.control = service, _energy_of(service), modes[parameter_set]
+        c.bpt = c.energy.endswith("BPT")
         return Reply({"ResponseCode": "OK"})
 
     def _secc_AC_ChargeParameterDiscoveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        bpt = s.context.get("bpt", False)
+        c = _secc(s)
+        bpt = c.bpt
         key = "BPT_AC_CPDReqEnergyTransferMode" if bpt else "AC_CPDReqEnergyTransferMode"
         if key not in body:
             return Reply(self.secc_failure(s, "AC_ChargeParameterDiscoveryReq", "FAILED_WrongChargeParameter"))
-        s.context["ev_parameter"] = body[key]
+        c.ev_parameter = body[key]
         caps = s.equipment.capabilities
         mode: dict[str, Any] = {"EVSEMaximumChargePower": rational(caps.max_power("AC")),
                                 "EVSEMinimumChargePower": rational(caps.ac_nominal_voltage * caps.ac_min_current),
@@ -252,11 +340,12 @@ class Iso20Rules(Rules):
                       ("BPT_AC_CPDResEnergyTransferMode" if bpt else "AC_CPDResEnergyTransferMode"): mode})
 
     def _secc_DC_ChargeParameterDiscoveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        bpt = s.context.get("bpt", False)
+        c = _secc(s)
+        bpt = c.bpt
         key = "BPT_DC_CPDReqEnergyTransferMode" if bpt else "DC_CPDReqEnergyTransferMode"
         if key not in body:
             return Reply(self.secc_failure(s, "DC_ChargeParameterDiscoveryReq", "FAILED_WrongChargeParameter"))
-        s.context["ev_parameter"] = body[key]
+        c.ev_parameter = body[key]
         caps = s.equipment.capabilities
         mode: dict[str, Any] = {"EVSEMaximumChargePower": rational(caps.dc_max_power),
                                 "EVSEMinimumChargePower": rational(0),
@@ -274,27 +363,27 @@ class Iso20Rules(Rules):
 
     def _secc_ScheduleExchangeReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         caps = s.equipment.capabilities
-        energy = s.context.get("energy", "DC" if s.context["dc"] else "AC")
-        s.context["processing"] = "Finished"
+        c = _secc(s)
+        energy = c.energy or ("DC" if c.dc else "AC")
+        c.processing = "Finished"
         if "Dynamic_SEReqControlMode" in body:
             request = body["Dynamic_SEReqControlMode"]
-            s.context["departure"] = request.get("DepartureTime")
+            c.departure = request.get("DepartureTime")
             return Reply({"ResponseCode": "OK", "EVSEProcessing": "Finished", "Dynamic_SEResControlMode": {
                 "DepartureTime": request.get("DepartureTime", 0)}})
         charge = {"PowerSchedule": {"TimeAnchor": 0, "PowerScheduleEntries": {"PowerScheduleEntry": [
             {"Duration": 86400, "Power": rational(caps.max_power(energy))}]}}}
         schedule: dict[str, Any] = {"ScheduleTupleID": SCHEDULE_ID, "ChargingSchedule": charge}
-        if s.context.get("bpt"):
+        if c.bpt:
             schedule["DischargingSchedule"] = {"PowerSchedule": {"TimeAnchor": 0, "PowerScheduleEntries": {
                 "PowerScheduleEntry": [{"Duration": 86400, "Power": rational(-caps.max_discharge_power(energy))}]}}}
-        s.context["schedules"] = {SCHEDULE_ID}
+        c.schedules = {SCHEDULE_ID}
         return Reply({"ResponseCode": "OK", "EVSEProcessing": "Finished",
                       "Scheduled_SEResControlMode": {"ScheduleTuple": [schedule]}})
 
     def _secc_DC_CableCheckReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         done = s.equipment.cable_check()
-        processing = "Finished" if done else "Ongoing"
-        s.context["processing"] = processing
+        processing = _secc(s).processing = "Finished" if done else "Ongoing"
         return Reply({"ResponseCode": "OK", "EVSEProcessing": processing})
 
     def _secc_DC_PreChargeReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
@@ -304,7 +393,8 @@ class Iso20Rules(Rules):
     def _secc_PowerDeliveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         progress = body["ChargeProgress"]
         ev_processing = body["EVProcessing"]
-        energy = s.context.get("energy", "DC" if s.context["dc"] else "AC")
+        c = _secc(s)
+        energy = c.energy or ("DC" if c.dc else "AC")
         discharge = body.get("BPT_ChannelSelection") == "Discharge"
         notices: tuple[Notice, ...] = ()
         if ev_processing == "Finished" and progress in PROFILE_PROGRESS:
@@ -320,14 +410,14 @@ class Iso20Rules(Rules):
         if progress == "Start" and ev_processing == "Finished":
             profile = body.get("EVPowerProfile") or {}
             scheduled = profile.get("Scheduled_EVPPTControlMode")
-            if scheduled is not None and scheduled["SelectedScheduleTupleID"] not in s.context.get("schedules", ()):
+            if scheduled is not None and scheduled["SelectedScheduleTupleID"] not in c.schedules:
                 return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_ScheduleSelectionInvalid"))
             if not s.equipment.energy_transfer(True, energy, discharge=discharge):
                 return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_PowerDeliveryNotApplied"))
-            s.context["discharge"] = discharge
+            c.discharge = discharge
         elif progress in ("Stop", "Standby"):
             s.equipment.energy_transfer(False, energy)
-        s.context.update(progress=progress, ev_processing=ev_processing)
+        c.progress, c.ev_processing = progress, ev_processing
         return Reply({"ResponseCode": "OK"}, notices=notices)
 
     @staticmethod
@@ -336,7 +426,7 @@ class Iso20Rules(Rules):
         control mode (in scheduled mode with the ScheduleTupleID), or None."""
         if profile is None:
             return "no EVPowerProfile, which the EVCC shall send in every control mode [V2G20-1546]"
-        dynamic = s.context.get("control") == "dynamic"
+        dynamic = _secc(s).control == "dynamic"
         arm = "Dynamic_EVPPTControlMode" if dynamic else "Scheduled_EVPPTControlMode"
         if arm not in profile:
             return (f"EVPowerProfile without {arm}, in a {'dynamic' if dynamic else 'scheduled'} control mode "
@@ -346,7 +436,7 @@ class Iso20Rules(Rules):
     def _meter(self, s: SeccSession) -> dict:
         imported, exported = s.equipment.meter_wh()
         info: dict[str, Any] = {"MeterID": s.equipment.capabilities.meter_id, "ChargedEnergyReadingWh": int(imported)}
-        if s.context.get("bpt"):
+        if _secc(s).bpt:
             info["BPT_DischargedEnergyReadingWh"] = int(exported)
         return info
 
@@ -356,12 +446,13 @@ class Iso20Rules(Rules):
         result: dict[str, Any] = {"ResponseCode": "OK", **self._status(s)}
         if body.get("MeterInfoRequested"):
             result["MeterInfo"] = self._meter(s)
-        bpt = "BPT_" if s.context.get("bpt") else ""
-        sign = -1 if s.context.get("discharge") else 1
+        c = _secc(s)
+        bpt = "BPT_" if c.bpt else ""
+        sign = -1 if c.discharge else 1
         limit = caps.max_discharge_power("AC") if sign < 0 else caps.max_power("AC")
         present = s.equipment.present()
         present_power = present.voltage * present.current * caps.ac_phases if present.voltage else 0.0
-        if s.context.get("control") == "dynamic":
+        if c.control == "dynamic":
             request = body.get(f"{bpt}Dynamic_AC_CLReqControlMode") or body.get("Dynamic_AC_CLReqControlMode") or {}
             ev_max = rational_value(request.get("EVMaximumDischargePower" if sign < 0 else "EVMaximumChargePower"),
                                     limit)
@@ -382,11 +473,13 @@ class Iso20Rules(Rules):
     def _secc_DC_ChargeLoopReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         self._secc_display(s, body)
         caps = s.equipment.capabilities
-        bpt = "BPT_" if s.context.get("bpt") else ""
+        c = _secc(s)
+        bpt = "BPT_" if c.bpt else ""
         voltage = rational_value(body["EVPresentVoltage"])
-        if s.context.get("control") == "dynamic":
+        control: dict[str, Any]
+        if c.control == "dynamic":
             request = body.get(f"{bpt}Dynamic_DC_CLReqControlMode") or body.get("Dynamic_DC_CLReqControlMode") or {}
-            if s.context.get("discharge"):
+            if c.discharge:
                 current = -min(caps.dc_max_discharge_current,
                                rational_value(request.get("EVMaximumDischargeCurrent"), caps.dc_max_discharge_current),
                                rational_value(request.get("EVMaximumDischargePower"), caps.dc_max_discharge_power)
@@ -434,11 +527,12 @@ class Iso20Rules(Rules):
         kind = body["ChargingSession"]
         if kind == "ServiceRenegotiation":
             return Reply({"ResponseCode": "FAILED_NoServiceRenegotiationSupported"})
-        if s.context.get("progress") == "Start":
-            s.equipment.energy_transfer(False, s.context.get("energy", "AC"))
+        c = _secc(s)
+        if c.progress == "Start":
+            s.equipment.energy_transfer(False, c.energy or "AC")
         pause = kind == "Pause"
         if pause and s.session_id:
-            s.paused[s.session_id] = dict(s.context)
+            s.paused[s.session_id] = replace(c)
         s.equipment.session_ended(s.session_id, kind, pause)
         return Reply({"ResponseCode": "OK"}, ends=True, paused=pause)
 
@@ -479,7 +573,7 @@ class Iso20Rules(Rules):
     def evcc_first(self, e: EvccSession) -> Request:
         plan = e.ev.plan
         dc = e.protocol is not None and e.protocol.key == "iso20-dc"
-        e.context.update(loops=0, dc=dc, welding=0, bpt=plan.bpt, control=plan.control)
+        e.context = Iso20Evcc(dc=dc, bpt=plan.bpt, control=plan.control)
         return Request("SessionSetupReq", {"EVCCID": e.evccid})
 
     def evcc_next(self, e: EvccSession, name: str, body: dict, message: dict) -> Request | Stop:
@@ -493,16 +587,17 @@ class Iso20Rules(Rules):
         wanted = e.ev.plan.identification
         if wanted not in body["AuthorizationServices"]:
             return Stop(False, f"the EVSE does not offer {wanted} (offers {', '.join(body['AuthorizationServices'])})")
-        e.context["authorization"] = wanted
+        c = _evcc(e)
+        c.authorization = wanted
         if wanted == "PnC":
             mode = body.get("PnC_ASResAuthorizationMode") or {}
             if "GenChallenge" not in mode:
                 return Stop(False, "AuthorizationSetupRes offers PnC without a GenChallenge")
-            e.context["challenge"] = mode["GenChallenge"]
+            c.challenge = mode["GenChallenge"]
         return self._authorization(e)
 
     def _authorization(self, e: EvccSession, delay: float = 0.0) -> Request | Stop:
-        if e.context["authorization"] == "EIM":
+        if _evcc(e).authorization == "EIM":
             return Request("AuthorizationReq", {"SelectedAuthorizationService": "EIM",
                                                 "EIM_AReqAuthorizationMode": {}}, delay=delay)
         credentials = e.ev.credentials
@@ -511,13 +606,13 @@ class Iso20Rules(Rules):
         chain = pnc.chain_json(credentials.contract_chain)
         chain.setdefault("SubCertificates", {"Certificate": []})
         return Request("AuthorizationReq", {"SelectedAuthorizationService": "PnC", "PnC_AReqAuthorizationMode": {
-            "Id": "id1", "GenChallenge": e.context["challenge"], "ContractCertificateChain": chain}},
+            "Id": "id1", "GenChallenge": _evcc(e).challenge, "ContractCertificateChain": chain}},
             delay=delay, sign=(credentials.contract_key, ("PnC_AReqAuthorizationMode",)))
 
     def _after_AuthorizationRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
         if body["ResponseCode"].startswith("WARNING"):
             return Stop(False, f"AuthorizationRes {body['ResponseCode']}", code=body["ResponseCode"])
-        e.context["processing"] = body["EVSEProcessing"]
+        _evcc(e).processing = body["EVSEProcessing"]
         if body["EVSEProcessing"] != "Finished":
             return self._authorization(e, e.timing.wait(e.ev.plan.ongoing_interval))
         return Request("ServiceDiscoveryReq", {})
@@ -528,7 +623,7 @@ class Iso20Rules(Rules):
         wanted = ISO20_SERVICES[plan.energy]
         if wanted not in offered:
             return Stop(False, f"the EVSE does not offer the {plan.energy} service (offers {offered})")
-        e.context["service"] = wanted
+        _evcc(e).service = wanted
         return Request("ServiceDetailReq", {"ServiceID": wanted})
 
     def _after_ServiceDetailRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
@@ -546,7 +641,8 @@ class Iso20Rules(Rules):
 
     def _after_ServiceSelectionRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
         ev = e.ev
-        if e.context["dc"]:
+        c = _evcc(e)
+        if c.dc:
             mode: dict[str, Any] = {"EVMaximumChargePower": rational(ev.max_charge_power),
                                     "EVMinimumChargePower": rational(0),
                                     "EVMaximumChargeCurrent": rational(ev.dc_max_current),
@@ -554,19 +650,19 @@ class Iso20Rules(Rules):
                                     "EVMaximumVoltage": rational(ev.dc_max_voltage),
                                     "EVMinimumVoltage": rational(ev.pack_voltage_empty),
                                     "TargetSOC": percent(ev.target_soc)}
-            if e.context["bpt"]:
+            if c.bpt:
                 mode.update(EVMaximumDischargePower=rational(ev.max_discharge_power),
                             EVMinimumDischargePower=rational(0),
                             EVMaximumDischargeCurrent=rational(ev.dc_max_current),
                             EVMinimumDischargeCurrent=rational(0))
-            key = "BPT_DC_CPDReqEnergyTransferMode" if e.context["bpt"] else "DC_CPDReqEnergyTransferMode"
+            key = "BPT_DC_CPDReqEnergyTransferMode" if c.bpt else "DC_CPDReqEnergyTransferMode"
             return Request("DC_ChargeParameterDiscoveryReq", {key: mode})
         volts = ev.ac_nominal_voltage * ev.plan.phases
         mode = {"EVMaximumChargePower": rational(min(ev.max_charge_power, ev.ac_max_current * volts)),
                 "EVMinimumChargePower": rational(ev.ac_min_current * volts)}
-        if e.context["bpt"]:
+        if c.bpt:
             mode.update(EVMaximumDischargePower=rational(ev.max_discharge_power), EVMinimumDischargePower=rational(0))
-        key = "BPT_AC_CPDReqEnergyTransferMode" if e.context["bpt"] else "AC_CPDReqEnergyTransferMode"
+        key = "BPT_AC_CPDReqEnergyTransferMode" if c.bpt else "AC_CPDReqEnergyTransferMode"
         return Request("AC_ChargeParameterDiscoveryReq", {key: mode})
 
     def _after_AC_ChargeParameterDiscoveryRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
@@ -595,7 +691,7 @@ class Iso20Rules(Rules):
                                     "EVTargetEnergyRequest": rational(ev.energy_request_wh()),
                                     "EVMaximumEnergyRequest": rational(ev.energy_request_wh()),
                                     "EVMinimumEnergyRequest": rational(0)}
-            if e.context["bpt"]:
+            if _evcc(e).bpt:
                 v2x = max(0.0, (ev.battery.soc - ev.min_soc) * ev.battery.capacity_wh)
                 mode.update(EVMaximumV2XEnergyRequest=rational(v2x), EVMinimumV2XEnergyRequest=rational(0))
             return Request("ScheduleExchangeReq", {"MaximumSupportingPoints": 1024, "Dynamic_SEReqControlMode": mode},
@@ -606,7 +702,8 @@ class Iso20Rules(Rules):
             delay=delay)
 
     def _after_ScheduleExchangeRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["processing"] = body["EVSEProcessing"]
+        c = _evcc(e)
+        c.processing = body["EVSEProcessing"]
         if body["EVSEProcessing"] != "Finished":
             return self._schedule_exchange(e, e.timing.wait(e.ev.plan.ongoing_interval))
         scheduled = body.get("Scheduled_SEResControlMode")
@@ -615,16 +712,16 @@ class Iso20Rules(Rules):
             if not tuples:
                 return Stop(False, "ScheduleExchangeRes offers no ScheduleTuple")
             chosen = tuples[0]
-            e.context["schedule"] = chosen["ScheduleTupleID"]
+            c.schedule = chosen["ScheduleTupleID"]
             schedule = chosen["DischargingSchedule" if e.ev.discharging() and "DischargingSchedule" in chosen
                               else "ChargingSchedule"]
             entries = schedule["PowerSchedule"]["PowerScheduleEntries"]["PowerScheduleEntry"]
-            e.context["schedule_power"] = abs(rational_value(entries[0]["Power"]))
-            if not e.context["dc"]:
+            power = c.schedule_power = abs(rational_value(entries[0]["Power"]))
+            if not c.dc:
                 volts = e.ev.ac_nominal_voltage * e.ev.plan.phases
-                e.ev.grant.ac_target_power = e.context["schedule_power"]
-                e.ev.grant.ac_max_current = max(e.ev.grant.ac_max_current or 0.0, e.context["schedule_power"] / volts)
-        if e.context["dc"]:
+                e.ev.grant.ac_target_power = power
+                e.ev.grant.ac_max_current = max(e.ev.grant.ac_max_current or 0.0, power / volts)
+        if c.dc:
             return Request("DC_CableCheckReq", {}, cp="C")
         return self._power_delivery(e, "Start", cp="C")
 
@@ -633,9 +730,10 @@ class Iso20Rules(Rules):
         body: dict[str, Any] = {"EVProcessing": processing, "ChargeProgress": progress}
         if processing == "Finished" and progress in PROFILE_PROGRESS:
             body["EVPowerProfile"] = self._power_profile(e, progress)
-        if progress == "Start" and e.context["bpt"]:
+        c = _evcc(e)
+        if progress == "Start" and c.bpt:
             body["BPT_ChannelSelection"] = "Discharge" if e.ev.discharging() else "Charge"
-        e.context["progress_sent"] = (progress, processing)
+        c.progress_sent = (progress, processing)
         return Request("PowerDeliveryReq", body, cp=cp)
 
     @staticmethod
@@ -655,54 +753,56 @@ class Iso20Rules(Rules):
                       else ev.energy_request_wh())
             duration = max(1, int(round(energy * 3600.0 / power))) if power > 0 else max(1, int(ev.departure_time))
         else:
-            power, duration = e.context.get("schedule_power") or ev.max_charge_power, 86400
+            power, duration = _evcc(e).schedule_power or ev.max_charge_power, 86400
+        schedule = _evcc(e).schedule
         arm = {"Dynamic_EVPPTControlMode": {}} if dynamic else {
-            "Scheduled_EVPPTControlMode": {"SelectedScheduleTupleID": e.context.get("schedule", SCHEDULE_ID)}}
+            "Scheduled_EVPPTControlMode": {"SelectedScheduleTupleID": schedule if schedule is not None else SCHEDULE_ID}}
         return {"TimeAnchor": 0, **arm, "EVPowerProfileEntries": {"EVPowerProfileEntry": [
             {"Duration": duration, "Power": rational(-power if ev.discharging() and power else power)}]}}
 
     def _after_DC_CableCheckRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["processing"] = body["EVSEProcessing"]
+        _evcc(e).processing = body["EVSEProcessing"]
         if body["EVSEProcessing"] != "Finished":
-            if e.elapsed_since_first("DC_CableCheckReq") > e.timing.timeout(e.timing.of("iso20").cable_check_timeout or 40):
+            if cable_check_expired(e, self.family, "DC_CableCheckReq"):
                 return Stop(False, "V2G_EVCC_CableCheck_Timeout")
             return Request("DC_CableCheckReq", {}, delay=e.timing.wait(e.ev.plan.ongoing_interval))
         return self._pre_charge(e, "Ongoing")
 
     def _pre_charge(self, e: EvccSession, processing: str, delay: float = 0.0) -> Request:
-        e.context["pre_charge"] = processing
+        _evcc(e).pre_charge = processing
         voltage = e.ev.pack_voltage()
         return Request("DC_PreChargeReq", {"EVProcessing": processing, "EVPresentVoltage": rational(voltage, low=-1),
                                            "EVTargetVoltage": rational(voltage, low=-1)}, delay=delay)
 
     def _after_DC_PreChargeRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        if e.context.get("pre_charge") == "Finished":
+        if _evcc(e).pre_charge == "Finished":
             return self._power_delivery(e, "Start")
         present = rational_value(body["EVSEPresentVoltage"])
         e.ev.grant.dc_present_voltage = present
         if abs(present - e.ev.pack_voltage()) > PRE_CHARGE_TOLERANCE_V:
-            if e.elapsed_since_first("DC_PreChargeReq") > e.timing.timeout(e.timing.of("iso20").pre_charge_timeout or 7):
+            if pre_charge_expired(e, self.family, "DC_PreChargeReq"):
                 return Stop(False, "V2G_EVCC_PreCharge_Timeout")
             return self._pre_charge(e, "Ongoing", e.timing.wait(e.ev.plan.ongoing_interval))
         return self._pre_charge(e, "Finished")
 
     def _after_PowerDeliveryRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        progress, processing = e.context.get("progress_sent", ("Start", "Finished"))
-        e.context.update(progress=progress, ev_processing=processing)
+        c = _evcc(e)
+        progress, processing = c.progress_sent or ("Start", "Finished")
+        c.progress, c.ev_processing = progress, processing
         if progress == "Start":
             return self._loop(e, 0.0)
         if progress == "ScheduleRenegotiation":
-            e.context["processing"] = "Finished"
+            c.processing = "Finished"
             return self._schedule_exchange(e)
         e.ev.grant.ac_max_current = 0.0
         e.ev.grant.ac_target_power = None
-        if e.context["dc"]:
+        if c.dc:
             return Request("DC_WeldingDetectionReq", {"EVProcessing": "Ongoing"})
         return self._session_stop(e)
 
     def _session_stop(self, e: EvccSession) -> Request:
         kind = "Pause" if e.ev.plan.pause else "Terminate"
-        e.context["stop_kind"] = kind
+        _evcc(e).stop_kind = kind
         return Request("SessionStopReq", {"ChargingSession": kind}, cp="B")
 
     def _ev_display(self, e: EvccSession) -> dict:
@@ -712,10 +812,11 @@ class Iso20Rules(Rules):
 
     def _loop(self, e: EvccSession, delay: float) -> Request:
         ev = e.ev
-        bpt = "BPT_" if e.context["bpt"] else ""
+        c = _evcc(e)
+        bpt = "BPT_" if c.bpt else ""
         dynamic = ev.plan.control == "dynamic"
         body: dict[str, Any] = {"DisplayParameters": self._ev_display(e), "MeterInfoRequested": False}
-        if e.context["dc"]:
+        if c.dc:
             voltage = ev.pack_voltage()
             body["EVPresentVoltage"] = rational(voltage, low=-1)
             if dynamic:
@@ -759,17 +860,18 @@ class Iso20Rules(Rules):
         return Request("AC_ChargeLoopReq", body, delay=delay)
 
     def _after_loop(self, e: EvccSession, body: dict) -> Request | Stop:
-        e.context["loops"] += 1
+        c = _evcc(e)
+        c.loops += 1
         notification = (body.get("EVSEStatus") or {}).get("EVSENotification")
         e.ev.grant.notification = notification or "None"
-        if notification in ("Terminate", "Pause") or not e.ev.keep_going(e.context["loops"]):
+        if notification in ("Terminate", "Pause") or not e.ev.keep_going(c.loops):
             return self._power_delivery(e, "Stop", cp="B")
         if notification == "ScheduleRenegotiation":
             return self._power_delivery(e, "ScheduleRenegotiation")
         return self._loop(e, e.timing.wait(e.ev.plan.loop_interval))
 
     def _after_AC_ChargeLoopRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        control = next((v for k, v in body.items() if k.endswith("AC_CLResControlMode")), {}) or {}
+        control: dict = next((v for k, v in body.items() if k.endswith("AC_CLResControlMode")), {}) or {}
         if "EVSETargetActivePower" in control:
             target = abs(rational_value(control["EVSETargetActivePower"]))
             e.ev.grant.ac_target_power = target
@@ -784,17 +886,18 @@ class Iso20Rules(Rules):
         return self._after_loop(e, body)
 
     def _after_DC_WeldingDetectionRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        e.context["welding"] += 1
-        if e.context.get("welding_done"):
+        c = _evcc(e)
+        c.welding += 1
+        if c.welding_done:
             return self._session_stop(e)
-        if rational_value(body["EVSEPresentVoltage"]) > WELDING_VOLTAGE_V and e.context["welding"] < 20:
+        if rational_value(body["EVSEPresentVoltage"]) > WELDING_VOLTAGE_V and c.welding < WELDING_ATTEMPTS:
             return Request("DC_WeldingDetectionReq", {"EVProcessing": "Ongoing"},
                            delay=e.timing.wait(e.ev.plan.ongoing_interval))
-        e.context["welding_done"] = True
+        c.welding_done = True
         return Request("DC_WeldingDetectionReq", {"EVProcessing": "Finished"})
 
     def _after_SessionStopRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
-        paused = e.context.get("stop_kind") == "Pause"
+        paused = _evcc(e).stop_kind == "Pause"
         return Stop(True, "session paused" if paused else "session terminated", paused=paused)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from pathlib import Path
+
 from harness.v2g.vehicle import mac_evccid
 
 IF_INET6 = Path("/proc/net/if_inet6")

@@ -1,13 +1,14 @@
 """The parts every V2G session machine is made of: the events it returns to its adapter, a
-protocol's transition table, what one step says, and the :class:`Rules` interface each protocol
-(:mod:`harness.v2g.din`, :mod:`harness.v2g.iso2`, :mod:`harness.v2g.iso20`) implements for both
-sides. The machines themselves are in :mod:`harness.v2g.session`.
+protocol's transition table, what one step says, the session context the rules keep, and the
+:class:`Rules` interface each protocol (:mod:`harness.v2g.din`, :mod:`harness.v2g.iso2`,
+:mod:`harness.v2g.iso20`) implements for both sides. The machines themselves are in
+:mod:`harness.v2g.session`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 if TYPE_CHECKING:  # the machines hand themselves to their rules
     from harness.v2g.session import EvccSession, SeccSession
@@ -90,6 +91,44 @@ class Outcome:
     messages: int = 0
 
 
+# -- the session context ------------------------------------------------------------------------
+
+@dataclass
+class Context:
+    """What a session machine keeps between messages, as its protocol's rules write it.
+
+    Each protocol family extends it once for what its table's guards read (both sides keep that
+    alike: the SECC from the requests, the EVCC from the responses) and then once per side
+    (:class:`harness.v2g.din.DinSecc`, :class:`harness.v2g.iso2.Iso2Evcc`, ...), so that a
+    misspelt field is a type error instead of a silent default. A session holds a bare
+    :class:`Context` until the handshake chose the protocol.
+    """
+
+    #: EVSEProcessing of the last response that carried it ("Ongoing": the request is repeated)
+    processing: str = "Finished"
+    #: charge loop rounds so far (ChargingStatus/CurrentDemand/ChargeLoop)
+    loops: int = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # the type checker refuses a misspelt field; this refuses it at run time too (the
+        # subclasses combine several bases, which __slots__ would not allow)
+        if name not in self.__dataclass_fields__:
+            raise AttributeError(f"{type(self).__name__} has no field {name!r}")
+        object.__setattr__(self, name, value)
+
+
+C = TypeVar("C", bound=Context)
+
+
+def context_of(session: Any, kind: type[C]) -> C:
+    """``session.context`` as the ``kind`` its rules made it (a mix-up is a harness bug, loudly)."""
+    context = session.context
+    if not isinstance(context, kind):
+        raise TypeError(f"{type(session).__name__} has a {type(context).__name__} context, "
+                        f"not the {kind.__name__} of these rules")
+    return context
+
+
 # -- the transition table --------------------------------------------------------------------
 
 Guard = Callable[[Any], bool]
@@ -99,7 +138,9 @@ Guard = Callable[[Any], bool]
 class Table:
     """What may follow what. ``next[state]`` maps each request allowed after the response
     ``state`` (or after the handshake, :data:`START`) to the name of its guard; guards are
-    predicates over the session's context, named in ``guards`` so the table reads as text.
+    predicates over the session (they read its :class:`Context`), named in ``guards`` so the
+    table reads as text. Both sides check against it: the SECC each request it receives, the
+    EVCC the request each response it receives answers.
     """
 
     protocol: str
@@ -179,6 +220,11 @@ class Rules:
 
     def secc_timestamp(self, session: "SeccSession") -> int | None:
         return None
+
+    def secc_stand_in(self, stand_in: "SeccSession", ev: "EvccSession") -> None:
+        """``stand_in`` answers a request the EV's fault plan skips (:mod:`harness.v2g.evcc`):
+        give it what the EV's session chose that the answer depends on. Called after
+        :meth:`secc_start`."""
 
     # EVCC
     def evcc_first(self, session: "EvccSession") -> Request:

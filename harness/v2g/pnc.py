@@ -27,8 +27,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from harness.pki.validate import Reason, ValidationResult, policy_for, validate_chain
 from harness.pki.profiles import Generation, Role
+from harness.pki.validate import Reason, ValidationResult, policy_for, validate_chain
 from harness.v2g.machine import Notice
 
 

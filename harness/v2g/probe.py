@@ -17,7 +17,8 @@ from harness.trace import Layer, Recorder
 from harness.v2g import messages, recording, sap
 from harness.v2g.machine import Received, Send
 from harness.v2g.transport import ConnectionClosed, SocketFactory, V2gConnection, connect
-from harness.v2g.v2gtp import HeaderError, PayloadType, encode as v2gtp_encode
+from harness.v2g.v2gtp import HeaderError, PayloadType
+from harness.v2g.v2gtp import encode as v2gtp_encode
 
 SIDE = recording.EV
 

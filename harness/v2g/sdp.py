@@ -27,7 +27,8 @@ from typing import Any
 from harness.trace import Layer, Recorder
 from harness.v2g.timers import SDP, SdpTimers
 from harness.v2g.transport import SECC_PORTS, SocketFactory, scope_index, split_scope
-from harness.v2g.v2gtp import HeaderError, PayloadType, V2gtpMessage, encode as v2gtp_encode, read_datagram
+from harness.v2g.v2gtp import HeaderError, PayloadType, V2gtpMessage, read_datagram
+from harness.v2g.v2gtp import encode as v2gtp_encode
 
 SDP_PORT = 15118
 ALL_NODES = "ff02::1"

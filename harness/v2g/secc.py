@@ -16,17 +16,24 @@ import ssl
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from harness.pki.clienthello import ClientHello
+from harness.pki.tls import iso20_cipher_allowed
 from harness.trace import Layer, Recorder
 from harness.v2g import messages, recording, sap
 from harness.v2g.faults import FaultPlan, transmit
 from harness.v2g.machine import Close, Finished, Notice, Outcome, Received, Send, SetCp, Undecodable
+from harness.v2g.secc_tls import SeccTls, TlsChoice
 from harness.v2g.session import SeccSession
 from harness.v2g.timers import STANDARD, Timing
-from harness.pki.clienthello import ClientHello
-from harness.pki.tls import iso20_cipher_allowed
-from harness.v2g.secc_tls import SeccTls, TlsChoice
-from harness.v2g.transport import (ConnectionClosed, Listener, SocketFactory, TlsListener, V2gConnection, listen,
-                                   listen_tls)
+from harness.v2g.transport import (
+    ConnectionClosed,
+    Listener,
+    SocketFactory,
+    TlsListener,
+    V2gConnection,
+    listen,
+    listen_tls,
+)
 from harness.v2g.v2gtp import HeaderError, PayloadType
 
 SIDE = recording.EVSE
@@ -186,16 +193,18 @@ class Secc:
                              payload={"traceback": traceback.format_exc()}, layer=Layer.FAULT)
         finally:
             await connection.close()
-            if not session.finished:
-                session.outcome = Outcome(False, "connection lost", session.protocol.key if session.protocol else None,
-                                          session.session_id, None, False, session.count)
+            outcome = session.outcome
+            if not session.finished or outcome is None:
+                outcome = session.outcome = Outcome(False, "connection lost",
+                                                    session.protocol.key if session.protocol else None,
+                                                    session.session_id, None, False, session.count)
                 if session.session_id is not None:
                     self.equipment.session_ended(session.session_id, "connection lost", False)
-            elif not session.outcome.ok and session.session_id is not None:
-                self.equipment.session_ended(session.session_id, session.outcome.reason, False)
-            self.outcomes.append(session.outcome)
-            recording.record(self.recorder, SIDE, "SessionEnded", f"SECC session ended: {session.outcome.reason}",
-                             session, payload=_outcome_payload(session.outcome))
+            elif not outcome.ok and session.session_id is not None:
+                self.equipment.session_ended(session.session_id, outcome.reason, False)
+            self.outcomes.append(outcome)
+            recording.record(self.recorder, SIDE, "SessionEnded", f"SECC session ended: {outcome.reason}",
+                             session, payload=_outcome_payload(outcome))
             self.session_done.set()
 
     async def _carry_out(self, connection: V2gConnection, session: SeccSession, events: list) -> bool:

@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 
-from harness.pki.clienthello import (ALERT_HANDSHAKE_FAILURE, ALERT_PROTOCOL_VERSION, SECP521R1, X448,
-                                     ClientHello)
+from harness.pki.clienthello import ALERT_HANDSHAKE_FAILURE, ALERT_PROTOCOL_VERSION, SECP521R1, X448, ClientHello
 
 #: key-exchange groups of ISO 15118-20 (Table 7, [V2G20-1634])
 ISO20_GROUPS = (SECP521R1, X448)

@@ -10,10 +10,19 @@ to :meth:`receive`, call :meth:`poll` when :attr:`deadline` has passed, and carr
 
 Rules both sides share, from ISO 15118-2 8.7/8.8 (DIN 70121 and -20 have the same ones):
 
-- The SECC answers a request the table does not allow in its state with the response belonging to
-  that request and ResponseCode FAILED_SequenceError ([V2G2-538]); a SessionID other than the
+- Both sides check what they receive against the protocol's table (:class:`machine.Table`). The
+  SECC answers a request the table does not allow in its state with the response belonging to
+  that request and ResponseCode FAILED_SequenceError (-2 [V2G2-538], -20 [V2G20-459]; DIN
+  70121's responseCodeType has the same FAILED_SequenceError); a SessionID other than the
   session's with FAILED_UnknownSession. After any FAILED response it ends the session and closes
   the connection.
+- Each request has exactly one response, the one of the same name (the message pairs of -2
+  8.8.2 and -20 8.6.4, DIN 70121 likewise): the EVCC takes only the response to the request it
+  sent, and only if that request may follow its state in the table. Anything else (another
+  response, a response when no request is outstanding, a request) is a sequence error the EVCC
+  cannot answer: it ends the session and closes the connection. On either side the error names
+  the role (SECC, EVCC), the state and the message: a ``SequenceError`` :class:`Notice` on the
+  timeline and the outcome's reason.
 - The SECC waits at most V2G_SECC_Sequence_Timeout for the next request; then it ends the
   session and closes the connection.
 - The EVCC waits at most V2G_EVCC_Msg_Timeout for each response and repeats a request answered
@@ -26,17 +35,41 @@ Rules both sides share, from ISO 15118-2 8.7/8.8 (DIN 70121 and -20 have the sam
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from harness import exi
+from harness.pki.xmldsig import sign_message
 from harness.v2g import din, iso2, iso20, messages, sap
-from harness.v2g.machine import (START, Close, Finished, Notice, Outcome, Received, Reply, Request, Rules, Send, SetCp,
-                                 Stop, Table, Undecodable, failed)
-from harness.v2g.timers import STANDARD, Timing
+from harness.v2g.machine import (
+    START,
+    Close,
+    Context,
+    Event,
+    Finished,
+    Notice,
+    Outcome,
+    Received,
+    Request,
+    Rules,
+    Send,
+    SetCp,
+    Stop,
+    Undecodable,
+    failed,
+)
+from harness.v2g.timers import DEFAULT, STANDARD, Timing
 
 #: the rules of each protocol family, by the family name of the handshake's protocol
 RULES: Mapping[str, Rules] = {"din": din.RULES, "iso2": iso2.RULES, "iso20": iso20.RULES}
+
+
+#: the rule each side's sequence check applies, by protocol family: the SECC's refusal of a request
+#: out of sequence, and the message pairs by which the EVCC expects the response to its request
+SEQUENCE_RULES: Mapping[str, Mapping[str, str]] = {
+    "SECC": {"iso2": "[V2G2-538]", "iso20": "[V2G20-459]", "din": "(DIN 70121 FAILED_SequenceError)"},
+    "EVCC": {"iso2": "(-2 8.8.2 message pairs, [V2G2-538])", "iso20": "(-20 8.6.4 message pairs, [V2G20-459])",
+             "din": "(DIN 70121 message pairs)", "sap": "(supportedAppProtocolReq/Res)"},
+}
 
 
 def rules_for(family: str) -> Rules:
@@ -50,6 +83,8 @@ def rules_for(family: str) -> Rules:
 
 class _Session:
     side = ""
+    #: how the standards name this side in their requirements (SECC, EVCC)
+    role = ""
 
     def __init__(self, *, timing: Timing = STANDARD, now: float = 0.0,
                  clock_wall: Callable[[], float] | None = None) -> None:
@@ -69,6 +104,9 @@ class _Session:
         self._wall = clock_wall
         #: free-form notes of the session (what was negotiated, selected, granted)
         self.facts: dict[str, Any] = {}
+        #: what the protocol's rules keep between messages: a :class:`Context` of their own kind
+        #: once the handshake chose the protocol (see :func:`machine.context_of`)
+        self.context: Context = Context()
 
     @property
     def family(self) -> str | None:
@@ -83,7 +121,7 @@ class _Session:
 
         return int(self._wall() if self._wall else _time.time())
 
-    def _encode(self, name: str, body: dict, sign=None) -> Send:
+    def _encode(self, name: str, body: dict, sign: tuple[Any, tuple[str, ...]] | None = None) -> Send:
         family = self.family
         if name.startswith("supportedAppProtocol"):
             message = body
@@ -95,8 +133,6 @@ class _Session:
         message = messages.wrap(family, name, body, self.session_id, timestamp=timestamp)
         schema = messages.schema_of(family, name)
         if sign is not None:
-            from harness.pki.xmldsig import sign_message
-
             key, elements = sign
             message = sign_message(message, schema, key, elements=elements or None)
         data = exi.encode(message, schema)
@@ -119,6 +155,16 @@ class _Session:
         self.deadline = None if seconds is None else self.now + seconds
         self._deadline_reason = reason
 
+    def _sequence_rule(self) -> str:
+        return SEQUENCE_RULES[self.role].get(self.family or "sap", "")
+
+    def _violation(self, name: str, message: str, why: str, requirement: str, **details: Any) -> Notice:
+        """A message this side may not take in its state: ``name`` the notice (SequenceError, ...),
+        ``message`` what was received. The summary names the role, the state and the message."""
+        return Notice(name, f"{self.role} in state {self.state} refuses {message}: {why}"
+                      + (f" {requirement}" if requirement else ""),
+                      {"role": self.role, "state": self.state, "message": message, **details})
+
 
 # -- SECC ----------------------------------------------------------------------------------------
 
@@ -131,9 +177,11 @@ class SeccSession(_Session):
     """
 
     side = "evse"
+    role = "SECC"
 
     def __init__(self, equipment: Any, *, supported: Sequence[sap.AppProtocol], tls: str | None = None,
-                 allow_iso20_without_tls: bool = False, timing: Timing = STANDARD, now: float = 0.0, paused: dict[str, dict] | None = None,
+                 allow_iso20_without_tls: bool = False, timing: Timing = STANDARD, now: float = 0.0,
+                 paused: dict[str, Any] | None = None,
                  random_bytes: Callable[[int], bytes] = os.urandom,
                  clock_wall: Callable[[], float] | None = None) -> None:
         super().__init__(timing=timing, now=now, clock_wall=clock_wall)
@@ -142,13 +190,12 @@ class SeccSession(_Session):
         #: the TLS version of the connection ("TLSv1.2", "TLSv1.3") or None for plain TCP
         self.tls = tls
         self.tls13 = tls == "TLSv1.3" or allow_iso20_without_tls
-        self.paused = paused if paused is not None else {}
+        #: the contexts of the sessions paused by the EV, by SessionID (the rules' own kind)
+        self.paused: dict[str, Any] = paused if paused is not None else {}
         self.random_bytes = random_bytes
         self.evse_id = getattr(equipment, "evse_id", None)
-        #: the session's context as the protocol rules keep it
-        self.context: dict[str, Any] = {}
         # the EVCC must start the handshake within the sequence timeout too
-        self._arm(timing.timeout(timing.of("sap").sequence("*")), "no supportedAppProtocolReq")
+        self._arm(timing.timeout(timing.of("sap").sequence(DEFAULT)), "no supportedAppProtocolReq")
 
     def receive(self, payload_type: int, data: bytes, now: float) -> list[Event]:
         self.now = now
@@ -185,12 +232,14 @@ class SeccSession(_Session):
         if not result.ok:
             return [Notice("NegotiationFailed", result.why), send, Close("Failed_NoNegotiation"),
                     self._finish(False, f"Failed_NoNegotiation: {result.why}", code=sap.FAILED)]
-        self.protocol = result.chosen
-        self.rules = rules_for(result.chosen.family)
+        chosen = result.chosen
+        assert chosen is not None  # result.ok
+        self.protocol = chosen
+        self.rules = rules_for(chosen.family)
         self.rules.secc_start(self)
         self._after_response("supportedAppProtocolRes")
         self.state = START
-        return [Notice("ProtocolNegotiated", f"SECC chose {result.why}", {"protocol": result.chosen.key}), send]
+        return [Notice("ProtocolNegotiated", f"SECC chose {result.why}", {"protocol": chosen.key}), send]
 
     def _request(self, received: Received) -> list[Event]:
         rules = self.rules
@@ -209,7 +258,7 @@ class SeccSession(_Session):
                                 f"SessionID {incoming_id} is not this session's ({self.session_id})")
         if not rules.table.allowed(self.state, name, self):
             return self._refuse(name, "FAILED_SequenceError", f"{name} may not follow {self.state}",
-                                requirement="[V2G2-538]")
+                                requirement=self._sequence_rule())
         try:
             reply = rules.secc_handle(self, name, body, received.message)
         except exi.ExiError as exc:  # a response we built that does not encode: a harness bug, loudly
@@ -238,14 +287,14 @@ class SeccSession(_Session):
             self.session_id = messages.NO_SESSION[rules.family]
         body = rules.secc_failure(self, request, code)
         response = messages.response_name(request)
-        notice = Notice(code.removeprefix("FAILED_") or code, f"SECC refuses {request}: {why}"
-                        + (f" {requirement}" if requirement else ""), {"state": self.state, "request": request})
+        notice = self._violation(code.removeprefix("FAILED_") or code, request, why, requirement, request=request)
         try:
             send = self._encode(response, body)
         except exi.ExiError as exc:  # a request type this SECC has no answer for at all
             return [notice, Notice("NoResponse", f"SECC cannot build {response} ({exc}); it closes the connection"),
                     Close(f"no {response}"), self._finish(False, f"{request} refused without a response: {why}")]
-        return [notice, send, Close(f"{response} {code}"), self._finish(False, f"{response} {code}: {why}", code=code)]
+        return [notice, send, Close(f"{response} {code}"),
+                self._finish(False, f"{response} {code}: {notice.summary}", code=code)]
 
     def new_session_id(self) -> str:
         return self.random_bytes(8).hex().upper()
@@ -262,6 +311,7 @@ class EvccSession(_Session):
     """
 
     side = "ev"
+    role = "EVCC"
 
     def __init__(self, ev: Any, *, offered: Sequence[sap.AppProtocol | str], timing: Timing = STANDARD,
                  now: float = 0.0, resume_session_id: str | None = None,
@@ -270,7 +320,6 @@ class EvccSession(_Session):
         self.ev = ev
         self.offer = sap.offer(offered)
         self.resume_session_id = resume_session_id
-        self.context: dict[str, Any] = {}
         self.sent_name: str | None = None
         self._queued: Request | None = None
         self._ongoing_since: dict[str, float] = {}
@@ -309,11 +358,9 @@ class EvccSession(_Session):
                     self._finish(False, f"undecodable message from the EVSE: {decoded.reason}")]
         self.count += 1
         events: list[Event] = [decoded]
-        expected = messages.response_name(self.sent_name) if self.sent_name else None
-        if decoded.name != expected:
-            code = messages.response_code_of(decoded.message) if decoded.name.endswith("Res") else None
-            return events + self._stop(Stop(False, f"expected {expected}, got {decoded.name}"
-                                            + (f" {code}" if code else "")), code=code)
+        refused = self._check_response(decoded)
+        if refused:
+            return events + refused
         self.sent_name = None
         self.deadline = None
         if self.rules is None:
@@ -335,7 +382,7 @@ class EvccSession(_Session):
         if processing == "Ongoing":
             request = messages.request_name(decoded.name)
             since = self._ongoing_since.setdefault(request, self._first_sent.get(request, now))
-            limit = self.timing.timeout(self.timing.of(self.family).ongoing_timeout)
+            limit = self.timing.timeout(self.timing.of(self.family or "sap").ongoing_timeout)
             if now - since > limit:
                 return events + [Notice("OngoingTimeout", f"EVCC: {decoded.name} still Ongoing after "
                                                            f"V2G_EVCC_Ongoing_Timeout")] + \
@@ -344,6 +391,25 @@ class EvccSession(_Session):
             self._ongoing_since.pop(messages.request_name(decoded.name), None)
         step = self.rules.evcc_next(self, decoded.name, body, decoded.message)
         return events + self._step(step)
+
+    def _check_response(self, received: Received) -> list[Event]:
+        """Nothing if ``received`` answers the request outstanding, which the table allows in
+        this state; else the sequence error that ends the session (see the module docstring)."""
+        name, sent = received.name, self.sent_name
+        code = messages.response_code_of(received.message) if name.endswith("Res") else None
+        shown = f"{name} {code}" if code else name
+        if not name.endswith("Res"):
+            why, notice = "it is not a response", "NotAResponse"
+        elif sent is None:
+            why, notice = f"no request is outstanding (got {shown})", "SequenceError"
+        elif name != messages.response_name(sent):
+            why, notice = f"expected {messages.response_name(sent)}, got {shown}", "SequenceError"
+        elif self.rules is not None and not self.rules.table.allowed(self.state, sent, self):
+            why, notice = f"it answers {sent}, which may not follow {self.state}", "SequenceError"
+        else:
+            return []
+        refusal = self._violation(notice, name, why, self._sequence_rule(), sent=sent)
+        return [refusal] + self._stop(Stop(False, refusal.summary), code=code)
 
     def poll(self, now: float) -> list[Event]:
         self.now = now

@@ -49,12 +49,13 @@ class ProtocolTimers:
     #: V2G_SECC_Msg_Performance_Time: how soon the SECC answers
     msg_performance: Mapping[str, float]
     #: V2G_EVCC_Ongoing_Timeout: how long the EVCC repeats a request answered "Ongoing"
-    ongoing_timeout: float = 60.0
+    ongoing_timeout: float
     #: V2G_SECC_Ongoing_Performance_Time: the SECC finishes an Ongoing process in time
-    ongoing_performance: float = 55.0
+    ongoing_performance: float
     #: V2G_EVCC_CommunicationSetup_Timeout: TCP connect to SessionSetupRes (EVCC)
-    communication_setup_timeout: float = 20.0
-    #: V2G_EVCC_CableCheck_Timeout / V2G_EVCC_PreCharge_Timeout (DC only)
+    communication_setup_timeout: float
+    #: V2G_EVCC_CableCheck_Timeout / V2G_EVCC_PreCharge_Timeout: DC protocols only (None: the
+    #: protocol has no such step)
     cable_check_timeout: float | None = None
     pre_charge_timeout: float | None = None
 
@@ -67,17 +68,38 @@ class ProtocolTimers:
     def sequence(self, response: str) -> float:
         return self.lookup(self.sequence_timeout, response)
 
+    def cable_check(self) -> float:
+        """V2G_EVCC_CableCheck_Timeout: how long the EVCC repeats CableCheckReq."""
+        return self._dc("cable_check_timeout", self.cable_check_timeout)
+
+    def pre_charge(self) -> float:
+        """V2G_EVCC_PreCharge_Timeout: how long the EVCC repeats PreChargeReq."""
+        return self._dc("pre_charge_timeout", self.pre_charge_timeout)
+
+    def _dc(self, name: str, value: float | None) -> float:
+        if value is None:  # a table without it was asked for it: a harness bug, not a default
+            raise LookupError(f"the {self.protocol} timer table has no {name}")
+        return value
+
+
+# Every value of every table is written out, each with where it comes from; the rules read the
+# timers from here only (no fallbacks elsewhere).
 
 SAP = ProtocolTimers(
     "sap",
+    # the handshake is timed like any -2 message pair: -2 Table 109 (supportedAppProtocolReq 2 s)
     msg_timeout=_table({DEFAULT: 2.0}),
-    sequence_timeout=_table({DEFAULT: 60.0}),
-    sequence_performance=_table({DEFAULT: 40.0}),
-    msg_performance=_table({DEFAULT: 1.5}),
+    sequence_timeout=_table({DEFAULT: 60.0}),           # -2 Table 109, V2G_SECC_Sequence_Timeout
+    sequence_performance=_table({DEFAULT: 40.0}),       # -2 Table 109
+    msg_performance=_table({DEFAULT: 1.5}),             # -2 Table 109, V2G_SECC_Msg_Performance_Time
+    ongoing_timeout=60.0,                               # -2 Table 109 (no Ongoing in the handshake)
+    ongoing_performance=55.0,                           # -2 Table 109
+    communication_setup_timeout=20.0,                   # -2 Table 111, V2G_EVCC_CommunicationSetup_Timeout
 )
 
 ISO2 = ProtocolTimers(
     "iso2",
+    # -2 Table 109: V2G_EVCC_Msg_Timeout per request
     msg_timeout=_table({
         DEFAULT: 2.0,
         "supportedAppProtocolReq": 2.0, "SessionSetupReq": 2.0, "ServiceDiscoveryReq": 2.0,
@@ -87,35 +109,49 @@ ISO2 = ProtocolTimers(
         "PreChargeReq": 2.0, "CurrentDemandReq": 0.25, "WeldingDetectionReq": 2.0,
         "SessionStopReq": 2.0, "CertificateInstallationReq": 5.0, "CertificateUpdateReq": 5.0,
     }),
-    sequence_timeout=_table({DEFAULT: 60.0}),
-    sequence_performance=_table({DEFAULT: 40.0}),
+    sequence_timeout=_table({DEFAULT: 60.0}),           # -2 Table 109, V2G_SECC_Sequence_Timeout
+    sequence_performance=_table({DEFAULT: 40.0}),       # -2 Table 109, V2G_EVCC_Sequence_Performance_Time
+    # -2 Table 109, V2G_SECC_Msg_Performance_Time (CurrentDemandRes 25 ms)
     msg_performance=_table({DEFAULT: 1.5, "CurrentDemandReq": 0.025}),
-    cable_check_timeout=40.0,
-    pre_charge_timeout=7.0,
+    ongoing_timeout=60.0,                               # -2 Table 109, V2G_EVCC_Ongoing_Timeout
+    ongoing_performance=55.0,                           # -2 Table 109, V2G_SECC_Ongoing_Performance_Time
+    communication_setup_timeout=20.0,                   # -2 Table 111
+    cable_check_timeout=40.0,                           # -2 Table 111, V2G_EVCC_CableCheck_Timeout
+    pre_charge_timeout=7.0,                             # -2 Table 111, V2G_EVCC_PreCharge_Timeout
 )
 
 DIN = ProtocolTimers(
     "din",
+    # DIN 70121 Tables 75-78 (as public implementations quote them, not confirmed from the text)
     msg_timeout=_table({DEFAULT: 2.0, "CurrentDemandReq": 0.5}),
     sequence_timeout=_table({DEFAULT: 60.0}),
     sequence_performance=_table({DEFAULT: 40.0}),
     msg_performance=_table({DEFAULT: 1.5, "CurrentDemandReq": 0.025}),
-    cable_check_timeout=38.0,
-    pre_charge_timeout=7.0,
+    ongoing_timeout=60.0,                               # V2G_EVCC_Ongoing_Timeout
+    ongoing_performance=55.0,                           # V2G_SECC_Ongoing_Performance_Time
+    communication_setup_timeout=20.0,                   # V2G_EVCC_CommunicationSetup_Timeout
+    cable_check_timeout=38.0,                           # V2G_EVCC_CableCheck_Timeout (DIN: 38 s, -2: 40 s)
+    pre_charge_timeout=7.0,                             # V2G_EVCC_PreCharge_Timeout
 )
 
 ISO20 = ProtocolTimers(
     "iso20",
+    # -20 Table 215 (common, 2 s), Table 216 (AC_ChargeLoopReq 0.5 s), Table 217 (DC)
     msg_timeout=_table({
         DEFAULT: 2.0,
         "AC_ChargeLoopReq": 0.5, "DC_ChargeLoopReq": 0.5,
         "DC_CableCheckReq": 2.0, "DC_PreChargeReq": 2.0, "DC_WeldingDetectionReq": 2.0,
     }),
+    # -20 Tables 215-217: 60 s, 0.5 s after a charge loop response; [V2G20-1499] .. [V2G20-1502]
     sequence_timeout=_table({DEFAULT: 60.0, "AC_ChargeLoopRes": 0.5, "DC_ChargeLoopRes": 0.5}),
     sequence_performance=_table({DEFAULT: 40.0, "AC_ChargeLoopReq": 0.25, "DC_ChargeLoopReq": 0.25}),
     msg_performance=_table({DEFAULT: 1.5, "AC_ChargeLoopReq": 0.25, "DC_ChargeLoopReq": 0.25}),
-    cable_check_timeout=40.0,
-    pre_charge_timeout=7.0,
+    ongoing_timeout=60.0,                               # -20 Table 215, V2G_EVCC_Ongoing_Timeout
+    ongoing_performance=55.0,                           # -20 Table 215
+    # the -2 values (Table 111); not confirmed from the -20 text
+    communication_setup_timeout=20.0,                   # V2G_EVCC_CommunicationSetup_Timeout
+    cable_check_timeout=40.0,                           # V2G_EVCC_CableCheck_Timeout
+    pre_charge_timeout=7.0,                             # V2G_EVCC_PreCharge_Timeout
 )
 
 PROTOCOL_TIMERS: Mapping[str, ProtocolTimers] = MappingProxyType({

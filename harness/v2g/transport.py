@@ -23,10 +23,15 @@ import ssl
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Protocol
 
-from harness.pki.clienthello import (MAX_HELLO, ClientHello, ClientHelloError, alert_record, hello_length,
-                                     parse_client_hello)
+from harness.pki.clienthello import (
+    MAX_HELLO,
+    ClientHello,
+    ClientHelloError,
+    alert_record,
+    hello_length,
+    parse_client_hello,
+)
 from harness.v2g.v2gtp import DEFAULT_MAX_PAYLOAD, HeaderError, V2gtpMessage, V2gtpReader, encode
-
 
 #: where an SECC's TCP and TLS servers listen: the Dynamic Ports of IETF RFC 6335. The SDP response
 #: names the SECC's port, V2G_DST_TCP_DATA, which ISO 15118-20 Table 10 (7.8.2, [V2G20-078]) and

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from v2g_pair import generated_material
+from tests.v2g.pair import generated_material
 
 
 @pytest.fixture(scope="session")

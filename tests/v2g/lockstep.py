@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Callable
 
 from harness.v2g.machine import Send
-
 from harness.v2g.session import EvccSession, SeccSession
 
 Intercept = Callable[[Send], tuple[int, bytes] | None]

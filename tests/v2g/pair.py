@@ -7,16 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.v2g.battery import Battery
 from harness.emulators.charge_port import ChargePort
 from harness.emulators.hlc_ev import HlcEv
 from harness.iec61851.pilot import SimulatedPilot
 from harness.trace import Recorder
+from harness.v2g.battery import Battery
 from harness.v2g.credentials import V2gMaterial
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.faults import FaultPlan
-from harness.v2g.secc import Secc, SeccConfig
 from harness.v2g.machine import Outcome
+from harness.v2g.secc import Secc, SeccConfig
 from harness.v2g.timers import Timing
 from harness.v2g.vehicle import ChargePlan, Vehicle
 

@@ -68,9 +68,10 @@ def test_plug_and_charge_is_validated_against_the_mo_roots_given(harness_command
     """evse serve validates contract chains against the MO roots of its --certs folder, or of
     --mo-roots: a contract of the folder's PKI is accepted by the first, refused by an SECC that
     trusts another MO root only (PaymentDetailsRes FAILED_CertChainError)."""
+    from cryptography.hazmat.primitives import serialization
+
     from harness.pki.iso15118 import build_iso15118_pki
     from harness.pki.profiles import Generation, Role
-    from cryptography.hazmat.primitives import serialization
 
     certs = tmp_path / "pki"
     other_root = tmp_path / "other-mo-root.pem"
@@ -110,7 +111,7 @@ def _can_use_netns() -> bool:
 
 @pytest.mark.skipif(not _can_use_netns(), reason="network namespaces need root and iproute2")
 def test_a_session_over_a_veth_into_a_network_namespace(harness_command, tmp_path):
-    from peers import VethPair
+    from tests.v2g.peers import VethPair
 
     with VethPair(uuid.uuid4().hex[:6]) as pair:
         ev_if = pair.ev

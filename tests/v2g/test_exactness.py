@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from harness import exi
-from harness.v2g.battery import Battery
 from harness.emulators.charge_port import ChargePort
 from harness.v2g import sap
+from harness.v2g.battery import Battery
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.session import EvccSession, SeccSession
 from harness.v2g.timers import Timing
 from harness.v2g.vehicle import ChargePlan, Vehicle
-import v2g_lockstep
+from tests.v2g import lockstep as v2g_lockstep
 
 TIMING = Timing(scale=0.0)
 CASES = [("din", "DC", "EIM", "scheduled", False)]

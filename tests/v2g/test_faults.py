@@ -8,7 +8,7 @@ import pytest
 from harness.v2g import faults
 from harness.v2g.faults import FaultPlan, flip_bits, set_path
 from harness.v2g.vehicle import ChargePlan
-from v2g_pair import start_pair, vehicle
+from tests.v2g.pair import start_pair, vehicle
 
 
 def _session(run, *, evse_faults=(), ev_faults=(), cycles=2, energy="AC"):
@@ -107,8 +107,8 @@ def test_a_fault_names_its_message():
 
 
 def test_the_ev_gives_up_when_the_session_is_not_set_up_in_time(run):
-    from harness.v2g.timers import Timing
     from harness.v2g import timers
+    from harness.v2g.timers import Timing
 
     # V2G_EVCC_CommunicationSetup_Timeout (20 s) scaled by 0.005 is 0.1 s, shorter than the delay
     # of SessionSetupRes; the session ends for that reason (it is checked before the message timeout)

@@ -6,8 +6,7 @@ import pytest
 
 from harness.v2g.credentials import V2gMaterial
 from harness.v2g.vehicle import ChargePlan
-from v2g_pair import VIN, start_pair, vehicle
-
+from tests.v2g.pair import VIN, start_pair, vehicle
 
 
 def _messages(recorder, observer="ev"):

@@ -9,7 +9,7 @@ from harness.v2g import messages
 from harness.v2g.credentials import V2gMaterial
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.vehicle import ChargePlan
-from v2g_pair import MAC, start_pair, vehicle
+from tests.v2g.pair import MAC, start_pair, vehicle
 
 AC_EIM = ["supportedAppProtocolReq", "supportedAppProtocolRes", "SessionSetupReq", "SessionSetupRes",
           "ServiceDiscoveryReq", "ServiceDiscoveryRes", "PaymentServiceSelectionReq", "PaymentServiceSelectionRes",
@@ -288,7 +288,7 @@ def test_the_evccid_follows_the_protocol_the_secc_chose(run, offered):
 @pytest.fixture(scope="module")
 def foreign(tmp_path_factory):
     """A second, unrelated PKI: its MO Sub-CAs chain to an MO root the charger does not trust."""
-    from v2g_pair import generated_material
+    from tests.v2g.pair import generated_material
 
     return generated_material(tmp_path_factory.mktemp("foreign-pki"))
 

@@ -19,7 +19,7 @@ import pytest
 
 from harness.trace import Recorder
 from harness.v2g.transport import SECC_PORTS
-from peers import VethPair, josev_python, needs_netns
+from tests.v2g.peers import VethPair, josev_python, needs_netns
 
 #: (Josev's protocol, energy service, energy transfer mode) -> the protocol our SECC must choose
 SESSIONS = {

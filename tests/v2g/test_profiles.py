@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from harness.emulators.profiles import (DEFAULT_EV_PROFILE, DEFAULT_EVSE_PROFILE, ProfileError, load_ev_profile,
-                                        load_evse_profile)
+from harness.emulators.profiles import (
+    DEFAULT_EV_PROFILE,
+    DEFAULT_EVSE_PROFILE,
+    ProfileError,
+    load_ev_profile,
+    load_evse_profile,
+)
 from harness.rig.config import RigFileError, parse_rig
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness.v2g.probe import V2gProbe, code
 from harness.v2g.timers import Timing
 from harness.v2g.v2gtp import PayloadType, encode
-from v2g_pair import start_pair
+from tests.v2g.pair import start_pair
 
 EVCCID = {"EVCCID": "0A1B2C3D4E5F"}
 

@@ -8,7 +8,6 @@ import asyncio
 import datetime as _dt
 import hashlib
 import shutil
-import socket
 import ssl
 from pathlib import Path
 
@@ -17,12 +16,23 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from harness.pki.clienthello import (SECP256R1, SECP521R1, TLS12, TLS13, X448, ClientHello, ClientHelloError,
-                                     TrustedAuthority, hello_length, parse_client_hello)
+from harness.pki.clienthello import (
+    SECP256R1,
+    SECP521R1,
+    TLS12,
+    TLS13,
+    X448,
+    ClientHello,
+    ClientHelloError,
+    TrustedAuthority,
+    hello_length,
+    parse_client_hello,
+)
 from harness.v2g.credentials import V2gMaterial
-from v2g_pair import generated_material, start_pair
+from tests.v2g.pair import generated_material, start_pair
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command line is not installed")
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import socket
 
-from v2g_pair import FAST, vehicle
-
 from harness.emulators.charge_port import ChargePort
 from harness.emulators.hlc_ev import HlcEv
 from harness.iec61851.pilot import SimulatedPilot
@@ -16,6 +14,7 @@ from harness.v2g import sdp
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.secc import Secc, SeccConfig
 from harness.v2g.vehicle import ChargePlan
+from tests.v2g.pair import FAST, vehicle
 
 
 class Sockets:

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from harness.v2g.v2gtp import (HeaderError, PayloadType, V2gtpMessage, V2gtpReader, check_header, encode,
-                               parse_header, read_datagram)
+from harness.v2g.v2gtp import (
+    HeaderError,
+    PayloadType,
+    V2gtpMessage,
+    V2gtpReader,
+    check_header,
+    encode,
+    parse_header,
+    read_datagram,
+)
 
 EXI = bytes.fromhex("80400040")
 

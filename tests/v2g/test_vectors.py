@@ -18,16 +18,16 @@ from pathlib import Path
 import pytest
 
 from harness import exi
-from harness.v2g.battery import Battery
 from harness.emulators.charge_port import ChargePort
 from harness.v2g import messages, pnc, sap
+from harness.v2g.battery import Battery
 from harness.v2g.credentials import V2gMaterial
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.machine import failed
 from harness.v2g.session import EvccSession, SeccSession
 from harness.v2g.timers import Timing
 from harness.v2g.vehicle import ChargePlan, Vehicle
-import v2g_lockstep
+from tests.v2g import lockstep as v2g_lockstep
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "exi_sessions.jsonl"
 TIMING = Timing(scale=0.0)
