@@ -48,13 +48,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace, extra: list[str]) -> int:
-    from harness.v2g.battery import Battery
     from harness.emulators.hlc_ev import HlcEv
-    from harness.iec61851.pilot import SimulatedPilot
     from harness.emulators.power import PowerFlow
     from harness.emulators.profiles import DEFAULT_EV_PROFILE, ProfileError, load_ev_profile
+    from harness.iec61851.pilot import SimulatedPilot
     from harness.rig.hlc import PROTOCOLS_FOR
     from harness.trace import Recorder
+    from harness.v2g.battery import Battery
     from harness.v2g.credentials import V2gMaterial
     from harness.v2g.links import InterfaceError, interface_address, interface_evccid
     from harness.v2g.sap import pki_generation

@@ -83,8 +83,8 @@ def meter_read(args: argparse.Namespace, extra: list[str]) -> int:
 def meter_simulate(args: argparse.Namespace, extra: list[str]) -> int:
     import asyncio
 
-    from harness.emulators.analyzer_server import AnalyzerServer
     from harness.emulators.analyzer import MODEL_DIALECTS, SimulatedAnalyzer, constant_flow
+    from harness.emulators.analyzer_server import AnalyzerServer
 
     if args.model not in MODEL_DIALECTS:
         raise UsageError(f"--model {args.model!r} cannot be simulated (choose from {', '.join(MODEL_DIALECTS)})")

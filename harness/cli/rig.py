@@ -21,8 +21,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def rig_check(args: argparse.Namespace, extra: list[str]) -> int:
-    from harness.rig.config import RigFileError, load_rig
     from harness.rig.check import probe
+    from harness.rig.config import RigFileError, load_rig
 
     path = args.rig or project_root() / DEFAULT_RIG
     try:

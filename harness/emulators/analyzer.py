@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from harness.power.analyzer import IntegrationState as S
-from harness.power.scpi import ProgramUnit, ScpiSyntaxError, boolean, compile_pattern, keyword, match_path, parse_message
+from harness.power.scpi import (
+    ProgramUnit,
+    ScpiSyntaxError,
+    boolean,
+    compile_pattern,
+    keyword,
+    match_path,
+    parse_message,
+)
 
 #: the integrator's rules, one table for both dialects: (state, action) -> next state; anything
 #: else is refused with an error. Hioki PW3335A985 ":INTEGrate:STATe": START from reset or

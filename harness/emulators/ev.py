@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 
-from harness.v2g.battery import Battery
-from harness.iec61851.pilot import CpState, offered_current
 from harness.emulators.plug import PluggedEv
+from harness.iec61851.pilot import CpState, offered_current
 from harness.trace import Recorder
+from harness.v2g.battery import Battery
 
 #: below this current IEC 61851-1 does not allow charging
 MIN_CURRENT = 6.0

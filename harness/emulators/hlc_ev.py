@@ -13,13 +13,13 @@ import asyncio
 import ssl
 import time
 
-from harness.v2g.battery import Battery
-from harness.iec61851.pilot import CpState
 from harness.emulators.charge_port import ChargePort
 from harness.emulators.plug import PluggedEv
+from harness.iec61851.pilot import CpState
 from harness.trace import Recorder
-from harness.v2g.evcc import run_session
+from harness.v2g.battery import Battery
 from harness.v2g.equipment import EvseCapabilities
+from harness.v2g.evcc import run_session
 from harness.v2g.faults import FaultPlan
 from harness.v2g.machine import Outcome
 from harness.v2g.session import EvccSession

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from harness.v2g.battery import Battery
-from harness.iec61851.pilot import CpState, PilotLine
 from harness.emulators.power import PowerFlow
+from harness.iec61851.pilot import CpState, PilotLine
 from harness.trace import Layer, Recorder
+from harness.v2g.battery import Battery
 
 
 class PluggedEv:

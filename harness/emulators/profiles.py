@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.yamlfile import FileProblems, Problems, Reader, read_yaml
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.sap import PROTOCOLS
 from harness.v2g.vehicle import CONTROL_MODES, ENERGY_MODES, IDENTIFICATIONS, ChargePlan
+from harness.yamlfile import FileProblems, Problems, Reader, read_yaml
 
 #: where the fixtures live (the repository's fixtures/ folder)
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

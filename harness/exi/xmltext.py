@@ -11,7 +11,6 @@ from xml.sax.saxutils import escape, quoteattr
 from harness.exi import grammar as g
 from harness.exi.codec import SimpleType, codec_for
 
-
 #: where the namespace declarations go in a root element's start tag, once all are known
 _DECLARATIONS = "\0"
 

@@ -19,8 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from harness.pki.builder import (CA_KEY_USAGE, Issued, KeyAlgorithm, KeyUsage, attribute_text, issue,
-                                 name, now, reissue)
+from harness.pki.builder import CA_KEY_USAGE, Issued, KeyAlgorithm, KeyUsage, attribute_text, issue, name, now, reissue
 from harness.pki.iso15118 import Chain
 from harness.pki.profiles import DEFAULT_EMAID, Role
 from harness.pki.revocation import build_crl

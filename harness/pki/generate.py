@@ -21,8 +21,7 @@ from cryptography.hazmat.primitives import serialization
 
 from harness.pki.builder import KeyAlgorithm, write_key, write_pem
 from harness.pki.faults import CATALOGUE, Fault
-from harness.pki.iso15118 import (DEFAULT_REVOCATION_BASE_URL, Iso15118Pki, build_iso15118_pki,
-                                  write_iso15118_pki)
+from harness.pki.iso15118 import DEFAULT_REVOCATION_BASE_URL, Iso15118Pki, build_iso15118_pki, write_iso15118_pki
 from harness.pki.manifest import Manifest
 from harness.pki.ocpp import OcppPki, generate_ocpp_pki
 from harness.pki.profiles import DEFAULT_EMAID, PROFILES, Generation, Role

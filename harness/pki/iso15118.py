@@ -13,8 +13,7 @@ from cryptography import x509
 
 from harness.pki.builder import Issued, KeyAlgorithm, issue, name, write_key, write_pem
 from harness.pki.manifest import Manifest
-from harness.pki.profiles import (DEFAULT_EMAID, DEFAULT_EVSE_ID, DEFAULT_PCID, PROFILES,
-                                  Generation, Role, chain_roles)
+from harness.pki.profiles import DEFAULT_EMAID, DEFAULT_EVSE_ID, DEFAULT_PCID, PROFILES, Generation, Role, chain_roles
 
 #: where generated certificates point for revocation status; the responder in
 #: :mod:`harness.pki.revocation` serves both paths

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from harness.pki.builder import KeyUsage, Issued, leaf, root_ca, sub_ca, write_key, write_pem
+from harness.pki.builder import Issued, KeyUsage, leaf, root_ca, sub_ca, write_key, write_pem
 from harness.pki.manifest import Manifest
 
 CPO_ORGANIZATION = "Harness CPO"

@@ -28,11 +28,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import (decode_dss_signature,
-                                                             encode_dss_signature)
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from harness.pki.builder import KeyAlgorithm
 from harness import exi
+from harness.pki.builder import KeyAlgorithm
 
 CANONICAL_EXI = "http://www.w3.org/TR/canonical-exi/"
 

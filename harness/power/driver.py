@@ -20,8 +20,15 @@ import math
 import re
 from typing import Callable, Mapping
 
-from harness.power.analyzer import (ChannelReading, Identity, IntegrationState, InstrumentError, Measurement,
-                                    PowerAnalyzer, Wiring)
+from harness.power.analyzer import (
+    ChannelReading,
+    Identity,
+    InstrumentError,
+    IntegrationState,
+    Measurement,
+    PowerAnalyzer,
+    Wiring,
+)
 from harness.power.scpi import canonical_state
 from harness.power.session import DEFAULT_TIMEOUT_S, ScpiSession
 

@@ -32,8 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-
-from harness.power.analyzer import IntegrationState, InstrumentError, Wiring
+from harness.power.analyzer import InstrumentError, IntegrationState, Wiring
 from harness.power.driver import ScpiAnalyzer
 from harness.yamlfile import FileProblems, Problems, Reader, read_yaml
 

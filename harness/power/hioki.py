@@ -18,7 +18,7 @@ so :meth:`go_local` sends nothing).
 
 from __future__ import annotations
 
-from harness.power.analyzer import IntegrationState, InstrumentError, Wiring
+from harness.power.analyzer import InstrumentError, IntegrationState, Wiring
 from harness.power.driver import ScpiAnalyzer
 
 #: model -> number of channels (the PW3335 has one and no suffix on its item names)

@@ -11,8 +11,10 @@ from typing import Callable
 
 from harness.power.analyzer import PowerAnalyzer
 from harness.power.generic import GenericScpi, load_command_map
-from harness.power.hioki import CHANNELS as HIOKI_MODELS, HiokiPw33xx
-from harness.power.yokogawa import ENERGY_FUNCTIONS as YOKOGAWA_MODELS, YokogawaWt
+from harness.power.hioki import CHANNELS as HIOKI_MODELS
+from harness.power.hioki import HiokiPw33xx
+from harness.power.yokogawa import ENERGY_FUNCTIONS as YOKOGAWA_MODELS
+from harness.power.yokogawa import YokogawaWt
 from harness.power.zes import ZesLmg
 
 DRIVERS: dict[str, Callable[..., PowerAnalyzer]] = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from harness.power.analyzer import IntegrationState, InstrumentError, Wiring
+from harness.power.analyzer import InstrumentError, IntegrationState, Wiring
 from harness.power.driver import ScpiAnalyzer
 
 

@@ -22,8 +22,7 @@ from typing import Any
 from scapy.config import conf
 from scapy.contrib import homepluggp as gp
 from scapy.contrib.homeplugav import HomePlugAV
-from scapy.fields import (ByteField, FieldLenField, LEShortField, MACField,
-                          StrLenField)
+from scapy.fields import ByteField, FieldLenField, LEShortField, MACField, StrLenField
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, bind_layers, split_layers
 

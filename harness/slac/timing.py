@@ -16,7 +16,6 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-
 #: an emulated rig's floor for SLAC timeouts: everything up to 1.5 s runs at the standard's value
 RIG_MIN_TIMEOUT = 1.5
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.v2g.battery import Battery
-from harness.iec61851.pilot import duty_for_current, offered_current
 from harness.emulators.power import PowerFlow
+from harness.iec61851.pilot import duty_for_current, offered_current
+from harness.v2g.battery import Battery
 
 
 @pytest.mark.parametrize("duty, amps", [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.emulators.power import PowerFlow
-from harness.emulators.analyzer_server import AnalyzerServer
 from harness.emulators.analyzer import SimulatedAnalyzer, flow_from
+from harness.emulators.analyzer_server import AnalyzerServer
+from harness.emulators.power import PowerFlow
 from harness.rig.loop import LoopThread
 
 

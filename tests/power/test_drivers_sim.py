@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.power.analyzer import IntegrationState, InstrumentError, Wiring
+from harness.power.analyzer import InstrumentError, IntegrationState, Wiring
 from harness.power.generic import GenericScpi, load_command_map
 from harness.power.hioki import HiokiPw33xx
 from harness.power.models import open_analyzer

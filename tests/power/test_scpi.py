@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from harness.power.scpi import (ScpiSyntaxError, canonical_state, compile_pattern, keyword, match_path, parse_message,
-                                split_units)
+from harness.power.scpi import (
+    ScpiSyntaxError,
+    canonical_state,
+    compile_pattern,
+    keyword,
+    match_path,
+    parse_message,
+    split_units,
+)
 
 
 def test_compound_message_headers_are_relative_to_the_previous_path():

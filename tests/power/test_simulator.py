@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from harness.emulators.analyzer import INTEGRATOR, Flow, SimulatedAnalyzer
 from harness.power.analyzer import IntegrationState, Wiring
 from harness.power.hioki import HiokiPw33xx
-from harness.emulators.analyzer import INTEGRATOR, Flow, SimulatedAnalyzer
 from harness.power.yokogawa import YokogawaWt
 
 
