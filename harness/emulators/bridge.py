@@ -89,7 +89,7 @@ class OcppBridge(ChargePort):
     async def _authorize_emaid(self, emaid: str) -> str:
         from harness.emulators.evse import Authorization
 
-        status = await self.evse._authorize(emaid, "eMAID")
+        status = await self.evse.authorize(emaid, "eMAID")
         self._emit("ContractAuthorization", f"eMAID {emaid}: {status}", id_token=emaid)
         if status == "Accepted":
             await self.connector.events.put(("authorized", Authorization(emaid, "local", token_type="eMAID"),

@@ -10,33 +10,22 @@ from __future__ import annotations
 import datetime as _dt
 import itertools
 import threading
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from harness.ocpp.endpoint import Handler, IncomingCall, Result
+from harness.ocpp.routing import Answering, answers
 from harness.ocpp.versions import STATION_ACTIONS, OcppVersion
 
 _V16 = OcppVersion.V16
-
-_registry: dict[str, Callable[["CsmsBehaviour", IncomingCall], dict[str, Any]]] = {}
-
-
-def answers(*actions: str):
-    """Mark a method as the default answer to ``actions``."""
-
-    def register(method):
-        for action in actions:
-            _registry[action] = method
-        return method
-
-    return register
 
 
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class CsmsBehaviour:
-    """What a conforming, cooperative CSMS answers.
+class CsmsBehaviour(Answering):
+    """What a conforming, cooperative CSMS answers: one method per action, marked with
+    :func:`~harness.ocpp.routing.answers`.
 
     ``id_tokens`` maps token -> authorization status ("Accepted", "Blocked", "Invalid",
     "Expired"...); tokens not in it get ``unknown_token_status``.
@@ -51,12 +40,12 @@ class CsmsBehaviour:
         self._lock = threading.Lock()
 
     def handler(self, action: str, version: OcppVersion) -> Handler | None:
-        method = _registry.get(action)
+        method = self.answer_for(action)
         if method is None or action not in STATION_ACTIONS[version]:
             return None
 
         async def answer(call: IncomingCall) -> Result:
-            return Result(method(self, call))
+            return Result(method(call))
 
         return answer
 
@@ -125,3 +114,7 @@ class CsmsBehaviour:
     def data_transfer(self, call: IncomingCall) -> dict[str, Any]:
         # OCPP 1.6 §4.3 / 2.0.1 P01: a receiver that does not know the vendorId says so
         return {"status": "UnknownVendorId"}
+
+
+#: action -> the function giving the default answer (CsmsBehaviour.routes)
+_registry = CsmsBehaviour.routes

@@ -12,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import http
-import ssl
 import socket
+import ssl
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from harness.ocpp.behaviour import CsmsBehaviour
 from harness.ocpp.endpoint import OcppEndpoint
@@ -189,9 +190,10 @@ class MockCsms:
         connection.ocpp_notes = decision.notes  # type: ignore[attr-defined]
         return None
 
-    def _select_subprotocol(self, connection: ServerConnection, offered) -> str | None:
+    def _select_subprotocol(self, connection: ServerConnection,
+                            offered: Sequence[Subprotocol]) -> Subprotocol | None:
         version = negotiate(list(offered), self.versions)
-        return version.subprotocol if version else None
+        return Subprotocol(version.subprotocol) if version else None
 
     def _refuse(self, connection: ServerConnection, station_id: str, remote: str,
                 status: http.HTTPStatus, reason: str) -> Response:
@@ -359,10 +361,10 @@ class _ObservedListener(socket.socket):
     """A listening socket whose accepted connections are :class:`_ObservedConnection`."""
 
     registry: dict[int, _ObservedConnection]
-    on_unestablished: Callable[[str], None]
+    on_unestablished: Callable[[str], None] | None  # None without TLS: nothing to establish
 
     def accept(self) -> tuple[socket.socket, Any]:
-        fd, address = self._accept()  # type: ignore[attr-defined]
+        fd, address = self._accept()  # type: ignore[attr-defined]  # private, not in typeshed
         connection = _ObservedConnection(self.family, self.type, self.proto, fileno=fd)
         connection.peer = _format_peer(address)
         connection.on_unestablished = self.on_unestablished
@@ -371,7 +373,7 @@ class _ObservedListener(socket.socket):
         return connection, address
 
 
-def _listening_socket(host: str, port: int, on_unestablished: Callable[[str], None],
+def _listening_socket(host: str, port: int, on_unestablished: Callable[[str], None] | None,
                       registry: dict[int, _ObservedConnection]) -> _ObservedListener:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = _ObservedListener(family, socket.SOCK_STREAM)

@@ -1,17 +1,22 @@
 """How a charging station says the same things in OCPP 1.6 and in 2.0.1 / 2.1.
 
 The reference EVSE thinks in one vocabulary (a connector became occupied, a transaction started,
-here is a meter sample); a dialect turns that into the version's messages. 2.1 keeps 2.0.1's
-transaction and status messages, so both use :class:`Ocpp2Dialect`.
+here is a meter sample, the CSMS asks for a remote start); a dialect turns that into the
+version's messages and reads the version's requests back into it. 2.1 keeps 2.0.1's transaction
+and status messages, so both use :class:`Ocpp2Dialect`. Every difference between the versions
+that the station's code would otherwise branch on lives here; the station picks its dialect once
+(:func:`dialect_for`).
 """
 
 from __future__ import annotations
 
+import abc
 import datetime as _dt
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
+from harness.ocpp.station import OutboxItem
 from harness.ocpp.versions import OcppVersion
 
 
@@ -81,11 +86,90 @@ class StationTransaction:
         return value
 
 
+@dataclass(frozen=True)
+class RemoteStart:
+    """A remote start request (1.6 RemoteStartTransaction, 2.x RequestStartTransaction) as the
+    station reads it."""
+
+    id_token: str
+    token_type: str = "ISO14443"
+    remote_start_id: int | None = None
+    evse_id: int | None = None  # None: any free EVSE
+
+
 def timestamp() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class Ocpp2Dialect:
+class StationDialect(abc.ABC):
+    """What a station says and reads differently per version."""
+
+    version_family: str
+
+    # -- what the station sends -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def status(self, evse_id: int, state: ConnectorState) -> tuple[str, dict[str, Any]]:
+        """The StatusNotification for a connector's state."""
+
+    @abc.abstractmethod
+    def authorize(self, token: str, token_type: str = "ISO14443") -> tuple[str, dict[str, Any]]:
+        """The Authorize request for a token."""
+
+    @abc.abstractmethod
+    def authorization_status(self, response: dict[str, Any]) -> str:
+        """The status in an Authorize response."""
+
+    @abc.abstractmethod
+    def sampled_values(self, sample: MeterSample) -> list[dict[str, Any]]:
+        """A meter sample as the version's SampledValue list."""
+
+    @abc.abstractmethod
+    def transaction_started(self, tx: StationTransaction, trigger: str, *, offline: bool,
+                            sample: MeterSample) -> OutboxItem:
+        """The message that reports a transaction's start."""
+
+    @abc.abstractmethod
+    def charging_state_changed(self, tx: StationTransaction, *, offline: bool,
+                               sample: Callable[[], MeterSample]) -> OutboxItem | None:
+        """The message that reports ``tx.charging_state`` has changed, None when the version has
+        none (``sample`` is read only for a message that carries it)."""
+
+    @abc.abstractmethod
+    def transaction_updated(self, tx: StationTransaction, trigger: str, *, offline: bool,
+                            sample: MeterSample) -> OutboxItem:
+        """The message that carries a meter sample taken during a transaction."""
+
+    @abc.abstractmethod
+    def transaction_ended(self, tx: StationTransaction, trigger: str, reason: str, *, offline: bool,
+                          sample: MeterSample) -> OutboxItem:
+        """The message that reports a transaction's end. ``trigger`` and ``reason`` are 2.x's
+        TriggerReasonEnumType and ReasonEnumType."""
+
+    @abc.abstractmethod
+    def idle_meter_values(self, evse_id: int, sample: MeterSample) -> dict[str, Any]:
+        """A MeterValues request for a connector without a transaction."""
+
+    # -- how the station reads the CSMS's requests and answers them ---------------------------
+
+    @abc.abstractmethod
+    def remote_start(self, payload: dict[str, Any]) -> RemoteStart:
+        """Read a remote start request."""
+
+    @abc.abstractmethod
+    def refers_to(self, tx: StationTransaction, transaction_id: Any) -> bool:
+        """Whether the transaction id in a remote stop request names ``tx``."""
+
+    @abc.abstractmethod
+    def availability(self, payload: dict[str, Any]) -> tuple[int, bool]:
+        """Read a ChangeAvailability request: (EVSE id, 0 for the whole station; operative)."""
+
+    @abc.abstractmethod
+    def unlock_status(self, *, known: bool, in_transaction: bool) -> str:
+        """The UnlockConnector answer for a connector that is known or not, in a transaction or not."""
+
+
+class Ocpp2Dialect(StationDialect):
     version_family = "2"
 
     def status(self, evse_id: int, state: ConnectorState) -> tuple[str, dict[str, Any]]:
@@ -138,8 +222,56 @@ class Ocpp2Dialect:
             payload["meterValue"] = [{"timestamp": sample.timestamp, "sampledValue": self.sampled_values(sample)}]
         return payload
 
+    # The TransactionEvents are made when they happen (seqNo, offline flag, sample) and sent as
+    # made, whenever the station is back online.
 
-class Ocpp16Dialect:
+    def transaction_started(self, tx: StationTransaction, trigger: str, *, offline: bool,
+                            sample: MeterSample) -> OutboxItem:
+        payload = self.transaction_event(tx, "Started", trigger, offline=offline, sample=sample, with_token=True)
+        return OutboxItem("TransactionEvent", lambda: payload)
+
+    def charging_state_changed(self, tx: StationTransaction, *, offline: bool,
+                               sample: Callable[[], MeterSample]) -> OutboxItem | None:
+        payload = self.transaction_event(tx, "Updated", "ChargingStateChanged", offline=offline, sample=sample())
+        return OutboxItem("TransactionEvent", lambda: payload)
+
+    def transaction_updated(self, tx: StationTransaction, trigger: str, *, offline: bool,
+                            sample: MeterSample) -> OutboxItem:
+        payload = self.transaction_event(tx, "Updated", trigger, offline=offline, sample=sample)
+        return OutboxItem("TransactionEvent", lambda: payload)
+
+    def transaction_ended(self, tx: StationTransaction, trigger: str, reason: str, *, offline: bool,
+                          sample: MeterSample) -> OutboxItem:
+        payload = self.transaction_event(tx, "Ended", trigger, offline=offline, sample=sample, stopped_reason=reason)
+        return OutboxItem("TransactionEvent", lambda: payload)
+
+    def idle_meter_values(self, evse_id: int, sample: MeterSample) -> dict[str, Any]:
+        return {"evseId": evse_id, "meterValue": [
+            {"timestamp": sample.timestamp, "sampledValue": self.sampled_values(sample)}]}
+
+    def remote_start(self, payload: dict[str, Any]) -> RemoteStart:
+        token = payload["idToken"]
+        return RemoteStart(token["idToken"], token.get("type", "ISO14443"), payload.get("remoteStartId"),
+                           payload.get("evseId"))
+
+    def refers_to(self, tx: StationTransaction, transaction_id: Any) -> bool:
+        return transaction_id == tx.transaction_id  # the station's own id
+
+    def availability(self, payload: dict[str, Any]) -> tuple[int, bool]:
+        return (payload.get("evse") or {}).get("id", 0), payload["operationalStatus"] == "Operative"
+
+    def unlock_status(self, *, known: bool, in_transaction: bool) -> str:
+        if not known:
+            return "UnknownConnector"
+        return "OngoingAuthorizedTransaction" if in_transaction else "Unlocked"
+
+
+#: 2.x ReasonEnumType -> 1.6 StopTransaction reason (anything else is "Other")
+_STOP_REASONS_16 = {"EVDisconnected": "EVDisconnected", "Remote": "Remote", "Local": "Local",
+                    "ImmediateReset": "HardReset"}
+
+
+class Ocpp16Dialect(StationDialect):
     version_family = "1.6"
 
     def status(self, evse_id: int, state: ConnectorState) -> tuple[str, dict[str, Any]]:
@@ -195,6 +327,45 @@ class Ocpp16Dialect:
             payload["transactionId"] = tx.csms_id
         return payload
 
+    # The messages are made when they are sent: the transactionId the CSMS assigns in answer to
+    # StartTransaction is not known before (and StartTransaction may still be queued).
 
-def dialect_for(version: OcppVersion) -> Ocpp2Dialect | Ocpp16Dialect:
+    def transaction_started(self, tx: StationTransaction, trigger: str, *, offline: bool,
+                            sample: MeterSample) -> OutboxItem:
+        def assigned(result: dict[str, Any]) -> None:
+            tx.csms_id = result.get("transactionId")
+
+        return OutboxItem("StartTransaction", lambda: self.start_transaction(tx), assigned)
+
+    def charging_state_changed(self, tx: StationTransaction, *, offline: bool,
+                               sample: Callable[[], MeterSample]) -> OutboxItem | None:
+        return None  # 1.6 tells it by StatusNotification only
+
+    def transaction_updated(self, tx: StationTransaction, trigger: str, *, offline: bool,
+                            sample: MeterSample) -> OutboxItem:
+        return OutboxItem("MeterValues", lambda: self.meter_values(tx, sample))
+
+    def transaction_ended(self, tx: StationTransaction, trigger: str, reason: str, *, offline: bool,
+                          sample: MeterSample) -> OutboxItem:
+        reason16 = _STOP_REASONS_16.get(reason, "Other")
+        return OutboxItem("StopTransaction", lambda: self.stop_transaction(tx, sample, reason16))
+
+    def idle_meter_values(self, evse_id: int, sample: MeterSample) -> dict[str, Any]:
+        return {"connectorId": evse_id, "meterValue": [
+            {"timestamp": sample.timestamp, "sampledValue": self.sampled_values(sample)}]}
+
+    def remote_start(self, payload: dict[str, Any]) -> RemoteStart:
+        return RemoteStart(payload["idTag"], evse_id=payload.get("connectorId"))
+
+    def refers_to(self, tx: StationTransaction, transaction_id: Any) -> bool:
+        return transaction_id == tx.csms_id  # the CSMS's id, the one StartTransaction got back
+
+    def availability(self, payload: dict[str, Any]) -> tuple[int, bool]:
+        return payload["connectorId"], payload["type"] == "Operative"
+
+    def unlock_status(self, *, known: bool, in_transaction: bool) -> str:
+        return "Unlocked" if known else "NotSupported"
+
+
+def dialect_for(version: OcppVersion) -> StationDialect:
     return Ocpp16Dialect() if version is OcppVersion.V16 else Ocpp2Dialect()

@@ -20,9 +20,17 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
-from harness.ocpp.endpoint import (CallErrorReceived, CallTimeout, ConnectionLost, Handler, InvalidResponse,
-                                   OcppCallFailed, OcppEndpoint)
+from harness.ocpp.endpoint import (
+    CallErrorReceived,
+    CallTimeout,
+    ConnectionLost,
+    Handler,
+    InvalidResponse,
+    OcppCallFailed,
+    OcppEndpoint,
+)
 from harness.ocpp.security import basic_auth_header
 from harness.ocpp.timing import OcppTimers
 from harness.ocpp.versions import OcppVersion
@@ -129,7 +137,7 @@ class StationClient:
         failures = 0
         while not self._stopping:
             try:
-                async with connect(self.link.url, subprotocols=[self.link.version.subprotocol],
+                async with connect(self.link.url, subprotocols=[Subprotocol(self.link.version.subprotocol)],
                                    additional_headers=self._headers(), ssl=self.link.ssl,
                                    open_timeout=self.timers.connect_timeout, ping_interval=None,
                                    max_size=4 * 1024 * 1024) as websocket:
@@ -192,7 +200,7 @@ class StationClient:
     async def _boot(self, endpoint: OcppEndpoint) -> None:
         while True:
             try:
-                response = await endpoint.call("BootNotification", self._boot_payload())
+                response = await endpoint.call("BootNotification", self.boot_payload())
             except (CallErrorReceived, CallTimeout, InvalidResponse):
                 await asyncio.sleep(self.timers.boot_retry_interval)
                 continue
@@ -205,7 +213,7 @@ class StationClient:
             # Pending or Rejected: retry after the interval the CSMS gave (B02.FR.xx / B03.FR.xx)
             await asyncio.sleep(self.timers.wait(interval) if interval > 0 else self.timers.boot_retry_interval)
 
-    def _boot_payload(self) -> dict[str, Any]:
+    def boot_payload(self) -> dict[str, Any]:
         identity = self.identity
         if self.version is OcppVersion.V16:
             payload = {"chargePointVendor": identity.vendor, "chargePointModel": identity.model}

@@ -30,8 +30,7 @@ import sys
 import uuid
 
 from ocpp.routing import on
-from ocpp.v201 import ChargePoint
-from ocpp.v201 import call, call_result
+from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
 from websockets.asyncio.client import connect
 

@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 
-from harness.v2g.battery import Battery
 from harness.emulators.ev import BasicEv
 from harness.emulators.evse import EvseSettings, ReferenceEvse
 from harness.ocpp.csms import MockCsms
@@ -15,6 +14,7 @@ from harness.ocpp.timing import OcppTimers
 from harness.ocpp.transactions import transactions
 from harness.ocpp.versions import OcppVersion
 from harness.trace import Recorder
+from harness.v2g.battery import Battery
 
 TIMERS = OcppTimers().scaled(0.01)
 

@@ -1,0 +1,222 @@
+"""The reference EVSE's answers to the CSMS's requests: one small handler per action, marked with
+:func:`harness.ocpp.routing.answers` as the mock CSMS's are (:mod:`harness.ocpp.behaviour`).
+
+A handler that names the actions of both generations (RemoteStartTransaction in 1.6,
+RequestStartTransaction in 2.x) is offered for those the station's version defines; what the
+versions say differently in the requests and answers is the dialect's. A handler answers at once;
+what the request sets in motion runs after the answer is sent (``Result(..., then=...)``) or on
+the connector's event queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Mapping
+
+from harness.emulators.evse_connector import EVSE, Authorization, Connector, StatusReporter, enqueue
+from harness.emulators.evse_device import AUTHORIZE_REMOTE_START, DeviceModel, EvseSettings
+from harness.emulators.evse_transactions import Transactions
+from harness.ocpp import frames
+from harness.ocpp.dialect import ConnectorState, StationDialect
+from harness.ocpp.endpoint import Handler, IncomingCall, OcppCallFailed, Reply, Result
+from harness.ocpp.routing import Answering, answers
+from harness.ocpp.station import StationClient
+from harness.trace import Layer, Recorder
+
+#: what TriggerMessage can ask for
+_TRIGGERABLE = {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent"}
+
+
+class StationHandlers(Answering):
+    def __init__(self, recorder: Recorder, settings: EvseSettings, connectors: Mapping[int, Connector], *,
+                 station: StationClient, dialect: StationDialect, device: DeviceModel,
+                 transactions: Transactions, status: StatusReporter) -> None:
+        self.recorder = recorder
+        self.settings = settings
+        self.connectors = connectors
+        self.station = station
+        self.dialect = dialect
+        self.device = device
+        self.transactions = transactions
+        self.status = status
+        self._handlers: dict[str, Handler] = {}
+        for action in self.routes:
+            handler = self.answer_for(action)
+            if handler is not None and frames.is_known_action(action, station.version):
+                self._handlers[action] = handler
+
+    def handler(self, action: str) -> Handler | None:
+        """The handler for an incoming action, None when the station does not answer it."""
+        return self._handlers.get(action)
+
+    # -- transactions (F01-F03, 1.6 Remote Start / Stop) -----------------------------------------
+
+    def _free_connector(self, evse_id: int | None) -> Connector | None:
+        if evse_id:
+            connector = self.connectors.get(evse_id)
+            return connector if connector and connector.transaction is None and connector.available else None
+        return next((c for c in self.connectors.values() if c.transaction is None and c.available), None)
+
+    @answers("RequestStartTransaction", "RemoteStartTransaction")
+    async def remote_start(self, call: IncomingCall) -> Reply:
+        """RequestStartTransaction (2.x, F01/F02) or RemoteStartTransaction (1.6)."""
+        request = self.dialect.remote_start(call.payload)
+        authorization = Authorization(request.id_token, "remote", request.remote_start_id, request.token_type)
+        connector = self._free_connector(request.evse_id)
+        if connector is None:
+            return Result({"status": "Rejected"})
+        profile = call.payload.get("chargingProfile")
+        if profile:
+            connector.limit_amps = self._profile_limit(profile)
+
+        async def start() -> None:
+            if self.device.value(AUTHORIZE_REMOTE_START) == "true":
+                if await self.transactions.authorize(authorization.token, authorization.token_type) != "Accepted":
+                    return
+            await enqueue(connector, ("authorized", authorization, "RemoteStart"))
+
+        return Result({"status": "Accepted"}, then=start)
+
+    @answers("RequestStopTransaction", "RemoteStopTransaction")
+    async def remote_stop(self, call: IncomingCall) -> Reply:
+        """RequestStopTransaction (2.x, F03) or RemoteStopTransaction (1.6, whose id is the CSMS's)."""
+        wanted = call.payload["transactionId"]
+        connector = next((c for c in self.connectors.values()
+                          if c.transaction is not None and self.dialect.refers_to(c.transaction, wanted)), None)
+        if connector is None:
+            return Result({"status": "Rejected"})
+        return Result({"status": "Accepted"}, then=lambda: enqueue(connector, ("stop", "RemoteStop", "Remote")))
+
+    # -- smart charging (K01, K10) ----------------------------------------------------------------
+
+    def _profile_limit(self, profile: dict[str, Any]) -> float | None:
+        """The limit of the first period of the profile's first schedule, in A per phase.
+
+        A full composite-schedule evaluation (stacking, validity, recurrence) is the smart
+        charging suite's business; the reference EVSE applies the period in force at the start.
+        """
+        schedules = profile.get("chargingSchedule")
+        schedule = schedules[0] if isinstance(schedules, list) else schedules
+        if not schedule:
+            return None
+        periods = schedule.get("chargingSchedulePeriod") or []
+        if not periods:
+            return None
+        limit = float(periods[0]["limit"])
+        if schedule.get("chargingRateUnit") == "W":
+            phases = periods[0].get("numberPhases", self.settings.phases)
+            limit = limit / (self.settings.voltage * max(1, phases))
+        return limit
+
+    @answers("SetChargingProfile")
+    async def set_charging_profile(self, call: IncomingCall) -> Reply:
+        evse_id = call.payload.get("evseId", call.payload.get("connectorId", 0))
+        profile = call.payload.get("chargingProfile", call.payload.get("csChargingProfiles"))
+        targets = list(self.connectors.values()) if not evse_id else [self.connectors.get(evse_id)]
+        if any(t is None for t in targets) or not profile:
+            return Result({"status": "Rejected"})
+        limit = self._profile_limit(profile)
+        for connector in targets:
+            assert connector is not None
+            connector.limit_amps = limit
+            await enqueue(connector, ("limit",))
+        return Result({"status": "Accepted"})
+
+    @answers("ClearChargingProfile")
+    async def clear_charging_profile(self, call: IncomingCall) -> Reply:
+        for connector in self.connectors.values():
+            connector.limit_amps = None
+            await enqueue(connector, ("limit",))
+        return Result({"status": "Accepted"})
+
+    # -- TriggerMessage (F06) ---------------------------------------------------------------------
+
+    @answers("TriggerMessage")
+    async def trigger_message(self, call: IncomingCall) -> Reply:
+        requested = call.payload["requestedMessage"]
+        evse_id = (call.payload.get("evse") or {}).get("id") or call.payload.get("connectorId") or 1
+        connector = self.connectors.get(evse_id)
+        if requested not in _TRIGGERABLE or connector is None:
+            return Result({"status": "NotImplemented" if requested not in _TRIGGERABLE else "Rejected"})
+        return Result({"status": "Accepted"}, then=lambda: enqueue(connector, ("trigger", requested)))
+
+    async def triggered(self, connector: Connector, requested: str) -> None:
+        """Send what a TriggerMessage asked for (run on the connector's event queue)."""
+        try:
+            await self._send_triggered(connector, requested)
+        except OcppCallFailed as exc:
+            self.recorder.emit(Layer.OCPP, "TriggeredMessageFailed", f"triggered {requested} not sent: {exc}",
+                               src=EVSE, keys={"evse_id": connector.evse_id})
+
+    async def _send_triggered(self, connector: Connector, requested: str) -> None:
+        if requested == "BootNotification":
+            await self.station.send("BootNotification", self.station.boot_payload())
+        elif requested == "Heartbeat":
+            await self.station.send("Heartbeat", {})
+        elif requested == "StatusNotification":
+            await self.status.report(connector)
+        elif connector.transaction is not None:
+            self.transactions.send_meter_values(connector, connector.transaction, "Trigger")
+        elif requested == "MeterValues":
+            sample = self.transactions.sample(connector, "Trigger")
+            await self.station.send("MeterValues", self.dialect.idle_meter_values(connector.evse_id, sample))
+
+    # -- availability and the station as a whole ------------------------------------------------
+
+    @answers("Reset")
+    async def reset(self, call: IncomingCall) -> Reply:
+        async def reboot() -> None:
+            for connector in self.connectors.values():
+                if connector.transaction is not None:
+                    await enqueue(connector, ("stop", "ResetCommand", "ImmediateReset"))
+            await asyncio.sleep(0)
+            await self.station.reboot("RemoteReset")
+
+        return Result({"status": "Accepted"}, then=reboot)
+
+    @answers("ChangeAvailability")
+    async def change_availability(self, call: IncomingCall) -> Reply:
+        evse_id, available = self.dialect.availability(call.payload)
+        targets = list(self.connectors.values()) if not evse_id else [self.connectors.get(evse_id)]
+        if any(t is None for t in targets):
+            return Result({"status": "Rejected"})
+        if any(t.transaction is not None for t in targets if t is not None) and not available:
+            return Result({"status": "Scheduled"})
+
+        async def apply() -> None:
+            for connector in targets:
+                assert connector is not None
+                connector.available = available
+                await self.status.set_state(connector, ConnectorState.AVAILABLE if not connector.plugged
+                                            else ConnectorState.PREPARING)
+
+        return Result({"status": "Accepted"}, then=apply)
+
+    @answers("UnlockConnector")
+    async def unlock_connector(self, call: IncomingCall) -> Reply:
+        evse_id = call.payload.get("evseId", call.payload.get("connectorId"))
+        connector = self.connectors.get(evse_id) if evse_id is not None else None
+        return Result({"status": self.dialect.unlock_status(
+            known=connector is not None, in_transaction=connector is not None and connector.transaction is not None)})
+
+    @answers("DataTransfer")
+    async def data_transfer(self, call: IncomingCall) -> Reply:
+        return Result({"status": "UnknownVendorId"})
+
+    # -- the device model (B06-B08, 1.6 Get/ChangeConfiguration) ----------------------------------
+
+    @answers("GetVariables")
+    async def get_variables(self, call: IncomingCall) -> Reply:
+        return Result({"getVariableResult": self.device.get_variables(call.payload["getVariableData"])})
+
+    @answers("SetVariables")
+    async def set_variables(self, call: IncomingCall) -> Reply:
+        return Result({"setVariableResult": self.device.set_variables(call.payload["setVariableData"])})
+
+    @answers("GetConfiguration")
+    async def get_configuration(self, call: IncomingCall) -> Reply:
+        return Result(self.device.get_configuration(call.payload.get("key")))
+
+    @answers("ChangeConfiguration")
+    async def change_configuration(self, call: IncomingCall) -> Reply:
+        return Result({"status": self.device.change_configuration(call.payload["key"], call.payload["value"])})
