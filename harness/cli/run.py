@@ -44,6 +44,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                    "-c", str(root / "pyproject.toml")]
     if args.report_dir is not None:
         pytest_args.append(f"--harness-report-dir={args.report_dir}")
+    if extra[:1] == ["--"]:  # `harness run -- -k x`: what follows is pytest's
+        extra = extra[1:]
     if not any(Path(a.split("::")[0]).exists() for a in extra if not a.startswith("-")):
         pytest_args.append(str(root / SUITES))  # no test path given: all suites
     # A lab run stopped with SIGTERM (CI timeout, `kill`) tears the rig down like Ctrl-C does.
