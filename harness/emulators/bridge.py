@@ -21,6 +21,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Sequence
 
 from harness.emulators.charge_port import ChargePort
+from harness.emulators.evse_connector import Authorization
 from harness.trace import Layer
 from harness.v2g.equipment import EvseCapabilities
 
@@ -71,8 +72,6 @@ class OcppBridge(ChargePort):
         if method == "PnC":
             return self._authorize_contract(emaid or "")
         if self.eim == "free" and connector.authorization is None:
-            from harness.emulators.evse import Authorization
-
             token = (self.session.evccid if self.session and self.session.evccid else "HLC-EV")
             connector.events.put_nowait(("authorized", Authorization(token, "local", token_type="MacAddress"),
                                          "Authorized"))
@@ -87,8 +86,6 @@ class OcppBridge(ChargePort):
         return "Rejected" if self._pnc.cancelled() or self._pnc.result() != "Accepted" else "Ongoing"
 
     async def _authorize_emaid(self, emaid: str) -> str:
-        from harness.emulators.evse import Authorization
-
         status = await self.evse.authorize(emaid, "eMAID")
         self._emit("ContractAuthorization", f"eMAID {emaid}: {status}", id_token=emaid)
         if status == "Accepted":

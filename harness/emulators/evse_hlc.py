@@ -17,6 +17,7 @@ from harness.emulators.profiles import EvseProfile
 from harness.trace import Layer, Recorder
 from harness.v2g.credentials import V2gMaterial
 from harness.v2g.faults import FaultPlan
+from harness.v2g.sdp import SdpServer
 from harness.v2g.secc import Secc, SeccConfig
 from harness.v2g.timers import Timing
 from harness.v2g.transport import SocketFactory
@@ -59,8 +60,6 @@ class EvseHlc:
                             allow_iso20_without_tls=self.allow_iso20_without_tls, sockets=self.sockets)
         self.secc = Secc(self.recorder, self.bridge, config, timing=self.timing, faults=self.faults)
         await self.secc.start()
-        from harness.v2g.sdp import SdpServer
-
         self.sdp = SdpServer(self.recorder, self.host, self.sdp_port, tcp_port=self.secc.tcp_port,
                              tls_port=self.secc.tls_port, tls_policy=caps.tls, sockets=self.sockets)
         await self.sdp.start()

@@ -28,13 +28,12 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
+from harness.netns import ETH_P_ALL
 from harness.slac import frames as f
+from harness.slac.io import PACKET_OUTGOING, RawLink
 from harness.trace import Layer, Recorder
-
-if TYPE_CHECKING:
-    from harness.slac.io import RawLink
 
 ETH_P_BEACON = 0x88B5  # IEEE 802 local experimental ethertype 1
 BEACON_MAGIC = b"HRN-GP-BEACON\x01"
@@ -244,9 +243,6 @@ class ModemEmulator:
 
     def start(self) -> None:
         """Open both sides on the running loop and announce the modem on the line."""
-        from harness.netns import ETH_P_ALL
-        from harness.slac.io import PACKET_OUTGOING, RawLink
-
         def from_host(data: bytes, kind: int) -> None:
             if kind != PACKET_OUTGOING:
                 self._apply(self.core.from_host(data))
