@@ -65,7 +65,7 @@ def _element(codec, key, ns, type_index, value, depth, lines, used):
     children = []
     text = None
     for child_key, child_value in value.items():
-        lookup = aliases.get(child_key, child_key)
+        lookup: str = aliases.get(child_key) or child_key
         is_attribute, child_ns, child_type = keys.get(lookup, (False, None, None))
         if is_attribute:
             attributes.append(f" {_name(codec, lookup, child_ns, used)}="

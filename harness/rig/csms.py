@@ -305,7 +305,7 @@ class MockCsmsDriver(Driver):
     def _tls_material(self) -> CsmsTls:
         configured = self.config.tls
         evse = self.rig.config.evse
-        if configured is None or evse.kind == "emulated":
+        if configured is None or self.rig.evse.emulated:
             # The emulated station and the mock CSMS share a generated PKI; a lab CSMS without
             # configured TLS still gets one so the "untrusted certificate" cases have material.
             self.pki = generate_ocpp_pki(self.rig.run_dir / "pki", station_ids=[evse.station_id],
