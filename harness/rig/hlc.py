@@ -71,8 +71,7 @@ def material(rig: "Rig") -> V2gMaterial:
     if found is None:
         evse_id = evse_profile(rig).capabilities.evse_id
         # the link's V2G key log: its captures carry each case's TLS secrets beside the pcap
-        link = getattr(rig, "link", None)
-        keylog = link.keylog if link is not None else rig.run_dir / "tls-keys.log"
+        keylog = rig.link.keylog
         keylog.parent.mkdir(parents=True, exist_ok=True)
         found = V2gMaterial.generate(rig.run_dir / "pki" / "iso15118", evse_id=evse_id, keylog=keylog)
         _MATERIAL[rig] = found
