@@ -10,7 +10,7 @@ Options (each with an environment variable as fallback):
     --harness-report-dir DIR  HARNESS_REPORT_DIR  the report folder (default reports/<run-id>)
     --harness-run-id ID       HARNESS_RUN_ID      the run id (default date, time, random suffix)
 
-``harness run --rig FILE --report-dir DIR`` passes these on.
+``harness run --rig FILE --report-dir DIR`` passes the first two on.
 """
 
 from __future__ import annotations

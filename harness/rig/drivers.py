@@ -4,7 +4,8 @@ that drives each.
 Adding a kind (a new link hardware, an instrument family, a charger interface) means writing one
 driver class and adding one line here; the rig file reader takes its choices from this table and
 the rig builds the role's driver from it. Classes are named, not imported, so reading a rig file
-(``harness rig check``, test collection) does not load the emulators.
+(and deciding at test collection what the rig can run) does not load the emulators; the probes of
+``harness rig check`` do, since each driver class says what to probe for its kind.
 
 ``by_operator`` says which rig capabilities a kind offers only when the rig's operator can do an
 action for it: without an EV emulator the "ev" capability needs someone to plug in.

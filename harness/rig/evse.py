@@ -237,7 +237,7 @@ class EmulatedEvse(EvseDriver):
         hlc = emulated_evse_hlc(self.rig) if "iso15118" in config.capabilities else None
         self.emulator = ReferenceEvse(self.rig.trace, settings, link, self.rig.timers, hlc=hlc)
         await self.emulator.start()
-        await self.rig.link.attach_evse(self.emulator)  # SLAC on connector 1 where the link has it
+        await self.rig.link.attach_evse(self.emulator.connectors[1].pilot)  # SLAC where the link has it
 
     async def make_safe(self) -> None:
         if self.emulator is not None:

@@ -3,15 +3,14 @@
 :class:`HlcDriver` is what the suites use through ``ev.charge(...)``: it plugs the ISO 15118 EV
 in, finds the SECC with SDP over the rig's link, runs one V2G session as the plan says, and
 returns a :class:`SessionResult` built from what the EV observed (the timeline, observer ``ev``):
-black-box. On a lab rig the EV emulator would need pilot hardware at the charger's plug, which the
-harness does not drive yet, so there these cases are skipped (the rig has no EV it can plug in).
+black-box. On a lab rig the EV emulator would need pilot hardware at the charger's plug and a model
+of the cable's power, which the harness does not have yet, so there these cases are skipped.
 
 On an emulated rig the EV and the reference EVSE share the run's generated ISO 15118 PKI
 (:func:`material`). The rig's link decides where V2G talks: on the default rig the EVSE's SDP
-server listens on ::1 (unicast); on the netns rig (and, once pilot hardware can be driven, on a
-lab rig with a Green PHY NIC) the EV first matches the EVSE with SLAC (after plug-in, on state B with 5 %), then sends SDP to the
-all-nodes group on the link and connects to the SECC's link-local address, from its own network
-namespace on the netns rig.
+server listens on ::1 (unicast); on the netns rig the EV first matches the EVSE with SLAC (after
+plug-in, on state B with 5 %), then sends SDP to the all-nodes group on the link and connects to
+the SECC's link-local address, from its own network namespace.
 """
 
 from __future__ import annotations

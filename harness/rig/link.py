@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from harness.iec61851.pilot import CpState, SimulatedPilot
+from harness.iec61851.pilot import CpState, PilotLine, SimulatedPilot
 from harness.netns import NetnsError, packet_socket, unavailable_reason
 from harness.rig import check
 from harness.rig.check import ProbeResult
@@ -53,7 +53,6 @@ from harness.v2g.vehicle import mac_evccid
 from harness.verdicts import HarnessFailure
 
 if TYPE_CHECKING:
-    from harness.emulators.evse import ReferenceEvse
     from harness.rig.rig import Rig
 
 #: attenuation between the EV and the EVSE it is plugged into, and to the neighbouring EVSE, dB
@@ -145,19 +144,24 @@ class LinkRole(Role):
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def attach_evse(self, emulator: "ReferenceEvse") -> None:
-        """The reference EVSE's SLAC where the link carries it (the emulated power line)."""
-        await self.driver.attach_evse(emulator)
+    async def attach_evse(self, pilot: PilotLine) -> None:
+        """The reference EVSE's SLAC on its connector's ``pilot``, where the link carries it (the
+        emulated power line)."""
+        await self.driver.attach_evse(pilot)
 
     async def make_safe(self) -> None:
         await self._stop_neighbour()
         await self.driver.make_safe()
 
     async def deactivate(self) -> None:
+        await self.driver.deactivate()
+        self.stop_capture()
+
+    def stop_capture(self) -> None:
+        """The run's tap off (a driver stops it before it takes the interface away)."""
         if self.capture is not None:
             self.capture.stop()
             self.capture = None
-        await self.driver.deactivate()
 
     def start_capture(self, open_socket: Callable[[], socket.socket], file_name: str, *, where: str,
                       keep: Callable[[bytes, int], bool] | None = None) -> None:
@@ -297,7 +301,7 @@ class LinkDriver(Driver):
         raise RoleUnavailable("attenuation and neighbouring chargers exist on the emulated power line (netns "
                               "rig) only")
 
-    async def attach_evse(self, emulator: "ReferenceEvse") -> None:
+    async def attach_evse(self, pilot: PilotLine) -> None:
         pass
 
 
@@ -352,10 +356,10 @@ class VethLink(LinkDriver):
             if config.evse_command:
                 self._start_external(config.evse_command)
         except BaseException:  # the rig tears down only roles that came up: remove the line here
-            await self.deactivate()
+            await self.role.deactivate()
             raise
 
-    async def attach_evse(self, emulator: "ReferenceEvse") -> None:
+    async def attach_evse(self, pilot: PilotLine) -> None:
         """The reference EVSE's SLAC: pyslac on connector 1's pilot, in the EVSE's namespace."""
         if self.line is None or self.role.config.evse_command:
             return
@@ -363,7 +367,7 @@ class VethLink(LinkDriver):
             await self.evse_slac.stop()
         self.evse_slac = PyslacEvse(self.rig.trace, self.line.stations["evse"].endpoint, timers=self.role.timers,
                                     name="evse")
-        await self.evse_slac.start(emulator.connectors[1].pilot)
+        await self.evse_slac.start(pilot)
 
     async def deactivate(self) -> None:
         problems: list[str] = []
@@ -372,6 +376,7 @@ class VethLink(LinkDriver):
             self.evse_slac = None
         if self._external is not None:
             self._stop_external()
+        self.role.stop_capture()  # before the line and the EV's interface go
         if self.line is not None:
             problems = await asyncio.to_thread(self.line.close)
             self.line = None
@@ -466,7 +471,8 @@ class NicLink(LinkDriver):
         return interface_evccid(self.role.config.iface or "")
 
     def reference_secc(self) -> LinkHost:
-        raise RoleUnavailable("the EVSE on a lab link is the charger under test, not the reference EVSE")
+        """A reference EVSE beside a NIC link (a rig that tests the NIC's SLAC only) listens on ::1."""
+        return LOOPBACK
 
 
 async def _call(function):

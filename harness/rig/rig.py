@@ -87,7 +87,7 @@ class Rig:
         try:
             self.strategy.transition(RigState.UNPLUGGED)
         except BaseException:
-            self._stopped([])
+            self._stopped(self.strategy.setup_teardown_failures)
             raise
         return self
 

@@ -1,7 +1,9 @@
 """The states a rig moves between, and the one object that moves it.
 
 A case starts from :attr:`RigState.UNPLUGGED` (every role up, the EV unplugged, the CSMS on the
-rig file's policy, the charger registered) and may move on to PLUGGED (the EV's cable in, CP state
+rig file's policy; after a restore also the charger registered again, while on the way up the
+suites' ``evse`` fixture waits for its registration, so a charger that never comes stops the run
+there in its own words) and may move on to PLUGGED (the EV's cable in, CP state
 B) and LINK_UP (the EV matched the charger with SLAC where the link carries it). Restoring the rig
 after a case is the transition back to UNPLUGGED; bringing it up and tearing it down are the
 transitions out of and into OFF. Charging is not a state the strategy reaches: how energy starts
@@ -42,6 +44,8 @@ class RigStrategy:
         self._state = RigState.OFF
         #: roles that came up, in order (teardown goes through these only)
         self.active: list[Role] = []
+        #: what failed while a failed set-up was taken down again
+        self.setup_teardown_failures: list[str] = []
 
     @property
     def state(self) -> RigState:
@@ -79,7 +83,7 @@ class RigStrategy:
             name = role.name if role is not None else "?"
             rig.trace.emit(Layer.RIG, "RigSetupFailed", f"{name} failed to come up: {exc!r}", src="rig",
                            payload={"traceback": traceback.format_exc()})
-            self._down()
+            self.setup_teardown_failures = self._down()
             if isinstance(exc, Exception):
                 raise RigSetupError(f"rig {rig.config.name!r}: {name} failed to come up: {exc}") from exc
             raise

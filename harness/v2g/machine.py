@@ -155,7 +155,7 @@ class Table:
         return [r for r, g in self.next.get(state, {}).items() if self.guards[g](context)]
 
     def check(self) -> None:
-        """Every guard named exists; every request's response appears as a state."""
+        """Every guard a row names exists (a table naming an unknown guard fails at import)."""
         for state, row in self.next.items():
             for request, guard in row.items():
                 if guard not in self.guards:

@@ -1,4 +1,5 @@
-"""The physical side of the emulators: pilot duty cycles, power flow, battery."""
+"""The physical side of the emulators and what they stand on: the pilot's duty cycles
+(harness.iec61851), the power flow, the battery (harness.v2g.battery)."""
 
 from __future__ import annotations
 
