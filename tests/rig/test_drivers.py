@@ -84,13 +84,10 @@ def test_a_new_kind_is_one_class_and_one_registry_line(tmp_path, monkeypatch):
     pilots = {**KINDS["pilot"], "box": Kind(f"{__name__}:CountingPilot", "a pilot box")}
     monkeypatch.setattr(drivers, "KINDS", {**KINDS, "pilot": pilots})
     text = EMULATED.read_text().replace("pilot:\n  kind: simulated\n", "pilot:\n  kind: box\n")
-    rig_file = EMULATED.with_name(f"test-{tmp_path.name}.yaml")  # beside it: its profile paths are relative
-    request_cleanup = rig_file.unlink
+    text = text.replace("../fixtures/", f"{ROOT / 'fixtures'}/")  # the profiles, from where the copy is
+    rig_file = tmp_path / "rig.yaml"
     rig_file.write_text(text)
-    try:
-        config = load_rig(rig_file)
-    finally:
-        request_cleanup()
+    config = load_rig(rig_file)
     assert config.pilot.kind == "box"
     CountingPilot.calls = []
     rig = Rig(config, run_dir=tmp_path / "run", trace=Recorder(tmp_path / "trace.jsonl"), run_id="t")
