@@ -21,7 +21,7 @@ from typing import Iterable, Mapping
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
@@ -321,6 +321,10 @@ def _check_response_signature(answer: ocsp.OCSPResponse, issuer: x509.Certificat
             return
         if isinstance(key, ec.EllipticCurvePublicKey) and hash_algorithm is not None:
             key.verify(answer.signature, answer.tbs_response_bytes, ec.ECDSA(hash_algorithm))
+            return
+        if isinstance(key, rsa.RSAPublicKey) and hash_algorithm is not None:
+            # sha256WithRSAEncryption and its kin (RFC 6960 4.3, RFC 4055): PKCS #1 v1.5
+            key.verify(answer.signature, answer.tbs_response_bytes, padding.PKCS1v15(), hash_algorithm)
             return
     except (InvalidSignature, TypeError, ValueError):
         pass

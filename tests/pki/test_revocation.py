@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 
+from harness.pki.builder import KeyAlgorithm, leaf, root_ca
 from harness.pki.profiles import Role
 from harness.pki.revocation import OcspClient, OcspError, RevocationServer, build_crl, certificate_hash_data
 from harness.pki.validate import OcspStatus
@@ -65,6 +66,18 @@ def test_ocsp_good_then_revoked(any_pki):
         responder.revoke(chain.leaf.cert.serial_number)
         assert client(chain.leaf.cert, chain.sub_cas[0].cert) is OcspStatus.REVOKED
         assert client(chain.sub_cas[0].cert, chain.sub_cas[1].cert) is OcspStatus.GOOD
+
+
+def test_ocsp_responses_signed_with_rsa_are_checked():
+    # OCPP and many public PKIs sign with RSA (sha256WithRSAEncryption): the client verifies the
+    # PKCS #1 v1.5 signature instead of refusing every such response
+    root = root_ca("RSA Test Root", algorithm=KeyAlgorithm.RSA2048)
+    issued = leaf(root, "rsa-leaf")
+    with RevocationServer([root]) as responder:
+        client = OcspClient(responder.ocsp_url)
+        assert client(issued.cert, root.cert) is OcspStatus.GOOD
+        responder.revoke(issued.cert.serial_number)
+        assert client(issued.cert, root.cert) is OcspStatus.REVOKED
 
 
 def test_ocsp_for_an_unknown_ca_is_not_good(iso2_pki, iso20_pki):
