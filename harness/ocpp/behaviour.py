@@ -115,6 +115,3 @@ class CsmsBehaviour(Answering):
         # OCPP 1.6 §4.3 / 2.0.1 P01: a receiver that does not know the vendorId says so
         return {"status": "UnknownVendorId"}
 
-
-#: action -> the function giving the default answer (CsmsBehaviour.routes)
-_registry = CsmsBehaviour.routes
