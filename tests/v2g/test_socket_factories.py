@@ -18,14 +18,23 @@ from tests.v2g.pair import FAST, vehicle
 
 
 class Sockets:
-    """A socket factory that remembers what it made."""
+    """A socket factory that remembers what it made and which of its sockets got an address: the
+    SECC's port search makes another socket when a port it drew is taken (``bind_secc_port``)."""
 
     def __init__(self) -> None:
         self.made: list[tuple[int, int]] = []
+        self.bound: list[tuple[int, int]] = []
 
     def __call__(self, family: int, kind: int, proto: int = 0) -> socket.socket:
         self.made.append((family, kind))
-        return socket.socket(family, kind, proto)
+        factory = self
+
+        class Remembered(socket.socket):
+            def bind(self, address, /) -> None:
+                super().bind(address)
+                factory.bound.append((family, kind))
+
+        return Remembered(family, kind, proto)
 
 
 def test_discovery_and_a_tls_session_use_each_sides_sockets(run, material):
@@ -57,6 +66,7 @@ def test_discovery_and_a_tls_session_use_each_sides_sockets(run, material):
     assert recorder.first(name="TcpConnected", observer="ev").payload["tls"] == "TLSv1.2"
     v6 = socket.AF_INET6
     # the SECC's plain and TLS listeners and its SDP socket; the EV's SDP socket and connection
-    assert sorted(evse_sockets.made) == sorted([(v6, socket.SOCK_STREAM), (v6, socket.SOCK_STREAM),
-                                                (v6, socket.SOCK_DGRAM)])
+    assert sorted(evse_sockets.bound) == sorted([(v6, socket.SOCK_STREAM), (v6, socket.SOCK_STREAM),
+                                                 (v6, socket.SOCK_DGRAM)])
+    assert set(evse_sockets.made) == set(evse_sockets.bound)
     assert sorted(ev_sockets.made) == sorted([(v6, socket.SOCK_DGRAM), (v6, socket.SOCK_STREAM)])
