@@ -37,18 +37,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _password(args) -> bytes | None:
-    if args.password_file is not None:
+    return key_password(args.password_file, args.password_env)
+
+
+def key_password(path: Path | None, variable: str | None) -> bytes | None:
+    """The password of encrypted keys: the first line of ``path`` or the environment variable
+    ``variable`` (None: keys are not encrypted)."""
+    if path is not None:
         try:
-            line = args.password_file.read_text().splitlines()
+            line = path.read_text().splitlines()
         except OSError as exc:
-            raise UsageError(f"{args.password_file}: cannot read password file ({exc.strerror})")
+            raise UsageError(f"{path}: cannot read password file ({exc.strerror})")
         if not line or not line[0]:
-            raise UsageError(f"{args.password_file}: the first line (the password) is empty")
+            raise UsageError(f"{path}: the first line (the password) is empty")
         return line[0].encode()
-    if args.password_env is not None:
-        value = os.environ.get(args.password_env)
+    if variable is not None:
+        value = os.environ.get(variable)
         if not value:
-            raise UsageError(f"environment variable {args.password_env} is not set or empty")
+            raise UsageError(f"environment variable {variable} is not set or empty")
         return value.encode()
     return None
 

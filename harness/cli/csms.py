@@ -6,13 +6,16 @@ import argparse
 import asyncio
 import datetime as _dt
 import tempfile
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from harness.cli import UsageError
 
 if TYPE_CHECKING:
+    from harness.ocpp.contracts import PncBackend
     from harness.ocpp.versions import OcppVersion
+    from harness.pki.revocation import RevocationServer
 
 
 class _CsmsOptions(TypedDict, total=False):
@@ -41,6 +44,22 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--ca", type=Path, help="CA that issues station certificates (profile 3)")
     serve.add_argument("--out", type=Path, help="folder for trace.jsonl and generated certificates")
     serve.add_argument("--heartbeat-interval", type=int, default=300)
+    pnc = serve.add_argument_group(
+        "Plug & Charge", "The CSMS as the Plug & Charge backend (Authorize with a contract certificate or its "
+                         "hash data, GetCertificateStatus; in 1.6 through DataTransfer as the OCA application note "
+                         "says). Without --pki a contract presented through OCPP is refused (CertChainError).")
+    pnc.add_argument("--pki", type=Path, metavar="DIR",
+                     help="a folder written by `harness certs generate`: contracts are validated against its "
+                          "MO roots, hash data against its CAs, revocation asked of the OCSP responders its "
+                          "certificates name")
+    pnc.add_argument("--ocsp-serve", action="store_true",
+                     help="also answer OCSP for that PKI, at the address its certificates name (needs the CA "
+                          "keys in DIR)")
+    pnc.add_argument("--revoked-serial", action="append", default=[], metavar="HEX",
+                     help="with --ocsp-serve: answer 'revoked' for this certificate serial number (repeatable)")
+    secret = pnc.add_mutually_exclusive_group()
+    secret.add_argument("--pki-password-file", type=Path, help="password of encrypted CA keys: first line of this file")
+    secret.add_argument("--pki-password-env", metavar="VAR", help="password of encrypted CA keys: this variable")
     serve.set_defaults(handler=serve_command)
 
 
@@ -90,11 +109,12 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
                                 client_ca=client_ca, keylog=out / "tls-keys.log")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    backend, responder = _pnc(args)
     trace = Recorder(out / "trace.jsonl")
     trace.subscribe(_print_event)
     options: _CsmsOptions = {"versions": versions} if versions else {}
     csms = MockCsms(trace, host=args.host, port=args.port, security=policy,
-                    behaviour=CsmsBehaviour(heartbeat_interval=args.heartbeat_interval), **options)
+                    behaviour=CsmsBehaviour(heartbeat_interval=args.heartbeat_interval, pnc=backend), **options)
 
     async def main() -> None:
         try:
@@ -114,8 +134,51 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
     except KeyboardInterrupt:
         print("stopped")
     finally:
+        if responder is not None:
+            responder.stop()
         trace.close()
     return 0
+
+
+def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer | None]:
+    """The Plug & Charge backend of ``--pki``, and the OCSP responder of ``--ocsp-serve`` (started)."""
+    from harness.cli.certs import key_password
+    from harness.ocpp.contracts import PncBackend
+    from harness.pki.files import CertificateFileError
+    from harness.pki.folders import load_pnc_pki
+    from harness.pki.revocation import RevocationServer
+
+    if args.pki is None:
+        if args.ocsp_serve or args.revoked_serial:
+            raise UsageError("--ocsp-serve and --revoked-serial need --pki")
+        return None, None
+    if args.revoked_serial and not args.ocsp_serve:
+        raise UsageError("--revoked-serial needs --ocsp-serve (the CSMS asks the PKI's own responder otherwise)")
+    try:
+        serials = [int(serial, 16) for serial in args.revoked_serial]
+    except ValueError:
+        raise UsageError(f"--revoked-serial: {args.revoked_serial} must be hexadecimal serial numbers") from None
+    try:
+        pki = load_pnc_pki(args.pki, keys=args.ocsp_serve,
+                           password=key_password(args.pki_password_file, args.pki_password_env))
+    except (CertificateFileError, ValueError, TypeError) as exc:
+        raise UsageError(f"--pki: {exc}") from None
+    responder = None
+    if args.ocsp_serve:
+        urls = pki.ocsp_urls
+        if len(urls) != 1:
+            raise UsageError(f"--ocsp-serve: the certificates in {args.pki} name {len(urls)} OCSP responders "
+                             f"({', '.join(urls) or 'none'}); one can be served")
+        where = urllib.parse.urlsplit(urls[0])
+        try:
+            responder = RevocationServer(pki.signing, revoked=serials, host=where.hostname or "127.0.0.1",
+                                         port=where.port or 80).start()
+        except OSError as exc:
+            raise UsageError(f"--ocsp-serve: cannot listen at {urls[0]}: {exc.strerror or exc}") from None
+    print(f"Plug & Charge: {len(pki.mo_roots)} MO root(s) and {len(pki.authorities)} CA certificates of "
+          f"{', '.join(pki.parts)}; OCSP responder {', '.join(pki.ocsp_urls) or '(none named)'}"
+          + (" served here" if responder else ""))
+    return PncBackend(pki.mo_roots, pki.authorities), responder
 
 
 def _charger_lines(csms, stations: dict[str, str] | None, profile: int) -> list[str]:

@@ -6,11 +6,14 @@ session meets the charging station's transaction.
   authorized; TxStopPoint EVConnected/Authorized: it ends when the EV leaves).
 - Authorization: EIM waits for the external means (a token presented at the charger, a remote
   start from the CSMS) and answers "Ongoing" until the transaction runs; with ``eim: free`` the
-  EVSE authorizes the EV itself by its EVCCID (idToken type MacAddress). Plug & Charge: the SECC
-  validates the contract chain against the MO roots it was given (Equipment.check_contract, the
-  ChargePort's); then Authorize goes to the CSMS with the eMAID only (idToken type eMAID), and the
-  transaction starts when the CSMS accepts. The check through OCPP (the contract certificate or
-  iso15118CertificateHashData in Authorize, OCSP at the CSMS) is not built yet.
+  EVSE authorizes the EV itself by its EVCCID (idToken type MacAddress). Plug & Charge (OCPP
+  2.0.1 C07; the 1.6 application note's DataTransfer): with MO roots the SECC validates the contract
+  chain itself and Authorize carries the eMAID with the chain's iso15118CertificateHashData, for
+  the CSMS to ask the OCSP responder; without MO roots, and with
+  ISO15118Ctrlr.CentralContractValidationAllowed true, the chain goes to the CSMS as PEM in
+  ``certificate`` (C07.FR.06). The EV hears EVSEProcessing Ongoing until the CSMS answers; a
+  refusal becomes the ResponseCode of :data:`harness.v2g.pnc.BACKEND_REFUSALS`, an acceptance
+  starts the transaction with the eMAID as its idToken (type eMAID).
 - Meter values: the SoC the EV reports goes into the station's samples (measurand SoC).
 - A transaction ended by the CSMS (RequestStopTransaction) becomes EVSENotification StopCharging.
 """
@@ -20,10 +23,16 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Sequence
 
+from cryptography.hazmat.primitives import serialization
+
 from harness.emulators.charge_port import ChargePort
 from harness.emulators.evse_connector import Authorization
+from harness.emulators.evse_device import CENTRAL_CONTRACT_VALIDATION
+from harness.pki.profiles import Generation
+from harness.pki.revocation import certificate_hash_data
 from harness.trace import Layer
 from harness.v2g.equipment import EvseCapabilities
+from harness.v2g.pnc import ContractCheck
 
 if TYPE_CHECKING:
     from harness.emulators.evse import Connector, ReferenceEvse
@@ -70,28 +79,51 @@ class OcppBridge(ChargePort):
             self._had_transaction = True
             return "Accepted"
         if method == "PnC":
-            return self._authorize_contract(emaid or "")
+            return self._authorize_contract(emaid or "", contract_chain)
         if self.eim == "free" and connector.authorization is None:
             token = (self.session.evccid if self.session and self.session.evccid else "HLC-EV")
             connector.events.put_nowait(("authorized", Authorization(token, "local", token_type="MacAddress"),
                                          "Authorized"))
         return "Ongoing"  # waiting for the token, the remote start, or the transaction to begin
 
-    def _authorize_contract(self, emaid: str) -> str:
+    def _authorize_contract(self, emaid: str, chain: Sequence[Any]) -> str:
         if self._pnc is None:
-            self._pnc = asyncio.get_running_loop().create_task(self._authorize_emaid(emaid))
+            self._pnc = asyncio.get_running_loop().create_task(self._ask_csms(emaid, list(chain)))
             return "Ongoing"
         if not self._pnc.done():
             return "Ongoing"
-        return "Rejected" if self._pnc.cancelled() or self._pnc.result() != "Accepted" else "Ongoing"
+        return "Rejected" if self._pnc.cancelled() else self._pnc.result()
 
-    async def _authorize_emaid(self, emaid: str) -> str:
-        status = await self.evse.authorize(emaid, "eMAID")
-        self._emit("ContractAuthorization", f"eMAID {emaid}: {status}", id_token=emaid)
-        if status == "Accepted":
-            await self.connector.events.put(("authorized", Authorization(emaid, "local", token_type="eMAID"),
-                                             "Authorized"))
-        return status
+    def check_contract(self, chain: Sequence[Any], *, generation: Generation, emaid: str | None) -> ContractCheck:
+        if self.mo_roots or not self._central_validation:
+            return super().check_contract(chain, generation=generation, emaid=emaid)
+        return ContractCheck(None, "the CSMS (Authorize with the certificate, C07.FR.06)",
+                             "no MO root here: the chain goes to the CSMS")
+
+    @property
+    def _central_validation(self) -> bool:
+        return self.evse.device.value(CENTRAL_CONTRACT_VALIDATION) == "true"
+
+    async def _ask_csms(self, emaid: str, chain: list[Any]) -> str:
+        """Authorize the contract at the CSMS: "Ongoing" once accepted (the transaction starts),
+        else the refusal's name for :func:`harness.v2g.pnc.authorization_refusal`."""
+        if self.mo_roots:
+            hash_data = contract_hash_data(chain, self.mo_roots)
+            status, certificate_status = await self.evse.authorize_contract(emaid, hash_data=hash_data)
+            sent = f"{len(hash_data)} certificate hash data"
+        else:
+            pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in chain)
+            status, certificate_status = await self.evse.authorize_contract(emaid, certificate=pem)
+            sent = "the contract chain (PEM)"
+        self._emit("ContractAuthorization", f"eMAID {emaid} with {sent}: idToken {status}, certificateStatus "
+                   f"{certificate_status or '(none)'}", id_token=emaid)
+        if certificate_status not in (None, "Accepted"):
+            return str(certificate_status)
+        if status != "Accepted":
+            return "Rejected"
+        await self.connector.events.put(("authorized", Authorization(emaid, "local", token_type="eMAID"),
+                                         "Authorized"))
+        return "Ongoing"  # authorized: Accepted once the transaction runs
 
     def notification(self) -> str:
         if self.connector.transaction is not None:
@@ -109,3 +141,17 @@ class OcppBridge(ChargePort):
         if start and self.connector.transaction is None:
             return False
         return super().energy_transfer(start, energy, discharge=discharge)
+
+
+def contract_hash_data(chain: Sequence[Any], roots: Sequence[Any]) -> list[dict[str, str]]:
+    """iso15118CertificateHashData for a contract chain (leaf first): one entry per certificate
+    below the MO root, at most four (OCPP 2.0.1 AuthorizeRequest), each with its issuer's hashes."""
+    known = [*chain, *roots]
+    entries = []
+    for certificate in list(chain)[:4]:
+        issuer = next((c for c in known if c.subject == certificate.issuer and c is not certificate), None)
+        if issuer is None:
+            break  # the chain was validated, so only a self-issued top could get here
+        entries.append(certificate_hash_data(certificate, issuer).as_ocpp())
+    return entries
+

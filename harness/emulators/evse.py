@@ -132,6 +132,11 @@ class ReferenceEvse:
         """Authorize a token with the CSMS (offline by local policy); the status."""
         return await self.transactions.authorize(token, token_type)
 
+    async def authorize_contract(self, emaid: str, *, certificate: str | None = None,
+                                 hash_data: list[dict[str, str]] | None = None) -> tuple[str, str | None]:
+        """Plug & Charge through the CSMS: (idToken status, certificateStatus)."""
+        return await self.transactions.authorize_contract(emaid, certificate=certificate, hash_data=hash_data)
+
     def duty(self, connector: Connector) -> float:
         """The PWM duty cycle the connector shows (see :func:`harness.emulators.evse_connector.duty`)."""
         return _duty(connector)

@@ -35,6 +35,10 @@ class EvseSettings:
 HEARTBEAT: Key = ("OCPPCommCtrlr", "HeartbeatInterval")
 TX_UPDATED_INTERVAL: Key = ("SampledDataCtrlr", "TxUpdatedInterval")
 AUTHORIZE_REMOTE_START: Key = ("AuthCtrlr", "AuthorizeRemoteStart")
+#: C07: may the station hand a contract chain it cannot validate to the CSMS (C07.FR.06)?
+CENTRAL_CONTRACT_VALIDATION: Key = ("ISO15118Ctrlr", "CentralContractValidationAllowed")
+#: C07: may the station accept a contract it validated itself while the CSMS cannot be reached?
+CONTRACT_VALIDATION_OFFLINE: Key = ("ISO15118Ctrlr", "ContractValidationOffline")
 
 #: the 1.6 configuration key of each variable that has one
 KEYS_16: dict[Key, str] = {
@@ -44,11 +48,15 @@ KEYS_16: dict[Key, str] = {
     AUTHORIZE_REMOTE_START: "AuthorizeRemoteTxRequests",
     ("AuthCtrlr", "OfflineTxForUnknownIdEnabled"): "AllowOfflineTxForUnknownId",
     ("TxCtrlr", "EVConnectionTimeOut"): "ConnectionTimeOut",
+    # the configuration keys of the OCA application note "Using ISO 15118 Plug & Charge with OCPP 1.6"
+    CENTRAL_CONTRACT_VALIDATION: "CentralContractValidationAllowed",
+    CONTRACT_VALIDATION_OFFLINE: "ContractValidationOffline",
 }
 _BY_NAME_16 = {name: key for key, name in KEYS_16.items()}
 
 _INTEGER_VARIABLES = {HEARTBEAT, TX_UPDATED_INTERVAL, ("TxCtrlr", "EVConnectionTimeOut")}
-_BOOLEAN_VARIABLES = {AUTHORIZE_REMOTE_START, ("AuthCtrlr", "OfflineTxForUnknownIdEnabled")}
+_BOOLEAN_VARIABLES = {AUTHORIZE_REMOTE_START, ("AuthCtrlr", "OfflineTxForUnknownIdEnabled"), CENTRAL_CONTRACT_VALIDATION,
+                      CONTRACT_VALIDATION_OFFLINE}
 
 
 def initial_variables(settings: EvseSettings) -> dict[Key, tuple[str, str]]:
@@ -67,6 +75,8 @@ def initial_variables(settings: EvseSettings) -> dict[Key, tuple[str, str]]:
         ("TxCtrlr", "TxStopPoint"): ("EVConnected,Authorized", "ReadOnly"),
         ("TxCtrlr", "EVConnectionTimeOut"): (str(int(settings.ev_connection_timeout)), "ReadWrite"),
         ("SecurityCtrlr", "Identity"): (settings.station_id, "ReadOnly"),
+        CENTRAL_CONTRACT_VALIDATION: ("true", "ReadWrite"),
+        CONTRACT_VALIDATION_OFFLINE: ("false", "ReadWrite"),
     }
 
 

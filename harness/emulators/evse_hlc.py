@@ -54,7 +54,8 @@ class EvseHlc:
         self.bridge = OcppBridge(evse, connector, caps, eim=self.profile.eim, on_session=self._session_changed,
                                  provisioning=material.provisioning() if material else None,
                                  tariff_key=material.tariff_key("iso2") if material else None,
-                                 mo_roots=material.all_mo_roots() if material else ())
+                                 mo_roots=material.all_mo_roots() if material and
+                                 self.profile.contract_validation == "local" else ())
         config = SeccConfig(host=self.host, tls=material.secc_tls() if material is not None and caps.tls != "none" else None,
                             protocols=tuple(p for p in caps.protocols),
                             allow_iso20_without_tls=self.allow_iso20_without_tls, sockets=self.sockets)

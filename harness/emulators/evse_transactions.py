@@ -13,7 +13,7 @@ import asyncio
 import uuid
 
 from harness.emulators.evse_connector import EVSE, Connector, StatusReporter, cancel_task, duty
-from harness.emulators.evse_device import TX_UPDATED_INTERVAL, DeviceModel, EvseSettings
+from harness.emulators.evse_device import CONTRACT_VALIDATION_OFFLINE, TX_UPDATED_INTERVAL, DeviceModel, EvseSettings
 from harness.ocpp.dialect import ConnectorState, MeterSample, StationDialect, StationTransaction, timestamp
 from harness.ocpp.endpoint import ConnectionLost, OcppCallFailed
 from harness.ocpp.station import StationClient
@@ -45,6 +45,24 @@ class Transactions:
         except OcppCallFailed:
             return "Invalid"
         return self.dialect.authorization_status(response)
+
+    async def authorize_contract(self, emaid: str, *, certificate: str | None = None,
+                                 hash_data: list[dict[str, str]] | None = None) -> tuple[str, str | None]:
+        """Plug & Charge through the CSMS (C07): (idToken status, certificateStatus). Offline, a
+        contract the station validated itself (hash data) is accepted only with
+        ContractValidationOffline true; one it could not validate never is."""
+        action, payload = self.dialect.contract_authorize(emaid, certificate=certificate, hash_data=hash_data)
+        try:
+            response = await self.station.send(action, payload)
+        except ConnectionLost:
+            offline_ok = hash_data is not None and self.device.value(CONTRACT_VALIDATION_OFFLINE) == "true"
+            status = "Accepted" if offline_ok else "Invalid"
+            self.recorder.emit(Layer.OCPP, "OfflineAuthorization", f"offline: contract {emaid} {status} by local "
+                               "policy (ContractValidationOffline)", src=EVSE, keys={"id_token": emaid})
+            return status, None
+        except OcppCallFailed:
+            return "Invalid", None
+        return self.dialect.contract_verdict(response)
 
     def sample(self, connector: Connector, context: str = "Sample.Periodic") -> MeterSample:
         reading = connector.line.read()

@@ -65,6 +65,10 @@ class EvseProfile:
     sdp_port: int = 15118
     #: authorization of EIM sessions: "external" (a token presented or a remote start) or "free"
     eim: str = "external"
+    #: Plug & Charge contracts: "local" (validated against the MO roots of the PKI, then
+    #: Authorize with their OCSP hash data) or "central" (no MO root held: the chain goes to the
+    #: CSMS in Authorize's certificate field, OCPP 2.0.1 C07.FR.06)
+    contract_validation: str = "local"
     #: plays a charger whose V2G_SECC_Sequence_Timeout is this (the standard's seconds; None: the
     #: standards' values) -- a non-conforming charger, for checking the harness's own checks
     sequence_timeout: float | None = None
@@ -184,6 +188,7 @@ def load_evse_profile(path: Path | str = DEFAULT_EVSE_PROFILE) -> EvseProfile:
     fallback = hlc.float("fallback_s", 10.0, exclusive_minimum=0.0)
     sdp_port = hlc.int("sdp_port", 15118, minimum=0, maximum=65535)
     eim = hlc.str("eim", "external", choices=("external", "free"))
+    contract_validation = hlc.str("contract_validation", "local", choices=("local", "central"))
     sequence_timeout = hlc.float("sequence_timeout_s", None, exclusive_minimum=0.0)
     hlc.done()
     who = top.section("identity")
@@ -198,4 +203,4 @@ def load_evse_profile(path: Path | str = DEFAULT_EVSE_PROFILE) -> EvseProfile:
                                     receipt_every=receipt_every, certificate_service=certificate_service,
                                     **ac_args, **dc_args)
     return EvseProfile(name=name, capabilities=capabilities, announce_hlc=announce, hlc_fallback=fallback,
-                       sdp_port=sdp_port, eim=eim, identity=identity, sequence_timeout=sequence_timeout, path=path)
+                       sdp_port=sdp_port, eim=eim, contract_validation=contract_validation, identity=identity, sequence_timeout=sequence_timeout, path=path)

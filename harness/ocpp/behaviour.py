@@ -7,11 +7,15 @@ version's response schema (a test checks every one of them).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
+import inspect
 import itertools
+import json
 import threading
 from typing import Any, Mapping
 
+from harness.ocpp.contracts import ContractVerdict, PncBackend
 from harness.ocpp.endpoint import Handler, IncomingCall, Result
 from harness.ocpp.routing import Answering, answers
 from harness.ocpp.versions import STATION_ACTIONS, OcppVersion
@@ -28,14 +32,23 @@ class CsmsBehaviour(Answering):
     :func:`~harness.ocpp.routing.answers`.
 
     ``id_tokens`` maps token -> authorization status ("Accepted", "Blocked", "Invalid",
-    "Expired"...); tokens not in it get ``unknown_token_status``.
+    "Expired"...); tokens not in it get ``unknown_token_status``. An eMAID is a token like any
+    other: its status is the contract's (valid, blocked, expired, unknown).
+
+    ``pnc`` is the Plug & Charge backend (:mod:`harness.ocpp.contracts`) that decides about
+    contract certificates; without one, a contract presented through OCPP is refused with
+    CertChainError and the timeline says that this CSMS was given no PKI.
     """
 
+    #: the DataTransfer vendorId of the OCA application note "Using ISO 15118 Plug & Charge with OCPP 1.6"
+    PNC_VENDOR = "org.openchargealliance.iso15118pnc"
+
     def __init__(self, *, heartbeat_interval: int = 300, id_tokens: Mapping[str, str] | None = None,
-                 unknown_token_status: str = "Accepted") -> None:
+                 unknown_token_status: str = "Accepted", pnc: PncBackend | None = None) -> None:
         self.heartbeat_interval = heartbeat_interval
         self.id_tokens = dict(id_tokens or {})
         self.unknown_token_status = unknown_token_status
+        self.pnc = pnc
         self._transaction_ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -45,7 +58,8 @@ class CsmsBehaviour(Answering):
             return None
 
         async def answer(call: IncomingCall) -> Result:
-            return Result(method(call))
+            payload = method(call)
+            return Result(await payload if inspect.isawaitable(payload) else payload)
 
         return answer
 
@@ -74,9 +88,57 @@ class CsmsBehaviour(Answering):
     # -- authorization and transactions ---------------------------------------------------
 
     @answers("Authorize")
-    def authorize(self, call: IncomingCall) -> dict[str, Any]:
-        token = call.payload.get("idTag") if call.version is _V16 else call.payload["idToken"]["idToken"]
-        return self._token_info(call, token)
+    async def authorize(self, call: IncomingCall) -> dict[str, Any]:
+        if call.version is _V16:
+            return self._token_info(call, call.payload.get("idTag"))
+        token = call.payload["idToken"]["idToken"]
+        return await self._authorize_contract(call, call.payload, token, token_info=self._token_info(call, token))
+
+    async def _authorize_contract(self, call: IncomingCall, request: dict[str, Any], token: str, *,
+                                  token_info: dict[str, Any]) -> dict[str, Any]:
+        """C07: an Authorize that carries a contract (certificate or hash data) is answered with
+        the backend's certificateStatus; a contract the backend refuses is not authorized,
+        whatever the token's own status."""
+        if "certificate" not in request and "iso15118CertificateHashData" not in request:
+            return token_info
+        verdict = await self._contract_verdict(request, token)
+        info_key = "idTagInfo" if call.version is _V16 else "idTokenInfo"
+        if not verdict.accepted:
+            token_info = {info_key: {"status": "Expired" if verdict.certificate_status == "CertificateExpired"
+                                     else "Invalid"}}
+        call.endpoint.note("ContractVerdict", f"CSMS: contract of {token}: {verdict.certificate_status} "
+                           f"({verdict.detail}); idToken {token_info[info_key]['status']}",
+                           payload={"id_token": token, "certificate_status": verdict.certificate_status,
+                                    "detail": verdict.detail,
+                                    "checked": "certificate" if "certificate" in request else "hash data",
+                                    "id_token_status": token_info[info_key]["status"]},
+                           keys={"station_id": call.station_id, "id_token": token})
+        return {**token_info, "certificateStatus": verdict.certificate_status}
+
+    async def _contract_verdict(self, request: dict[str, Any], token: str) -> ContractVerdict:
+        backend = self.pnc
+        if backend is None:
+            return ContractVerdict("CertChainError", "this CSMS was given no Plug & Charge PKI (MO roots, "
+                                                     "OCSP responders) to check contracts against")
+        if "certificate" in request:
+            return await asyncio.to_thread(backend.check_certificate, str(request["certificate"]), token)
+        entries = request["iso15118CertificateHashData"]
+        return await asyncio.to_thread(backend.check_hash_data, entries if isinstance(entries, list) else [entries])
+
+    @answers("GetCertificateStatus")
+    async def get_certificate_status(self, call: IncomingCall) -> dict[str, Any]:
+        return await self._certificate_status(call, call.payload.get("ocspRequestData"))
+
+    async def _certificate_status(self, call: IncomingCall, request: Any) -> dict[str, Any]:
+        """M06: the station's OCSP CertID relayed to the responder, the DER answer returned."""
+        if self.pnc is None:
+            status, result, detail = "Failed", None, "this CSMS was given no Plug & Charge PKI"
+        else:
+            answer = await asyncio.to_thread(self.pnc.certificate_status, request)
+            status, result, detail = answer.status, answer.ocsp_result, answer.detail
+        call.endpoint.note("CertificateStatusRelayed", f"CSMS: GetCertificateStatus {status} ({detail})",
+                           payload={"status": status, "detail": detail}, keys={"station_id": call.station_id})
+        return {"status": status, **({"ocspResult": result} if result else {})}
 
     @answers("StartTransaction")
     def start_transaction(self, call: IncomingCall) -> dict[str, Any]:
@@ -111,7 +173,32 @@ class CsmsBehaviour(Answering):
         return {"status": "Accepted"}
 
     @answers("DataTransfer")
-    def data_transfer(self, call: IncomingCall) -> dict[str, Any]:
+    async def data_transfer(self, call: IncomingCall) -> dict[str, Any]:
         # OCPP 1.6 §4.3 / 2.0.1 P01: a receiver that does not know the vendorId says so
-        return {"status": "UnknownVendorId"}
+        if call.payload.get("vendorId") != self.PNC_VENDOR or call.version is not _V16:
+            return {"status": "UnknownVendorId"}
+        message = call.payload.get("messageId")
+        if message not in ("Authorize", "GetCertificateStatus"):
+            return {"status": "UnknownMessageId"}
+        # the application note carries the OCPP 2.0.1 message as a JSON text in data
+        try:
+            request = json.loads(call.payload.get("data") or "")
+        except ValueError as exc:
+            request = exc
+        if not isinstance(request, dict):
+            call.endpoint.note("DataTransferRefused", f"CSMS: {self.PNC_VENDOR} {message}: data is not a JSON "
+                               f"object ({request})", keys={"station_id": call.station_id})
+            return {"status": "Rejected"}
+        if message == "Authorize":
+            token = request.get("idToken")
+            if not isinstance(token, str):
+                call.endpoint.note("DataTransferRefused", f"CSMS: {self.PNC_VENDOR} Authorize without an idToken "
+                                   "string (the application note's idToken is the eMAID as a string)",
+                                   keys={"station_id": call.station_id})
+                return {"status": "Rejected"}
+            answer = await self._authorize_contract(call, request, token, token_info=self._token_info(call, token))
+            answer = {"idTokenInfo" if k == "idTagInfo" else k: v for k, v in answer.items()}
+        else:
+            answer = await self._certificate_status(call, request.get("ocspRequestData"))
+        return {"status": "Accepted", "data": json.dumps(answer, separators=(",", ":"))}
 

@@ -284,6 +284,11 @@ class OcppEndpoint:
     def _emit(self, layer: Layer, name: str, summary: str, **fields: Any) -> None:
         self.recorder.emit(layer, name, summary, observer=self.local, **fields)
 
+    def note(self, name: str, summary: str, **fields: Any) -> None:
+        """A decision of this side's own (not a frame) on the timeline, e.g. the CSMS's verdict
+        on a contract certificate."""
+        self._emit(Layer.OCPP, name, summary, src=self.local, **fields)
+
     def _fail_pending(self, message_id: str, error: Exception) -> None:
         pending = self._pending.pop(message_id, None)
         if pending and not pending.future.done():

@@ -159,3 +159,12 @@ def chain_roles(leaf: Role) -> list[Role]:
     while (issuer := PROFILES[roles[-1]].issuer) is not None:
         roles.append(issuer)
     return roles
+
+
+def same_emaid(a: str, b: str) -> bool:
+    """Whether two spellings name one eMAID: ISO 15118-2 Annex H writes it with or without the
+    separators "-" (and "*" in DIN SPEC 91286), in either letter case."""
+    def normal(emaid: str) -> str:
+        return emaid.replace("-", "").replace("*", "").upper()
+    return normal(a) == normal(b)
+

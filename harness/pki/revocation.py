@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import re
 import threading
 import urllib.parse
 import urllib.request
@@ -116,6 +117,55 @@ class CertificateHashData:
     def as_ocpp(self) -> dict[str, str]:
         return dict(self.__dict__)
 
+    @classmethod
+    def from_ocpp(cls, value: object, where: str = "OCSPRequestData") -> "CertificateHashData":
+        """From a message's OCSPRequestDataType; ValueError names ``where`` and what is wrong."""
+        if not isinstance(value, dict):
+            raise ValueError(f"{where} is {type(value).__name__}, not an object")
+        missing = [f for f in ("hashAlgorithm", "issuerNameHash", "issuerKeyHash", "serialNumber", "responderURL")
+                   if not isinstance(value.get(f), str)]
+        if missing:
+            raise ValueError(f"{where} lacks {', '.join(missing)}")
+        data = cls(value["hashAlgorithm"], value["issuerNameHash"], value["issuerKeyHash"], value["serialNumber"],
+                   value["responderURL"])
+        try:
+            data.parsed()
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        return data
+
+    def parsed(self) -> tuple[hashes.HashAlgorithm, bytes, bytes, int]:
+        """(hash algorithm, issuer name hash, issuer key hash, serial number); ValueError names
+        the field that does not parse."""
+        kind = _OCPP_HASHES.get(self.hashAlgorithm)
+        if kind is None:
+            raise ValueError(f"hashAlgorithm {self.hashAlgorithm!r} is none of {', '.join(_OCPP_HASHES)}")
+        algorithm = kind()
+        digests = []
+        for field_name in ("issuerNameHash", "issuerKeyHash"):
+            text = getattr(self, field_name)
+            if not _HEX.fullmatch(text):
+                raise ValueError(f"{field_name} {text[:80]!r} is not hexadecimal")
+            if len(text) != 2 * algorithm.digest_size:
+                raise ValueError(f"{field_name} has {len(text)} hex digits, {self.hashAlgorithm} gives "
+                                 f"{2 * algorithm.digest_size}")
+            digests.append(bytes.fromhex(text))
+        if not _HEX.fullmatch(self.serialNumber) or len(self.serialNumber) > 40:
+            # RFC 5280 4.1.2.2: at most 20 octets
+            raise ValueError(f"serialNumber {self.serialNumber[:80]!r} is not a hexadecimal serial number "
+                             "(at most 40 digits)")
+        return algorithm, digests[0], digests[1], int(self.serialNumber, 16)
+
+    def issued_by(self, issuer: x509.Certificate) -> bool:
+        """Whether the hashes name ``issuer`` (its subject and public key, RFC 6960 4.1.1)."""
+        algorithm = _OCPP_HASHES.get(self.hashAlgorithm)
+        if algorithm is None:
+            return False
+        return (_name_hash(issuer.subject, algorithm()).hex() == self.issuerNameHash.lower()
+                and _key_hash(issuer, algorithm()).hex() == self.issuerKeyHash.lower())
+
+
+_HEX = re.compile(r"[0-9A-Fa-f]+")
 
 _OCPP_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "SHA256": hashes.SHA256, "SHA384": hashes.SHA384, "SHA512": hashes.SHA512}
@@ -292,24 +342,42 @@ class OcspClient:
         url = self.url or ocsp_url_of(cert)
         if not url:
             raise OcspError(f"{cert.subject.rfc4514_string()}: no OCSP URL to ask")
-        request = (ocsp.OCSPRequestBuilder()
-                   .add_certificate(cert, issuer, hashes.SHA256())
-                   .build().public_bytes(serialization.Encoding.DER))
-        http = urllib.request.Request(url, data=request, method="POST",
-                                      headers={"Content-Type": "application/ocsp-request"})
-        try:
-            with urllib.request.urlopen(http, timeout=self.timeout) as reply:
-                answer = ocsp.load_der_ocsp_response(reply.read())
-        except (OSError, ValueError) as exc:
-            raise OcspError(f"{url}: {exc}") from None
-        if answer.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
-            return OcspStatus.UNKNOWN
-        if answer.serial_number != cert.serial_number:
-            raise OcspError(f"{url}: answered about serial {answer.serial_number:X}")
-        _check_response_signature(answer, issuer, url)
-        return {ocsp.OCSPCertStatus.GOOD: OcspStatus.GOOD,
-                ocsp.OCSPCertStatus.REVOKED: OcspStatus.REVOKED}.get(answer.certificate_status,
-                                                                    OcspStatus.UNKNOWN)
+        request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA256()).build()
+        answer = ocsp.load_der_ocsp_response(fetch_ocsp(url, request.public_bytes(serialization.Encoding.DER),
+                                                        timeout=self.timeout))
+        return ocsp_status(answer, issuer, cert.serial_number, url)
+
+
+def ocsp_request_by_hash(data: CertificateHashData) -> bytes:
+    """The DER OCSP request (RFC 6960 4.1) for OCPP's OCSPRequestData: the CertID is the hashes
+    and serial number the station sent, unchanged. ValueError names a field that does not parse."""
+    algorithm, name_hash, key_hash, serial = data.parsed()
+    request = ocsp.OCSPRequestBuilder().add_certificate_by_hash(name_hash, key_hash, serial, algorithm).build()
+    return request.public_bytes(serialization.Encoding.DER)
+
+
+def fetch_ocsp(url: str, request: bytes, *, timeout: float = 5.0) -> bytes:
+    """POST a DER OCSP request to a responder (RFC 6960 A.1) and return its DER answer."""
+    http = urllib.request.Request(url, data=request, method="POST",
+                                  headers={"Content-Type": "application/ocsp-request"})
+    try:
+        with urllib.request.urlopen(http, timeout=timeout) as reply:
+            answer = reply.read(64 * 1024)
+        ocsp.load_der_ocsp_response(answer)
+    except (OSError, ValueError) as exc:
+        raise OcspError(f"{url}: {exc}") from None
+    return answer
+
+
+def ocsp_status(answer: ocsp.OCSPResponse, issuer: x509.Certificate, serial: int, url: str) -> OcspStatus:
+    """What a responder's answer says about ``serial``, once its signature by ``issuer`` holds."""
+    if answer.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return OcspStatus.UNKNOWN
+    if answer.serial_number != serial:
+        raise OcspError(f"{url}: answered about serial {answer.serial_number:X}, not {serial:X}")
+    _check_response_signature(answer, issuer, url)
+    return {ocsp.OCSPCertStatus.GOOD: OcspStatus.GOOD,
+            ocsp.OCSPCertStatus.REVOKED: OcspStatus.REVOKED}.get(answer.certificate_status, OcspStatus.UNKNOWN)
 
 
 def _check_response_signature(answer: ocsp.OCSPResponse, issuer: x509.Certificate, url: str) -> None:

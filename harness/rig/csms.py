@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from harness.ocpp import commands
 from harness.ocpp.behaviour import CsmsBehaviour
+from harness.ocpp.contracts import PncBackend
 from harness.ocpp.csms import MockCsms
 from harness.ocpp.endpoint import CallTimeout, ConnectionLost, InvalidResponse
 from harness.ocpp.script import Script
 from harness.ocpp.security import SecurityPolicy
 from harness.ocpp.transactions import TransactionView, transactions
 from harness.pki.ocpp import CertificateFiles, OcppPki, generate_ocpp_pki
+from harness.pki.revocation import RevocationServer
 from harness.pki.tls import ocpp_client_context, ocpp_server_context
 from harness.rig import check
 from harness.rig.check import ProbeResult
@@ -32,6 +34,7 @@ from harness.verdicts import DutFailure, RigNotReady
 
 if TYPE_CHECKING:
     from harness.rig.rig import Rig
+    from harness.v2g.credentials import V2gMaterial
 
 
 @dataclass(frozen=True)
@@ -246,8 +249,36 @@ class CsmsRole(Role):
 
     def restore(self) -> None:
         """Back to the rig file's behaviour: no scripted rules, the configured security policy,
-        listening."""
+        listening, no certificate revoked."""
         self.rig.run(self.ensure_listening())
+        if self.driver.revocation is not None:
+            self.driver.revocation.revoked.clear()
+
+    # -- Plug & Charge backend ------------------------------------------------------------------
+
+    @property
+    def ocsp_base_url(self) -> str | None:
+        """Where the run's OCSP responder listens (None: the CSMS is not up): the ISO 15118 PKI
+        generated for the run names it in its certificates."""
+        revocation = self.driver.revocation
+        return revocation.base_url if revocation is not None else None
+
+    def serve_contracts(self, material: "V2gMaterial") -> None:
+        """Be the Plug & Charge backend of the run's ISO 15118 PKI: trust its MO roots, know its
+        CAs, and answer OCSP for them (the responder its certificates name)."""
+        authorities = material.authorities()
+        revocation = self.driver.revocation
+        if revocation is not None:
+            revocation.authorities.extend(a for a in authorities if a.key is not None)
+        self.behaviour.pnc = PncBackend(material.all_mo_roots(), [a.cert for a in authorities],
+                                        responders=[revocation.ocsp_url] if revocation else [])
+
+    def revoke(self, serial: int) -> None:
+        """From now on the run's OCSP responder says the certificate with ``serial`` is revoked
+        (until the next test case)."""
+        if self.driver.revocation is None:
+            raise RigNotReady("the CSMS role is not up, so the run has no OCSP responder")
+        self.driver.revocation.revoke(serial)
 
 
 def frame_type(event: Event) -> str | None:
@@ -275,6 +306,8 @@ class MockCsmsDriver(Driver):
         self.server: MockCsms | None = None
         #: the policy of the rig file, which the role returns to after a test changed it
         self.default_policy: SecurityPolicy | None = None
+        #: the OCSP responder of the run's ISO 15118 PKI (the CSMS is its Plug & Charge backend)
+        self.revocation: RevocationServer | None = None
 
     @classmethod
     def probe(cls, config: RigConfig) -> Iterator[ProbeResult]:
@@ -296,11 +329,15 @@ class MockCsmsDriver(Driver):
                                versions=self.config.versions, behaviour=self.role.behaviour,
                                response_timeout=self.rig.scaled(self.config.response_timeout),
                                path_prefix=self.config.path_prefix)
+        self.revocation = RevocationServer([]).start()
         await self.server.start()
 
     async def deactivate(self) -> None:
         if self.server is not None:
             await self.server.stop()
+        if self.revocation is not None:
+            self.revocation.stop()
+            self.revocation = None
 
     def _tls_material(self) -> CsmsTls:
         configured = self.config.tls

@@ -72,7 +72,11 @@ def material(rig: "Rig") -> V2gMaterial:
         # the link's V2G key log: its captures carry each case's TLS secrets beside the pcap
         keylog = rig.link.keylog
         keylog.parent.mkdir(parents=True, exist_ok=True)
-        found = V2gMaterial.generate(rig.run_dir / "pki" / "iso15118", evse_id=evse_id, keylog=keylog)
+        # the mock CSMS is the PKI's Plug & Charge backend and runs its OCSP responder
+        responder = rig.csms.ocsp_base_url
+        found = V2gMaterial.generate(rig.run_dir / "pki" / "iso15118", evse_id=evse_id, keylog=keylog,
+                                     **({"revocation_base_url": responder} if responder else {}))
+        rig.csms.serve_contracts(found)
         _MATERIAL[rig] = found
     return found
 

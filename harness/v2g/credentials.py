@@ -26,7 +26,7 @@ from harness.pki import tls
 from harness.pki.builder import Issued, KeyAlgorithm, issue, name
 from harness.pki.contract_key import encrypt_iso2
 from harness.pki.files import CertificateFileError, load_certificate, load_certificates, load_private_key
-from harness.pki.iso15118 import Iso15118Pki, build_iso15118_pki, write_iso15118_pki
+from harness.pki.iso15118 import DEFAULT_REVOCATION_BASE_URL, Iso15118Pki, build_iso15118_pki, write_iso15118_pki
 from harness.pki.manifest import Manifest
 from harness.pki.profiles import DEFAULT_EMAID, DEFAULT_EVSE_ID, PROFILES, Generation, Role
 from harness.v2g.pnc import ContractDelivery
@@ -45,11 +45,15 @@ class V2gMaterial:
     folders: dict | None = None
 
     @classmethod
-    def generate(cls, directory: Path, *, evse_id: str = DEFAULT_EVSE_ID, keylog: Path | None = None) -> "V2gMaterial":
+    def generate(cls, directory: Path, *, evse_id: str = DEFAULT_EVSE_ID, keylog: Path | None = None,
+                 revocation_base_url: str = DEFAULT_REVOCATION_BASE_URL) -> "V2gMaterial":
+        """Both generations' PKIs; ``revocation_base_url``: where their OCSP responder and CRLs are
+        (the AIA and CRL distribution point of every certificate below a root)."""
         directory = Path(directory)
         manifest = Manifest(directory)
-        iso2 = build_iso15118_pki(Generation.ISO2, evse_id=evse_id)
-        iso20 = build_iso15118_pki(Generation.ISO20, KeyAlgorithm.SECP521R1, evse_id=evse_id)
+        iso2 = build_iso15118_pki(Generation.ISO2, evse_id=evse_id, revocation_base_url=revocation_base_url)
+        iso20 = build_iso15118_pki(Generation.ISO20, KeyAlgorithm.SECP521R1, evse_id=evse_id,
+                                   revocation_base_url=revocation_base_url)
         write_iso15118_pki(iso2, directory / "iso2", manifest)
         write_iso15118_pki(iso20, directory / "iso20", manifest)
         untrusted = build_iso15118_pki(Generation.ISO2, evse_id=evse_id)  # a V2G root nobody trusts
@@ -161,6 +165,10 @@ class V2gMaterial:
         path = self.path(generation, "mo-root.pem")
         return load_certificates(path) if path.is_file() else []
 
+    def authorities(self) -> list[Issued]:
+        """Every CA of both generations (roots and Sub-CAs, with their keys where loaded)."""
+        return [*self.iso2.authorities, *self.iso20.authorities]
+
     def all_mo_roots(self) -> list[x509.Certificate]:
         """The MO roots of both generations, for an SECC that takes -2 and -20 contracts."""
         return self.mo_roots("iso2") + self.mo_roots("iso20")
@@ -193,7 +201,9 @@ class CertificateProvisioning:
         issued = issue(name(emaid, profile.organization, country="DE", domain_component=profile.domain_component),
                        pki.issued[Role.MO_SUB_CA_2], algorithm=KeyAlgorithm.SECP256R1,
                        validity=_dt.timedelta(days=365), ca=False, key_usage=profile.key_usage,
-                       ski_method=Generation.ISO2.ski_method)
+                       ski_method=Generation.ISO2.ski_method,
+                       # where its revocation is asked, like every contract of the PKI
+                       ocsp_url=pki.ocsp_url(), crl_url=pki.crl_url(Role.MO_SUB_CA_2))
         if not isinstance(issued.key, ec.EllipticCurvePrivateKey):
             raise TypeError(f"the contract key for {emaid} is {type(issued.key).__name__}, not an elliptic-curve "
                             "key: ISO 15118-2 encrypts only secp256r1 contract keys")

@@ -95,7 +95,9 @@ class Equipment(Protocol):
 
     def authorize(self, method: str, *, emaid: str | None = None,
                   contract_chain: Sequence[Any] = ()) -> str:
-        """"Accepted", "Ongoing" (ask again) or "Rejected"; ``method`` is "EIM" or "PnC"."""
+        """"Accepted", "Ongoing" (ask again) or "Rejected"; ``method`` is "EIM" or "PnC". For
+        PnC a backend's refusal of the contract may be named instead ("CertificateRevoked"...,
+        the keys of :data:`harness.v2g.pnc.BACKEND_REFUSALS`), which picks the ResponseCode."""
         ...
 
     def notification(self) -> str:

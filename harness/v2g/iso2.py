@@ -360,8 +360,10 @@ class Iso2Rules(DcRules):
             status = s.equipment.authorize("PnC", emaid=c.emaid, contract_chain=c.contract_chain)
         else:
             status = s.equipment.authorize("EIM")
-        if status == "Rejected":
-            return Reply({"ResponseCode": "FAILED", "EVSEProcessing": "Finished"})
+        refusal = pnc.authorization_refusal(status, Generation.ISO2)
+        if refusal is not None:
+            s.facts["authorization_problem"] = status
+            return Reply({"ResponseCode": refusal, "EVSEProcessing": "Finished"})
         c.processing = "Finished" if status == "Accepted" else "Ongoing"
         return Reply({"ResponseCode": "OK", "EVSEProcessing": c.processing})
 

@@ -264,13 +264,14 @@ class Iso20Rules(Rules):
                     s.facts["contract_problem"] = check.detail
                     return Reply({"ResponseCode": check.refusal, "EVSEProcessing": "Finished"}, notices=notices)
             status = s.equipment.authorize("PnC", emaid=pnc.common_name(chain[0]), contract_chain=chain)
-            rejected = "WARNING_GeneralPnCAuthorizationError"
+            refusal = pnc.authorization_refusal(status, Generation.ISO20)
         else:
             notices = ()
             status = s.equipment.authorize("EIM")
-            rejected = "WARNING_EIMAuthorizationFailure"
-        if status == "Rejected":
-            return Reply({"ResponseCode": rejected, "EVSEProcessing": "Finished"}, notices=notices)
+            refusal = "WARNING_EIMAuthorizationFailure" if status == "Rejected" else None
+        if refusal is not None:
+            s.facts["authorization_problem"] = status
+            return Reply({"ResponseCode": refusal, "EVSEProcessing": "Finished"}, notices=notices)
         processing = "Finished" if status == "Accepted" else "Ongoing"
         c.processing = processing
         return Reply({"ResponseCode": "OK", "EVSEProcessing": processing}, notices=notices)

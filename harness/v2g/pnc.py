@@ -27,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from harness.pki.profiles import Generation, Role
+from harness.pki.profiles import Generation, Role, same_emaid
 from harness.pki.validate import Reason, ValidationResult, policy_for, validate_chain
 from harness.v2g.machine import Notice
 
@@ -100,6 +100,39 @@ CONTRACT_REFUSALS: dict[Generation, dict[Reason | None, str]] = {
 }
 
 
+#: what a backend said about a contract (the CSMS's certificateStatus in its answer to Authorize,
+#: OCPP 2.0.1 AuthorizeCertificateStatusEnumType; "Rejected": the eMAID itself was not accepted)
+#: -> the AuthorizationRes ResponseCode the SECC answers with once it knows. -2 has a FAILED_* code
+#: for each (spelled FAILED_ContractCanceled); -20 answers a problem with a WARNING_* code and
+#: EVSEProcessing Finished ([V2G20-1978]), and has none for a cancelled contract.
+BACKEND_REFUSALS: dict[Generation, dict[str, str]] = {
+    Generation.ISO2: {
+        "SignatureError": "FAILED_SignatureError",
+        "CertificateExpired": "FAILED_CertificateExpired",
+        "CertificateRevoked": "FAILED_CertificateRevoked",
+        "NoCertificateAvailable": "FAILED_NoCertificateAvailable",
+        "CertChainError": "FAILED_CertChainError",
+        "ContractCancelled": "FAILED_ContractCanceled",
+        "Rejected": "FAILED",
+    },
+    Generation.ISO20: {
+        "SignatureError": "FAILED_SignatureError",
+        "CertificateExpired": "WARNING_CertificateExpired",
+        "CertificateRevoked": "WARNING_CertificateRevoked",
+        "NoCertificateAvailable": "WARNING_NoCertificateAvailable",
+        "CertChainError": "WARNING_CertificateValidationError",
+        "ContractCancelled": "WARNING_GeneralPnCAuthorizationError",
+        "Rejected": "WARNING_GeneralPnCAuthorizationError",
+    },
+}
+
+
+def authorization_refusal(status: str, generation: Generation) -> str | None:
+    """The ResponseCode for an authorization outcome (:meth:`Equipment.authorize`), None while
+    it is Accepted or Ongoing."""
+    return BACKEND_REFUSALS[generation].get(status)
+
+
 @dataclass(frozen=True)
 class ContractCheck:
     """What became of a contract chain: ``refusal`` is the response code to answer with (None:
@@ -128,7 +161,7 @@ def check_contract(chain: Sequence[x509.Certificate], anchors: Sequence[x509.Cer
     result = validate_chain(chain, anchors, policy=policy_for(generation, Role.CONTRACT, common_name=None), at=at)
     if not result.ok:
         return ContractCheck(refusals.get(result.reason, refusals[None]), checked_by, str(result), result)
-    if emaid is not None and _normal(common_name(chain[0])) != _normal(emaid):
+    if emaid is not None and not same_emaid(common_name(chain[0]), emaid):
         return ContractCheck(refusals[None], checked_by, f"the contract certificate's CN {common_name(chain[0])!r} "
                                                          f"is not the eMAID {emaid!r}", result)
     return ContractCheck(None, checked_by, "valid", result)
@@ -142,10 +175,6 @@ def contract_notice(check: ContractCheck) -> Notice:
     return Notice("ContractRefused", f"SECC: contract chain refused ({check.refusal}), validated by "
                   f"{check.checked_by}: {check.detail}",
                   {"checked_by": check.checked_by, "refusal": check.refusal, "detail": check.detail})
-
-
-def _normal(emaid: str) -> str:
-    return emaid.replace("-", "").replace("*", "").upper()
 
 
 @dataclass
