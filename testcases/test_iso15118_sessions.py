@@ -8,8 +8,10 @@ observer ev) and the OCPP messages the CSMS received.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
+from cryptography import x509
 
 from harness import exi
 from harness.ocpp import commands
@@ -60,6 +62,51 @@ def _exact(result):
         data = bytes.fromhex(payload["exi"])
         decoded = exi.decode(data, payload["schema"])
         assert exi.encode(decoded, payload["schema"]) == data, f"{event.name} from {event.src} is not canonical"
+
+
+def _common_name(certificate) -> str:
+    return str(certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
+
+
+def _contract_requests(csms, emaid, since):
+    """Authorize requests for ``emaid`` as OCPP 2.0.1 messages: 2.x Authorize, 1.6 Authorize
+    (idTag) or the 1.6 application note's DataTransfer (org.openchargealliance.iso15118pnc)."""
+    found = []
+    for event in csms.messages(since=since, kind="CALL"):
+        body = (event.payload or {}).get("payload")
+        if not isinstance(body, dict):
+            continue
+        if event.name == "DataTransfer" and body.get("messageId") == "Authorize":
+            try:
+                body = json.loads(body.get("data") or "")
+            except ValueError:
+                continue
+            token = body.get("idToken") if isinstance(body, dict) else None
+        elif event.name == "Authorize":
+            token = body.get("idTag") or (body.get("idToken") or {}).get("idToken")
+        else:
+            continue
+        if isinstance(token, str) and token.replace("-", "").upper() == emaid.replace("-", "").upper():
+            found.append(body)
+    return found
+
+
+def _contract_authorized(rig, csms, ev, emaid, protocol, mark):
+    """OCPP 2.0.1 C07: the charger authorized the contract at the CSMS (with its OCSP hash data or
+    its chain, which the CSMS checked and accepted), and the transaction carries the eMAID."""
+    transaction = _transaction(rig, csms, emaid, mark)
+    requests = _contract_requests(csms, emaid, mark)
+    assert requests, f"no Authorize for the eMAID {emaid} reached the CSMS"
+    with_contract = [r for r in requests if "certificate" in r or "iso15118CertificateHashData" in r]
+    if with_contract:
+        verdicts = [e.payload for e in rig.trace.select(name="ContractVerdict", observer="csms", since=mark)]
+        assert verdicts and all(v["certificate_status"] == "Accepted" for v in verdicts), verdicts
+        hashed = with_contract[0].get("iso15118CertificateHashData")
+        if hashed:
+            contract = ev.contract(protocol)
+            assert hashed[0]["serialNumber"].upper().lstrip("0") == format(contract.serial_number, "X"), \
+                "iso15118CertificateHashData[0] is not the contract certificate the EV presented"
+    return transaction
 
 
 def _transaction(rig, csms, token, mark):
@@ -124,11 +171,9 @@ def test_iso2_plug_and_charge(rig, csms, evse, ev, step, energy):
         assert "Signature" in authorization["V2G_Message"]["Header"]
         assert result.tls == "TLSv1.2"
         _all_ok(result)
-    with step("the EVSE authorizes the contract's eMAID at the CSMS"):
+    with step("the EVSE authorizes the contract at the CSMS and bills the transaction to its eMAID"):
         emaid = result.sent("PaymentDetailsReq")[0]["V2G_Message"]["Body"]["PaymentDetailsReq"]["eMAID"]
-        csms.wait_for_message("Authorize", since=mark, timeout=rig.scaled(30) + 5,
-                              where=lambda p: (p.get("idToken") or {}).get("idToken") == emaid
-                              or p.get("idTag") == emaid)
+        _contract_authorized(rig, csms, ev, emaid, "iso2", mark)
 
 
 @pytest.mark.case("V2G-SES-004")
@@ -204,11 +249,14 @@ def test_iso20_discharge(rig, csms, evse, ev, step, energy):
 @pytest.mark.case("V2G-SES-012")
 @pytest.mark.requires("ev", "iso15118")
 def test_iso20_plug_and_charge(rig, csms, evse, ev, step):
+    mark = rig.trace.now()
     result = ev.charge(protocol="iso20-dc", energy="DC", identification="PnC", cycles=3)
     assert result.ok, result.outcome.reason
     request = result.sent("AuthorizationReq")[0]["AuthorizationReq"]
     assert request["SelectedAuthorizationService"] == "PnC" and "Signature" in request["Header"]
     _all_ok(result)
+    contract = ev.contract("iso20-dc")
+    _contract_authorized(rig, csms, ev, _common_name(contract), "iso20-dc", mark)
 
 
 @pytest.mark.case("V2G-SES-013")
@@ -240,3 +288,33 @@ def test_remote_stop_ends_the_charge_loop(rig, csms, evse, ev, step):
         assert len(notifications) < 200
         assert result.ok, result.outcome.reason
         _exact(result)
+
+
+@pytest.mark.case("V2G-PNC-001")
+@pytest.mark.requires("ev", "iso15118")
+@pytest.mark.parametrize("protocol, energy", [("iso2", "AC"), ("iso20-dc", "DC")], ids=["iso2", "iso20"])
+def test_a_revoked_contract_does_not_charge(rig, csms, evse, ev, step, protocol, energy):
+    contract = ev.contract(protocol)
+    emaid = _common_name(contract)
+    with step(f"the contract's OCSP responder reports it revoked (serial {contract.serial_number:X})"):
+        csms.revoke(contract.serial_number)
+    mark = rig.trace.now()
+    with step("the EV presents the revoked contract"):
+        result = ev.charge(protocol=protocol, energy=energy, identification="PnC", tls=True, cycles=1)
+    codes = result.response_codes()
+    with step("the charger refuses the contract: no OK AuthorizationRes, no transaction, no energy"):
+        assert codes.get("AuthorizationRes") not in (None, "OK"), (
+            f"AuthorizationRes {codes.get('AuthorizationRes')}: the charger authorized a contract its OCSP "
+            "responder reports revoked (OCPP 2.0.1 C07: the contract's revocation status is checked through "
+            "the CSMS)")
+        assert "PowerDeliveryReq" not in result.names("sent"), "the EV was let on to PowerDelivery"
+        assert not [t for t in csms.transactions(since=mark) if t.id_token == emaid], \
+            f"a transaction started for the revoked contract {emaid}"
+    with step("what the charger told the EV, and what the CSMS answered"):
+        expected = "FAILED_CertificateRevoked" if protocol == "iso2" else "WARNING_CertificateRevoked"
+        verdicts = [e.payload["certificate_status"]
+                    for e in rig.trace.select(name="ContractVerdict", observer="csms", since=mark)]
+        assert codes["AuthorizationRes"] == expected or not verdicts, (
+            f"the CSMS answered {verdicts}, the charger told the EV {codes['AuthorizationRes']} instead of "
+            f"{expected}, the response code of the same meaning")
+

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cryptography import x509
+
 from harness.emulators.ev import BasicEv
 from harness.rig.hlc import HlcDriver, SessionResult
 from harness.rig.role import Driver, Role, RoleUnavailable
@@ -56,6 +58,11 @@ class EvRole(Role):
 
     def unplug(self) -> None:
         self.driver.unplug()
+
+    def contract(self, protocol: str) -> x509.Certificate:
+        """The contract certificate the harness's EV presents in a Plug & Charge session of
+        ``protocol``: the one it holds (installed in an earlier session), else the run PKI's."""
+        return self.hlc.contract(protocol)
 
     def charge(self, **options: Any) -> SessionResult:
         """One ISO 15118 session as the EV (see :meth:`harness.rig.hlc.HlcDriver.charge`):

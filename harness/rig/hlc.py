@@ -270,6 +270,15 @@ class HlcDriver:
         limit = timeout if timeout is not None else self.rig.scaled(600) + 30.0
         return self.rig.run(self._charge(plan, tls, resume, list(faults)), timeout=limit)
 
+    def contract(self, protocol: str) -> Any:
+        """The contract certificate the EV presents in a Plug & Charge session of ``protocol``:
+        the one it holds (installed or updated in an earlier session), else the PKI's."""
+        generation = sap.pki_generation(protocol)
+        held = self.ev.vehicle.wallet.get(generation) if self.ev is not None else None
+        if held is not None and held.contract_chain:
+            return held.contract_chain[0]
+        return material(self.rig).ev_credentials(generation).contract_chain[0]
+
     async def _charge(self, plan: ChargePlan, tls: bool, resume: bool, faults: list[Fault]) -> SessionResult:
         assert self.ev is not None
         await self._plug_in()

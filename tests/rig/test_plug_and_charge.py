@@ -1,0 +1,125 @@
+"""Plug & Charge end to end on the emulated rig: the EV presents its contract over ISO 15118, the
+reference EVSE asks the mock CSMS over OCPP, the CSMS checks the contract at the run's OCSP
+responder, and the transaction is billed to the eMAID.
+
+Parametrized over the OCPP version (1.6 through the OCA application note's DataTransfer, 2.0.1,
+2.1), the ISO 15118 protocol (-2 AC and DC, -20 AC and DC) and where the contract is validated:
+``local`` (the EVSE holds the MO roots and sends iso15118CertificateHashData, OCPP 2.0.1 C07) or
+``central`` (it holds none and sends the chain in ``certificate``, C07.FR.06).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from harness.pki.profiles import Role
+from harness.rig.config import load_rig
+from harness.rig.hlc import material
+from harness.rig.rig import Rig
+from harness.trace import Recorder
+
+ROOT = Path(__file__).resolve().parents[2]
+PROTOCOLS = [("iso2", "AC"), ("iso2", "DC"), ("iso20-ac", "AC"), ("iso20-dc", "DC")]
+
+
+def _rig_file(directory: Path, version: str, validation: str) -> Path:
+    profile = (ROOT / "fixtures" / "evse" / "reference.yaml").read_text()
+    assert "contract_validation: local" in profile
+    (directory / "evse.yaml").write_text(profile.replace("contract_validation: local",
+                                                         f"contract_validation: {validation}"))
+    rig = (ROOT / "rigs" / "emulated.yaml").read_text()
+    rig = rig.replace("../fixtures/evse/reference.yaml", str(directory / "evse.yaml"))
+    rig = rig.replace("../fixtures/ev/default.yaml", str(ROOT / "fixtures" / "ev" / "default.yaml"))
+    assert '    version: "2.0.1"' in rig
+    rig = rig.replace('    version: "2.0.1"', f'    version: "{version}"')
+    (directory / "rig.yaml").write_text(rig)
+    return directory / "rig.yaml"
+
+
+@pytest.fixture(scope="module", params=[(v, m) for v in ("1.6", "2.0.1", "2.1") for m in ("local", "central")],
+                ids=lambda p: f"ocpp{p[0]}-{p[1]}")
+def pnc_rig(request, tmp_path_factory):
+    version, validation = request.param
+    directory = tmp_path_factory.mktemp(f"pnc-{version}-{validation}")
+    rig = Rig(load_rig(_rig_file(directory, version, validation)), run_dir=directory / "run",
+              trace=Recorder(directory / "trace.jsonl"), run_id="pnc")
+    rig.setup()
+    yield rig, version, validation
+    assert rig.teardown() == []
+
+
+def _contract_requests(rig: Rig, since: float) -> list[dict]:
+    """The Authorize requests that carried a contract, as 2.0.1 messages (1.6: DataTransfer data)."""
+    found = []
+    for event in rig.csms.messages(since=since, kind="CALL"):
+        body = event.payload.get("payload") if isinstance(event.payload, dict) else None
+        if event.name == "Authorize" and isinstance(body, dict):
+            found.append(body)
+        elif event.name == "DataTransfer" and isinstance(body, dict) and body.get("messageId") == "Authorize":
+            found.append(json.loads(body["data"]))
+    return [r for r in found if "certificate" in r or "iso15118CertificateHashData" in r]
+
+
+def _verdicts(rig: Rig, since: float) -> list[dict]:
+    return [e.payload for e in rig.trace.select(name="ContractVerdict", since=since)]
+
+
+def _contract(rig: Rig, protocol: str) -> x509.Certificate:
+    pki = material(rig).iso20 if protocol.startswith("iso20") else material(rig).iso2
+    return pki.issued[Role.CONTRACT].cert
+
+
+@pytest.mark.parametrize("protocol, energy", PROTOCOLS, ids=[f"{p}-{e.lower()}" for p, e in PROTOCOLS])
+def test_plug_and_charge_through_the_csms(pnc_rig, protocol, energy):
+    rig, version, validation = pnc_rig
+    rig.restore()
+    mark = rig.trace.now()
+    result = rig.ev.charge(protocol=protocol, energy=energy, identification="PnC", tls=True, cycles=2)
+    assert result.ok, result.outcome.reason
+    assert all(code.startswith("OK") for code in result.response_codes().values()), result.response_codes()
+
+    contract = _contract(rig, protocol)
+    emaid = contract.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+    requests = _contract_requests(rig, mark)
+    assert len(requests) == 1, requests
+    request = requests[0]
+    token = request["idToken"] if version == "1.6" else request["idToken"]["idToken"]
+    assert token == emaid
+    if version != "1.6":
+        assert request["idToken"]["type"] == "eMAID"
+    if validation == "local":
+        assert "certificate" not in request
+        entries = request["iso15118CertificateHashData"]
+        assert len(entries) == 3  # the contract and both MO Sub-CAs
+        assert entries[0]["serialNumber"] == format(contract.serial_number, "X")
+    else:
+        assert "iso15118CertificateHashData" not in request
+        assert x509.load_pem_x509_certificates(request["certificate"].encode())[0] == contract
+    verdicts = _verdicts(rig, mark)
+    assert [v["certificate_status"] for v in verdicts] == ["Accepted"]
+    assert verdicts[0]["checked"] == ("hash data" if validation == "local" else "certificate")
+    transaction = rig.csms.wait_transaction(since=mark, timeout=10, where=lambda t: t.id_token == emaid,
+                                            what=f"a transaction for {emaid}")
+    assert transaction.id_token == emaid
+
+
+@pytest.mark.parametrize("protocol, energy, code", [("iso2", "AC", "FAILED_CertificateRevoked"),
+                                                    ("iso20-dc", "DC", "WARNING_CertificateRevoked")],
+                         ids=["iso2", "iso20"])
+def test_a_contract_revoked_at_its_responder_is_refused_with_the_matching_code(pnc_rig, protocol, energy, code):
+    rig, version, validation = pnc_rig
+    rig.restore()
+    contract = _contract(rig, protocol)
+    rig.csms.revoke(contract.serial_number)
+    mark = rig.trace.now()
+    result = rig.ev.charge(protocol=protocol, energy=energy, identification="PnC", tls=True, cycles=1)
+    assert not result.ok
+    assert result.response_codes().get("AuthorizationRes") == code, result.response_codes()
+    assert [v["certificate_status"] for v in _verdicts(rig, mark)] == ["CertificateRevoked"]
+    assert rig.csms.transactions(since=mark) == []
+    rig.restore()  # the next case finds the contract good again
+    assert rig.csms.driver.revocation is not None and not rig.csms.driver.revocation.revoked
