@@ -156,7 +156,7 @@ def test_failed_responses_carry_the_mandatory_parameters_only(rig, evse, ev, ste
 
 
 @pytest.mark.case("V2G-SECC-010")
-@pytest.mark.requires("ev", "iso15118")
+@pytest.mark.requires("ev", "iso15118", "plug_and_charge")
 def test_tampered_signature_gets_failed_signature_error(rig, evse, ev, step):
     forged = "A" * 86 + "=="
     result = ev.charge(protocol="iso20-dc", energy="DC", identification="PnC", cycles=1, faults=[

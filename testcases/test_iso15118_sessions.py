@@ -158,7 +158,7 @@ def test_iso2_eim_session(rig, csms, evse, ev, step, kpi, energy, tls):
 
 
 @pytest.mark.case("V2G-SES-003")
-@pytest.mark.requires("ev", "iso15118")
+@pytest.mark.requires("ev", "iso15118", "plug_and_charge")
 @pytest.mark.parametrize("energy", ["AC", "DC"], ids=["ac", "dc"])
 def test_iso2_plug_and_charge(rig, csms, evse, ev, step, energy):
     mark = rig.trace.now()
@@ -204,7 +204,7 @@ def test_iso2_renegotiation_by_the_ev(rig, csms, evse, ev, step):
 
 
 @pytest.mark.case("V2G-SES-006")
-@pytest.mark.requires("ev", "iso15118")
+@pytest.mark.requires("ev", "iso15118", "plug_and_charge")
 def test_iso2_certificate_installation(rig, csms, evse, ev, step):
     result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1, certificate="install")
     assert result.ok, result.outcome.reason
@@ -247,7 +247,7 @@ def test_iso20_discharge(rig, csms, evse, ev, step, energy):
 
 
 @pytest.mark.case("V2G-SES-012")
-@pytest.mark.requires("ev", "iso15118")
+@pytest.mark.requires("ev", "iso15118", "plug_and_charge")
 def test_iso20_plug_and_charge(rig, csms, evse, ev, step):
     mark = rig.trace.now()
     result = ev.charge(protocol="iso20-dc", energy="DC", identification="PnC", cycles=3)
@@ -288,33 +288,3 @@ def test_remote_stop_ends_the_charge_loop(rig, csms, evse, ev, step):
         assert len(notifications) < 200
         assert result.ok, result.outcome.reason
         _exact(result)
-
-
-@pytest.mark.case("V2G-PNC-001")
-@pytest.mark.requires("ev", "iso15118")
-@pytest.mark.parametrize("protocol, energy", [("iso2", "AC"), ("iso20-dc", "DC")], ids=["iso2", "iso20"])
-def test_a_revoked_contract_does_not_charge(rig, csms, evse, ev, step, protocol, energy):
-    contract = ev.contract(protocol)
-    emaid = _common_name(contract)
-    with step(f"the contract's OCSP responder reports it revoked (serial {contract.serial_number:X})"):
-        csms.revoke(contract.serial_number)
-    mark = rig.trace.now()
-    with step("the EV presents the revoked contract"):
-        result = ev.charge(protocol=protocol, energy=energy, identification="PnC", tls=True, cycles=1)
-    codes = result.response_codes()
-    with step("the charger refuses the contract: no OK AuthorizationRes, no transaction, no energy"):
-        assert codes.get("AuthorizationRes") not in (None, "OK"), (
-            f"AuthorizationRes {codes.get('AuthorizationRes')}: the charger authorized a contract its OCSP "
-            "responder reports revoked (OCPP 2.0.1 C07: the contract's revocation status is checked through "
-            "the CSMS)")
-        assert "PowerDeliveryReq" not in result.names("sent"), "the EV was let on to PowerDelivery"
-        assert not [t for t in csms.transactions(since=mark) if t.id_token == emaid], \
-            f"a transaction started for the revoked contract {emaid}"
-    with step("what the charger told the EV, and what the CSMS answered"):
-        expected = "FAILED_CertificateRevoked" if protocol == "iso2" else "WARNING_CertificateRevoked"
-        verdicts = [e.payload["certificate_status"]
-                    for e in rig.trace.select(name="ContractVerdict", observer="csms", since=mark)]
-        assert codes["AuthorizationRes"] == expected or not verdicts, (
-            f"the CSMS answered {verdicts}, the charger told the EV {codes['AuthorizationRes']} instead of "
-            f"{expected}, the response code of the same meaning")
-

@@ -65,6 +65,10 @@ class Fault:
     #: the leaf roles the fault makes sense for (None: any)
     roles: frozenset[Role] | None = None
 
+    def __str__(self) -> str:
+        """How a report names the fault: its id and what it is."""
+        return f"{self.id}: {self.description}"
+
     def apply(self, chain: Chain, *, emaid: str | None = None) -> ChainUnderTest:
         return self.transform(chain, ChainUnderTest.of(chain, emaid=emaid))
 

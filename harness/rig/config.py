@@ -23,9 +23,13 @@ TOKEN_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "Unknown", "NoCre
 #: what an EVSE role can be asked to do; suites declare what they need (pytest.mark.requires).
 #: basic_charging: an EV without high-level communication charges by PWM alone (IEC 61851-1);
 #: a charger that charges only through ISO 15118 / DIN 70121 (most DC chargers) does not offer it;
-#: discharge: bidirectional power transfer (ISO 15118-20 AC_BPT / DC_BPT)
+#: discharge: bidirectional power transfer (ISO 15118-20 AC_BPT / DC_BPT);
+#: plug_and_charge: the harness's EV can run Plug & Charge with this charger: the charger trusts
+#: the run's PKI (its SECC chain is what the EV trusts, and it validates the EV's contracts itself
+#: against the run's MO roots or through the mock CSMS). True of the reference EVSE; a lab charger
+#: needs its PKI arranged for it (see the README) before declaring it
 CAPABILITIES = ("ev", "local_id_token", "reconfigure_security", "remote_start", "reset", "charging_profiles",
-                "offline", "iso15118", "basic_charging", "discharge")
+                "offline", "iso15118", "basic_charging", "discharge", "plug_and_charge")
 
 
 class RigFileError(FileProblems):

@@ -253,6 +253,7 @@ class CsmsRole(Role):
         self.rig.run(self.ensure_listening())
         if self.driver.revocation is not None:
             self.driver.revocation.revoked.clear()
+            self.driver.revocation.crls.clear()
 
     # -- Plug & Charge backend ------------------------------------------------------------------
 
@@ -272,6 +273,12 @@ class CsmsRole(Role):
             revocation.authorities.extend(a for a in authorities if a.key is not None)
         self.behaviour.pnc = PncBackend(material.all_mo_roots(), [a.cert for a in authorities],
                                         responders=[revocation.ocsp_url] if revocation else [])
+
+    def publish_crl(self, name: str, crl: Any) -> None:
+        """Serve ``crl`` at the run's ``/crl/<name>`` (until the next test case)."""
+        if self.driver.revocation is None:
+            raise RigNotReady("the CSMS role is not up, so the run has no CRL server")
+        self.driver.revocation.crls[name] = crl
 
     def revoke(self, serial: int) -> None:
         """From now on the run's OCSP responder says the certificate with ``serial`` is revoked

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from harness.emulators.evse_hlc import EvseHlc
@@ -30,6 +31,8 @@ from harness.emulators.profiles import (
     load_ev_profile,
     load_evse_profile,
 )
+from harness.pki.faults import CATALOGUE
+from harness.pki.profiles import Role as CertificateRole
 from harness.slac.ev import Failed
 from harness.trace import Event, Layer
 from harness.v2g import sap
@@ -41,7 +44,7 @@ from harness.v2g.messages import body_of, name_of
 from harness.v2g.probe import V2gProbe
 from harness.v2g.sdp import SdpError, discover
 from harness.v2g.timers import Timing
-from harness.v2g.vehicle import ChargePlan, Vehicle
+from harness.v2g.vehicle import ChargePlan, Credentials, Vehicle
 from harness.verdicts import NotApplicable
 
 if TYPE_CHECKING:
@@ -258,17 +261,43 @@ class HlcDriver:
                identification: str | None = None, tls: bool | None = None, control: str | None = None,
                cycles: int | None | str = "profile", pause: bool = False, resume: bool = False,
                renegotiate_after: int | None = None, discharge: bool = False, certificate: str | None = None,
-               faults: Iterable[Fault] = (), timeout: float | None = None) -> SessionResult:
+               faults: Iterable[Fault] = (), contract_fault: str | None = None,
+               timeout: float | None = None) -> SessionResult:
         """One V2G session as the EV: plug in (if not yet), SDP, TCP/TLS, the handshake and the
         protocol to the end. ``resume`` continues the session paused last (SessionSetup with its
-        SessionID); ``faults`` are committed by the EV in this session only."""
+        SessionID); ``faults`` are committed by the EV in this session only; ``contract_fault``
+        (an id of :data:`harness.pki.faults.CATALOGUE`) has it present a faulty contract chain in
+        this session (Plug & Charge)."""
         plan = self.plan(protocol=protocol, energy=energy, identification=identification, control=control,
                          cycles=cycles, pause=pause, renegotiate_after=renegotiate_after, discharge=discharge,
                          certificate=certificate)
         if tls is None:
             tls = any(p.startswith("iso20") for p in plan.protocols[:1]) or plan.identification == "PnC"
         limit = timeout if timeout is not None else self.rig.scaled(600) + 30.0
-        return self.rig.run(self._charge(plan, tls, resume, list(faults)), timeout=limit)
+        return self.rig.run(self._charge(plan, tls, resume, list(faults), contract_fault), timeout=limit)
+
+    def _faulty_contract(self, fault_id: str, generation: str, held: Credentials) -> Credentials:
+        """``held`` with a contract chain that has the catalogue's fault ``fault_id``. What the
+        fault revokes is revoked at the run's OCSP responder and listed in the CRL it serves (a
+        CA's OCSP answers and CRLs agree), until the next test case."""
+        fault = next((f for f in CATALOGUE if f.id == fault_id and f.applies_to(CertificateRole.CONTRACT)), None)
+        if fault is None:
+            known = ", ".join(f.id for f in CATALOGUE if f.applies_to(CertificateRole.CONTRACT))
+            raise ValueError(f"contract_fault {fault_id!r} is no contract fault of the catalogue (known: {known})")
+        pki = material(self.rig).iso20 if generation == "iso20" else material(self.rig).iso2
+        case = fault.apply(pki.chain(CertificateRole.CONTRACT), emaid=pki.common_name(CertificateRole.CONTRACT))
+        for crl in case.crls:
+            issuer = next(role for role, issued in pki.issued.items() if issued.cert.subject == crl.issuer)
+            self.rig.csms.publish_crl(Path(pki.crl_url(issuer)).name, crl)
+            for entry in crl:
+                self.rig.csms.revoke(entry.serial_number)
+        for serial in case.ocsp_revoked:
+            self.rig.csms.revoke(serial)
+        self.rig.trace.emit(Layer.FAULT, "ContractFault", f"ev presents a contract chain with fault {fault.id}: "
+                            f"{fault.description}", src="ev", payload={"fault": fault.id, "reason": fault.reason.value,
+                                                                      "emaid": case.emaid})
+        return dataclasses.replace(held, contract_chain=case.certificates, contract_key=case.leaf.key,
+                                   emaid=case.emaid or held.emaid)
 
     def contract(self, protocol: str) -> Any:
         """The contract certificate the EV presents in a Plug & Charge session of ``protocol``:
@@ -279,7 +308,8 @@ class HlcDriver:
             return held.contract_chain[0]
         return material(self.rig).ev_credentials(generation).contract_chain[0]
 
-    async def _charge(self, plan: ChargePlan, tls: bool, resume: bool, faults: list[Fault]) -> SessionResult:
+    async def _charge(self, plan: ChargePlan, tls: bool, resume: bool, faults: list[Fault],
+                      contract_fault: str | None = None) -> SessionResult:
         assert self.ev is not None
         await self._plug_in()
         vehicle = self.ev.vehicle
@@ -297,6 +327,14 @@ class HlcDriver:
                     vehicle.wallet[wanted] = material(self.rig).ev_credentials(
                         wanted, contract=profile.contract == "installed" and plan.certificate != "install")
             vehicle.credentials = vehicle.wallet[generation]
+        vehicle.presenting = {}  # this session only: the wallet keeps the good contract
+        if contract_fault is not None:
+            if plan.identification != "PnC" or not emulated:
+                raise ValueError("contract_fault needs a Plug & Charge session with a charger that trusts the run's "
+                                 "PKI (capability plug_and_charge)")
+            vehicle.presenting[generation] = self._faulty_contract(contract_fault, generation,
+                                                                   vehicle.wallet[generation])
+            vehicle.credentials = vehicle.presenting[generation]
         trace = self.rig.trace
         mark = trace.now()
         soc_before = vehicle.battery.soc

@@ -124,11 +124,15 @@ class Vehicle:
     #: Plug & Charge material per ISO 15118 generation ("iso2", "iso20"): once the SECC chose the
     #: protocol, the session takes the generation's set as :attr:`credentials`
     wallet: dict[str, Credentials] = field(default_factory=dict)
+    #: material to present in this session only, by generation, before the wallet's (a faulty
+    #: contract chain a test has the EV present); the wallet keeps the good set
+    presenting: dict[str, Credentials] = field(default_factory=dict)
 
     def use_credentials_of(self, family: str) -> None:
         generation = pki_generation(family)
-        if generation in self.wallet:
-            self.credentials = self.wallet[generation]
+        chosen = self.presenting.get(generation) or self.wallet.get(generation)
+        if chosen is not None:
+            self.credentials = chosen
 
     def evccid(self, family: str) -> str:
         """SessionSetupReq's EVCCID in a session of ``family`` (din, iso2, iso20)."""
