@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from harness.ocpp.contracts import PncBackend
     from harness.ocpp.versions import OcppVersion
     from harness.pki.revocation import RevocationServer
+    from harness.pki.signing import CsrSigner
 
 
 class _CsmsOptions(TypedDict, total=False):
@@ -109,12 +110,13 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
                                 client_ca=client_ca, keylog=out / "tls-keys.log")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    backend, responder = _pnc(args)
+    backend, responder, signer = _pnc(args)
     trace = Recorder(out / "trace.jsonl")
     trace.subscribe(_print_event)
     options: _CsmsOptions = {"versions": versions} if versions else {}
     csms = MockCsms(trace, host=args.host, port=args.port, security=policy,
-                    behaviour=CsmsBehaviour(heartbeat_interval=args.heartbeat_interval, pnc=backend), **options)
+                    behaviour=CsmsBehaviour(heartbeat_interval=args.heartbeat_interval, pnc=backend,
+                                            signer=signer), **options)
 
     async def main() -> None:
         try:
@@ -140,18 +142,20 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer | None]:
-    """The Plug & Charge backend of ``--pki``, and the OCSP responder of ``--ocsp-serve`` (started)."""
+def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer | None, CsrSigner | None]:
+    """The Plug & Charge backend of ``--pki``, the OCSP responder of ``--ocsp-serve`` (started),
+    and the signer of SECC certificates when the folder holds the -2 CPO Sub-CA 2 key."""
     from harness.cli.certs import key_password
     from harness.ocpp.contracts import PncBackend
     from harness.pki.files import CertificateFileError
     from harness.pki.folders import load_pnc_pki
-    from harness.pki.revocation import RevocationServer
+    from harness.pki.revocation import RevocationServer, ocsp_url_of
+    from harness.pki.signing import CsrSigner
 
     if args.pki is None:
         if args.ocsp_serve or args.revoked_serial:
             raise UsageError("--ocsp-serve and --revoked-serial need --pki")
-        return None, None
+        return None, None, None
     if args.revoked_serial and not args.ocsp_serve:
         raise UsageError("--revoked-serial needs --ocsp-serve (the CSMS asks the PKI's own responder otherwise)")
     try:
@@ -159,8 +163,7 @@ def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer 
     except ValueError:
         raise UsageError(f"--revoked-serial: {args.revoked_serial} must be hexadecimal serial numbers") from None
     try:
-        pki = load_pnc_pki(args.pki, keys=args.ocsp_serve,
-                           password=key_password(args.pki_password_file, args.pki_password_env))
+        pki = load_pnc_pki(args.pki, keys=True, password=key_password(args.pki_password_file, args.pki_password_env))
     except (CertificateFileError, ValueError, TypeError) as exc:
         raise UsageError(f"--pki: {exc}") from None
     responder = None
@@ -175,10 +178,17 @@ def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer 
                                          port=where.port or 80).start()
         except OSError as exc:
             raise UsageError(f"--ocsp-serve: cannot listen at {urls[0]}: {exc.strerror or exc}") from None
+    secc_issuer = pki.secc_issuer()
+    signer = None
+    if secc_issuer is not None:
+        issuer, intermediates = secc_issuer
+        # the leaf asks the same responder as its issuer does (one responder per PKI, as generated)
+        signer = CsrSigner(issuer, tuple(intermediates), ocsp_url=ocsp_url_of(issuer.cert))
     print(f"Plug & Charge: {len(pki.mo_roots)} MO root(s) and {len(pki.authorities)} CA certificates of "
           f"{', '.join(pki.parts)}; OCSP responder {', '.join(pki.ocsp_urls) or '(none named)'}"
-          + (" served here" if responder else ""))
-    return PncBackend(pki.mo_roots, pki.authorities), responder
+          + (" served here" if responder else "") + "; SECC certificates "
+          + (f"signed by {issuer.subject_cn}" if signer else "not signed (no -2 CPO Sub-CA 2 key in the folder)"))
+    return PncBackend(pki.mo_roots, pki.authorities), responder, signer
 
 
 def _charger_lines(csms, stations: dict[str, str] | None, profile: int) -> list[str]:

@@ -23,13 +23,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Sequence
 
-from cryptography.hazmat.primitives import serialization
-
 from harness.emulators.charge_port import ChargePort
 from harness.emulators.evse_connector import Authorization
 from harness.emulators.evse_device import CENTRAL_CONTRACT_VALIDATION
 from harness.pki.profiles import Generation
 from harness.pki.revocation import certificate_hash_data
+from harness.pki.signing import chain_pem
 from harness.trace import Layer
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.pnc import ContractCheck
@@ -112,8 +111,7 @@ class OcppBridge(ChargePort):
             status, certificate_status = await self.evse.authorize_contract(emaid, hash_data=hash_data)
             sent = f"{len(hash_data)} certificate hash data"
         else:
-            pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in chain)
-            status, certificate_status = await self.evse.authorize_contract(emaid, certificate=pem)
+            status, certificate_status = await self.evse.authorize_contract(emaid, certificate=chain_pem(chain))
             sent = "the contract chain (PEM)"
         self._emit("ContractAuthorization", f"eMAID {emaid} with {sent}: idToken {status}, certificateStatus "
                    f"{certificate_status or '(none)'}", id_token=emaid)

@@ -19,6 +19,7 @@ from harness.ocpp.contracts import ContractVerdict, PncBackend
 from harness.ocpp.endpoint import Handler, IncomingCall, Result
 from harness.ocpp.routing import Answering, answers
 from harness.ocpp.versions import STATION_ACTIONS, OcppVersion
+from harness.pki.signing import CsrSigner, SigningRefused, chain_pem
 
 _V16 = OcppVersion.V16
 
@@ -37,18 +38,23 @@ class CsmsBehaviour(Answering):
 
     ``pnc`` is the Plug & Charge backend (:mod:`harness.ocpp.contracts`) that decides about
     contract certificates; without one, a contract presented through OCPP is refused with
-    CertChainError and the timeline says that this CSMS was given no PKI.
+    CertChainError and the timeline says that this CSMS was given no PKI. ``signer`` signs the
+    charger's SECC certificate requests (SignCertificate, certificateType V2GCertificate): the
+    CSMS accepts the request, then sends the chain in CertificateSigned (OCPP 2.0.1 A03); without
+    one, or for another certificate type, the request is rejected with the reason.
     """
 
     #: the DataTransfer vendorId of the OCA application note "Using ISO 15118 Plug & Charge with OCPP 1.6"
     PNC_VENDOR = "org.openchargealliance.iso15118pnc"
 
     def __init__(self, *, heartbeat_interval: int = 300, id_tokens: Mapping[str, str] | None = None,
-                 unknown_token_status: str = "Accepted", pnc: PncBackend | None = None) -> None:
+                 unknown_token_status: str = "Accepted", pnc: PncBackend | None = None,
+                 signer: CsrSigner | None = None) -> None:
         self.heartbeat_interval = heartbeat_interval
         self.id_tokens = dict(id_tokens or {})
         self.unknown_token_status = unknown_token_status
         self.pnc = pnc
+        self.signer = signer
         self._transaction_ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -59,7 +65,9 @@ class CsmsBehaviour(Answering):
 
         async def answer(call: IncomingCall) -> Result:
             payload = method(call)
-            return Result(await payload if inspect.isawaitable(payload) else payload)
+            if inspect.isawaitable(payload):
+                payload = await payload
+            return payload if isinstance(payload, Result) else Result(payload)
 
         return answer
 
@@ -172,13 +180,61 @@ class CsmsBehaviour(Answering):
     def accept_ev_information(self, call: IncomingCall) -> dict[str, Any]:
         return {"status": "Accepted"}
 
+    @answers("SignCertificate")
+    def sign_certificate(self, call: IncomingCall) -> Result:
+        certificate_type = call.payload.get("certificateType")
+        if call.version is _V16:  # the 1.6 security whitepaper's SignCertificate: the station's own certificate
+            certificate_type = "ChargingStationCertificate"
+        return self._sign(call, call.payload.get("csr"), certificate_type, wrapped=False)
+
+    def _sign(self, call: IncomingCall, csr: Any, certificate_type: str | None, *, wrapped: bool) -> Result:
+        """A03: accept a CSR this CSMS can sign, then send the chain in CertificateSigned; refuse
+        the others with the reason (statusInfo in 2.x, the timeline always)."""
+        refusal = None
+        chain: list[Any] = []
+        if certificate_type != "V2GCertificate":
+            refusal = ("UnsupportedType", f"this CSMS signs SECC certificates (V2GCertificate) only, not "
+                                          f"{certificate_type or 'a combined certificate (no certificateType)'}")
+        elif self.signer is None:
+            refusal = ("NoCA", "this CSMS was given no CPO Sub-CA key to sign SECC certificates with")
+        elif not isinstance(csr, str):
+            refusal = ("InvalidCSR", "csr is not a string")
+        else:
+            try:
+                chain = self.signer.sign(csr)
+            except SigningRefused as exc:
+                refusal = ("InvalidCSR", str(exc))
+        if refusal is not None:
+            call.endpoint.note("CertificateRequestRefused", f"CSMS: SignCertificate refused: {refusal[1]}",
+                               payload={"reason": refusal[1], "certificate_type": certificate_type},
+                               keys={"station_id": call.station_id})
+            answer: dict[str, Any] = {"status": "Rejected"}
+            if call.version is not _V16 and not wrapped:
+                answer["statusInfo"] = {"reasonCode": refusal[0], "additionalInfo": refusal[1][:512]}
+            return Result(answer)
+        leaf = chain[0]
+        call.endpoint.note("CertificateRequestSigned", f"CSMS: signed the SECC certificate {leaf.subject.rfc4514_string()} "
+                           f"(serial {leaf.serial_number:X}), CertificateSigned follows",
+                           payload={"subject": leaf.subject.rfc4514_string(), "serial": format(leaf.serial_number, "X")},
+                           keys={"station_id": call.station_id})
+        signed = {"certificateChain": chain_pem(chain), "certificateType": "V2GCertificate"}
+
+        async def deliver() -> None:
+            if wrapped:
+                await call.endpoint.call("DataTransfer", {"vendorId": self.PNC_VENDOR, "messageId": "CertificateSigned",
+                                                          "data": json.dumps({"certificateChain": signed["certificateChain"]})})
+            else:
+                await call.endpoint.call("CertificateSigned", signed)
+
+        return Result({"status": "Accepted"}, then=deliver)
+
     @answers("DataTransfer")
-    async def data_transfer(self, call: IncomingCall) -> dict[str, Any]:
+    async def data_transfer(self, call: IncomingCall) -> dict[str, Any] | Result:
         # OCPP 1.6 §4.3 / 2.0.1 P01: a receiver that does not know the vendorId says so
         if call.payload.get("vendorId") != self.PNC_VENDOR or call.version is not _V16:
             return {"status": "UnknownVendorId"}
         message = call.payload.get("messageId")
-        if message not in ("Authorize", "GetCertificateStatus"):
+        if message not in ("Authorize", "GetCertificateStatus", "SignCertificate"):
             return {"status": "UnknownMessageId"}
         # the application note carries the OCPP 2.0.1 message as a JSON text in data
         try:
@@ -198,6 +254,10 @@ class CsmsBehaviour(Answering):
                 return {"status": "Rejected"}
             answer = await self._authorize_contract(call, request, token, token_info=self._token_info(call, token))
             answer = {"idTokenInfo" if k == "idTagInfo" else k: v for k, v in answer.items()}
+        elif message == "SignCertificate":  # the note's SignCertificate is for the SECC (V2G) certificate
+            signed = self._sign(call, request.get("csr"), "V2GCertificate", wrapped=True)
+            return Result({"status": "Accepted", "data": json.dumps(signed.payload, separators=(",", ":"))},
+                          then=signed.then)
         else:
             answer = await self._certificate_status(call, request.get("ocspRequestData"))
         return {"status": "Accepted", "data": json.dumps(answer, separators=(",", ":"))}

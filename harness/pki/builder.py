@@ -213,7 +213,7 @@ def issue(subject: x509.Name, issuer: Issued | None, *, key: PrivateKey | None =
     names = [_general_name(n) for n in alternative_names]
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return Issued(builder.sign(signer, _hash_for(signer, signature_hash)), key)
+    return Issued(builder.sign(signer, signature_hash_for(signer, signature_hash)), key)
 
 
 def reissue(original: Issued, issuer: Issued | None, *,
@@ -250,7 +250,7 @@ def reissue(original: Issued, issuer: Issued | None, *,
             value = authority_key_id(issuer.cert)
         builder = builder.add_extension(value, critical=extension.critical)
     builder = change(builder)
-    return Issued(builder.sign(signer, _hash_for(signer, signature_hash)), key)
+    return Issued(builder.sign(signer, signature_hash_for(signer, signature_hash)), key)
 
 
 def root_ca(common_name: str, *, organization: str | None = None, days: int = 3650,
@@ -319,7 +319,7 @@ def fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex(":").upper()
 
 
-def _hash_for(signer: PrivateKey, choice: hashes.HashAlgorithm | None | str):
+def signature_hash_for(signer: PrivateKey, choice: hashes.HashAlgorithm | None | str = "issuer"):
     if choice == "issuer":
         return KeyAlgorithm.of(signer).signature_hash
     return choice

@@ -31,8 +31,22 @@ class PncPki:
     mo_roots: list[x509.Certificate] = field(default_factory=list)
     #: every CA certificate (roots and Sub-CAs of the V2G, MO, OEM chains)
     authorities: list[x509.Certificate] = field(default_factory=list)
-    #: the CAs whose key was loaded (for an OCSP responder), when keys were asked for
-    signing: list[Issued] = field(default_factory=list)
+    #: every CA certificate by part and role
+    by_role: dict[tuple[str, Role], x509.Certificate] = field(default_factory=dict)
+    #: the CAs whose key was loaded (to answer OCSP, to sign SECC certificates), by part and role
+    keyed: dict[tuple[str, Role], Issued] = field(default_factory=dict)
+
+    @property
+    def signing(self) -> list[Issued]:
+        return list(self.keyed.values())
+
+    def secc_issuer(self) -> tuple[Issued, list[x509.Certificate]] | None:
+        """The -2 CPO Sub-CA 2 with its key and the Sub-CAs to send after a SECC leaf, if loaded."""
+        issuer = self.keyed.get(("iso2", Role.CPO_SUB_CA_2))
+        above = self.by_role.get(("iso2", Role.CPO_SUB_CA_1))
+        if issuer is None or above is None:
+            return None
+        return issuer, [issuer.cert, above]
 
     @property
     def ocsp_urls(self) -> list[str]:
@@ -41,8 +55,9 @@ class PncPki:
 
 
 def load_pnc_pki(directory: Path | str, *, keys: bool = False, password: bytes | None = None) -> PncPki:
-    """The CA certificates of every part in ``directory``; with ``keys`` their private keys too
-    (``password`` for encrypted ones). CertificateFileError names the file or folder at fault."""
+    """The CA certificates of every part in ``directory``; with ``keys`` the private keys found
+    beside them too (``password`` for encrypted ones). CertificateFileError names the file or
+    folder at fault."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CertificateFileError(directory, "no such folder (expected one written by `harness certs generate`)")
@@ -58,10 +73,12 @@ def load_pnc_pki(directory: Path | str, *, keys: bool = False, password: bytes |
                 continue
             certificate = load_certificate(pem)
             pki.authorities.append(certificate)
+            pki.by_role[(part, role)] = certificate
             if role is Role.MO_ROOT:
                 pki.mo_roots.append(certificate)
-            if keys:
-                pki.signing.append(Issued(certificate, load_private_key(folder / f"{role.value}.key", password)))
+            key = folder / f"{role.value}.key"
+            if keys and key.is_file():
+                pki.keyed[(part, role)] = Issued(certificate, load_private_key(key, password))
     if not pki.mo_roots:
         raise CertificateFileError(directory, f"no {Role.MO_ROOT.value}.pem in any of "
                                    f"{', '.join(PART_FOLDERS)}: no MO root to validate contracts against")

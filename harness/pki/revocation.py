@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
-from harness.pki.builder import Issued, PrivateKey, now
+from harness.pki.builder import Issued, now, signature_hash_for
 from harness.pki.validate import OcspStatus
 
 #: how long a CRL or an OCSP answer says it stays current
@@ -50,15 +50,7 @@ def build_crl(issuer: Issued, revoked_serials: Iterable[int], *,
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder().serial_number(serial)
             .revocation_date(revoked_at).build())
-    return builder.sign(issuer.key, _hash_for(issuer.key))
-
-
-def _hash_for(key: PrivateKey) -> hashes.SHA256 | hashes.SHA512 | None:
-    if isinstance(key, ed448.Ed448PrivateKey):
-        return None
-    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 384:
-        return hashes.SHA512()
-    return hashes.SHA256()
+    return builder.sign(issuer.key, signature_hash_for(issuer.key))
 
 
 def _key_hash(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
@@ -274,7 +266,7 @@ class RevocationServer:
         for extension in request.extensions:
             if isinstance(extension.value, x509.OCSPNonce):  # RFC 8954: echo the nonce
                 builder = builder.add_extension(extension.value, critical=False)
-        response = builder.sign(authority.key, _hash_for(authority.key))
+        response = builder.sign(authority.key, signature_hash_for(authority.key))
         return response.public_bytes(serialization.Encoding.DER)
 
     def _handler(self):

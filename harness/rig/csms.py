@@ -23,7 +23,9 @@ from harness.ocpp.script import Script
 from harness.ocpp.security import SecurityPolicy
 from harness.ocpp.transactions import TransactionView, transactions
 from harness.pki.ocpp import CertificateFiles, OcppPki, generate_ocpp_pki
+from harness.pki.profiles import Role as CertificateRole
 from harness.pki.revocation import RevocationServer
+from harness.pki.signing import CsrSigner
 from harness.pki.tls import ocpp_client_context, ocpp_server_context
 from harness.rig import check
 from harness.rig.check import ProbeResult
@@ -266,13 +268,21 @@ class CsmsRole(Role):
 
     def serve_contracts(self, material: "V2gMaterial") -> None:
         """Be the Plug & Charge backend of the run's ISO 15118 PKI: trust its MO roots, know its
-        CAs, and answer OCSP for them (the responder its certificates name)."""
+        CAs, answer OCSP for them (the responder its certificates name), and sign SECC
+        certificates with its -2 CPO Sub-CA 2."""
         authorities = material.authorities()
         revocation = self.driver.revocation
         if revocation is not None:
             revocation.authorities.extend(a for a in authorities if a.key is not None)
         self.behaviour.pnc = PncBackend(material.all_mo_roots(), [a.cert for a in authorities],
                                         responders=[revocation.ocsp_url] if revocation else [])
+        iso2 = material.iso2
+        cpo_sub_ca_2 = iso2.issued.get(CertificateRole.CPO_SUB_CA_2)
+        cpo_sub_ca_1 = iso2.issued.get(CertificateRole.CPO_SUB_CA_1)
+        if cpo_sub_ca_2 is not None and cpo_sub_ca_1 is not None:
+            self.behaviour.signer = CsrSigner(cpo_sub_ca_2, (cpo_sub_ca_2.cert, cpo_sub_ca_1.cert),
+                                              ocsp_url=iso2.ocsp_url(),
+                                              crl_url=iso2.crl_url(CertificateRole.CPO_SUB_CA_2))
 
     def publish_crl(self, name: str, crl: Any) -> None:
         """Serve ``crl`` at the run's ``/crl/<name>`` (until the next test case)."""

@@ -79,21 +79,40 @@ def _schema(package: str, name: str) -> dict:
 
 
 class Station:
-    """A bare OCPP-J client: one CALL at a time."""
+    """A bare OCPP-J client: one CALL at a time; CALLs from the CSMS are kept and answered with
+    ``answer`` (a CALLRESULT payload)."""
 
     def __init__(self, ws) -> None:
         self.ws = ws
+        self.received: list[list] = []
+        self.answer: dict = {"status": "Accepted"}
 
     async def call(self, action: str, payload: dict) -> dict:
         message_id = str(uuid.uuid4())
         await self.ws.send(json.dumps([2, message_id, action, payload]))
         while True:
-            frame = json.loads(await asyncio.wait_for(self.ws.recv(), 15))
-            if frame[0] == 2:  # a CALL from the CSMS: not expected here, answer nothing
+            frame = await self._next()
+            if frame[0] == 2:
                 continue
             assert frame[1] == message_id, frame
             assert frame[0] == 3, f"{action} answered with {frame}"
             return frame[2]
+
+    async def expect_call(self, action: str) -> dict:
+        """The next CALL of ``action`` from the CSMS (already received or still to come)."""
+        while True:
+            found = next((f for f in self.received if f[2] == action), None)
+            if found is not None:
+                self.received.remove(found)
+                return found[3]
+            await self._next()
+
+    async def _next(self) -> list:
+        frame = json.loads(await asyncio.wait_for(self.ws.recv(), 15))
+        if frame[0] == 2:
+            self.received.append(frame)
+            await self.ws.send(json.dumps([3, frame[1], self.answer]))
+        return frame
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +166,33 @@ def _second_contract(folder: Path, ocsp_url: str) -> list[x509.Certificate]:
                 x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))]), critical=False)
             .sign(issuer_key, hashes.SHA256()))
     return [leaf, issuer, _cert(folder / "mo-sub-ca-1.pem")]
+
+
+def _csr(common_name: str, *, tamper: bool = False) -> tuple[ec.EllipticCurvePrivateKey, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, common_name),
+                                    x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "Independent CPO"),
+                                    x509.NameAttribute(x509.NameOID.DOMAIN_COMPONENT, "CPO")]))
+           .sign(key, hashes.SHA256()))
+    der = bytearray(csr.public_bytes(serialization.Encoding.DER))
+    if tamper:
+        der[-3] ^= 0x01  # inside the signature: the CSR no longer proves possession of the key
+    pem = b"-----BEGIN CERTIFICATE REQUEST-----\n" + base64.encodebytes(bytes(der)) + b"-----END CERTIFICATE REQUEST-----\n"
+    return key, pem.decode()
+
+
+def _check_signed_chain(pem: str, key: ec.EllipticCurvePrivateKey, pki: Path) -> x509.Certificate:
+    """The chain a CSMS sent in CertificateSigned: leaf first, our key, each link signed by the
+    next, the last issued by the -2 V2G root (OCPP 2.0.1 A02/A03, ISO 15118-2 Annex F)."""
+    chain = x509.load_pem_x509_certificates(pem.encode())
+    leaf = chain[0]
+    assert leaf.public_key().public_numbers() == key.public_key().public_numbers()
+    root = _cert(pki / "iso2" / "v2g-root.pem")
+    for child, parent in zip(chain, [*chain[1:], root]):
+        child.verify_directly_issued_by(parent)
+    assert leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    return leaf
 
 
 def _session(url: str, station_id: str, subprotocol: str, scenario):
@@ -250,3 +296,50 @@ def test_ocpp16_plug_and_charge_through_data_transfer(served):
     assert answer.certificate_status is ocsp.OCSPCertStatus.GOOD
     assert unknown_message["status"] == "UnknownMessageId"
     assert unknown_vendor["status"] == "UnknownVendorId"
+
+
+def test_ocpp201_secc_certificate_signed_after_sign_certificate(served):
+    key, csr = _csr("DEXYZE0000001")
+    _, tampered = _csr("DEXYZE0000002", tamper=True)
+    sign_response = _schema("v201", "SignCertificateResponse")
+    signed_request = _schema("v201", "CertificateSignedRequest")
+
+    async def scenario(station: Station):
+        accepted = await station.call("SignCertificate", {"csr": csr, "certificateType": "V2GCertificate"})
+        signed = await station.expect_call("CertificateSigned")
+        refused = await station.call("SignCertificate", {"csr": tampered, "certificateType": "V2GCertificate"})
+        other = await station.call("SignCertificate", {"csr": csr, "certificateType": "ChargingStationCertificate"})
+        await asyncio.sleep(0.3)  # no CertificateSigned may follow a rejected request
+        await station.call("Heartbeat", {})
+        return accepted, signed, refused, other, [f[2] for f in station.received]
+
+    accepted, signed, refused, other, later = _session(served["url"], "PNC-SIGN", "ocpp2.0.1", scenario)
+    for answer in (accepted, refused, other):
+        jsonschema.validate(answer, sign_response)
+    jsonschema.validate(signed, signed_request)
+    assert accepted["status"] == "Accepted"
+    assert signed["certificateType"] == "V2GCertificate"
+    leaf = _check_signed_chain(signed["certificateChain"], key, served["pki"])
+    assert _cn(leaf) == "DEXYZE0000001"
+    assert refused["status"] == "Rejected" and "proof of possession" in refused["statusInfo"]["additionalInfo"]
+    assert other["status"] == "Rejected" and other["statusInfo"]["reasonCode"] == "UnsupportedType"
+    assert later == []
+
+
+def test_ocpp16_secc_certificate_through_data_transfer(served):
+    key, csr = _csr("DEXYZE0000003")
+    transfer_request = _schema("v16", "DataTransfer")  # 1.6 names request schemas by the action alone
+
+    async def scenario(station: Station):
+        station.answer = {"status": "Accepted", "data": json.dumps({"status": "Accepted"})}
+        accepted = await station.call("DataTransfer", {"vendorId": VENDOR, "messageId": "SignCertificate",
+                                                       "data": json.dumps({"csr": csr})})
+        signed = await station.expect_call("DataTransfer")
+        return accepted, signed
+
+    accepted, signed = _session(served["url"], "PNC-SIGN-16", "ocpp1.6", scenario)
+    assert accepted["status"] == "Accepted" and json.loads(accepted["data"]) == {"status": "Accepted"}
+    jsonschema.validate(signed, transfer_request)
+    assert (signed["vendorId"], signed["messageId"]) == (VENDOR, "CertificateSigned")
+    _check_signed_chain(json.loads(signed["data"])["certificateChain"], key, served["pki"])
+

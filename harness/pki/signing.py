@@ -1,0 +1,87 @@
+"""A certificate authority that signs a charging station's certificate signing request (RFC 2986),
+as the CSMS's CA does for OCPP 2.0.1 SignCertificate with certificateType V2GCertificate (the SECC
+certificate, ISO 15118-2 Annex F: issued by the CPO Sub-CA 2, key on secp256r1).
+
+The request is refused, with the reason, when it is not a PEM CSR, when its signature does not
+verify with its own key (proof of possession), when its key is not one the ISO 15118 part allows,
+or when its subject lacks the common name. The new certificate keeps the CSR's subject and key and
+gets the SECC profile's extensions (key usage, not a CA) and the CA's revocation pointers; the
+chain returned is the leaf followed by the Sub-CAs (not the root), leaf first, as
+CertificateSignedRequest.certificateChain wants it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
+from cryptography.x509.oid import NameOID
+
+from harness.pki.builder import Issued, KeyAlgorithm, authority_key_id, now, signature_hash_for
+from harness.pki.profiles import PROFILES, Generation, Role
+
+
+class SigningRefused(ValueError):
+    """A CSR the CA does not sign; the message says why."""
+
+
+@dataclass(frozen=True)
+class CsrSigner:
+    #: the CA that signs, with its key (the CPO Sub-CA 2 of an ISO 15118 PKI)
+    issuer: Issued
+    #: the certificates to send after the leaf: the issuer and the Sub-CAs above it
+    intermediates: tuple[x509.Certificate, ...]
+    generation: Generation = Generation.ISO2
+    validity: _dt.timedelta = _dt.timedelta(days=365)
+    ocsp_url: str | None = None
+    crl_url: str | None = None
+
+    def sign(self, csr_pem: str) -> list[x509.Certificate]:
+        """The signed chain for a PEM CSR, leaf first; SigningRefused says why not."""
+        try:
+            request = x509.load_pem_x509_csr(csr_pem.encode())
+        except ValueError as exc:
+            raise SigningRefused(f"csr is not a PEM certificate signing request ({exc})") from None
+        if not request.is_signature_valid:
+            raise SigningRefused("the CSR's signature does not verify with the key it carries (RFC 2986: "
+                                 "proof of possession)")
+        public_key = request.public_key()
+        if not isinstance(public_key, (ec.EllipticCurvePublicKey, ed448.Ed448PublicKey)):
+            raise SigningRefused(f"the CSR's key is {type(public_key).__name__}; ISO 15118 uses elliptic curves")
+        algorithm = KeyAlgorithm.of(public_key)
+        if algorithm not in self.generation.algorithms:
+            raise SigningRefused(f"the CSR's key is {algorithm.value}; an ISO 15118-{self.generation.value[3:]} "
+                                 f"SECC certificate needs {', '.join(a.value for a in self.generation.algorithms)}")
+        if not request.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+            raise SigningRefused("the CSR's subject has no common name")
+        profile = PROFILES[Role.SECC]
+        start = now() - _dt.timedelta(minutes=5)
+        builder = (x509.CertificateBuilder()
+                   .subject_name(request.subject)
+                   .issuer_name(self.issuer.cert.subject)
+                   .public_key(public_key)
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(start)
+                   .not_valid_after(min(start + self.validity, self.issuer.cert.not_valid_after_utc))
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(profile.key_usage.extension(), critical=True)
+                   .add_extension(self.generation.ski_method.identifier(public_key), critical=False)
+                   .add_extension(authority_key_id(self.issuer.cert), critical=False))
+        if self.ocsp_url:
+            builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+                x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(self.ocsp_url))]),
+                critical=False)
+        if self.crl_url:
+            builder = builder.add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+                [x509.UniformResourceIdentifier(self.crl_url)], None, None, None)]), critical=False)
+        leaf = builder.sign(self.issuer.key, signature_hash_for(self.issuer.key))
+        return [leaf, *self.intermediates]
+
+
+def chain_pem(chain: Sequence[x509.Certificate]) -> str:
+    """Certificates as one PEM text, in the order given (OCPP's certificate and certificateChain)."""
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in chain)

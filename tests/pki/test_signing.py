@@ -1,0 +1,68 @@
+"""The CSMS's CA signing a charger's SECC certificate request (OCPP 2.0.1 SignCertificate,
+certificateType V2GCertificate), judged by the openssl command line and the harness's own
+ISO 15118-2 SECC policy."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from harness.pki.iso15118 import build_iso15118_pki
+from harness.pki.profiles import Generation, Role
+from harness.pki.signing import CsrSigner, SigningRefused
+from harness.pki.validate import policy_for, validate_chain
+from tests.pki.openssl_cli import needs_openssl, verify
+
+
+@pytest.fixture(scope="module")
+def pki():
+    return build_iso15118_pki(Generation.ISO2)
+
+
+@pytest.fixture
+def signer(pki):
+    issuer = pki.issued[Role.CPO_SUB_CA_2]
+    return CsrSigner(issuer, (issuer.cert, pki.issued[Role.CPO_SUB_CA_1].cert), ocsp_url=pki.ocsp_url())
+
+
+def _csr(key, *attributes: x509.NameAttribute) -> str:
+    names = attributes or (x509.NameAttribute(x509.NameOID.COMMON_NAME, "DEHARE7654321"),
+                           x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "Harness CPO"),
+                           x509.NameAttribute(x509.NameOID.DOMAIN_COMPONENT, "CPO"))
+    request = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(list(names))).sign(key, hashes.SHA256())
+    return request.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@needs_openssl
+def test_a_signed_secc_certificate_passes_openssl_and_the_secc_policy(signer, pki, tmp_path):
+    key = ec.generate_private_key(ec.SECP256R1())
+    chain = signer.sign(_csr(key))
+    assert chain[0].public_key().public_numbers() == key.public_key().public_numbers()
+    assert chain[1:] == [pki.issued[Role.CPO_SUB_CA_2].cert, pki.issued[Role.CPO_SUB_CA_1].cert]
+    verdict = verify(tmp_path, chain, [pki.issued[Role.V2G_ROOT].cert], suite_b=True)
+    assert verdict.ok, verdict
+    result = validate_chain(chain, [pki.issued[Role.V2G_ROOT].cert], policy=policy_for(Generation.ISO2, Role.SECC))
+    assert result.ok, result
+
+
+@pytest.mark.parametrize("key, why", [
+    (ec.generate_private_key(ec.SECP384R1()), "secp384r1"),
+    (rsa.generate_private_key(public_exponent=65537, key_size=2048), "RSAPublicKey"),
+], ids=["p384", "rsa"])
+def test_a_key_iso15118_2_does_not_use_is_refused(signer, key, why):
+    with pytest.raises(SigningRefused, match=why):
+        signer.sign(_csr(key))
+
+
+def test_a_request_without_common_name_is_refused(signer):
+    key = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(SigningRefused, match="no common name"):
+        signer.sign(_csr(key, x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "Harness CPO")))
+
+
+@pytest.mark.parametrize("text, why", [("not a csr", "not a PEM"), ("", "not a PEM")])
+def test_text_that_is_no_csr_is_refused(signer, text, why):
+    with pytest.raises(SigningRefused, match=why):
+        signer.sign(text)
