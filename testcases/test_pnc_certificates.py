@@ -9,9 +9,12 @@ code (the one that names the defect) beside the one observed, and what the CSMS 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from cryptography import x509
 
+from harness.ocpp.versions import PNC_VENDOR_ID, OcppVersion
 from harness.pki.faults import CATALOGUE
 from harness.pki.profiles import Generation, Role
 from harness.pki.validate import Reason
@@ -85,3 +88,52 @@ def test_a_faulty_contract_chain_does_not_charge(rig, csms, ev, step, generation
     expected = refusals.get(fault.reason, refusals[None])
     with step(f"expected {expected}; observed {refusal}; the CSMS answered {_csms_answers(rig, mark) or 'nothing'}"):
         pass
+
+
+@pytest.mark.case("V2G-PNC-003")
+@pytest.mark.requires("ev", "iso15118", "plug_and_charge")
+def test_the_charger_renews_its_secc_certificate_through_the_csms(rig, csms, evse, ev, step):
+    v16 = evse.version is OcppVersion.V16
+    mark = rig.trace.now()
+    with step("the CSMS asks for a new SECC certificate (TriggerMessage SignV2GCertificate)"):
+        if v16:
+            answer = csms.call("DataTransfer", {"vendorId": PNC_VENDOR_ID, "messageId": "TriggerMessage",
+                                                "data": json.dumps({"requestedMessage": "SignV2GCertificate"})})
+            status = json.loads(answer.get("data") or "{}").get("status") if answer["status"] == "Accepted" else None
+        else:
+            status = csms.call("TriggerMessage", {"requestedMessage": "SignV2GCertificate"})["status"]
+        assert status == "Accepted", f"TriggerMessage SignV2GCertificate answered {status} (OCPP 2.0.1 A03, F06)"
+    with step("the charger sends a certificate signing request the CSMS signs"):
+        if v16:
+            csms.wait_for_message("DataTransfer", since=mark, timeout=rig.scaled(60) + 5,
+                                  where=lambda p: p.get("messageId") == "SignCertificate")
+        else:
+            csms.wait_for_message("SignCertificate", since=mark, timeout=rig.scaled(60) + 5,
+                                  where=lambda p: p.get("certificateType") == "V2GCertificate")
+        refused = rig.trace.select(name="CertificateRequestRefused", observer="csms", since=mark)
+        assert not refused, f"the CSMS could not sign the charger's CSR: {refused[0].payload['reason']}"
+        signed = rig.trace.wait_for(10, name="CertificateRequestSigned", observer="csms", since=mark)
+    with step(f"the charger accepts the signed chain (serial {signed.payload['serial']})"):
+        answer = _answer_to_csms_call(rig, "DataTransfer" if v16 else "CertificateSigned", mark, rig.scaled(60) + 5,
+                                      lambda p: not v16 or p.get("messageId") == "CertificateSigned")
+        status = json.loads(answer.get("data") or "{}").get("status") if v16 else answer.get("status")
+        assert status == "Accepted", f"CertificateSigned with a chain of the run's V2G PKI answered {status}"
+    with step("the next EV is shown the new certificate in the TLS handshake"):
+        result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1)
+        connected = [e for e in result.events if e.name == "TcpConnected" and e.observer == "ev"]
+        assert connected and connected[0].payload["secc_certificate"]["serial"] == signed.payload["serial"], (
+            f"the SECC presented {connected[0].payload['secc_certificate'] if connected else 'nothing'}, not the "
+            f"certificate it accepted (serial {signed.payload['serial']})")
+        assert result.ok, result.outcome.reason
+
+
+
+def _answer_to_csms_call(rig, action: str, since: float, timeout: float, match) -> dict:
+    """The EVSE's CALLRESULT payload to the CSMS's CALL ``action`` whose payload ``match`` accepts."""
+    call = rig.trace.wait_for(timeout, layer="ocpp", name=action, observer="csms", src="csms", since=since,
+                              where=lambda e: e.payload.get("type") == "CALL" and match(e.payload.get("payload") or {}))
+    result = rig.trace.wait_for(timeout, layer="ocpp", name=action, observer="csms", since=since,
+                                where=lambda e: e.payload.get("type") in ("CALLRESULT", "CALLERROR")
+                                and e.payload.get("message_id") == call.payload["message_id"])
+    assert result.payload["type"] == "CALLRESULT", f"{action} answered with {result.payload.get('error')}"
+    return result.payload.get("payload") or {}

@@ -65,7 +65,7 @@ class ReferenceEvse:
                                          timers=timers, device=self.device, status=self.status)
         self.handlers = StationHandlers(recorder, settings, self.connectors, station=self.station,
                                         dialect=self.dialect, device=self.device, transactions=self.transactions,
-                                        status=self.status)
+                                        status=self.status, hlc=lambda: self.machine.hlc)
         self.machine = ConnectorMachine(recorder, self.connectors, timers=timers,
                                         ev_connection_timeout=settings.ev_connection_timeout, status=self.status,
                                         transactions=self.transactions, triggered=self.handlers.triggered, hlc=hlc)

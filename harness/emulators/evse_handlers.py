@@ -11,7 +11,8 @@ the connector's event queue.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+import json
+from typing import Any, Callable, Mapping
 
 from harness.emulators.evse_connector import EVSE, Authorization, Connector, StatusReporter, enqueue
 from harness.emulators.evse_device import AUTHORIZE_REMOTE_START, DeviceModel, EvseSettings
@@ -21,6 +22,7 @@ from harness.ocpp.dialect import ConnectorState, StationDialect
 from harness.ocpp.endpoint import Handler, IncomingCall, OcppCallFailed, Reply, Result
 from harness.ocpp.routing import Answering, answers
 from harness.ocpp.station import StationClient
+from harness.ocpp.versions import PNC_VENDOR_ID
 from harness.trace import Layer, Recorder
 
 #: what TriggerMessage can ask for
@@ -30,8 +32,10 @@ _TRIGGERABLE = {"BootNotification", "Heartbeat", "StatusNotification", "MeterVal
 class StationHandlers(Answering):
     def __init__(self, recorder: Recorder, settings: EvseSettings, connectors: Mapping[int, Connector], *,
                  station: StationClient, dialect: StationDialect, device: DeviceModel,
-                 transactions: Transactions, status: StatusReporter) -> None:
+                 transactions: Transactions, status: StatusReporter, hlc: Callable[[], Any] = lambda: None) -> None:
         self.recorder = recorder
+        #: the ISO 15118 side (harness.emulators.evse_hlc.EvseHlc) or None, asked when needed
+        self.hlc = hlc
         self.settings = settings
         self.connectors = connectors
         self.station = station
@@ -134,6 +138,8 @@ class StationHandlers(Answering):
     @answers("TriggerMessage")
     async def trigger_message(self, call: IncomingCall) -> Reply:
         requested = call.payload["requestedMessage"]
+        if requested == "SignV2GCertificate":
+            return self._renewal_trigger()
         evse_id = (call.payload.get("evse") or {}).get("id") or call.payload.get("connectorId") or 1
         connector = self.connectors.get(evse_id)
         if requested not in _TRIGGERABLE or connector is None:
@@ -201,7 +207,68 @@ class StationHandlers(Answering):
 
     @answers("DataTransfer")
     async def data_transfer(self, call: IncomingCall) -> Reply:
-        return Result({"status": "UnknownVendorId"})
+        # the OCA application note "Using ISO 15118 Plug & Charge with OCPP 1.6": TriggerMessage
+        # (SignV2GCertificate) and CertificateSigned, the 2.0.1 messages as JSON text in data
+        if call.payload.get("vendorId") != PNC_VENDOR_ID:
+            return Result({"status": "UnknownVendorId"})
+        message = call.payload.get("messageId")
+        try:
+            inner = json.loads(call.payload.get("data") or "")
+        except ValueError:
+            inner = None
+        if message not in ("TriggerMessage", "CertificateSigned"):
+            return Result({"status": "UnknownMessageId"})
+        if not isinstance(inner, dict):
+            return Result({"status": "Rejected"})
+        if message == "TriggerMessage":
+            if inner.get("requestedMessage") != "SignV2GCertificate":
+                answer: Result = Result({"status": "NotImplemented"})
+            else:
+                answer = self._renewal_trigger()
+        else:
+            answer = Result({"status": self._install(inner.get("certificateChain"))})
+        return Result({"status": "Accepted", "data": json.dumps(answer.payload, separators=(",", ":"))},
+                      then=answer.then)
+
+    # -- SECC certificate (A03 with certificateType V2GCertificate) -------------------------------
+
+    def _renewal_trigger(self) -> Result:
+        hlc = self.hlc()
+        if hlc is None or hlc.secc is None or hlc.secc.tls is None:
+            return Result({"status": "Rejected"})  # no SECC with TLS to renew the certificate of
+        async def renew() -> None:
+            await self.renew_secc_certificate()
+
+        return Result({"status": "Accepted"}, then=renew)
+
+    async def renew_secc_certificate(self) -> str:
+        """Send a CSR for a new SECC certificate; the CSMS's answer (Accepted or Rejected)."""
+        action, payload = self.dialect.sign_secc_certificate(self.hlc().certificate_request())
+        try:
+            status = self.dialect.sign_status(await self.station.send(action, payload))
+        except OcppCallFailed as exc:
+            status = f"not sent ({exc})"
+        self.recorder.emit(Layer.OCPP, "SeccCertificateRequested", f"SECC certificate request: {status}",
+                           src=EVSE, payload={"status": status})
+        return status
+
+    @answers("CertificateSigned")
+    async def certificate_signed(self, call: IncomingCall) -> Reply:
+        # the reference EVSE renews its SECC certificate only; a 1.6 CertificateSigned (the security
+        # whitepaper's) and a 2.x one without certificateType are for the station's OCPP certificate too
+        if call.payload.get("certificateType") != "V2GCertificate":
+            return Result({"status": "Rejected"})
+        return Result({"status": self._install(call.payload.get("certificateChain"))})
+
+    def _install(self, chain: Any) -> str:
+        hlc = self.hlc()
+        refusal = "no SECC" if hlc is None else "certificateChain is not a string" if not isinstance(chain, str) \
+            else hlc.install_secc_chain(chain)
+        if refusal is not None:
+            self.recorder.emit(Layer.OCPP, "SeccCertificateRefused", f"SECC certificate refused: {refusal}",
+                               src=EVSE, payload={"reason": refusal})
+            return "Rejected"
+        return "Accepted"
 
     # -- the device model (B06-B08, 1.6 Get/ChangeConfiguration) ----------------------------------
 

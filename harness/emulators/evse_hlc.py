@@ -5,15 +5,31 @@ At plug-in it asks for digital communication (5 % duty, ISO 15118-3); if no V2G 
 within the profile's ``hlc.fallback_s`` it falls back to nominal PWM, so a basic IEC 61851 EV
 charges as before (the standards' B2 -> E/F -> B2 step is not modelled; the duty changes
 directly).
+
+SECC certificate renewal (OCPP 2.0.1 A03 with certificateType V2GCertificate): a new secp256r1
+key and a CSR for the EVSE ID (:meth:`EvseHlc.certificate_request`); the chain the CSMS returns is
+validated against the -2 V2G root with the SECC profile and, when good, presented to every EV from
+the next TLS handshake on (:meth:`EvseHlc.install_secc_chain`). The -20 chain is not renewed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from harness.emulators.bridge import OcppBridge
 from harness.emulators.profiles import EvseProfile
+from harness.pki import tls
+from harness.pki.builder import write_key, write_pem
+from harness.pki.profiles import PROFILES, Generation
+from harness.pki.profiles import Role as CertificateRole
+from harness.pki.validate import policy_for, validate_chain
 from harness.trace import Layer, Recorder
 from harness.v2g.credentials import V2gMaterial
 from harness.v2g.faults import FaultPlan
@@ -45,6 +61,8 @@ class EvseHlc:
         self.secc: Secc | None = None
         self.sdp: Any = None
         self._fallback: dict[int, asyncio.Task] = {}
+        #: the key of the CSR sent last, waiting for its certificate
+        self._pending_key: ec.EllipticCurvePrivateKey | None = None
 
     async def start(self, evse: "ReferenceEvse") -> None:
         self.evse = evse
@@ -87,6 +105,55 @@ class EvseHlc:
             self.secc.present_untrusted(None)
         if self.bridge is not None:
             self.bridge.pending_notification = "None"
+
+    # -- SECC certificate renewal ----------------------------------------------------------------
+
+    def certificate_request(self) -> str:
+        """A PEM CSR for a new -2 SECC certificate: a fresh secp256r1 key, subject CN the EVSE ID,
+        O and DC as the SECC profile says (ISO 15118-2 Annex F)."""
+        profile = PROFILES[CertificateRole.SECC]
+        self._pending_key = ec.generate_private_key(ec.SECP256R1())
+        attributes = [x509.NameAttribute(NameOID.COMMON_NAME, self.profile.capabilities.evse_id)]
+        if profile.organization:
+            attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, profile.organization))
+        if profile.domain_component:
+            attributes.append(x509.NameAttribute(NameOID.DOMAIN_COMPONENT, profile.domain_component))
+        request = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attributes))
+                   .sign(self._pending_key, hashes.SHA256()))
+        return request.public_bytes(serialization.Encoding.PEM).decode()
+
+    def install_secc_chain(self, pem: str) -> str | None:
+        """Present the signed chain from the next TLS handshake on; the reason it is refused, or
+        None. It must carry the key of the last CSR and chain to the -2 V2G root as an SECC
+        certificate (key usage, curve, DC=CPO, validity)."""
+        if self._pending_key is None:
+            return "no certificate request is pending"
+        if self.material is None or self.secc is None or self.secc.tls is None:
+            return "this SECC has no TLS"
+        try:
+            chain = x509.load_pem_x509_certificates(pem.encode())
+        except ValueError as exc:
+            return f"certificateChain is not a PEM chain ({exc})"
+        key = self._pending_key
+        if chain[0].public_key() != key.public_key():
+            return "the certificate is not for the key of the pending request"
+        root = self.material.iso2.issued[CertificateRole.V2G_ROOT].cert
+        result = validate_chain(chain, [root], policy=policy_for(Generation.ISO2, CertificateRole.SECC))
+        if not result.ok:
+            return f"the chain does not validate against the V2G root: {result}"
+        folder = self.material.directory / "renewed-secc"
+        folder.mkdir(parents=True, exist_ok=True)
+        chain_file = write_pem(folder / "secc-chain.pem", *chain)
+        key_file = write_key(folder / "secc.key", key)
+        self.secc.tls.iso2 = tls.iso2_secc_context(chain_file, key_file, keylog=self.material.keylog)
+        self.secc.tls.iso2_tls13 = tls.iso2_secc_context(chain_file, key_file, minimum=ssl.TLSVersion.TLSv1_3,
+                                                          maximum=ssl.TLSVersion.TLSv1_3, keylog=self.material.keylog)
+        self._pending_key = None
+        self.recorder.emit(Layer.V2G, "SeccCertificateInstalled", f"SECC presents its renewed certificate "
+                           f"(serial {chain[0].serial_number:X}, issued by {chain[0].issuer.rfc4514_string()})",
+                           src="evse", payload={"serial": format(chain[0].serial_number, "X"),
+                                                "subject": chain[0].subject.rfc4514_string()})
+        return None
 
     # -- pilot --------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from harness.ocpp.contracts import ContractVerdict, PncBackend
 from harness.ocpp.endpoint import Handler, IncomingCall, Result
 from harness.ocpp.routing import Answering, answers
-from harness.ocpp.versions import STATION_ACTIONS, OcppVersion
+from harness.ocpp.versions import PNC_VENDOR_ID, STATION_ACTIONS, OcppVersion
 from harness.pki.signing import CsrSigner, SigningRefused, chain_pem
 
 _V16 = OcppVersion.V16
@@ -43,9 +43,6 @@ class CsmsBehaviour(Answering):
     CSMS accepts the request, then sends the chain in CertificateSigned (OCPP 2.0.1 A03); without
     one, or for another certificate type, the request is rejected with the reason.
     """
-
-    #: the DataTransfer vendorId of the OCA application note "Using ISO 15118 Plug & Charge with OCPP 1.6"
-    PNC_VENDOR = "org.openchargealliance.iso15118pnc"
 
     def __init__(self, *, heartbeat_interval: int = 300, id_tokens: Mapping[str, str] | None = None,
                  unknown_token_status: str = "Accepted", pnc: PncBackend | None = None,
@@ -221,7 +218,7 @@ class CsmsBehaviour(Answering):
 
         async def deliver() -> None:
             if wrapped:
-                await call.endpoint.call("DataTransfer", {"vendorId": self.PNC_VENDOR, "messageId": "CertificateSigned",
+                await call.endpoint.call("DataTransfer", {"vendorId": PNC_VENDOR_ID, "messageId": "CertificateSigned",
                                                           "data": json.dumps({"certificateChain": signed["certificateChain"]})})
             else:
                 await call.endpoint.call("CertificateSigned", signed)
@@ -231,7 +228,7 @@ class CsmsBehaviour(Answering):
     @answers("DataTransfer")
     async def data_transfer(self, call: IncomingCall) -> dict[str, Any] | Result:
         # OCPP 1.6 §4.3 / 2.0.1 P01: a receiver that does not know the vendorId says so
-        if call.payload.get("vendorId") != self.PNC_VENDOR or call.version is not _V16:
+        if call.payload.get("vendorId") != PNC_VENDOR_ID or call.version is not _V16:
             return {"status": "UnknownVendorId"}
         message = call.payload.get("messageId")
         if message not in ("Authorize", "GetCertificateStatus", "SignCertificate"):
@@ -242,13 +239,13 @@ class CsmsBehaviour(Answering):
         except ValueError as exc:
             request = exc
         if not isinstance(request, dict):
-            call.endpoint.note("DataTransferRefused", f"CSMS: {self.PNC_VENDOR} {message}: data is not a JSON "
+            call.endpoint.note("DataTransferRefused", f"CSMS: {PNC_VENDOR_ID} {message}: data is not a JSON "
                                f"object ({request})", keys={"station_id": call.station_id})
             return {"status": "Rejected"}
         if message == "Authorize":
             token = request.get("idToken")
             if not isinstance(token, str):
-                call.endpoint.note("DataTransferRefused", f"CSMS: {self.PNC_VENDOR} Authorize without an idToken "
+                call.endpoint.note("DataTransferRefused", f"CSMS: {PNC_VENDOR_ID} Authorize without an idToken "
                                    "string (the application note's idToken is the eMAID as a string)",
                                    keys={"station_id": call.station_id})
                 return {"status": "Rejected"}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from harness.ocpp.station import OutboxItem
-from harness.ocpp.versions import OcppVersion
+from harness.ocpp.versions import PNC_VENDOR_ID, OcppVersion
 
 
 class ConnectorState(enum.Enum):
@@ -132,6 +132,14 @@ class StationDialect(abc.ABC):
         """(idToken status, certificateStatus or None) of the answer to :meth:`contract_authorize`."""
 
     @abc.abstractmethod
+    def sign_secc_certificate(self, csr: str) -> tuple[str, dict[str, Any]]:
+        """The request that asks the CSMS to sign the SECC's CSR (OCPP 2.0.1 A03)."""
+
+    @abc.abstractmethod
+    def sign_status(self, response: dict[str, Any]) -> str:
+        """Accepted or Rejected: the CSMS's answer to :meth:`sign_secc_certificate`."""
+
+    @abc.abstractmethod
     def sampled_values(self, sample: MeterSample) -> list[dict[str, Any]]:
         """A meter sample as the version's SampledValue list."""
 
@@ -199,6 +207,12 @@ class Ocpp2Dialect(StationDialect):
 
     def contract_verdict(self, response: dict[str, Any]) -> tuple[str, str | None]:
         return self.authorization_status(response), response.get("certificateStatus")
+
+    def sign_secc_certificate(self, csr: str) -> tuple[str, dict[str, Any]]:
+        return "SignCertificate", {"csr": csr, "certificateType": "V2GCertificate"}
+
+    def sign_status(self, response: dict[str, Any]) -> str:
+        return str(response.get("status", "Rejected"))
 
     def sampled_values(self, sample: MeterSample) -> list[dict[str, Any]]:
         values = [
@@ -302,27 +316,26 @@ class Ocpp16Dialect(StationDialect):
     def authorization_status(self, response: dict[str, Any]) -> str:
         return response.get("idTagInfo", {}).get("status", "Invalid")
 
-    #: the OCA application note "Using ISO 15118 Plug & Charge with OCPP 1.6": OCPP 2.0.1
-    #: messages, simplified, as JSON text in DataTransfer.data under this vendorId
-    PNC_VENDOR = "org.openchargealliance.iso15118pnc"
-
     def contract_authorize(self, emaid: str, *, certificate: str | None = None,
                            hash_data: list[dict[str, str]] | None = None) -> tuple[str, dict[str, Any]]:
         # the note's Authorize.req: idToken is the eMAID as a string (identifierString[0..20])
         inner = _contract_request(emaid, certificate, hash_data)
-        return "DataTransfer", {"vendorId": self.PNC_VENDOR, "messageId": "Authorize",
+        return "DataTransfer", {"vendorId": PNC_VENDOR_ID, "messageId": "Authorize",
                                 "data": json.dumps(inner, separators=(",", ":"))}
 
     def contract_verdict(self, response: dict[str, Any]) -> tuple[str, str | None]:
-        if response.get("status") != "Accepted":
+        inner = _note_data(response)
+        if inner is None:
             return "Invalid", None  # the CSMS does not speak the application note
-        try:
-            inner = json.loads(response.get("data") or "")
-        except ValueError:
-            return "Invalid", None
-        if not isinstance(inner, dict):
-            return "Invalid", None
         return (inner.get("idTokenInfo") or {}).get("status", "Invalid"), inner.get("certificateStatus")
+
+    def sign_secc_certificate(self, csr: str) -> tuple[str, dict[str, Any]]:
+        return "DataTransfer", {"vendorId": PNC_VENDOR_ID, "messageId": "SignCertificate",
+                                "data": json.dumps({"csr": csr}, separators=(",", ":"))}
+
+    def sign_status(self, response: dict[str, Any]) -> str:
+        inner = _note_data(response)
+        return str(inner.get("status", "Rejected")) if inner is not None else "Rejected"
 
     def sampled_values(self, sample: MeterSample) -> list[dict[str, Any]]:
         # 1.6 sends values as strings (SampledValue.value is a string in the 1.6 schema)
@@ -418,3 +431,14 @@ def _contract_request(token: Any, certificate: str | None, hash_data: list[dict[
     if hash_data:
         request["iso15118CertificateHashData"] = hash_data
     return request
+
+
+def _note_data(response: dict[str, Any]) -> dict[str, Any] | None:
+    """The application note's answer inside an accepted DataTransfer response (None: none)."""
+    if response.get("status") != "Accepted":
+        return None
+    try:
+        inner = json.loads(response.get("data") or "")
+    except ValueError:
+        return None
+    return inner if isinstance(inner, dict) else None

@@ -77,3 +77,10 @@ STATION_ACTIONS[OcppVersion.V21] = STATION_ACTIONS[OcppVersion.V201] | frozenset
     "NotifyWebPaymentStarted", "OpenPeriodicEventStream", "PullDynamicScheduleUpdate",
     "ReportDERControl", "VatNumberValidation",
 })
+
+
+#: OCPP 1.6J has no Plug & Charge messages; the OCA application note "Using ISO 15118 Plug & Charge
+#: with OCPP 1.6" carries the OCPP 2.0.1 ones (simplified) as JSON text in DataTransfer.data under
+#: this vendorId, the 2.0.1 action name as messageId
+PNC_VENDOR_ID = "org.openchargealliance.iso15118pnc"
+

@@ -11,6 +11,8 @@ import asyncio
 import ssl
 from typing import Any, Awaitable, Callable
 
+from cryptography import x509
+
 from harness import exi
 from harness.trace import Layer, Recorder
 from harness.v2g import messages, recording
@@ -59,7 +61,8 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
         return session.outcome
     recording.record(recorder, SIDE, "TcpConnected", f"EV connected to {target}"
                      + (f" ({connection.tls_version}, {connection.tls_cipher})" if context else " (no TLS)"),
-                     session, payload={"peer": target, "tls": connection.tls_version, "cipher": connection.tls_cipher})
+                     session, payload={"peer": target, "tls": connection.tls_version, "cipher": connection.tls_cipher,
+                                       "secc_certificate": _certificate_summary(connection.tls_peer_certificate)})
     session.facts["tls"] = connection.tls_version
     runner = _Runner(recorder, session, connection, plan, set_cp, stand_in)
     try:
@@ -170,3 +173,13 @@ class _Runner:
                                 timestamp=session.wall_time() if family == "iso20" else None)
         data = exi.encode(message, messages.schema_of(family, response))
         return session.receive(messages.payload_type_of(family, response), data, session.now)[1:]
+
+
+def _certificate_summary(der: bytes | None) -> dict[str, str] | None:
+    """Subject, issuer and serial of the SECC certificate the EV was shown, for the timeline."""
+    if der is None:
+        return None
+    certificate = x509.load_der_x509_certificate(der)
+    return {"subject": certificate.subject.rfc4514_string(), "issuer": certificate.issuer.rfc4514_string(),
+            "serial": format(certificate.serial_number, "X")}
+

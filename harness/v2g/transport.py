@@ -98,6 +98,12 @@ class V2gConnection:
         cipher = ssl_object.cipher() if ssl_object is not None else None
         return cipher[0] if cipher else None
 
+    @property
+    def tls_peer_certificate(self) -> bytes | None:
+        """The DER certificate the other side presented in the TLS handshake (None: none, or no TLS)."""
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        return ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+
     def peer_certificate(self) -> bytes | None:
         ssl_object = self.writer.get_extra_info("ssl_object")
         return ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None

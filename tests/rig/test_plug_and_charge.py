@@ -11,12 +11,17 @@ Parametrized over the OCPP version (1.6 through the OCA application note's DataT
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
-from harness.pki.profiles import Role
+from harness.pki.iso15118 import build_iso15118_pki
+from harness.pki.profiles import Generation, Role
+from harness.pki.signing import CsrSigner
 from harness.rig.config import load_rig
 from harness.rig.hlc import material
 from harness.rig.rig import Rig
@@ -123,3 +128,72 @@ def test_a_contract_revoked_at_its_responder_is_refused_with_the_matching_code(p
     assert rig.csms.transactions(since=mark) == []
     rig.restore()  # the next case finds the contract good again
     assert rig.csms.driver.revocation is not None and not rig.csms.driver.revocation.revoked
+
+
+def _presented_serial(rig: Rig) -> int:
+    """The serial of the certificate the reference SECC presents to a -2 EV now, read by a TLS 1.2
+    handshake of the standard library's own (trusting the run's -2 V2G root)."""
+    hlc = rig.evse.emulator.hlc
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False
+    context.set_ciphers("ECDHE-ECDSA-AES128-SHA256")  # ISO 15118-2 [V2G2-602]
+    context.load_verify_locations(cadata=material(rig).iso2.issued[Role.V2G_ROOT].cert.public_bytes(
+        serialization.Encoding.PEM).decode())
+    with socket.create_connection((hlc.host, hlc.secc.tls_port), timeout=5) as raw:
+        with context.wrap_socket(raw) as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+
+def test_the_secc_certificate_is_renewed_through_the_csms(pnc_rig):
+    """OCPP 2.0.1 A03 with certificateType V2GCertificate (1.6: the application note's
+    DataTransfer TriggerMessage / SignCertificate / CertificateSigned): the CSMS triggers, the
+    EVSE sends a CSR, the CSMS signs it, and the EVSE presents the new certificate to the next EV."""
+    rig, version, _ = pnc_rig
+    rig.restore()
+    before = _presented_serial(rig)
+    mark = rig.trace.now()
+    if version == "1.6":
+        answer = rig.csms.call("DataTransfer", {"vendorId": "org.openchargealliance.iso15118pnc",
+                                                "messageId": "TriggerMessage",
+                                                "data": json.dumps({"requestedMessage": "SignV2GCertificate"})})
+        assert answer["status"] == "Accepted" and json.loads(answer["data"]) == {"status": "Accepted"}
+    else:
+        assert rig.csms.call("TriggerMessage", {"requestedMessage": "SignV2GCertificate"}) == {"status": "Accepted"}
+    installed = rig.trace.wait_for(10, name="SeccCertificateInstalled", since=mark)
+    after = _presented_serial(rig)
+    assert after != before and format(after, "X") == installed.payload["serial"]
+    signed = rig.trace.select(name="CertificateRequestSigned", observer="csms", since=mark)
+    assert len(signed) == 1 and signed[0].payload["serial"] == installed.payload["serial"]
+    result = rig.ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1)
+    assert result.ok, result.outcome.reason  # an EV trusting the V2G root accepts the renewed chain
+
+
+def test_a_secc_chain_from_another_pki_is_refused_and_the_old_one_kept(pnc_rig):
+    rig, version, _ = pnc_rig
+    rig.restore()
+    stranger = build_iso15118_pki(Generation.ISO2)
+    own = rig.csms.behaviour.signer
+    rig.csms.behaviour.signer = CsrSigner(stranger.issued[Role.CPO_SUB_CA_2], (
+        stranger.issued[Role.CPO_SUB_CA_2].cert, stranger.issued[Role.CPO_SUB_CA_1].cert))
+    try:
+        before = _presented_serial(rig)
+        mark = rig.trace.now()
+        if version == "1.6":
+            rig.csms.call("DataTransfer", {"vendorId": "org.openchargealliance.iso15118pnc",
+                                           "messageId": "TriggerMessage",
+                                           "data": json.dumps({"requestedMessage": "SignV2GCertificate"})})
+        else:
+            rig.csms.call("TriggerMessage", {"requestedMessage": "SignV2GCertificate"})
+        refused = rig.trace.wait_for(10, name="SeccCertificateRefused", since=mark)
+        assert "does not validate against the V2G root" in refused.payload["reason"]
+        if version == "1.6":
+            answer = rig.csms.wait_for_message("DataTransfer", kind="CALLRESULT", since=mark, timeout=10,
+                                               where=lambda p: "Rejected" in p.get("data", ""))
+            assert json.loads(answer.payload["payload"]["data"]) == {"status": "Rejected"}
+        else:
+            answer = rig.csms.wait_for_message("CertificateSigned", kind="CALLRESULT", since=mark, timeout=10)
+            assert answer.payload["payload"]["status"] == "Rejected"
+        assert _presented_serial(rig) == before
+    finally:
+        rig.csms.behaviour.signer = own
