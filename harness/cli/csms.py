@@ -15,8 +15,10 @@ from harness.cli import UsageError
 if TYPE_CHECKING:
     from harness.ocpp.contracts import PncBackend
     from harness.ocpp.versions import OcppVersion
+    from harness.pki.folders import PncPki
     from harness.pki.revocation import RevocationServer
     from harness.pki.signing import CsrSigner
+    from harness.v2g.provisioning import ContractProvisioning
 
 
 class _CsmsOptions(TypedDict, total=False):
@@ -110,13 +112,13 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
                                 client_ca=client_ca, keylog=out / "tls-keys.log")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    backend, responder, signer = _pnc(args)
+    backend, responder, signer, provisioning = _pnc(args)
     trace = Recorder(out / "trace.jsonl")
     trace.subscribe(_print_event)
     options: _CsmsOptions = {"versions": versions} if versions else {}
     csms = MockCsms(trace, host=args.host, port=args.port, security=policy,
                     behaviour=CsmsBehaviour(heartbeat_interval=args.heartbeat_interval, pnc=backend,
-                                            signer=signer), **options)
+                                            signer=signer, provisioning=provisioning), **options)
 
     async def main() -> None:
         try:
@@ -142,9 +144,11 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer | None, CsrSigner | None]:
+def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer | None, CsrSigner | None,
+                                           ContractProvisioning | None]:
     """The Plug & Charge backend of ``--pki``, the OCSP responder of ``--ocsp-serve`` (started),
-    and the signer of SECC certificates when the folder holds the -2 CPO Sub-CA 2 key."""
+    the signer of SECC certificates when the folder holds the -2 CPO Sub-CA 2 key, and the -2
+    contract issuer when it holds the MO Sub-CA 2 and CPS keys."""
     from harness.cli.certs import key_password
     from harness.ocpp.contracts import PncBackend
     from harness.pki.files import CertificateFileError
@@ -155,7 +159,7 @@ def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer 
     if args.pki is None:
         if args.ocsp_serve or args.revoked_serial:
             raise UsageError("--ocsp-serve and --revoked-serial need --pki")
-        return None, None, None
+        return None, None, None, None
     if args.revoked_serial and not args.ocsp_serve:
         raise UsageError("--revoked-serial needs --ocsp-serve (the CSMS asks the PKI's own responder otherwise)")
     try:
@@ -184,11 +188,32 @@ def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer 
         issuer, intermediates = secc_issuer
         # the leaf asks the same responder as its issuer does (one responder per PKI, as generated)
         signer = CsrSigner(issuer, tuple(intermediates), ocsp_url=ocsp_url_of(issuer.cert))
+    provisioning, why_not = _provisioning(args.pki, pki)
     print(f"Plug & Charge: {len(pki.mo_roots)} MO root(s) and {len(pki.authorities)} CA certificates of "
           f"{', '.join(pki.parts)}; OCSP responder {', '.join(pki.ocsp_urls) or '(none named)'}"
           + (" served here" if responder else "") + "; SECC certificates "
-          + (f"signed by {issuer.subject_cn}" if signer else "not signed (no -2 CPO Sub-CA 2 key in the folder)"))
-    return PncBackend(pki.mo_roots, pki.authorities), responder, signer
+          + (f"signed by {issuer.subject_cn}" if signer else "not signed (no -2 CPO Sub-CA 2 key in the folder)")
+          + "; -2 contracts for Get15118EVCertificate " + ("issued" if provisioning else f"not issued ({why_not})"))
+    return PncBackend(pki.mo_roots, pki.authorities), responder, signer, provisioning
+
+
+def _provisioning(directory: Path, pki: PncPki) -> tuple[ContractProvisioning | None, str]:
+    """The -2 contract issuer of a generated PKI folder: it needs the MO Sub-CA 2 and CPS keys."""
+    from harness.pki.files import CertificateFileError
+    from harness.pki.profiles import Role
+    from harness.v2g.credentials import V2gMaterial
+    from harness.v2g.provisioning import ContractProvisioning
+
+    try:
+        material = V2gMaterial.load(directory)
+    except (CertificateFileError, ValueError) as exc:
+        return None, str(exc)
+    missing = [r.value for r in (Role.MO_SUB_CA_2, Role.CPS, Role.CPO_SUB_CA_2) if r not in material.iso2.issued]
+    oem_root = pki.by_role.get(("iso2", Role.OEM_ROOT))
+    if missing or oem_root is None:
+        return None, f"{directory}/iso2 lacks the certificate and key of {', '.join(missing) or 'oem-root'}"
+    return ContractProvisioning(material.provisioning().deliver, oem_roots=[oem_root], mo_roots=pki.mo_roots,
+                                authorities=pki.authorities), ""
 
 
 def _charger_lines(csms, stations: dict[str, str] | None, profile: int) -> list[str]:

@@ -13,7 +13,7 @@ import inspect
 import itertools
 import json
 import threading
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 from harness.ocpp.contracts import ContractVerdict, PncBackend
 from harness.ocpp.endpoint import Handler, IncomingCall, Result
@@ -22,6 +22,14 @@ from harness.ocpp.versions import PNC_VENDOR_ID, STATION_ACTIONS, OcppVersion
 from harness.pki.signing import CsrSigner, SigningRefused, chain_pem
 
 _V16 = OcppVersion.V16
+
+
+class CertificateProvisioning(Protocol):
+    """Issues contracts for Get15118EVCertificate (harness.v2g.provisioning.ContractProvisioning)."""
+
+    def answer(self, schema_version: str, action: str, exi_request: str) -> Any:
+        """An object with ``status`` (Accepted, Failed), ``exi_response`` (base64) and ``detail``."""
+        ...
 
 
 def utc_now() -> str:
@@ -42,16 +50,19 @@ class CsmsBehaviour(Answering):
     charger's SECC certificate requests (SignCertificate, certificateType V2GCertificate): the
     CSMS accepts the request, then sends the chain in CertificateSigned (OCPP 2.0.1 A03); without
     one, or for another certificate type, the request is rejected with the reason.
+    ``provisioning`` answers Get15118EVCertificate: the EV's EXI CertificateInstallationReq or
+    CertificateUpdateReq in, the signed EXI response out (:class:`CertificateProvisioning`).
     """
 
     def __init__(self, *, heartbeat_interval: int = 300, id_tokens: Mapping[str, str] | None = None,
                  unknown_token_status: str = "Accepted", pnc: PncBackend | None = None,
-                 signer: CsrSigner | None = None) -> None:
+                 signer: CsrSigner | None = None, provisioning: "CertificateProvisioning | None" = None) -> None:
         self.heartbeat_interval = heartbeat_interval
         self.id_tokens = dict(id_tokens or {})
         self.unknown_token_status = unknown_token_status
         self.pnc = pnc
         self.signer = signer
+        self.provisioning = provisioning
         self._transaction_ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -177,6 +188,26 @@ class CsmsBehaviour(Answering):
     def accept_ev_information(self, call: IncomingCall) -> dict[str, Any]:
         return {"status": "Accepted"}
 
+    @answers("Get15118EVCertificate")
+    async def get_15118_ev_certificate(self, call: IncomingCall) -> dict[str, Any]:
+        return await self._ev_certificate(call, call.payload)
+
+    async def _ev_certificate(self, call: IncomingCall, request: dict[str, Any]) -> dict[str, Any]:
+        """M01/M02: the EV's EXI certificate request handed to the provisioning service."""
+        schema, action, exi_request = (request.get("iso15118SchemaVersion"), request.get("action"),
+                                       request.get("exiRequest"))
+        if self.provisioning is None:
+            status, exi_response, detail = "Failed", "", "this CSMS was given no certificate provisioning service"
+        elif not (isinstance(schema, str) and isinstance(action, str) and isinstance(exi_request, str)):
+            status, exi_response, detail = "Failed", "", "iso15118SchemaVersion, action and exiRequest must be strings"
+        else:
+            answer = await asyncio.to_thread(self.provisioning.answer, schema, action, exi_request)
+            status, exi_response, detail = answer.status, answer.exi_response or "", answer.detail
+        call.endpoint.note("EvCertificateProvisioned", f"CSMS: Get15118EVCertificate {action}: {status} ({detail})",
+                           payload={"action": action, "status": status, "detail": detail},
+                           keys={"station_id": call.station_id})
+        return {"status": status, "exiResponse": exi_response}
+
     @answers("SignCertificate")
     def sign_certificate(self, call: IncomingCall) -> Result:
         certificate_type = call.payload.get("certificateType")
@@ -231,7 +262,7 @@ class CsmsBehaviour(Answering):
         if call.payload.get("vendorId") != PNC_VENDOR_ID or call.version is not _V16:
             return {"status": "UnknownVendorId"}
         message = call.payload.get("messageId")
-        if message not in ("Authorize", "GetCertificateStatus", "SignCertificate"):
+        if message not in ("Authorize", "GetCertificateStatus", "SignCertificate", "Get15118EVCertificate"):
             return {"status": "UnknownMessageId"}
         # the application note carries the OCPP 2.0.1 message as a JSON text in data
         try:
@@ -251,6 +282,8 @@ class CsmsBehaviour(Answering):
                 return {"status": "Rejected"}
             answer = await self._authorize_contract(call, request, token, token_info=self._token_info(call, token))
             answer = {"idTokenInfo" if k == "idTagInfo" else k: v for k, v in answer.items()}
+        elif message == "Get15118EVCertificate":
+            answer = await self._ev_certificate(call, request)
         elif message == "SignCertificate":  # the note's SignCertificate is for the SECC (V2G) certificate
             signed = self._sign(call, request.get("csr"), "V2GCertificate", wrapped=True)
             return Result({"status": "Accepted", "data": json.dumps(signed.payload, separators=(",", ":"))},

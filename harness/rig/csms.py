@@ -32,6 +32,7 @@ from harness.rig.check import ProbeResult
 from harness.rig.config import RigConfig
 from harness.rig.role import Driver, Role
 from harness.trace import Event, Layer, TraceTimeout
+from harness.v2g.provisioning import ContractProvisioning
 from harness.verdicts import DutFailure, RigNotReady
 
 if TYPE_CHECKING:
@@ -268,8 +269,8 @@ class CsmsRole(Role):
 
     def serve_contracts(self, material: "V2gMaterial") -> None:
         """Be the Plug & Charge backend of the run's ISO 15118 PKI: trust its MO roots, know its
-        CAs, answer OCSP for them (the responder its certificates name), and sign SECC
-        certificates with its -2 CPO Sub-CA 2."""
+        CAs, answer OCSP for them (the responder its certificates name), sign SECC certificates
+        with its -2 CPO Sub-CA 2, and issue -2 contracts for Get15118EVCertificate."""
         authorities = material.authorities()
         revocation = self.driver.revocation
         if revocation is not None:
@@ -277,6 +278,9 @@ class CsmsRole(Role):
         self.behaviour.pnc = PncBackend(material.all_mo_roots(), [a.cert for a in authorities],
                                         responders=[revocation.ocsp_url] if revocation else [])
         iso2 = material.iso2
+        self.behaviour.provisioning = ContractProvisioning(
+            material.provisioning().deliver, oem_roots=[iso2.issued[CertificateRole.OEM_ROOT].cert],
+            mo_roots=material.all_mo_roots(), authorities=[a.cert for a in authorities])
         cpo_sub_ca_2 = iso2.issued.get(CertificateRole.CPO_SUB_CA_2)
         cpo_sub_ca_1 = iso2.issued.get(CertificateRole.CPO_SUB_CA_1)
         if cpo_sub_ca_2 is not None and cpo_sub_ca_1 is not None:

@@ -313,16 +313,7 @@ class Iso2Rules(DcRules):
     def _delivery(self, s: SeccSession, request: str, delivery: pnc.ContractDelivery | None) -> Reply:
         if delivery is None:
             return Reply(self.secc_failure(s, request, "FAILED_NoCertificateAvailable"))
-        body: dict[str, Any] = {"ResponseCode": "OK",
-                "SAProvisioningCertificateChain": pnc.chain_json(delivery.cps_chain),
-                "ContractSignatureCertChain": pnc.chain_json(delivery.contract_chain, element_id="id1"),
-                "ContractSignatureEncryptedPrivateKey": {
-                    "Id": "id2", "value": base64.b64encode(delivery.encrypted_private_key).decode()},
-                "DHpublickey": {"Id": "id3", "value": base64.b64encode(delivery.dh_public_key).decode()},
-                "eMAID": {"Id": "id4", "value": delivery.emaid}}
-        if request == "CertificateUpdateReq":
-            body["RetryCounter"] = 0
-        return Reply(body, sign=(delivery.cps_key, ()))
+        return Reply(pnc.delivery_body(delivery, request), sign=(delivery.cps_key, ()))
 
     def _secc_PaymentDetailsReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         try:
@@ -492,18 +483,10 @@ class Iso2Rules(DcRules):
             "MeteringReceiptReq": status,
             **self.dc_failure_bodies(s),
             "SessionStopReq": {},
-            "CertificateInstallationReq": self._empty_delivery(),
-            "CertificateUpdateReq": self._empty_delivery(),
+            "CertificateInstallationReq": pnc.empty_delivery(),
+            "CertificateUpdateReq": pnc.empty_delivery(),
         }
         return {"ResponseCode": code, **bodies.get(request, {})}
-
-    @staticmethod
-    def _empty_delivery() -> dict:
-        empty = base64.b64encode(b"\0").decode()
-        return {"SAProvisioningCertificateChain": {"Certificate": empty},
-                "ContractSignatureCertChain": {"Certificate": empty},
-                "ContractSignatureEncryptedPrivateKey": {"Id": "id2", "value": empty},
-                "DHpublickey": {"Id": "id3", "value": empty}, "eMAID": {"Id": "id4", "value": "ZZ00000000000"}}
 
     # ================================= EVCC =================================================
 

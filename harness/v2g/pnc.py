@@ -188,3 +188,30 @@ class ContractDelivery:
     #: SAProvisioningCertificateChain: the CPS leaf and Sub-CAs whose key signs the delivery
     cps_chain: list[x509.Certificate]
     cps_key: Any = field(repr=False, default=None)
+
+
+def delivery_body(delivery: ContractDelivery, request: str) -> dict:
+    """CertificateInstallationRes / CertificateUpdateRes (-2) for a delivered contract, OK; the
+    elements carry the Ids the CPS signature references (ISO 15118-2 8.4.3.10/8.4.3.11, Annex J)."""
+    body: dict[str, Any] = {
+        "ResponseCode": "OK",
+        "SAProvisioningCertificateChain": chain_json(delivery.cps_chain),
+        "ContractSignatureCertChain": chain_json(delivery.contract_chain, element_id="id1"),
+        "ContractSignatureEncryptedPrivateKey": {"Id": "id2",
+                                                 "value": base64.b64encode(delivery.encrypted_private_key).decode()},
+        "DHpublickey": {"Id": "id3", "value": base64.b64encode(delivery.dh_public_key).decode()},
+        "eMAID": {"Id": "id4", "value": delivery.emaid}}
+    if request == "CertificateUpdateReq":
+        body["RetryCounter"] = 0
+    return body
+
+
+def empty_delivery() -> dict:
+    """The mandatory elements of a refused CertificateInstallationRes / CertificateUpdateRes,
+    with placeholder content ([V2G2-736])."""
+    empty = base64.b64encode(b"\0").decode()
+    return {"SAProvisioningCertificateChain": {"Certificate": empty},
+            "ContractSignatureCertChain": {"Certificate": empty},
+            "ContractSignatureEncryptedPrivateKey": {"Id": "id2", "value": empty},
+            "DHpublickey": {"Id": "id3", "value": empty}, "eMAID": {"Id": "id4", "value": "ZZ000000000000"}}  # eMAIDType: 14 to 15 characters
+

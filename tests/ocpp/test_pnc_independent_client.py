@@ -207,6 +207,7 @@ def _session(url: str, station_id: str, subprotocol: str, scenario):
 
 def test_the_banner_names_the_pki_and_its_responder(served):
     assert "Plug & Charge: 2 MO root(s)" in served["banner"]
+    assert "-2 contracts for Get15118EVCertificate issued" in served["banner"]
     assert f"OCSP responder {served['ocsp']} served here" in served["banner"]
 
 
@@ -343,3 +344,67 @@ def test_ocpp16_secc_certificate_through_data_transfer(served):
     assert (signed["vendorId"], signed["messageId"]) == (VENDOR, "CertificateSigned")
     _check_signed_chain(json.loads(signed["data"])["certificateChain"], key, served["pki"])
 
+
+
+def _installation_request(pki: Path) -> tuple[str, ec.EllipticCurvePrivateKey]:
+    """An EV's signed CertificateInstallationReq (ISO 15118-2 8.4.3.11), EXI in base64. The EXI and
+    the XML signature are made with the harness's codec: no independent -2 EXI encoder is at hand."""
+    from harness import exi
+    from harness.pki.xmldsig import sign_message
+    from harness.v2g import messages, pnc
+
+    oem = _cert(pki / "iso2" / "oem-provisioning.pem")
+    key = serialization.load_pem_private_key((pki / "iso2" / "oem-provisioning.key").read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    schema = messages.schema_of("iso2", "CertificateInstallationReq")
+    message = sign_message(messages.wrap("iso2", "CertificateInstallationReq", {
+        "Id": "id1", "OEMProvisioningCert": pnc.der_b64(oem),
+        "ListOfRootCertificateIDs": pnc.root_certificate_ids([_cert(pki / "iso2" / "v2g-root.pem")])},
+        "1122334455667788"), schema, key, elements=("CertificateInstallationReq",))
+    return base64.b64encode(exi.encode(message, schema)).decode(), key
+
+
+def _delivered_contract(exi_response: str, key: ec.EllipticCurvePrivateKey, pki: Path) -> x509.Certificate:
+    """The contract in a CertificateInstallationRes: its chain checked link by link up to the MO
+    root and its private key recovered as an EV does (ISO 15118-2 Annex J, with the harness's decoder)."""
+    from harness import exi
+    from harness.pki.contract_key import EncryptedContractKey, decrypt_iso2
+    from harness.v2g import messages, pnc
+
+    message = exi.decode(base64.b64decode(exi_response), "iso2")
+    body = messages.body_of(message)
+    assert body["ResponseCode"] == "OK", body["ResponseCode"]
+    chain = pnc.chain_from_json(body["ContractSignatureCertChain"])
+    for child, parent in zip(chain, [*chain[1:], _cert(pki / "iso2" / "mo-root.pem")]):
+        child.verify_directly_issued_by(parent)
+    contract_key = decrypt_iso2(EncryptedContractKey(base64.b64decode(body["DHpublickey"]["value"]),
+                                                     base64.b64decode(body["ContractSignatureEncryptedPrivateKey"]["value"])),
+                                key, contract_certificate=chain[0])
+    assert contract_key.public_key().public_numbers() == chain[0].public_key().public_numbers()
+    return chain[0]
+
+
+def test_get_15118_ev_certificate_installs_a_contract_in_201_and_16(served):
+    request, key = _installation_request(served["pki"])
+    response_schema = _schema("v201", "Get15118EVCertificateResponse")
+
+    async def v201(station: Station):
+        return await station.call("Get15118EVCertificate", {"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef",
+                                                            "action": "Install", "exiRequest": request})
+
+    async def v16(station: Station):
+        return await station.call("DataTransfer", {"vendorId": VENDOR, "messageId": "Get15118EVCertificate",
+                                                   "data": json.dumps({"iso15118SchemaVersion":
+                                                                       "urn:iso:15118:2:2013:MsgDef",
+                                                                       "action": "Install", "exiRequest": request})})
+
+    answer = _session(served["url"], "PNC-CPS", "ocpp2.0.1", v201)
+    jsonschema.validate(answer, response_schema)
+    assert answer["status"] == "Accepted"
+    first = _delivered_contract(answer["exiResponse"], key, served["pki"])
+    wrapped = _session(served["url"], "PNC-CPS-16", "ocpp1.6", v16)
+    assert wrapped["status"] == "Accepted"
+    inner = json.loads(wrapped["data"])
+    assert inner["status"] == "Accepted"
+    second = _delivered_contract(inner["exiResponse"], key, served["pki"])
+    assert first.serial_number != second.serial_number  # a fresh contract each time

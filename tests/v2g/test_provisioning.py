@@ -1,0 +1,121 @@
+"""The certificate provisioning service behind OCPP Get15118EVCertificate: an EV's EXI
+CertificateInstallationReq / CertificateUpdateReq (ISO 15118-2 8.4.3.10, 8.4.3.11) in, the CPS-signed
+response out; the contract chain judged by the openssl command line, the key decrypted as an EV
+would (ISO 15118-2 Annex J / harness.pki.contract_key)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from importlib import resources
+
+import pytest
+
+from harness import exi
+from harness.pki.contract_key import EncryptedContractKey, decrypt_iso2
+from harness.pki.iso15118 import build_iso15118_pki
+from harness.pki.profiles import Generation, Role
+from harness.pki.xmldsig import sign_message, verify_message
+from harness.v2g import messages, pnc
+from harness.v2g.credentials import V2gMaterial
+from harness.v2g.provisioning import ContractProvisioning
+from tests.pki.openssl_cli import needs_openssl, verify
+
+SCHEMA_VERSION = "urn:iso:15118:2:2013:MsgDef"
+#: OCPP 2.0.1 Get15118EVCertificateResponse.exiResponse, as the schema the ocpp package ships says
+OCPP201_EXI_RESPONSE_MAX = json.loads((resources.files("ocpp") / "v201" / "schemas" /
+                                       "Get15118EVCertificateResponse.json").read_text())[
+    "properties"]["exiResponse"]["maxLength"]
+
+
+@pytest.fixture(scope="module")
+def material(tmp_path_factory):
+    return V2gMaterial.generate(tmp_path_factory.mktemp("provisioning"))
+
+
+@pytest.fixture(scope="module")
+def service(material):
+    return ContractProvisioning(material.provisioning().deliver,
+                                oem_roots=[material.iso2.issued[Role.OEM_ROOT].cert],
+                                mo_roots=material.all_mo_roots(),
+                                authorities=[a.cert for a in material.authorities()])
+
+
+def _request(name: str, body: dict, key) -> str:
+    schema = messages.schema_of("iso2", name)
+    message = sign_message(messages.wrap("iso2", name, body, "0A0B0C0D0E0F1011"), schema, key, elements=(name,))
+    return base64.b64encode(exi.encode(message, schema)).decode()
+
+
+def _installation(material, *, oem=None, key=None) -> str:
+    pki = material.iso2
+    oem = oem or pki.issued[Role.OEM_PROVISIONING]
+    return _request("CertificateInstallationReq", {
+        "Id": "id1", "OEMProvisioningCert": pnc.der_b64(oem.cert),
+        "ListOfRootCertificateIDs": pnc.root_certificate_ids([pki.issued[Role.V2G_ROOT].cert])}, key or oem.key)
+
+
+def _response(answer, name: str) -> tuple[dict, dict]:
+    assert answer.status == "Accepted", answer.detail
+    message = exi.decode(base64.b64decode(answer.exi_response), messages.schema_of("iso2", name))
+    assert messages.name_of(message) == name
+    return message, messages.body_of(message)
+
+
+@needs_openssl
+def test_an_installation_request_gets_a_signed_contract_the_ev_can_open(service, material, tmp_path):
+    oem = material.iso2.issued[Role.OEM_PROVISIONING]
+    answer = service.answer(SCHEMA_VERSION, "Install", _installation(material))
+    message, body = _response(answer, "CertificateInstallationRes")
+    assert body["ResponseCode"] == "OK"
+    assert message["V2G_Message"]["Header"]["SessionID"] == "0A0B0C0D0E0F1011"
+    cps = pnc.chain_from_json(body["SAProvisioningCertificateChain"])
+    assert verify_message(message, "iso2", cps[0]).ok
+    chain = pnc.chain_from_json(body["ContractSignatureCertChain"])
+    verdict = verify(tmp_path, chain, material.mo_roots("iso2"), suite_b=True)
+    assert verdict.ok, verdict
+    key = decrypt_iso2(EncryptedContractKey(base64.b64decode(body["DHpublickey"]["value"]),
+                                            base64.b64decode(body["ContractSignatureEncryptedPrivateKey"]["value"])),
+                       oem.key, contract_certificate=chain[0])
+    assert key.public_key().public_numbers() == chain[0].public_key().public_numbers()
+    assert body["eMAID"]["value"] == pnc.common_name(chain[0])
+    assert len(answer.exi_response) <= OCPP201_EXI_RESPONSE_MAX
+
+
+def test_an_update_request_gets_a_new_contract_and_a_retry_counter(service, material):
+    credentials = material.ev_credentials("iso2")
+    request = _request("CertificateUpdateReq", {
+        "Id": "id1", "ContractSignatureCertChain": pnc.chain_json(credentials.contract_chain),
+        "eMAID": credentials.emaid,
+        "ListOfRootCertificateIDs": pnc.root_certificate_ids(credentials.v2g_roots)}, credentials.contract_key)
+    _, body = _response(service.answer(SCHEMA_VERSION, "Update", request), "CertificateUpdateRes")
+    assert body["ResponseCode"] == "OK" and body["RetryCounter"] == 0
+    assert pnc.chain_from_json(body["ContractSignatureCertChain"])[0] != credentials.contract_chain[0]
+
+
+def test_an_oem_certificate_of_an_unknown_oem_is_a_chain_error(service, material):
+    stranger = build_iso15118_pki(Generation.ISO2).issued[Role.OEM_PROVISIONING]
+    _, body = _response(service.answer(SCHEMA_VERSION, "Install", _installation(material, oem=stranger)),
+                        "CertificateInstallationRes")
+    assert body["ResponseCode"] == "FAILED_CertChainError"
+
+
+def test_a_request_not_signed_by_its_oem_certificate_is_a_signature_error(service, material):
+    other = material.iso2.issued[Role.CONTRACT].key
+    _, body = _response(service.answer(SCHEMA_VERSION, "Install", _installation(material, key=other)),
+                        "CertificateInstallationRes")
+    assert body["ResponseCode"] == "FAILED_SignatureError"
+
+
+@pytest.mark.parametrize("schema, action, request_text, why", [
+    ("urn:iso:std:iso:15118:-20:CommonMessages", "Install", None, "provisions urn:iso:15118:2:2013:MsgDef only"),
+    (SCHEMA_VERSION, "Renew", None, "neither Install nor Update"),
+    (SCHEMA_VERSION, "Install", "not base64!", "not a base64 EXI"),
+    (SCHEMA_VERSION, "Install", base64.b64encode(b"\x80\x98\x02").decode(), "not a base64 EXI"),
+    (SCHEMA_VERSION, "Update", "install", "not the CertificateUpdateReq of Update"),
+], ids=["iso20", "unknown-action", "not-base64", "not-exi", "wrong-message"])
+def test_a_request_the_service_cannot_read_fails(service, material, schema, action, request_text, why):
+    text = _installation(material) if request_text in (None, "install") else request_text
+    answer = service.answer(schema, action, text)
+    assert answer.status == "Failed" and answer.exi_response is None
+    assert why in answer.detail, answer.detail
