@@ -174,8 +174,11 @@ class V2gMaterial:
         return self.mo_roots("iso2") + self.mo_roots("iso20")
 
     def tariff_key(self, generation: str) -> Any:
-        """The key that signs SalesTariffs (the MO Sub-CA 2's, standing in for the MO's)."""
-        return self._pki(generation).issued[Role.MO_SUB_CA_2].key
+        """The key that signs SalesTariffs (the MO Sub-CA 2's, standing in for the MO's); None when
+        the material does not hold it (a lab's SECC chain without MO keys), and then the SECC offers
+        no SalesTariff in Plug & Charge sessions, where one must be signed."""
+        issued = self._pki(generation).issued.get(Role.MO_SUB_CA_2)
+        return issued.key if issued is not None else None
 
     def provisioning(self) -> "CertificateProvisioning":
         return CertificateProvisioning(self)

@@ -119,3 +119,20 @@ def test_a_request_the_service_cannot_read_fails(service, material, schema, acti
     answer = service.answer(schema, action, text)
     assert answer.status == "Failed" and answer.exi_response is None
     assert why in answer.detail, answer.detail
+
+
+def test_material_without_mo_keys_starts_an_secc_that_offers_no_sales_tariff(tmp_path, material):
+    """A lab gives its SECC chain and keys, not the MO's: loading it must not ask for MO Sub-CA 2's
+    key (which signs SalesTariffs); the SECC then offers none in Plug & Charge sessions."""
+    import shutil
+
+    for part in ("iso2", "iso20"):
+        (tmp_path / part).mkdir()
+        for name in ("secc.pem", "secc.key", "secc-chain.pem", "v2g-root.pem", "oem-root.pem", "mo-root.pem"):
+            source = material.path(part, name)
+            if source.is_file():
+                shutil.copy(source, tmp_path / part / name)
+    lab = V2gMaterial.load(tmp_path)
+    assert lab.tariff_key("iso2") is None
+    assert lab.secc_tls().iso2 is not None
+    assert lab.mo_roots("iso2") == material.mo_roots("iso2")
