@@ -205,6 +205,15 @@ def _session(url: str, station_id: str, subprotocol: str, scenario):
     return asyncio.run(main())
 
 
+def _parts(served) -> tuple[str, list[x509.Certificate], x509.Certificate, list[x509.Certificate],
+                            x509.Certificate, x509.Certificate]:
+    """(OCSP URL, good contract chain, MO root, revoked contract chain, SECC leaf, its issuer)."""
+    pki = served["pki"] / "iso2"
+    return (served["ocsp"], x509.load_pem_x509_certificates((pki / "contract-chain.pem").read_bytes()),
+            _cert(pki / "mo-root.pem"), x509.load_pem_x509_certificates(served["revoked"].read_bytes()),
+            _cert(pki / "secc.pem"), _cert(pki / "cpo-sub-ca-2.pem"))
+
+
 def test_the_banner_names_the_pki_and_its_responder(served):
     assert "Plug & Charge: 2 MO root(s)" in served["banner"]
     assert "-2 contracts for Get15118EVCertificate issued" in served["banner"]
@@ -212,12 +221,8 @@ def test_the_banner_names_the_pki_and_its_responder(served):
 
 
 def test_ocpp201_authorize_get_certificate_status_and_a_revoked_contract(served):
-    pki, responder = served["pki"], served["ocsp"]
-    contract = x509.load_pem_x509_certificates((pki / "iso2" / "contract-chain.pem").read_bytes())
-    mo_root = _cert(pki / "iso2" / "mo-root.pem")
+    responder, contract, mo_root, revoked, secc, cpo_sub_ca_2 = _parts(served)
     emaid = _cn(contract[0])
-    revoked = x509.load_pem_x509_certificates(served["revoked"].read_bytes())
-    secc, cpo_sub_ca_2 = _cert(pki / "iso2" / "secc.pem"), _cert(pki / "iso2" / "cpo-sub-ca-2.pem")
     authorize_response = _schema("v201", "AuthorizeResponse")
     status_response = _schema("v201", "GetCertificateStatusResponse")
 
@@ -257,12 +262,8 @@ def test_ocpp201_authorize_get_certificate_status_and_a_revoked_contract(served)
 
 
 def test_ocpp16_plug_and_charge_through_data_transfer(served):
-    pki, responder = served["pki"], served["ocsp"]
-    contract = x509.load_pem_x509_certificates((pki / "iso2" / "contract-chain.pem").read_bytes())
-    mo_root = _cert(pki / "iso2" / "mo-root.pem")
+    responder, contract, mo_root, revoked, secc, cpo_sub_ca_2 = _parts(served)
     emaid = _cn(contract[0])
-    revoked = x509.load_pem_x509_certificates(served["revoked"].read_bytes())
-    secc, cpo_sub_ca_2 = _cert(pki / "iso2" / "secc.pem"), _cert(pki / "iso2" / "cpo-sub-ca-2.pem")
     transfer_response = _schema("v16", "DataTransferResponse")
 
     async def scenario(station: Station):
