@@ -59,10 +59,12 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
                          f"{' with TLS' if context else ''}: {error}", session, payload={"error": repr(exc)})
         session.outcome = Outcome(False, f"{what}: {error}")
         return session.outcome
+    shown = _certificate_summary(connection.tls_peer_certificate)
     recording.record(recorder, SIDE, "TcpConnected", f"EV connected to {target}"
-                     + (f" ({connection.tls_version}, {connection.tls_cipher})" if context else " (no TLS)"),
+                     + (f" ({connection.tls_version}, {connection.tls_cipher}"
+                        + (f"; SECC certificate serial {shown['serial']})" if shown else ")") if context else " (no TLS)"),
                      session, payload={"peer": target, "tls": connection.tls_version, "cipher": connection.tls_cipher,
-                                       "secc_certificate": _certificate_summary(connection.tls_peer_certificate)})
+                                       "secc_certificate": shown})
     session.facts["tls"] = connection.tls_version
     runner = _Runner(recorder, session, connection, plan, set_cp, stand_in)
     try:
