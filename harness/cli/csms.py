@@ -51,10 +51,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "Plug & Charge", "The CSMS as the Plug & Charge backend (Authorize with a contract certificate or its "
                          "hash data, GetCertificateStatus; in 1.6 through DataTransfer as the OCA application note "
                          "says). Without --pki a contract presented through OCPP is refused (CertChainError).")
-    pnc.add_argument("--pki", type=Path, metavar="DIR",
-                     help="a folder written by `harness certs generate`: contracts are validated against its "
-                          "MO roots, hash data against its CAs, revocation asked of the OCSP responders its "
-                          "certificates name")
+    pnc.add_argument("--pki", type=Path, metavar="DIR|FILE",
+                     help="a folder written by `harness certs generate`, or a YAML file describing a lab's own "
+                          "PKI: contracts are validated against its MO roots, hash data against its CAs, "
+                          "revocation asked of the OCSP responders its certificates name")
     pnc.add_argument("--ocsp-serve", action="store_true",
                      help="also answer OCSP for that PKI, at the address its certificates name (needs the CA "
                           "keys in DIR)")
@@ -151,10 +151,12 @@ def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer 
     contract issuer when it holds the MO Sub-CA 2 and CPS keys."""
     from harness.cli.certs import key_password
     from harness.ocpp.contracts import PncBackend
+    from harness.pki.description import PkiDescription
     from harness.pki.files import CertificateFileError
     from harness.pki.folders import load_pnc_pki
     from harness.pki.revocation import RevocationServer, ocsp_url_of
     from harness.pki.signing import CsrSigner
+    from harness.yamlfile import FileProblems
 
     if args.pki is None:
         if args.ocsp_serve or args.revoked_serial:
@@ -166,9 +168,19 @@ def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer 
         serials = [int(serial, 16) for serial in args.revoked_serial]
     except ValueError:
         raise UsageError(f"--revoked-serial: {args.revoked_serial} must be hexadecimal serial numbers") from None
+    described = args.pki.is_file()
+    if described and args.ocsp_serve:
+        raise UsageError("--ocsp-serve answers for a generated PKI folder; a lab's PKI has its own responders")
     try:
-        pki = load_pnc_pki(args.pki, keys=True, password=key_password(args.pki_password_file, args.pki_password_env))
-    except (CertificateFileError, ValueError, TypeError) as exc:
+        if described:
+            description = PkiDescription.load(args.pki)
+            pki = description.pnc_pki()
+            extra_responders = description.ocsp_responders
+        else:
+            pki = load_pnc_pki(args.pki, keys=True, password=key_password(args.pki_password_file,
+                                                                          args.pki_password_env))
+            extra_responders = []
+    except (FileProblems, CertificateFileError, ValueError, TypeError) as exc:
         raise UsageError(f"--pki: {exc}") from None
     responder = None
     if args.ocsp_serve:
@@ -188,13 +200,14 @@ def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer 
         issuer, intermediates = secc_issuer
         # the leaf asks the same responder as its issuer does (one responder per PKI, as generated)
         signer = CsrSigner(issuer, tuple(intermediates), ocsp_url=ocsp_url_of(issuer.cert))
-    provisioning, why_not = _provisioning(args.pki, pki)
+    provisioning, why_not = (None, "a lab's PKI: contracts come from its MO") if described else \
+        _provisioning(args.pki, pki)
     print(f"Plug & Charge: {len(pki.mo_roots)} MO root(s) and {len(pki.authorities)} CA certificates of "
           f"{', '.join(pki.parts)}; OCSP responder {', '.join(pki.ocsp_urls) or '(none named)'}"
           + (" served here" if responder else "") + "; SECC certificates "
           + (f"signed by {issuer.subject_cn}" if signer else "not signed (no -2 CPO Sub-CA 2 key in the folder)")
           + "; -2 contracts for Get15118EVCertificate " + ("issued" if provisioning else f"not issued ({why_not})"))
-    return PncBackend(pki.mo_roots, pki.authorities), responder, signer, provisioning
+    return PncBackend(pki.mo_roots, pki.authorities, responders=extra_responders), responder, signer, provisioning
 
 
 def _provisioning(directory: Path, pki: PncPki) -> tuple[ContractProvisioning | None, str]:

@@ -9,7 +9,7 @@ import datetime as _dt
 import tempfile
 from pathlib import Path
 
-from harness.cli import UsageError
+from harness.cli import UsageError, pki
 
 PROTOCOLS = ("din", "iso2", "iso20-ac", "iso20-dc")
 
@@ -35,9 +35,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     tls.add_argument("--no-tls", dest="tls", action="store_false", help="ask for plain TCP in SDP")
     run.add_argument("--cycles", type=int, help="charge-loop requests before stopping (default: the profile's)")
     run.add_argument("--discharge", action="store_true", help="BPT: feed energy back")
-    run.add_argument("--certs", type=Path,
-                     help="ISO 15118 certificates (a `harness certs generate` or `evse serve` folder); the EV "
-                          "trusts its V2G roots and uses its contract and vehicle certificates")
+    pki.add_arguments(run, folder_help="ISO 15118 certificates: a `harness certs generate` or `evse serve` folder; "
+                                       "the EV trusts its V2G roots and presents its contract")
     run.add_argument("--sdp-target", help="send SDP to this address instead of ff02::1 (e.g. ::1 on lo)")
     run.add_argument("--sdp-port", type=int, default=15118)
     run.add_argument("--time-scale", type=float, default=1.0,
@@ -52,10 +51,10 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
     from harness.emulators.power import PowerFlow
     from harness.emulators.profiles import DEFAULT_EV_PROFILE, ProfileError, load_ev_profile
     from harness.iec61851.pilot import SimulatedPilot
+    from harness.pki.files import CertificateFileError
     from harness.rig.hlc import PROTOCOLS_FOR
     from harness.trace import Recorder
     from harness.v2g.battery import Battery
-    from harness.v2g.credentials import V2gMaterial
     from harness.v2g.links import InterfaceError, interface_address, interface_evccid
     from harness.v2g.sap import pki_generation
     from harness.v2g.sdp import ALL_NODES, SdpError, discover
@@ -83,13 +82,10 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="harness-ev-"))
     out.mkdir(parents=True, exist_ok=True)
     material = None
-    if args.certs:
-        try:
-            material = V2gMaterial.load(args.certs, keylog=out / "tls-keys.log")
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    if args.pki:
+        material = pki.material(args, "ev", out)
     elif tls:
-        raise UsageError("TLS and Plug & Charge need --certs (the V2G roots to trust, the contract to use)")
+        raise UsageError("TLS and Plug & Charge need --pki (the V2G roots to trust, the contract to use)")
     vehicle = Vehicle(interface_evccid(args.iface) or profile.evccid,
                       Battery(profile.capacity_kwh * 1000.0, profile.soc, profile.max_charge_kw * 1000.0,
                               profile.max_discharge_kw * 1000.0), plan=plan,
@@ -99,8 +95,10 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
                       target_soc=profile.target_soc, min_soc=profile.min_soc, vin=profile.vin)
     if material is not None and plan.identification == "PnC":
         # the contract of each generation offered; the session uses the one of the protocol chosen
-        vehicle.wallet = {g: material.ev_credentials(g) for g in
-                          {pki_generation(p) for p in protocols}}
+        try:
+            vehicle.wallet = {g: material.ev_credentials(g) for g in {pki_generation(p) for p in protocols}}
+        except CertificateFileError as exc:
+            raise UsageError(f"--pki: {exc}") from None
         vehicle.credentials = vehicle.wallet[generation]
     trace = Recorder(out / "trace.jsonl")
     if not args.quiet:
@@ -115,7 +113,7 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
             raise UsageError(f"no EVSE answered on {args.iface}: {exc}") from None
         context = material.evcc_context(protocols) if found.tls and material is not None else None
         if found.tls and context is None:
-            raise UsageError("the EVSE answered with a TLS port but no --certs were given")
+            raise UsageError("the EVSE answered with a TLS port but no --pki was given")
         ev = HlcEv(trace, vehicle, timing=timing, self_metered=True)
         await ev.plug_in(SimulatedPilot(trace), PowerFlow())
         try:

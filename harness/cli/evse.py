@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 import tempfile
 from pathlib import Path
 
-from harness.cli import UsageError
+from harness.cli import UsageError, pki
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -21,9 +22,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "authorized locally (--authorization). No SLAC: the link must already carry IPv6.")
     serve.add_argument("--iface", required=True, help="interface to serve on (lo, a veth, an Ethernet port)")
     serve.add_argument("--profile", type=Path, help="EVSE profile (default fixtures/evse/reference.yaml)")
-    serve.add_argument("--certs", type=Path,
-                       help="ISO 15118 certificates folder; generated there if it does not exist yet "
-                            "(give the same folder to `harness ev run --certs`)")
+    pki.add_arguments(serve, folder_help="ISO 15118 certificates folder; generated there if it does not exist yet "
+                                         "(give the same folder to `harness ev run --pki`)")
     serve.add_argument("--port", type=int, default=0,
                        help="TCP port of the SECC, 49152-65535 as ISO 15118 requires (default: a free one)")
     serve.add_argument("--tls-port", type=int, default=0,
@@ -31,7 +31,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--sdp-port", type=int, default=15118, help="UDP port of the SDP server (default 15118)")
     serve.add_argument("--mo-roots", type=Path, metavar="PEM",
                        help="MO root certificates (PEM or DER; several in one PEM file) to validate Plug & Charge "
-                            "contract chains against (default: the --certs folder's mo-root.pem); without any, "
+                            "contract chains against (default: the --pki folder's mo-root.pem); without any, "
                             "every contract is refused, as nobody could validate it")
     serve.add_argument("--authorization", choices=("accept", "reject"), default="accept")
     serve.add_argument("--time-scale", type=float, default=1.0,
@@ -69,15 +69,16 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
     caps = profile.capabilities
     material = None
     if caps.tls != "none":
-        certs = args.certs or out / "pki"
-        try:
-            if (certs / "iso2").is_dir() or (certs / "iso20-secp521r1").is_dir():
-                material = V2gMaterial.load(certs, keylog=out / "tls-keys.log")
-            else:
+        certs = args.pki or out / "pki"
+        if certs.is_file() or any((certs / f).is_dir() for f in ("iso2", "iso20", "iso20-secp521r1")):
+            args.pki = certs
+            material = pki.material(args, "evse", out)
+        else:
+            try:
                 material = V2gMaterial.generate(certs, evse_id=caps.evse_id, keylog=out / "tls-keys.log")
-                print(f"generated ISO 15118 certificates in {certs} (give it to the EV: --certs {certs})")
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            print(f"generated ISO 15118 certificates in {certs} (give it to the EV: --pki {certs})")
     try:
         mo_roots = load_certificates(args.mo_roots) if args.mo_roots else \
             (material.all_mo_roots() if material else [])
@@ -92,8 +93,11 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
     port = ChargePort(caps, authorization=args.authorization, mo_roots=mo_roots,
                       provisioning=material.provisioning() if material else None,
                       tariff_key=material.tariff_key("iso2") if material else None)
-    config = SeccConfig(host=host, tcp_port=args.port, tls_port=args.tls_port,
-                        tls=material.secc_tls() if material else None, protocols=caps.protocols)
+    try:
+        secc_tls = material.secc_tls() if material else None
+    except (CertificateFileError, ssl.SSLError) as exc:
+        raise UsageError(f"--pki: the SECC's TLS: {exc}") from None
+    config = SeccConfig(host=host, tcp_port=args.port, tls_port=args.tls_port, tls=secc_tls, protocols=caps.protocols)
 
     async def main() -> None:
         secc = Secc(trace, port, config, timing=timing)

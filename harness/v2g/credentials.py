@@ -25,11 +25,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from harness.pki import tls
 from harness.pki.builder import Issued, KeyAlgorithm, issue, name
 from harness.pki.contract_key import encrypt_iso2
-from harness.pki.files import CertificateFileError, load_certificate, load_certificates, load_private_key
+from harness.pki.files import CertificateFileError, load_certificates, load_private_key
 from harness.pki.iso15118 import DEFAULT_REVOCATION_BASE_URL, Iso15118Pki, build_iso15118_pki, write_iso15118_pki
 from harness.pki.manifest import Manifest
-from harness.pki.profiles import DEFAULT_EMAID, DEFAULT_EVSE_ID, PROFILES, Generation, Role
-from harness.v2g.pnc import ContractDelivery
+from harness.pki.profiles import DEFAULT_EMAID, DEFAULT_EVSE_ID, PROFILES, Generation, Role, chain_roles
+from harness.v2g.pnc import ContractDelivery, common_name
 from harness.v2g.sap import pki_generation
 from harness.v2g.secc_tls import SeccTls
 from harness.v2g.vehicle import Credentials
@@ -62,24 +62,42 @@ class V2gMaterial:
         return cls(directory, iso2, iso20, keylog)
 
     @classmethod
-    def load(cls, directory: Path, *, keylog: Path | None = None) -> "V2gMaterial":
-        """Material written by :meth:`generate` (or ``harness certs generate``'s iso2/ and
-        iso20-secp521r1/ folders under the same names); CertificateDataError names a missing file."""
+    def load(cls, directory: Path, *, keylog: Path | None = None, password: bytes | None = None) -> "V2gMaterial":
+        """Material in the layout :meth:`generate` writes (or ``harness certs generate``'s iso2/ and
+        iso20-secp521r1/ folders under the same names). A lab's folder may hold one generation
+        only, and the keys of its own leaves only: a CA key is loaded where it is present and
+        readable (``password`` for encrypted keys), a leaf key must open. What a role then lacks
+        is named when it asks (:meth:`ev_credentials`, :meth:`secc_tls`); CertificateFileError
+        names the file."""
         directory = Path(directory)
-        parts = {}
+        parts: dict[Generation, tuple[Path | None, Iso15118Pki]] = {}
         for generation, folders in ((Generation.ISO2, ("iso2",)), (Generation.ISO20, ("iso20", "iso20-secp521r1"))):
             folder = next((directory / f for f in folders if (directory / f).is_dir()), None)
-            if folder is None:
-                raise CertificateFileError(directory / folders[0], "no such folder of ISO 15118 certificates")
             pki = Iso15118Pki(generation, generation.algorithms[0] if generation is Generation.ISO2
                               else KeyAlgorithm.SECP521R1, "")
-            for role in generation.roles:
+            for role in generation.roles if folder is not None else ():
+                assert folder is not None
                 pem, key = folder / f"{role.value}.pem", folder / f"{role.value}.key"
-                if pem.is_file() and key.is_file():
-                    pki.issued[role] = Issued(load_certificate(pem), load_private_key(key))
+                if not pem.is_file() and not PROFILES[role].ca:
+                    pem = folder / f"{role.value}-chain.pem"  # a leaf given only with its chain
+                if not (pem.is_file() and key.is_file()):
+                    continue
+                try:
+                    pki.issued[role] = Issued(load_certificates(pem)[0], load_private_key(key, password))
+                except CertificateFileError:
+                    if not PROFILES[role].ca:
+                        raise  # a leaf's key is what its role uses
             parts[generation] = (folder, pki)
+        if all(folder is None for folder, _ in parts.values()):
+            raise CertificateFileError(directory, "no iso2, iso20 or iso20-secp521r1 folder of ISO 15118 certificates")
         return cls(directory, parts[Generation.ISO2][1], parts[Generation.ISO20][1], keylog,
                    {"iso2": parts[Generation.ISO2][0], "iso20": parts[Generation.ISO20][0]})
+
+    def has(self, generation: str) -> bool:
+        """Whether the material has a folder (or generated PKI) for ``generation``."""
+        if self.folders is None:
+            return True
+        return self.folders.get(pki_generation(generation)) is not None
 
     def _pki(self, generation: str) -> Iso15118Pki:
         return self.iso20 if generation == "iso20" else self.iso2
@@ -95,19 +113,31 @@ class V2gMaterial:
         """The SECC's TLS: the -2 chain (TLS 1.2; TLS 1.3 for an EV that names the -2 root and
         offers nothing older) and the -20 chain (TLS 1.3, the vehicle certificate verified against
         the OEM root), chosen from each ClientHello."""
-        iso2_chain, iso2_key = self.path("iso2", "secc-chain.pem"), self.path("iso2", "secc.key")
-        iso20_chain, iso20_key = self.path("iso20", "secc-chain.pem"), self.path("iso20", "secc.key")
-        oem_roots = self.path("iso20", "oem-root.pem")
-        iso20 = tls.iso20_secc_context(iso20_chain, iso20_key, oem_roots=oem_roots, keylog=self.keylog)
-        iso20.set_ecdh_curve("secp521r1")  # -20 Table 7: secp521r1 (or x448, below)
-        return SeccTls(
-            iso2=tls.iso2_secc_context(iso2_chain, iso2_key, keylog=self.keylog),
-            iso2_tls13=tls.iso2_secc_context(iso2_chain, iso2_key, minimum=ssl.TLSVersion.TLSv1_3,
-                                             maximum=ssl.TLSVersion.TLSv1_3, keylog=self.keylog),
-            iso20=iso20,
-            iso20_x448=tls.iso20_secc_context(iso20_chain, iso20_key, oem_roots=oem_roots, keylog=self.keylog),
-            iso2_root=load_certificate(self.path("iso2", "v2g-root.pem")),
-            iso20_root=load_certificate(self.path("iso20", "v2g-root.pem")))
+        found = SeccTls()
+        if self.has("iso2"):
+            chain, key = self.path("iso2", "secc-chain.pem"), self.path("iso2", "secc.key")
+            found.iso2 = tls.iso2_secc_context(chain, key, keylog=self.keylog)
+            found.iso2_tls13 = tls.iso2_secc_context(chain, key, minimum=ssl.TLSVersion.TLSv1_3,
+                                                     maximum=ssl.TLSVersion.TLSv1_3, keylog=self.keylog)
+            found.iso2_root = self._root("iso2")
+        if self.has("iso20"):
+            chain, key = self.path("iso20", "secc-chain.pem"), self.path("iso20", "secc.key")
+            oem_roots = self.path("iso20", "oem-root.pem")
+            found.iso20 = tls.iso20_secc_context(chain, key, oem_roots=oem_roots, keylog=self.keylog)
+            found.iso20.set_ecdh_curve("secp521r1")  # -20 Table 7: secp521r1 (or x448, below)
+            found.iso20_x448 = tls.iso20_secc_context(chain, key, oem_roots=oem_roots, keylog=self.keylog)
+            found.iso20_root = self._root("iso20")
+        return found
+
+    def _root(self, generation: str) -> x509.Certificate | None:
+        """The V2G root the SECC chain of ``generation`` leads to (a lab's file may hold several)."""
+        path = self.path(generation, "v2g-root.pem")
+        if not path.is_file():
+            return None
+        roots = load_certificates(path)
+        chain = self.path(generation, "secc-chain.pem")
+        top = load_certificates(chain)[-1] if chain.is_file() else None
+        return next((r for r in roots if top is not None and r.subject == top.issuer), roots[0])
 
     def untrusted_secc_context(self) -> ssl.SSLContext:
         """A context presenting an SECC chain from a V2G root no EV trusts (fault fail_tls)."""
@@ -147,14 +177,35 @@ class V2gMaterial:
 
     def ev_credentials(self, generation: str, *, contract: bool = True) -> Credentials:
         pki = self._pki(generation)
-        credentials = Credentials(
-            oem_chain=pki.chain(Role.OEM_PROVISIONING).presented, oem_key=pki.issued[Role.OEM_PROVISIONING].key,
-            v2g_roots=[pki.issued[Role.V2G_ROOT].cert])
+        if not self.has(generation):
+            raise CertificateFileError(self.path(generation, ""), f"no {generation} certificates for the EV")
+        roots = self.path(generation, "v2g-root.pem")
+        credentials = Credentials(v2g_roots=([pki.issued[Role.V2G_ROOT].cert] if Role.V2G_ROOT in pki.issued
+                                             else load_certificates(roots) if roots.is_file() else []))
+        credentials.oem_chain, credentials.oem_key = self._leaf(generation, Role.OEM_PROVISIONING, required=False)
         if contract:
-            credentials.emaid = pki.common_name(Role.CONTRACT)
-            credentials.contract_chain = pki.chain(Role.CONTRACT).presented
-            credentials.contract_key = pki.issued[Role.CONTRACT].key
+            credentials.contract_chain, credentials.contract_key = self._leaf(generation, Role.CONTRACT, required=True)
+            credentials.emaid = common_name(credentials.contract_chain[0])
         return credentials
+
+    def _leaf(self, generation: str, role: Role, *, required: bool) -> tuple[list[x509.Certificate], Any]:
+        """A leaf's chain (leaf first, Sub-CAs after) and key: from the generated PKI, or from
+        ``<role>-chain.pem`` and ``<role>.key`` (``<role>.pem`` when there is no chain file)."""
+        pki = self._pki(generation)
+        issued = pki.issued.get(role)
+        if issued is not None and all(r in pki.issued for r in chain_roles(role)):
+            return pki.chain(role).presented, issued.key
+        chain_file, leaf_file = self.path(generation, f"{role.value}-chain.pem"), self.path(generation, f"{role.value}.pem")
+        if issued is None and not (required or chain_file.is_file() or leaf_file.is_file()):
+            return [], None
+        if not (chain_file.is_file() or leaf_file.is_file()):
+            raise CertificateFileError(chain_file.parent, f"{generation}: no {role.value} certificate and key, and "
+                                                          "the EV needs them for Plug & Charge")
+        certificates = load_certificates(chain_file if chain_file.is_file() else leaf_file)
+        if issued is None:
+            raise CertificateFileError(self.path(generation, f"{role.value}.key"),
+                                       f"no such {role.value} key (the EV needs it), or it did not open")
+        return certificates, issued.key
 
     def mo_roots(self, generation: str) -> list[x509.Certificate]:
         """The MO roots an SECC validates contract chains of ``generation`` against: the folder's

@@ -102,7 +102,7 @@ def test_ev_run_names_a_missing_interface(harness_command):
 
 def test_tls_without_certificates_is_a_usage_error(harness_command):
     result = _ev(harness_command, ["--iface", "lo", "--identification", "PnC"])
-    assert result.returncode == 2 and "--certs" in result.stderr
+    assert result.returncode == 2 and "--pki" in result.stderr
 
 
 def _can_use_netns() -> bool:
