@@ -206,13 +206,24 @@ def test_iso2_renegotiation_by_the_ev(rig, csms, evse, ev, step):
 @pytest.mark.case("V2G-SES-006")
 @pytest.mark.requires("ev", "iso15118", "plug_and_charge")
 def test_iso2_certificate_installation(rig, csms, evse, ev, step):
-    result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1, certificate="install")
-    assert result.ok, result.outcome.reason
-    requests = _requests(result)
-    assert requests[requests.index("PaymentServiceSelectionReq") + 1] == "CertificateInstallationReq"
-    delivery = result.received("CertificateInstallationRes")[0]
-    assert "Signature" in delivery["V2G_Message"]["Header"]
-    _all_ok(result)
+    mark = rig.trace.now()
+    with step("the EV asks for a contract (CertificateInstallationReq) and charges with it"):
+        result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1,
+                           certificate="install")
+        assert result.ok, result.outcome.reason
+        requests = _requests(result)
+        assert requests[requests.index("PaymentServiceSelectionReq") + 1] == "CertificateInstallationReq"
+        delivery = result.received("CertificateInstallationRes")[0]
+        assert "Signature" in delivery["V2G_Message"]["Header"]
+        _all_ok(result)
+    with step("the charger got the contract from the CSMS (Get15118EVCertificate Install)"):
+        def install(payload):
+            if payload.get("messageId") == "Get15118EVCertificate":  # 1.6: the application note's DataTransfer
+                payload = json.loads(payload.get("data") or "{}")
+            return payload.get("action") == "Install"
+
+        csms.wait_for_message("DataTransfer" if evse.version.value == "1.6" else "Get15118EVCertificate",
+                              since=mark, timeout=rig.scaled(30) + 5, where=install)
 
 
 @pytest.mark.case("V2G-SES-010")

@@ -14,6 +14,9 @@ session meets the charging station's transaction.
   ``certificate`` (C07.FR.06). The EV hears EVSEProcessing Ongoing until the CSMS answers; a
   refusal becomes the ResponseCode of :data:`harness.v2g.pnc.BACKEND_REFUSALS`, an acceptance
   starts the transaction with the eMAID as its idToken (type eMAID).
+- Contracts for the EV (OCPP 2.0.1 M01/M02): an ISO 15118-2 CertificateInstallationReq or
+  CertificateUpdateReq goes to the CSMS as it came, in Get15118EVCertificate, and the CSMS's signed
+  response goes back as it is (FAILED_NoCertificateAvailable when none comes).
 - Meter values: the SoC the EV reports goes into the station's samples (measurand SoC).
 - A transaction ended by the CSMS (RequestStopTransaction) becomes EVSENotification StopCharging.
 """
@@ -21,8 +24,11 @@ session meets the charging station's transaction.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Sequence
+import base64
+import binascii
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
+from harness import exi
 from harness.emulators.charge_port import ChargePort
 from harness.emulators.evse_connector import Authorization
 from harness.emulators.evse_device import CENTRAL_CONTRACT_VALIDATION
@@ -30,6 +36,7 @@ from harness.pki.profiles import Generation
 from harness.pki.revocation import certificate_hash_data
 from harness.pki.signing import chain_pem
 from harness.trace import Layer
+from harness.v2g import messages, sap
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.pnc import ContractCheck
 
@@ -122,6 +129,28 @@ class OcppBridge(ChargePort):
         await self.connector.events.put(("authorized", Authorization(emaid, "local", token_type="eMAID"),
                                          "Authorized"))
         return "Ongoing"  # authorized: Accepted once the transaction runs
+
+    # -- contract installation and update through the CSMS (OCPP 2.0.1 M01, M02) ----------------
+
+    def certificate_relay(self, request: str, message: dict, schema: str) -> Callable[[], Awaitable[dict | None]]:
+        """The EV's CertificateInstallationReq / CertificateUpdateReq goes to the CSMS as it came
+        (Get15118EVCertificate), and the CSMS's signed response goes back to the EV as it is."""
+        action = "Install" if request == "CertificateInstallationReq" else "Update"
+
+        async def ask() -> dict | None:
+            exi_request = base64.b64encode(exi.encode(message, schema)).decode()
+            status, exi_response = await self.evse.ev_certificate(sap.ISO2.namespace, action, exi_request)
+            self._emit("EvCertificateRelayed", f"{request} relayed to the CSMS: {status}", action=action)
+            if status != "Accepted" or exi_response is None:
+                return None
+            try:
+                return exi.decode(base64.b64decode(exi_response, validate=True), messages.schema_of("iso2",
+                                  request.replace("Req", "Res")))
+            except (binascii.Error, ValueError) as exc:
+                self._emit("EvCertificateRelayed", f"the CSMS's exiResponse does not decode: {exc}", action=action)
+                return None
+
+        return ask
 
     def notification(self) -> str:
         if self.connector.transaction is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 from harness.emulators.power import PowerFlow
 from harness.pki.profiles import Generation
@@ -193,3 +193,7 @@ class ChargePort:
             return None
         return self.provisioning.deliver(request, oem_chain=oem_chain, contract_chain=contract_chain, emaid=emaid,
                                          generation=generation)
+
+    def certificate_relay(self, request: str, message: dict,
+                          schema: str) -> Callable[[], Awaitable[dict | None]] | None:
+        return None  # this charger provisions contracts itself (certificate_service)

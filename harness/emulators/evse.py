@@ -137,6 +137,10 @@ class ReferenceEvse:
         """Plug & Charge through the CSMS: (idToken status, certificateStatus)."""
         return await self.transactions.authorize_contract(emaid, certificate=certificate, hash_data=hash_data)
 
+    async def ev_certificate(self, schema_version: str, action: str, exi_request: str) -> tuple[str, str | None]:
+        """An EV's contract installation or update through the CSMS: (status, exiResponse)."""
+        return await self.transactions.ev_certificate(schema_version, action, exi_request)
+
     def duty(self, connector: Connector) -> float:
         """The PWM duty cycle the connector shows (see :func:`harness.emulators.evse_connector.duty`)."""
         return _duty(connector)

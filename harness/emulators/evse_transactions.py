@@ -64,6 +64,17 @@ class Transactions:
             return "Invalid", None
         return self.dialect.contract_verdict(response)
 
+    async def ev_certificate(self, schema_version: str, action: str, exi_request: str) -> tuple[str, str | None]:
+        """Get15118EVCertificate: (status, exiResponse); offline or refused: ("Failed", None)."""
+        request, payload = self.dialect.ev_certificate(schema_version, action, exi_request)
+        try:
+            response = await self.station.send(request, payload)
+        except (ConnectionLost, OcppCallFailed) as exc:
+            self.recorder.emit(Layer.OCPP, "EvCertificateUnavailable", f"Get15118EVCertificate {action} not "
+                               f"answered: {exc}", src=EVSE)
+            return "Failed", None
+        return self.dialect.ev_certificate_answer(response)
+
     def sample(self, connector: Connector, context: str = "Sample.Periodic") -> MeterSample:
         reading = connector.line.read()
         return MeterSample(timestamp(), reading.imported_wh, reading.exported_wh, reading.power, connector.soc, context)

@@ -140,6 +140,14 @@ class StationDialect(abc.ABC):
         """Accepted or Rejected: the CSMS's answer to :meth:`sign_secc_certificate`."""
 
     @abc.abstractmethod
+    def ev_certificate(self, schema_version: str, action: str, exi_request: str) -> tuple[str, dict[str, Any]]:
+        """Get15118EVCertificate (M01 Install, M02 Update): the EV's EXI request for the CSMS."""
+
+    @abc.abstractmethod
+    def ev_certificate_answer(self, response: dict[str, Any]) -> tuple[str, str | None]:
+        """(status, exiResponse) of the answer to :meth:`ev_certificate`."""
+
+    @abc.abstractmethod
     def sampled_values(self, sample: MeterSample) -> list[dict[str, Any]]:
         """A meter sample as the version's SampledValue list."""
 
@@ -213,6 +221,13 @@ class Ocpp2Dialect(StationDialect):
 
     def sign_status(self, response: dict[str, Any]) -> str:
         return str(response.get("status", "Rejected"))
+
+    def ev_certificate(self, schema_version: str, action: str, exi_request: str) -> tuple[str, dict[str, Any]]:
+        return "Get15118EVCertificate", {"iso15118SchemaVersion": schema_version, "action": action,
+                                         "exiRequest": exi_request}
+
+    def ev_certificate_answer(self, response: dict[str, Any]) -> tuple[str, str | None]:
+        return str(response.get("status", "Failed")), response.get("exiResponse") or None
 
     def sampled_values(self, sample: MeterSample) -> list[dict[str, Any]]:
         values = [
@@ -336,6 +351,17 @@ class Ocpp16Dialect(StationDialect):
     def sign_status(self, response: dict[str, Any]) -> str:
         inner = _note_data(response)
         return str(inner.get("status", "Rejected")) if inner is not None else "Rejected"
+
+    def ev_certificate(self, schema_version: str, action: str, exi_request: str) -> tuple[str, dict[str, Any]]:
+        return "DataTransfer", {"vendorId": PNC_VENDOR_ID, "messageId": "Get15118EVCertificate",
+                                "data": json.dumps({"iso15118SchemaVersion": schema_version, "action": action,
+                                                    "exiRequest": exi_request}, separators=(",", ":"))}
+
+    def ev_certificate_answer(self, response: dict[str, Any]) -> tuple[str, str | None]:
+        inner = _note_data(response)
+        if inner is None:
+            return "Failed", None
+        return str(inner.get("status", "Failed")), inner.get("exiResponse") or None
 
     def sampled_values(self, sample: MeterSample) -> list[dict[str, Any]]:
         # 1.6 sends values as strings (SampledValue.value is a string in the 1.6 schema)

@@ -12,7 +12,7 @@ local policy) and :class:`harness.emulators.bridge.OcppBridge` (the reference EV
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, Sequence
 
 from harness.pki.profiles import DEFAULT_EVSE_ID, Generation
 
@@ -147,6 +147,13 @@ class Equipment(Protocol):
                             generation: str = "iso2") -> Any:
         """CertificateInstallation/Update: the new contract for the EV, or None if none is
         available (:class:`harness.v2g.pnc.ContractDelivery`)."""
+        ...
+
+    def certificate_relay(self, request: str, message: dict,
+                          schema: str) -> Callable[[], Awaitable[dict | None]] | None:
+        """How a charger that hands the EV's CertificateInstallationReq / CertificateUpdateReq
+        (the whole ``message``, EXI schema ``schema``) to a secondary actor gets the response
+        message back; None when it provisions itself (:meth:`certificate_service`)."""
         ...
 
 

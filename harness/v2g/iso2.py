@@ -20,7 +20,7 @@ from cryptography import x509
 from harness.pki.contract_key import EncryptedContractKey, decrypt_iso2
 from harness.pki.profiles import Generation
 from harness.pki.xmldsig import verify_message
-from harness.v2g import dc, pnc
+from harness.v2g import dc, messages, pnc
 from harness.v2g.dc import DcEvcc, DcRules, DcSecc
 from harness.v2g.machine import START, Context, Reply, Request, Stop, Table, context_of
 from harness.v2g.messages import is_zero_session
@@ -295,6 +295,9 @@ class Iso2Rules(DcRules):
         return Reply({"ResponseCode": "OK"})
 
     def _secc_CertificateInstallationReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        relayed = self._relayed(s, "CertificateInstallationReq", message)
+        if relayed is not None:
+            return relayed
         try:
             oem = pnc.certificate_from_b64(body["OEMProvisioningCert"], "OEMProvisioningCert")
         except pnc.CertificateDataError:
@@ -302,7 +305,25 @@ class Iso2Rules(DcRules):
         delivery = s.equipment.certificate_service("install", oem_chain=[oem])
         return self._delivery(s, "CertificateInstallationReq", delivery)
 
+    def _relayed(self, s: SeccSession, request: str, message: dict) -> Reply | None:
+        """A charger that asks a secondary actor (OCPP Get15118EVCertificate) answers with the
+        response it gets, as it is; FAILED_NoCertificateAvailable when none comes."""
+        relay = s.equipment.certificate_relay(request, message, messages.schema_of("iso2", request))
+        if relay is None:
+            return None
+
+        async def later() -> Reply:
+            response = await relay()
+            if response is None:
+                return Reply(self.secc_failure(s, request, "FAILED_NoCertificateAvailable"))
+            return Reply(messages.body_of(response), message=response)
+
+        return Reply({}, later=later)
+
     def _secc_CertificateUpdateReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        relayed = self._relayed(s, "CertificateUpdateReq", message)
+        if relayed is not None:
+            return relayed
         try:
             chain = pnc.chain_from_json(body["ContractSignatureCertChain"], "ContractSignatureCertChain")
         except pnc.CertificateDataError:

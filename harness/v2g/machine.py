@@ -8,7 +8,7 @@ protocol's transition table, what one step says, the session context the rules k
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
 
 if TYPE_CHECKING:  # the machines hand themselves to their rules
     from harness.v2g.session import EvccSession, SeccSession
@@ -73,7 +73,16 @@ class Finished:
     outcome: "Outcome"
 
 
-Event = Send | Received | Undecodable | Notice | SetCp | Close | Finished
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """The SECC answers ``request`` once a secondary actor has (a CSMS asked for the EV's
+    contract): the adapter awaits ``answer()`` and hands the Reply to ``SeccSession.resume``."""
+
+    request: str
+    answer: Callable[[], Awaitable["Reply"]]
+
+
+Event = Send | Received | Undecodable | Notice | SetCp | Close | Finished | Deferred
 
 
 @dataclass(frozen=True)
@@ -176,6 +185,10 @@ class Reply:
     sign: tuple[Any, tuple[str, ...]] | None = None
     #: what the SECC noticed about the request without refusing it (a rule the EV broke), for the timeline
     notices: tuple["Notice", ...] = ()
+    #: the whole response as a secondary actor built and signed it, sent as it is (``body`` is its body)
+    message: dict | None = None
+    #: answer later: the adapter awaits this for the real Reply (see :class:`Deferred`)
+    later: Callable[[], Awaitable["Reply"]] | None = None
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,12 @@ roots and without a backend that checks, :func:`check_contract` refuses. Its
 :class:`ContractCheck` says who checked and why a chain was refused; mapping a refusal to each
 generation's response code is :data:`CONTRACT_REFUSALS`, one table.
 
-The reference charger acts as its own certificate provisioning service: it issues a fresh
-contract certificate from the MO Sub-CA 2 of its generated PKI, encrypts the key for the EV
-(harness.pki.contract_key) and signs the delivery with the CPS key (ISO 15118-2 Annex J: the
-elements ContractSignatureCertChain, ContractSignatureEncryptedPrivateKey, DHpublickey, eMAID).
-Through OCPP this becomes Get15118EVCertificate later; :class:`ContractDelivery` is the seam.
+A certificate provisioning service issues a fresh contract certificate from the MO Sub-CA 2 of
+its PKI, encrypts the key for the EV (harness.pki.contract_key) and signs the delivery with the
+CPS key (ISO 15118-2 Annex J: the elements ContractSignatureCertChain,
+ContractSignatureEncryptedPrivateKey, DHpublickey, eMAID): the mock CSMS behind
+Get15118EVCertificate (:mod:`harness.v2g.provisioning`), or ``evse serve``'s SECC itself, which
+has no CSMS. :class:`ContractDelivery` and :func:`delivery_body` are what both use.
 """
 
 from __future__ import annotations

@@ -28,10 +28,10 @@ from harness import exi
 from harness.pki.profiles import Generation, Role
 from harness.pki.validate import policy_for, validate_chain
 from harness.pki.xmldsig import sign_message, verify_message
-from harness.v2g import messages, pnc
+from harness.v2g import messages, pnc, sap
 
 #: the ISO 15118 schema versions this service provisions, and the harness's schema key
-SCHEMA_VERSIONS = {"urn:iso:15118:2:2013:MsgDef": "iso2"}
+SCHEMA_VERSIONS = {sap.ISO2.namespace: "iso2"}
 #: OCPP's action -> the request it carries
 REQUESTS = {"Install": "CertificateInstallationReq", "Update": "CertificateUpdateReq"}
 

@@ -21,7 +21,7 @@ from harness.pki.tls import iso20_cipher_allowed
 from harness.trace import Layer, Recorder
 from harness.v2g import messages, recording, sap
 from harness.v2g.faults import FaultPlan, transmit
-from harness.v2g.machine import Close, Finished, Notice, Outcome, Received, Send, SetCp, Undecodable
+from harness.v2g.machine import Close, Deferred, Finished, Notice, Outcome, Received, Send, SetCp, Undecodable
 from harness.v2g.secc_tls import SeccTls, TlsChoice
 from harness.v2g.session import SeccSession
 from harness.v2g.timers import STANDARD, Timing
@@ -222,6 +222,9 @@ class Secc:
                     return True
             elif isinstance(event, Close):
                 closing = True
+            elif isinstance(event, Deferred):
+                if await self._carry_out(connection, session, session.resume(event.request, await event.answer())):
+                    return True
             elif isinstance(event, (Finished, SetCp)):
                 pass
         return closing

@@ -44,11 +44,13 @@ from harness.v2g.machine import (
     START,
     Close,
     Context,
+    Deferred,
     Event,
     Finished,
     Notice,
     Outcome,
     Received,
+    Reply,
     Request,
     Rules,
     Send,
@@ -263,8 +265,23 @@ class SeccSession(_Session):
             reply = rules.secc_handle(self, name, body, received.message)
         except exi.ExiError as exc:  # a response we built that does not encode: a harness bug, loudly
             raise RuntimeError(f"SECC built an invalid {name[:-3]}Res: {exc}") from exc
+        if reply.later is not None:
+            return [*reply.notices, Deferred(name, reply.later)]
+        return self.resume(name, reply)
+
+    def resume(self, name: str, reply: Reply) -> list[Event]:
+        """Answer request ``name`` with ``reply`` (at once, or after a :class:`Deferred`)."""
         response = messages.response_name(name)
-        events: list[Event] = [*reply.notices, self._encode(response, reply.body, reply.sign)]
+        if reply.message is not None:
+            schema = messages.schema_of(self.family or "iso2", response)
+            try:
+                data = exi.encode(reply.message, schema)
+            except exi.ExiError as exc:
+                raise RuntimeError(f"the {response} a secondary actor built does not encode: {exc}") from exc
+            send = Send(response, reply.message, data, messages.payload_type_of(self.family or "iso2", response), schema)
+        else:
+            send = self._encode(response, reply.body, reply.sign)
+        events: list[Event] = [*reply.notices, send]
         code = reply.body.get("ResponseCode")
         if failed(code):
             events += [Close(f"{response} {code}"), self._finish(False, f"{response} {code}", code=code)]

@@ -197,3 +197,20 @@ def test_a_secc_chain_from_another_pki_is_refused_and_the_old_one_kept(pnc_rig):
         assert _presented_serial(rig) == before
     finally:
         rig.csms.behaviour.signer = own
+
+
+def test_a_contract_is_installed_through_the_csms(pnc_rig):
+    """OCPP 2.0.1 M01 (1.6: the note's DataTransfer Get15118EVCertificate): the EVSE hands the EV's
+    CertificateInstallationReq to the CSMS, which issues the contract; the EV then charges with it."""
+    rig, version, _ = pnc_rig
+    rig.restore()
+    mark = rig.trace.now()
+    result = rig.ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1,
+                           certificate="install")
+    assert result.ok, result.outcome.reason
+    provisioned = rig.trace.select(name="EvCertificateProvisioned", observer="csms", since=mark)
+    assert [e.payload["status"] for e in provisioned] == ["Accepted"]
+    installed = rig.ev.contract("iso2")
+    assert format(installed.serial_number, "X") in provisioned[0].payload["detail"]
+    verdicts = [e.payload["certificate_status"] for e in rig.trace.select(name="ContractVerdict", since=mark)]
+    assert verdicts == ["Accepted"]  # the new contract then passed the CSMS's own check
