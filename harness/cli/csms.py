@@ -200,17 +200,19 @@ def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer 
         issuer, intermediates = secc_issuer
         # the leaf asks the same responder as its issuer does (one responder per PKI, as generated)
         signer = CsrSigner(issuer, tuple(intermediates), ocsp_url=ocsp_url_of(issuer.cert))
+    backend = PncBackend(pki.mo_roots, pki.authorities, responders=extra_responders)
     provisioning, why_not = (None, "a lab's PKI: contracts come from its MO") if described else \
-        _provisioning(args.pki, pki)
+        _provisioning(args.pki, pki, key_password(args.pki_password_file, args.pki_password_env), backend)
     print(f"Plug & Charge: {len(pki.mo_roots)} MO root(s) and {len(pki.authorities)} CA certificates of "
           f"{', '.join(pki.parts)}; OCSP responder {', '.join(pki.ocsp_urls) or '(none named)'}"
           + (" served here" if responder else "") + "; SECC certificates "
           + (f"signed by {issuer.subject_cn}" if signer else "not signed (no -2 CPO Sub-CA 2 key in the folder)")
           + "; -2 contracts for Get15118EVCertificate " + ("issued" if provisioning else f"not issued ({why_not})"))
-    return PncBackend(pki.mo_roots, pki.authorities, responders=extra_responders), responder, signer, provisioning
+    return backend, responder, signer, provisioning
 
 
-def _provisioning(directory: Path, pki: PncPki) -> tuple[ContractProvisioning | None, str]:
+def _provisioning(directory: Path, pki: PncPki, password: bytes | None,
+                  backend: PncBackend) -> tuple[ContractProvisioning | None, str]:
     """The -2 contract issuer of a generated PKI folder: it needs the MO Sub-CA 2 and CPS keys."""
     from harness.pki.files import CertificateFileError
     from harness.pki.profiles import Role
@@ -218,7 +220,7 @@ def _provisioning(directory: Path, pki: PncPki) -> tuple[ContractProvisioning | 
     from harness.v2g.provisioning import ContractProvisioning
 
     try:
-        material = V2gMaterial.load(directory)
+        material = V2gMaterial.load(directory, password=password)
     except (CertificateFileError, ValueError) as exc:
         return None, str(exc)
     missing = [r.value for r in (Role.MO_SUB_CA_2, Role.CPS, Role.CPO_SUB_CA_2) if r not in material.iso2.issued]
@@ -226,7 +228,7 @@ def _provisioning(directory: Path, pki: PncPki) -> tuple[ContractProvisioning | 
     if missing or oem_root is None:
         return None, f"{directory}/iso2 lacks the certificate and key of {', '.join(missing) or 'oem-root'}"
     return ContractProvisioning(material.provisioning().deliver, oem_roots=[oem_root], mo_roots=pki.mo_roots,
-                                authorities=pki.authorities), ""
+                                authorities=pki.authorities, ocsp=backend.ocsp_check), ""
 
 
 def _charger_lines(csms, stations: dict[str, str] | None, profile: int) -> list[str]:

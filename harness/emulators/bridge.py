@@ -38,7 +38,7 @@ from harness.pki.signing import chain_pem
 from harness.trace import Layer
 from harness.v2g import messages, sap
 from harness.v2g.equipment import EvseCapabilities
-from harness.v2g.pnc import ContractCheck
+from harness.v2g.pnc import BACKEND_REFUSALS, ContractCheck
 
 if TYPE_CHECKING:
     from harness.emulators.evse import Connector, ReferenceEvse
@@ -122,8 +122,12 @@ class OcppBridge(ChargePort):
             sent = "the contract chain (PEM)"
         self._emit("ContractAuthorization", f"eMAID {emaid} with {sent}: idToken {status}, certificateStatus "
                    f"{certificate_status or '(none)'}", id_token=emaid)
+        if certificate_status is None and not self.mo_roots:
+            # nobody validated the chain here, so the CSMS's silence about it is no acceptance
+            certificate_status = "CertChainError"
         if certificate_status not in (None, "Accepted"):
-            return str(certificate_status)
+            known = BACKEND_REFUSALS[Generation.ISO2]
+            return str(certificate_status) if certificate_status in known else "CertChainError"
         if status != "Accepted":
             return "Rejected"
         await self.connector.events.put(("authorized", Authorization(emaid, "local", token_type="eMAID"),
@@ -146,7 +150,7 @@ class OcppBridge(ChargePort):
             try:
                 return exi.decode(base64.b64decode(exi_response, validate=True), messages.schema_of("iso2",
                                   request.replace("Req", "Res")))
-            except (binascii.Error, ValueError) as exc:
+            except (binascii.Error, ValueError, TypeError) as exc:
                 self._emit("EvCertificateRelayed", f"the CSMS's exiResponse does not decode: {exc}", action=action)
                 return None
 

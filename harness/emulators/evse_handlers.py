@@ -214,7 +214,7 @@ class StationHandlers(Answering):
         message = call.payload.get("messageId")
         try:
             inner = json.loads(call.payload.get("data") or "")
-        except ValueError:
+        except (ValueError, RecursionError):
             inner = None
         if message not in ("TriggerMessage", "CertificateSigned"):
             return Result({"status": "UnknownMessageId"})

@@ -60,7 +60,9 @@ class Transactions:
             self.recorder.emit(Layer.OCPP, "OfflineAuthorization", f"offline: contract {emaid} {status} by local "
                                "policy (ContractValidationOffline)", src=EVSE, keys={"id_token": emaid})
             return status, None
-        except OcppCallFailed:
+        except (OcppCallFailed, ValueError) as exc:  # ValueError: the request did not pass its own schema
+            self.recorder.emit(Layer.OCPP, "ContractAuthorizationFailed", f"contract {emaid} not authorized: {exc}",
+                               src=EVSE, keys={"id_token": emaid})
             return "Invalid", None
         return self.dialect.contract_verdict(response)
 
@@ -69,7 +71,7 @@ class Transactions:
         request, payload = self.dialect.ev_certificate(schema_version, action, exi_request)
         try:
             response = await self.station.send(request, payload)
-        except (ConnectionLost, OcppCallFailed) as exc:
+        except (ConnectionLost, OcppCallFailed, ValueError) as exc:
             self.recorder.emit(Layer.OCPP, "EvCertificateUnavailable", f"Get15118EVCertificate {action} not "
                                f"answered: {exc}", src=EVSE)
             return "Failed", None

@@ -267,7 +267,7 @@ class CsmsBehaviour(Answering):
         # the application note carries the OCPP 2.0.1 message as a JSON text in data
         try:
             request = json.loads(call.payload.get("data") or "")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
             request = exc
         if not isinstance(request, dict):
             call.endpoint.note("DataTransferRefused", f"CSMS: {PNC_VENDOR_ID} {message}: data is not a JSON "

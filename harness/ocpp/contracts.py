@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 
@@ -59,6 +60,8 @@ _STATUS_FOR: dict[Reason, str] = {
 
 #: OCPP 2.0.1 AuthorizeRequest: iso15118CertificateHashData has 1 to 4 entries
 MAX_HASH_DATA = 4
+#: OCPP 2.0.1 GetCertificateStatusResponse.ocspResult: string[0..5500]
+MAX_OCSP_RESULT = 5500
 
 
 @dataclass(frozen=True)
@@ -102,10 +105,13 @@ class PncBackend:
             return ContractVerdict("CertChainError", f"certificate is not a PEM chain ({exc})")
         generation = _generation_of(chain[0])
         if generation is None:
-            return ContractVerdict("CertChainError", f"the contract certificate's key "
-                                   f"({type(chain[0].public_key()).__name__}) is none ISO 15118 uses")
-        result = validate_chain(chain, self.mo_roots, policy=policy_for(generation, Role.CONTRACT),
-                                ocsp=self._ocsp_check)
+            return ContractVerdict("CertChainError", f"the contract certificate's key ({_key_kind(chain[0])}) is "
+                                   "none ISO 15118 uses")
+        try:
+            result = validate_chain(chain, self.mo_roots, policy=policy_for(generation, Role.CONTRACT),
+                                    ocsp=self._ocsp_check)
+        except (UnsupportedAlgorithm, ValueError, TypeError) as exc:  # a certificate cryptography cannot use
+            return ContractVerdict("CertChainError", f"contract chain cannot be checked: {exc}")
         if not result.ok:
             assert result.reason is not None
             return ContractVerdict(_STATUS_FOR.get(result.reason, "CertChainError"),
@@ -136,6 +142,11 @@ class PncBackend:
                 return ContractVerdict("CertChainError", f"iso15118CertificateHashData[{index}]: the issuer hashes "
                                        "name no CA this CSMS knows")
             issuers.append(issuer)
+        root = self._root_of(issuers[-1])
+        if root is None or root not in self.mo_roots:
+            return ContractVerdict("CertChainError", f"iso15118CertificateHashData leads to "
+                                   f"{_common_name(root) if root is not None else 'no root this CSMS knows'}, "
+                                   "not to an MO root: it is no contract chain")
         for index in range(len(data) - 1):
             issuer, above = issuers[index], data[index + 1]
             if format(issuer.serial_number, "X") != above.serialNumber.upper().lstrip("0") or \
@@ -164,16 +175,39 @@ class PncBackend:
             return StatusAnswer("Failed", None, "ocspRequestData: the issuer hashes name no CA this CSMS knows")
         try:
             answer = self._fetch(item)
-            ocsp_status(ocsp.load_der_ocsp_response(answer), issuer, int(item.serialNumber, 16), item.responderURL)
+            parsed = ocsp.load_der_ocsp_response(answer)
+            if parsed.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+                raise OcspError(f"{item.responderURL} answered {parsed.response_status.name}")
+            ocsp_status(parsed, issuer, int(item.serialNumber, 16), item.responderURL)
         except (OcspError, ValueError) as exc:
             return StatusAnswer("Failed", None, str(exc))
-        return StatusAnswer("Accepted", base64.b64encode(answer).decode(),
-                            f"OCSP answer of {item.responderURL} for serial {item.serialNumber}")
+        encoded = base64.b64encode(answer).decode()
+        if len(encoded) > MAX_OCSP_RESULT:
+            return StatusAnswer("Failed", None, f"the OCSP answer is {len(encoded)} base64 characters; "
+                                                f"ocspResult takes {MAX_OCSP_RESULT}")
+        return StatusAnswer("Accepted", encoded, f"OCSP answer of {item.responderURL} for serial {item.serialNumber}")
 
     # -- OCSP -------------------------------------------------------------------------------
 
     def _issuer_of(self, item: CertificateHashData) -> x509.Certificate | None:
         return next((c for c in self.authorities if item.issued_by(c)), None)
+
+    def _root_of(self, certificate: x509.Certificate) -> x509.Certificate | None:
+        """The self-signed CA at the top of ``certificate``'s path among the known CAs."""
+        current = certificate
+        for _ in range(len(self.authorities) + 1):
+            if current.issuer == current.subject:
+                return current
+            parent = next((c for c in self.authorities if c.subject == current.issuer), None)
+            if parent is None:
+                return None
+            current = parent
+        return None
+
+    def ocsp_check(self, cert: x509.Certificate, issuer: x509.Certificate) -> OcspStatus:
+        """The revocation check the backend makes (:data:`harness.pki.validate.OcspCheck`): the
+        certificate's own responder, if this CSMS knows it."""
+        return self._ocsp_check(cert, issuer)
 
     def _allowed(self, url: str) -> None:
         if url not in self.responders:
@@ -203,9 +237,16 @@ class PncBackend:
 def _generation_of(cert: x509.Certificate) -> Generation | None:
     try:
         algorithm = KeyAlgorithm.of(cert.public_key())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, UnsupportedAlgorithm):
         return None
     return next((g for g in Generation if algorithm in g.algorithms), None)
+
+
+def _key_kind(cert: x509.Certificate) -> str:
+    try:
+        return type(cert.public_key()).__name__
+    except (TypeError, ValueError, UnsupportedAlgorithm):
+        return "a key of an unknown algorithm"
 
 
 def _common_name(cert: x509.Certificate) -> str:

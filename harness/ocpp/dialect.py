@@ -214,7 +214,7 @@ class Ocpp2Dialect(StationDialect):
         return "Authorize", _contract_request({"idToken": emaid, "type": "eMAID"}, certificate, hash_data)
 
     def contract_verdict(self, response: dict[str, Any]) -> tuple[str, str | None]:
-        return self.authorization_status(response), response.get("certificateStatus")
+        return _verdict(response.get("idTokenInfo"), response.get("certificateStatus"))
 
     def sign_secc_certificate(self, csr: str) -> tuple[str, dict[str, Any]]:
         return "SignCertificate", {"csr": csr, "certificateType": "V2GCertificate"}
@@ -227,7 +227,7 @@ class Ocpp2Dialect(StationDialect):
                                          "exiRequest": exi_request}
 
     def ev_certificate_answer(self, response: dict[str, Any]) -> tuple[str, str | None]:
-        return str(response.get("status", "Failed")), response.get("exiResponse") or None
+        return _certificate_answer(response)
 
     def sampled_values(self, sample: MeterSample) -> list[dict[str, Any]]:
         values = [
@@ -342,7 +342,7 @@ class Ocpp16Dialect(StationDialect):
         inner = _note_data(response)
         if inner is None:
             return "Invalid", None  # the CSMS does not speak the application note
-        return (inner.get("idTokenInfo") or {}).get("status", "Invalid"), inner.get("certificateStatus")
+        return _verdict(inner.get("idTokenInfo"), inner.get("certificateStatus"))
 
     def sign_secc_certificate(self, csr: str) -> tuple[str, dict[str, Any]]:
         return "DataTransfer", {"vendorId": PNC_VENDOR_ID, "messageId": "SignCertificate",
@@ -359,9 +359,7 @@ class Ocpp16Dialect(StationDialect):
 
     def ev_certificate_answer(self, response: dict[str, Any]) -> tuple[str, str | None]:
         inner = _note_data(response)
-        if inner is None:
-            return "Failed", None
-        return str(inner.get("status", "Failed")), inner.get("exiResponse") or None
+        return _certificate_answer(inner) if inner is not None else ("Failed", None)
 
     def sampled_values(self, sample: MeterSample) -> list[dict[str, Any]]:
         # 1.6 sends values as strings (SampledValue.value is a string in the 1.6 schema)
@@ -465,6 +463,22 @@ def _note_data(response: dict[str, Any]) -> dict[str, Any] | None:
         return None
     try:
         inner = json.loads(response.get("data") or "")
-    except ValueError:
+    except (ValueError, RecursionError, TypeError):
         return None
     return inner if isinstance(inner, dict) else None
+
+
+def _verdict(token_info: Any, certificate_status: Any) -> tuple[str, str | None]:
+    """(idToken status, certificateStatus) from a CSMS's answer, whatever shape it has: a field
+    of the wrong type reads as no acceptance ("Invalid"; a certificateStatus that is not text: "CertChainError")."""
+    status = token_info.get("status") if isinstance(token_info, dict) else None
+    if certificate_status is not None and not isinstance(certificate_status, str):
+        certificate_status = "CertChainError"
+    return (status if isinstance(status, str) else "Invalid"), certificate_status
+
+
+def _certificate_answer(answer: dict[str, Any]) -> tuple[str, str | None]:
+    status, exi_response = answer.get("status"), answer.get("exiResponse")
+    return (status if isinstance(status, str) else "Failed",
+            exi_response if isinstance(exi_response, str) and exi_response else None)
+

@@ -10,6 +10,7 @@ point there (``http://127.0.0.1:8880`` unless generated otherwise).
 from __future__ import annotations
 
 import base64
+import collections
 import datetime as _dt
 import re
 import threading
@@ -200,7 +201,8 @@ class RevocationServer:
         self.authorities = list(authorities)
         self.revoked: dict[int, _dt.datetime] = {s: now() - _dt.timedelta(hours=1) for s in revoked}
         self.crls = dict(crls or {})
-        self.requests: list[ocsp.OCSPRequest] = []  # what was asked, for tests to look at
+        #: what was asked lately, for tests and the timeline (the latest 1000, so a long run stays bounded)
+        self.requests: collections.deque[ocsp.OCSPRequest] = collections.deque(maxlen=1000)
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -348,12 +350,24 @@ def ocsp_request_by_hash(data: CertificateHashData) -> bytes:
     return request.public_bytes(serialization.Encoding.DER)
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a responder answers where it was asked; a redirect is an error, not a new URL
+
+
+#: no redirects, no proxies from the environment: the CSMS asks the responder it chose, only it
+_OPENER = urllib.request.build_opener(_NoRedirects, urllib.request.ProxyHandler({}))
+
+#: an OCSP answer whose nextUpdate passed, or whose thisUpdate lies this far ahead, is not current
+CLOCK_SKEW = _dt.timedelta(minutes=5)
+
+
 def fetch_ocsp(url: str, request: bytes, *, timeout: float = 5.0) -> bytes:
     """POST a DER OCSP request to a responder (RFC 6960 A.1) and return its DER answer."""
     http = urllib.request.Request(url, data=request, method="POST",
                                   headers={"Content-Type": "application/ocsp-request"})
     try:
-        with urllib.request.urlopen(http, timeout=timeout) as reply:
+        with _OPENER.open(http, timeout=timeout) as reply:
             answer = reply.read(64 * 1024)
         ocsp.load_der_ocsp_response(answer)
     except (OSError, ValueError) as exc:
@@ -368,6 +382,12 @@ def ocsp_status(answer: ocsp.OCSPResponse, issuer: x509.Certificate, serial: int
     if answer.serial_number != serial:
         raise OcspError(f"{url}: answered about serial {answer.serial_number:X}, not {serial:X}")
     _check_response_signature(answer, issuer, url)
+    moment = now()
+    if answer.this_update_utc > moment + CLOCK_SKEW:
+        raise OcspError(f"{url}: the answer is dated {answer.this_update_utc.isoformat()}, in the future")
+    if answer.next_update_utc is not None and answer.next_update_utc < moment - CLOCK_SKEW:
+        raise OcspError(f"{url}: the answer was current until {answer.next_update_utc.isoformat()} "
+                        "(RFC 6960 4.2.2.1: not to be relied on after nextUpdate)")
     return {ocsp.OCSPCertStatus.GOOD: OcspStatus.GOOD,
             ocsp.OCSPCertStatus.REVOKED: OcspStatus.REVOKED}.get(answer.certificate_status, OcspStatus.UNKNOWN)
 

@@ -4,7 +4,8 @@ certificate, ISO 15118-2 Annex F: issued by the CPO Sub-CA 2, key on secp256r1).
 
 The request is refused, with the reason, when it is not a PEM CSR, when its signature does not
 verify with its own key (proof of possession), when its key is not one the ISO 15118 part allows,
-or when its subject lacks the common name. The new certificate keeps the CSR's subject and key and
+or when its subject lacks the common name or the SECC profile's DC=CPO. The common name (the
+EVSE ID) is the station's to choose: the CSMS does not know the EVSE IDs of its stations. The new certificate keeps the CSR's subject and key and
 gets the SECC profile's extensions (key usage, not a CA) and the CA's revocation pointers; the
 chain returned is the leaf followed by the Sub-CAs (not the root), leaf first, as
 CertificateSignedRequest.certificateChain wants it.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import NameOID
@@ -44,21 +46,28 @@ class CsrSigner:
         """The signed chain for a PEM CSR, leaf first; SigningRefused says why not."""
         try:
             request = x509.load_pem_x509_csr(csr_pem.encode())
-        except ValueError as exc:
-            raise SigningRefused(f"csr is not a PEM certificate signing request ({exc})") from None
-        if not request.is_signature_valid:
+            public_key = request.public_key()
+            valid = request.is_signature_valid
+            algorithm = KeyAlgorithm.of(public_key) if isinstance(
+                public_key, (ec.EllipticCurvePublicKey, ed448.Ed448PublicKey)) else None
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+            raise SigningRefused(f"csr is not a PEM certificate signing request with a key ISO 15118 uses "
+                                 f"({exc})") from None
+        if not valid:
             raise SigningRefused("the CSR's signature does not verify with the key it carries (RFC 2986: "
                                  "proof of possession)")
-        public_key = request.public_key()
-        if not isinstance(public_key, (ec.EllipticCurvePublicKey, ed448.Ed448PublicKey)):
+        if algorithm is None or not isinstance(public_key, (ec.EllipticCurvePublicKey, ed448.Ed448PublicKey)):
             raise SigningRefused(f"the CSR's key is {type(public_key).__name__}; ISO 15118 uses elliptic curves")
-        algorithm = KeyAlgorithm.of(public_key)
         if algorithm not in self.generation.algorithms:
             raise SigningRefused(f"the CSR's key is {algorithm.value}; an ISO 15118-{self.generation.value[3:]} "
                                  f"SECC certificate needs {', '.join(a.value for a in self.generation.algorithms)}")
         if not request.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
             raise SigningRefused("the CSR's subject has no common name")
         profile = PROFILES[Role.SECC]
+        components = [str(a.value) for a in request.subject.get_attributes_for_oid(NameOID.DOMAIN_COMPONENT)]
+        if profile.domain_component and profile.domain_component not in components:
+            raise SigningRefused(f"the CSR's subject has DC={','.join(components) or '(none)'}; an SECC certificate "
+                                 f"carries DC={profile.domain_component} (ISO 15118-2 Annex F)")
         start = now() - _dt.timedelta(minutes=5)
         builder = (x509.CertificateBuilder()
                    .subject_name(request.subject)

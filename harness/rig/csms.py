@@ -280,7 +280,8 @@ class CsmsRole(Role):
         iso2 = material.iso2
         self.behaviour.provisioning = ContractProvisioning(
             material.provisioning().deliver, oem_roots=[iso2.issued[CertificateRole.OEM_ROOT].cert],
-            mo_roots=material.all_mo_roots(), authorities=[a.cert for a in authorities])
+            mo_roots=material.all_mo_roots(), authorities=[a.cert for a in authorities],
+            ocsp=self.behaviour.pnc.ocsp_check)
         cpo_sub_ca_2 = iso2.issued.get(CertificateRole.CPO_SUB_CA_2)
         cpo_sub_ca_1 = iso2.issued.get(CertificateRole.CPO_SUB_CA_1)
         if cpo_sub_ca_2 is not None and cpo_sub_ca_1 is not None:
@@ -350,8 +351,8 @@ class MockCsmsDriver(Driver):
                                versions=self.config.versions, behaviour=self.role.behaviour,
                                response_timeout=self.rig.scaled(self.config.response_timeout),
                                path_prefix=self.config.path_prefix)
-        self.revocation = RevocationServer([]).start()
         await self.server.start()
+        self.revocation = RevocationServer([]).start()
 
     async def deactivate(self) -> None:
         if self.server is not None:

@@ -25,8 +25,8 @@ from typing import Callable, Sequence
 from cryptography import x509
 
 from harness import exi
-from harness.pki.profiles import Generation, Role
-from harness.pki.validate import policy_for, validate_chain
+from harness.pki.profiles import Generation, Role, same_emaid
+from harness.pki.validate import OcspCheck, policy_for, validate_chain
 from harness.pki.xmldsig import sign_message, verify_message
 from harness.v2g import messages, pnc, sap
 
@@ -50,11 +50,14 @@ class ProvisioningAnswer:
 
 class ContractProvisioning:
     def __init__(self, deliver: Deliver, *, oem_roots: Sequence[x509.Certificate],
-                 mo_roots: Sequence[x509.Certificate], authorities: Sequence[x509.Certificate] = ()) -> None:
+                 mo_roots: Sequence[x509.Certificate], authorities: Sequence[x509.Certificate] = (),
+                 ocsp: OcspCheck | None = None) -> None:
         self.deliver = deliver
         self.oem_roots = list(oem_roots)
         self.mo_roots = list(mo_roots)
         self.authorities = list(authorities)
+        #: asks about the revocation of every certificate of the chain (None: not asked)
+        self.ocsp = ocsp
 
     def answer(self, schema_version: str, action: str, exi_request: str) -> ProvisioningAnswer:
         schema = SCHEMA_VERSIONS.get(schema_version)
@@ -105,7 +108,13 @@ class ContractProvisioning:
         verification = verify_message(message, schema, signer)
         if not verification.ok:
             return "FAILED_SignatureError", None, f"{request} signature: {verification}"
-        result = validate_chain(chain, anchors, policy=policy_for(Generation.ISO2, role))
+        if request == "CertificateUpdateReq":
+            emaid = body.get("eMAID")
+            if not isinstance(emaid, str) or not same_emaid(pnc.common_name(signer), emaid):
+                # the contract the request is signed with is the one to renew, for its own eMAID
+                return "FAILED_ContractCanceled", None, (f"eMAID {emaid!r} is not the contract's "
+                                                         f"{pnc.common_name(signer)!r}")
+        result = validate_chain(chain, anchors, policy=policy_for(Generation.ISO2, role), ocsp=self.ocsp)
         if not result.ok:
             assert result.reason is not None
             code = pnc.CONTRACT_REFUSALS[Generation.ISO2].get(result.reason,
@@ -114,9 +123,7 @@ class ContractProvisioning:
         if request == "CertificateInstallationReq":
             delivery = self.deliver("install", oem_chain=[signer], generation=schema)
         else:
-            emaid = body.get("eMAID")
-            delivery = self.deliver("update", contract_chain=chain, emaid=emaid if isinstance(emaid, str) else None,
-                                    generation=schema)
+            delivery = self.deliver("update", contract_chain=chain, emaid=pnc.common_name(signer), generation=schema)
         if delivery is None:
             return "FAILED_NoCertificateAvailable", None, "no contract to deliver"
         return "OK", delivery, f"contract {delivery.emaid} (serial {delivery.contract_chain[0].serial_number:X})"

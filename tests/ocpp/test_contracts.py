@@ -140,7 +140,7 @@ def test_the_csms_asks_no_responder_it_does_not_know(backend, pki):
         elsewhere.stop()
     assert verdict.certificate_status == "CertChainError"
     assert "not an OCSP responder this CSMS knows" in verdict.detail
-    assert elsewhere.requests == []
+    assert not elsewhere.requests
 
 
 def test_a_silent_responder_fails_closed(pkis):
@@ -241,3 +241,46 @@ def test_certificates_of_the_run_pki_name_the_responder(pki, responder):
     leaf = pki.chain(Role.CONTRACT).leaf.cert
     access = leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     assert [a.access_location.value for a in access] == [responder.ocsp_url]
+
+
+def test_hash_data_of_another_hierarchy_is_no_contract(backend, pki):
+    """The SECC's own chain (V2G root) is known to the CSMS, but a contract leads to an MO root."""
+    chain = pki.chain(Role.SECC)
+    path = [chain.leaf, *chain.sub_cas, chain.root]
+    entries = [certificate_hash_data(c.cert, i.cert).as_ocpp() for c, i in zip(path, path[1:])]
+    verdict = backend.check_hash_data(entries)
+    assert verdict.certificate_status == "CertChainError" and "not to an MO root" in verdict.detail
+
+
+def test_get_certificate_status_fails_when_the_responder_does_not_answer_for_the_ca(pki):
+    """An unsuccessful OCSP answer (here: unauthorized) is not relayed as if it were one."""
+    stranger = build_iso15118_pki(Generation.ISO2)
+    silent = RevocationServer([]).start()  # knows no CA: answers "unauthorized"
+    try:
+        leaf = stranger.chain(Role.SECC)
+        backend = PncBackend([], [c.cert for c in stranger.authorities], responders=[silent.ocsp_url])
+        entry = certificate_hash_data(leaf.leaf.cert, leaf.sub_cas[0].cert, responder_url=silent.ocsp_url)
+        answer = backend.certificate_status(entry.as_ocpp())
+    finally:
+        silent.stop()
+    assert answer.status == "Failed" and answer.ocsp_result is None
+    assert "UNAUTHORIZED" in answer.detail
+
+
+def test_a_stale_ocsp_answer_is_not_relied_on(pki):
+    """RFC 6960 4.2.2.1: an answer whose nextUpdate has passed says nothing about now."""
+    import datetime as _dt
+
+    from cryptography.hazmat.primitives import hashes
+
+    from harness.pki.revocation import OcspError, ocsp_status
+
+    leaf, issuer = pki.chain(Role.CONTRACT).leaf.cert, pki.issued[Role.MO_SUB_CA_2]
+    then = _dt.datetime.now(_dt.timezone.utc) - _dt.timedelta(days=30)
+    answer = (ocsp.OCSPResponseBuilder()
+              .add_response(leaf, issuer.cert, hashes.SHA256(), ocsp.OCSPCertStatus.GOOD, then,
+                            then + _dt.timedelta(days=7), None, None)
+              .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer.cert)
+              .sign(issuer.key, hashes.SHA256()))
+    with pytest.raises(OcspError, match="nextUpdate"):
+        ocsp_status(answer, issuer.cert, leaf.serial_number, "http://test")

@@ -139,3 +139,13 @@ def test_default_answers_satisfy_the_response_schemas(version):
         frames.validate(action, response, version, request=False)
         answered += 1
     assert answered >= 10
+
+
+def test_a_data_transfer_nested_deeper_than_the_parser_goes_is_rejected():
+    behaviour = CsmsBehaviour()
+    handler = behaviour.handler("DataTransfer", V16)
+    assert handler is not None
+    request = {"vendorId": "org.openchargealliance.iso15118pnc", "messageId": "Authorize",
+               "data": "[" * 100_000 + "]" * 100_000}
+    answer = asyncio.run(handler(IncomingCall(_FakeEndpoint(V16), "m", "DataTransfer", request))).payload
+    assert answer == {"status": "Rejected"}

@@ -66,3 +66,13 @@ def test_a_request_without_common_name_is_refused(signer):
 def test_text_that_is_no_csr_is_refused(signer, text, why):
     with pytest.raises(SigningRefused, match=why):
         signer.sign(text)
+
+
+@pytest.mark.parametrize("key, attributes, why", [
+    (ec.generate_private_key(ec.SECP256K1()), None, "ISO 15118 uses"),
+    (ec.generate_private_key(ec.SECP256R1()), (x509.NameAttribute(x509.NameOID.COMMON_NAME, "DEHARE7654321"),),
+     "DC=CPO"),
+], ids=["secp256k1", "no-dc"])
+def test_requests_outside_the_secc_profile_are_refused(signer, key, attributes, why):
+    with pytest.raises(SigningRefused, match=why):
+        signer.sign(_csr(key, *(attributes or ())))

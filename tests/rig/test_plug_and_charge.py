@@ -214,3 +214,19 @@ def test_a_contract_is_installed_through_the_csms(pnc_rig):
     assert format(installed.serial_number, "X") in provisioned[0].payload["detail"]
     verdicts = [e.payload["certificate_status"] for e in rig.trace.select(name="ContractVerdict", since=mark)]
     assert verdicts == ["Accepted"]  # the new contract then passed the CSMS's own check
+
+
+def test_a_revoked_contract_is_not_renewed(pnc_rig):
+    """CertificateUpdateReq through the CSMS (M02) for a contract its responder reports revoked:
+    FAILED_CertificateRevoked, and no new contract."""
+    rig, _, _ = pnc_rig
+    rig.restore()
+    contract = rig.ev.contract("iso2")
+    rig.csms.revoke(contract.serial_number)
+    mark = rig.trace.now()
+    result = rig.ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1,
+                           certificate="update")
+    assert result.response_codes().get("CertificateUpdateRes") == "FAILED_CertificateRevoked", result.response_codes()
+    assert rig.ev.contract("iso2") == contract
+    provisioned = rig.trace.select(name="EvCertificateProvisioned", observer="csms", since=mark)
+    assert provisioned and "FAILED_CertificateRevoked" in provisioned[0].payload["detail"]

@@ -136,3 +136,15 @@ def test_material_without_mo_keys_starts_an_secc_that_offers_no_sales_tariff(tmp
     assert lab.tariff_key("iso2") is None
     assert lab.secc_tls().iso2 is not None
     assert lab.mo_roots("iso2") == material.mo_roots("iso2")
+
+
+def test_an_update_for_another_emaid_is_refused(service, material):
+    """The contract that signs a CertificateUpdateReq is the one renewed: a request for another
+    account's eMAID gets no contract."""
+    credentials = material.ev_credentials("iso2")
+    request = _request("CertificateUpdateReq", {
+        "Id": "id1", "ContractSignatureCertChain": pnc.chain_json(credentials.contract_chain),
+        "eMAID": "DEXYZC99999999",
+        "ListOfRootCertificateIDs": pnc.root_certificate_ids(credentials.v2g_roots)}, credentials.contract_key)
+    _, body = _response(service.answer(SCHEMA_VERSION, "Update", request), "CertificateUpdateRes")
+    assert body["ResponseCode"] == "FAILED_ContractCanceled"
