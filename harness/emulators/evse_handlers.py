@@ -22,7 +22,7 @@ from harness.ocpp.dialect import ConnectorState, StationDialect
 from harness.ocpp.endpoint import Handler, IncomingCall, OcppCallFailed, Reply, Result
 from harness.ocpp.routing import Answering, answers
 from harness.ocpp.station import StationClient
-from harness.ocpp.versions import PNC_VENDOR_ID
+from harness.ocpp.versions import PNC_VENDOR_ID, OcppVersion
 from harness.trace import Layer, Recorder
 
 #: what TriggerMessage can ask for
@@ -216,19 +216,53 @@ class StationHandlers(Answering):
             inner = json.loads(call.payload.get("data") or "")
         except (ValueError, RecursionError):
             inner = None
-        if message not in ("TriggerMessage", "CertificateSigned"):
+        if message not in ("TriggerMessage", "CertificateSigned", "GetInstalledCertificateIds", "InstallCertificate",
+                           "DeleteCertificate"):
             return Result({"status": "UnknownMessageId"})
         if not isinstance(inner, dict):
             return Result({"status": "Rejected"})
-        if message == "TriggerMessage":
+        answer: Result
+        if message in ("GetInstalledCertificateIds", "InstallCertificate", "DeleteCertificate"):
+            answer = Result(self._roots_answer(message, inner))
+        elif message == "TriggerMessage":
             if inner.get("requestedMessage") != "SignV2GCertificate":
-                answer: Result = Result({"status": "NotImplemented"})
+                answer = Result({"status": "NotImplemented"})
             else:
                 answer = self._renewal_trigger()
         else:
             answer = Result({"status": self._install(inner.get("certificateChain"))})
         return Result({"status": "Accepted", "data": json.dumps(answer.payload, separators=(",", ":"))},
                       then=answer.then)
+
+    # -- installed roots (M03-M05) ------------------------------------------------------------------
+
+    def _roots(self) -> Any:
+        hlc = self.hlc()
+        return hlc.roots if hlc is not None else None
+
+    def _roots_answer(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        roots = self._roots()
+        if action == "GetInstalledCertificateIds":
+            found = roots.ids(request.get("certificateType")) if roots is not None else []
+            return {"status": "Accepted", "certificateHashDataChain": found} if found else {"status": "NotFound"}
+        if roots is None:
+            status, why = ("Rejected" if action == "InstallCertificate" else "NotFound"), "no ISO 15118 side"
+        elif action == "InstallCertificate":
+            status, why = roots.install(request.get("certificateType"), request.get("certificate"))
+        else:
+            status, why = roots.delete(request.get("certificateHashData"))
+        self.recorder.emit(Layer.OCPP, f"{action}Done", f"{action}: {status} ({why})", src=EVSE,
+                           payload={"status": status, "reason": why})
+        return {"status": status}
+
+    @answers("GetInstalledCertificateIds", "InstallCertificate", "DeleteCertificate")
+    async def installed_roots(self, call: IncomingCall) -> Reply:
+        if call.version is OcppVersion.V16:
+            # the 1.6 security whitepaper's messages manage the OCPP roots (CentralSystemRootCertificate,
+            # ManufacturerRootCertificate), which this EVSE does not keep; the V2G and MO roots go
+            # through the application note's DataTransfer
+            return Result({"status": {"InstallCertificate": "Rejected"}.get(call.action, "NotFound")})
+        return Result(self._roots_answer(call.action, call.payload))
 
     # -- SECC certificate (A03 with certificateType V2GCertificate) -------------------------------
 

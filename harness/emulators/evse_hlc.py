@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from harness.emulators.bridge import OcppBridge
+from harness.emulators.evse_certificates import InstalledRoots
 from harness.emulators.profiles import EvseProfile
 from harness.pki import tls
 from harness.pki.builder import write_key, write_pem
@@ -58,6 +59,7 @@ class EvseHlc:
         self.faults = FaultPlan(recorder=recorder, side="evse")
         self.evse: ReferenceEvse | None = None
         self.bridge: OcppBridge | None = None
+        self.roots: InstalledRoots | None = None
         self.secc: Secc | None = None
         self.sdp: Any = None
         self._fallback: dict[int, asyncio.Task] = {}
@@ -74,6 +76,8 @@ class EvseHlc:
                                  tariff_key=material.tariff_key("iso2") if material else None,
                                  mo_roots=material.all_mo_roots() if material and
                                  self.profile.contract_validation == "local" else ())
+        # the roots the CSMS manages (M03-M05); the MO roots are the bridge's own list
+        self.roots = InstalledRoots(material.v2g_roots() if material else [], self.bridge.mo_roots)
         config = SeccConfig(host=self.host, tls=material.secc_tls() if material is not None and caps.tls != "none" else None,
                             protocols=tuple(p for p in caps.protocols),
                             allow_iso20_without_tls=self.allow_iso20_without_tls, sockets=self.sockets)

@@ -216,6 +216,14 @@ class V2gMaterial:
         path = self.path(generation, "mo-root.pem")
         return load_certificates(path) if path.is_file() else []
 
+    def v2g_roots(self) -> list[x509.Certificate]:
+        """The V2G roots of every generation the material has."""
+        return [root for generation in ("iso2", "iso20") if self.has(generation)
+                for root in ([self._pki(generation).issued[Role.V2G_ROOT].cert]
+                             if Role.V2G_ROOT in self._pki(generation).issued
+                             else load_certificates(self.path(generation, "v2g-root.pem"))
+                             if self.path(generation, "v2g-root.pem").is_file() else [])]
+
     def authorities(self) -> list[Issued]:
         """Every CA of both generations (roots and Sub-CAs, with their keys where loaded)."""
         return [*self.iso2.authorities, *self.iso20.authorities]

@@ -230,3 +230,52 @@ def test_a_revoked_contract_is_not_renewed(pnc_rig):
     assert rig.ev.contract("iso2") == contract
     provisioned = rig.trace.select(name="EvCertificateProvisioned", observer="csms", since=mark)
     assert provisioned and "FAILED_CertificateRevoked" in provisioned[0].payload["detail"]
+
+
+def _roots_call(rig: Rig, version: str, action: str, payload: dict) -> dict:
+    """An M03-M05 request to the EVSE: native in 2.x, the application note's DataTransfer in 1.6."""
+    if version != "1.6":
+        return rig.csms.call(action, payload)
+    answer = rig.csms.call("DataTransfer", {"vendorId": "org.openchargealliance.iso15118pnc", "messageId": action,
+                                            "data": json.dumps(payload)})
+    assert answer["status"] == "Accepted", answer
+    return json.loads(answer["data"])
+
+
+def test_the_csms_manages_the_mo_roots_and_so_where_contracts_are_validated(pnc_rig):
+    """M03 GetInstalledCertificateIds lists the V2G and MO roots with their hashes; M04
+    DeleteCertificate of the MO roots makes the EVSE send the contract chain to the CSMS (C07.FR.06);
+    M05 InstallCertificate of an MO root makes it validate itself again and send hash data."""
+    rig, version, validation = pnc_rig
+    if validation != "local":
+        pytest.skip("the EVSE starts without MO roots here; the local rig runs the sequence")
+    rig.restore()
+    listed = _roots_call(rig, version, "GetInstalledCertificateIds", {})
+    assert listed["status"] == "Accepted"
+    kinds = sorted({entry["certificateType"] for entry in listed["certificateHashDataChain"]})
+    assert kinds == ["MORootCertificate", "V2GRootCertificate"]
+    mo_roots = [e["certificateHashData"] for e in listed["certificateHashDataChain"]
+                if e["certificateType"] == "MORootCertificate"]
+    assert {int(h["serialNumber"], 16) for h in mo_roots} == {r.serial_number for r in material(rig).all_mo_roots()}
+    try:
+        for hashes in mo_roots:
+            assert _roots_call(rig, version, "DeleteCertificate", {"certificateHashData": hashes}) == {
+                "status": "Accepted"}
+        assert _roots_call(rig, version, "DeleteCertificate", {"certificateHashData": mo_roots[0]}) == {
+            "status": "NotFound"}
+        mark = rig.trace.now()
+        assert rig.ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1).ok
+        assert [("certificate" in r) for r in _contract_requests(rig, mark)] == [True]
+    finally:
+        for root in material(rig).all_mo_roots():
+            pem = root.public_bytes(serialization.Encoding.PEM).decode()
+            assert _roots_call(rig, version, "InstallCertificate", {"certificateType": "MORootCertificate",
+                                                                    "certificate": pem}) == {"status": "Accepted"}
+    rig.restore()  # the EV leaves, and with it the transaction of the session before
+    mark = rig.trace.now()
+    assert rig.ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1).ok
+    assert [("iso15118CertificateHashData" in r) for r in _contract_requests(rig, mark)] == [True]
+    leaf = material(rig).iso2.chain(Role.CONTRACT).leaf.cert.public_bytes(serialization.Encoding.PEM).decode()
+    refused = _roots_call(rig, version, "InstallCertificate", {"certificateType": "MORootCertificate",
+                                                               "certificate": leaf})
+    assert refused == {"status": "Rejected"}  # a leaf is no root
