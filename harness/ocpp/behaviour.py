@@ -8,13 +8,18 @@ version's response schema (a test checks every one of them).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime as _dt
+import gzip
 import inspect
+import io
 import itertools
 import json
 import threading
 from typing import Any, Mapping, Protocol
 
+from harness import exi
 from harness.ocpp.contracts import ContractVerdict, PncBackend
 from harness.ocpp.endpoint import Handler, IncomingCall, Result
 from harness.ocpp.routing import Answering, answers
@@ -22,6 +27,23 @@ from harness.ocpp.versions import PNC_VENDOR_ID, STATION_ACTIONS, OcppVersion
 from harness.pki.signing import CsrSigner, SigningRefused, chain_pem
 
 _V16 = OcppVersion.V16
+
+
+#: the EXI tunnel's vendorIds and the harness's EXI schemas a message of each may be in
+EXI_TUNNEL_SCHEMAS: dict[str, tuple[str, ...]] = {
+    "DIN70121": ("din",), "ISO15118-2": ("iso2",),
+    "ISO15118-20": ("iso20", "iso20-ac", "iso20-dc", "iso20-acdp", "iso20-wpt"),
+}
+#: decompressed EXI larger than this is refused: a V2G message is a few KiB, a gzip bomb is not
+MAX_TUNNEL_EXI = 64 * 1024
+
+
+def _gunzip(data: bytes) -> bytes:
+    stream = gzip.GzipFile(fileobj=io.BytesIO(data))
+    raw = stream.read(MAX_TUNNEL_EXI + 1)
+    if len(raw) > MAX_TUNNEL_EXI:
+        raise ValueError(f"more than {MAX_TUNNEL_EXI} bytes once decompressed")
+    return raw
 
 
 class CertificateProvisioning(Protocol):
@@ -188,6 +210,38 @@ class CsmsBehaviour(Answering):
     def accept_ev_information(self, call: IncomingCall) -> dict[str, Any]:
         return {"status": "Accepted"}
 
+    def _exi_tunnel(self, call: IncomingCall, vendor: str) -> dict[str, Any]:
+        """The EXI tunnel many integrations use: vendorId the protocol, messageId the message,
+        data ``EXI::`` + base64 of the gzip-compressed EXI. The message is decoded with the
+        harness's codec and put on the timeline; what does not decode is Rejected, with the reason."""
+        message_id = call.payload.get("messageId")
+        data = call.payload.get("data")
+        decoded: dict[str, Any] | None = None
+        problem = None
+        if not isinstance(data, str) or not data.startswith("EXI::"):
+            problem = "data does not start with EXI::"
+        else:
+            try:
+                raw = _gunzip(base64.b64decode(data[5:], validate=True))
+            except (binascii.Error, ValueError, OSError, EOFError) as exc:
+                problem = f"data is not base64 of gzip-compressed bytes ({exc})"
+            else:
+                for schema in EXI_TUNNEL_SCHEMAS[vendor]:
+                    try:
+                        decoded = {"schema": schema, "message": exi.decode(raw, schema), "exi": raw.hex().upper()}
+                        break
+                    except exi.DecodeError as exc:
+                        problem = f"not an EXI {vendor} message ({exc})"
+        if decoded is None:
+            call.endpoint.note("ExiTunnelRefused", f"CSMS: {vendor} {message_id}: {problem}",
+                               payload={"vendor": vendor, "message_id": message_id, "reason": problem},
+                               keys={"station_id": call.station_id})
+            return {"status": "Rejected"}
+        call.endpoint.note("ExiTunnel", f"CSMS: {vendor} {message_id} through the EXI tunnel",
+                           payload={"vendor": vendor, "message_id": message_id, **decoded},
+                           keys={"station_id": call.station_id})
+        return {"status": "Accepted"}
+
     @answers("Get15118EVCertificate")
     async def get_15118_ev_certificate(self, call: IncomingCall) -> dict[str, Any]:
         return await self._ev_certificate(call, call.payload)
@@ -258,8 +312,11 @@ class CsmsBehaviour(Answering):
 
     @answers("DataTransfer")
     async def data_transfer(self, call: IncomingCall) -> dict[str, Any] | Result:
+        vendor = call.payload.get("vendorId")
+        if vendor in EXI_TUNNEL_SCHEMAS:
+            return self._exi_tunnel(call, vendor)
         # OCPP 1.6 §4.3 / 2.0.1 P01: a receiver that does not know the vendorId says so
-        if call.payload.get("vendorId") != PNC_VENDOR_ID or call.version is not _V16:
+        if vendor != PNC_VENDOR_ID or call.version is not _V16:
             return {"status": "UnknownVendorId"}
         message = call.payload.get("messageId")
         if message not in ("Authorize", "GetCertificateStatus", "SignCertificate", "Get15118EVCertificate"):

@@ -409,3 +409,35 @@ def test_get_15118_ev_certificate_installs_a_contract_in_201_and_16(served):
     assert inner["status"] == "Accepted"
     second = _delivered_contract(inner["exiResponse"], key, served["pki"])
     assert first.serial_number != second.serial_number  # a fresh contract each time
+
+
+def test_the_exi_tunnel_puts_real_messages_on_the_timeline(served):
+    """The EXI tunnel (vendorId the protocol, data "EXI::" + base64 of gzip-compressed EXI) with
+    EXI messages from the shared vectors, which other implementations encoded: each is decoded and
+    recorded; what is not gzip, or decompresses beyond a V2G message's size, is Rejected."""
+    import gzip
+
+    rows = [json.loads(line) for line in (Path(__file__).parents[1] / "vectors" / "exi_sessions.jsonl").open()]
+    picked = {schema: next(r for r in rows if r["schema"] == schema) for schema in ("din", "iso2", "iso20-dc")}
+    vendors = {"din": "DIN70121", "iso2": "ISO15118-2", "iso20-dc": "ISO15118-20"}
+
+    def tunnel(vendor: str, message: str, raw: bytes) -> dict:
+        return {"vendorId": vendor, "messageId": message,
+                "data": "EXI::" + base64.b64encode(gzip.compress(raw)).decode()}
+
+    async def scenario(station: Station):
+        answers = [await station.call("DataTransfer", tunnel(vendors[s], r["message"], bytes.fromhex(r["hex"])))
+                   for s, r in picked.items()]
+        answers.append(await station.call("DataTransfer", {"vendorId": "ISO15118-2", "messageId": "X",
+                                                           "data": "EXI::bm90IGd6aXA="}))
+        answers.append(await station.call("DataTransfer", tunnel("ISO15118-2", "Bomb", bytes(1_000_000))))
+        return answers
+
+    answers = _session(served["url"], "PNC-TUNNEL", "ocpp2.0.1", scenario)
+    assert [a["status"] for a in answers] == ["Accepted", "Accepted", "Accepted", "Rejected", "Rejected"]
+    trace = [json.loads(line) for line in (served["out"] / "trace.jsonl").open()]
+    tunnelled = [e["payload"] for e in trace if e["name"] == "ExiTunnel"]
+    for schema, row in picked.items():
+        assert any(t["message"] == row["json"] and t["exi"] == row["hex"].upper() for t in tunnelled), schema
+    refused = [e["payload"]["reason"] for e in trace if e["name"] == "ExiTunnelRefused"]
+    assert any("gzip" in r for r in refused) and any("decompressed" in r for r in refused)
