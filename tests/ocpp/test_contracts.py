@@ -284,3 +284,71 @@ def test_a_stale_ocsp_answer_is_not_relied_on(pki):
               .sign(issuer.key, hashes.SHA256()))
     with pytest.raises(OcspError, match="nextUpdate"):
         ocsp_status(answer, issuer.cert, leaf.serial_number, "http://test")
+
+
+@pytest.mark.parametrize("version", ["2.0.1", "2.1"])
+def test_every_plug_and_charge_answer_satisfies_the_versions_schema(tmp_path, responder, version):
+    """The Accepted answers of the Plug & Charge handlers, checked against the OCA schemas of 2.0.1
+    and 2.1 (the ocpp package's), as the default-answers test checks the refusals."""
+    import asyncio
+
+    from cryptography.hazmat.primitives import hashes
+
+    from harness import exi
+    from harness.ocpp import frames
+    from harness.ocpp.behaviour import CsmsBehaviour
+    from harness.ocpp.endpoint import IncomingCall
+    from harness.ocpp.versions import OcppVersion
+    from harness.pki.signing import CsrSigner
+    from harness.pki.xmldsig import sign_message
+    from harness.v2g import messages
+    from harness.v2g.credentials import V2gMaterial
+    from harness.v2g.pnc import der_b64
+    from harness.v2g.provisioning import ContractProvisioning
+
+    material = V2gMaterial.generate(tmp_path, revocation_base_url=responder.base_url)
+    responder.authorities.extend(material.authorities())
+    iso2 = material.iso2
+    backend = PncBackend(material.all_mo_roots(), [a.cert for a in material.authorities()])
+    behaviour = CsmsBehaviour(
+        pnc=backend,
+        signer=CsrSigner(iso2.issued[Role.CPO_SUB_CA_2], (iso2.issued[Role.CPO_SUB_CA_2].cert,
+                                                          iso2.issued[Role.CPO_SUB_CA_1].cert)),
+        provisioning=ContractProvisioning(material.provisioning().deliver,
+                                          oem_roots=[iso2.issued[Role.OEM_ROOT].cert],
+                                          mo_roots=material.all_mo_roots(),
+                                          authorities=[a.cert for a in material.authorities()]))
+    oem = iso2.issued[Role.OEM_PROVISIONING]
+    schema = messages.schema_of("iso2", "CertificateInstallationReq")
+    installation = sign_message(messages.wrap("iso2", "CertificateInstallationReq", {
+        "Id": "id1", "OEMProvisioningCert": der_b64(oem.cert),
+        "ListOfRootCertificateIDs": {"RootCertificateID": [{"X509IssuerName": "CN=x", "X509SerialNumber": 1}]}},
+        "0102030405060708"), schema, oem.key, elements=("CertificateInstallationReq",))
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([
+        x509.NameAttribute(x509.NameOID.COMMON_NAME, "DEHARE1234567"),
+        x509.NameAttribute(x509.NameOID.DOMAIN_COMPONENT, "CPO")])).sign(key, hashes.SHA256()))
+    requests = {
+        "Authorize": {"idToken": {"idToken": EMAID, "type": "eMAID"}, "iso15118CertificateHashData": hash_data(iso2)},
+        "GetCertificateStatus": {"ocspRequestData": certificate_hash_data(
+            iso2.chain(Role.SECC).leaf.cert, iso2.issued[Role.CPO_SUB_CA_2].cert).as_ocpp()},
+        "SignCertificate": {"csr": csr.public_bytes(serialization.Encoding.PEM).decode(),
+                            "certificateType": "V2GCertificate"},
+        "Get15118EVCertificate": {"iso15118SchemaVersion": "urn:iso:15118:2:2013:MsgDef", "action": "Install",
+                                  "exiRequest": base64.b64encode(exi.encode(installation, schema)).decode()},
+    }
+    ocpp_version = OcppVersion(version)
+
+    class Endpoint:
+        station_id, version = "CS1", ocpp_version
+
+        def note(self, *args, **kwargs):
+            pass
+
+    for action, request in requests.items():
+        frames.validate(action, request, ocpp_version, request=True)
+        handler = behaviour.handler(action, ocpp_version)
+        assert handler is not None
+        answer = asyncio.run(handler(IncomingCall(Endpoint(), "m", action, request))).payload
+        frames.validate(action, answer, ocpp_version, request=False)
+        assert answer.get("status", answer.get("idTokenInfo", {}).get("status")) == "Accepted", (action, answer)
