@@ -45,7 +45,7 @@ from harness.pki.revocation import (
     ocsp_status,
     ocsp_url_of,
 )
-from harness.pki.validate import OcspStatus, Reason, policy_for, validate_chain
+from harness.pki.validate import OcspStatus, Reason, issuers_among, name_of, policy_for, validate_chain
 
 #: AuthorizeCertificateStatusEnumType (OCPP 2.0.1 and 2.1; the 1.6 application note uses the same values)
 CERTIFICATE_STATUSES = ("Accepted", "SignatureError", "CertificateExpired", "CertificateRevoked",
@@ -109,19 +109,19 @@ class PncBackend:
                                    "none ISO 15118 uses")
         try:
             result = validate_chain(chain, self.mo_roots, policy=policy_for(generation, Role.CONTRACT),
-                                    ocsp=self._ocsp_check)
+                                    ocsp=self.ocsp_check)
         except (UnsupportedAlgorithm, ValueError, TypeError) as exc:  # a certificate cryptography cannot use
             return ContractVerdict("CertChainError", f"contract chain cannot be checked: {exc}")
         if not result.ok:
             assert result.reason is not None
             return ContractVerdict(_STATUS_FOR.get(result.reason, "CertChainError"),
                                    f"contract chain ({generation.value}) refused: {result}")
-        cn = _common_name(chain[0])
+        cn = name_of(chain[0])
         if not same_emaid(cn, emaid):
             return ContractVerdict("CertChainError", f"the contract certificate's CN {cn!r} is not the "
                                    f"idToken {emaid!r}")
         return ContractVerdict("Accepted", f"contract chain ({generation.value}) valid against the MO root "
-                               f"{_common_name(result.path[-1])}, not revoked (OCSP)")
+                               f"{name_of(result.path[-1])}, not revoked (OCSP)")
 
     def check_hash_data(self, entries: Sequence[Any]) -> ContractVerdict:
         """Authorize with ``iso15118CertificateHashData``: the contract and its Sub-CAs as
@@ -142,22 +142,22 @@ class PncBackend:
                 return ContractVerdict("CertChainError", f"iso15118CertificateHashData[{index}]: the issuer hashes "
                                        "name no CA this CSMS knows")
             issuers.append(issuer)
-        root = self._root_of(issuers[-1])
-        if root is None or root not in self.mo_roots:
+        root = ([issuers[-1], *issuers_among(issuers[-1], self.authorities)])[-1]
+        if root.issuer != root.subject or root not in self.mo_roots:
             return ContractVerdict("CertChainError", f"iso15118CertificateHashData leads to "
-                                   f"{_common_name(root) if root is not None else 'no root this CSMS knows'}, "
+                                   f"{name_of(root) if root.issuer == root.subject else 'no root this CSMS knows'}, "
                                    "not to an MO root: it is no contract chain")
         for index in range(len(data) - 1):
             issuer, above = issuers[index], data[index + 1]
             if format(issuer.serial_number, "X") != above.serialNumber.upper().lstrip("0") or \
                     issuer.issuer != issuers[index + 1].subject:
                 return ContractVerdict("CertChainError", f"iso15118CertificateHashData[{index + 1}] does not "
-                                       f"describe {_common_name(issuer)}, the issuer of entry {index}")
+                                       f"describe {name_of(issuer)}, the issuer of entry {index}")
         for index, (item, issuer) in enumerate(zip(data, issuers)):
             status, detail = self._ask(item, issuer)
             if status is OcspStatus.REVOKED:
                 return ContractVerdict("CertificateRevoked", f"iso15118CertificateHashData[{index}] (serial "
-                                       f"{item.serialNumber}, issuer {_common_name(issuer)}): {detail}")
+                                       f"{item.serialNumber}, issuer {name_of(issuer)}): {detail}")
             if status is not OcspStatus.GOOD:
                 return ContractVerdict("CertChainError", f"iso15118CertificateHashData[{index}] (serial "
                                        f"{item.serialNumber}): revocation status unknown: {detail}")
@@ -192,23 +192,6 @@ class PncBackend:
     def _issuer_of(self, item: CertificateHashData) -> x509.Certificate | None:
         return next((c for c in self.authorities if item.issued_by(c)), None)
 
-    def _root_of(self, certificate: x509.Certificate) -> x509.Certificate | None:
-        """The self-signed CA at the top of ``certificate``'s path among the known CAs."""
-        current = certificate
-        for _ in range(len(self.authorities) + 1):
-            if current.issuer == current.subject:
-                return current
-            parent = next((c for c in self.authorities if c.subject == current.issuer), None)
-            if parent is None:
-                return None
-            current = parent
-        return None
-
-    def ocsp_check(self, cert: x509.Certificate, issuer: x509.Certificate) -> OcspStatus:
-        """The revocation check the backend makes (:data:`harness.pki.validate.OcspCheck`): the
-        certificate's own responder, if this CSMS knows it."""
-        return self._ocsp_check(cert, issuer)
-
     def _allowed(self, url: str) -> None:
         if url not in self.responders:
             raise OcspError(f"{url!r} is not an OCSP responder this CSMS knows (known: "
@@ -226,10 +209,12 @@ class PncBackend:
             return OcspStatus.UNKNOWN, str(exc)
         return status, f"OCSP responder {item.responderURL} says {status.value}"
 
-    def _ocsp_check(self, cert: x509.Certificate, issuer: x509.Certificate) -> OcspStatus:
+    def ocsp_check(self, cert: x509.Certificate, issuer: x509.Certificate) -> OcspStatus:
+        """The revocation check the backend makes (:data:`harness.pki.validate.OcspCheck`): the
+        certificate's own responder, if this CSMS knows it."""
         url = ocsp_url_of(cert)
         if url is None:
-            raise OcspError(f"{_common_name(cert)} names no OCSP responder")
+            raise OcspError(f"{name_of(cert)} names no OCSP responder")
         self._allowed(url)
         return OcspClient(url, timeout=self.timeout)(cert, issuer)
 
@@ -247,8 +232,3 @@ def _key_kind(cert: x509.Certificate) -> str:
         return type(cert.public_key()).__name__
     except (TypeError, ValueError, UnsupportedAlgorithm):
         return "a key of an unknown algorithm"
-
-
-def _common_name(cert: x509.Certificate) -> str:
-    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return str(names[0].value) if names else cert.subject.rfc4514_string()

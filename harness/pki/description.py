@@ -148,8 +148,9 @@ class PkiDescription:
     def certificates(self, generation: str, name: str) -> list[x509.Certificate]:
         return [c for f in self.parts[generation].roots.get(name, []) for c in load_certificates(f)]
 
-    def leaf(self, generation: str, name: str, role: str) -> Issued:
-        """A described leaf with its key, opened for ``role`` (CertificateFileError names the file)."""
+    def leaf(self, generation: str, name: str, role: str) -> tuple[list[x509.Certificate], Issued]:
+        """A described leaf's chain (leaf first) and the leaf with its key, opened for ``role``
+        (CertificateFileError names the file)."""
         files = self.parts[generation].leaves[name]
         certificates = load_certificates(files.chain)
         try:
@@ -159,7 +160,7 @@ class PkiDescription:
                 key = load_private_key(files.key, self.password())
         except CertificateFileError as exc:
             raise CertificateFileError(files.key, f"{generation}.{name}.key for the {role}: {exc.problem}") from None
-        return Issued(certificates[0], key)
+        return certificates, Issued(certificates[0], key)
 
     def materialize(self, out: Path, role: str) -> Path:
         """Write what ``role`` ("evse" or "ev") uses, generation by generation, into ``out`` in the
@@ -177,8 +178,8 @@ class PkiDescription:
                     continue
                 if name in part.leaves:
                     role_name = LEAF_FIELDS[name].value
-                    issued = self.leaf(generation, name, role)
-                    write_pem(folder / f"{role_name}-chain.pem", *load_certificates(part.leaves[name].chain))
+                    chain, issued = self.leaf(generation, name, role)
+                    write_pem(folder / f"{role_name}-chain.pem", *chain)
                     write_pem(folder / f"{role_name}.pem", issued.cert)
                     write_key(folder / f"{role_name}.key", issued.key)
                 else:
@@ -201,9 +202,8 @@ class PkiDescription:
                     seen.add(der)
                     pki.authorities.append(certificate)
             if "cpo_sub_ca_2" in part.leaves:
-                issuer = self.leaf(generation, "cpo_sub_ca_2", "csms")
+                chain, issuer = self.leaf(generation, "cpo_sub_ca_2", "csms")
                 pki.keyed[(generation, Role.CPO_SUB_CA_2)] = issuer
-                chain = load_certificates(part.leaves["cpo_sub_ca_2"].chain)
                 pki.by_role[(generation, Role.CPO_SUB_CA_2)] = chain[0]
                 if len(chain) > 1:
                     pki.by_role[(generation, Role.CPO_SUB_CA_1)] = chain[1]

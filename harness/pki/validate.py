@@ -111,7 +111,7 @@ class ValidationResult:
     def __str__(self) -> str:
         if self.reason is None:
             return "valid"
-        who = f" [{_cn(self.certificate)}]" if self.certificate is not None else ""
+        who = f" [{name_of(self.certificate)}]" if self.certificate is not None else ""
         return f"{self.reason.value}{who}: {self.detail}"
 
 
@@ -152,6 +152,20 @@ def validate_chain(presented: Sequence[x509.Certificate], anchors: Iterable[x509
     except _Refused as refused:
         return ValidationResult(refused.reason, refused.detail, refused.certificate, tuple(path))
     return ValidationResult(None, "valid", None, tuple(path))
+
+
+def issuers_among(certificate: x509.Certificate, known: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+    """The CAs above ``certificate`` among ``known``, by name, nearest first, up to a self-signed
+    one (included) or the first issuer that is not known."""
+    path: list[x509.Certificate] = []
+    current = certificate
+    while current.issuer != current.subject and len(path) <= len(known):
+        parent = next((c for c in known if c.subject == current.issuer and c != current), None)
+        if parent is None:
+            break
+        path.append(parent)
+        current = parent
+    return path
 
 
 def issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
@@ -202,7 +216,7 @@ def _find_anchor(presented: Sequence[x509.Certificate], anchors: list[x509.Certi
     same_name = [a for a in anchors if a.subject == top.issuer]
     if same_name:
         raise _Refused(Reason.UNTRUSTED_ROOT, top,
-                       f"issued by a CA named like the trusted {_cn(same_name[0])} but with "
+                       f"issued by a CA named like the trusted {name_of(same_name[0])} but with "
                        f"another key")
     if len(presented) - 1 < policy.sub_ca_count:
         raise _Refused(Reason.MISSING_INTERMEDIATE, top,
@@ -216,7 +230,7 @@ def _check_signatures(path: Sequence[x509.Certificate]) -> None:
     for child, parent in zip(path, path[1:]):
         if not signature_valid(child, parent.public_key()):
             raise _Refused(Reason.BAD_SIGNATURE, child,
-                           f"signature does not verify with the key of {_cn(parent)}")
+                           f"signature does not verify with the key of {name_of(parent)}")
 
 
 def signature_valid(cert: x509.Certificate, public_key) -> bool:
@@ -304,9 +318,9 @@ def _check_leaf(leaf: x509.Certificate, policy: ValidationPolicy) -> None:
             raise _Refused(Reason.DOMAIN_COMPONENT, leaf,
                            f"subject has DC={','.join(dcs) or '(none)'}, expected "
                            f"DC={policy.leaf_domain_component}")
-    if policy.leaf_common_name is not None and _cn(leaf) != policy.leaf_common_name:
+    if policy.leaf_common_name is not None and name_of(leaf) != policy.leaf_common_name:
         raise _Refused(Reason.COMMON_NAME, leaf,
-                       f"CN {_cn(leaf)!r} is not the eMAID {policy.leaf_common_name!r}")
+                       f"CN {name_of(leaf)!r} is not the eMAID {policy.leaf_common_name!r}")
 
 
 def _check_revocation(path: Sequence[x509.Certificate],
@@ -325,7 +339,7 @@ def _check_revocation(path: Sequence[x509.Certificate],
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
             if entry is not None and entry.revocation_date_utc <= at:
                 raise _Refused(Reason.REVOKED, cert,
-                               f"listed in the CRL of {_cn(issuer)} since "
+                               f"listed in the CRL of {name_of(issuer)} since "
                                f"{entry.revocation_date_utc.isoformat()}")
         if ocsp is not None:
             try:
@@ -347,7 +361,8 @@ def _extension(cert: x509.Certificate, kind):
         return None
 
 
-def _cn(cert: x509.Certificate | None) -> str:
+def name_of(cert: x509.Certificate | None) -> str:
+    """How messages name a certificate: its CN, else its whole subject ("?" for none)."""
     if cert is None:
         return "?"
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)

@@ -26,7 +26,7 @@ from cryptography import x509
 
 from harness import exi
 from harness.pki.profiles import Generation, Role, same_emaid
-from harness.pki.validate import OcspCheck, policy_for, validate_chain
+from harness.pki.validate import OcspCheck, issuers_among, policy_for, validate_chain
 from harness.pki.xmldsig import sign_message, verify_message
 from harness.v2g import messages, pnc, sap
 
@@ -97,7 +97,9 @@ class ContractProvisioning:
                 signer = pnc.certificate_from_b64(body["OEMProvisioningCert"], "OEMProvisioningCert")
             except pnc.CertificateDataError as exc:
                 return "FAILED_CertChainError", None, str(exc)
-            chain = [signer, *self._intermediates(signer)]
+            # a -2 CertificateInstallationReq carries the OEM provisioning certificate alone: its
+            # Sub-CAs come from the CAs the service knows
+            chain = [signer, *(c for c in issuers_among(signer, self.authorities) if c.issuer != c.subject)]
             anchors, role = self.oem_roots, Role.OEM_PROVISIONING
         else:
             try:
@@ -127,16 +129,3 @@ class ContractProvisioning:
         if delivery is None:
             return "FAILED_NoCertificateAvailable", None, "no contract to deliver"
         return "OK", delivery, f"contract {delivery.emaid} (serial {delivery.contract_chain[0].serial_number:X})"
-
-    def _intermediates(self, leaf: x509.Certificate) -> list[x509.Certificate]:
-        """The Sub-CAs above ``leaf`` among the known CAs (a -2 CertificateInstallationReq carries
-        the OEM provisioning certificate alone)."""
-        path: list[x509.Certificate] = []
-        current = leaf
-        while len(path) < 4:
-            parent = next((c for c in self.authorities if c.subject == current.issuer and c != current), None)
-            if parent is None or parent.subject == parent.issuer:
-                break
-            path.append(parent)
-            current = parent
-        return path
