@@ -7,7 +7,7 @@ import statistics
 import pytest
 
 from harness.ocpp import commands
-from harness.ocpp.behaviour import utc_now
+from harness.ocpp.timing import timestamp
 
 # The CSMS answers Pending/Rejected with this interval (protocol seconds); the station must wait
 # at least this long before it repeats BootNotification.
@@ -43,7 +43,7 @@ def test_cold_boot_accepted(rig, csms, evse, step, kpi):
 
 def _boot_with(rig, csms, evse, step, kpi, status: str) -> None:
     csms.script.when("BootNotification", times=1).reply(
-        lambda call: {"status": status, "interval": RETRY_INTERVAL, "currentTime": utc_now()})
+        lambda call: {"status": status, "interval": RETRY_INTERVAL, "currentTime": timestamp()})
     mark = rig.trace.now()
     with step("reset the station so that it boots again"):
         assert csms.call(*commands.reset(evse.version))["status"] == "Accepted"

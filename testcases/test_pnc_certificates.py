@@ -14,9 +14,11 @@ import json
 import pytest
 from cryptography import x509
 
+from harness.ocpp.security import security_event_type
 from harness.ocpp.versions import PNC_VENDOR_ID, OcppVersion
 from harness.pki.faults import CATALOGUE
 from harness.pki.profiles import Generation, Role
+from harness.pki.signing import SIGNING_FAULTS
 from harness.pki.validate import Reason
 from harness.v2g.pnc import CONTRACT_REFUSALS
 
@@ -90,11 +92,10 @@ def test_a_faulty_contract_chain_does_not_charge(rig, csms, ev, step, generation
         pass
 
 
-@pytest.mark.case("V2G-PNC-003")
-@pytest.mark.requires("ev", "iso15118", "plug_and_charge")
-def test_the_charger_renews_its_secc_certificate_through_the_csms(rig, csms, evse, ev, step):
+def _trigger_secc_renewal(rig, csms, evse, step, mark: float) -> tuple[bool, object]:
+    """TriggerMessage SignV2GCertificate, then the charger's CSR and the CSMS's signing; the
+    CSMS's CertificateRequestSigned note."""
     v16 = evse.version is OcppVersion.V16
-    mark = rig.trace.now()
     with step("the CSMS asks for a new SECC certificate (TriggerMessage SignV2GCertificate)"):
         if v16:
             answer = csms.call("DataTransfer", {"vendorId": PNC_VENDOR_ID, "messageId": "TriggerMessage",
@@ -102,7 +103,7 @@ def test_the_charger_renews_its_secc_certificate_through_the_csms(rig, csms, evs
             status = json.loads(answer.get("data") or "{}").get("status") if answer["status"] == "Accepted" else None
         else:
             status = csms.call("TriggerMessage", {"requestedMessage": "SignV2GCertificate"})["status"]
-        assert status == "Accepted", f"TriggerMessage SignV2GCertificate answered {status} (OCPP 2.0.1 A03, F06)"
+        assert status == "Accepted", f"TriggerMessage SignV2GCertificate answered {status} (OCPP 2.0.1 A02, F06)"
     with step("the charger sends a certificate signing request the CSMS signs"):
         if v16:
             csms.wait_for_message("DataTransfer", since=mark, timeout=rig.scaled(60) + 5,
@@ -112,20 +113,60 @@ def test_the_charger_renews_its_secc_certificate_through_the_csms(rig, csms, evs
                                   where=lambda p: p.get("certificateType") == "V2GCertificate")
         refused = rig.trace.select(name="CertificateRequestRefused", observer="csms", since=mark)
         assert not refused, f"the CSMS could not sign the charger's CSR: {refused[0].payload['reason']}"
-        signed = rig.trace.wait_for(10, name="CertificateRequestSigned", observer="csms", since=mark)
+        return v16, rig.trace.wait_for(10, name="CertificateRequestSigned", observer="csms", since=mark)
+
+
+def _certificate_signed_status(rig, v16: bool, mark: float) -> str | None:
+    answer = _answer_to_csms_call(rig, "DataTransfer" if v16 else "CertificateSigned", mark, rig.scaled(60) + 5,
+                                  lambda p: not v16 or p.get("messageId") == "CertificateSigned")
+    return json.loads(answer.get("data") or "{}").get("status") if v16 else answer.get("status")
+
+
+def _secc_serial_shown(result) -> str | None:
+    connected = [e for e in result.events if e.name == "TcpConnected" and e.observer == "ev"]
+    return connected[0].payload["secc_certificate"]["serial"] if connected else None
+
+
+@pytest.mark.case("V2G-PNC-003")
+@pytest.mark.requires("ev", "iso15118", "plug_and_charge")
+def test_the_charger_renews_its_secc_certificate_through_the_csms(rig, csms, evse, ev, step):
+    mark = rig.trace.now()
+    v16, signed = _trigger_secc_renewal(rig, csms, evse, step, mark)
     with step(f"the charger accepts the signed chain (serial {signed.payload['serial']})"):
-        answer = _answer_to_csms_call(rig, "DataTransfer" if v16 else "CertificateSigned", mark, rig.scaled(60) + 5,
-                                      lambda p: not v16 or p.get("messageId") == "CertificateSigned")
-        status = json.loads(answer.get("data") or "{}").get("status") if v16 else answer.get("status")
+        status = _certificate_signed_status(rig, v16, mark)
         assert status == "Accepted", f"CertificateSigned with a chain of the run's V2G PKI answered {status}"
     with step("the next EV is shown the new certificate in the TLS handshake"):
         result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1)
-        connected = [e for e in result.events if e.name == "TcpConnected" and e.observer == "ev"]
-        assert connected and connected[0].payload["secc_certificate"]["serial"] == signed.payload["serial"], (
-            f"the SECC presented {connected[0].payload['secc_certificate'] if connected else 'nothing'}, not the "
-            f"certificate it accepted (serial {signed.payload['serial']})")
+        shown = _secc_serial_shown(result)
+        assert shown == signed.payload["serial"], (
+            f"the SECC presented serial {shown or 'nothing'}, not the certificate it accepted "
+            f"(serial {signed.payload['serial']})")
         assert result.ok, result.outcome.reason
 
+
+@pytest.mark.case("V2G-PNC-004")
+@pytest.mark.requires("ev", "iso15118", "plug_and_charge")
+@pytest.mark.parametrize("fault", list(SIGNING_FAULTS))
+def test_the_charger_refuses_a_faulty_secc_certificate_from_the_csms(rig, csms, evse, ev, step, fault):
+    event_type = security_event_type("station_certificate", v16=evse.version is OcppVersion.V16)
+    before = _secc_serial_shown(ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1))
+    csms.sign_faultily(fault)
+    mark = rig.trace.now()
+    v16, signed = _trigger_secc_renewal(rig, csms, evse, step, mark)
+    with step(f"the CSMS sends a chain in which {SIGNING_FAULTS[fault]}; the charger answers Rejected"):
+        status = _certificate_signed_status(rig, v16, mark)
+        assert status == "Rejected", (
+            f"CertificateSigned answered {status} for a chain in which {SIGNING_FAULTS[fault]} (OCPP 2.0.1 A02: the "
+            f"station checks validity period, certificate properties and hierarchy, and rejects what fails)")
+    with step(f"the charger reports the security event {event_type}"):
+        csms.wait_for_message("SecurityEventNotification", since=mark, timeout=rig.scaled(60) + 5,
+                              where=lambda p: p.get("type") == event_type)
+    with step("the next EV is still shown the certificate the charger had before"):
+        result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1)
+        shown = _secc_serial_shown(result)
+        assert shown != signed.payload["serial"], f"the SECC presents the faulty certificate (serial {shown})"
+        assert shown == before, f"the SECC presented serial {shown}, before the faulty chain it presented {before}"
+        assert result.ok, result.outcome.reason
 
 
 def _answer_to_csms_call(rig, action: str, since: float, timeout: float, match) -> dict:

@@ -296,11 +296,17 @@ class StationHandlers(Answering):
 
     def _install(self, chain: Any) -> str:
         hlc = self.hlc()
-        refusal = "no SECC" if hlc is None else "certificateChain is not a string" if not isinstance(chain, str) \
-            else hlc.install_secc_chain(chain)
-        if refusal is not None:
-            self.recorder.emit(Layer.OCPP, "SeccCertificateRefused", f"SECC certificate refused: {refusal}",
-                               src=EVSE, payload={"reason": refusal})
+        refusal = "no SECC" if hlc is None else hlc.awaits_secc_chain()
+        invalid = None
+        if refusal is None and hlc is not None:
+            invalid = "certificateChain is not a string" if not isinstance(chain, str) else hlc.install_secc_chain(chain)
+        if refusal is not None or invalid is not None:
+            reason = refusal or invalid
+            self.recorder.emit(Layer.OCPP, "SeccCertificateRefused", f"SECC certificate refused: {reason}",
+                               src=EVSE, payload={"reason": reason})
+            if invalid is not None:
+                # A02/A03: a chain that fails the checks is discarded and reported as a security event
+                self.station.security_event("station_certificate", f"V2GCertificate: {invalid}")
             return "Rejected"
         return "Accepted"
 

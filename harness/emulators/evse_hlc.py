@@ -126,14 +126,24 @@ class EvseHlc:
                    .sign(self._pending_key, hashes.SHA256()))
         return request.public_bytes(serialization.Encoding.PEM).decode()
 
-    def install_secc_chain(self, pem: str) -> str | None:
-        """Present the signed chain from the next TLS handshake on; the reason it is refused, or
-        None. It must carry the key of the last CSR and chain to the -2 V2G root as an SECC
-        certificate (key usage, curve, DC=CPO, validity)."""
+    def awaits_secc_chain(self) -> str | None:
+        """Why no signed SECC chain can be installed now (None: a request is pending)."""
         if self._pending_key is None:
             return "no certificate request is pending"
         if self.material is None or self.secc is None or self.secc.tls is None:
             return "this SECC has no TLS"
+        return None
+
+    def install_secc_chain(self, pem: str) -> str | None:
+        """Present the signed chain from the next TLS handshake on; what is wrong with it, or
+        None. It must carry the key of the last CSR and chain to the -2 V2G root as an SECC
+        certificate (key usage, curve, DC=CPO, validity). Call only when
+        :meth:`awaits_secc_chain` has no objection."""
+        objection = self.awaits_secc_chain()
+        if objection is not None:
+            raise RuntimeError(f"no SECC chain can be installed: {objection}")
+        assert self.material is not None and self.secc is not None and self.secc.tls is not None
+        assert self._pending_key is not None
         try:
             chain = x509.load_pem_x509_certificates(pem.encode())
         except ValueError as exc:

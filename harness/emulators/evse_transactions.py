@@ -14,10 +14,10 @@ import uuid
 
 from harness.emulators.evse_connector import EVSE, Connector, StatusReporter, cancel_task, duty
 from harness.emulators.evse_device import CONTRACT_VALIDATION_OFFLINE, TX_UPDATED_INTERVAL, DeviceModel, EvseSettings
-from harness.ocpp.dialect import ConnectorState, MeterSample, StationDialect, StationTransaction, timestamp
+from harness.ocpp.dialect import ConnectorState, MeterSample, StationDialect, StationTransaction
 from harness.ocpp.endpoint import ConnectionLost, OcppCallFailed
 from harness.ocpp.station import StationClient
-from harness.ocpp.timing import OcppTimers
+from harness.ocpp.timing import OcppTimers, timestamp
 from harness.trace import Layer, Recorder
 
 

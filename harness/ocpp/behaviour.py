@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import datetime as _dt
 import gzip
 import inspect
 import io
@@ -23,8 +22,9 @@ from harness import exi
 from harness.ocpp.contracts import ContractVerdict, PncBackend
 from harness.ocpp.endpoint import Handler, IncomingCall, Result
 from harness.ocpp.routing import Answering, answers
+from harness.ocpp.timing import timestamp
 from harness.ocpp.versions import PNC_VENDOR_ID, STATION_ACTIONS, OcppVersion
-from harness.pki.signing import CsrSigner, SigningRefused, chain_pem
+from harness.pki.signing import SIGNING_FAULTS, CsrSigner, SigningRefused, chain_pem
 
 _V16 = OcppVersion.V16
 
@@ -54,8 +54,6 @@ class CertificateProvisioning(Protocol):
         ...
 
 
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class CsmsBehaviour(Answering):
@@ -117,11 +115,11 @@ class CsmsBehaviour(Answering):
 
     @answers("BootNotification")
     def boot_notification(self, call: IncomingCall) -> dict[str, Any]:
-        return {"currentTime": utc_now(), "interval": self.heartbeat_interval, "status": "Accepted"}
+        return {"currentTime": timestamp(), "interval": self.heartbeat_interval, "status": "Accepted"}
 
     @answers("Heartbeat")
     def heartbeat(self, call: IncomingCall) -> dict[str, Any]:
-        return {"currentTime": utc_now()}
+        return {"currentTime": timestamp()}
 
     # -- authorization and transactions ---------------------------------------------------
 
@@ -295,9 +293,12 @@ class CsmsBehaviour(Answering):
                 answer["statusInfo"] = {"reasonCode": refusal[0], "additionalInfo": refusal[1][:512]}
             return Result(answer)
         leaf = chain[0]
+        fault = self.signer.fault if self.signer is not None else None
         call.endpoint.note("CertificateRequestSigned", f"CSMS: signed the SECC certificate {leaf.subject.rfc4514_string()} "
-                           f"(serial {leaf.serial_number:X}), CertificateSigned follows",
-                           payload={"subject": leaf.subject.rfc4514_string(), "serial": format(leaf.serial_number, "X")},
+                           f"(serial {leaf.serial_number:X}), CertificateSigned follows"
+                           + (f"; deliberately faulty: {SIGNING_FAULTS[fault]}" if fault else ""),
+                           payload={"subject": leaf.subject.rfc4514_string(), "serial": format(leaf.serial_number, "X"),
+                                    "fault": fault},
                            keys={"station_id": call.station_id})
         signed = {"certificateChain": chain_pem(chain), "certificateType": "V2GCertificate"}
 

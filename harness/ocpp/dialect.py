@@ -11,13 +11,13 @@ that the station's code would otherwise branch on lives here; the station picks 
 from __future__ import annotations
 
 import abc
-import datetime as _dt
 import enum
 import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from harness.ocpp.station import OutboxItem
+from harness.ocpp.timing import timestamp
 from harness.ocpp.versions import PNC_VENDOR_ID, OcppVersion
 
 
@@ -98,8 +98,6 @@ class RemoteStart:
     evse_id: int | None = None  # None: any free EVSE
 
 
-def timestamp() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class StationDialect(abc.ABC):

@@ -20,6 +20,21 @@ from harness.pki.tls import ocpp_server_context
 
 PROFILES = (1, 2, 3)
 
+#: The security events a station raises when a certificate fails, by what failed: the 2.0.1/2.1
+#: name (Part 2 Appendix 1 "Security Events"; both are critical, so the station pushes them with
+#: SecurityEventNotification) and the OCPP 1.6 security whitepaper's name for the same event.
+SECURITY_EVENTS: dict[str, dict[str, str]] = {
+    # the certificate the CSMS presented in the TLS handshake was not valid or could not be verified
+    "csms_certificate": {"2.x": "InvalidCsmsCertificate", "1.6": "InvalidCentralSystemCertificate"},
+    # the certificate CertificateSigned brought is not a valid certificate
+    "station_certificate": {"2.x": "InvalidChargingStationCertificate", "1.6": "InvalidChargePointCertificate"},
+}
+
+
+def security_event_type(what: str, *, v16: bool) -> str:
+    """The SecurityEventNotification type for ``what`` (a key of SECURITY_EVENTS)."""
+    return SECURITY_EVENTS[what]["1.6" if v16 else "2.x"]
+
 
 @dataclass(frozen=True)
 class SecurityPolicy:

@@ -31,8 +31,8 @@ from harness.ocpp.endpoint import (
     OcppCallFailed,
     OcppEndpoint,
 )
-from harness.ocpp.security import basic_auth_header
-from harness.ocpp.timing import OcppTimers
+from harness.ocpp.security import basic_auth_header, security_event_type
+from harness.ocpp.timing import OcppTimers, timestamp
 from harness.ocpp.versions import OcppVersion
 from harness.trace import Layer, Recorder
 
@@ -135,6 +135,7 @@ class StationClient:
 
     async def _run(self) -> None:
         failures = 0
+        csms_certificate_reported = False
         while not self._stopping:
             try:
                 async with connect(self.link.url, subprotocols=[Subprotocol(self.link.version.subprotocol)],
@@ -142,11 +143,16 @@ class StationClient:
                                    open_timeout=self.timers.connect_timeout, ping_interval=None,
                                    max_size=4 * 1024 * 1024) as websocket:
                     failures = 0
+                    csms_certificate_reported = False
                     await self._session(websocket)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # refused, TLS failure, DNS, timeout: all recorded, then retried
                 failures += 1
+                if isinstance(exc, ssl.SSLCertVerificationError) and not csms_certificate_reported:
+                    # once per run of failures, reported when the station is back with a good CSMS
+                    csms_certificate_reported = True
+                    self.security_event("csms_certificate", _reason(exc))
                 self.recorder.emit(Layer.OCPP, "ConnectFailed", f"{self.station_id} could not connect to "
                                    f"{self.link.url}: {_reason(exc)}", src=STATION, dst=CSMS,
                                    payload={"url": self.link.url, "error": _reason(exc)},
@@ -257,8 +263,18 @@ class StationClient:
             raise ConnectionLost(f"{action}: {self.station_id} is not registered with the CSMS")
         return await self.endpoint.call(action, payload, timeout=timeout)
 
+    def security_event(self, what: str, tech_info: str) -> None:
+        """Record a critical security event and queue its SecurityEventNotification: it reaches the
+        CSMS once the station is connected and registered, however long that takes."""
+        event_type = security_event_type(what, v16=self.version is OcppVersion.V16)
+        payload = {"type": event_type, "timestamp": timestamp(), "techInfo": tech_info[:255]}
+        self.recorder.emit(Layer.OCPP, "SecurityEventRaised", f"{self.station_id} security event {event_type}: "
+                           f"{tech_info}", src=STATION, payload=payload, keys={"station_id": self.station_id})
+        self.enqueue(OutboxItem("SecurityEventNotification", build=lambda: payload))
+
     def enqueue(self, item: OutboxItem) -> None:
-        """Queue a transaction-related message; it is delivered in order, online or later."""
+        """Queue a message that must reach the CSMS (transaction-related, security events); it is
+        delivered in order, online or later."""
         self._outbox.append(item)
         self._outbox_changed.set()
 

@@ -7,6 +7,7 @@ rigs multiply them by the rig's time scale; lab rigs use them as they are.
 
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass, fields, replace
 
 
@@ -48,3 +49,8 @@ class OcppTimers:
         """How long to really wait for an interval that arrived in a message (a heartbeat
         interval from the CSMS, say): the protocol's value under this rig's time scale."""
         return protocol_seconds * self.scale
+
+
+def timestamp() -> str:
+    """Now, as OCPP's dateTime fields carry it: UTC, milliseconds, the Z suffix."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -9,6 +9,11 @@ EVSE ID) is the station's to choose: the CSMS does not know the EVSE IDs of its 
 gets the SECC profile's extensions (key usage, not a CA) and the CA's revocation pointers; the
 chain returned is the leaf followed by the Sub-CAs (not the root), leaf first, as
 CertificateSignedRequest.certificateChain wants it.
+
+A signer given a ``fault`` (one of :data:`SIGNING_FAULTS`) signs every request, however good,
+into a chain a charger must refuse (OCPP 2.0.1 A02/A03: the station checks the validity period,
+the certificate properties and the hierarchy of what CertificateSigned brings, discards a chain
+that fails and reports InvalidChargingStationCertificate).
 """
 
 from __future__ import annotations
@@ -23,8 +28,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import NameOID
 
-from harness.pki.builder import Issued, KeyAlgorithm, authority_key_id, now, signature_hash_for
+from harness.pki.builder import Issued, KeyAlgorithm, authority_key_id, now, root_ca, signature_hash_for
+from harness.pki.faults import tamper_tbs
 from harness.pki.profiles import PROFILES, Generation, Role
+
+#: what a deliberately faulty signer gets wrong, by id; each breaks one rule a charger checks
+SIGNING_FAULTS: dict[str, str] = {
+    "expired": "the certificate expired yesterday",
+    "not-yet-valid": "the certificate becomes valid tomorrow",
+    "other-key": "the certificate carries another key than the request's",
+    "untrusted-issuer": "the certificate is issued by a CA outside the V2G PKI",
+    "bad-signature": "the certificate's signature does not verify (one bit of it changed)",
+    "without-dc-cpo": "the certificate's subject lost DC=CPO (ISO 15118-2 Annex F SECC profile)",
+}
 
 
 class SigningRefused(ValueError):
@@ -41,6 +57,12 @@ class CsrSigner:
     validity: _dt.timedelta = _dt.timedelta(days=365)
     ocsp_url: str | None = None
     crl_url: str | None = None
+    #: a fault of SIGNING_FAULTS committed in every chain signed (None: sign correctly)
+    fault: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in SIGNING_FAULTS:
+            raise ValueError(f"unknown signing fault {self.fault!r} (known: {', '.join(SIGNING_FAULTS)})")
 
     def sign(self, csr_pem: str) -> list[x509.Certificate]:
         """The signed chain for a PEM CSR, leaf first; SigningRefused says why not."""
@@ -68,18 +90,31 @@ class CsrSigner:
         if profile.domain_component and profile.domain_component not in components:
             raise SigningRefused(f"the CSR's subject has DC={','.join(components) or '(none)'}; an SECC certificate "
                                  f"carries DC={profile.domain_component} (ISO 15118-2 Annex F)")
+        subject, issuer, intermediates = request.subject, self.issuer, self.intermediates
         start = now() - _dt.timedelta(minutes=5)
+        end = min(start + self.validity, self.issuer.cert.not_valid_after_utc)
+        if self.fault == "expired":
+            start, end = now() - self.validity, now() - _dt.timedelta(days=1)
+        elif self.fault == "not-yet-valid":
+            start, end = now() + _dt.timedelta(days=1), now() + self.validity
+        elif self.fault == "other-key":
+            public_key = self.generation.algorithms[0].generate().public_key()
+        elif self.fault == "untrusted-issuer":
+            issuer = root_ca("Untrusted CPO CA", organization="Nobody", algorithm=self.generation.algorithms[0])
+            intermediates = (issuer.cert,)
+        elif self.fault == "without-dc-cpo":
+            subject = x509.Name([a for a in subject if a.oid != NameOID.DOMAIN_COMPONENT])
         builder = (x509.CertificateBuilder()
-                   .subject_name(request.subject)
-                   .issuer_name(self.issuer.cert.subject)
+                   .subject_name(subject)
+                   .issuer_name(issuer.cert.subject)
                    .public_key(public_key)
                    .serial_number(x509.random_serial_number())
                    .not_valid_before(start)
-                   .not_valid_after(min(start + self.validity, self.issuer.cert.not_valid_after_utc))
+                   .not_valid_after(end)
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                    .add_extension(profile.key_usage.extension(), critical=True)
                    .add_extension(self.generation.ski_method.identifier(public_key), critical=False)
-                   .add_extension(authority_key_id(self.issuer.cert), critical=False))
+                   .add_extension(authority_key_id(issuer.cert), critical=False))
         if self.ocsp_url:
             builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
                 x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(self.ocsp_url))]),
@@ -87,8 +122,10 @@ class CsrSigner:
         if self.crl_url:
             builder = builder.add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
                 [x509.UniformResourceIdentifier(self.crl_url)], None, None, None)]), critical=False)
-        leaf = builder.sign(self.issuer.key, signature_hash_for(self.issuer.key))
-        return [leaf, *self.intermediates]
+        leaf = builder.sign(issuer.key, signature_hash_for(issuer.key))
+        if self.fault == "bad-signature":
+            leaf = tamper_tbs(leaf)
+        return [leaf, *intermediates]
 
 
 def chain_pem(chain: Sequence[x509.Certificate]) -> str:

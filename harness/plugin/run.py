@@ -68,6 +68,8 @@ class HarnessSession:
     stop_reason: str | None = None
     #: what the rig check found before the run (one line each), when it stopped the run
     rig_problems: list[str] = field(default_factory=list)
+    #: test modules that could not be collected (pytest then runs nothing)
+    collection_errors: list[str] = field(default_factory=list)
 
     def catalogue_for(self, path: Path) -> Catalogue | None:
         return find_catalogue(path, self.catalogues)
@@ -158,6 +160,16 @@ def find_catalogue(path: Path, cache: dict[Path, Catalogue | None]) -> Catalogue
 
 
 _CASE = pytest.StashKey[TestCase]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, pytest.CollectReport,
+                                                                         pytest.CollectReport]:
+    report = yield
+    harness = _session(collector.config)
+    if harness is not None and report.failed:
+        harness.collection_errors.append(report.nodeid or "(the test path)")
+    return report
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -558,8 +570,9 @@ def pytest_html_results_table_header(cells: list[str]) -> None:
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
-    properties = dict(report.user_properties)
+def pytest_html_results_table_row(report: pytest.TestReport | pytest.CollectReport, cells: list[str]) -> None:
+    # a collection error has a row too, and no user properties
+    properties = dict(getattr(report, "user_properties", ()))
     case_id, title = str(properties.get("case_id", "")), str(properties.get("case_title", ""))
     cells.insert(1, f'<td title="{html.escape(title)}">{html.escape(case_id)}</td>')
     # the verdict as far as this report tells; conformance.json has the final one, teardown included
@@ -612,6 +625,9 @@ def _why_stopped(harness: HarnessSession, session: pytest.Session, exitstatus: i
         harness.stop(f"stopped after {failed} failed case{'s' if failed != 1 else ''} (-x / --maxfail)")
     elif session.shouldstop:
         harness.stop(f"stopped early: {session.shouldstop}")
+    elif harness.collection_errors:
+        harness.stop(f"nothing ran: {len(harness.collection_errors)} test module(s) could not be collected "
+                     f"({', '.join(harness.collection_errors)}; the terminal output says why)")
     elif exitstatus == pytest.ExitCode.INTERRUPTED:
         harness.stop("interrupted (Ctrl-C or SIGTERM)")
 

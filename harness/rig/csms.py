@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
@@ -252,8 +252,10 @@ class CsmsRole(Role):
 
     def restore(self) -> None:
         """Back to the rig file's behaviour: no scripted rules, the configured security policy,
-        listening, no certificate revoked."""
+        listening, no certificate revoked, SECC certificates signed correctly."""
         self.rig.run(self.ensure_listening())
+        if self.behaviour.signer is not None and self.behaviour.signer.fault is not None:
+            self.behaviour.signer = replace(self.behaviour.signer, fault=None)
         if self.driver.revocation is not None:
             self.driver.revocation.revoked.clear()
             self.driver.revocation.crls.clear()
@@ -288,6 +290,13 @@ class CsmsRole(Role):
             self.behaviour.signer = CsrSigner(cpo_sub_ca_2, (cpo_sub_ca_2.cert, cpo_sub_ca_1.cert),
                                               ocsp_url=iso2.ocsp_url(),
                                               crl_url=iso2.crl_url(CertificateRole.CPO_SUB_CA_2))
+
+    def sign_faultily(self, fault: str) -> None:
+        """Sign every SECC certificate request with ``fault`` (one of
+        harness.pki.signing.SIGNING_FAULTS) until the next test case."""
+        if self.behaviour.signer is None:
+            raise RigNotReady("the CSMS has no CPO Sub-CA to sign SECC certificates with (no ISO 15118 PKI)")
+        self.behaviour.signer = replace(self.behaviour.signer, fault=fault)
 
     def publish_crl(self, name: str, crl: Any) -> None:
         """Serve ``crl`` at the run's ``/crl/<name>`` (until the next test case)."""

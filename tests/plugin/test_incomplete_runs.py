@@ -214,3 +214,21 @@ def test_1(evse):
     case = _document(tmp_path / "report")["cases"][0]
     assert case["verdict"] == "error", result.stdout[-2000:]
     assert "the CSMS refused meanwhile: refused CP-7" in case["message"] and "401" in case["message"], case
+
+
+def test_a_module_that_cannot_be_collected_is_named_and_nothing_looks_complete(tmp_path, harness_command):
+    suite = _suite(tmp_path / "cases", """
+@pytest.mark.case("DEMO-001")
+def test_one(rig):
+    pass
+""")
+    (suite.parent / "test_broken.py").write_text("from harness.nowhere import nothing\n")
+    report = tmp_path / "report"
+    result = _run(harness_command, "--report-dir", str(report), str(suite.parent))
+    assert result.returncode != 0, result.stdout[-3000:]
+    run = _document(report)["run"]
+    assert run["complete"] is False
+    assert "could not be collected" in run["stopped"] and "test_broken.py" in run["stopped"], run["stopped"]
+    assert "interrupted" not in run["stopped"]
+    page = (report / "report.html").read_text()  # pytest-html lists the collection error as a row
+    assert "test_broken.py" in page
