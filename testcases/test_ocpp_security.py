@@ -12,6 +12,9 @@ import ssl
 import pytest
 
 from harness.ocpp import commands
+from harness.ocpp.security import security_event_type
+from harness.ocpp.versions import OcppVersion
+from harness.pki.ocpp import SERVER_FAULTS
 
 TLS_VERSIONS = ("TLSv1.2", "TLSv1.3")
 
@@ -82,11 +85,20 @@ def test_wrong_password_refused(rig, csms, evse, step, kpi):
 
 
 @pytest.mark.case("OCPP-SEC-003")
-def test_untrusted_server_certificate(rig, csms, evse, step, kpi):
+@pytest.mark.parametrize("fault", list(SERVER_FAULTS))
+def test_faulty_server_certificate(rig, csms, evse, step, kpi, fault):
     _on_profile(rig, csms, evse, max(2, evse.security_profile), step)
-    assert csms.tls.untrusted_server is not None
-    policy = csms.policy(evse.security_profile, server=csms.tls.untrusted_server)
-    _refused_then_recovers(rig, csms, step, kpi, policy, "with a certificate from an untrusted root", tls=True)
+    server = csms.tls.faulty_servers.get(fault)
+    if server is None:
+        pytest.skip(f"the rig file gives the CSMS's certificate and the harness holds no key of its CA, so it "
+                    f"cannot issue a certificate that is {SERVER_FAULTS[fault]}")
+    mark = rig.trace.now()
+    policy = csms.policy(evse.security_profile, server=server)
+    _refused_then_recovers(rig, csms, step, kpi, policy, f"with a certificate {SERVER_FAULTS[fault]}", tls=True)
+    event_type = security_event_type("csms_certificate", v16=evse.version is OcppVersion.V16)
+    with step(f"back online, the station reports the security event {event_type}"):
+        csms.wait_for_message("SecurityEventNotification", since=mark, timeout=rig.scaled(60) + 5,
+                              where=lambda p: p.get("type") == event_type, what=f"type {event_type}")
 
 
 @pytest.mark.case("OCPP-SEC-004")

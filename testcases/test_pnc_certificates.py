@@ -160,7 +160,7 @@ def test_the_charger_refuses_a_faulty_secc_certificate_from_the_csms(rig, csms, 
             f"station checks validity period, certificate properties and hierarchy, and rejects what fails)")
     with step(f"the charger reports the security event {event_type}"):
         csms.wait_for_message("SecurityEventNotification", since=mark, timeout=rig.scaled(60) + 5,
-                              where=lambda p: p.get("type") == event_type)
+                              where=lambda p: p.get("type") == event_type, what=f"type {event_type}")
     with step("the next EV is still shown the certificate the charger had before"):
         result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1)
         shown = _secc_serial_shown(result)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import ssl
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
@@ -46,7 +46,13 @@ class CsmsTls:
 
     server: CertificateFiles
     station_ca: Path
-    untrusted_server: CertificateFiles | None = None
+    #: server certificates with one fault each (harness.pki.ocpp.SERVER_FAULTS); with the rig
+    #: file's own server certificate only the untrusted one: the harness holds no key of its CA
+    faulty_servers: Mapping[str, CertificateFiles] = field(default_factory=dict)
+
+    @property
+    def untrusted_server(self) -> CertificateFiles | None:
+        return self.faulty_servers.get("untrusted-root")
 
 
 class CsmsRole(Role):
@@ -181,15 +187,22 @@ class CsmsRole(Role):
         return event.payload.get("payload") or {}
 
     def wait_for_message(self, action: str, *, timeout: float, since: float | None = None,
-                         where: Callable[[Mapping[str, Any]], bool] | None = None, kind: str = "CALL") -> Event:
+                         where: Callable[[Mapping[str, Any]], bool] | None = None, kind: str = "CALL",
+                         what: str | None = None) -> Event:
+        """The EVSE's next ``action`` frame (valid, of ``kind``) that ``where`` accepts; not
+        coming in time fails the case, saying what was awaited (``what`` describes ``where``)."""
         def match(event: Event) -> bool:
             body = event.payload
             body = body if isinstance(body, dict) else {}
             return (body.get("type") == kind and "violation" not in body
                     and (where is None or bool(where(body.get("payload") or {}))))
 
-        return self.rig.trace.wait_for(timeout, layer=Layer.OCPP, name=action, src="evse", observer="csms",
-                                       since=since, keys={"station_id": self.station_id}, where=match)
+        try:
+            return self.rig.trace.wait_for(timeout, layer=Layer.OCPP, name=action, src="evse", observer="csms",
+                                           since=since, keys={"station_id": self.station_id}, where=match)
+        except TraceTimeout:
+            raise TraceTimeout(f"the EVSE sent no {action} {kind}{f' ({what})' if what else ''} within "
+                               f"{timeout:g} s") from None
 
     def messages(self, action: str | None = None, *, since: float | None = None, kind: str | None = None,
                  transaction_id: str | None = None) -> list[Event]:
@@ -379,11 +392,11 @@ class MockCsmsDriver(Driver):
             self.pki = generate_ocpp_pki(self.rig.run_dir / "pki", station_ids=[evse.station_id],
                                          server_names=_server_names(self.config.host))
         if configured is not None:
-            untrusted = self.pki.untrusted_server if self.pki else None
+            untrusted = {"untrusted-root": self.pki.untrusted_server} if self.pki else {}
             return CsmsTls(CertificateFiles(configured.certificate, configured.key),
                            configured.ca or configured.certificate, untrusted)
         assert self.pki is not None
-        return CsmsTls(self.pki.csms_server, self.pki.csms_root, self.pki.untrusted_server)
+        return CsmsTls(self.pki.csms_server, self.pki.csms_root, self.pki.faulty_servers)
 
     def policy(self, profile: int, *, password: str | None, server: CertificateFiles | None,
                client_ca: Path | None, maximum_tls: ssl.TLSVersion | None,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.pki.ocpp import SERVER_FAULTS
 from harness.pki.tls import (
     ISO20_TLS13_SUITES,
     TlsMaterialError,
@@ -227,12 +228,24 @@ def test_ocpp_profile2_handshake(generated):
     assert outcome.completed, outcome
 
 
-def test_ocpp_station_refuses_an_untrusted_csms(generated):
+@pytest.mark.parametrize("fault, verify_message", [
+    ("untrusted-root", "unable to get local issuer certificate"),
+    ("expired", "certificate has expired"),
+    ("not-yet-valid", "certificate is not yet valid"),
+    ("wrong-host-name", "Hostname mismatch"),
+    ("bad-signature", "certificate signature failure"),
+])
+def test_every_faulty_csms_certificate_fails_a_plain_tls_client(generated, fault, verify_message):
+    """Each deliberately faulty CSMS certificate (OCPP-SEC-003) fails for its own reason, judged by
+    a client context built from Python's ssl module alone, not the harness's."""
+    assert set(SERVER_FAULTS) == {"untrusted-root", "expired", "not-yet-valid", "wrong-host-name", "bad-signature"}
     d = _ocpp(generated)
-    outcome = handshake(ocpp_server_context(d / "untrusted-server.pem", d / "untrusted-server.key",
-                                            password=KEY_PASSWORD),
-                        ocpp_client_context(d / "csms-root.pem"))
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.load_verify_locations(d / "csms-root.pem")
+    outcome = handshake(ocpp_server_context(d / f"server-{fault}.pem", d / f"server-{fault}.key",
+                                            password=KEY_PASSWORD), client)
     assert isinstance(outcome.client_error, ssl.SSLCertVerificationError), outcome
+    assert verify_message in outcome.client_error.verify_message, outcome.client_error.verify_message
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
@@ -264,8 +277,8 @@ def test_ocpp_csms_refuses_an_untrusted_station(generated):
     outcome = handshake(ocpp_server_context(d / "csms-server.pem", d / "csms-server.key",
                                             client_ca=d / "csms-root.pem", password=KEY_PASSWORD),
                         ocpp_client_context(d / "csms-root.pem",
-                                            client_chain=d / "untrusted-station-CS001.pem",
-                                            client_key=d / "untrusted-station-CS001.key",
+                                            client_chain=d / "station-CS001-untrusted-root.pem",
+                                            client_key=d / "station-CS001-untrusted-root.key",
                                             password=KEY_PASSWORD))
     assert isinstance(outcome.server_error, ssl.SSLCertVerificationError), outcome
 

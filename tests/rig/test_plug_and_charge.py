@@ -194,6 +194,11 @@ def test_a_secc_chain_from_another_pki_is_refused_and_the_old_one_kept(pnc_rig):
         else:
             answer = rig.csms.wait_for_message("CertificateSigned", kind="CALLRESULT", since=mark, timeout=10)
             assert answer.payload["payload"]["status"] == "Rejected"
+        # the security event of OCPP 2.0.1 Part 2 Appendix 1 (1.6 security whitepaper: its own name)
+        event_type = "InvalidChargePointCertificate" if version == "1.6" else "InvalidChargingStationCertificate"
+        reported = rig.csms.wait_for_message("SecurityEventNotification", since=mark, timeout=10)
+        assert reported.payload["payload"]["type"] == event_type
+        assert "does not validate against the V2G root" in reported.payload["payload"]["techInfo"]
         assert _presented_serial(rig) == before
     finally:
         rig.csms.behaviour.signer = own
