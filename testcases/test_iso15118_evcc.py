@@ -10,7 +10,24 @@ from __future__ import annotations
 import pytest
 
 from harness.ocpp import commands
+from harness.pki.faults import CATALOGUE
+from harness.pki.profiles import Role
 from harness.v2g import faults
+
+SECC_FAULTS = [pytest.param(f, id=f.id) for f in CATALOGUE if f.applies_to(Role.SECC)]
+#: SECC chain faults the suite shows but does not judge, and why
+NOT_JUDGED = {
+    "wrong-intermediate-order": "RFC 5246 7.4.2 binds the sender to the order; no EV reaction to a misordered "
+                                "chain is required, and TLS 1.3 (RFC 8446 4.4.2) lets receivers reorder",
+    "revoked-by-ocsp-leaf": "an EV learns of a revoked SECC certificate through a stapled OCSP response, and the "
+                            "harness's SECC cannot staple one (Python's ssl has no OCSP stapling)",
+    "revoked-by-crl-leaf": "during the -2 handshake an EV has no network to fetch a CRL from, and the harness's "
+                           "SECC cannot staple OCSP responses instead",
+    "wrong-signature-hash-leaf": "ISO 15118-2 Annex F tells issuers to sign with ecdsa-with-SHA256; the harness "
+                                 "cites no requirement that an EV refuse another hash, so it does not fail one",
+    "secc-without-dc-cpo": "ISO 15118-2 Annex F tells issuers to put DC=CPO in the SECC certificate; the harness "
+                           "cites no requirement that an EV check it, so it does not fail one",
+}
 
 
 def _ev_requests_after(rig, mark, name):
@@ -72,3 +89,24 @@ def test_ev_ignores_a_malformed_v2gtp_header(rig, evse, ev, step):
     assert not result.ok
     rejected = rig.trace.last(layer="v2g", name="V2gtpHeaderRejected", observer="ev")
     assert rejected is not None
+
+
+
+@pytest.mark.case("V2G-EVCC-007")
+@pytest.mark.requires("ev", "iso15118")
+@pytest.mark.parametrize("fault", SECC_FAULTS)
+def test_ev_refuses_a_faulty_secc_chain(rig, evse, ev, step, fault):
+    why_not = NOT_JUDGED.get(fault.id)
+    if why_not:
+        pytest.skip(why_not)
+    with step(f"the SECC presents its -2 chain with {fault.id}: {fault.description}"):
+        evse.inject_v2g(faults.fail_tls(fault.id))
+    result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1)
+    with step(f"the EV does not talk to an SECC with that chain (observed: {result.outcome.reason})"):
+        sent = result.names("sent")
+        assert not result.ok and not sent, (
+            f"the EV accepted an SECC chain with {fault.id} ({fault.description}) and sent {len(sent)} requests, "
+            f"{', '.join(sent[:3])}{', ...' if len(sent) > 3 else ''}; "
+            f"ISO 15118-2 7.7.3: the EVCC authenticates the SECC by its chain to a V2G root it trusts "
+            f"(RFC 5280 6: validity, signatures, CA constraints, key usage; -2: secp256r1 keys)")
+

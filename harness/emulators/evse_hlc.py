@@ -96,10 +96,15 @@ class EvseHlc:
             await self.secc.stop()
 
     async def inject(self, *faults: Any) -> None:
-        """Faults the SECC commits from now on; ``fail_tls`` presents an untrusted certificate."""
+        """Faults the SECC commits from now on; ``fail_tls`` presents an untrusted certificate,
+        or the -2 chain with the catalogue fault it names."""
         self.faults.add(*faults)
-        if any(f.kind == "fail_tls" for f in faults) and self.secc is not None and self.material is not None:
-            self.secc.present_untrusted(self.material.untrusted_secc_context())
+        tls_fault = next((f for f in faults if f.kind == "fail_tls"), None)
+        if tls_fault is not None and self.secc is not None and self.material is not None:
+            if tls_fault.value is None:
+                self.secc.present_untrusted(self.material.untrusted_secc_context())
+            else:
+                self.secc.present_untrusted(*self.material.faulty_secc_context(tls_fault.value))
 
     async def restore(self) -> None:
         """No faults, the configured TLS certificate, the profile's policies."""

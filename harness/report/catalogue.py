@@ -20,6 +20,7 @@ REFERENCE_KINDS = {
     "iso15118": "ISO 15118 requirement",
     "din70121": "DIN 70121 requirement",
     "iec61851": "IEC 61851-1 clause",
+    "ietf": "IETF RFC",
 }
 
 

@@ -23,8 +23,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness.pki import tls
-from harness.pki.builder import Issued, KeyAlgorithm, issue, name
+from harness.pki.builder import Issued, KeyAlgorithm, issue, name, write_key, write_pem
 from harness.pki.contract_key import encrypt_iso2
+from harness.pki.faults import CATALOGUE
 from harness.pki.files import CertificateFileError, load_certificates, load_private_key
 from harness.pki.iso15118 import DEFAULT_REVOCATION_BASE_URL, Iso15118Pki, build_iso15118_pki, write_iso15118_pki
 from harness.pki.manifest import Manifest
@@ -146,6 +147,20 @@ class V2gMaterial:
             write_iso15118_pki(build_iso15118_pki(Generation.ISO2), untrusted, Manifest(untrusted))
         return tls.iso2_secc_context(untrusted / "secc-chain.pem", untrusted / "secc.key", keylog=self.keylog,
                                      maximum=ssl.TLSVersion.TLSv1_3)
+
+    def faulty_secc_context(self, fault_id: str) -> tuple[ssl.SSLContext, str]:
+        """A context presenting the -2 SECC chain with the catalogue's fault ``fault_id`` (fault
+        fail_tls), and the fault's description."""
+        fault = next((f for f in CATALOGUE if f.id == fault_id and f.applies_to(Role.SECC)), None)
+        if fault is None:
+            known = ", ".join(f.id for f in CATALOGUE if f.applies_to(Role.SECC))
+            raise ValueError(f"{fault_id!r} is no SECC chain fault of the catalogue (known: {known})")
+        case = fault.apply(self.iso2.chain(Role.SECC))
+        folder = self.directory / "faulty-secc" / fault.id
+        chain_file = write_pem(folder / "secc-chain.pem", *case.certificates)
+        key_file = write_key(folder / "secc.key", case.leaf.key)
+        context = tls.iso2_secc_context(chain_file, key_file, keylog=self.keylog, maximum=ssl.TLSVersion.TLSv1_3)
+        return context, f"the -2 SECC chain with {fault.id}: {fault.description} (fault fail_tls)"
 
     def evcc_context(self, protocols: Sequence[str] | str, *, trusted: bool = True) -> ssl.SSLContext:
         """The EV's context for a session offering ``protocols`` (sap keys, or a generation):

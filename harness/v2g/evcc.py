@@ -21,7 +21,7 @@ from harness.v2g.faults import FaultPlan, transmit
 from harness.v2g.machine import Close, Finished, Notice, Outcome, Received, Send, SetCp, Undecodable
 from harness.v2g.session import EvccSession, SeccSession
 from harness.v2g.timers import STANDARD, Timing
-from harness.v2g.transport import ConnectionClosed, SocketFactory, V2gConnection, connect
+from harness.v2g.transport import ConnectionClosed, SocketFactory, TlsHandshakeAborted, V2gConnection, connect
 from harness.v2g.v2gtp import HeaderError, PayloadType
 
 SIDE = recording.EV
@@ -53,7 +53,8 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
         connection = await connect(host, port, context=context, timeout=connect_timeout, accepted=ACCEPTED,
                                    sockets=sockets)
     except (OSError, ssl.SSLError, TimeoutError, asyncio.TimeoutError) as exc:
-        what = "TlsHandshakeFailed" if context is not None and isinstance(exc, ssl.SSLError) else "TcpConnectFailed"
+        what = ("TlsHandshakeFailed" if context is not None and isinstance(exc, (ssl.SSLError, TlsHandshakeAborted))
+                else "TcpConnectFailed")
         error = str(exc) or type(exc).__name__
         recording.record(recorder, SIDE, what, f"EV could not connect to {target}"
                          f"{' with TLS' if context else ''}: {error}", session, payload={"error": repr(exc)})

@@ -28,7 +28,8 @@ repeat     (EVCC) instead of this request, the previous one is sent again
 ========== ==============================================================================
 
 Connection faults (``message`` None): ``fail_tls`` makes the side's TLS handshake fail
-(the EVSE presents a certificate the EV cannot trust, the EV trusts no V2G root).
+(the EVSE presents a certificate the EV cannot trust, or its chain with a catalogue fault; the EV
+trusts no V2G root).
 """
 
 from __future__ import annotations
@@ -114,8 +115,11 @@ def repeat(message: str, occurrence: int = 1) -> Fault:
     return Fault("repeat", message, occurrence)
 
 
-def fail_tls() -> Fault:
-    return Fault("fail_tls")
+def fail_tls(chain_fault: str | None = None) -> Fault:
+    """The TLS handshake is made to fail: the SECC presents a -2 chain from a V2G root no EV
+    trusts, or, with ``chain_fault`` (a fault id of harness.pki.faults.CATALOGUE), its own -2
+    chain with that fault."""
+    return Fault("fail_tls", value=chain_fault)
 
 
 @dataclass

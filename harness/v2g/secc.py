@@ -22,7 +22,7 @@ from harness.trace import Layer, Recorder
 from harness.v2g import messages, recording, sap
 from harness.v2g.faults import FaultPlan, transmit
 from harness.v2g.machine import Close, Deferred, Finished, Notice, Outcome, Received, Send, SetCp, Undecodable
-from harness.v2g.secc_tls import SeccTls, TlsChoice
+from harness.v2g.secc_tls import UNTRUSTED_CHAIN, SeccTls, TlsChoice
 from harness.v2g.session import SeccSession
 from harness.v2g.timers import STANDARD, Timing
 from harness.v2g.transport import (
@@ -113,11 +113,12 @@ class Secc:
                          payload={"peer": peer, "reason": why, "offered": hello.describe() if hello else None,
                                   "chosen": choice.why if choice else None}, peer=True)
 
-    def present_untrusted(self, context: ssl.SSLContext | None) -> None:
-        """Present ``context`` (a chain no EV trusts) to every EV from now on, or, with None, choose
-        from each ClientHello again (fault fail_tls)."""
+    def present_untrusted(self, context: ssl.SSLContext | None, why: str = UNTRUSTED_CHAIN) -> None:
+        """Present ``context`` (a chain no EV should accept, for the reason ``why``) to every EV
+        from now on, or, with None, choose from each ClientHello again (fault fail_tls)."""
         if self.tls is not None:
             self.tls.forced = context
+            self.tls.forced_why = why
 
     async def stop(self) -> None:
         for listener in self.listeners:

@@ -34,6 +34,10 @@ from harness.pki.clienthello import ALERT_HANDSHAKE_FAILURE, ALERT_PROTOCOL_VERS
 ISO20_GROUPS = (SECP521R1, X448)
 
 
+#: why the SECC presents a chain from a root nobody trusts (fault fail_tls)
+UNTRUSTED_CHAIN = "a chain from a V2G root nobody trusts (fault fail_tls)"
+
+
 @dataclass(frozen=True)
 class TlsChoice:
     """What the SECC answers a ClientHello with: ``context`` None refuses the handshake with the
@@ -61,12 +65,14 @@ class SeccTls:
     iso20_root: x509.Certificate | None = None
     #: the SECC offers ISO 15118-20 (its protocols); without it the -20 chain is never presented
     offers_iso20: bool = True
-    #: presented to every EV whatever it offers (fault fail_tls: a chain no EV trusts)
+    #: presented to every EV whatever it offers (fault fail_tls: a chain no EV should accept)
     forced: ssl.SSLContext | None = field(default=None, repr=False)
+    #: what is wrong with the forced chain, for the timeline
+    forced_why: str = UNTRUSTED_CHAIN
 
     def choose(self, hello: ClientHello) -> TlsChoice:
         if self.forced is not None:
-            return TlsChoice(self.forced, None, "a chain from a V2G root nobody trusts (fault fail_tls)")
+            return TlsChoice(self.forced, None, self.forced_why)
         iso20_ok = self.iso20 is not None and self.offers_iso20 and hello.tls13
         named20 = self.iso20_root is not None and hello.names_root(self.iso20_root)
         named2 = self.iso2_root is not None and hello.names_root(self.iso2_root)

@@ -382,6 +382,11 @@ def bind_secc_port(host: str, port: int, sockets: SocketFactory | None = None) -
                         f"on [{host}]")
 
 
+class TlsHandshakeAborted(ConnectionError):
+    """The TCP connection stood, and the peer dropped it during the TLS handshake (no alert):
+    an SECC that cannot use its certificate with what the EV offered, for instance."""
+
+
 async def connect(host: str, port: int, *, context: ssl.SSLContext | None = None, timeout: float = 10.0,
                   accepted: frozenset[int] | None = None, sockets: SocketFactory | None = None) -> V2gConnection:
     """Open a V2GTP connection to an SECC; ``host`` may carry %scope (link-local). No server name
@@ -401,9 +406,15 @@ async def _open_from(sockets: SocketFactory, host: str, port: int, context: ssl.
         await asyncio.get_running_loop().sock_connect(sock, socket_address(host, port))
         # with a socket of its own asyncio wants a server name for TLS: the bare address, which ssl
         # does not send as SNI (an IP address)
-        return await asyncio.open_connection(sock=sock, ssl=context,
-                                             server_hostname=split_scope(host)[0] if context else None,
-                                             ssl_handshake_timeout=timeout if context else None)
+        try:
+            return await asyncio.open_connection(sock=sock, ssl=context,
+                                                 server_hostname=split_scope(host)[0] if context else None,
+                                                 ssl_handshake_timeout=timeout if context else None)
+        except ConnectionError as exc:
+            if context is None:
+                raise
+            raise TlsHandshakeAborted(f"the peer ended the connection during the TLS handshake "
+                                      f"({type(exc).__name__}: it could not or would not complete it)") from exc
     except BaseException:
         sock.close()
         raise
