@@ -212,6 +212,9 @@ def test_iso2_renegotiation_by_the_ev(rig, csms, evse, ev, step):
 @pytest.mark.case("V2G-SES-006")
 @pytest.mark.requires("ev", "iso15118", "plug_and_charge")
 def test_iso2_certificate_installation(rig, csms, evse, ev, step):
+    _, no_contracts = csms.plug_and_charge_backend()
+    if no_contracts:
+        pytest.skip(no_contracts)
     mark = rig.trace.now()
     with step("the EV asks for a contract (CertificateInstallationReq) and charges with it"):
         result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1,

@@ -151,10 +151,9 @@ def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer 
     contract issuer when it holds the MO Sub-CA 2 and CPS keys."""
     from harness.cli.certs import key_password
     from harness.ocpp.contracts import PncBackend
-    from harness.pki.description import PkiDescription
+    from harness.pki.description import load_any_pnc_pki
     from harness.pki.files import CertificateFileError
-    from harness.pki.folders import load_pnc_pki
-    from harness.pki.revocation import RevocationServer, ocsp_url_of
+    from harness.pki.revocation import RevocationServer
     from harness.pki.signing import CsrSigner
     from harness.yamlfile import FileProblems
 
@@ -172,14 +171,8 @@ def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer 
     if described and args.ocsp_serve:
         raise UsageError("--ocsp-serve answers for a generated PKI folder; a lab's PKI has its own responders")
     try:
-        if described:
-            description = PkiDescription.load(args.pki)
-            pki = description.pnc_pki()
-            extra_responders = description.ocsp_responders
-        else:
-            pki = load_pnc_pki(args.pki, keys=True, password=key_password(args.pki_password_file,
-                                                                          args.pki_password_env))
-            extra_responders = []
+        pki, extra_responders = load_any_pnc_pki(args.pki, password=key_password(args.pki_password_file,
+                                                                                 args.pki_password_env))
     except (FileProblems, CertificateFileError, ValueError, TypeError) as exc:
         raise UsageError(f"--pki: {exc}") from None
     responder = None
@@ -194,19 +187,14 @@ def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer 
                                          port=where.port or 80).start()
         except OSError as exc:
             raise UsageError(f"--ocsp-serve: cannot listen at {urls[0]}: {exc.strerror or exc}") from None
-    secc_issuer = pki.secc_issuer()
-    signer = None
-    if secc_issuer is not None:
-        issuer, intermediates = secc_issuer
-        # the leaf asks the same responder as its issuer does (one responder per PKI, as generated)
-        signer = CsrSigner(issuer, tuple(intermediates), ocsp_url=ocsp_url_of(issuer.cert))
+    signer = CsrSigner.of(pki)
     backend = PncBackend(pki.mo_roots, pki.authorities, responders=extra_responders)
     provisioning, why_not = (None, "a lab's PKI: contracts come from its MO") if described else \
         _provisioning(args.pki, pki, key_password(args.pki_password_file, args.pki_password_env), backend)
     print(f"Plug & Charge: {len(pki.mo_roots)} MO root(s) and {len(pki.authorities)} CA certificates of "
           f"{', '.join(pki.parts)}; OCSP responder {', '.join(pki.ocsp_urls) or '(none named)'}"
           + (" served here" if responder else "") + "; SECC certificates "
-          + (f"signed by {issuer.subject_cn}" if signer else "not signed (no -2 CPO Sub-CA 2 key in the folder)")
+          + (f"signed by {signer.issuer.subject_cn}" if signer else "not signed (no -2 CPO Sub-CA 2 key in the folder)")
           + "; -2 contracts for Get15118EVCertificate " + ("issued" if provisioning else f"not issued ({why_not})"))
     return backend, responder, signer, provisioning
 

@@ -20,7 +20,11 @@ V2G, CPO Sub-CAs and roots) whose hashes a station may send. It decides:
 A station names the responder URL; the backend asks only responders it knows (given, or named in
 the AIA of one of its CA certificates), so a station cannot make the CSMS fetch any URL it likes.
 Revocation that cannot be established fails closed: CertChainError, with the reason on the
-timeline. The OCSP exchange blocks; the CSMS calls these methods in a worker thread.
+timeline (a responder the CSMS does not know, one that does not answer, one that does not know
+the certificate). A certificate that names no responder at all (no AIA; hash data with an empty
+responderURL, as lab and test PKIs issue) has no online status to ask for: it is judged on its
+chain alone, and the verdict says that its revocation was not checked. The OCSP exchange blocks;
+the CSMS calls these methods in a worker thread.
 """
 
 from __future__ import annotations
@@ -121,7 +125,8 @@ class PncBackend:
             return ContractVerdict("CertChainError", f"the contract certificate's CN {cn!r} is not the "
                                    f"idToken {emaid!r}")
         return ContractVerdict("Accepted", f"contract chain ({generation.value}) valid against the MO root "
-                               f"{name_of(result.path[-1])}, not revoked (OCSP)")
+                               f"{name_of(result.path[-1])}, not revoked (OCSP)"
+                               + _unchecked_note([name_of(c) for c in result.unchecked]))
 
     def check_hash_data(self, entries: Sequence[Any]) -> ContractVerdict:
         """Authorize with ``iso15118CertificateHashData``: the contract and its Sub-CAs as
@@ -153,7 +158,11 @@ class PncBackend:
                     issuer.issuer != issuers[index + 1].subject:
                 return ContractVerdict("CertChainError", f"iso15118CertificateHashData[{index + 1}] does not "
                                        f"describe {name_of(issuer)}, the issuer of entry {index}")
+        unchecked = []
         for index, (item, issuer) in enumerate(zip(data, issuers)):
+            if not item.responderURL:
+                unchecked.append(f"iso15118CertificateHashData[{index}] (serial {item.serialNumber})")
+                continue
             status, detail = self._ask(item, issuer)
             if status is OcspStatus.REVOKED:
                 return ContractVerdict("CertificateRevoked", f"iso15118CertificateHashData[{index}] (serial "
@@ -161,7 +170,8 @@ class PncBackend:
             if status is not OcspStatus.GOOD:
                 return ContractVerdict("CertChainError", f"iso15118CertificateHashData[{index}] (serial "
                                        f"{item.serialNumber}): revocation status unknown: {detail}")
-        return ContractVerdict("Accepted", f"{len(data)} certificate(s) issued by known CAs, none revoked (OCSP)")
+        return ContractVerdict("Accepted", f"{len(data)} certificate(s) issued by known CAs, none revoked (OCSP)"
+                               + _unchecked_note(unchecked))
 
     # -- GetCertificateStatus ---------------------------------------------------------------
 
@@ -214,9 +224,14 @@ class PncBackend:
         certificate's own responder, if this CSMS knows it."""
         url = ocsp_url_of(cert)
         if url is None:
-            raise OcspError(f"{name_of(cert)} names no OCSP responder")
+            return OcspStatus.NOT_NAMED
         self._allowed(url)
         return OcspClient(url, timeout=self.timeout)(cert, issuer)
+
+
+def _unchecked_note(names: Sequence[str]) -> str:
+    return (f"; revocation not checked for {', '.join(names)}: no OCSP responder named (the certificate has no "
+            f"AIA)" if names else "")
 
 
 def _generation_of(cert: x509.Certificate) -> Generation | None:

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import serialization
 
 from harness.pki.builder import Issued, write_key, write_pem
 from harness.pki.files import CertificateFileError, load_certificates, load_private_key
-from harness.pki.folders import PncPki
+from harness.pki.folders import PncPki, load_pnc_pki
 from harness.pki.profiles import Role
 from harness.yamlfile import FileProblems, Problems, Reader, read_yaml
 
@@ -211,3 +211,13 @@ class PkiDescription:
             raise CertificateFileError(self.path, "mo_roots: not described, and the CSMS needs them to validate "
                                                   "contracts")
         return pki
+
+
+def load_any_pnc_pki(path: Path, *, password: bytes | None = None) -> tuple[PncPki, list[str]]:
+    """What a CSMS takes from a lab's PKI description (a file) or a folder written by `harness
+    certs generate` (``password`` opens its encrypted CA keys), and the OCSP responders it may ask
+    beyond those its certificates name. FileProblems or CertificateFileError say what is wrong."""
+    if path.is_file():
+        description = PkiDescription.load(path)
+        return description.pnc_pki(), list(description.ocsp_responders)
+    return load_pnc_pki(path, keys=True, password=password), []

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -31,6 +31,10 @@ from cryptography.x509.oid import NameOID
 from harness.pki.builder import Issued, KeyAlgorithm, authority_key_id, now, root_ca, signature_hash_for
 from harness.pki.faults import tamper_tbs
 from harness.pki.profiles import PROFILES, Generation, Role
+from harness.pki.revocation import ocsp_url_of
+
+if TYPE_CHECKING:
+    from harness.pki.folders import PncPki
 
 #: what a deliberately faulty signer gets wrong, by id; each breaks one rule a charger checks
 SIGNING_FAULTS: dict[str, str] = {
@@ -63,6 +67,16 @@ class CsrSigner:
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in SIGNING_FAULTS:
             raise ValueError(f"unknown signing fault {self.fault!r} (known: {', '.join(SIGNING_FAULTS)})")
+
+    @classmethod
+    def of(cls, pki: "PncPki") -> "CsrSigner | None":
+        """The signer of SECC certificates of a loaded PKI: its -2 CPO Sub-CA 2 with the key (None
+        when the PKI does not hold that key). The leaf names the responder its issuer names."""
+        found = pki.secc_issuer()
+        if found is None:
+            return None
+        issuer, intermediates = found
+        return cls(issuer, tuple(intermediates), ocsp_url=ocsp_url_of(issuer.cert))
 
     def sign(self, csr_pem: str) -> list[x509.Certificate]:
         """The signed chain for a PEM CSR, leaf first; SigningRefused says why not."""

@@ -60,6 +60,8 @@ class OcspStatus(enum.Enum):
     GOOD = "good"
     REVOKED = "revoked"
     UNKNOWN = "unknown"
+    #: the certificate names no OCSP responder (no AIA): there is no online status to ask for
+    NOT_NAMED = "no responder named"
 
 
 #: asks an OCSP responder about (certificate, issuer); see harness.pki.revocation.OcspClient
@@ -96,6 +98,8 @@ class ValidationResult:
     certificate: x509.Certificate | None = None
     #: the path that was checked, leaf first, trust anchor last (as far as it was built)
     path: tuple[x509.Certificate, ...] = field(default=(), repr=False)
+    #: the certificates whose revocation could not be asked about (they name no OCSP responder)
+    unchecked: tuple[x509.Certificate, ...] = field(default=(), repr=False)
 
     @property
     def ok(self) -> bool:
@@ -148,10 +152,10 @@ def validate_chain(presented: Sequence[x509.Certificate], anchors: Iterable[x509
         _check_authorities(path)
         _check_algorithms(path, policy)
         _check_leaf(path[0], policy)
-        _check_revocation(path, list(crls), ocsp, at)
+        unchecked = _check_revocation(path, list(crls), ocsp, at)
     except _Refused as refused:
         return ValidationResult(refused.reason, refused.detail, refused.certificate, tuple(path))
-    return ValidationResult(None, "valid", None, tuple(path))
+    return ValidationResult(None, "valid", None, tuple(path), tuple(unchecked))
 
 
 def issuers_among(certificate: x509.Certificate, known: Sequence[x509.Certificate]) -> list[x509.Certificate]:
@@ -325,7 +329,10 @@ def _check_leaf(leaf: x509.Certificate, policy: ValidationPolicy) -> None:
 
 def _check_revocation(path: Sequence[x509.Certificate],
                       crls: list[x509.CertificateRevocationList], ocsp: OcspCheck | None,
-                      at: _dt.datetime) -> None:
+                      at: _dt.datetime) -> list[x509.Certificate]:
+    """Refuses a revoked certificate, or one whose responder cannot say; returns those that name
+    no responder at all (their status cannot be asked for, which is not a refusal)."""
+    unchecked = []
     for cert, issuer in zip(path, path[1:]):
         issuer_key = issuer.public_key()
         for crl in crls:
@@ -352,6 +359,9 @@ def _check_revocation(path: Sequence[x509.Certificate],
             if status is OcspStatus.UNKNOWN:
                 raise _Refused(Reason.REVOCATION_UNKNOWN, cert,
                                "the OCSP responder does not know it")
+            if status is OcspStatus.NOT_NAMED:
+                unchecked.append(cert)
+    return unchecked
 
 
 def _extension(cert: x509.Certificate, kind):

@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.netns import unavailable_reason
+from harness.pki.description import load_any_pnc_pki
+from harness.pki.files import CertificateFileError
 from harness.pki.tls import TlsMaterialError
 from harness.power.generic import CommandMapError, load_command_map
 from harness.power.models import DRIVERS, is_command_map
 from harness.rig.config import RigConfig
 from harness.rig.drivers import ROLES, driver_class
 from harness.rig.lock import RigBusy, RigLock, default_lock_path
+from harness.yamlfile import FileProblems
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,23 @@ class ProbeResult:
 def probe(config: RigConfig) -> Iterator[ProbeResult]:
     for role in ROLES:
         yield from driver_class(role, getattr(config, role).kind).probe(config)
+    if config.pki is not None:
+        yield pki(config.pki)
     if config.is_lab:
         yield lock(config)
+
+
+def pki(path: Path) -> ProbeResult:
+    """The rig's ISO 15118 PKI as the mock CSMS takes it (the roles' own parts are named when
+    they start)."""
+    what = f"pki {path}"
+    try:
+        loaded, responders = load_any_pnc_pki(path)
+    except (FileProblems, CertificateFileError, ValueError, TypeError) as exc:
+        return ProbeResult(what, False, str(exc))
+    return ProbeResult(what, True, f"{len(loaded.mo_roots)} MO root(s), {len(loaded.authorities)} CA certificates "
+                                   f"of {', '.join(loaded.parts)}; OCSP responders: "
+                                   f"{', '.join(sorted({*loaded.ocsp_urls, *responders})) or 'none named'}")
 
 
 def listen_port(host: str, port: int) -> ProbeResult:

@@ -155,6 +155,9 @@ class RigConfig:
     meter: MeterConfig
     lock: Path | None = None
     operator: OperatorConfig = OperatorConfig()
+    #: the ISO 15118 PKI of the run: a lab's PKI description (YAML) or a folder written by
+    #: `harness certs generate`; None: the harness generates one per run
+    pki: Path | None = None
 
     @property
     def is_lab(self) -> bool:
@@ -178,6 +181,9 @@ def parse_rig(data: Any, *, path: Path | None = None) -> RigConfig:
     if kind == "lab" and scale != 1.0:
         problems.add("timing.scale", "lab rigs run the standards' timers; only emulated rigs may scale time")
     lock = _path(top, "lock", base)
+    pki = _path(top, "pki", base)
+    if pki is not None and not pki.exists():
+        problems.add("pki", f"no such PKI description or folder: {pki}")
     csms = _csms(top.section("csms", required=True), base)
     evse = _evse(top.section("evse", required=True), base)
     ev = _ev(top.section("ev"), base)
@@ -190,7 +196,7 @@ def parse_rig(data: Any, *, path: Path | None = None) -> RigConfig:
     if problems:
         raise RigFileError(path or "<rig>", problems.items)
     return RigConfig(name=name, kind=kind, path=path, time_scale=scale, csms=csms, evse=evse, ev=ev,
-                     pilot=pilot, link=link, meter=meter, lock=lock, operator=operator)
+                     pilot=pilot, link=link, meter=meter, lock=lock, operator=operator, pki=pki)
 
 
 def _operator(reader: Reader, rig_kind: str) -> OperatorConfig:

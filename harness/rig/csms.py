@@ -22,6 +22,8 @@ from harness.ocpp.endpoint import CallTimeout, ConnectionLost, InvalidResponse
 from harness.ocpp.script import Script
 from harness.ocpp.security import SecurityPolicy
 from harness.ocpp.transactions import TransactionView, transactions
+from harness.pki.description import load_any_pnc_pki
+from harness.pki.files import CertificateFileError
 from harness.pki.ocpp import CertificateFiles, OcppPki, generate_ocpp_pki
 from harness.pki.profiles import Role as CertificateRole
 from harness.pki.revocation import RevocationServer
@@ -33,7 +35,8 @@ from harness.rig.config import RigConfig
 from harness.rig.role import Driver, Role
 from harness.trace import Event, Layer, TraceTimeout
 from harness.v2g.provisioning import ContractProvisioning
-from harness.verdicts import DutFailure, RigNotReady
+from harness.verdicts import DutFailure, NotApplicable, RigNotReady
+from harness.yamlfile import FileProblems
 
 if TYPE_CHECKING:
     from harness.rig.rig import Rig
@@ -69,6 +72,8 @@ class CsmsRole(Role):
                                        id_tokens=self.config.id_tokens,
                                        unknown_token_status=self.config.unknown_token_status)
         self.driver = driver(self)
+        #: the rig file's PKI when the CSMS serves it (None: the run's generated PKI)
+        self.lab_pki: Path | None = None
 
     @property
     def server(self) -> MockCsms | None:
@@ -304,25 +309,58 @@ class CsmsRole(Role):
                                               ocsp_url=iso2.ocsp_url(),
                                               crl_url=iso2.crl_url(CertificateRole.CPO_SUB_CA_2))
 
+    def plug_and_charge_backend(self) -> tuple[str | None, str | None]:
+        """Why the CSMS cannot sign SECC certificates, and why it cannot issue contracts for
+        Get15118EVCertificate (None: it can), once the run's ISO 15118 PKI is loaded."""
+        from harness.rig.hlc import material  # the PKI is loaded on first use
+
+        material(self.rig)
+        lab = f"the rig's PKI ({self.lab_pki})"
+        no_signer = None if self.behaviour.signer is not None else (
+            f"{lab} holds no -2 CPO Sub-CA 2 key, so the CSMS cannot sign SECC certificates")
+        no_contracts = None if self.behaviour.provisioning is not None else (
+            f"{lab} comes from a lab: its contracts come from its mobility operator, and the mock CSMS issues none")
+        return no_signer, no_contracts
+
+    def serve_lab_pki(self, path: Path) -> None:
+        """Be the Plug & Charge backend of a lab's PKI (a description file, or a folder written by
+        `harness certs generate`), as `harness csms serve --pki` is: trust its MO roots, know its
+        CAs, ask the OCSP responders its certificates name, and sign SECC certificates when it
+        holds the -2 CPO Sub-CA 2 key. Contracts come from the lab's MO: Get15118EVCertificate is
+        answered Failed. The run's own responder knows none of the lab's CAs."""
+        try:
+            pki, responders = load_any_pnc_pki(path)
+        except (FileProblems, CertificateFileError, ValueError, TypeError) as exc:
+            raise RigNotReady(f"the rig file's pki ({path}): {exc}") from None
+        self.behaviour.pnc = PncBackend(pki.mo_roots, pki.authorities, responders=responders)
+        self.behaviour.signer = CsrSigner.of(pki)
+        self.behaviour.provisioning = None
+        self.lab_pki = path
+
     def sign_faultily(self, fault: str) -> None:
         """Sign every SECC certificate request with ``fault`` (one of
         harness.pki.signing.SIGNING_FAULTS) until the next test case."""
-        if self.behaviour.signer is None:
-            raise RigNotReady("the CSMS has no CPO Sub-CA to sign SECC certificates with (no ISO 15118 PKI)")
+        no_signer, _ = self.plug_and_charge_backend()
+        if no_signer is not None or self.behaviour.signer is None:
+            raise NotApplicable(no_signer or "the CSMS cannot sign SECC certificates")
         self.behaviour.signer = replace(self.behaviour.signer, fault=fault)
 
     def publish_crl(self, name: str, crl: Any) -> None:
         """Serve ``crl`` at the run's ``/crl/<name>`` (until the next test case)."""
-        if self.driver.revocation is None:
-            raise RigNotReady("the CSMS role is not up, so the run has no CRL server")
-        self.driver.revocation.crls[name] = crl
+        self._revocation("serve a CRL for").crls[name] = crl
 
     def revoke(self, serial: int) -> None:
         """From now on the run's OCSP responder says the certificate with ``serial`` is revoked
         (until the next test case)."""
+        self._revocation("revoke").revoke(serial)
+
+    def _revocation(self, what: str) -> RevocationServer:
+        if self.lab_pki is not None:
+            raise NotApplicable(f"the rig's PKI ({self.lab_pki}) names its own OCSP responders and CRLs, so the "
+                                f"harness cannot {what} its certificates")
         if self.driver.revocation is None:
             raise RigNotReady("the CSMS role is not up, so the run has no OCSP responder")
-        self.driver.revocation.revoke(serial)
+        return self.driver.revocation
 
 
 def frame_type(event: Event) -> str | None:

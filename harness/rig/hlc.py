@@ -31,7 +31,9 @@ from harness.emulators.profiles import (
     load_ev_profile,
     load_evse_profile,
 )
+from harness.pki.description import PkiDescription
 from harness.pki.faults import CATALOGUE
+from harness.pki.files import CertificateFileError
 from harness.pki.profiles import Role as CertificateRole
 from harness.slac.ev import Failed
 from harness.trace import Event, Layer
@@ -45,7 +47,8 @@ from harness.v2g.probe import V2gProbe
 from harness.v2g.sdp import SdpError, discover
 from harness.v2g.timers import Timing
 from harness.v2g.vehicle import ChargePlan, Credentials, Vehicle
-from harness.verdicts import NotApplicable
+from harness.verdicts import NotApplicable, RigNotReady
+from harness.yamlfile import FileProblems
 
 if TYPE_CHECKING:
     from harness.rig.ev import EvRole
@@ -68,20 +71,47 @@ def timing(rig: "Rig") -> Timing:
 
 
 def material(rig: "Rig") -> V2gMaterial:
-    """The run's ISO 15118 PKI (generated once per rig, in <run dir>/pki/iso15118)."""
+    """The run's ISO 15118 PKI: the rig file's ``pki`` (a lab's description or a generated folder,
+    each emulated role taking what it uses), or one generated once per rig in
+    <run dir>/pki/iso15118. A PKI the rig file names that cannot be used stops the run
+    (RigNotReady, naming the file and the part)."""
     found = _MATERIAL.get(rig)
     if found is None:
-        evse_id = evse_profile(rig).capabilities.evse_id
         # the link's V2G key log: its captures carry each case's TLS secrets beside the pcap
         keylog = rig.link.keylog
         keylog.parent.mkdir(parents=True, exist_ok=True)
-        # the mock CSMS is the PKI's Plug & Charge backend and runs its OCSP responder
-        responder = rig.csms.ocsp_base_url
-        found = V2gMaterial.generate(rig.run_dir / "pki" / "iso15118", evse_id=evse_id, keylog=keylog,
-                                     **({"revocation_base_url": responder} if responder else {}))
-        rig.csms.serve_contracts(found)
+        if rig.config.pki is not None:
+            found = _lab_material(rig, rig.config.pki, keylog)
+            rig.csms.serve_lab_pki(rig.config.pki)
+        else:
+            # the mock CSMS is the PKI's Plug & Charge backend and runs its OCSP responder
+            responder = rig.csms.ocsp_base_url
+            found = V2gMaterial.generate(rig.run_dir / "pki" / "iso15118", evse_id=evse_profile(rig).capabilities.evse_id,
+                                         keylog=keylog, **({"revocation_base_url": responder} if responder else {}))
+            rig.csms.serve_contracts(found)
         _MATERIAL[rig] = found
     return found
+
+
+def _lab_material(rig: "Rig", pki: Path, keylog: Path) -> V2gMaterial:
+    try:
+        if pki.is_file():
+            description = PkiDescription.load(pki)
+            out = rig.run_dir / "pki" / "lab"
+            out.mkdir(parents=True, exist_ok=True)
+            for role, emulated in (("evse", rig.evse.emulated), ("ev", rig.config.ev.kind == "emulated")):
+                if emulated:
+                    description.materialize(out, role)
+            return V2gMaterial.load(out, keylog=keylog)
+        return V2gMaterial.load(pki, keylog=keylog)
+    except (FileProblems, CertificateFileError, ValueError) as exc:
+        raise RigNotReady(f"the rig file's pki ({pki}): {exc}") from None
+
+
+def shares_pki(rig: "Rig") -> bool:
+    """Whether the charger trusts the PKI the harness's EV holds: the reference EVSE does, and a
+    lab charger does when the rig file names the lab's PKI (``pki``)."""
+    return rig.evse.emulated or rig.config.pki is not None
 
 
 def evse_profile(rig: "Rig"):
@@ -285,7 +315,12 @@ class HlcDriver:
             known = ", ".join(f.id for f in CATALOGUE if f.applies_to(CertificateRole.CONTRACT))
             raise ValueError(f"contract_fault {fault_id!r} is no contract fault of the catalogue (known: {known})")
         pki = material(self.rig).iso20 if generation == "iso20" else material(self.rig).iso2
-        case = fault.apply(pki.chain(CertificateRole.CONTRACT), emaid=pki.common_name(CertificateRole.CONTRACT))
+        try:
+            chain = pki.chain(CertificateRole.CONTRACT)
+        except KeyError as missing:
+            raise NotApplicable(f"the rig's PKI holds no key of the {generation} {missing.args[0].value}, so the "
+                                f"harness cannot build a contract chain with {fault_id}") from None
+        case = fault.apply(chain, emaid=pki.common_name(CertificateRole.CONTRACT))
         for crl in case.crls:
             issuer = next(role for role, issued in pki.issued.items() if issued.cert.subject == crl.issuer)
             self.rig.csms.publish_crl(Path(pki.crl_url(issuer)).name, crl)
@@ -318,8 +353,8 @@ class HlcDriver:
         profile = self._profile()
         vehicle.mac = self.rig.link.ev_mac() or profile.evccid
         generation = sap.pki_generation(plan.protocols[0])
-        emulated = self.rig.evse.emulated
-        if plan.identification == "PnC" and emulated:
+        trusted = shares_pki(self.rig)
+        if plan.identification == "PnC" and trusted:
             # one set per generation: a -20 session never presents the -2 contract (P-256) it holds
             for wanted in {sap.pki_generation(p) for p in plan.protocols}:
                 credentials = vehicle.wallet.get(wanted)
@@ -329,9 +364,9 @@ class HlcDriver:
             vehicle.credentials = vehicle.wallet[generation]
         vehicle.presenting = {}  # this session only: the wallet keeps the good contract
         if contract_fault is not None:
-            if plan.identification != "PnC" or not emulated:
+            if plan.identification != "PnC" or not trusted:
                 raise ValueError("contract_fault needs a Plug & Charge session with a charger that trusts the run's "
-                                 "PKI (capability plug_and_charge)")
+                                 "PKI (the reference EVSE, or a lab charger with the rig file's pki)")
             vehicle.presenting[generation] = self._faulty_contract(contract_fault, generation,
                                                                    vehicle.wallet[generation])
             vehicle.credentials = vehicle.presenting[generation]
@@ -351,7 +386,7 @@ class HlcDriver:
         context = None
         if where.tls:
             tls_fault = plan_faults.tls_fault()
-            context = material(self.rig).evcc_context(plan.protocols, trusted=tls_fault is None) if emulated else None
+            context = material(self.rig).evcc_context(plan.protocols, trusted=tls_fault is None) if trusted else None
         outcome = await self.ev.charge(where.address, where.port, context=context, faults=plan_faults,
                                        resume_session_id=self.paused_session if resume else None,
                                        sockets=self.rig.link.host("ev").sockets)
@@ -384,7 +419,7 @@ class HlcDriver:
             raise AssertionError(no_link)
         timing_ = timing(self.rig)
         where = await self._discover(tls, timing_)
-        context = material(self.rig).evcc_context(generation) if where.tls and self.rig.evse.emulated else None
+        context = material(self.rig).evcc_context(generation) if where.tls and shares_pki(self.rig) else None
         probe = await V2gProbe.open(self.rig.trace, where.address, where.port, context=context,
                                     sockets=self.rig.link.host("ev").sockets)
         return ProbeHandle(self.rig, probe)

@@ -34,6 +34,7 @@ from harness.v2g.pnc import ContractDelivery, common_name
 from harness.v2g.sap import pki_generation
 from harness.v2g.secc_tls import SeccTls
 from harness.v2g.vehicle import Credentials
+from harness.verdicts import NotApplicable
 
 
 @dataclass
@@ -155,7 +156,12 @@ class V2gMaterial:
         if fault is None:
             known = ", ".join(f.id for f in CATALOGUE if f.applies_to(Role.SECC))
             raise ValueError(f"{fault_id!r} is no SECC chain fault of the catalogue (known: {known})")
-        case = fault.apply(self.iso2.chain(Role.SECC))
+        try:
+            chain = self.iso2.chain(Role.SECC)
+        except KeyError as missing:
+            raise NotApplicable(f"the PKI holds no key of the -2 {missing.args[0].value}, so the harness cannot "
+                                f"build an SECC chain with {fault_id}") from None
+        case = fault.apply(chain)
         folder = self.directory / "faulty-secc" / fault.id
         chain_file = write_pem(folder / "secc-chain.pem", *case.certificates)
         key_file = write_key(folder / "secc.key", case.leaf.key)

@@ -352,3 +352,37 @@ def test_every_plug_and_charge_answer_satisfies_the_versions_schema(tmp_path, re
         answer = asyncio.run(handler(IncomingCall(Endpoint(), "m", action, request))).payload
         frames.validate(action, answer, ocpp_version, request=False)
         assert answer.get("status", answer.get("idTokenInfo", {}).get("status")) == "Accepted", (action, answer)
+
+
+# -- certificates that name no OCSP responder --------------------------------------------------------
+
+def test_hash_data_without_a_responder_url_is_judged_on_its_chain_and_says_so(backend, pki, responder):
+    """A Sub-CA without AIA (test and lab PKIs issue them) arrives with an empty responderURL:
+    nothing to ask, so the entry is not refused, and the verdict says its revocation was not
+    checked; the entries that name a responder are still asked."""
+    data = hash_data(pki)
+    data[1]["responderURL"] = ""
+    verdict = backend.check_hash_data(data)
+    assert verdict.certificate_status == "Accepted", verdict.detail
+    assert "revocation not checked for iso15118CertificateHashData[1]" in verdict.detail
+    chain = pki.chain(Role.CONTRACT)
+    asked = sorted(r.serial_number for r in responder.requests)
+    assert asked == sorted([chain.leaf.cert.serial_number, chain.sub_cas[1].cert.serial_number])
+
+
+def test_a_revoked_contract_is_refused_even_when_a_sub_ca_names_no_responder(backend, pki, responder):
+    data = hash_data(pki)
+    data[2]["responderURL"] = ""
+    responder.revoke(pki.chain(Role.CONTRACT).leaf.cert.serial_number)
+    assert backend.check_hash_data(data).certificate_status == "CertificateRevoked"
+
+
+def test_a_contract_chain_without_aia_is_accepted_with_its_revocation_unchecked(pki):
+    """The certificate path (central validation): a contract whose certificates name no responder."""
+    root = issue(name("No AIA MO Root"), None, validity=_dt.timedelta(days=30), ca=True,
+                 key_usage=PROFILES[Role.MO_ROOT].key_usage)
+    contract = issue(name(EMAID, "No AIA MO", domain_component="MO"), root, validity=_dt.timedelta(days=30), ca=False,
+                     key_usage=PROFILES[Role.CONTRACT].key_usage)
+    verdict = PncBackend([root.cert], []).check_certificate(pem([contract.cert]), EMAID)
+    assert verdict.certificate_status == "Accepted", verdict.detail
+    assert f"revocation not checked for {EMAID}" in verdict.detail

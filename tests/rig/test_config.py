@@ -75,6 +75,7 @@ def test_every_problem_is_reported_with_its_path():
     ({**MINIMAL, "ev": {"soc": 1.5}}, "ev.soc: must be at most 1.0"),
     ({**MINIMAL, "link": {"kind": "nic"}}, "link.iface: is required for a nic link"),
     ({**MINIMAL, "csms": {"tls": {"certificate": "nowhere.pem"}}}, "csms.tls.certificate: no such file"),
+    ({**MINIMAL, "pki": "no-such-pki.yaml"}, "pki: no such PKI description or folder"),
     # every loopback address, not only 127.0.0.1, is out of a lab charger's reach
     ({"name": "l", "kind": "lab", "csms": {"host": "127.0.0.2"}, "ev": {"kind": "none"}, "pilot": {"kind": "none"},
       "evse": {"kind": "lab", "station_id": "S", "ocpp": {"version": "2.0.1", "password": "p" * 16}}},

@@ -7,16 +7,25 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from harness.pki.description import PkiDescription, PkiDescriptionError
 from harness.pki.files import CertificateFileError
+from harness.rig.config import load_rig
+from harness.rig.hlc import material
+from harness.rig.rig import Rig
+from harness.trace import Recorder
+from harness.verdicts import NotApplicable
 from tests.pki.openssl_cli import OPENSSL, needs_openssl
 from tests.v2g.test_cli import _ev, _serve, _stop
 
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD_ENV = "HARNESS_TEST_LAB_PKI_PASSWORD"
 EXTENSIONS = {
     "root": "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n",
@@ -47,12 +56,30 @@ def _issue(work: Path, name: str, subject: str, kind: str, issuer: str | None = 
              "-extfile", f"{name}.ext", "-out", f"{name}.pem")
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Path:
+def ca_work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ca-work")
+
+
+@pytest.fixture(scope="module")
+def lab_ocsp_url() -> str:
+    """Where the lab's MO answers OCSP for its contracts (the contract's AIA names it)."""
+    return f"http://127.0.0.1:{_free_port()}/ocsp"
+
+
+@pytest.fixture(scope="module")
+def lab(ca_work, lab_ocsp_url, tmp_path_factory) -> Path:
     """The lab's PKI: what its suppliers handed over, in their layout; the CA keys stay with them."""
     if OPENSSL is None:
         pytest.skip("the openssl command line is not installed")
-    work = tmp_path_factory.mktemp("ca-work")
+    work = ca_work
+    EXTENSIONS["contract-aia"] = EXTENSIONS["contract"] + f"authorityInfoAccess=OCSP;URI:{lab_ocsp_url}\n"
     _issue(work, "v2g-root", "/DC=V2G/O=Lab V2G/CN=Lab V2G Root CA", "root")
     _issue(work, "other-root", "/DC=V2G/O=Other V2G/CN=Other V2G Root CA", "root")
     _issue(work, "cpo1", "/DC=V2G/O=Lab CPO/CN=Lab CPO Sub-CA 1", "sub1", "v2g-root")
@@ -61,7 +88,7 @@ def lab(tmp_path_factory) -> Path:
     _issue(work, "mo-root", "/DC=MO/O=Lab MO/CN=Lab MO Root CA", "root")
     _issue(work, "mo1", "/DC=MO/O=Lab MO/CN=Lab MO Sub-CA 1", "sub1", "mo-root")
     _issue(work, "mo2", "/DC=MO/O=Lab MO/CN=Lab MO Sub-CA 2", "sub2", "mo1")
-    _issue(work, "contract", "/DC=MO/O=Lab MO/CN=DELABC00000001", "contract", "mo2")
+    _issue(work, "contract", "/DC=MO/O=Lab MO/CN=DELABC00000001", "contract-aia", "mo2")
     lab = tmp_path_factory.mktemp("lab")
     for folder in ("roots", "charger", "vehicle"):
         (lab / folder).mkdir()
@@ -84,6 +111,7 @@ iso2:
   mo_roots: [roots/MO-ROOT.crt]
   secc: {{chain: charger/SECC_chain.pem, key: charger/SECC.key.enc}}
   contract: {{chain: vehicle/contract-chain.pem, key: vehicle/contract.pem.key}}
+ocsp_responders: [{lab_ocsp_url}]
 """)
     return lab
 
@@ -149,3 +177,62 @@ def test_a_wrong_password_names_the_key_and_the_role(lab, tmp_path, monkeypatch)
     monkeypatch.setenv(PASSWORD_ENV, "wrong")
     with pytest.raises(CertificateFileError, match=r"iso2\.secc\.key for the evse"):
         PkiDescription.load(lab / "pki.yaml").materialize(tmp_path, "evse")
+
+
+@pytest.fixture(scope="module")
+def lab_responder(lab, ca_work, lab_ocsp_url):
+    """The lab MO's OCSP responder for its Sub-CA 2: `openssl ocsp`, software the harness did not
+    write, answering from a CA index in which the contract is valid."""
+    contract = x509.load_pem_x509_certificate((ca_work / "contract.pem").read_bytes())
+    expiry = contract.not_valid_after_utc.strftime("%y%m%d%H%M%SZ")
+    subject = "/" + "/".join(reversed(contract.subject.rfc4514_string().split(",")))
+    (ca_work / "index.txt").write_text(f"V\t{expiry}\t\t{contract.serial_number:X}\tunknown\t{subject}\n")
+    port = lab_ocsp_url.rsplit(":", 1)[1].split("/")[0]
+    process = subprocess.Popen([OPENSSL, "ocsp", "-index", "index.txt", "-port", port, "-rsigner", "mo2.pem",
+                                "-rkey", "mo2.key", "-CA", "mo2.pem", "-ndays", "1"], cwd=ca_work,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # openssl serves one connection at a time: wait for its banner rather than probe the port
+    assert process.stdout is not None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "waiting for OCSP client connections" not in process.stdout.readline():
+        assert process.poll() is None, "openssl ocsp did not start"
+    yield contract
+    process.terminate()
+    process.wait(10)
+
+
+@needs_openssl
+def test_a_rig_runs_plug_and_charge_with_the_labs_pki(harness_command, lab, lab_responder, tmp_path):
+    """The rig file names the lab's description (``pki``): the reference EVSE and the EV take
+    their parts, and the mock CSMS is the backend of the lab's MO roots, asking the lab's own OCSP
+    responder (openssl's) about the contract the charger sends as hash data (OCPP 2.0.1 C07)."""
+    rig_file = tmp_path / "rig.yaml"
+    rig_text = (ROOT / "rigs" / "emulated.yaml").read_text()
+    rig_text = rig_text.replace("../fixtures/", f"{ROOT}/fixtures/")
+    rig_file.write_text(rig_text + f"\npki: {lab / 'pki.yaml'}\n")
+    checked = subprocess.run([*harness_command, "rig", "check", "--rig", str(rig_file)], capture_output=True,
+                             text=True, timeout=60)
+    assert f"[ok] pki {lab / 'pki.yaml'}: 1 MO root(s)" in checked.stdout, checked.stdout + checked.stderr
+    rig = Rig(load_rig(rig_file), run_dir=tmp_path / "run", trace=Recorder(tmp_path / "trace.jsonl"), run_id="lab")
+    rig.setup()
+    try:
+        mark = rig.trace.now()
+        result = rig.ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1)
+        assert result.ok, result.outcome.reason
+        verdicts = [e.payload for e in rig.trace.select(name="ContractVerdict", observer="csms", since=mark)]
+        assert verdicts and verdicts[-1]["certificate_status"] == "Accepted", verdicts
+        authorize = [e.payload["payload"] for e in rig.csms.messages("Authorize", since=mark, kind="CALL")]
+        hash_data = authorize[-1]["iso15118CertificateHashData"]
+        assert {h["serialNumber"].lower().lstrip("0") for h in hash_data} >= {format(lab_responder.serial_number, "x")}
+        assert any(h["responderURL"].endswith("/ocsp") for h in hash_data)
+        assert [t.id_token for t in rig.csms.transactions(since=mark)] == ["DELABC00000001"]
+        # what the lab's PKI does not let the harness do is not applicable, not an error
+        with pytest.raises(NotApplicable, match="names its own OCSP responders"):
+            rig.csms.revoke(lab_responder.serial_number)
+        with pytest.raises(NotApplicable, match="holds no -2 CPO Sub-CA 2 key"):
+            rig.csms.sign_faultily("expired")
+        with pytest.raises(NotApplicable, match="holds no key of the -2"):
+            material(rig).faulty_secc_context("expired-leaf")
+        assert rig.csms.plug_and_charge_backend()[1] is not None  # contracts come from the lab's MO
+    finally:
+        assert rig.teardown() == []
