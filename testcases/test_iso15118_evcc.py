@@ -95,7 +95,7 @@ def test_ev_ignores_a_malformed_v2gtp_header(rig, evse, ev, step):
 @pytest.mark.case("V2G-EVCC-007")
 @pytest.mark.requires("ev", "iso15118")
 @pytest.mark.parametrize("fault", SECC_FAULTS)
-def test_ev_refuses_a_faulty_secc_chain(rig, evse, ev, step, fault):
+def test_ev_refuses_a_faulty_secc_chain(rig, evse, ev, step, reaction, fault):
     why_not = NOT_JUDGED.get(fault.id)
     if why_not:
         pytest.skip(why_not)
@@ -104,6 +104,9 @@ def test_ev_refuses_a_faulty_secc_chain(rig, evse, ev, step, fault):
     result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1)
     with step(f"the EV does not talk to an SECC with that chain (observed: {result.outcome.reason})"):
         sent = result.names("sent")
+        reaction("ISO 15118", "the EV's first V2G message", expected="none: TLS refused, or closed before a request",
+                 observed=f"{len(sent)} requests, from {sent[0]}" if sent else f"none ({result.outcome.reason})",
+                 judged=True, agrees=not sent and not result.ok)
         assert not result.ok and not sent, (
             f"the EV accepted an SECC chain with {fault.id} ({fault.description}) and sent {len(sent)} requests, "
             f"{', '.join(sent[:3])}{', ...' if len(sent) > 3 else ''}; "

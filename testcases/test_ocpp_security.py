@@ -57,7 +57,7 @@ def test_connection_on_profile(rig, csms, evse, step, kpi, profile):
         csms.wait_for_message("Heartbeat", since=mark, timeout=rig.scaled(30) + 5)
 
 
-def _refused_then_recovers(rig, csms, step, kpi, policy, expect: str, *, tls: bool) -> None:
+def _refused_then_recovers(rig, csms, step, kpi, policy, expect: str, *, tls: bool, reaction=None) -> None:
     mark = rig.trace.now()
     with step(f"the CSMS restarts {expect}"):
         csms.restart(policy)
@@ -68,7 +68,13 @@ def _refused_then_recovers(rig, csms, step, kpi, policy, expect: str, *, tls: bo
         first = rig.trace.wait_for(_reconnect_window(rig), name=name, observer="csms", since=mark)
         second = rig.trace.wait_for(_reconnect_window(rig), name=name, observer="csms", since=first.mono + 1e-6)
         kpi("retry_after_refusal_s", second.mono - first.mono, "s")
-        assert not csms.messages("Connected", since=mark), "the station got connected"
+        connected = csms.messages("Connected", since=mark)
+        if reaction is not None:
+            reaction("OCPP", "the connection", expected="refused in the TLS handshake, again on each retry",
+                     observed=f"{len(csms.refusals(since=mark))} attempts refused"
+                              + ("; then connected" if connected else ", none got in"),
+                     judged=True, agrees=not connected)
+        assert not connected, "the station got connected"
         if not tls:
             assert first.payload["status"] == 401, f"refused with {first.payload['status']}, expected 401"
     with step("with valid settings back, the station reconnects"):
@@ -86,7 +92,7 @@ def test_wrong_password_refused(rig, csms, evse, step, kpi):
 
 @pytest.mark.case("OCPP-SEC-003")
 @pytest.mark.parametrize("fault", list(SERVER_FAULTS))
-def test_faulty_server_certificate(rig, csms, evse, step, kpi, fault):
+def test_faulty_server_certificate(rig, csms, evse, step, kpi, reaction, fault):
     _on_profile(rig, csms, evse, max(2, evse.security_profile), step)
     server = csms.tls.faulty_servers.get(fault)
     if server is None:
@@ -94,11 +100,15 @@ def test_faulty_server_certificate(rig, csms, evse, step, kpi, fault):
                     f"cannot issue a certificate that is {SERVER_FAULTS[fault]}")
     mark = rig.trace.now()
     policy = csms.policy(evse.security_profile, server=server)
-    _refused_then_recovers(rig, csms, step, kpi, policy, f"with a certificate {SERVER_FAULTS[fault]}", tls=True)
+    _refused_then_recovers(rig, csms, step, kpi, policy, f"with a certificate {SERVER_FAULTS[fault]}", tls=True,
+                           reaction=reaction)
     event_type = security_event_type("csms_certificate", v16=evse.version is OcppVersion.V16)
     with step(f"back online, the station reports the security event {event_type}"):
-        csms.wait_for_message("SecurityEventNotification", since=mark, timeout=rig.scaled(60) + 5,
-                              where=lambda p: p.get("type") == event_type, what=f"type {event_type}")
+        seen = csms.security_events(event_type, since=mark, timeout=rig.scaled(60) + 5)
+        reaction("OCPP", "SecurityEventNotification type", expected=event_type, observed=", ".join(seen) or "none",
+                 judged=True, agrees=event_type in seen)
+        assert event_type in seen, (f"the station reported {', '.join(seen) or 'no security event'}, not "
+                                    f"{event_type} (a critical event of OCPP 2.0.1 Part 2 Appendix 1)")
 
 
 @pytest.mark.case("OCPP-SEC-004")

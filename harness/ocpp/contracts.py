@@ -56,7 +56,8 @@ CERTIFICATE_STATUSES = ("Accepted", "SignatureError", "CertificateExpired", "Cer
                         "NoCertificateAvailable", "CertChainError", "ContractCancelled")
 
 #: why a chain failed validation -> the certificateStatus the CSMS answers
-_STATUS_FOR: dict[Reason, str] = {
+#: AuthorizeCertificateStatusEnumType for a contract refused for a reason (else CertChainError)
+CERTIFICATE_STATUS_FOR: dict[Reason, str] = {
     Reason.EXPIRED: "CertificateExpired",
     Reason.NOT_YET_VALID: "CertificateExpired",  # the enumeration has no "not yet valid"
     Reason.REVOKED: "CertificateRevoked",
@@ -118,7 +119,7 @@ class PncBackend:
             return ContractVerdict("CertChainError", f"contract chain cannot be checked: {exc}")
         if not result.ok:
             assert result.reason is not None
-            return ContractVerdict(_STATUS_FOR.get(result.reason, "CertChainError"),
+            return ContractVerdict(CERTIFICATE_STATUS_FOR.get(result.reason, "CertChainError"),
                                    f"contract chain ({generation.value}) refused: {result}")
         cn = name_of(chain[0])
         if not same_emaid(cn, emaid):

@@ -1,7 +1,7 @@
 """The part of the pytest plugin that runs suites (registered by :mod:`harness.plugin`).
 
 With ``--harness-rig FILE`` it brings the rig up once for the session, gives the suites their role
-fixtures (``rig``, ``csms``, ``evse``, ``ev``, ``meter``, ``trace``, ``kpi``, ``step``,
+fixtures (``rig``, ``csms``, ``evse``, ``ev``, ``meter``, ``trace``, ``kpi``, ``reaction``, ``step``,
 ``evidence``), skips at collection what the rig file says the rig cannot do, turns each test into a
 conformance verdict with the id, title and references from the catalogue, and writes the report
 folder: report.html, junit.xml, allure-results/, conformance.json, conformance.html and
@@ -14,6 +14,7 @@ pytest run in an environment where the harness is installed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import html
 import os
@@ -28,7 +29,7 @@ import pytest
 
 from harness.report import conformance
 from harness.report.catalogue import Catalogue, CatalogueError, TestCase, load_catalogue
-from harness.report.conformance import CaseResult, Kpi
+from harness.report.conformance import CaseResult, Kpi, Reaction
 from harness.report.evidence import Evidence
 from harness.rig.operator import OperatorUnavailable
 from harness.rig.role import RoleUnavailable
@@ -348,6 +349,29 @@ def kpi(request: pytest.FixtureRequest) -> Callable[..., None]:
 
 
 @pytest.fixture
+def reaction(request: pytest.FixtureRequest) -> Callable[..., Reaction]:
+    """Put what the DUT was expected to do on one protocol beside what it did, for the reports:
+    ``reaction("ISO 15118", "AuthorizationRes", expected="FAILED_CertificateExpired",
+    observed=code, note="...")``; ``agrees`` when the two may differ in words and still agree. It
+    does not decide the verdict (asserts do); ``judged=True`` says that an assert in the case
+    rests on this row."""
+    results: list[Reaction] = request.node.stash.setdefault(_REACTIONS, [])
+    session = _session(request.config)
+
+    def record(protocol: str, what: str, *, expected: str, observed: str, judged: bool = False,
+               note: str = "", agrees: bool | None = None) -> Reaction:
+        row = Reaction(protocol, what, expected, observed, judged, note, agrees)
+        results.append(row)
+        if session is not None:
+            session.trace.emit(Layer.VERDICT, "Reaction", f"{protocol} {what}: expected {expected}, observed "
+                               f"{observed}" + ("" if row.matches else " (differs)"), src="harness",
+                               payload={**dataclasses.asdict(row), "matches": row.matches})
+        return row
+
+    return record
+
+
+@pytest.fixture
 def step(request: pytest.FixtureRequest) -> Callable[[str], contextlib.AbstractContextManager]:
     """``with step("plug in the EV"):`` -- a named step in the timeline and in Allure."""
     session = _session(request.config)
@@ -365,6 +389,7 @@ def step(request: pytest.FixtureRequest) -> Callable[[str], contextlib.AbstractC
 
 
 _KPIS = pytest.StashKey[list[Kpi]]()
+_REACTIONS = pytest.StashKey[list[Reaction]]()
 _EVIDENCE = pytest.StashKey[Evidence]()
 _CAPTURES = pytest.StashKey[list]()
 _START = pytest.StashKey[tuple]()
@@ -552,6 +577,7 @@ def _record_verdict(session: HarnessSession, item: pytest.Item, case: TestCase, 
     session.results[item.nodeid] = CaseResult(
         case=case, nodeid=item.nodeid, parameters=parameters, verdict=verdict, message=message, started=started,
         duration_s=time.monotonic() - started_mono if timed else 0.0, kpis=list(item.stash.get(_KPIS, None) or ()),
+        reactions=list(item.stash.get(_REACTIONS, None) or ()),
         trace_span=(first_seq, last.seq) if first_seq is not None else None,
         evidence={**(item.stash[_EVIDENCE].by_kind() if _EVIDENCE in item.stash else {}),
                   **({"captures": item.stash[_CAPTURES]} if _CAPTURES in item.stash else {})})

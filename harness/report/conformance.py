@@ -34,6 +34,26 @@ class Kpi:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class Reaction:
+    """What the device under test was expected to do on one protocol, and what it did: the
+    report shows these side by side. ``judged``: the verdict rests on this row; otherwise it is
+    shown for the reader (the rule does not fix it exactly, ``note`` says why)."""
+
+    protocol: str
+    what: str
+    expected: str
+    observed: str
+    judged: bool = False
+    note: str = ""
+    #: whether the observation is what was expected (None: the texts are equal)
+    agrees: bool | None = None
+
+    @property
+    def matches(self) -> bool:
+        return self.expected == self.observed if self.agrees is None else self.agrees
+
+
 @dataclass
 class CaseResult:
     case: TestCase
@@ -44,6 +64,7 @@ class CaseResult:
     started: str = ""
     duration_s: float = 0.0
     kpis: list[Kpi] = field(default_factory=list)
+    reactions: list[Reaction] = field(default_factory=list)
     #: first and last timeline sequence numbers recorded while the test ran
     trace_span: tuple[int, int] | None = None
     evidence: dict[str, list[str]] = field(default_factory=dict)
@@ -68,6 +89,7 @@ class CaseResult:
             "message": self.message,
             "references": {k: list(v) for k, v in self.case.references.items()},
             "kpis": [asdict(k) for k in self.kpis],
+            "reactions": [{**asdict(r), "matches": r.matches} for r in self.reactions],
             "started": self.started,
             "duration_s": round(self.duration_s, 3),
             "evidence": {**self.evidence,

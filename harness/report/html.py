@@ -31,6 +31,7 @@ text-align:left;vertical-align:top} th{background:#f3f5f7} .meta td:first-child{
 pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;margin:0}
 details{margin:.3em 0} summary{cursor:pointer} .ev td{font:12px ui-monospace,monospace}
 .muted{color:#57606a} .l-fault td,.l-verdict td{background:#fff8c5}
+.rx td.same{color:#1a7f37;font-weight:600} .rx td.differs{color:#9a6700;font-weight:600}
 """
 
 
@@ -153,6 +154,8 @@ def _case_details(case: dict[str, Any], trace: Recorder | None, folder: Path | N
         parts.append(f"<pre>{_e(case['message'])}</pre>")
     if case.get("parameters"):
         parts.append(_table(case["parameters"].items()))
+    if case.get("reactions"):
+        parts.append(_reactions_table(case["reactions"]))
     plots = case.get("evidence", {}).get("plots", [])
     for plot in plots:
         parts.append(f"<p><img alt='{_e(plot)}' src='{_image_source(plot, folder)}' style='max-width:100%'></p>")
@@ -162,6 +165,20 @@ def _case_details(case: dict[str, Any], trace: Recorder | None, folder: Path | N
         parts.append(_events_table(events))
     parts.append("</details>")
     return "".join(parts)
+
+
+def _reactions_table(reactions: list[dict[str, Any]]) -> str:
+    """Expected beside observed, protocol by protocol; a row the verdict does not rest on says so."""
+    rows = []
+    for r in sorted(reactions, key=lambda r: not r.get("judged")):  # what the verdict rests on first
+        judged = "decides the verdict" if r.get("judged") else "shown, not judged"
+        comparison = ("same", "yes") if r.get("matches") else ("differs", "no")
+        note = f"<br><span class='muted'>{_e(r['note'])}</span>" if r.get("note") else ""
+        rows.append(f"<tr><td>{_e(r['protocol'])}</td><td>{_e(r['what'])}</td><td><code>{_e(r['expected'])}</code>"
+                    f"</td><td><code>{_e(r['observed'])}</code></td><td class='{comparison[0]}'>{comparison[1]}</td>"
+                    f"<td>{judged}{note}</td></tr>")
+    return ("<table class='rx'><tr><th>Protocol</th><th>What</th><th>Expected</th><th>Observed</th><th>Agrees</th>"
+            "<th>Verdict</th></tr>" + "".join(rows) + "</table>")
 
 
 def _image_source(plot: str, folder: Path | None) -> str:

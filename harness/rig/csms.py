@@ -209,6 +209,17 @@ class CsmsRole(Role):
             raise TraceTimeout(f"the EVSE sent no {action} {kind}{f' ({what})' if what else ''} within "
                                f"{timeout:g} s") from None
 
+    def security_events(self, wanted: str, *, since: float, timeout: float) -> list[str]:
+        """The SecurityEventNotification types the EVSE sent since ``since``, once ``wanted`` is
+        among them or ``timeout`` has passed (the caller judges)."""
+        try:
+            self.wait_for_message("SecurityEventNotification", since=since, timeout=timeout,
+                                  where=lambda p: p.get("type") == wanted)
+        except TraceTimeout:
+            pass
+        return [str((e.payload.get("payload") or {}).get("type"))
+                for e in self.messages("SecurityEventNotification", since=since, kind="CALL")]
+
     def messages(self, action: str | None = None, *, since: float | None = None, kind: str | None = None,
                  transaction_id: str | None = None) -> list[Event]:
         """OCPP frames the CSMS exchanged with the EVSE, oldest first."""

@@ -27,8 +27,11 @@ import pytest
 from harness.plugin import inconclusive
 
 @pytest.mark.case("DEMO-PASS")
-def test_pass(evse, kpi):
+def test_pass(evse, kpi, reaction):
     kpi("answer", 42, "units")
+    reaction("OCPP", "BootNotification", expected="Accepted", observed="Accepted", judged=True)
+    reaction("ISO 15118", "a code", expected="FAILED_CertificateExpired", observed="FAILED_CertChainError",
+             note="shown only")
 
 @pytest.mark.case("DEMO-FAIL")
 def test_fail(evse):
@@ -68,7 +71,14 @@ def test_outcomes_map_to_verdicts(pytester):
     failed = next(c for c in document["cases"] if c["id"] == "DEMO-FAIL")
     assert "Someone Else" in failed["message"]
     assert "no-such-capability" in next(c for c in document["cases"] if c["id"] == "DEMO-SKIP")["message"]
-    assert next(c for c in document["cases"] if c["id"] == "DEMO-PASS")["kpis"][0]["value"] == 42
+    passed = next(c for c in document["cases"] if c["id"] == "DEMO-PASS")
+    assert passed["kpis"][0]["value"] == 42
+    # expected beside observed, per protocol, with whether the verdict rests on the row
+    assert [(r["protocol"], r["matches"], r["judged"]) for r in passed["reactions"]] == [
+        ("OCPP", True, True), ("ISO 15118", False, False)]
+    page = (report / "conformance.html").read_text()
+    assert "<th>Expected</th><th>Observed</th><th>Agrees</th>" in page
+    assert "FAILED_CertChainError</code></td><td class='differs'>no</td><td>shown, not judged" in page
 
 
 def test_a_test_without_a_catalogue_entry_is_refused(pytester):
