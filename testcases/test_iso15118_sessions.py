@@ -15,6 +15,7 @@ from cryptography import x509
 
 from harness import exi
 from harness.ocpp import commands
+from harness.v2g import messages
 
 DIN_SEQUENCE = ["SessionSetupReq", "ServiceDiscoveryReq", "ServicePaymentSelectionReq", "ContractAuthenticationReq",
                 "ChargeParameterDiscoveryReq", "CableCheckReq", "PreChargeReq", "PowerDeliveryReq", "CurrentDemandReq",
@@ -211,19 +212,27 @@ def test_iso2_renegotiation_by_the_ev(rig, csms, evse, ev, step):
 
 @pytest.mark.case("V2G-SES-006")
 @pytest.mark.requires("ev", "iso15118", "plug_and_charge")
-def test_iso2_certificate_installation(rig, csms, evse, ev, step):
+@pytest.mark.parametrize("protocol, energy, after", [("iso2", "AC", "PaymentServiceSelectionReq"),
+                                                     ("iso20-dc", "DC", "AuthorizationSetupReq")],
+                         ids=["iso2", "iso20"])
+def test_certificate_installation(rig, csms, evse, ev, step, protocol, energy, after):
     _, no_contracts = csms.plug_and_charge_backend()
     if no_contracts:
         pytest.skip(no_contracts)
     mark = rig.trace.now()
-    with step("the EV asks for a contract (CertificateInstallationReq) and charges with it"):
-        result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1,
+    with step(f"the EV asks for a contract (CertificateInstallationReq, {protocol}) and charges with it"):
+        result = ev.charge(protocol=protocol, energy=energy, identification="PnC", tls=True, cycles=1,
                            certificate="install")
+        if protocol.startswith("iso20") and result.response_codes().get("AuthorizationSetupRes") == "OK":
+            offered = result.received("AuthorizationSetupRes")[0]["AuthorizationSetupRes"]
+            assert offered.get("CertificateInstallationService"), (
+                "AuthorizationSetupRes offers PnC without CertificateInstallationService, so an EV without a "
+                "contract cannot get one (ISO 15118-20 CertificateInstallation)")
         assert result.ok, result.outcome.reason
         requests = _requests(result)
-        assert requests[requests.index("PaymentServiceSelectionReq") + 1] == "CertificateInstallationReq"
+        assert requests[requests.index(after) + 1] == "CertificateInstallationReq"
         delivery = result.received("CertificateInstallationRes")[0]
-        assert "Signature" in delivery["V2G_Message"]["Header"]
+        assert "Signature" in messages.header_of(delivery)
         _all_ok(result)
     with step("the charger got the contract from the CSMS (Get15118EVCertificate Install)"):
         def install(payload):

@@ -195,7 +195,7 @@ def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer 
           f"{', '.join(pki.parts)}; OCSP responder {', '.join(pki.ocsp_urls) or '(none named)'}"
           + (" served here" if responder else "") + "; SECC certificates "
           + (f"signed by {signer.issuer.subject_cn}" if signer else "not signed (no -2 CPO Sub-CA 2 key in the folder)")
-          + "; -2 contracts for Get15118EVCertificate " + ("issued" if provisioning else f"not issued ({why_not})"))
+          + "; -2 and -20 contracts for Get15118EVCertificate " + ("issued" if provisioning else f"not issued ({why_not})"))
     return backend, responder, signer, provisioning
 
 
@@ -212,10 +212,10 @@ def _provisioning(directory: Path, pki: PncPki, password: bytes | None,
     except (CertificateFileError, ValueError) as exc:
         return None, str(exc)
     missing = [r.value for r in (Role.MO_SUB_CA_2, Role.CPS, Role.CPO_SUB_CA_2) if r not in material.iso2.issued]
-    oem_root = pki.by_role.get(("iso2", Role.OEM_ROOT))
-    if missing or oem_root is None:
+    oem_roots = [root for part in ("iso2", "iso20") if (root := pki.by_role.get((part, Role.OEM_ROOT)))]
+    if missing or not oem_roots:
         return None, f"{directory}/iso2 lacks the certificate and key of {', '.join(missing) or 'oem-root'}"
-    return ContractProvisioning(material.provisioning().deliver, oem_roots=[oem_root], mo_roots=pki.mo_roots,
+    return ContractProvisioning(material.provisioning().deliver, oem_roots=oem_roots, mo_roots=pki.mo_roots,
                                 authorities=pki.authorities, ocsp=backend.ocsp_check), ""
 
 

@@ -36,9 +36,9 @@ from harness.pki.profiles import Generation
 from harness.pki.revocation import certificate_hash_data
 from harness.pki.signing import chain_pem
 from harness.trace import Layer
-from harness.v2g import messages, sap
+from harness.v2g import messages
 from harness.v2g.equipment import EvseCapabilities
-from harness.v2g.pnc import BACKEND_REFUSALS, ContractCheck
+from harness.v2g.pnc import BACKEND_REFUSALS, PROVISIONING_NAMESPACES, ContractCheck
 
 if TYPE_CHECKING:
     from harness.emulators.evse import Connector, ReferenceEvse
@@ -136,19 +136,24 @@ class OcppBridge(ChargePort):
 
     # -- contract installation and update through the CSMS (OCPP 2.0.1 M01, M02) ----------------
 
+    def installs_certificates(self, generation: str) -> bool:
+        return True  # the CSMS provisions (Get15118EVCertificate); what it answers goes to the EV
+
     def certificate_relay(self, request: str, message: dict, schema: str) -> Callable[[], Awaitable[dict | None]]:
         """The EV's CertificateInstallationReq / CertificateUpdateReq goes to the CSMS as it came
-        (Get15118EVCertificate), and the CSMS's signed response goes back to the EV as it is."""
+        (Get15118EVCertificate, iso15118SchemaVersion naming the generation's schema), and the
+        CSMS's signed response goes back to the EV as it is."""
         action = "Install" if request == "CertificateInstallationReq" else "Update"
+        family = "iso20" if schema.startswith("iso20") else "iso2"
 
         async def ask() -> dict | None:
             exi_request = base64.b64encode(exi.encode(message, schema)).decode()
-            status, exi_response = await self.evse.ev_certificate(sap.ISO2.namespace, action, exi_request)
+            status, exi_response = await self.evse.ev_certificate(PROVISIONING_NAMESPACES[family], action, exi_request)
             self._emit("EvCertificateRelayed", f"{request} relayed to the CSMS: {status}", action=action)
             if status != "Accepted" or exi_response is None:
                 return None
             try:
-                return exi.decode(base64.b64decode(exi_response, validate=True), messages.schema_of("iso2",
+                return exi.decode(base64.b64decode(exi_response, validate=True), messages.schema_of(family,
                                   request.replace("Req", "Res")))
             except (binascii.Error, ValueError, TypeError) as exc:
                 self._emit("EvCertificateRelayed", f"the CSMS's exiResponse does not decode: {exc}", action=action)

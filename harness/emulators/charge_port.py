@@ -194,6 +194,9 @@ class ChargePort:
         return self.provisioning.deliver(request, oem_chain=oem_chain, contract_chain=contract_chain, emaid=emaid,
                                          generation=generation)
 
+    def installs_certificates(self, generation: str) -> bool:
+        return self.provisioning is not None
+
     def certificate_relay(self, request: str, message: dict,
                           schema: str) -> Callable[[], Awaitable[dict | None]] | None:
         return None  # this charger provisions contracts itself (certificate_service)

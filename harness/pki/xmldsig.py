@@ -103,6 +103,7 @@ SIGNED_ELEMENTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("iso2", "ChargeParameterDiscoveryRes"): ("SalesTariff",),
     ("iso20", "AuthorizationReq"): ("PnC_AReqAuthorizationMode",),
     ("iso20", "MeteringConfirmationReq"): ("SignedMeteringData",),
+    ("iso20", "CertificateInstallationReq"): ("OEMProvisioningCertificateChain",),
     ("iso20", "CertificateInstallationRes"): ("SignedInstallationData",),
 }
 

@@ -301,7 +301,7 @@ class CsmsRole(Role):
     def serve_contracts(self, material: "V2gMaterial") -> None:
         """Be the Plug & Charge backend of the run's ISO 15118 PKI: trust its MO roots, know its
         CAs, answer OCSP for them (the responder its certificates name), sign SECC certificates
-        with its -2 CPO Sub-CA 2, and issue -2 contracts for Get15118EVCertificate."""
+        with its -2 CPO Sub-CA 2, and issue -2 and -20 contracts for Get15118EVCertificate."""
         authorities = material.authorities()
         revocation = self.driver.revocation
         if revocation is not None:
@@ -310,7 +310,9 @@ class CsmsRole(Role):
                                         responders=[revocation.ocsp_url] if revocation else [])
         iso2 = material.iso2
         self.behaviour.provisioning = ContractProvisioning(
-            material.provisioning().deliver, oem_roots=[iso2.issued[CertificateRole.OEM_ROOT].cert],
+            material.provisioning().deliver,
+            oem_roots=[p.issued[CertificateRole.OEM_ROOT].cert for p in (iso2, material.iso20)
+                       if CertificateRole.OEM_ROOT in p.issued],
             mo_roots=material.all_mo_roots(), authorities=[a.cert for a in authorities],
             ocsp=self.behaviour.pnc.ocsp_check)
         cpo_sub_ca_2 = iso2.issued.get(CertificateRole.CPO_SUB_CA_2)

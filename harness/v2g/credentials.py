@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from harness.pki import tls
 from harness.pki.builder import Issued, KeyAlgorithm, issue, name, write_key, write_pem
-from harness.pki.contract_key import encrypt_iso2
+from harness.pki.contract_key import encrypt_iso2, encrypt_iso20
 from harness.pki.faults import CATALOGUE
 from harness.pki.files import CertificateFileError, load_certificates, load_private_key
 from harness.pki.iso15118 import DEFAULT_REVOCATION_BASE_URL, Iso15118Pki, build_iso15118_pki, write_iso15118_pki
@@ -272,8 +272,8 @@ class CertificateProvisioning:
 
     def deliver(self, request: str, *, oem_chain=(), contract_chain=(), emaid: str | None = None,
                 generation: str = "iso2") -> ContractDelivery | None:
-        if generation != "iso2":
-            return None  # -20 certificate installation is not provided by the emulated rig
+        if generation == "iso20":
+            return self._deliver_iso20(request, oem_chain, emaid)
         pki = self.material.iso2
         recipient = oem_chain[0] if request == "install" and oem_chain else \
             contract_chain[0] if contract_chain else None
@@ -291,6 +291,31 @@ class CertificateProvisioning:
             raise TypeError(f"the contract key for {emaid} is {type(issued.key).__name__}, not an elliptic-curve "
                             "key: ISO 15118-2 encrypts only secp256r1 contract keys")
         sealed = encrypt_iso2(issued.key, recipient)
+        chain = [issued.cert, pki.issued[Role.MO_SUB_CA_2].cert, pki.issued[Role.MO_SUB_CA_1].cert]
+        return ContractDelivery(chain, sealed.encrypted_private_key, sealed.dh_public_key, emaid,
+                                pki.chain(Role.CPS).presented, pki.issued[Role.CPS].key)
+
+    def _deliver_iso20(self, request: str, oem_chain, emaid: str | None) -> ContractDelivery | None:
+        """-20 installation: a secp521r1 contract from the -20 MO Sub-CA 2, its key sealed for the
+        OEM provisioning certificate's key with the PCID (its CN) in the AAD, the delivery signed
+        by the -20 CPS key. -20 has no CertificateUpdate."""
+        pki = self.material.iso20
+        missing = [r.value for r in (Role.MO_SUB_CA_2, Role.MO_SUB_CA_1, Role.CPS) if r not in pki.issued]
+        if request != "install" or not oem_chain or missing:
+            return None
+        recipient = oem_chain[0]
+        if not isinstance(recipient.public_key(), ec.EllipticCurvePublicKey):
+            return None  # an Ed448 OEM key needs its X448 counterpart (harness.pki.contract_key)
+        emaid = emaid or DEFAULT_EMAID
+        profile = PROFILES[Role.CONTRACT]
+        issued = issue(name(emaid, profile.organization, country="DE", domain_component=profile.domain_component),
+                       pki.issued[Role.MO_SUB_CA_2], algorithm=KeyAlgorithm.SECP521R1,
+                       validity=_dt.timedelta(days=365), ca=False, key_usage=profile.key_usage,
+                       ski_method=Generation.ISO20.ski_method, ocsp_url=pki.ocsp_url(),
+                       crl_url=pki.crl_url(Role.MO_SUB_CA_2))
+        if not isinstance(issued.key, ec.EllipticCurvePrivateKey):
+            raise TypeError(f"the -20 contract key for {emaid} is {type(issued.key).__name__}")
+        sealed = encrypt_iso20(issued.key, recipient, pcid=common_name(recipient), contract_certificate=issued.cert)
         chain = [issued.cert, pki.issued[Role.MO_SUB_CA_2].cert, pki.issued[Role.MO_SUB_CA_1].cert]
         return ContractDelivery(chain, sealed.encrypted_private_key, sealed.dh_public_key, emaid,
                                 pki.chain(Role.CPS).presented, pki.issued[Role.CPS].key)

@@ -149,6 +149,11 @@ class Equipment(Protocol):
         available (:class:`harness.v2g.pnc.ContractDelivery`)."""
         ...
 
+    def installs_certificates(self, generation: str) -> bool:
+        """Whether the charger offers certificate installation for ``generation`` ("iso2",
+        "iso20"): through a secondary actor, or by itself."""
+        ...
+
     def certificate_relay(self, request: str, message: dict,
                           schema: str) -> Callable[[], Awaitable[dict | None]] | None:
         """How a charger that hands the EV's CertificateInstallationReq / CertificateUpdateReq

@@ -9,8 +9,14 @@ FAILED_SequenceError ([V2G20-459]), a foreign SessionID with FAILED_UnknownSessi
 ([V2G20-460]), a bad signature with FAILED_SignatureError ([V2G20-461]); FAILED responses carry
 only the mandatory parameters at minimal size ([V2G20-736]).
 
-Not provided: CertificateInstallation and MeteringConfirmation of -20 (the SECC answers them with
-a sequence error), WPT and ACDP.
+Certificate installation (CertificateInstallationReq/Res, CommonMessages): the EVCC asks for a
+contract after AuthorizationSetupRes offers CertificateInstallationService, signing its
+OEMProvisioningCertificateChain; the SECC relays the request to its CSMS (OCPP
+Get15118EVCertificate) or provisions itself, and the EVCC checks the CPS signature over
+SignedInstallationData, decrypts the contract key and authorizes with the new contract.
+
+Not provided: MeteringConfirmation of -20 (the SECC answers it with a sequence error), WPT and
+ACDP.
 
 The DC messages of -20 (DC_CableCheck, DC_PreCharge, DC_ChargeLoop, DC_WeldingDetection) differ
 from those of DIN 70121 and -2; they share the EVCC's DC timers and the EV's voltage thresholds
@@ -23,9 +29,10 @@ import base64
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from harness.pki.contract_key import EncryptedContractKey, decrypt_iso20
 from harness.pki.profiles import Generation
 from harness.pki.xmldsig import verify_message
-from harness.v2g import pnc
+from harness.v2g import messages, pnc
 from harness.v2g.dc import (
     PRE_CHARGE_TOLERANCE_V,
     WELDING_ATTEMPTS,
@@ -47,7 +54,10 @@ ALWAYS = "always"
 NEXT: dict[str, dict[str, str]] = {
     START:                            {"SessionSetupReq": ALWAYS},
     "SessionSetupRes":                {"AuthorizationSetupReq": ALWAYS, "SessionStopReq": ALWAYS},
-    "AuthorizationSetupRes":          {"AuthorizationReq": ALWAYS, "SessionStopReq": ALWAYS},
+    "AuthorizationSetupRes":          {"AuthorizationReq": ALWAYS, "CertificateInstallationReq": ALWAYS,
+                                       "SessionStopReq": ALWAYS},
+    "CertificateInstallationRes":     {"CertificateInstallationReq": "ongoing", "AuthorizationReq": "finished",
+                                       "SessionStopReq": ALWAYS},
     "AuthorizationRes":               {"AuthorizationReq": "ongoing", "ServiceDiscoveryReq": "finished",
                                        "SessionStopReq": ALWAYS},
     "ServiceDiscoveryRes":            {"ServiceDetailReq": ALWAYS, "ServiceSelectionReq": ALWAYS,
@@ -228,7 +238,8 @@ class Iso20Rules(Rules):
         c = _secc(s)
         c.authorizations = services
         result: dict[str, Any] = {"ResponseCode": "OK", "AuthorizationServices": services,
-                                  "CertificateInstallationService": False}
+                                  "CertificateInstallationService": "PnC" in services
+                                  and s.equipment.installs_certificates("iso20")}
         if "PnC" in services:
             challenge = c.challenge = base64.b64encode(s.random_bytes(16)).decode()
             result["PnC_ASResAuthorizationMode"] = {"GenChallenge": challenge}
@@ -275,6 +286,30 @@ class Iso20Rules(Rules):
         processing = "Finished" if status == "Accepted" else "Ongoing"
         c.processing = processing
         return Reply({"ResponseCode": "OK", "EVSEProcessing": processing}, notices=notices)
+
+    def _secc_CertificateInstallationReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
+        request = "CertificateInstallationReq"
+        relay = s.equipment.certificate_relay(request, message, messages.schema_of("iso20", request))
+        if relay is not None:
+            async def later() -> Reply:
+                response = await relay()
+                if response is None:
+                    return Reply(self.secc_failure(s, request, "WARNING_NoCertificateAvailable"))
+                return Reply(messages.body_of(response), message=response)
+
+            return Reply({}, later=later)
+        try:
+            chain = pnc.chain_from_json(body["OEMProvisioningCertificateChain"], "OEMProvisioningCertificateChain")
+        except pnc.CertificateDataError:
+            return Reply(self.secc_failure(s, request, "WARNING_CertificateValidationError"))
+        verification = verify_message(message, "iso20", chain[0])
+        if not verification.ok:
+            s.facts["signature_problem"] = str(verification)
+            return Reply(self.secc_failure(s, request, "FAILED_SignatureError"))
+        delivery = s.equipment.certificate_service("install", oem_chain=chain, generation="iso20")
+        if delivery is None:
+            return Reply(self.secc_failure(s, request, "WARNING_NoCertificateAvailable"))
+        return Reply(pnc.delivery_body_iso20(delivery), sign=(delivery.cps_key, ()))
 
     def _secc_ServiceDiscoveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         services = _secc(s).services
@@ -548,6 +583,7 @@ class Iso20Rules(Rules):
             "AuthorizationSetupReq": {"AuthorizationServices": ["EIM"], "CertificateInstallationService": False,
                                       "EIM_ASResAuthorizationMode": {}},
             "AuthorizationReq": {"EVSEProcessing": "Finished"},
+            "CertificateInstallationReq": pnc.empty_delivery_iso20(),
             "ServiceDiscoveryReq": {"ServiceRenegotiationSupported": False,
                                     "EnergyTransferServiceList": {"Service": [{"ServiceID": 1, "FreeService": False}]}},
             "ServiceDetailReq": {"ServiceID": 1, "ServiceParameterList": {"ParameterSet": [
@@ -595,6 +631,53 @@ class Iso20Rules(Rules):
             if "GenChallenge" not in mode:
                 return Stop(False, "AuthorizationSetupRes offers PnC without a GenChallenge")
             c.challenge = mode["GenChallenge"]
+            if e.ev.plan.certificate == "install":
+                if not body.get("CertificateInstallationService"):
+                    return Stop(False, "the EVSE offers no certificate installation (CertificateInstallationService "
+                                       "false)")
+                return self._certificate_installation(e)
+        return self._authorization(e)
+
+    def _certificate_installation(self, e: EvccSession, delay: float = 0.0) -> Request | Stop:
+        credentials = e.ev.credentials
+        if not credentials.oem_chain or credentials.oem_key is None:
+            return Stop(False, "certificate installation needs an OEM provisioning certificate")
+        return Request("CertificateInstallationReq", {
+            "OEMProvisioningCertificateChain": pnc.chain_json_iso20(credentials.oem_chain, element_id="id1"),
+            "ListOfRootCertificateIDs": pnc.root_certificate_ids(credentials.v2g_roots),
+            "MaximumContractCertificateChains": 1}, delay=delay,
+            sign=(credentials.oem_key, ("OEMProvisioningCertificateChain",)))
+
+    def _after_CertificateInstallationRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
+        code = body["ResponseCode"]
+        if not code.startswith("OK"):
+            return Stop(False, f"CertificateInstallationRes {code}", code=code)
+        _evcc(e).processing = body["EVSEProcessing"]
+        if body["EVSEProcessing"] != "Finished":
+            return self._certificate_installation(e, e.timing.wait(e.ev.plan.ongoing_interval))
+        data = body["SignedInstallationData"]
+        try:
+            cps_chain = pnc.chain_from_json(body["CPSCertificateChain"], "CPSCertificateChain")
+            chain = pnc.chain_from_json(data["ContractCertificateChain"], "ContractCertificateChain")
+        except pnc.CertificateDataError as exc:
+            return Stop(False, str(exc))
+        verification = verify_message(message, "iso20", cps_chain[0])
+        if not verification.ok:
+            return Stop(False, f"certificate delivery signature: {verification}")
+        if data.get("ECDHCurve") != "SECP521" or "SECP521_EncryptedPrivateKey" not in data:
+            return Stop(False, f"the delivery's key is sealed for {data.get('ECDHCurve')}; this EV holds a secp521r1 "
+                               "OEM provisioning key")
+        credentials = e.ev.credentials
+        delivered = EncryptedContractKey(base64.b64decode(data["DHPublicKey"]),
+                                         base64.b64decode(data["SECP521_EncryptedPrivateKey"]))
+        try:
+            key = decrypt_iso20(delivered, credentials.oem_key, pcid=pnc.common_name(credentials.oem_chain[0]),
+                                contract_certificate=chain[0])
+        except ValueError as exc:
+            return Stop(False, f"contract key: {exc}")
+        credentials.contract_chain, credentials.contract_key = chain, key
+        credentials.emaid = pnc.common_name(chain[0])
+        e.facts["contract_installed"] = credentials.emaid
         return self._authorization(e)
 
     def _authorization(self, e: EvccSession, delay: float = 0.0) -> Request | Stop:

@@ -178,6 +178,14 @@ def contract_notice(check: ContractCheck) -> Notice:
                   {"checked_by": check.checked_by, "refusal": check.refusal, "detail": check.detail})
 
 
+#: OCPP Get15118EVCertificate iso15118SchemaVersion (the namespace of the schema the EXI of the
+#: certificate messages is encoded with), by PKI generation: -2's MsgDef, -20's CommonMessages
+PROVISIONING_NAMESPACES: dict[str, str] = {
+    "iso2": "urn:iso:15118:2:2013:MsgDef",
+    "iso20": "urn:iso:std:iso:15118:-20:CommonMessages",
+}
+
+
 @dataclass
 class ContractDelivery:
     """A contract for the EV, ready for CertificateInstallationRes / CertificateUpdateRes."""
@@ -205,6 +213,39 @@ def delivery_body(delivery: ContractDelivery, request: str) -> dict:
     if request == "CertificateUpdateReq":
         body["RetryCounter"] = 0
     return body
+
+
+def chain_json_iso20(chain: Sequence[x509.Certificate], *, element_id: str | None = None) -> dict:
+    """An -20 certificate chain (CertificateChainType, SignedCertificateChainType with
+    ``element_id``, ContractCertificateChainType): the leaf, then SubCertificates (1 to 3)."""
+    if not 2 <= len(chain) <= 4:
+        raise ValueError(f"an ISO 15118-20 contract or provisioning chain has 1 to 3 Sub-CAs, not {len(chain) - 1}")
+    return chain_json(chain, element_id=element_id)
+
+
+def delivery_body_iso20(delivery: ContractDelivery) -> dict:
+    """CertificateInstallationRes (-20) for a delivered contract, OK: the CPS chain, and the
+    SignedInstallationData the CPS signs (contract chain, ECDH curve, the ephemeral public key and
+    the encrypted contract key; ISO 15118-20 CommonMessages, 7.9.2.5)."""
+    return {"ResponseCode": "OK", "EVSEProcessing": "Finished",
+            "CPSCertificateChain": chain_json(delivery.cps_chain),
+            "SignedInstallationData": {
+                "Id": "id1", "ContractCertificateChain": chain_json_iso20(delivery.contract_chain),
+                "ECDHCurve": "SECP521", "DHPublicKey": base64.b64encode(delivery.dh_public_key).decode(),
+                "SECP521_EncryptedPrivateKey": base64.b64encode(delivery.encrypted_private_key).decode()},
+            "RemainingContractCertificateChains": 0}
+
+
+def empty_delivery_iso20() -> dict:
+    """The mandatory elements of a refused -20 CertificateInstallationRes at their minimal sizes
+    ([V2G20-736]; the key fields have fixed lengths: DHPublicKey 133 bytes, the SECP521 key 94)."""
+    empty = base64.b64encode(b"\0").decode()
+    return {"EVSEProcessing": "Finished", "CPSCertificateChain": {"Certificate": empty},
+            "SignedInstallationData": {"Id": "id1", "ContractCertificateChain": {
+                "Certificate": empty, "SubCertificates": {"Certificate": [empty]}},
+                "ECDHCurve": "SECP521", "DHPublicKey": base64.b64encode(bytes(133)).decode(),
+                "SECP521_EncryptedPrivateKey": base64.b64encode(bytes(94)).decode()},
+            "RemainingContractCertificateChains": 0}
 
 
 def empty_delivery() -> dict:

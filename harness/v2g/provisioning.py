@@ -13,12 +13,21 @@ FAILED_CertChainError, FAILED_CertificateExpired, FAILED_CertificateRevoked,
 FAILED_NoCertificateAvailable). Either way the OCPP status is Accepted: the EXI response is the
 answer. Failed is for a request the service cannot read (not base64, not EXI, another message, a
 schema version it does not provision).
+
+For ISO 15118-20 (``urn:iso:std:iso:15118:-20:CommonMessages``, Install only: -20 has no
+CertificateUpdate): the OEMProvisioningCertificateChain element is signed with its leaf's key and
+must chain to a known OEM root by the -20 rules; the response's SignedInstallationData carries
+the contract chain, the ephemeral secp521r1 key and the contract key sealed with AES-GCM
+(harness.pki.contract_key, whose -20 key derivation is an assumption named there), signed with
+the -20 CPS key. Refusals use the -20 codes (FAILED_SignatureError, WARNING_CertificateExpired,
+WARNING_CertificateValidationError, WARNING_NoCertificateAvailable...).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -28,12 +37,14 @@ from harness import exi
 from harness.pki.profiles import Generation, Role, same_emaid
 from harness.pki.validate import OcspCheck, issuers_among, policy_for, validate_chain
 from harness.pki.xmldsig import sign_message, verify_message
-from harness.v2g import messages, pnc, sap
+from harness.v2g import messages, pnc
 
 #: the ISO 15118 schema versions this service provisions, and the harness's schema key
-SCHEMA_VERSIONS = {sap.ISO2.namespace: "iso2"}
-#: OCPP's action -> the request it carries
-REQUESTS = {"Install": "CertificateInstallationReq", "Update": "CertificateUpdateReq"}
+SCHEMA_VERSIONS = {namespace: generation for generation, namespace in pnc.PROVISIONING_NAMESPACES.items()}
+#: OCPP's action -> the request it carries, per generation (-20 has no CertificateUpdate)
+REQUESTS = {"iso2": {"Install": "CertificateInstallationReq", "Update": "CertificateUpdateReq"},
+            "iso20": {"Install": "CertificateInstallationReq"}}
+GENERATIONS = {"iso2": Generation.ISO2, "iso20": Generation.ISO20}
 
 #: the service's contract issuer: (request "install"/"update", oem chain, contract chain, eMAID)
 Deliver = Callable[..., "pnc.ContractDelivery | None"]
@@ -64,9 +75,10 @@ class ContractProvisioning:
         if schema is None:
             return ProvisioningAnswer("Failed", None, f"iso15118SchemaVersion {schema_version!r}: this service "
                                       f"provisions {', '.join(SCHEMA_VERSIONS)} only")
-        expected = REQUESTS.get(action)
+        expected = REQUESTS[schema].get(action)
         if expected is None:
-            return ProvisioningAnswer("Failed", None, f"action {action!r} is neither Install nor Update")
+            return ProvisioningAnswer("Failed", None, f"action {action!r} is not one of {', '.join(REQUESTS[schema])} "
+                                                      f"for {schema_version}")
         try:
             data = base64.b64decode(exi_request, validate=True)
             message = exi.decode(data, schema)
@@ -76,22 +88,26 @@ class ContractProvisioning:
         if name != expected:
             return ProvisioningAnswer("Failed", None, f"exiRequest holds {name}, not the {expected} of {action}")
         body = messages.body_of(message)
-        session_id = message["V2G_Message"]["Header"]["SessionID"]
+        session_id = messages.session_id_of(message) or ""
         code, delivery, detail = self._deliver(expected, body, message, schema)
+        answer_name = expected.replace("Req", "Res")
         if delivery is None:
-            response_body = {"ResponseCode": code, **pnc.empty_delivery()}
+            response_body = {"ResponseCode": code,
+                             **(pnc.empty_delivery_iso20() if schema == "iso20" else pnc.empty_delivery())}
             if expected == "CertificateUpdateReq":
                 response_body["RetryCounter"] = 0
-            response = messages.wrap(schema, expected.replace("Req", "Res"), response_body, session_id)
+            response = messages.wrap(schema, answer_name, response_body, session_id, timestamp=int(time.time()))
         else:
-            response = sign_message(messages.wrap(schema, expected.replace("Req", "Res"),
-                                                  pnc.delivery_body(delivery, expected), session_id),
-                                    messages.schema_of(schema, expected.replace("Req", "Res")), delivery.cps_key)
-        encoded = exi.encode(response, messages.schema_of(schema, expected.replace("Req", "Res")))
+            body_out = pnc.delivery_body_iso20(delivery) if schema == "iso20" else pnc.delivery_body(delivery, expected)
+            response = sign_message(messages.wrap(schema, answer_name, body_out, session_id, timestamp=int(time.time())),
+                                    messages.schema_of(schema, answer_name), delivery.cps_key)
+        encoded = exi.encode(response, messages.schema_of(schema, answer_name))
         return ProvisioningAnswer("Accepted", base64.b64encode(encoded).decode(), f"{code}: {detail}")
 
     def _deliver(self, request: str, body: dict, message: dict,
                  schema: str) -> tuple[str, pnc.ContractDelivery | None, str]:
+        if schema == "iso20":
+            return self._deliver_iso20(body, message)
         if request == "CertificateInstallationReq":
             try:
                 signer = pnc.certificate_from_b64(body["OEMProvisioningCert"], "OEMProvisioningCert")
@@ -128,4 +144,26 @@ class ContractProvisioning:
             delivery = self.deliver("update", contract_chain=chain, emaid=pnc.common_name(signer), generation=schema)
         if delivery is None:
             return "FAILED_NoCertificateAvailable", None, "no contract to deliver"
+        return "OK", delivery, f"contract {delivery.emaid} (serial {delivery.contract_chain[0].serial_number:X})"
+
+    def _deliver_iso20(self, body: dict, message: dict) -> tuple[str, pnc.ContractDelivery | None, str]:
+        """-20 CertificateInstallationReq: the OEMProvisioningCertificateChain (signed by the EV with
+        its leaf's key, the Sub-CAs beside it) must chain to a known OEM root with the -20 rules;
+        refusals use the -20 codes (FAILED_SignatureError, WARNING_Certificate*)."""
+        refusals = pnc.CONTRACT_REFUSALS[Generation.ISO20]
+        try:
+            chain = pnc.chain_from_json(body["OEMProvisioningCertificateChain"], "OEMProvisioningCertificateChain")
+        except pnc.CertificateDataError as exc:
+            return refusals[None], None, str(exc)
+        verification = verify_message(message, "iso20", chain[0])
+        if not verification.ok:
+            return "FAILED_SignatureError", None, f"CertificateInstallationReq signature: {verification}"
+        result = validate_chain(chain, self.oem_roots, policy=policy_for(Generation.ISO20, Role.OEM_PROVISIONING),
+                                ocsp=self.ocsp)
+        if not result.ok:
+            assert result.reason is not None
+            return refusals.get(result.reason, refusals[None]), None, f"the OEM provisioning chain: {result}"
+        delivery = self.deliver("install", oem_chain=chain, generation="iso20")
+        if delivery is None:
+            return "WARNING_NoCertificateAvailable", None, "no -20 contract to deliver"
         return "OK", delivery, f"contract {delivery.emaid} (serial {delivery.contract_chain[0].serial_number:X})"

@@ -216,7 +216,7 @@ def _parts(served) -> tuple[str, list[x509.Certificate], x509.Certificate, list[
 
 def test_the_banner_names_the_pki_and_its_responder(served):
     assert "Plug & Charge: 2 MO root(s)" in served["banner"]
-    assert "-2 contracts for Get15118EVCertificate issued" in served["banner"]
+    assert "-2 and -20 contracts for Get15118EVCertificate issued" in served["banner"]
     assert f"OCSP responder {served['ocsp']} served here" in served["banner"]
 
 

@@ -204,18 +204,27 @@ def test_a_secc_chain_from_another_pki_is_refused_and_the_old_one_kept(pnc_rig):
         rig.csms.behaviour.signer = own
 
 
-def test_a_contract_is_installed_through_the_csms(pnc_rig):
+@pytest.mark.parametrize("protocol, energy, namespace", [
+    ("iso2", "AC", "urn:iso:15118:2:2013:MsgDef"), ("iso20-dc", "DC", "urn:iso:std:iso:15118:-20:CommonMessages")])
+def test_a_contract_is_installed_through_the_csms(pnc_rig, protocol, energy, namespace):
     """OCPP 2.0.1 M01 (1.6: the note's DataTransfer Get15118EVCertificate): the EVSE hands the EV's
-    CertificateInstallationReq to the CSMS, which issues the contract; the EV then charges with it."""
+    CertificateInstallationReq to the CSMS, which issues the contract; the EV then charges with it.
+    For -20 the request names the CommonMessages schema, and the EV decrypts a secp521r1 key."""
     rig, version, _ = pnc_rig
     rig.restore()
     mark = rig.trace.now()
-    result = rig.ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1,
+    result = rig.ev.charge(protocol=protocol, energy=energy, identification="PnC", tls=True, cycles=1,
                            certificate="install")
     assert result.ok, result.outcome.reason
+    assert "CertificateInstallationReq" in result.names("sent")
     provisioned = rig.trace.select(name="EvCertificateProvisioned", observer="csms", since=mark)
     assert [e.payload["status"] for e in provisioned] == ["Accepted"]
-    installed = rig.ev.contract("iso2")
+    calls = [e.payload["payload"] for e in rig.csms.messages(since=mark, kind="CALL")
+             if e.name in ("Get15118EVCertificate", "DataTransfer")]
+    requests = [json.loads(c["data"]) if "data" in c else c for c in calls
+                if "iso15118SchemaVersion" in c or c.get("messageId") == "Get15118EVCertificate"]
+    assert [r["iso15118SchemaVersion"] for r in requests] == [namespace]
+    installed = rig.ev.contract(protocol)
     assert format(installed.serial_number, "X") in provisioned[0].payload["detail"]
     verdicts = [e.payload["certificate_status"] for e in rig.trace.select(name="ContractVerdict", since=mark)]
     assert verdicts == ["Accepted"]  # the new contract then passed the CSMS's own check

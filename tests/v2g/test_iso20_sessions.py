@@ -133,6 +133,45 @@ def test_plug_and_charge_with_a_signed_authorization(run, material: V2gMaterial)
     assert pair.port.session.authorized.startswith("PnC:")
 
 
+def test_certificate_installation_at_a_charger_that_provisions_itself(run, material: V2gMaterial):
+    """-20 CertificateInstallation without a CSMS (evse serve): AuthorizationSetupRes offers the
+    service, the SECC checks the OEM chain's signature and issues a contract, the EV decrypts it
+    and authorizes with it."""
+    ev = vehicle(ChargePlan(protocols=("iso20-dc",), energy="DC", identification="PnC", cycles=1,
+                            certificate="install"))
+    ev.credentials = material.ev_credentials("iso20", contract=False)
+
+    async def scenario():
+        pair = await start_pair(material=material, mo_roots=material.mo_roots("iso20"))
+        try:
+            return await pair.charge(ev, tls=True), pair
+        finally:
+            await pair.close()
+
+    outcome, pair = run(scenario())
+    assert outcome.ok, outcome.reason
+    names = [e.name for e in _messages(pair.recorder) if e.src == "ev"]
+    assert names[names.index("AuthorizationSetupReq") + 1] == "CertificateInstallationReq"
+    assert ev.credentials.contract_chain and ev.credentials.contract_chain[0].public_key().curve.name == "secp521r1"
+    assert pair.port.session.authorized.startswith(f"PnC:{ev.credentials.emaid}")
+
+
+def test_a_charger_without_provisioning_offers_no_installation(run, material: V2gMaterial):
+    ev = vehicle(ChargePlan(protocols=("iso20-dc",), energy="DC", identification="PnC", cycles=1,
+                            certificate="install"))
+    ev.credentials = material.ev_credentials("iso20", contract=False)
+
+    async def scenario():
+        pair = await start_pair(material=material, provisioning=None)
+        try:
+            return await pair.charge(ev, tls=True)
+        finally:
+            await pair.close()
+
+    outcome = run(scenario())
+    assert not outcome.ok and "offers no certificate installation" in outcome.reason
+
+
 def test_pause_and_resume(run, material: V2gMaterial):
     ev = vehicle(ChargePlan(protocols=("iso20-ac",), energy="AC", cycles=1, pause=True))
 

@@ -12,7 +12,8 @@ from importlib import resources
 import pytest
 
 from harness import exi
-from harness.pki.contract_key import EncryptedContractKey, decrypt_iso2
+from harness.pki.builder import KeyAlgorithm
+from harness.pki.contract_key import EncryptedContractKey, decrypt_iso2, decrypt_iso20
 from harness.pki.iso15118 import build_iso15118_pki
 from harness.pki.profiles import Generation, Role
 from harness.pki.xmldsig import sign_message, verify_message
@@ -22,6 +23,7 @@ from harness.v2g.provisioning import ContractProvisioning
 from tests.pki.openssl_cli import needs_openssl, verify
 
 SCHEMA_VERSION = "urn:iso:15118:2:2013:MsgDef"
+ISO20_SCHEMA_VERSION = "urn:iso:std:iso:15118:-20:CommonMessages"
 #: OCPP 2.0.1 Get15118EVCertificateResponse.exiResponse, as the schema the ocpp package ships says
 OCPP201_EXI_RESPONSE_MAX = json.loads((resources.files("ocpp") / "v201" / "schemas" /
                                        "Get15118EVCertificateResponse.json").read_text())[
@@ -36,7 +38,8 @@ def material(tmp_path_factory):
 @pytest.fixture(scope="module")
 def service(material):
     return ContractProvisioning(material.provisioning().deliver,
-                                oem_roots=[material.iso2.issued[Role.OEM_ROOT].cert],
+                                oem_roots=[material.iso2.issued[Role.OEM_ROOT].cert,
+                                           material.iso20.issued[Role.OEM_ROOT].cert],
                                 mo_roots=material.all_mo_roots(),
                                 authorities=[a.cert for a in material.authorities()])
 
@@ -108,12 +111,13 @@ def test_a_request_not_signed_by_its_oem_certificate_is_a_signature_error(servic
 
 
 @pytest.mark.parametrize("schema, action, request_text, why", [
-    ("urn:iso:std:iso:15118:-20:CommonMessages", "Install", None, "provisions urn:iso:15118:2:2013:MsgDef only"),
-    (SCHEMA_VERSION, "Renew", None, "neither Install nor Update"),
+    ("urn:din:70121:2012:MsgDef", "Install", None, "this service provisions"),
+    (SCHEMA_VERSION, "Renew", None, "is not one of Install, Update"),
+    (ISO20_SCHEMA_VERSION, "Update", None, "is not one of Install for"),
     (SCHEMA_VERSION, "Install", "not base64!", "not a base64 EXI"),
     (SCHEMA_VERSION, "Install", base64.b64encode(b"\x80\x98\x02").decode(), "not a base64 EXI"),
     (SCHEMA_VERSION, "Update", "install", "not the CertificateUpdateReq of Update"),
-], ids=["iso20", "unknown-action", "not-base64", "not-exi", "wrong-message"])
+], ids=["din", "unknown-action", "iso20-update", "not-base64", "not-exi", "wrong-message"])
 def test_a_request_the_service_cannot_read_fails(service, material, schema, action, request_text, why):
     text = _installation(material) if request_text in (None, "install") else request_text
     answer = service.answer(schema, action, text)
@@ -148,3 +152,55 @@ def test_an_update_for_another_emaid_is_refused(service, material):
         "ListOfRootCertificateIDs": pnc.root_certificate_ids(credentials.v2g_roots)}, credentials.contract_key)
     _, body = _response(service.answer(SCHEMA_VERSION, "Update", request), "CertificateUpdateRes")
     assert body["ResponseCode"] == "FAILED_ContractCanceled"
+
+
+# -- ISO 15118-20 ----------------------------------------------------------------------------------
+
+def _installation_iso20(material, *, pki=None, key=None) -> str:
+    pki = pki or material.iso20
+    chain = pki.chain(Role.OEM_PROVISIONING)
+    message = sign_message(messages.wrap("iso20", "CertificateInstallationReq", {
+        "OEMProvisioningCertificateChain": pnc.chain_json_iso20(chain.presented, element_id="id1"),
+        "ListOfRootCertificateIDs": pnc.root_certificate_ids([pki.issued[Role.V2G_ROOT].cert]),
+        "MaximumContractCertificateChains": 1}, "0A0B0C0D0E0F1011", timestamp=1_700_000_000),
+        "iso20", key or chain.leaf.key, elements=("OEMProvisioningCertificateChain",))
+    return base64.b64encode(exi.encode(message, "iso20")).decode()
+
+
+def _response_iso20(answer) -> tuple[dict, dict]:
+    assert answer.status == "Accepted", answer.detail
+    message = exi.decode(base64.b64decode(answer.exi_response), "iso20")
+    assert messages.name_of(message) == "CertificateInstallationRes"
+    return message, messages.body_of(message)
+
+
+@needs_openssl
+def test_an_iso20_installation_gets_a_secp521r1_contract_the_ev_can_open(service, material, tmp_path):
+    """-20 CertificateInstallationRes: SignedInstallationData signed by the CPS key, the contract
+    chain valid against the -20 MO root (openssl), the secp521r1 key sealed for the OEM
+    provisioning key with the PCID in the AAD, in the fields' fixed sizes (133 and 94 bytes)."""
+    oem = material.iso20.issued[Role.OEM_PROVISIONING]
+    message, body = _response_iso20(service.answer(ISO20_SCHEMA_VERSION, "Install", _installation_iso20(material)))
+    assert body["ResponseCode"] == "OK" and body["EVSEProcessing"] == "Finished"
+    cps = pnc.chain_from_json(body["CPSCertificateChain"])
+    assert verify_message(message, "iso20", cps[0]).ok
+    data = body["SignedInstallationData"]
+    chain = pnc.chain_from_json(data["ContractCertificateChain"])
+    verdict = verify(tmp_path, chain, material.mo_roots("iso20"))
+    assert verdict.ok, verdict
+    dh, sealed = base64.b64decode(data["DHPublicKey"]), base64.b64decode(data["SECP521_EncryptedPrivateKey"])
+    assert (len(dh), len(sealed), data["ECDHCurve"]) == (133, 94, "SECP521")
+    key = decrypt_iso20(EncryptedContractKey(dh, sealed), oem.key, pcid=pnc.common_name(oem.cert),
+                        contract_certificate=chain[0])
+    assert key.public_key().public_numbers() == chain[0].public_key().public_numbers()
+
+
+def test_an_iso20_installation_from_an_unknown_oem_or_badly_signed_is_refused_with_the_20_codes(service, material):
+    stranger = build_iso15118_pki(Generation.ISO20, KeyAlgorithm.SECP521R1)
+    _, body = _response_iso20(service.answer(ISO20_SCHEMA_VERSION, "Install",
+                                             _installation_iso20(material, pki=stranger)))
+    assert body["ResponseCode"] == "WARNING_CertificateValidationError"
+    other = material.iso20.issued[Role.CONTRACT].key
+    _, body = _response_iso20(service.answer(ISO20_SCHEMA_VERSION, "Install", _installation_iso20(material, key=other)))
+    assert body["ResponseCode"] == "FAILED_SignatureError"
+    assert len(base64.b64decode(body["SignedInstallationData"]["DHPublicKey"])) == 133  # [V2G20-736] still valid
