@@ -95,13 +95,15 @@ def test_ev_ignores_a_malformed_v2gtp_header(rig, evse, ev, step):
 @pytest.mark.case("V2G-EVCC-007")
 @pytest.mark.requires("ev", "iso15118")
 @pytest.mark.parametrize("fault", SECC_FAULTS)
-def test_ev_refuses_a_faulty_secc_chain(rig, evse, ev, step, reaction, fault):
+@pytest.mark.parametrize("generation", ["iso2", "iso20"])
+def test_ev_refuses_a_faulty_secc_chain(rig, evse, ev, step, reaction, generation, fault):
     why_not = NOT_JUDGED.get(fault.id)
     if why_not:
         pytest.skip(why_not)
-    with step(f"the SECC presents its -2 chain with {fault.id}: {fault.description}"):
-        evse.inject_v2g(faults.fail_tls(fault.id))
-    result = ev.charge(protocol="iso2", energy="AC", identification="PnC", tls=True, cycles=1)
+    protocol, energy = ("iso20-dc", "DC") if generation == "iso20" else ("iso2", "AC")
+    with step(f"the SECC presents its {protocol} chain with {fault.id}: {fault.description}"):
+        evse.inject_v2g(faults.fail_tls(fault.id, generation))
+    result = ev.charge(protocol=protocol, energy=energy, identification="PnC", tls=True, cycles=1)
     with step(f"the EV does not talk to an SECC with that chain (observed: {result.outcome.reason})"):
         sent = result.names("sent")
         reaction("ISO 15118", "the EV's first V2G message", expected="none: TLS refused, or closed before a request",
@@ -111,5 +113,6 @@ def test_ev_refuses_a_faulty_secc_chain(rig, evse, ev, step, reaction, fault):
             f"the EV accepted an SECC chain with {fault.id} ({fault.description}) and sent {len(sent)} requests, "
             f"{', '.join(sent[:3])}{', ...' if len(sent) > 3 else ''}; "
             f"ISO 15118-2 7.7.3: the EVCC authenticates the SECC by its chain to a V2G root it trusts "
-            f"(RFC 5280 6: validity, signatures, CA constraints, key usage; -2: secp256r1 keys)")
+            f"(RFC 5280 6: validity, signatures, CA constraints, key usage; -2: secp256r1 keys; -20: "
+            f"secp521r1 or Ed448)")
 

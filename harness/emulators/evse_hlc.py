@@ -104,7 +104,8 @@ class EvseHlc:
             if tls_fault.value is None:
                 self.secc.present_untrusted(self.material.untrusted_secc_context())
             else:
-                self.secc.present_untrusted(*self.material.faulty_secc_context(tls_fault.value))
+                generation, chain_fault = tls_fault.value
+                self.secc.present_untrusted(*self.material.faulty_secc_context(chain_fault, generation))
 
     async def restore(self) -> None:
         """No faults, the configured TLS certificate, the profile's policies."""

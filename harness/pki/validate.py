@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, padding, rsa
 from cryptography.x509.oid import NameOID
 
@@ -285,16 +285,23 @@ def _check_authorities(path: Sequence[x509.Certificate]) -> None:
                            f"certificate(s) below it")
 
 
+def key_problem(cert: x509.Certificate, policy: ValidationPolicy) -> str | None:
+    """What is wrong with the key of ``cert`` under ``policy`` (None: an algorithm it allows)."""
+    try:
+        algorithm: KeyAlgorithm | None = KeyAlgorithm.of(cert.public_key())
+    except (TypeError, ValueError, UnsupportedAlgorithm):
+        algorithm = None
+    if algorithm in policy.algorithms:
+        return None
+    found = algorithm.value if algorithm else type(cert.public_key()).__name__
+    return f"{found} key; allowed: {', '.join(a.value for a in policy.algorithms)}"
+
+
 def _check_algorithms(path: Sequence[x509.Certificate], policy: ValidationPolicy) -> None:
     for child, parent in itertools.zip_longest(path, path[1:]):
-        try:
-            algorithm = KeyAlgorithm.of(child.public_key())
-        except (TypeError, ValueError):
-            algorithm = None
-        if algorithm not in policy.algorithms:
-            found = algorithm.value if algorithm else type(child.public_key()).__name__
-            raise _Refused(Reason.ALGORITHM, child,
-                           f"{found} key; allowed: {', '.join(a.value for a in policy.algorithms)}")
+        problem = key_problem(child, policy)
+        if problem is not None:
+            raise _Refused(Reason.ALGORITHM, child, problem)
         signer = KeyAlgorithm.of((parent or child).public_key())
         # hash names, None for EdDSA (which signs without a separate hash)
         expected = signer.signature_hash.name if signer.signature_hash else None

@@ -149,24 +149,30 @@ class V2gMaterial:
         return tls.iso2_secc_context(untrusted / "secc-chain.pem", untrusted / "secc.key", keylog=self.keylog,
                                      maximum=ssl.TLSVersion.TLSv1_3)
 
-    def faulty_secc_context(self, fault_id: str) -> tuple[ssl.SSLContext, str]:
-        """A context presenting the -2 SECC chain with the catalogue's fault ``fault_id`` (fault
-        fail_tls), and the fault's description."""
+    def faulty_secc_context(self, fault_id: str, generation: str = "iso2") -> tuple[ssl.SSLContext, str]:
+        """A context presenting the ``generation``'s SECC chain with the catalogue's fault
+        ``fault_id`` (fault fail_tls), and the fault's description: -2 on TLS 1.2 (and 1.3), -20
+        on TLS 1.3 with the vehicle certificate asked for, as the SECC's own contexts are."""
         fault = next((f for f in CATALOGUE if f.id == fault_id and f.applies_to(Role.SECC)), None)
         if fault is None:
             known = ", ".join(f.id for f in CATALOGUE if f.applies_to(Role.SECC))
             raise ValueError(f"{fault_id!r} is no SECC chain fault of the catalogue (known: {known})")
+        label = "-20" if generation == "iso20" else "-2"
         try:
-            chain = self.iso2.chain(Role.SECC)
+            chain = self._pki(generation).chain(Role.SECC)
         except KeyError as missing:
-            raise NotApplicable(f"the PKI holds no key of the -2 {missing.args[0].value}, so the harness cannot "
-                                f"build an SECC chain with {fault_id}") from None
+            raise NotApplicable(f"the PKI holds no key of the {label} {missing.args[0].value}, so the harness "
+                                f"cannot build an SECC chain with {fault_id}") from None
         case = fault.apply(chain)
-        folder = self.directory / "faulty-secc" / fault.id
+        folder = self.directory / "faulty-secc" / generation / fault.id
         chain_file = write_pem(folder / "secc-chain.pem", *case.certificates)
         key_file = write_key(folder / "secc.key", case.leaf.key)
-        context = tls.iso2_secc_context(chain_file, key_file, keylog=self.keylog, maximum=ssl.TLSVersion.TLSv1_3)
-        return context, f"the -2 SECC chain with {fault.id}: {fault.description} (fault fail_tls)"
+        if generation == "iso20":
+            context = tls.iso20_secc_context(chain_file, key_file, oem_roots=self.path("iso20", "oem-root.pem"),
+                                             keylog=self.keylog)
+        else:
+            context = tls.iso2_secc_context(chain_file, key_file, keylog=self.keylog, maximum=ssl.TLSVersion.TLSv1_3)
+        return context, f"the {label} SECC chain with {fault.id}: {fault.description} (fault fail_tls)"
 
     def evcc_context(self, protocols: Sequence[str] | str, *, trusted: bool = True) -> ssl.SSLContext:
         """The EV's context for a session offering ``protocols`` (sap keys, or a generation):

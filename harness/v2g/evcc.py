@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 from cryptography import x509
 
 from harness import exi
+from harness.pki.profiles import Generation, Role
+from harness.pki.validate import key_problem, policy_for
 from harness.trace import Layer, Recorder
-from harness.v2g import messages, recording
+from harness.v2g import messages, recording, sap
 from harness.v2g.equipment import Equipment
 from harness.v2g.faults import FaultPlan, transmit
 from harness.v2g.machine import Close, Finished, Notice, Outcome, Received, Send, SetCp, Undecodable
@@ -61,12 +63,19 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
         session.outcome = Outcome(False, f"{what}: {error}")
         return session.outcome
     shown = _certificate_summary(connection.tls_peer_certificate)
+    refusal = _secc_key_problem(connection.tls_peer_certificate, vehicle.plan.protocols) if context else None
     recording.record(recorder, SIDE, "TcpConnected", f"EV connected to {target}"
                      + (f" ({connection.tls_version}, {connection.tls_cipher}"
                         + (f"; SECC certificate serial {shown['serial']})" if shown else ")") if context else " (no TLS)"),
                      session, payload={"peer": target, "tls": connection.tls_version, "cipher": connection.tls_cipher,
                                        "secc_certificate": shown})
     session.facts["tls"] = connection.tls_version
+    if refusal is not None:
+        recording.record(recorder, SIDE, "SeccCertificateRefused", f"EV refuses the SECC certificate: {refusal}",
+                         session, payload={"reason": refusal, "secc_certificate": shown})
+        await connection.close()
+        session.outcome = Outcome(False, f"SECC certificate refused: {refusal}")
+        return session.outcome
     runner = _Runner(recorder, session, connection, plan, set_cp, stand_in)
     try:
         closing = await runner.carry_out(session.restrict_offer(connection.tls_version) + session.start(loop.time()))
@@ -176,6 +185,19 @@ class _Runner:
                                 timestamp=session.wall_time() if family == "iso20" else None)
         data = exi.encode(message, messages.schema_of(family, response))
         return session.receive(messages.payload_type_of(family, response), data, session.now)[1:]
+
+
+def _secc_key_problem(der: bytes | None, offered: Sequence[str]) -> str | None:
+    """OpenSSL has checked the SECC's chain; what it does not check is the key algorithm the PKI
+    of the protocols offered prescribes (-2 and DIN: secp256r1; -20: secp521r1 or Ed448). An EV
+    offering one PKI generation checks the leaf against it (offering both, the SECC picks the chain
+    and the protocol together, so either fits)."""
+    generations = {sap.pki_generation(p) for p in offered}
+    if der is None or len(generations) != 1:
+        return None
+    generation = Generation.ISO20 if generations == {"iso20"} else Generation.ISO2
+    problem = key_problem(x509.load_der_x509_certificate(der), policy_for(generation, Role.SECC))
+    return f"{problem} ({generation.value} SECC certificate)" if problem else None
 
 
 def _certificate_summary(der: bytes | None) -> dict[str, str] | None:

@@ -115,11 +115,11 @@ def repeat(message: str, occurrence: int = 1) -> Fault:
     return Fault("repeat", message, occurrence)
 
 
-def fail_tls(chain_fault: str | None = None) -> Fault:
+def fail_tls(chain_fault: str | None = None, generation: str = "iso2") -> Fault:
     """The TLS handshake is made to fail: the SECC presents a -2 chain from a V2G root no EV
-    trusts, or, with ``chain_fault`` (a fault id of harness.pki.faults.CATALOGUE), its own -2
-    chain with that fault."""
-    return Fault("fail_tls", value=chain_fault)
+    trusts, or, with ``chain_fault`` (a fault id of harness.pki.faults.CATALOGUE), its own chain
+    of ``generation`` ("iso2", "iso20") with that fault."""
+    return Fault("fail_tls", value=None if chain_fault is None else (generation, chain_fault))
 
 
 @dataclass

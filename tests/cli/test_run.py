@@ -43,7 +43,11 @@ def test_conformance_json_describes_run_dut_and_cases(full_run):
     # skipped here, with the reason: the SLAC suite needs a link that carries SLAC (netns or lab rig)
     slac = [c for c in document["cases"] if c["suite"] == "slac"]
     assert slac and all(c["verdict"] == "skip" and "SLAC" in c["message"] for c in slac)
-    assert run["summary"]["pass"] == len(document["cases"]) - len(slac) > 20
+    # and the SECC chain defects whose EV reaction no cited rule fixes: shown as skipped, with why
+    not_judged = [c for c in document["cases"] if c["id"] == "V2G-EVCC-007" and c["verdict"] == "skip"]
+    assert all("cites no requirement" in c["message"] or "staple" in c["message"] or "RFC 5246" in c["message"]
+               for c in not_judged), [c["message"] for c in not_judged]
+    assert run["summary"]["pass"] == len(document["cases"]) - len(slac) - len(not_judged) > 20
     export = next(c for c in document["cases"] if c["id"] == "METER-003")
     assert export["verdict"] == "pass" and {k["name"] for k in export["kpis"]} >= {"analyzer_export_wh"}
     catalogue_ids = {case["id"] for case in document["cases"]}
