@@ -209,6 +209,19 @@ class CsmsRole(Role):
             raise TraceTimeout(f"the EVSE sent no {action} {kind}{f' ({what})' if what else ''} within "
                                f"{timeout:g} s") from None
 
+    def expect_security_event(self, wanted: str, *, since: float, timeout: float, who: str = "the charger",
+                              reaction: Callable[..., Any] | None = None) -> None:
+        """The DUT must send SecurityEventNotification ``wanted`` (a critical event of OCPP 2.0.1
+        Part 2 Appendix 1, pushed to the CSMS): DutFailure naming what it sent instead. With the
+        ``reaction`` fixture, the expected and the observed type go into the report."""
+        seen = self.security_events(wanted, since=since, timeout=timeout)
+        if reaction is not None:
+            reaction("OCPP", "SecurityEventNotification type", expected=wanted, observed=", ".join(seen) or "none",
+                     judged=True, agrees=wanted in seen)
+        if wanted not in seen:
+            raise DutFailure(f"{who} reported {', '.join(seen) or 'no security event'}, not {wanted} (a critical "
+                             f"event of OCPP 2.0.1 Part 2 Appendix 1)")
+
     def security_events(self, wanted: str, *, since: float, timeout: float) -> list[str]:
         """The SecurityEventNotification types the EVSE sent since ``since``, once ``wanted`` is
         among them or ``timeout`` has passed (the caller judges)."""

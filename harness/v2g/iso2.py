@@ -582,14 +582,12 @@ class Iso2Rules(DcRules):
         return self._take_delivery(e, body, message, e.ev.credentials.contract_key)
 
     def _take_delivery(self, e: EvccSession, body: dict, message: dict, recipient_key: Any) -> Request | Stop:
-        try:
-            cps_chain = pnc.chain_from_json(body["SAProvisioningCertificateChain"], "SAProvisioningCertificateChain")
-            chain = pnc.chain_from_json(body["ContractSignatureCertChain"], "ContractSignatureCertChain")
-        except pnc.CertificateDataError as exc:
-            return Stop(False, str(exc))
-        verification = verify_message(message, "iso2", cps_chain[0])
-        if not verification.ok:
-            return Stop(False, f"certificate delivery signature: {verification}")
+        opened = pnc.signed_delivery(message, "iso2", body["SAProvisioningCertificateChain"],
+                                     body["ContractSignatureCertChain"],
+                                     ("SAProvisioningCertificateChain", "ContractSignatureCertChain"))
+        if isinstance(opened, str):
+            return Stop(False, opened)
+        _, chain = opened
         delivered = EncryptedContractKey(base64.b64decode(body["DHpublickey"]["value"]),
                                          base64.b64decode(body["ContractSignatureEncryptedPrivateKey"]["value"]))
         try:

@@ -656,14 +656,11 @@ class Iso20Rules(Rules):
         if body["EVSEProcessing"] != "Finished":
             return self._certificate_installation(e, e.timing.wait(e.ev.plan.ongoing_interval))
         data = body["SignedInstallationData"]
-        try:
-            cps_chain = pnc.chain_from_json(body["CPSCertificateChain"], "CPSCertificateChain")
-            chain = pnc.chain_from_json(data["ContractCertificateChain"], "ContractCertificateChain")
-        except pnc.CertificateDataError as exc:
-            return Stop(False, str(exc))
-        verification = verify_message(message, "iso20", cps_chain[0])
-        if not verification.ok:
-            return Stop(False, f"certificate delivery signature: {verification}")
+        opened = pnc.signed_delivery(message, "iso20", body["CPSCertificateChain"], data["ContractCertificateChain"],
+                                     ("CPSCertificateChain", "ContractCertificateChain"))
+        if isinstance(opened, str):
+            return Stop(False, opened)
+        _, chain = opened
         if data.get("ECDHCurve") != "SECP521" or "SECP521_EncryptedPrivateKey" not in data:
             return Stop(False, f"the delivery's key is sealed for {data.get('ECDHCurve')}; this EV holds a secp521r1 "
                                "OEM provisioning key")

@@ -30,6 +30,7 @@ from cryptography.x509.oid import NameOID
 
 from harness.pki.profiles import Generation, Role, same_emaid
 from harness.pki.validate import Reason, ValidationResult, policy_for, validate_chain
+from harness.pki.xmldsig import verify_message
 from harness.v2g.machine import Notice
 
 
@@ -246,6 +247,22 @@ def empty_delivery_iso20() -> dict:
                 "ECDHCurve": "SECP521", "DHPublicKey": base64.b64encode(bytes(133)).decode(),
                 "SECP521_EncryptedPrivateKey": base64.b64encode(bytes(94)).decode()},
             "RemainingContractCertificateChains": 0}
+
+
+def signed_delivery(message: dict, family: str, cps_chain: dict, contract_chain: dict,
+                    names: tuple[str, str]) -> tuple[list[x509.Certificate], list[x509.Certificate]] | str:
+    """The CPS chain and the contract chain of a CertificateInstallationRes / UpdateRes whose
+    signature the CPS leaf makes (what ``names`` calls the two chains in messages), or what is
+    wrong with it."""
+    try:
+        cps = chain_from_json(cps_chain, names[0])
+        contract = chain_from_json(contract_chain, names[1])
+    except CertificateDataError as exc:
+        return str(exc)
+    verification = verify_message(message, family, cps[0])
+    if not verification.ok:
+        return f"certificate delivery signature: {verification}"
+    return cps, contract
 
 
 def empty_delivery() -> dict:
