@@ -306,19 +306,8 @@ class Iso2Rules(DcRules):
         return self._delivery(s, "CertificateInstallationReq", delivery)
 
     def _relayed(self, s: SeccSession, request: str, message: dict) -> Reply | None:
-        """A charger that asks a secondary actor (OCPP Get15118EVCertificate) answers with the
-        response it gets, as it is; FAILED_NoCertificateAvailable when none comes."""
-        relay = s.equipment.certificate_relay(request, message, messages.schema_of("iso2", request))
-        if relay is None:
-            return None
-
-        async def later() -> Reply:
-            response = await relay()
-            if response is None:
-                return Reply(self.secc_failure(s, request, "FAILED_NoCertificateAvailable"))
-            return Reply(messages.body_of(response), message=response)
-
-        return Reply({}, later=later)
+        return self.secc_relayed(s, request, message, messages.schema_of("iso2", request),
+                                 "FAILED_NoCertificateAvailable")
 
     def _secc_CertificateUpdateReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         relayed = self._relayed(s, "CertificateUpdateReq", message)

@@ -289,15 +289,10 @@ class Iso20Rules(Rules):
 
     def _secc_CertificateInstallationReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         request = "CertificateInstallationReq"
-        relay = s.equipment.certificate_relay(request, message, messages.schema_of("iso20", request))
-        if relay is not None:
-            async def later() -> Reply:
-                response = await relay()
-                if response is None:
-                    return Reply(self.secc_failure(s, request, "WARNING_NoCertificateAvailable"))
-                return Reply(messages.body_of(response), message=response)
-
-            return Reply({}, later=later)
+        relayed = self.secc_relayed(s, request, message, messages.schema_of("iso20", request),
+                                    "WARNING_NoCertificateAvailable")
+        if relayed is not None:
+            return relayed
         try:
             chain = pnc.chain_from_json(body["OEMProvisioningCertificateChain"], "OEMProvisioningCertificateChain")
         except pnc.CertificateDataError:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, TypeVar
 
+from harness.v2g.messages import body_of
+
 if TYPE_CHECKING:  # the machines hand themselves to their rules
     from harness.v2g.session import EvccSession, SeccSession
 
@@ -233,6 +235,23 @@ class Rules:
 
     def secc_timestamp(self, session: "SeccSession") -> int | None:
         return None
+
+    def secc_relayed(self, session: "SeccSession", request: str, message: dict, schema: str,
+                     unavailable: str) -> Reply | None:
+        """A charger that asks a secondary actor (OCPP Get15118EVCertificate) for the answer to
+        the EV's certificate ``request`` answers with the response message it gets, as it is, and
+        with ``unavailable`` when none comes; None when it provisions itself."""
+        relay = session.equipment.certificate_relay(request, message, schema)
+        if relay is None:
+            return None
+
+        async def later() -> Reply:
+            response = await relay()
+            if response is None:
+                return Reply(self.secc_failure(session, request, unavailable))
+            return Reply(body_of(response), message=response)
+
+        return Reply({}, later=later)
 
     def secc_stand_in(self, stand_in: "SeccSession", ev: "EvccSession") -> None:
         """``stand_in`` answers a request the EV's fault plan skips (:mod:`harness.v2g.evcc`):
