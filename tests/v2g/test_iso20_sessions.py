@@ -133,22 +133,27 @@ def test_plug_and_charge_with_a_signed_authorization(run, material: V2gMaterial)
     assert pair.port.session.authorized.startswith("PnC:")
 
 
-def test_certificate_installation_at_a_charger_that_provisions_itself(run, material: V2gMaterial):
-    """-20 CertificateInstallation without a CSMS (evse serve): AuthorizationSetupRes offers the
-    service, the SECC checks the OEM chain's signature and issues a contract, the EV decrypts it
-    and authorizes with it."""
+def _install(run, material: V2gMaterial, **pair_options):
+    """A -20 DC Plug & Charge session of an EV that holds no contract and asks for one."""
     ev = vehicle(ChargePlan(protocols=("iso20-dc",), energy="DC", identification="PnC", cycles=1,
                             certificate="install"))
     ev.credentials = material.ev_credentials("iso20", contract=False)
 
     async def scenario():
-        pair = await start_pair(material=material, mo_roots=material.mo_roots("iso20"))
+        pair = await start_pair(material=material, **pair_options)
         try:
-            return await pair.charge(ev, tls=True), pair
+            return await pair.charge(ev, tls=True), pair, ev
         finally:
             await pair.close()
 
-    outcome, pair = run(scenario())
+    return run(scenario())
+
+
+def test_certificate_installation_at_a_charger_that_provisions_itself(run, material: V2gMaterial):
+    """-20 CertificateInstallation without a CSMS (evse serve): AuthorizationSetupRes offers the
+    service, the SECC checks the OEM chain's signature and issues a contract, the EV decrypts it
+    and authorizes with it."""
+    outcome, pair, ev = _install(run, material, mo_roots=material.mo_roots("iso20"))
     assert outcome.ok, outcome.reason
     names = [e.name for e in _messages(pair.recorder) if e.src == "ev"]
     assert names[names.index("AuthorizationSetupReq") + 1] == "CertificateInstallationReq"
@@ -157,18 +162,7 @@ def test_certificate_installation_at_a_charger_that_provisions_itself(run, mater
 
 
 def test_a_charger_without_provisioning_offers_no_installation(run, material: V2gMaterial):
-    ev = vehicle(ChargePlan(protocols=("iso20-dc",), energy="DC", identification="PnC", cycles=1,
-                            certificate="install"))
-    ev.credentials = material.ev_credentials("iso20", contract=False)
-
-    async def scenario():
-        pair = await start_pair(material=material, provisioning=None)
-        try:
-            return await pair.charge(ev, tls=True)
-        finally:
-            await pair.close()
-
-    outcome = run(scenario())
+    outcome, _, _ = _install(run, material, provisioning=None)
     assert not outcome.ok and "offers no certificate installation" in outcome.reason
 
 
