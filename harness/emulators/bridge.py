@@ -136,6 +136,16 @@ class OcppBridge(ChargePort):
 
     # -- contract installation and update through the CSMS (OCPP 2.0.1 M01, M02) ----------------
 
+    def power_limit(self, energy: str) -> float:
+        """The capability, lowered by the charging profiles' limit for this connector (A per
+        phase at the nominal voltage; for DC, the same power on the grid side)."""
+        capability = self.capabilities.max_power(energy)
+        amps = self.connector.profile_limit(self.connector) if self.connector.profile_limit is not None else None
+        if amps is None:
+            return capability
+        caps = self.capabilities
+        return min(capability, amps * caps.ac_nominal_voltage * caps.ac_phases)
+
     def installs_certificates(self, generation: str) -> bool:
         return True  # the CSMS provisions (Get15118EVCertificate); what it answers goes to the EV
 

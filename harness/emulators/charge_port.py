@@ -194,6 +194,9 @@ class ChargePort:
         return self.provisioning.deliver(request, oem_chain=oem_chain, contract_chain=contract_chain, emaid=emaid,
                                          generation=generation)
 
+    def power_limit(self, energy: str) -> float:
+        return self.capabilities.max_power(energy)
+
     def installs_certificates(self, generation: str) -> bool:
         return self.provisioning is not None
 

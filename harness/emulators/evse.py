@@ -29,6 +29,7 @@ from harness.emulators.evse_connector import EVSE, Authorization, Connector, Con
 from harness.emulators.evse_connector import duty as _duty
 from harness.emulators.evse_device import DeviceModel, EvseSettings
 from harness.emulators.evse_handlers import StationHandlers
+from harness.emulators.evse_smart import SmartCharging
 from harness.emulators.evse_transactions import Transactions
 from harness.emulators.power import PowerFlow
 from harness.iec61851.pilot import NO_PWM, SimulatedPilot
@@ -36,6 +37,7 @@ from harness.ocpp.dialect import dialect_for
 from harness.ocpp.endpoint import Handler
 from harness.ocpp.station import CsmsLink, StationClient
 from harness.ocpp.timing import OcppTimers
+from harness.ocpp.versions import OcppVersion
 from harness.trace import Layer, Recorder
 
 __all__ = ["Authorization", "Connector", "EvseSettings", "ReferenceEvse"]
@@ -63,9 +65,12 @@ class ReferenceEvse:
         self.status = StatusReporter(self.station, self.dialect, self.connectors)
         self.transactions = Transactions(recorder, settings, station=self.station, dialect=self.dialect,
                                          timers=timers, device=self.device, status=self.status)
+        v16 = link.version is OcppVersion.V16
+        self.smart = SmartCharging(recorder, self.connectors, voltage=settings.voltage, phases=settings.phases,
+                                   transaction_key=lambda tx: str(tx.csms_id) if v16 else tx.transaction_id)
         self.handlers = StationHandlers(recorder, settings, self.connectors, station=self.station,
                                         dialect=self.dialect, device=self.device, transactions=self.transactions,
-                                        status=self.status, hlc=lambda: self.machine.hlc)
+                                        status=self.status, smart=self.smart, hlc=lambda: self.machine.hlc)
         self.machine = ConnectorMachine(recorder, self.connectors, timers=timers,
                                         ev_connection_timeout=settings.ev_connection_timeout, status=self.status,
                                         transactions=self.transactions, triggered=self.handlers.triggered, hlc=hlc)
@@ -107,6 +112,7 @@ class ReferenceEvse:
                                "messages still queued at teardown", src=EVSE)
 
     async def stop(self) -> None:
+        await self.smart.stop()
         await self.machine.stop()
         if self.hlc is not None:
             await self.hlc.stop()

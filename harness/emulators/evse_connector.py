@@ -51,7 +51,10 @@ class Connector:
     state: ConnectorState = ConnectorState.AVAILABLE
     authorization: Authorization | None = None
     transaction: StationTransaction | None = None
-    limit_amps: float | None = None  # from a charging profile
+    #: the charging profiles' limit for this connector now, in A (None: none limits it)
+    profile_limit: Callable[["Connector"], float | None] | None = None
+    #: RequestStartTransaction's chargingProfile, the TxProfile of the transaction it starts
+    start_profile: Any = None
     available: bool = True
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
     meter_task: asyncio.Task | None = None
@@ -68,8 +71,8 @@ class Connector:
     def offered_current(self) -> float:
         if self.transaction is None or not self.available:
             return 0.0
-        limit = self.max_current if self.limit_amps is None else min(self.max_current, self.limit_amps)
-        return limit
+        limit = self.profile_limit(self) if self.profile_limit is not None else None
+        return self.max_current if limit is None else min(self.max_current, limit)
 
 
 def duty(connector: Connector) -> float:

@@ -16,11 +16,13 @@ from typing import Any, Callable, Mapping
 
 from harness.emulators.evse_connector import EVSE, Authorization, Connector, StatusReporter, enqueue
 from harness.emulators.evse_device import AUTHORIZE_REMOTE_START, DeviceModel, EvseSettings
+from harness.emulators.evse_smart import SmartCharging
 from harness.emulators.evse_transactions import Transactions
 from harness.ocpp import frames
 from harness.ocpp.dialect import ConnectorState, StationDialect
 from harness.ocpp.endpoint import Handler, IncomingCall, OcppCallFailed, Reply, Result
 from harness.ocpp.routing import Answering, answers
+from harness.ocpp.smart_charging import ChargingProfile, ProfileError
 from harness.ocpp.station import StationClient
 from harness.ocpp.versions import PNC_VENDOR_ID, OcppVersion
 from harness.trace import Layer, Recorder
@@ -32,7 +34,8 @@ _TRIGGERABLE = {"BootNotification", "Heartbeat", "StatusNotification", "MeterVal
 class StationHandlers(Answering):
     def __init__(self, recorder: Recorder, settings: EvseSettings, connectors: Mapping[int, Connector], *,
                  station: StationClient, dialect: StationDialect, device: DeviceModel,
-                 transactions: Transactions, status: StatusReporter, hlc: Callable[[], Any] = lambda: None) -> None:
+                 transactions: Transactions, status: StatusReporter, smart: SmartCharging,
+                 hlc: Callable[[], Any] = lambda: None) -> None:
         self.recorder = recorder
         #: the ISO 15118 side (harness.emulators.evse_hlc.EvseHlc) or None, asked when needed
         self.hlc = hlc
@@ -43,6 +46,7 @@ class StationHandlers(Answering):
         self.device = device
         self.transactions = transactions
         self.status = status
+        self.smart = smart
         self._handlers: dict[str, Handler] = {}
         for action in self.routes:
             handler = self.answer_for(action)
@@ -71,7 +75,11 @@ class StationHandlers(Answering):
             return Result({"status": "Rejected"})
         profile = call.payload.get("chargingProfile")
         if profile:
-            connector.limit_amps = self._profile_limit(profile)
+            try:
+                connector.start_profile = ChargingProfile.from_ocpp(profile)
+            except ProfileError as exc:
+                self.recorder.emit(Layer.OCPP, "ChargingProfileRefused", f"RequestStartTransaction's chargingProfile "
+                                   f"is not used: {exc}", src=EVSE, payload={"reason": str(exc)})
 
         async def start() -> None:
             if self.device.value(AUTHORIZE_REMOTE_START) == "true":
@@ -91,47 +99,61 @@ class StationHandlers(Answering):
             return Result({"status": "Rejected"})
         return Result({"status": "Accepted"}, then=lambda: enqueue(connector, ("stop", "RemoteStop", "Remote")))
 
-    # -- smart charging (K01, K10) ----------------------------------------------------------------
-
-    def _profile_limit(self, profile: dict[str, Any]) -> float | None:
-        """The limit of the first period of the profile's first schedule, in A per phase.
-
-        A full composite-schedule evaluation (stacking, validity, recurrence) is the smart
-        charging suite's business; the reference EVSE applies the period in force at the start.
-        """
-        schedules = profile.get("chargingSchedule")
-        schedule = schedules[0] if isinstance(schedules, list) else schedules
-        if not schedule:
-            return None
-        periods = schedule.get("chargingSchedulePeriod") or []
-        if not periods:
-            return None
-        limit = float(periods[0]["limit"])
-        if schedule.get("chargingRateUnit") == "W":
-            phases = periods[0].get("numberPhases", self.settings.phases)
-            limit = limit / (self.settings.voltage * max(1, phases))
-        return limit
+    # -- smart charging (K01, K05, K08, K09, K10) -------------------------------------------------
 
     @answers("SetChargingProfile")
     async def set_charging_profile(self, call: IncomingCall) -> Reply:
-        evse_id = call.payload.get("evseId", call.payload.get("connectorId", 0))
-        profile = call.payload.get("chargingProfile", call.payload.get("csChargingProfiles"))
-        targets = list(self.connectors.values()) if not evse_id else [self.connectors.get(evse_id)]
-        if any(t is None for t in targets) or not profile:
-            return Result({"status": "Rejected"})
-        limit = self._profile_limit(profile)
-        for connector in targets:
-            assert connector is not None
-            connector.limit_amps = limit
-            await enqueue(connector, ("limit",))
-        return Result({"status": "Accepted"})
+        evse_id = int(call.payload.get("evseId", call.payload.get("connectorId", 0)))
+        raw = call.payload.get("chargingProfile", call.payload.get("csChargingProfiles"))
+        status, why = await self.smart.set_profile(evse_id, raw or {})
+        self.recorder.emit(Layer.OCPP, "ChargingProfileSet" if status == "Accepted" else "ChargingProfileRefused",
+                           f"SetChargingProfile {status}: {why}", src=EVSE, payload={"status": status, "reason": why})
+        answer: dict[str, Any] = {"status": status}
+        if status != "Accepted" and self.station.version is not OcppVersion.V16:
+            answer["statusInfo"] = {"reasonCode": "InvalidProfile", "additionalInfo": why[:512]}
+        return Result(answer)
 
     @answers("ClearChargingProfile")
     async def clear_charging_profile(self, call: IncomingCall) -> Reply:
-        for connector in self.connectors.values():
-            connector.limit_amps = None
-            await enqueue(connector, ("limit",))
-        return Result({"status": "Accepted"})
+        payload = call.payload
+        criteria = payload.get("chargingProfileCriteria") or {}
+        status = await self.smart.clear(
+            profile_id=payload.get("chargingProfileId", payload.get("id")),
+            evse_id=criteria.get("evseId", payload.get("connectorId")),
+            purpose=criteria.get("chargingProfilePurpose", payload.get("chargingProfilePurpose")),
+            stack_level=criteria.get("stackLevel", payload.get("stackLevel")))
+        return Result({"status": status})
+
+    @answers("GetCompositeSchedule")
+    async def get_composite_schedule(self, call: IncomingCall) -> Reply:
+        evse_id = int(call.payload.get("evseId", call.payload.get("connectorId", 0)))
+        try:
+            start, schedule = self.smart.composite(evse_id, int(call.payload["duration"]),
+                                                   call.payload.get("chargingRateUnit"))
+        except KeyError:
+            return Result({"status": "Rejected"})
+        if self.station.version is OcppVersion.V16:
+            return Result({"status": "Accepted", "connectorId": evse_id, "scheduleStart": start,
+                           "chargingSchedule": {**schedule, "startSchedule": start}})
+        return Result({"status": "Accepted", "schedule": {"evseId": evse_id, "scheduleStart": start, **schedule}})
+
+    @answers("GetChargingProfiles")
+    async def get_charging_profiles(self, call: IncomingCall) -> Reply:
+        criteria = call.payload.get("chargingProfile") or {}
+        found = self.smart.profiles(evse_id=call.payload.get("evseId"), purpose=criteria.get("chargingProfilePurpose"),
+                                    stack_level=criteria.get("stackLevel"), ids=criteria.get("chargingProfileId"))
+        if not found:
+            return Result({"status": "NoProfiles"})
+        request_id = call.payload["requestId"]
+
+        async def report() -> None:
+            evses = sorted(found)
+            for index, evse in enumerate(evses):
+                await self.station.send("ReportChargingProfiles", {
+                    "requestId": request_id, "chargingLimitSource": "CSO", "evseId": evse,
+                    "chargingProfile": found[evse], "tbc": index < len(evses) - 1})
+
+        return Result({"status": "Accepted"}, then=report)
 
     # -- TriggerMessage (F06) ---------------------------------------------------------------------
 

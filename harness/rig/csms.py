@@ -74,6 +74,8 @@ class CsmsRole(Role):
         self.driver = driver(self)
         #: the rig file's PKI when the CSMS serves it (None: the run's generated PKI)
         self.lab_pki: Path | None = None
+        #: the ids of the charging profiles the EVSE accepted during the current case
+        self.profiles_set: set[Any] = set()
 
     @property
     def server(self) -> MockCsms | None:
@@ -155,11 +157,30 @@ class CsmsRole(Role):
     async def _call(self, action: str, payload: dict[str, Any], timeout: float | None, validate: bool) -> dict:
         server = self._server()
         try:
-            return await server.call(self.station_id, action, payload, timeout=timeout, validate=validate)
+            answer = await server.call(self.station_id, action, payload, timeout=timeout, validate=validate)
+            if action == "SetChargingProfile" and isinstance(answer, dict) and answer.get("status") == "Accepted":
+                profile = payload.get("chargingProfile") or payload.get("csChargingProfiles") or {}
+                self.profiles_set.add(profile.get("id", profile.get("chargingProfileId")))
+            return answer
         except (CallTimeout, InvalidResponse, ConnectionLost) as exc:
             # a valid CALL the DUT did not answer, or answered with what its schema forbids: the
             # DUT's failure (OCPP-J: every CALL gets a CALLRESULT or CALLERROR within the timeout)
             raise DutFailure(f"the charger under test: {exc}") from None
+
+    def clear_profiles_set(self) -> None:
+        """ClearChargingProfile for every profile the case set, so the next case starts without
+        its limits; a refusal is on the timeline, not the next case's failure."""
+        for profile_id in sorted(self.profiles_set, key=str):
+            payload = {"id": profile_id} if self.rig.evse.version.value == "1.6" else {"chargingProfileId": profile_id}
+            try:
+                status = self.call("ClearChargingProfile", payload).get("status")
+            except (DutFailure, RuntimeError) as exc:
+                status = str(exc)
+            if status != "Accepted":
+                self.rig.trace.emit(Layer.RIG, "ProfileNotCleared", f"charging profile {profile_id} of the last case "
+                                    f"was not cleared: {status}", src="harness", payload={"id": profile_id,
+                                                                                          "status": status})
+        self.profiles_set.clear()
 
     def read_variable(self, component: str, variable: str, key_16: str) -> str | None:
         """A configuration value of the EVSE: the 2.x device-model variable, or on 1.6 its

@@ -111,6 +111,7 @@ class RigStrategy:
         problem = rig.evse.unresponsive()
         if problem is not None:
             raise RigNotReady(f"the charger stopped answering calls: {problem}")
+        rig.csms.clear_profiles_set()  # the limits a case set do not outlive it
         rig.meter.restore()
 
     def _down(self) -> list[str]:

@@ -149,6 +149,11 @@ class Equipment(Protocol):
         available (:class:`harness.v2g.pnc.ContractDelivery`)."""
         ...
 
+    def power_limit(self, energy: str) -> float:
+        """The power (W) the charger offers the EV now: its capability (``energy``: AC, DC,
+        AC_BPT, DC_BPT), lowered by what its backend limits it to (a charging profile)."""
+        ...
+
     def installs_certificates(self, generation: str) -> bool:
         """Whether the charger offers certificate installation for ``generation`` ("iso2",
         "iso20"): through a secondary actor, or by itself."""

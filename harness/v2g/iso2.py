@@ -383,9 +383,8 @@ class Iso2Rules(DcRules):
         if dc:
             s.equipment.ev_status(soc=parameter["DC_EVStatus"]["EVRESSSOC"])
         c.processing = "Finished"
-        caps = s.equipment.capabilities
         energy = _energy_of(mode)
-        max_power = caps.max_power(energy)
+        max_power = s.equipment.power_limit(energy)
         tuple_ = {"SAScheduleTupleID": SCHEDULE_ID, "PMaxSchedule": {"PMaxScheduleEntry": [
             {"RelativeTimeInterval": {"start": 0, "duration": 86400}, "PMax": physical(max_power, "W")}]}}
         sign = None

@@ -361,7 +361,7 @@ class Iso20Rules(Rules):
             return Reply(self.secc_failure(s, "AC_ChargeParameterDiscoveryReq", "FAILED_WrongChargeParameter"))
         c.ev_parameter = body[key]
         caps = s.equipment.capabilities
-        mode: dict[str, Any] = {"EVSEMaximumChargePower": rational(caps.max_power("AC")),
+        mode: dict[str, Any] = {"EVSEMaximumChargePower": rational(s.equipment.power_limit("AC")),
                                 "EVSEMinimumChargePower": rational(caps.ac_nominal_voltage * caps.ac_min_current),
                                 "EVSENominalFrequency": rational(50)}
         if bpt:
@@ -403,7 +403,7 @@ class Iso20Rules(Rules):
             return Reply({"ResponseCode": "OK", "EVSEProcessing": "Finished", "Dynamic_SEResControlMode": {
                 "DepartureTime": request.get("DepartureTime", 0)}})
         charge = {"PowerSchedule": {"TimeAnchor": 0, "PowerScheduleEntries": {"PowerScheduleEntry": [
-            {"Duration": 86400, "Power": rational(caps.max_power(energy))}]}}}
+            {"Duration": 86400, "Power": rational(s.equipment.power_limit(energy))}]}}}
         schedule: dict[str, Any] = {"ScheduleTupleID": SCHEDULE_ID, "ChargingSchedule": charge}
         if c.bpt:
             schedule["DischargingSchedule"] = {"PowerSchedule": {"TimeAnchor": 0, "PowerScheduleEntries": {
@@ -480,7 +480,7 @@ class Iso20Rules(Rules):
         c = _secc(s)
         bpt = "BPT_" if c.bpt else ""
         sign = -1 if c.discharge else 1
-        limit = caps.max_discharge_power("AC") if sign < 0 else caps.max_power("AC")
+        limit = caps.max_discharge_power("AC") if sign < 0 else s.equipment.power_limit("AC")
         present = s.equipment.present()
         present_power = present.voltage * present.current * caps.ac_phases if present.voltage else 0.0
         if c.control == "dynamic":

@@ -1,0 +1,164 @@
+"""The reference EVSE's smart charging (OCPP 2.0.1 K01 SetChargingProfile, K05/K10 Clear, K08
+GetCompositeSchedule, K09 GetChargingProfiles with ReportChargingProfiles; the 1.6 Smart Charging
+profile): the profiles it holds, and the current each connector offers, which is the composite
+schedule's limit at the moment asked (:mod:`harness.ocpp.smart_charging`).
+
+The limit reaches the EV the way the connector offers it: the PWM duty, and for ISO 15118 the
+power the SECC offers (:meth:`harness.emulators.bridge.OcppBridge.power_limit`). A watcher wakes
+at each change of a connector's limit (a new period, a profile's end) and re-applies it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as _dt
+from typing import Any, Callable, Mapping
+
+from harness.emulators.evse_connector import EVSE, Connector, enqueue
+from harness.ocpp.dialect import StationTransaction
+from harness.ocpp.smart_charging import TX, ChargingProfile, ProfileError, ProfileStore
+from harness.trace import Layer, Recorder
+
+#: the watcher looks again at least this often (a transaction's start moves Relative schedules)
+WATCH_INTERVAL_S = 2.0
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc)
+
+
+class SmartCharging:
+    def __init__(self, recorder: Recorder, connectors: Mapping[int, Connector], *, voltage: float, phases: int,
+                 transaction_key: Callable[[StationTransaction], str]) -> None:
+        self.recorder = recorder
+        self.connectors = connectors
+        self.phases = phases
+        self.store = ProfileStore(voltage=voltage)
+        #: the profiles as the CSMS sent them, by id, for GetChargingProfiles
+        self.raw: dict[int, dict[str, Any]] = {}
+        #: how the CSMS names a transaction (2.x: the station's id; 1.6: the CSMS's integer)
+        self.transaction_key = transaction_key
+        self._applied: dict[int, float | None] = {}
+        self._watcher: asyncio.Task | None = None
+        for connector in connectors.values():
+            connector.profile_limit = self.limit
+
+    # -- the limit -----------------------------------------------------------------------------
+
+    def limit(self, connector: Connector) -> float | None:
+        """The composite schedule's limit for the connector now, in A (None: no profile)."""
+        tx = connector.transaction
+        key = self.transaction_key(tx) if tx is not None else None
+        if tx is not None and connector.start_profile is not None:
+            # RequestStartTransaction's profile is the TxProfile of the transaction it started (F01)
+            self.store.install(connector.evse_id, dataclasses.replace(connector.start_profile, transaction_id=key))
+            connector.start_profile = None
+        found = self.store.limit_at(_now(), connector.evse_id, transaction_id=key,
+                                    transaction_start=_started(tx))
+        return found.amps if found is not None else None
+
+    async def changed(self) -> None:
+        """Re-apply every connector's limit now, and keep watching for the next change."""
+        for connector in self.connectors.values():
+            await self._apply(connector)
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch(), name="charging profile watcher")
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+
+    async def _apply(self, connector: Connector) -> None:
+        amps = self.limit(connector)
+        if self._applied.get(connector.evse_id, "unset") != amps:
+            self._applied[connector.evse_id] = amps
+            self.recorder.emit(Layer.OCPP, "ChargingLimitApplied", f"EVSE {connector.evse_id}: charging limit "
+                               f"{'none' if amps is None else f'{amps:.1f} A'} (composite schedule)", src=EVSE,
+                               payload={"evse_id": connector.evse_id, "amps": amps},
+                               keys={"evse_id": connector.evse_id})
+            await enqueue(connector, ("limit",))
+
+    async def _watch(self) -> None:
+        while any(self.store.profiles.values()):
+            await asyncio.sleep(self._until_next_change())
+            for connector in self.connectors.values():
+                await self._apply(connector)
+
+    def _until_next_change(self) -> float:
+        now = _now()
+        waits = [WATCH_INTERVAL_S]
+        for connector in self.connectors.values():
+            tx = connector.transaction
+            periods = self.store.composite(now, 86400, connector.evse_id,
+                                           transaction_id=self.transaction_key(tx) if tx is not None else None,
+                                           transaction_start=_started(tx))
+            waits += [p["startPeriod"] for p in periods if p["startPeriod"] > 0][:1]
+        return max(0.05, min(waits))
+
+    # -- the CSMS's requests --------------------------------------------------------------------
+
+    async def set_profile(self, evse_id: int, raw: Mapping[str, Any]) -> tuple[str, str]:
+        """(status, why) for SetChargingProfile on ``evse_id`` (0: the station)."""
+        if evse_id and evse_id not in self.connectors:
+            return "Rejected", f"there is no EVSE {evse_id}"
+        try:
+            profile = ChargingProfile.from_ocpp(raw)
+            if profile.purpose == TX and profile.transaction_id is None:
+                tx = self.connectors[evse_id].transaction if evse_id else None
+                if tx is None:
+                    return "Rejected", "a TxProfile needs a transaction on the EVSE"
+                profile = dataclasses.replace(profile, transaction_id=self.transaction_key(tx))
+            self.store.install(evse_id, profile)
+        except (ProfileError, KeyError) as exc:
+            return "Rejected", str(exc)
+        self.raw[profile.id] = dict(raw)
+        await self.changed()
+        return "Accepted", f"profile {profile.id} ({profile.purpose}, stack level {profile.stack_level}) on EVSE {evse_id}"
+
+    async def clear(self, *, profile_id: int | None, evse_id: int | None, purpose: str | None,
+                    stack_level: int | None) -> str:
+        removed = [p.id for _, p in self.store.select(evse_id=evse_id, stack_level=stack_level)
+                   if (profile_id is None or p.id == profile_id) and (purpose is None or p.purpose == purpose)]
+        self.store.clear(profile_id=profile_id, evse_id=evse_id, purpose=purpose, stack_level=stack_level)
+        for id_ in removed:
+            self.raw.pop(id_, None)
+        await self.changed()
+        return "Accepted" if removed else "Unknown"
+
+    def composite(self, evse_id: int, duration: int, unit: str | None) -> tuple[str, dict[str, Any]]:
+        """(scheduleStart, the composite's fields) for GetCompositeSchedule; KeyError for an
+        unknown EVSE."""
+        connector = self.connectors[evse_id] if evse_id else None
+        tx = connector.transaction if connector is not None else None
+        start = _now().replace(microsecond=0)
+        unit = unit or "A"
+        periods = self.store.composite(start, duration, evse_id, unit=unit, phases=self.phases,
+                                       transaction_id=self.transaction_key(tx) if tx is not None else None,
+                                       transaction_start=_started(tx),
+                                       fallback_amps=connector.max_current if connector is not None else None)
+        return _iso(start), {"duration": duration, "chargingRateUnit": unit, "chargingSchedulePeriod": periods}
+
+    def profiles(self, *, evse_id: int | None, purpose: str | None, stack_level: int | None,
+                 ids: list[int] | None) -> dict[int, list[dict[str, Any]]]:
+        """The profiles held that match, as the CSMS sent them, by EVSE."""
+        found: dict[int, list[dict[str, Any]]] = {}
+        for evse, profile in self.store.select(evse_id=evse_id, purpose=purpose, stack_level=stack_level, ids=ids):
+            found.setdefault(evse, []).append(self.raw.get(profile.id, {"id": profile.id}))
+        return found
+
+
+def _started(tx: StationTransaction | None) -> _dt.datetime | None:
+    if tx is None:
+        return None
+    try:
+        return _dt.datetime.fromisoformat(tx.started.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
+
+
+def _iso(moment: _dt.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+

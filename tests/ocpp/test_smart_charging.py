@@ -1,0 +1,158 @@
+"""The composite schedule (OCPP 2.0.1 Part 2 3.5 "Stacking charging profiles", 3.6 "Combining
+Charging Profile Purposes"; 1.6 3.13) as the reference EVSE computes it."""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import pytest
+
+from harness.ocpp.smart_charging import ChargingProfile, ProfileError, ProfileStore
+
+T0 = _dt.datetime(2026, 12, 7, 12, 0, tzinfo=_dt.timezone.utc)
+
+
+def _iso(moment: _dt.datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def profile(id_: int, purpose: str, stack: int, periods, *, kind="Absolute", unit="A", start=T0, duration=None,
+            **extra) -> ChargingProfile:
+    schedule = {"id": 1, "chargingRateUnit": unit,
+                "chargingSchedulePeriod": [{"startPeriod": s, "limit": limit} for s, limit in periods]}
+    if start is not None and kind != "Relative":
+        schedule["startSchedule"] = _iso(start)
+    if duration is not None:
+        schedule["duration"] = duration
+    return ChargingProfile.from_ocpp({"id": id_, "stackLevel": stack, "chargingProfilePurpose": purpose,
+                                      "chargingProfileKind": kind, "chargingSchedule": [schedule], **extra})
+
+
+def at(seconds: float) -> _dt.datetime:
+    return T0 + _dt.timedelta(seconds=seconds)
+
+
+def test_the_highest_valid_stack_level_with_a_period_leads_and_then_yields():
+    """3.5: the leading schedule has a period defined at that time and the highest stack level
+    that is valid then; one that ended does not shadow the lower one."""
+    store = ProfileStore()
+    store.install(1, profile(1, "TxDefaultProfile", 0, [(0, 32)]))
+    store.install(1, profile(2, "TxDefaultProfile", 1, [(0, 10)], duration=600))
+    assert store.limit_at(at(10), 1).amps == 10
+    assert store.limit_at(at(600), 1).amps == 32
+    store.install(1, profile(3, "TxDefaultProfile", 2, [(0, 8)], validTo=_iso(at(100))))
+    assert store.limit_at(at(50), 1).amps == 8
+    assert store.limit_at(at(100), 1).amps == 10  # past validTo: stack level 1 leads again
+
+
+def test_the_lowest_limit_of_the_purposes_wins():
+    """3.6: the composite is the lowest limit among the leading profiles of the purposes."""
+    store = ProfileStore()
+    store.install(0, profile(1, "ChargingStationMaxProfile", 0, [(0, 16)]))
+    store.install(1, profile(2, "TxDefaultProfile", 0, [(0, 32)]))
+    limit = store.limit_at(at(1), 1)
+    assert limit.amps == 16 and set(limit.sources) == {("ChargingStationMaxProfile", 1), ("TxDefaultProfile", 2)}
+    store.install(1, profile(3, "TxDefaultProfile", 1, [(0, 10)]))
+    assert store.limit_at(at(1), 1).amps == 10
+
+
+def test_a_tx_profile_replaces_the_default_for_its_transaction_only():
+    store = ProfileStore()
+    store.install(0, profile(1, "TxDefaultProfile", 0, [(0, 20)]))
+    store.install(1, profile(2, "TxProfile", 0, [(0, 25)], transactionId="TX-1"))
+    assert store.limit_at(at(1), 1, transaction_id="TX-1").amps == 25  # replaces, even when higher
+    assert store.limit_at(at(1), 1, transaction_id="TX-2").amps == 20
+    assert store.limit_at(at(1), 1).amps == 20
+
+
+def test_an_evse_profile_comes_before_a_station_wide_one():
+    store = ProfileStore()
+    store.install(0, profile(1, "TxDefaultProfile", 5, [(0, 20)]))
+    store.install(1, profile(2, "TxDefaultProfile", 0, [(0, 12)]))
+    assert store.limit_at(at(1), 1).amps == 12
+    assert store.limit_at(at(1), 2).amps == 20
+
+
+def test_watts_are_converted_with_the_periods_phases():
+    store = ProfileStore(voltage=230.0)
+    one_phase = ChargingProfile.from_ocpp({
+        "id": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute",
+        "chargingSchedule": [{"id": 1, "startSchedule": _iso(T0), "chargingRateUnit": "W",
+                              "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7360, "numberPhases": 1}]}]})
+    store.install(1, one_phase)
+    assert store.limit_at(at(1), 1).amps == pytest.approx(32.0)
+    store.install(1, profile(2, "TxDefaultProfile", 0, [(0, 11040)], unit="W"))  # replaces: same level
+    assert store.limit_at(at(1), 1).amps == pytest.approx(16.0)  # three phases by default
+
+
+def test_relative_schedules_start_with_the_transaction_and_recurring_ones_repeat():
+    store = ProfileStore()
+    store.install(1, profile(1, "TxDefaultProfile", 0, [(0, 6), (300, 16)], kind="Relative"))
+    started = at(1000)
+    assert store.limit_at(at(1100), 1, transaction_start=started).amps == 6
+    assert store.limit_at(at(1300), 1, transaction_start=started).amps == 16
+    evening = T0.replace(hour=18)
+    store.install(0, profile(2, "ChargingStationMaxProfile", 0, [(0, 8), (3600, 32)], kind="Recurring",
+                             start=evening, recurrencyKind="Daily"))
+    next_evening = evening + _dt.timedelta(days=1, minutes=30)
+    assert store.limit_at(next_evening, 1, transaction_start=next_evening).amps == 6
+    assert store.limit_at(next_evening + _dt.timedelta(minutes=40), 1,
+                          transaction_start=next_evening).amps == 16  # 19:10: the evening cap lifted
+
+
+def test_the_composite_schedule_lists_each_change_once():
+    store = ProfileStore()
+    store.install(0, profile(1, "ChargingStationMaxProfile", 0, [(0, 32), (1800, 16)]))
+    store.install(1, profile(2, "TxDefaultProfile", 0, [(0, 20), (600, 20), (3600, 6)]))
+    assert store.composite(T0, 7200, 1) == [{"startPeriod": 0, "limit": 20.0}, {"startPeriod": 1800, "limit": 16.0},
+                                            {"startPeriod": 3600, "limit": 6.0}]
+    watts = store.composite(T0, 1000, 1, unit="W")
+    assert watts == [{"startPeriod": 0, "limit": 13800.0, "numberPhases": 3}]
+
+
+def test_without_profiles_the_composite_is_the_evses_own_limit():
+    assert ProfileStore().composite(T0, 60, 1, fallback_amps=32.0) == [{"startPeriod": 0, "limit": 32.0}]
+    assert ProfileStore().limit_at(T0, 1) is None
+
+
+def test_installing_replaces_by_id_and_by_purpose_and_stack_level():
+    store = ProfileStore()
+    store.install(1, profile(1, "TxDefaultProfile", 0, [(0, 10)]))
+    store.install(2, profile(1, "TxDefaultProfile", 3, [(0, 11)]))  # same id, elsewhere: the old one goes
+    assert [(e, p.id) for e, p in store.select()] == [(2, 1)]
+    store.install(2, profile(7, "TxDefaultProfile", 3, [(0, 12)]))  # same purpose and level on EVSE 2
+    assert [(e, p.id) for e, p in store.select()] == [(2, 7)]
+    assert store.clear(purpose="TxDefaultProfile") == 1 and store.select() == []
+
+
+@pytest.mark.parametrize("data, why", [
+    ({"chargingProfileKind": "Absolute"}, "needs a startSchedule"),
+    ({"chargingProfileKind": "Recurring"}, "recurrencyKind"),
+    ({"chargingProfilePurpose": "Nonsense"}, "chargingProfilePurpose 'Nonsense'"),
+    ({"periods": [{"startPeriod": 5, "limit": 6}]}, "must start with startPeriod 0"),
+    ({"periods": [{"startPeriod": 0, "limit": 6}, {"startPeriod": 0, "limit": 8}]}, "must increase"),
+], ids=["absolute-without-start", "recurring-without-kind", "purpose", "first-period", "order"])
+def test_profiles_the_station_cannot_take_say_why(data, why):
+    schedule = {"id": 1, "chargingRateUnit": "A",
+                "chargingSchedulePeriod": data.pop("periods", [{"startPeriod": 0, "limit": 6}])}
+    raw = {"id": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Relative",
+           "chargingSchedule": [schedule], **data}
+    with pytest.raises(ProfileError, match=why):
+        ChargingProfile.from_ocpp(raw)
+
+
+def test_a_station_max_belongs_on_evse_0_and_a_tx_profile_names_its_transaction():
+    store = ProfileStore()
+    with pytest.raises(ProfileError, match="evseId 0"):
+        store.install(1, profile(1, "ChargingStationMaxProfile", 0, [(0, 16)]))
+    with pytest.raises(ProfileError, match="transactionId"):
+        store.install(1, profile(2, "TxProfile", 0, [(0, 16)]))
+
+
+def test_ocpp16_profiles_read_the_same():
+    raw = {"chargingProfileId": 4, "stackLevel": 1, "chargingProfilePurpose": "ChargePointMaxProfile",
+           "chargingProfileKind": "Absolute",
+           "chargingSchedule": {"startSchedule": _iso(T0), "chargingRateUnit": "A",
+                                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}]}}
+    parsed = ChargingProfile.from_ocpp(raw)
+    assert (parsed.id, parsed.purpose) == (4, "ChargingStationMaxProfile")
