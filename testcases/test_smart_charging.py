@@ -7,6 +7,8 @@ voltage and phase count from the rig file (the EV sees power, not current, in IS
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from harness.ocpp import commands
@@ -80,3 +82,66 @@ def test_the_limit_reaches_the_ev_over_iso15118(rig, csms, evse, ev, step, react
             f"{what} offers {offered:.0f} W while a charging profile limits the EVSE to {LIMIT_A:g} A "
             f"({allowed_w:.0f} W at {config.voltage:g} V, {config.phases} phases): the composite schedule goes "
             "into the ISO 15118 limits (OCPP 2.0.1 K15)")
+
+
+def _offered_w(result, protocol: str) -> list[float]:
+    """The power the charger offered in each schedule answer of the session, in order."""
+    if protocol == "iso2":
+        offered = []
+        for message in result.received("ChargeParameterDiscoveryRes"):
+            body = message["V2G_Message"]["Body"]["ChargeParameterDiscoveryRes"]
+            pmax = body["SAScheduleList"]["SAScheduleTuple"][0]["PMaxSchedule"]["PMaxScheduleEntry"][0]["PMax"]
+            offered.append(pmax["Value"] * 10 ** pmax["Multiplier"])
+        return offered
+    offered = []
+    for message in result.received("ScheduleExchangeRes"):
+        tuples = message["ScheduleExchangeRes"]["Scheduled_SEResControlMode"]["ScheduleTuple"]
+        power = tuples[0]["ChargingSchedule"]["PowerSchedule"]["PowerScheduleEntries"]["PowerScheduleEntry"][0]["Power"]
+        offered.append(power["Value"] * 10 ** power["Exponent"])
+    return offered
+
+
+@pytest.mark.case("OCPP-SC-003")
+@pytest.mark.requires("charging_profiles", "remote_start", "ev", "iso15118")
+@pytest.mark.parametrize("protocol", ["iso2", "iso20-ac"])
+def test_a_limit_during_a_session_is_renegotiated(rig, csms, evse, ev, step, reaction, kpi, protocol):
+    config = rig.config.evse
+    allowed_w = LIMIT_A * config.voltage * config.phases
+    loop = "ChargingStatusReq" if protocol == "iso2" else "AC_ChargeLoopReq"
+    assert csms.call(*commands.remote_start(evse.version, f"SC003-{protocol}".upper()))["status"] == "Accepted"
+    mark = rig.trace.now()
+    sent: dict[str, float] = {}
+    problems: list[BaseException] = []
+
+    def limit_while_charging() -> None:
+        try:
+            rig.trace.wait_for(rig.scaled(60) + 5, name=loop, observer="evse", since=mark)
+            sent["at"] = rig.trace.now()
+            sent["status"] = csms.call(*commands.charging_limit(evse.version, LIMIT_A))["status"]
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread below
+            problems.append(exc)
+
+    helper = threading.Thread(target=limit_while_charging, name="limit while charging")
+    helper.start()
+    with step(f"while the EV charges, a TxDefaultProfile limits EVSE 1 to {LIMIT_A:g} A ({allowed_w:.0f} W)"):
+        result = ev.charge(protocol=protocol, energy="AC", identification="EIM", cycles=30)
+        helper.join(rig.scaled(60) + 10)
+        if problems:
+            raise problems[0]
+        assert sent.get("status") == "Accepted", f"SetChargingProfile answered {sent.get('status')}"
+        assert result.ok, result.outcome.reason
+    with step("the charger asks the EV to renegotiate and offers the lower power"):
+        offered = _offered_w(result, protocol)
+        reaction("ISO 15118", "schedules offered in the session", expected=f"a second one, <= {allowed_w:.0f} W",
+                 observed=", ".join(f"{w:.0f} W" for w in offered), judged=True,
+                 agrees=len(offered) >= 2 and offered[-1] <= allowed_w * 1.001)
+        assert len(offered) >= 2, (
+            f"the charger offered {len(offered)} schedule(s) in the session: a lower limit during charging must reach "
+            "the EV (-2 EVSENotification ReNegotiation, -20 ScheduleRenegotiation; OCPP 2.0.1 K15)")
+        assert offered[-1] <= allowed_w * 1.001, f"the renegotiated schedule offers {offered[-1]:.0f} W"
+        renegotiated = rig.trace.select(layer="v2g", observer="evse", src="evse", since=sent["at"],
+                                        name="ChargeParameterDiscoveryRes" if protocol == "iso2"
+                                        else "ScheduleExchangeRes")
+        if renegotiated:
+            kpi("limit_to_new_schedule_s", renegotiated[0].mono - sent["at"], "s",
+                "SetChargingProfile sent to the renegotiated schedule sent to the EV")

@@ -136,15 +136,30 @@ class OcppBridge(ChargePort):
 
     # -- contract installation and update through the CSMS (OCPP 2.0.1 M01, M02) ----------------
 
+    def _profile_amps(self) -> float | None:
+        return self.connector.profile_limit(self.connector) if self.connector.profile_limit is not None else None
+
     def power_limit(self, energy: str) -> float:
         """The capability, lowered by the charging profiles' limit for this connector (A per
         phase at the nominal voltage; for DC, the same power on the grid side)."""
         capability = self.capabilities.max_power(energy)
-        amps = self.connector.profile_limit(self.connector) if self.connector.profile_limit is not None else None
+        amps = self._profile_amps()
         if amps is None:
             return capability
         caps = self.capabilities
         return min(capability, amps * caps.ac_nominal_voltage * caps.ac_phases)
+
+    def ac_target(self, power: float | None = None) -> float:
+        """EVSEMaxCurrent: the capability, lowered by the charging profiles' limit."""
+        amps = self._profile_amps()
+        target = super().ac_target(power)
+        return target if amps is None else min(target, amps)
+
+    def limit_changed(self) -> None:
+        """The charging profiles' limit changed: a running session renegotiates its schedule
+        (-2 EVSENotification ReNegotiation, -20 ScheduleRenegotiation) once energy flows."""
+        if self.session is not None and self.session.ended is None:
+            self.pending_notification = "ReNegotiation"
 
     def installs_certificates(self, generation: str) -> bool:
         return True  # the CSMS provisions (Get15118EVCertificate); what it answers goes to the EV

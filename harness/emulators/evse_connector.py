@@ -150,6 +150,8 @@ class HlcSide(Protocol):
 
     async def unplugged(self, connector: Connector) -> None: ...
 
+    async def limit_changed(self, connector: Connector) -> None: ...
+
 
 class ConnectorMachine:
     """Runs every connector's events (see the module docstring), one task per connector."""
@@ -271,6 +273,8 @@ class ConnectorMachine:
         await connector.pilot.set_duty(NO_PWM)
 
     async def _apply_limit(self, connector: Connector) -> None:
+        if connector.digital and self.hlc is not None:
+            await self.hlc.limit_changed(connector)
         if connector.transaction is None:
             return
         await connector.pilot.set_duty(duty(connector))

@@ -185,6 +185,10 @@ class EvseHlc:
         self._cancel(connector.evse_id)
         self._fallback[connector.evse_id] = asyncio.create_task(self._fall_back(connector))
 
+    async def limit_changed(self, connector: "Connector") -> None:
+        if connector.evse_id == 1 and self.bridge is not None:
+            self.bridge.limit_changed()
+
     async def unplugged(self, connector: "Connector") -> None:
         self._cancel(connector.evse_id)
         connector.digital = False
