@@ -145,3 +145,31 @@ def test_a_limit_during_a_session_is_renegotiated(rig, csms, evse, ev, step, rea
         if renegotiated:
             kpi("limit_to_new_schedule_s", renegotiated[0].mono - sent["at"], "s",
                 "SetChargingProfile sent to the renegotiated schedule sent to the EV")
+
+
+@pytest.mark.case("OCPP-SC-004")
+@pytest.mark.requires("remote_start", "ev", "iso15118")
+def test_the_evs_charging_needs_reach_the_csms(rig, csms, evse, ev, step, reaction):
+    if evse.version is OcppVersion.V16:
+        pytest.skip("OCPP 1.6 has no NotifyEVChargingNeeds")
+    assert csms.call(*commands.remote_start(evse.version, "SC004-ISO2"))["status"] == "Accepted"
+    mark = rig.trace.now()
+    result = ev.charge(protocol="iso2", energy="AC", identification="EIM", cycles=1)
+    assert result.ok, result.outcome.reason
+    parameter = result.sent("ChargeParameterDiscoveryReq")[0]["V2G_Message"]["Body"][
+        "ChargeParameterDiscoveryReq"]["AC_EVChargeParameter"]
+    asked_wh = parameter["EAmount"]["Value"] * 10 ** parameter["EAmount"]["Multiplier"]
+    with step("the charger passes the EV's ChargeParameterDiscoveryReq on (NotifyEVChargingNeeds)"):
+        try:
+            needs = csms.wait_for_message("NotifyEVChargingNeeds", since=mark, timeout=rig.scaled(30) + 5,
+                                          what="a schema-valid request")
+            body = needs.payload["payload"]["chargingNeeds"]
+            observed = (f"{body.get('requestedEnergyTransfer')}, energyAmount "
+                        f"{(body.get('acChargingParameters') or {}).get('energyAmount')} Wh")
+        except AssertionError:
+            body, observed = {}, "no NotifyEVChargingNeeds"
+        expected = f"AC_three_phase, energyAmount {asked_wh:.0f} Wh"
+        reaction("OCPP", "NotifyEVChargingNeeds", expected=expected, observed=observed, judged=True)
+        assert observed == expected, (
+            f"the charger reported {observed}; the EV asked for {asked_wh:.0f} Wh on three phases "
+            "(OCPP 2.0.1 K15: the station sends NotifyEVChargingNeeds with the EV's charge parameters)")

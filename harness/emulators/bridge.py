@@ -54,6 +54,8 @@ class OcppBridge(ChargePort):
         self.on_session = on_session
         self._pnc: asyncio.Task | None = None
         self._had_transaction = False
+        #: NotifyEVChargingNeeds on their way (kept so they are not collected before they finish)
+        self._tasks: set[asyncio.Future] = set()
 
     def _emit(self, name: str, summary: str, **keys: Any) -> None:
         self.evse.recorder.emit(Layer.OCPP, name, summary, src="evse",
@@ -154,6 +156,12 @@ class OcppBridge(ChargePort):
         amps = self._profile_amps()
         target = super().ac_target(power)
         return target if amps is None else min(target, amps)
+
+    def ev_charging_needs(self, needs: Any) -> None:
+        super().ev_charging_needs(needs)
+        task = asyncio.ensure_future(self.evse.notify_ev_charging_needs(self.connector.evse_id, needs))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def limit_changed(self) -> None:
         """The charging profiles' limit changed: a running session renegotiates its schedule

@@ -57,6 +57,8 @@ class ChargePort:
         self.ev_ready: bool | None = None
         #: the EVSENotification the next responses carry ("None", "StopCharging", "ReNegotiation")
         self.pending_notification = "None"
+        #: what the EV asked for in its last charge parameters (harness.v2g.equipment.ChargingNeeds)
+        self.charging_needs: Any = None
         self._authorize_asked = 0
         self._cable_checks = 0
         self._energy: str | None = None
@@ -193,6 +195,9 @@ class ChargePort:
             return None
         return self.provisioning.deliver(request, oem_chain=oem_chain, contract_chain=contract_chain, emaid=emaid,
                                          generation=generation)
+
+    def ev_charging_needs(self, needs: Any) -> None:
+        self.charging_needs = needs
 
     def power_limit(self, energy: str) -> float:
         return self.capabilities.max_power(energy)

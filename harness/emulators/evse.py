@@ -34,7 +34,7 @@ from harness.emulators.evse_transactions import Transactions
 from harness.emulators.power import PowerFlow
 from harness.iec61851.pilot import NO_PWM, SimulatedPilot
 from harness.ocpp.dialect import dialect_for
-from harness.ocpp.endpoint import Handler
+from harness.ocpp.endpoint import ConnectionLost, Handler, OcppCallFailed
 from harness.ocpp.station import CsmsLink, StationClient
 from harness.ocpp.timing import OcppTimers
 from harness.ocpp.versions import OcppVersion
@@ -142,6 +142,22 @@ class ReferenceEvse:
                                  hash_data: list[dict[str, str]] | None = None) -> tuple[str, str | None]:
         """Plug & Charge through the CSMS: (idToken status, certificateStatus)."""
         return await self.transactions.authorize_contract(emaid, certificate=certificate, hash_data=hash_data)
+
+    async def notify_ev_charging_needs(self, evse_id: int, needs: Any) -> None:
+        """Pass the EV's charge parameters to the CSMS (2.x NotifyEVChargingNeeds; 1.6 has no
+        such message). The CSMS's answer is on the timeline."""
+        payload = self.dialect.ev_charging_needs(evse_id, needs)
+        if payload is None:
+            return
+        try:
+            answer = await self.station.send("NotifyEVChargingNeeds", payload)
+        except (ConnectionLost, OcppCallFailed) as exc:
+            self.recorder.emit(Layer.OCPP, "EvChargingNeedsNotSent", f"NotifyEVChargingNeeds not sent: {exc}",
+                               src=EVSE, keys={"evse_id": evse_id})
+            return
+        self.recorder.emit(Layer.OCPP, "EvChargingNeedsSent", f"EVSE {evse_id}: the EV's charging needs went to the "
+                           f"CSMS: {answer.get('status')}", src=EVSE, payload={"status": answer.get("status")},
+                           keys={"evse_id": evse_id})
 
     async def ev_certificate(self, schema_version: str, action: str, exi_request: str) -> tuple[str, str | None]:
         """An EV's contract installation or update through the CSMS: (status, exiResponse)."""

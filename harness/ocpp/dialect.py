@@ -11,6 +11,7 @@ that the station's code would otherwise branch on lives here; the station picks 
 from __future__ import annotations
 
 import abc
+import datetime as _dt
 import enum
 import json
 from dataclasses import dataclass
@@ -129,6 +130,11 @@ class StationDialect(abc.ABC):
     def contract_verdict(self, response: dict[str, Any]) -> tuple[str, str | None]:
         """(idToken status, certificateStatus or None) of the answer to :meth:`contract_authorize`."""
 
+    def ev_charging_needs(self, evse_id: int, needs: Any) -> dict[str, Any] | None:
+        """NotifyEVChargingNeeds for the EV's charge parameters (a harness.v2g.equipment
+        .ChargingNeeds); None where the version has no such message (1.6)."""
+        return None
+
     @abc.abstractmethod
     def sign_secc_certificate(self, csr: str) -> tuple[str, dict[str, Any]]:
         """The request that asks the CSMS to sign the SECC's CSR (OCPP 2.0.1 A03)."""
@@ -196,6 +202,26 @@ class StationDialect(abc.ABC):
 
 class Ocpp2Dialect(StationDialect):
     version_family = "2"
+
+    def ev_charging_needs(self, evse_id: int, needs: Any) -> dict[str, Any] | None:
+        """OCPP 2.0.1 K15: ChargingNeedsType from the EV's ChargeParameterDiscoveryReq (AC: energy
+        and currents; DC: limits, energy, SoC); the departure as a time."""
+        charging: dict[str, Any] = {"requestedEnergyTransfer": needs.energy_transfer}
+        if needs.departure_s is not None:
+            departure = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=needs.departure_s)
+            charging["departureTime"] = departure.isoformat(timespec="seconds").replace("+00:00", "Z")
+        whole = {k: round(v) for k, v in (("energyAmount", needs.energy_wh), ("evMinCurrent", needs.min_current),
+                                            ("evMaxCurrent", needs.max_current), ("evMaxVoltage", needs.max_voltage),
+                                            ("evMaxPower", needs.max_power), ("stateOfCharge", needs.soc))
+                 if v is not None}
+        if needs.energy_transfer.startswith("AC"):
+            if {"energyAmount", "evMinCurrent", "evMaxCurrent", "evMaxVoltage"} <= whole.keys():
+                charging["acChargingParameters"] = {k: whole[k] for k in ("energyAmount", "evMinCurrent",
+                                                                           "evMaxCurrent", "evMaxVoltage")}
+        elif {"evMaxCurrent", "evMaxVoltage"} <= whole.keys():
+            charging["dcChargingParameters"] = {k: whole[k] for k in ("evMaxCurrent", "evMaxVoltage", "energyAmount",
+                                                                       "evMaxPower", "stateOfCharge") if k in whole}
+        return {"evseId": evse_id, "chargingNeeds": charging}
 
     def status(self, evse_id: int, state: ConnectorState) -> tuple[str, dict[str, Any]]:
         return "StatusNotification", {"timestamp": timestamp(), "connectorStatus": state.v2,

@@ -108,6 +108,11 @@ class Equipment(Protocol):
         """What the EV reported (SoC in percent) -- for meter values and displays."""
         ...
 
+    def ev_charging_needs(self, needs: "ChargingNeeds") -> None:
+        """What the EV asked for in its charge parameters (energy, limits, departure): a charger
+        with a backend passes it on (OCPP 2.0.1 NotifyEVChargingNeeds)."""
+        ...
+
     # -- power stage ----------------------------------------------------------------------
     def cable_check(self) -> bool:
         """One step of the isolation test; True when it passed."""
@@ -165,6 +170,21 @@ class Equipment(Protocol):
         (the whole ``message``, EXI schema ``schema``) to a secondary actor gets the response
         message back; None when it provisions itself (:meth:`certificate_service`)."""
         ...
+
+
+@dataclass(frozen=True)
+class ChargingNeeds:
+    """The EV's charge parameters as one shape for every protocol: energy in Wh, currents in A,
+    voltages in V, power in W, the departure in seconds from now (None: not given)."""
+
+    energy_transfer: str  # AC_single_phase, AC_three_phase, DC (OCPP EnergyTransferModeEnumType)
+    energy_wh: float | None = None
+    max_current: float | None = None
+    min_current: float | None = None
+    max_voltage: float | None = None
+    max_power: float | None = None
+    soc: float | None = None
+    departure_s: int | None = None
 
 
 @dataclass

@@ -22,6 +22,7 @@ from harness.pki.profiles import Generation
 from harness.pki.xmldsig import verify_message
 from harness.v2g import dc, messages, pnc
 from harness.v2g.dc import DcEvcc, DcRules, DcSecc
+from harness.v2g.equipment import ChargingNeeds
 from harness.v2g.machine import START, Context, Reply, Request, Stop, Table, context_of
 from harness.v2g.messages import is_zero_session
 from harness.v2g.values import physical, physical_value
@@ -382,6 +383,7 @@ class Iso2Rules(DcRules):
         c.ev_parameter = parameter
         if dc:
             s.equipment.ev_status(soc=parameter["DC_EVStatus"]["EVRESSSOC"])
+        s.equipment.ev_charging_needs(_charging_needs(mode, parameter, dc))
         c.processing = "Finished"
         energy = _energy_of(mode)
         max_power = s.equipment.power_limit(energy)
@@ -724,3 +726,18 @@ class Iso2Rules(DcRules):
 
 
 RULES = Iso2Rules()
+
+
+def _charging_needs(mode: str, parameter: dict, dc: bool) -> ChargingNeeds:
+    """The EV's ChargeParameterDiscoveryReq parameters in the shape every protocol shares."""
+    def value(name: str) -> float | None:
+        return physical_value(parameter[name]) if name in parameter else None
+
+    departure = parameter.get("DepartureTime")
+    if dc:
+        return ChargingNeeds("DC", energy_wh=value("EVEnergyRequest"), max_current=value("EVMaximumCurrentLimit"),
+                             max_voltage=value("EVMaximumVoltageLimit"), max_power=value("EVMaximumPowerLimit"),
+                             soc=parameter["DC_EVStatus"].get("EVRESSSOC"), departure_s=departure)
+    return ChargingNeeds("AC_single_phase" if mode.startswith("AC_single") else "AC_three_phase",
+                         energy_wh=value("EAmount"), max_current=value("EVMaxCurrent"),
+                         min_current=value("EVMinCurrent"), max_voltage=value("EVMaxVoltage"), departure_s=departure)
