@@ -55,33 +55,49 @@ def test_the_composite_schedule_reports_the_limit(rig, csms, evse, step, reactio
             f"the composite schedule still holds the cleared {LIMIT_A:g} A limit: {periods}"
 
 
+def _power(value: dict | int) -> float:
+    """A -2 PhysicalValue, a -20 RationalNumber or a DIN PMax (plain watts) in W."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    return value["Value"] * 10 ** value.get("Multiplier", value.get("Exponent", 0))
+
+
+def _offers(result, protocol: str) -> dict[str, float]:
+    """What the charger offered in its first charge-parameter answer, by field, in W."""
+    if protocol.startswith("iso20"):
+        answer = result.received("AC_ChargeParameterDiscoveryRes")[0]["AC_ChargeParameterDiscoveryRes"]
+        return {"EVSEMaximumChargePower": _power(answer["AC_CPDResEnergyTransferMode"]["EVSEMaximumChargePower"])}
+    body = result.received("ChargeParameterDiscoveryRes")[0]["V2G_Message"]["Body"]["ChargeParameterDiscoveryRes"]
+    entry = body["SAScheduleList"]["SAScheduleTuple"][0]["PMaxSchedule"]["PMaxScheduleEntry"][0]
+    offers = {"SAScheduleTuple PMax": _power(entry["PMax"])}
+    if "DC_EVSEChargeParameter" in body:
+        offers["EVSEMaximumPowerLimit"] = _power(body["DC_EVSEChargeParameter"]["EVSEMaximumPowerLimit"])
+    return offers
+
+
 @pytest.mark.case("OCPP-SC-002")
 @pytest.mark.requires("charging_profiles", "remote_start", "ev", "iso15118")
-@pytest.mark.parametrize("protocol", ["iso2", "iso20-ac"])
-def test_the_limit_reaches_the_ev_over_iso15118(rig, csms, evse, ev, step, reaction, protocol):
+@pytest.mark.parametrize("protocol, energy", [("iso2", "AC"), ("iso20-ac", "AC"), ("iso2", "DC"), ("din", "DC")],
+                         ids=["iso2-ac", "iso20-ac", "iso2-dc", "din-dc"])
+def test_the_limit_reaches_the_ev_over_iso15118(rig, csms, evse, ev, step, reaction, protocol, energy):
     config = rig.config.evse
     allowed_w = LIMIT_A * config.voltage * config.phases
     with step(f"a TxDefaultProfile limits EVSE 1 to {LIMIT_A:g} A ({allowed_w:.0f} W)"):
         response = csms.call(*commands.charging_limit(evse.version, LIMIT_A))
         assert response["status"] == "Accepted", f"SetChargingProfile answered {response}"
-    assert csms.call(*commands.remote_start(evse.version, f"SC002-{protocol}".upper()))["status"] == "Accepted"
-    result = ev.charge(protocol=protocol, energy="AC", identification="EIM", cycles=2)
+    assert csms.call(*commands.remote_start(evse.version, f"SC002-{protocol}-{energy}".upper()))["status"] == "Accepted"
+    result = ev.charge(protocol=protocol, energy=energy, identification="EIM", cycles=2)
     assert result.ok, result.outcome.reason
     with step("the power the charger offers in ISO 15118 is within the limit"):
-        if protocol == "iso2":
-            answer = result.received("ChargeParameterDiscoveryRes")[0]["V2G_Message"]["Body"]["ChargeParameterDiscoveryRes"]
-            entry = answer["SAScheduleList"]["SAScheduleTuple"][0]["PMaxSchedule"]["PMaxScheduleEntry"][0]["PMax"]
-            offered, what = entry["Value"] * 10 ** entry["Multiplier"], "SAScheduleTuple PMax"
-        else:
-            answer = result.received("AC_ChargeParameterDiscoveryRes")[0]["AC_ChargeParameterDiscoveryRes"]
-            value = answer["AC_CPDResEnergyTransferMode"]["EVSEMaximumChargePower"]
-            offered, what = value["Value"] * 10 ** value["Exponent"], "EVSEMaximumChargePower"
-        reaction("ISO 15118", what, expected=f"<= {allowed_w:.0f} W", observed=f"{offered:.0f} W", judged=True,
-                 agrees=offered <= allowed_w * 1.001)
-        assert offered <= allowed_w * 1.001, (
-            f"{what} offers {offered:.0f} W while a charging profile limits the EVSE to {LIMIT_A:g} A "
-            f"({allowed_w:.0f} W at {config.voltage:g} V, {config.phases} phases): the composite schedule goes "
-            "into the ISO 15118 limits (OCPP 2.0.1 K15)")
+        offers = _offers(result, protocol)
+        for what, offered in offers.items():
+            reaction("ISO 15118", what, expected=f"<= {allowed_w:.0f} W", observed=f"{offered:.0f} W", judged=True,
+                     agrees=offered <= allowed_w * 1.001)
+        over = {what: offered for what, offered in offers.items() if offered > allowed_w * 1.001}
+        assert not over, (
+            f"{', '.join(f'{w} offers {v:.0f} W' for w, v in over.items())} while a charging profile limits the "
+            f"EVSE to {LIMIT_A:g} A ({allowed_w:.0f} W at {config.voltage:g} V, {config.phases} phases): the "
+            "composite schedule goes into the ISO 15118 limits (OCPP 2.0.1 K15)")
 
 
 def _offered_w(result, protocol: str) -> list[float]:
@@ -91,13 +107,13 @@ def _offered_w(result, protocol: str) -> list[float]:
         for message in result.received("ChargeParameterDiscoveryRes"):
             body = message["V2G_Message"]["Body"]["ChargeParameterDiscoveryRes"]
             pmax = body["SAScheduleList"]["SAScheduleTuple"][0]["PMaxSchedule"]["PMaxScheduleEntry"][0]["PMax"]
-            offered.append(pmax["Value"] * 10 ** pmax["Multiplier"])
+            offered.append(_power(pmax))
         return offered
     offered = []
     for message in result.received("ScheduleExchangeRes"):
         tuples = message["ScheduleExchangeRes"]["Scheduled_SEResControlMode"]["ScheduleTuple"]
         power = tuples[0]["ChargingSchedule"]["PowerSchedule"]["PowerScheduleEntries"]["PowerScheduleEntry"][0]["Power"]
-        offered.append(power["Value"] * 10 ** power["Exponent"])
+        offered.append(_power(power))
     return offered
 
 

@@ -149,7 +149,7 @@ class ChargePort:
         reading = self.line.read()
         wanted_v = min(max(voltage, 0.0), caps.dc_max_voltage)
         limit_i = caps.dc_max_current if current >= 0 else caps.dc_max_discharge_current
-        limit_p = caps.dc_max_power if current >= 0 else caps.dc_max_discharge_power
+        limit_p = self.power_limit("DC") if current >= 0 else caps.dc_max_discharge_power
         wanted_i = max(-limit_i, min(limit_i, current))
         power_limited = wanted_v > 0 and abs(wanted_i) * wanted_v > limit_p
         if power_limited:

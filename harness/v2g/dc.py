@@ -147,7 +147,7 @@ class DcRules(Rules):
         return {"DC_EVSEChargeParameter": {
             **self.dc_evse_status(s),
             "EVSEMaximumCurrentLimit": physical(caps.dc_max_current, "A"),
-            "EVSEMaximumPowerLimit": physical(caps.dc_max_power, "W"),
+            "EVSEMaximumPowerLimit": physical(s.equipment.power_limit("DC"), "W"),
             "EVSEMaximumVoltageLimit": physical(caps.dc_max_voltage, "V"),
             "EVSEMinimumCurrentLimit": physical(caps.dc_min_current, "A"),
             "EVSEMinimumVoltageLimit": physical(caps.dc_min_voltage, "V"),
@@ -182,7 +182,7 @@ class DcRules(Rules):
                       "EVSEPowerLimitAchieved": present.power_limit_achieved,
                       "EVSEMaximumVoltageLimit": physical(caps.dc_max_voltage, "V"),
                       "EVSEMaximumCurrentLimit": physical(caps.dc_max_current, "A"),
-                      "EVSEMaximumPowerLimit": physical(caps.dc_max_power, "W"),
+                      "EVSEMaximumPowerLimit": physical(s.equipment.power_limit("DC"), "W"),
                       **self.current_demand_extras(s)})
 
     def _secc_WeldingDetectionReq(self, s: SeccSession, body: dict, message: dict) -> Reply:

@@ -164,7 +164,7 @@ class DinRules(DcRules):
             return Reply(self.secc_failure(s, "ChargeParameterDiscoveryReq", "FAILED_WrongChargeParameter"))
         s.equipment.ev_status(soc=parameter["DC_EVStatus"]["EVRESSSOC"])
         context_of(s, DinSecc).processing = "Finished"
-        pmax = min(SHORT_MAX, int(s.equipment.capabilities.dc_max_power))
+        pmax = min(SHORT_MAX, int(s.equipment.power_limit("DC")))
         return Reply({"ResponseCode": "OK", "EVSEProcessing": "Finished",
                       "SAScheduleList": {"SAScheduleTuple": [{"SAScheduleTupleID": SCHEDULE_ID, "PMaxSchedule": {
                           "PMaxScheduleID": 0, "PMaxScheduleEntry": [
