@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 from harness.emulators.evse_connector import EVSE, Connector, enqueue
 from harness.ocpp.dialect import StationTransaction
-from harness.ocpp.smart_charging import TX, ChargingProfile, ProfileError, ProfileStore
+from harness.ocpp.smart_charging import PURPOSE_ALIASES, TX, ChargingProfile, ProfileError, ProfileStore
 from harness.trace import Layer, Recorder
 
 #: the watcher looks again at least this often (a transaction's start moves Relative schedules)
@@ -120,6 +120,7 @@ class SmartCharging:
 
     async def clear(self, *, profile_id: int | None, evse_id: int | None, purpose: str | None,
                     stack_level: int | None) -> str:
+        purpose = PURPOSE_ALIASES.get(purpose or "", purpose)  # 1.6 names the station maximum otherwise
         removed = [p.id for _, p in self.store.select(evse_id=evse_id, stack_level=stack_level)
                    if (profile_id is None or p.id == profile_id) and (purpose is None or p.purpose == purpose)]
         self.store.clear(profile_id=profile_id, evse_id=evse_id, purpose=purpose, stack_level=stack_level)

@@ -56,6 +56,12 @@ def test_stack_levels_and_the_station_maximum_make_the_composite(rig):
     station[("csChargingProfiles" if _v16(rig) else "chargingProfile")] = station_profile
     assert rig.csms.call(name, station)["status"] == "Accepted"
     assert _composite_limits(rig) == [10.0]
+    # cleared by purpose under the version's own name for the station maximum
+    purpose = station_profile["chargingProfilePurpose"]
+    clear = {"chargingProfilePurpose": purpose} if _v16(rig) else {"chargingProfileCriteria": {
+        "chargingProfilePurpose": purpose}}
+    assert rig.csms.call("ClearChargingProfile", clear)["status"] == "Accepted"
+    assert _composite_limits(rig) == [12.0]
     # the case's profiles do not outlive it: the rig clears them
     rig.restore()
     assert _composite_limits(rig) == [float(rig.config.evse.max_current)]
