@@ -28,8 +28,7 @@ def _composite(csms, evse, duration: int = 300) -> dict:
 
 
 def _clear(csms, evse) -> str:
-    payload = {"id": 1} if evse.version is OcppVersion.V16 else {"chargingProfileId": 1}
-    return csms.call("ClearChargingProfile", payload)["status"]
+    return csms.call(*commands.clear_charging_profile(evse.version, 1))["status"]
 
 
 @pytest.mark.case("OCPP-SC-001")

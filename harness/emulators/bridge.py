@@ -136,7 +136,7 @@ class OcppBridge(ChargePort):
                                          "Authorized"))
         return "Ongoing"  # authorized: Accepted once the transaction runs
 
-    # -- contract installation and update through the CSMS (OCPP 2.0.1 M01, M02) ----------------
+    # -- charging profiles (OCPP K01, K15) ----------------------------------------------------------
 
     def _profile_amps(self) -> float | None:
         return self.connector.profile_limit(self.connector) if self.connector.profile_limit is not None else None
@@ -158,7 +158,6 @@ class OcppBridge(ChargePort):
         return target if amps is None else min(target, amps)
 
     def ev_charging_needs(self, needs: Any) -> None:
-        super().ev_charging_needs(needs)
         task = asyncio.ensure_future(self.evse.notify_ev_charging_needs(self.connector.evse_id, needs))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -168,6 +167,8 @@ class OcppBridge(ChargePort):
         (-2 EVSENotification ReNegotiation, -20 ScheduleRenegotiation) once energy flows."""
         if self.session is not None and self.session.ended is None:
             self.pending_notification = "ReNegotiation"
+
+    # -- contract installation and update through the CSMS (OCPP 2.0.1 M01, M02) ----------------
 
     def installs_certificates(self, generation: str) -> bool:
         return True  # the CSMS provisions (Get15118EVCertificate); what it answers goes to the EV

@@ -57,8 +57,6 @@ class ChargePort:
         self.ev_ready: bool | None = None
         #: the EVSENotification the next responses carry ("None", "StopCharging", "ReNegotiation")
         self.pending_notification = "None"
-        #: what the EV asked for in its last charge parameters (harness.v2g.equipment.ChargingNeeds)
-        self.charging_needs: Any = None
         self._authorize_asked = 0
         self._cable_checks = 0
         self._energy: str | None = None
@@ -197,7 +195,7 @@ class ChargePort:
                                          generation=generation)
 
     def ev_charging_needs(self, needs: Any) -> None:
-        self.charging_needs = needs
+        pass  # a charger without a backend has nobody to tell
 
     def power_limit(self, energy: str) -> float:
         return self.capabilities.max_power(energy)

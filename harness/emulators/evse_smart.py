@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 
 from harness.emulators.evse_connector import EVSE, Connector, enqueue
 from harness.ocpp.dialect import StationTransaction
-from harness.ocpp.smart_charging import PURPOSE_ALIASES, TX, ChargingProfile, ProfileError, ProfileStore
+from harness.ocpp.smart_charging import TX, ChargingProfile, ProfileError, ProfileStore
 from harness.trace import Layer, Recorder
 
 #: the watcher looks again at least this often (a transaction's start moves Relative schedules)
@@ -46,16 +46,22 @@ class SmartCharging:
 
     # -- the limit -----------------------------------------------------------------------------
 
+    def _transaction(self, connector: Connector | None) -> dict[str, Any]:
+        """The connector's transaction as the profile store asks about it (its key and start)."""
+        tx = connector.transaction if connector is not None else None
+        if tx is None:
+            return {"transaction_id": None, "transaction_start": None}
+        return {"transaction_id": self.transaction_key(tx), "transaction_start": _started(tx)}
+
     def limit(self, connector: Connector) -> float | None:
         """The composite schedule's limit for the connector now, in A (None: no profile)."""
-        tx = connector.transaction
-        key = self.transaction_key(tx) if tx is not None else None
-        if tx is not None and connector.start_profile is not None:
+        transaction = self._transaction(connector)
+        if transaction["transaction_id"] is not None and connector.start_profile is not None:
             # RequestStartTransaction's profile is the TxProfile of the transaction it started (F01)
-            self.store.install(connector.evse_id, dataclasses.replace(connector.start_profile, transaction_id=key))
+            self.store.install(connector.evse_id, dataclasses.replace(connector.start_profile,
+                                                                      transaction_id=transaction["transaction_id"]))
             connector.start_profile = None
-        found = self.store.limit_at(_now(), connector.evse_id, transaction_id=key,
-                                    transaction_start=_started(tx))
+        found = self.store.limit_at(_now(), connector.evse_id, **transaction)
         return found.amps if found is not None else None
 
     async def changed(self) -> None:
@@ -91,10 +97,7 @@ class SmartCharging:
         now = _now()
         waits = [WATCH_INTERVAL_S]
         for connector in self.connectors.values():
-            tx = connector.transaction
-            periods = self.store.composite(now, 86400, connector.evse_id,
-                                           transaction_id=self.transaction_key(tx) if tx is not None else None,
-                                           transaction_start=_started(tx))
+            periods = self.store.composite(now, 86400, connector.evse_id, **self._transaction(connector))
             waits += [p["startPeriod"] for p in periods if p["startPeriod"] > 0][:1]
         return max(0.05, min(waits))
 
@@ -120,10 +123,9 @@ class SmartCharging:
 
     async def clear(self, *, profile_id: int | None, evse_id: int | None, purpose: str | None,
                     stack_level: int | None) -> str:
-        purpose = PURPOSE_ALIASES.get(purpose or "", purpose)  # 1.6 names the station maximum otherwise
-        removed = [p.id for _, p in self.store.select(evse_id=evse_id, stack_level=stack_level)
-                   if (profile_id is None or p.id == profile_id) and (purpose is None or p.purpose == purpose)]
+        held = {p.id for _, p in self.store.select()}
         self.store.clear(profile_id=profile_id, evse_id=evse_id, purpose=purpose, stack_level=stack_level)
+        removed = held - {p.id for _, p in self.store.select()}
         for id_ in removed:
             self.raw.pop(id_, None)
         await self.changed()
@@ -133,13 +135,11 @@ class SmartCharging:
         """(scheduleStart, the composite's fields) for GetCompositeSchedule; KeyError for an
         unknown EVSE."""
         connector = self.connectors[evse_id] if evse_id else None
-        tx = connector.transaction if connector is not None else None
         start = _now().replace(microsecond=0)
         unit = unit or "A"
         periods = self.store.composite(start, duration, evse_id, unit=unit, phases=self.phases,
-                                       transaction_id=self.transaction_key(tx) if tx is not None else None,
-                                       transaction_start=_started(tx),
-                                       fallback_amps=connector.max_current if connector is not None else None)
+                                       fallback_amps=connector.max_current if connector is not None else None,
+                                       **self._transaction(connector))
         return _iso(start), {"duration": duration, "chargingRateUnit": unit, "chargingSchedulePeriod": periods}
 
     def profiles(self, *, evse_id: int | None, purpose: str | None, stack_level: int | None,

@@ -63,6 +63,11 @@ def charging_limit(version: OcppVersion, amps: float, *, evse_id: int = 1, profi
         "chargingSchedule": [{"id": profile_id, "chargingRateUnit": "A", "chargingSchedulePeriod": [period]}]}}
 
 
+def clear_charging_profile(version: OcppVersion, profile_id: Any) -> Call:
+    """ClearChargingProfile of one profile by its id (K10)."""
+    return "ClearChargingProfile", {"id": profile_id} if version is _V16 else {"chargingProfileId": profile_id}
+
+
 def get_variable(version: OcppVersion, component: str, variable: str, key_16: str) -> Call:
     """Read one configuration value: a 2.x variable or its 1.6 configuration key."""
     if version is _V16:

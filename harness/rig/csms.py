@@ -171,9 +171,8 @@ class CsmsRole(Role):
         """ClearChargingProfile for every profile the case set, so the next case starts without
         its limits; a refusal is on the timeline, not the next case's failure."""
         for profile_id in sorted(self.profiles_set, key=str):
-            payload = {"id": profile_id} if self.rig.evse.version.value == "1.6" else {"chargingProfileId": profile_id}
             try:
-                status = self.call("ClearChargingProfile", payload).get("status")
+                status = self.call(*commands.clear_charging_profile(self.rig.evse.version, profile_id)).get("status")
             except (DutFailure, RuntimeError) as exc:
                 status = str(exc)
             if status != "Accepted":
@@ -388,8 +387,9 @@ class CsmsRole(Role):
         """Sign every SECC certificate request with ``fault`` (one of
         harness.pki.signing.SIGNING_FAULTS) until the next test case."""
         no_signer, _ = self.plug_and_charge_backend()
-        if no_signer is not None or self.behaviour.signer is None:
-            raise NotApplicable(no_signer or "the CSMS cannot sign SECC certificates")
+        if no_signer is not None:
+            raise NotApplicable(no_signer)
+        assert self.behaviour.signer is not None
         self.behaviour.signer = replace(self.behaviour.signer, fault=fault)
 
     def publish_crl(self, name: str, crl: Any) -> None:

@@ -62,8 +62,10 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
                          f"{' with TLS' if context else ''}: {error}", session, payload={"error": repr(exc)})
         session.outcome = Outcome(False, f"{what}: {error}")
         return session.outcome
-    shown = _certificate_summary(connection.tls_peer_certificate)
-    refusal = _secc_key_problem(connection.tls_peer_certificate, vehicle.plan.protocols) if context else None
+    der = connection.tls_peer_certificate
+    peer = x509.load_der_x509_certificate(der) if der is not None else None
+    shown = _certificate_summary(peer)
+    refusal = _secc_key_problem(peer, vehicle.plan.protocols) if context else None
     recording.record(recorder, SIDE, "TcpConnected", f"EV connected to {target}"
                      + (f" ({connection.tls_version}, {connection.tls_cipher}"
                         + (f"; SECC certificate serial {shown['serial']})" if shown else ")") if context else " (no TLS)"),
@@ -187,24 +189,23 @@ class _Runner:
         return session.receive(messages.payload_type_of(family, response), data, session.now)[1:]
 
 
-def _secc_key_problem(der: bytes | None, offered: Sequence[str]) -> str | None:
+def _secc_key_problem(certificate: x509.Certificate | None, offered: Sequence[str]) -> str | None:
     """OpenSSL has checked the SECC's chain; what it does not check is the key algorithm the PKI
     of the protocols offered prescribes (-2 and DIN: secp256r1; -20: secp521r1 or Ed448). An EV
     offering one PKI generation checks the leaf against it (offering both, the SECC picks the chain
     and the protocol together, so either fits)."""
     generations = {sap.pki_generation(p) for p in offered}
-    if der is None or len(generations) != 1:
+    if certificate is None or len(generations) != 1:
         return None
     generation = Generation.ISO20 if generations == {"iso20"} else Generation.ISO2
-    problem = key_problem(x509.load_der_x509_certificate(der), policy_for(generation, Role.SECC))
+    problem = key_problem(certificate, policy_for(generation, Role.SECC))
     return f"{problem} ({generation.value} SECC certificate)" if problem else None
 
 
-def _certificate_summary(der: bytes | None) -> dict[str, str] | None:
+def _certificate_summary(certificate: x509.Certificate | None) -> dict[str, str] | None:
     """Subject, issuer and serial of the SECC certificate the EV was shown, for the timeline."""
-    if der is None:
+    if certificate is None:
         return None
-    certificate = x509.load_der_x509_certificate(der)
     return {"subject": certificate.subject.rfc4514_string(), "issuer": certificate.issuer.rfc4514_string(),
             "serial": format(certificate.serial_number, "X")}
 
