@@ -133,7 +133,8 @@ class Reader:
         if exclusive_minimum is not None and value <= exclusive_minimum:
             self.problems.add(self._where(key), f"must be greater than {exclusive_minimum:g}")
             return default
-        return float(self._bounded(key, value, minimum, maximum, default))
+        bounded = self._bounded(key, value, minimum, maximum, default)
+        return None if bounded is None else float(bounded)  # out of bounds with no default: None
 
     def bool(self, key: builtins.str, default: Any = None, *, required: builtins.bool = False) -> Any:
         value = self._get(key, required)
@@ -185,6 +186,16 @@ class Reader:
     def section(self, key: builtins.str, *, required: builtins.bool = False) -> "Reader":
         value = self._get(key, required)
         return Reader(None if value is _MISSING else value, self._where(key), self.problems)
+
+    def sections(self, key: builtins.str, *, required: builtins.bool = False) -> list["Reader"]:
+        """A list of mappings: one reader per item, at ``key[i]``."""
+        value = self._get(key, required)
+        if value is _MISSING:
+            return []
+        if not isinstance(value, list) or not value:
+            self.problems.add(self._where(key), f"must be a non-empty list of mappings, not {_kind(value)}")
+            return []
+        return [Reader(item, f"{self._where(key)}[{index}]", self.problems) for index, item in enumerate(value)]
 
     def done(self) -> None:
         for key in self.data:

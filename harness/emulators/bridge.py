@@ -42,6 +42,7 @@ from harness.v2g.pnc import BACKEND_REFUSALS, PROVISIONING_NAMESPACES, ContractC
 
 if TYPE_CHECKING:
     from harness.emulators.evse import Connector, ReferenceEvse
+    from harness.ocpp.smart_charging import Limit
 
 
 class OcppBridge(ChargePort):
@@ -56,9 +57,11 @@ class OcppBridge(ChargePort):
         self._had_transaction = False
         #: NotifyEVChargingNeeds on their way (kept so they are not collected before they finish)
         self._tasks: set[asyncio.Future] = set()
+        #: the DC power (W) the stage was last told to deliver
+        self._commanded: float | None = None
 
-    def _emit(self, name: str, summary: str, **keys: Any) -> None:
-        self.evse.recorder.emit(Layer.OCPP, name, summary, src="evse",
+    def _emit(self, name: str, summary: str, *, layer: Layer = Layer.OCPP, payload: Any = None, **keys: Any) -> None:
+        self.evse.recorder.emit(layer, name, summary, src="evse", payload=payload,
                                 keys={"evse_id": self.connector.evse_id, **keys})
 
     # -- session ------------------------------------------------------------------------------
@@ -66,6 +69,7 @@ class OcppBridge(ChargePort):
     def session_started(self, session_id: str, evccid: str | None, protocol: str) -> None:
         super().session_started(session_id, evccid, protocol)
         self._pnc = None
+        self._commanded = None
         self._had_transaction = self.connector.transaction is not None
         if self.on_session is not None:
             self.on_session(self.connector, True)
@@ -138,24 +142,52 @@ class OcppBridge(ChargePort):
 
     # -- charging profiles (OCPP K01, K15) ----------------------------------------------------------
 
-    def _profile_amps(self) -> float | None:
+    def _profile(self) -> "Limit | None":
         return self.connector.profile_limit(self.connector) if self.connector.profile_limit is not None else None
 
-    def power_limit(self, energy: str) -> float:
-        """The capability, lowered by the charging profiles' limit for this connector (A per
-        phase at the nominal voltage; for DC, the same power on the grid side)."""
-        capability = self.capabilities.max_power(energy)
-        amps = self._profile_amps()
-        if amps is None:
-            return capability
+    def _watts(self, amps: float) -> float:
+        """A per-phase current of the composite schedule as power: A per phase at the nominal
+        voltage (for DC, the same power on the grid side)."""
         caps = self.capabilities
-        return min(capability, amps * caps.ac_nominal_voltage * caps.ac_phases)
+        return amps * caps.ac_nominal_voltage * caps.ac_phases
+
+    def power_limit(self, energy: str) -> float:
+        """The capability, lowered by the charging profiles' limit for this connector."""
+        capability = self.capabilities.max_power(energy)
+        found = self._profile()
+        return capability if found is None else min(capability, self._watts(found.amps))
+
+    def discharge_limit(self, energy: str) -> float:
+        """The discharge capability, lowered by the profiles' dischargeLimit (0 in an operation
+        mode without discharge)."""
+        capability = self.capabilities.max_discharge_power(energy)
+        found = self._profile()
+        if found is None or found.discharge_amps is None:
+            return capability
+        return min(capability, self._watts(found.discharge_amps))
+
+    def power_setpoint(self, energy: str) -> float | None:
+        found = self._profile()
+        if found is None or found.setpoint_amps is None:
+            return None
+        return max(-self.discharge_limit(energy), min(self.power_limit(energy), self._watts(found.setpoint_amps)))
 
     def ac_target(self, power: float | None = None) -> float:
         """EVSEMaxCurrent: the capability, lowered by the charging profiles' limit."""
-        amps = self._profile_amps()
+        found = self._profile()
         target = super().ac_target(power)
-        return target if amps is None else min(target, amps)
+        return target if found is None else min(target, found.amps)
+
+    def current_demand(self, voltage: float, current: float) -> Any:
+        """DC: the power stage follows the target; a new target (a limit or setpoint changed, or
+        the EV asked for another current) goes on the timeline once."""
+        present = super().current_demand(voltage, current)
+        wanted = voltage * current
+        if self._commanded is None or abs(wanted - self._commanded) > max(200.0, 0.02 * abs(self._commanded)):
+            self._commanded = wanted
+            self._emit("PowerApplied", f"EVSE {self.connector.evse_id}: DC power stage to {wanted / 1000:.2f} kW "
+                       f"({current:.1f} A at {voltage:.0f} V)", layer=Layer.V2G, payload={"target_w": wanted, "power_w": present.voltage * present.current})
+        return present
 
     def ev_charging_needs(self, needs: Any) -> None:
         task = asyncio.ensure_future(self.evse.notify_ev_charging_needs(self.connector.evse_id, needs))

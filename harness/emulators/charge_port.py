@@ -147,7 +147,7 @@ class ChargePort:
         reading = self.line.read()
         wanted_v = min(max(voltage, 0.0), caps.dc_max_voltage)
         limit_i = caps.dc_max_current if current >= 0 else caps.dc_max_discharge_current
-        limit_p = self.power_limit("DC") if current >= 0 else caps.dc_max_discharge_power
+        limit_p = self.power_limit("DC") if current >= 0 else self.discharge_limit("DC")
         wanted_i = max(-limit_i, min(limit_i, current))
         power_limited = wanted_v > 0 and abs(wanted_i) * wanted_v > limit_p
         if power_limited:
@@ -199,6 +199,12 @@ class ChargePort:
 
     def power_limit(self, energy: str) -> float:
         return self.capabilities.max_power(energy)
+
+    def discharge_limit(self, energy: str) -> float:
+        return self.capabilities.max_discharge_power(energy)
+
+    def power_setpoint(self, energy: str) -> float | None:
+        return None  # without a backend the EV's demand decides
 
     def installs_certificates(self, generation: str) -> bool:
         return self.provisioning is not None

@@ -26,6 +26,7 @@ from harness.emulators.power import PowerFlow
 from harness.iec61851.pilot import DIGITAL_COMMUNICATION, NO_PWM, CpState, SimulatedPilot, duty_for_current
 from harness.ocpp.dialect import ConnectorState, StationDialect, StationTransaction
 from harness.ocpp.endpoint import OcppCallFailed
+from harness.ocpp.smart_charging import Limit, discharges
 from harness.ocpp.station import StationClient
 from harness.ocpp.timing import OcppTimers
 from harness.trace import Layer, Recorder
@@ -52,7 +53,7 @@ class Connector:
     authorization: Authorization | None = None
     transaction: StationTransaction | None = None
     #: the charging profiles' limit for this connector now, in A (None: none limits it)
-    profile_limit: Callable[["Connector"], float | None] | None = None
+    profile_limit: Callable[["Connector"], Limit | None] | None = None
     #: RequestStartTransaction's chargingProfile, the TxProfile of the transaction it starts
     start_profile: Any = None
     available: bool = True
@@ -72,7 +73,17 @@ class Connector:
         if self.transaction is None or not self.available:
             return 0.0
         limit = self.profile_limit(self) if self.profile_limit is not None else None
-        return self.max_current if limit is None else min(self.max_current, limit)
+        return self.max_current if limit is None else min(self.max_current, limit.amps)
+
+    def energy_allowed(self) -> bool:
+        """Whether energy may flow: at least 6 A offered (IEC 61851-1), or, in an ISO 15118
+        session, discharge allowed by the charging profiles even where charging is not."""
+        if self.offered_current() >= 6.0:
+            return True
+        if not self.digital or self.transaction is None or not self.available:
+            return False
+        limit = self.profile_limit(self) if self.profile_limit is not None else None
+        return limit is not None and discharges(limit.mode) and limit.discharge_amps != 0.0
 
 
 def duty(connector: Connector) -> float:
@@ -141,6 +152,8 @@ class TransactionSide(Protocol):
     async def end(self, connector: Connector, trigger: str, reason: str) -> None: ...
 
     async def charging_state(self, connector: Connector, state: ConnectorState) -> None: ...
+
+    def operation_mode(self, connector: Connector, mode: str) -> None: ...
 
 
 class HlcSide(Protocol):
@@ -258,13 +271,13 @@ class ConnectorMachine:
         tx = connector.transaction
         if tx is None:
             return
-        if ready and connector.offered_current() >= 6.0:
+        if ready and connector.energy_allowed():
             connector.line.set(contactor_closed=True)
             await self.transactions.charging_state(connector, ConnectorState.CHARGING)
         else:
             connector.line.set(contactor_closed=False)
             await self.transactions.charging_state(connector, ConnectorState.SUSPENDED_EV
-                                                   if connector.offered_current() >= 6.0
+                                                   if connector.energy_allowed()
                                                    else ConnectorState.SUSPENDED_EVSE)
 
     @staticmethod
@@ -277,6 +290,8 @@ class ConnectorMachine:
             await self.hlc.limit_changed(connector)
         if connector.transaction is None:
             return
+        found = connector.profile_limit(connector) if connector.profile_limit is not None else None
+        self.transactions.operation_mode(connector, found.mode if found is not None else "ChargingOnly")
         await connector.pilot.set_duty(duty(connector))
         await self._ev_ready(connector, connector.pilot.state in (CpState.C, CpState.D))
 

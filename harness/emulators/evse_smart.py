@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as _dt
+import math
 from typing import Any, Callable, Mapping
 
 from harness.emulators.evse_connector import EVSE, Connector, enqueue
 from harness.ocpp.dialect import StationTransaction
-from harness.ocpp.smart_charging import TX, ChargingProfile, ProfileError, ProfileStore
+from harness.ocpp.smart_charging import TX, ChargingProfile, Limit, ProfileError, ProfileStore
 from harness.trace import Layer, Recorder
 
 #: the watcher looks again at least this often (a transaction's start moves Relative schedules)
@@ -39,7 +40,7 @@ class SmartCharging:
         self.raw: dict[int, dict[str, Any]] = {}
         #: how the CSMS names a transaction (2.x: the station's id; 1.6: the CSMS's integer)
         self.transaction_key = transaction_key
-        self._applied: dict[int, float | None] = {}
+        self._applied: dict[int, Limit | None] = {}
         self._watcher: asyncio.Task | None = None
         for connector in connectors.values():
             connector.profile_limit = self.limit
@@ -53,16 +54,15 @@ class SmartCharging:
             return {"transaction_id": None, "transaction_start": None}
         return {"transaction_id": self.transaction_key(tx), "transaction_start": _started(tx)}
 
-    def limit(self, connector: Connector) -> float | None:
-        """The composite schedule's limit for the connector now, in A (None: no profile)."""
+    def limit(self, connector: Connector) -> Limit | None:
+        """What the composite schedule says for the connector now (None: no profile)."""
         transaction = self._transaction(connector)
         if transaction["transaction_id"] is not None and connector.start_profile is not None:
             # RequestStartTransaction's profile is the TxProfile of the transaction it started (F01)
             self.store.install(connector.evse_id, dataclasses.replace(connector.start_profile,
                                                                       transaction_id=transaction["transaction_id"]))
             connector.start_profile = None
-        found = self.store.limit_at(_now(), connector.evse_id, **transaction)
-        return found.amps if found is not None else None
+        return self.store.limit_at(_now(), connector.evse_id, **transaction)
 
     async def changed(self) -> None:
         """Re-apply every connector's limit now, and keep watching for the next change."""
@@ -78,12 +78,17 @@ class SmartCharging:
             self._watcher = None
 
     async def _apply(self, connector: Connector) -> None:
-        amps = self.limit(connector)
-        if self._applied.get(connector.evse_id, "unset") != amps:
-            self._applied[connector.evse_id] = amps
-            self.recorder.emit(Layer.OCPP, "ChargingLimitApplied", f"EVSE {connector.evse_id}: charging limit "
-                               f"{'none' if amps is None else f'{amps:.1f} A'} (composite schedule)", src=EVSE,
-                               payload={"evse_id": connector.evse_id, "amps": amps},
+        found = self.limit(connector)
+        unset = Limit(-1.0)  # never a real limit: the first look always applies
+        if self._applied.get(connector.evse_id, unset) != found:
+            self._applied[connector.evse_id] = found
+            amps = None if found is None or found.amps == math.inf else found.amps
+            self.recorder.emit(Layer.OCPP, "ChargingLimitApplied", f"EVSE {connector.evse_id}: "
+                               f"{'no charging limit' if found is None else found.describe()} (composite schedule)",
+                               src=EVSE, payload={"evse_id": connector.evse_id, "amps": amps,
+                                                  "mode": None if found is None else found.mode,
+                                                  "setpoint_amps": None if found is None else found.setpoint_amps,
+                                                  "discharge_amps": None if found is None else found.discharge_amps},
                                keys={"evse_id": connector.evse_id})
             await enqueue(connector, ("limit",))
 

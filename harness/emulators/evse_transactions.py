@@ -107,12 +107,26 @@ class Transactions:
         if tx is None or state.charging_state == tx.charging_state:
             await self.status.set_state(connector, state)
             return
-        tx.charging_state = state.charging_state
+        before, tx.charging_state = tx.charging_state, state.charging_state
+        # a sample taken at the change, not periodically: the start or end of an interruption
+        context = ("Interruption.Begin" if tx.charging_state.startswith("Suspended")
+                   else "Interruption.End" if before.startswith("Suspended") else "Other")
         item = self.dialect.charging_state_changed(tx, offline=not self.station.online,
-                                                   sample=lambda: self.sample(connector))
+                                                   sample=lambda: self.sample(connector, context))
         if item is not None:
             self.station.enqueue(item)
         await self.status.set_state(connector, state)
+
+    def operation_mode(self, connector: Connector, mode: str) -> None:
+        """The charging profiles put the transaction in another operation mode (OCPP 2.1)."""
+        tx = connector.transaction
+        if tx is None or tx.operation_mode == mode:
+            return
+        tx.operation_mode = mode
+        item = self.dialect.operation_mode_changed(tx, offline=not self.station.online,
+                                                   sample=lambda: self.sample(connector, "Other"))
+        if item is not None:
+            self.station.enqueue(item)
 
     async def _meter_values(self, connector: Connector, tx: StationTransaction) -> None:
         while True:

@@ -16,7 +16,7 @@ import time
 from harness.emulators.charge_port import ChargePort
 from harness.emulators.plug import PluggedEv
 from harness.iec61851.pilot import CpState
-from harness.trace import Recorder
+from harness.trace import Layer, Recorder
 from harness.v2g.battery import Battery
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.evcc import run_session
@@ -41,6 +41,8 @@ class HlcEv(PluggedEv):
         #: reports, the AC current the EV draws
         self.self_metered = self_metered
         self._metered_at: float | None = None
+        #: the EVSE's target power the EV follows now (AC), for the timeline
+        self._followed: float | None = None
 
     @property
     def battery(self) -> Battery:
@@ -58,7 +60,7 @@ class HlcEv(PluggedEv):
             raise RuntimeError(f"{self.name} is not plugged in")
         self.vehicle.stop_requested = False
         self.vehicle.grant.ac_max_current = None
-        self.vehicle.grant.ac_target_power = None
+        self.vehicle.grant.target_power = None
 
         def keep(session: EvccSession) -> None:
             self.session = session
@@ -112,6 +114,26 @@ class HlcEv(PluggedEv):
         current = self.vehicle.ac_current() if self.pilot.state in (CpState.C, CpState.D) else 0.0
         if current != reading.current:
             self.line.set(current=current, phases=self.vehicle.plan.phases if reading.phases else None)
+        self._followed_now(current)
+
+    def _followed_now(self, current: float) -> None:
+        """A PowerApplied event when what the EV follows changed: the EVSE's target power (-20),
+        else the maximum current it offers (-2 EVSEMaxCurrent), as power."""
+        vehicle = self.vehicle
+        volts = vehicle.ac_nominal_voltage * vehicle.plan.phases
+        target = vehicle.grant.target_power
+        if target is None and vehicle.grant.ac_max_current:
+            target = vehicle.grant.ac_max_current * volts
+        if target is None:
+            self._followed = None
+            return
+        if self._followed is not None and abs(target - self._followed) < 1.0:
+            return
+        self._followed = target
+        power = current * volts
+        self.recorder.emit(Layer.V2G, "PowerApplied", f"{self.name} follows the EVSE's {target / 1000:.2f} kW: "
+                           f"draws {power / 1000:.2f} kW", src=self.name, observer=self.name,
+                           payload={"target_w": target, "power_w": power})
 
     async def _control(self) -> None:
         while True:

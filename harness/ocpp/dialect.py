@@ -81,6 +81,8 @@ class StationTransaction:
     ended: bool = False
     charging_state: str = "EVConnected"
     token_type: str = "ISO14443"
+    #: OCPP 2.1 OperationModeEnumType the transaction runs in (the charging profiles' mode)
+    operation_mode: str = "ChargingOnly"
 
     def next_seq(self) -> int:
         value = self.seq_no
@@ -172,6 +174,12 @@ class StationDialect(abc.ABC):
         """The message that carries a meter sample taken during a transaction."""
 
     @abc.abstractmethod
+    def operation_mode_changed(self, tx: StationTransaction, *, offline: bool,
+                               sample: Callable[[], MeterSample]) -> OutboxItem | None:
+        """OCPP 2.1: the TransactionEvent (OperationModeChanged) that reports ``tx.operation_mode``
+        has changed; None where the version has no operation modes."""
+
+    @abc.abstractmethod
     def transaction_ended(self, tx: StationTransaction, trigger: str, reason: str, *, offline: bool,
                           sample: MeterSample) -> OutboxItem:
         """The message that reports a transaction's end. ``trigger`` and ``reason`` are 2.x's
@@ -202,6 +210,10 @@ class StationDialect(abc.ABC):
 
 class Ocpp2Dialect(StationDialect):
     version_family = "2"
+
+    def __init__(self, *, v21: bool = False) -> None:
+        #: 2.1: transactionInfo.operationMode, TransactionEvent OperationModeChanged
+        self.v21 = v21
 
     def ev_charging_needs(self, evse_id: int, needs: Any) -> dict[str, Any] | None:
         """OCPP 2.0.1 K15: ChargingNeedsType from the EV's ChargeParameterDiscoveryReq (AC: energy
@@ -259,9 +271,9 @@ class Ocpp2Dialect(StationDialect):
              "context": sample.context, "unitOfMeasure": {"unit": "Wh"}},
             {"value": round(sample.exported_wh, 3), "measurand": "Energy.Active.Export.Register",
              "context": sample.context, "unitOfMeasure": {"unit": "Wh"}},
-            {"value": round(max(sample.power_w, 0.0), 1), "measurand": "Power.Active.Import",
+            {"value": round(max(sample.power_w, 0.0) + 0.0, 1), "measurand": "Power.Active.Import",
              "context": sample.context, "unitOfMeasure": {"unit": "W"}},
-            {"value": round(max(-sample.power_w, 0.0), 1), "measurand": "Power.Active.Export",
+            {"value": round(max(-sample.power_w, 0.0) + 0.0, 1), "measurand": "Power.Active.Export",
              "context": sample.context, "unitOfMeasure": {"unit": "W"}},
         ]
         if sample.soc is not None:
@@ -273,6 +285,8 @@ class Ocpp2Dialect(StationDialect):
                           offline: bool, sample: MeterSample | None = None,
                           stopped_reason: str | None = None, with_token: bool = False) -> dict[str, Any]:
         info: dict[str, Any] = {"transactionId": tx.transaction_id, "chargingState": tx.charging_state}
+        if self.v21:
+            info["operationMode"] = tx.operation_mode
         if tx.remote_start_id is not None and event_type == "Started":
             info["remoteStartId"] = tx.remote_start_id
         if stopped_reason:
@@ -309,6 +323,13 @@ class Ocpp2Dialect(StationDialect):
     def transaction_updated(self, tx: StationTransaction, trigger: str, *, offline: bool,
                             sample: MeterSample) -> OutboxItem:
         payload = self.transaction_event(tx, "Updated", trigger, offline=offline, sample=sample)
+        return OutboxItem("TransactionEvent", lambda: payload)
+
+    def operation_mode_changed(self, tx: StationTransaction, *, offline: bool,
+                               sample: Callable[[], MeterSample]) -> OutboxItem | None:
+        if not self.v21:
+            return None
+        payload = self.transaction_event(tx, "Updated", "OperationModeChanged", offline=offline, sample=sample())
         return OutboxItem("TransactionEvent", lambda: payload)
 
     def transaction_ended(self, tx: StationTransaction, trigger: str, reason: str, *, offline: bool,
@@ -392,9 +413,9 @@ class Ocpp16Dialect(StationDialect):
              "context": sample.context, "unit": "Wh"},
             {"value": f"{sample.exported_wh:.3f}", "measurand": "Energy.Active.Export.Register",
              "context": sample.context, "unit": "Wh"},
-            {"value": f"{max(sample.power_w, 0.0):.1f}", "measurand": "Power.Active.Import",
+            {"value": f"{max(sample.power_w, 0.0) + 0.0:.1f}", "measurand": "Power.Active.Import",
              "context": sample.context, "unit": "W"},
-            {"value": f"{max(-sample.power_w, 0.0):.1f}", "measurand": "Power.Active.Export",
+            {"value": f"{max(-sample.power_w, 0.0) + 0.0:.1f}", "measurand": "Power.Active.Export",
              "context": sample.context, "unit": "W"},
         ]
         if sample.soc is not None:
@@ -446,6 +467,10 @@ class Ocpp16Dialect(StationDialect):
                             sample: MeterSample) -> OutboxItem:
         return OutboxItem("MeterValues", lambda: self.meter_values(tx, sample))
 
+    def operation_mode_changed(self, tx: StationTransaction, *, offline: bool,
+                               sample: Callable[[], MeterSample]) -> OutboxItem | None:
+        return None  # operation modes are OCPP 2.1's
+
     def transaction_ended(self, tx: StationTransaction, trigger: str, reason: str, *, offline: bool,
                           sample: MeterSample) -> OutboxItem:
         reason16 = _STOP_REASONS_16.get(reason, "Other")
@@ -469,7 +494,7 @@ class Ocpp16Dialect(StationDialect):
 
 
 def dialect_for(version: OcppVersion) -> StationDialect:
-    return Ocpp16Dialect() if version is OcppVersion.V16 else Ocpp2Dialect()
+    return Ocpp16Dialect() if version is OcppVersion.V16 else Ocpp2Dialect(v21=version is OcppVersion.V21)
 
 
 def _contract_request(token: Any, certificate: str | None, hash_data: list[dict[str, str]] | None) -> dict[str, Any]:

@@ -19,6 +19,18 @@ Profile Purposes" (1.6: 3.13.2, 3.13.4):
   transaction, at the instant asked about); Recurring ones at the latest daily or weekly
   repetition of startSchedule.
 
+OCPP 2.1 bidirectional power transfer (V2X, functional block Q) adds to each period an
+``operationMode`` (absent: ChargingOnly), a signed ``setpoint`` the EV should follow as closely as
+possible (negative: discharge) and a ``dischargeLimit`` (<= 0); ``limit`` becomes optional where
+the mode does not need it (the schema's own words: "Optional only when not required by the
+operationMode, as in CentralSetpoint, ExternalSetpoint, ExternalLimits, LocalFrequency,
+LocalLoadBalancing"). "When a limit and/or dischargeLimit are given the overshoot when following
+setpoint must remain within these values", so a period whose setpoint lies outside them is refused.
+Across purposes: the charge limit is the lowest of the limits, the discharge allowed the smallest
+magnitude of the dischargeLimits, and the operation mode and setpoint are the transaction's
+profile's (TxProfile, else TxDefaultProfile), clamped into those limits. Discharge is allowed only
+in a mode other than ChargingOnly and Idle; Idle transfers nothing.
+
 Chosen where the texts available to the harness do not say: a profile installed for one EVSE
 takes precedence over a station-wide one (EVSE 0) of the same purpose whatever their stack levels
 (as 1.6 3.13.2 describes connector-specific TxDefaultProfiles); the station maximum is applied to
@@ -29,9 +41,19 @@ numberPhases (default 3) and the nominal voltage given.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+CHARGING_ONLY = "ChargingOnly"
+IDLE = "Idle"
+CENTRAL_SETPOINT = "CentralSetpoint"
+EXTERNAL_LIMITS = "ExternalLimits"
+#: OperationModeEnumType (OCPP 2.1)
+OPERATION_MODES = (IDLE, CHARGING_ONLY, CENTRAL_SETPOINT, "ExternalSetpoint", EXTERNAL_LIMITS, "CentralFrequency",
+                   "LocalFrequency", "LocalLoadBalancing")
+#: the modes in which a period needs no limit (ChargingSchedulePeriodType.limit, OCPP 2.1 schema)
+LIMIT_OPTIONAL = (CENTRAL_SETPOINT, "ExternalSetpoint", EXTERNAL_LIMITS, "LocalFrequency", "LocalLoadBalancing")
 STATION_MAX = "ChargingStationMaxProfile"
 EXTERNAL = "ChargingStationExternalConstraints"
 TX_DEFAULT = "TxDefaultProfile"
@@ -50,8 +72,12 @@ class ProfileError(ValueError):
 @dataclass(frozen=True)
 class Period:
     start: int  # seconds from the schedule's start
-    limit: float
+    limit: float | None  # None: the operation mode needs none (2.1)
     phases: int | None = None
+    #: OCPP 2.1: the discharge limit (<= 0), the signed setpoint, the operation mode
+    discharge_limit: float | None = None
+    setpoint: float | None = None
+    mode: str = CHARGING_ONLY
 
 
 @dataclass(frozen=True)
@@ -114,9 +140,7 @@ def _schedule(data: Mapping[str, Any]) -> Schedule:
     unit = data["chargingRateUnit"]
     if unit not in ("A", "W"):
         raise ValueError(f"chargingRateUnit {unit!r}")
-    periods = tuple(Period(int(p["startPeriod"]), float(p["limit"]),
-                           None if p.get("numberPhases") is None else int(p["numberPhases"]))
-                    for p in data["chargingSchedulePeriod"])
+    periods = tuple(_period(p) for p in data["chargingSchedulePeriod"])
     if not periods or periods[0].start != 0:
         raise ValueError("chargingSchedulePeriod must start with startPeriod 0")
     if any(b.start <= a.start for a, b in zip(periods, periods[1:])):
@@ -125,12 +149,61 @@ def _schedule(data: Mapping[str, Any]) -> Schedule:
     return Schedule(unit, periods, _time(data.get("startSchedule")), None if duration is None else int(duration))
 
 
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _period(data: Mapping[str, Any]) -> Period:
+    mode = data.get("operationMode", CHARGING_ONLY)
+    if mode not in OPERATION_MODES:
+        raise ValueError(f"operationMode {mode!r}")
+    period = Period(int(data["startPeriod"]), _number(data.get("limit")),
+                    None if data.get("numberPhases") is None else int(data["numberPhases"]),
+                    _number(data.get("dischargeLimit")), _number(data.get("setpoint")), mode)
+    where = f"the period at startPeriod {period.start}"
+    if period.limit is None and mode not in LIMIT_OPTIONAL:
+        raise ValueError(f"{where} has no limit, which operationMode {mode} requires")
+    if mode == CENTRAL_SETPOINT and period.setpoint is None:
+        raise ValueError(f"{where} is in operationMode {CENTRAL_SETPOINT} without a setpoint to follow")
+    if period.discharge_limit is not None and period.discharge_limit > 0:
+        raise ValueError(f"{where}: dischargeLimit {period.discharge_limit:g} must not be positive")
+    if period.setpoint is not None:
+        if period.limit is not None and period.setpoint > period.limit:
+            raise ValueError(f"{where}: setpoint {period.setpoint:g} above its limit {period.limit:g}")
+        if period.discharge_limit is not None and period.setpoint < period.discharge_limit:
+            raise ValueError(f"{where}: setpoint {period.setpoint:g} below its dischargeLimit "
+                             f"{period.discharge_limit:g}")
+    return period
+
+
+def discharges(mode: str) -> bool:
+    """Whether an operation mode lets the EV discharge (not ChargingOnly, not Idle)."""
+    return mode not in (CHARGING_ONLY, IDLE)
+
+
 @dataclass(frozen=True)
 class Limit:
-    """A limit and where it came from (the profile id per purpose, for the timeline)."""
+    """What the composite schedule says for an EVSE at an instant, in A per phase (W converted
+    with the nominal voltage and the period's phases): the charge limit (inf: none), the
+    discharge allowed (a magnitude; 0 when the mode forbids discharge, None: nothing limits it),
+    the signed setpoint to follow (None: none), the operation mode, and where it came from (the
+    profile id per purpose, for the timeline)."""
 
     amps: float
     sources: tuple[tuple[str, int], ...] = ()
+    discharge_amps: float | None = None
+    setpoint_amps: float | None = None
+    mode: str = CHARGING_ONLY
+
+    def describe(self) -> str:
+        parts = [self.mode] if self.mode != CHARGING_ONLY else []
+        if self.setpoint_amps is not None:
+            parts.append(f"setpoint {self.setpoint_amps:.1f} A")
+        if self.amps != math.inf:
+            parts.append(f"limit {self.amps:.1f} A")
+        if self.discharge_amps is not None and discharges(self.mode):
+            parts.append(f"discharge limit {self.discharge_amps:.1f} A")
+        return ", ".join(parts) or "no limit"
 
 
 @dataclass
@@ -179,24 +252,42 @@ class ProfileStore:
 
     def limit_at(self, at: _dt.datetime, evse_id: int, *, transaction_id: str | None = None,
                  transaction_start: _dt.datetime | None = None) -> Limit | None:
-        """The lowest limit of the leading profiles at ``at`` for ``evse_id``, in A (None: no
-        profile limits it)."""
-        candidates: list[tuple[float, tuple[str, int]]] = []
+        """The composite of the leading profiles at ``at`` for ``evse_id`` (None: no profile
+        applies)."""
+        leading: list[tuple[Period, float, tuple[str, int]]] = []
         relative_start = transaction_start or at
         for purpose in (STATION_MAX, EXTERNAL):
             found = self._leading(purpose, at, evse_id, relative_start, transaction_id)
             if found is not None:
-                candidates.append(found)
+                leading.append(found)
         tx = self._leading(TX, at, evse_id, relative_start, transaction_id) if transaction_id else None
-        default = tx or self._leading(TX_DEFAULT, at, evse_id, relative_start, transaction_id)
-        if default is not None:
-            candidates.append(default)
-        if not candidates:
+        own = tx or self._leading(TX_DEFAULT, at, evse_id, relative_start, transaction_id)
+        if own is not None:
+            leading.append(own)
+        if not leading:
             return None
-        return Limit(min(amps for amps, _ in candidates), tuple(source for _, source in candidates))
+        amps = min((self.amps(p.limit, unit_scale) for p, unit_scale, _ in leading if p.limit is not None),
+                   default=math.inf)
+        mode = own[0].mode if own is not None else CHARGING_ONLY
+        discharge: float | None = None
+        if own is not None and not discharges(mode):
+            discharge = 0.0
+        else:
+            magnitudes = [abs(self.amps(p.discharge_limit, scale)) for p, scale, _ in leading
+                          if p.discharge_limit is not None]
+            discharge = min(magnitudes) if magnitudes else None
+        setpoint: float | None = None
+        if mode == IDLE:
+            amps, setpoint = 0.0, 0.0
+        elif own is not None and own[0].setpoint is not None:
+            setpoint = min(amps, self.amps(own[0].setpoint, own[1]))
+            if discharge is not None:
+                setpoint = max(-discharge, setpoint)
+        return Limit(amps, tuple(source for _, _, source in leading), discharge, setpoint, mode)
 
     def _leading(self, purpose: str, at: _dt.datetime, evse_id: int, relative_start: _dt.datetime,
-                 transaction_id: str | None) -> tuple[float, tuple[str, int]] | None:
+                 transaction_id: str | None) -> tuple[Period, float, tuple[str, int]] | None:
+        """The leading profile's period now, the divisor that turns its values into A, its source."""
         # the EVSE's own profiles before the station-wide ones; within each, the highest stack level
         # that is valid and has a period defined now
         for evse in ((evse_id, 0) if evse_id != 0 else (0,)):
@@ -207,12 +298,13 @@ class ProfileStore:
                     continue
                 if (profile.valid_from and at < profile.valid_from) or (profile.valid_to and at >= profile.valid_to):
                     continue
-                amps = self._profile_amps(profile, at, relative_start)
-                if amps is not None:
-                    return amps, (purpose, profile.id)
+                found = self._period_at(profile, at, relative_start)
+                if found is not None:
+                    return found[0], found[1], (purpose, profile.id)
         return None
 
-    def _profile_amps(self, profile: ChargingProfile, at: _dt.datetime, relative_start: _dt.datetime) -> float | None:
+    def _period_at(self, profile: ChargingProfile, at: _dt.datetime,
+                   relative_start: _dt.datetime) -> tuple[Period, float] | None:
         for schedule in profile.schedules:
             start = _schedule_start(profile, schedule, at, relative_start)
             if start is None or at < start:
@@ -221,13 +313,14 @@ class ProfileStore:
             if schedule.duration is not None and elapsed >= schedule.duration:
                 continue
             period = [p for p in schedule.periods if p.start <= elapsed][-1]
-            return self.amps(period, schedule.unit)
+            scale = 1.0 if schedule.unit == "A" else self.voltage * (period.phases or DEFAULT_PHASES)
+            return period, scale
         return None
 
-    def amps(self, period: Period, unit: str) -> float:
-        if unit == "A":
-            return period.limit
-        return period.limit / (self.voltage * (period.phases or DEFAULT_PHASES))
+    @staticmethod
+    def amps(value: float, scale: float) -> float:
+        """A value of a period in A per phase (``scale``: 1 for A, volts x phases for W)."""
+        return value / scale
 
     # -- GetCompositeSchedule ----------------------------------------------------------------------
 
@@ -244,15 +337,22 @@ class ProfileStore:
                 moments.update(m for m in self._changes(profile, start, end, transaction_start or start)
                                if start <= m < end)
         periods: list[dict[str, Any]] = []
+        scale = 1.0 if unit == "A" else self.voltage * phases
         for moment in sorted(moments):
             found = self.limit_at(moment, evse_id, transaction_id=transaction_id, transaction_start=transaction_start)
-            amps = found.amps if found is not None else fallback_amps
+            amps = found.amps if found is not None and found.amps != math.inf else fallback_amps
             if amps is None:
                 continue
-            limit = round(amps if unit == "A" else amps * self.voltage * phases, 1)
-            if periods and periods[-1]["limit"] == limit:
+            values: dict[str, Any] = {"limit": round(amps * scale, 1)}
+            if found is not None and found.mode != CHARGING_ONLY:  # the 2.1 fields, where they say something
+                values["operationMode"] = found.mode
+                if found.setpoint_amps is not None:
+                    values["setpoint"] = round(found.setpoint_amps * scale, 1)
+                if found.discharge_amps is not None:
+                    values["dischargeLimit"] = round(-found.discharge_amps * scale, 1) or 0.0
+            if periods and {k: v for k, v in periods[-1].items() if k not in ("startPeriod", "numberPhases")} == values:
                 continue
-            entry: dict[str, Any] = {"startPeriod": int((moment - start).total_seconds()), "limit": limit}
+            entry: dict[str, Any] = {"startPeriod": int((moment - start).total_seconds()), **values}
             if unit == "W":
                 entry["numberPhases"] = phases
             periods.append(entry)

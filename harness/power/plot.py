@@ -1,28 +1,40 @@
-"""Power over time as a PNG, with the charging limits and setpoints that were in force.
+"""Power over time as a PNG, with the charging limits and setpoints that were in force and what the
+grid requested.
 
 Read from the timeline only, so a plot can be drawn again from a report folder's trace.jsonl:
 the analyzer's samples (``meter``), the power the charger reported (OCPP Power.Active.Import as
 the CSMS received it), the limits the CSMS set (SetChargingProfile, converted to W with the
-nominal voltage and phases when given in A) and the current the EVSE offered on the pilot (PWM duty
-changes, also in W). matplotlib draws with its Agg backend: no display needed.
+nominal voltage and phases when given in A; OCPP 2.1 setpoints and discharge limits too), the power
+a grid event requested (the CSMS's decisions, for the profile's duration) and the current the EVSE
+offered on the pilot (PWM duty changes, also in W). Export is negative. matplotlib draws with its Agg backend: no display needed.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from harness.iec61851.pilot import DIGITAL_COMMUNICATION
 from harness.trace import Layer, Recorder
 
-OCPP_POWER = "Power.Active.Import"
+#: the measurands of power the charger reports, with their sign here (export is negative)
+OCPP_POWER = {"Power.Active.Import": 1.0, "Power.Active.Export": -1.0}
 
 
-def _profile_limit(payload: dict) -> tuple[float, str] | None:
+def _profile_values(payload: dict) -> tuple[dict[str, float], str] | None:
+    """The first period's limit, setpoint and dischargeLimit (those given) and the unit."""
     profile = payload.get("chargingProfile") or payload.get("csChargingProfiles") or {}
     schedules = profile.get("chargingSchedule")
     schedule = schedules[0] if isinstance(schedules, list) and schedules else schedules
     if not isinstance(schedule, dict) or not schedule.get("chargingSchedulePeriod"):
         return None
-    return float(schedule["chargingSchedulePeriod"][0]["limit"]), schedule.get("chargingRateUnit", "A")
+    period = schedule["chargingSchedulePeriod"][0]
+    values = {}
+    for key in ("limit", "setpoint", "dischargeLimit"):
+        try:
+            values[key] = float(period[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return (values, schedule.get("chargingRateUnit", "A")) if values else None
 
 
 def power_plot(trace: Recorder, path: Path, *, since: float, until: float | None = None, title: str = "",
@@ -49,33 +61,59 @@ def power_plot(trace: Recorder, path: Path, *, since: float, until: float | None
             continue
         payload = body.get("payload") or {}
         for meter_value in payload.get("meterValue", []) or payload.get("transactionData", []):
+            net = None  # import less export, in kW
             for sampled in meter_value.get("sampledValue", []):
-                if sampled.get("measurand") == OCPP_POWER:
+                sign = OCPP_POWER.get(sampled.get("measurand"))
+                if sign is not None:
                     try:
-                        reported.append((event.mono - t0, float(sampled["value"]) / 1000))
+                        net = (net or 0.0) + float(sampled["value"]) * sign / 1000
                     except (TypeError, ValueError):
-                        pass
+                        continue
+            if net is not None:
+                reported.append((event.mono - t0, net))
     if reported:
         axes.plot(*zip(*reported), "o", color="#d9822b", markersize=4, label="charger P (OCPP)")
-    limits = []
-    for event in trace.select(layer=Layer.OCPP, observer="csms", since=since, until=until, keys=keys,
-                              name="SetChargingProfile"):
-        body = event.payload
-        if isinstance(body, dict) and body.get("type") == "CALL":
-            limit = _profile_limit(body.get("payload") or {})
-            if limit is not None:
-                value, unit = limit
-                limits.append((event.mono - t0, value * (watts_per_amp if unit == "A" else 1.0) / 1000))
+    marks: dict[str, list[tuple[float, float]]] = {"limit": [], "setpoint": [], "dischargeLimit": []}
+    sent = [e for e in trace.select(layer=Layer.OCPP, observer="csms", until=until, keys=keys,
+                                    name="SetChargingProfile")
+            if isinstance(e.payload, dict) and e.payload.get("type") == "CALL"]
+    before = [e for e in sent if e.mono < since][-1:]  # the one in force when the measurement began
+    for event in before + [e for e in sent if e.mono >= since]:
+        found = _profile_values(event.payload.get("payload") or {})
+        if found is not None:
+            values, unit = found
+            for key, value in values.items():
+                marks[key].append((max(event.mono, since) - t0, value * (watts_per_amp if unit == "A" else 1.0) / 1000))
     end = (until if until is not None else (samples[-1].mono if samples else since)) - t0
-    for index, (x, kw) in enumerate(limits):
-        x_end = limits[index + 1][0] if index + 1 < len(limits) else max(end, x)
-        axes.axvline(x, color="#b42318", linestyle=":", linewidth=1)
-        axes.annotate(f"limit {kw:.1f} kW", (x, kw), textcoords="offset points", xytext=(4, 4), fontsize=8,
-                      color="#b42318")
-        axes.hlines(kw, x, x_end, color="#b42318", linestyle="--", linewidth=1, label="charging limit (OCPP)")
-    duty = [(e.mono - t0, e.payload.get("amps", 0.0) * watts_per_amp / 1000)
-            for e in trace.select(layer=Layer.PILOT, name="PwmDuty", since=since, until=until)]
-    if duty:
+    styles = {"limit": ("#b42318", "--", "charging limit (OCPP)"),
+              "setpoint": ("#067647", "-", "setpoint (OCPP)"),
+              "dischargeLimit": ("#b54708", "--", "discharge limit (OCPP)")}
+    annotations: dict[tuple[float, float], list[str]] = {}  # one per point, naming every value there
+    for key, points in marks.items():
+        colour, style, label = styles[key]
+        for index, (x, kw) in enumerate(points):
+            x_end = points[index + 1][0] if index + 1 < len(points) else max(end, x)
+            axes.axvline(x, color=colour, linestyle=":", linewidth=1)
+            annotations.setdefault((x, kw), []).append(key)
+            axes.hlines(kw, x, x_end, color=colour, linestyle=style, linewidth=1, label=label)
+    for (x, kw), keys_here in annotations.items():
+        axes.annotate(f"{' = '.join(keys_here)} {kw:.1f} kW", (x, kw), textcoords="offset points", xytext=(4, 4),
+                      fontsize=8, color=styles[keys_here[0]][0])
+    for event in trace.select(layer=Layer.OCPP, observer="csms", name="CsmsDecision", since=since, until=until):
+        decision = event.payload if isinstance(event.payload, dict) else {}
+        requested = decision.get("requested_w")
+        profile = decision.get("profile") or {}
+        schedules = profile.get("chargingSchedule") or [{}]
+        duration = float(schedules[0].get("duration") or 0.0)
+        if requested is None:
+            continue
+        x = event.mono - t0
+        axes.hlines(requested / 1000, x, min(max(end, x), x + duration) if duration else max(end, x),
+                    color="#101828", linewidth=2.4, alpha=0.35, label="requested by the grid")
+    changes = trace.select(layer=Layer.PILOT, name="PwmDuty", since=since, until=until)
+    duty = [(e.mono - t0, e.payload.get("amps", 0.0) * watts_per_amp / 1000) for e in changes]
+    if duty and not any(e.payload.get("to") == DIGITAL_COMMUNICATION for e in changes):
+        # (at 5 % ISO 15118 decides the power, not the duty: no line then)
         xs, ys = zip(*(duty + [(max(end, duty[-1][0]), duty[-1][1])]))
         axes.step(xs, ys, where="post", color="#6a3d9a", linestyle="-.", linewidth=1, label="offered on pilot (PWM)")
     axes.set_xlabel("time since the measurement started (s)")

@@ -9,12 +9,13 @@ file, or a PKI generated for the run.
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as _dt
 import ssl
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
-from harness.ocpp import commands
+from harness.ocpp import commands, grid
 from harness.ocpp.behaviour import CsmsBehaviour
 from harness.ocpp.contracts import PncBackend
 from harness.ocpp.csms import MockCsms
@@ -41,6 +42,28 @@ from harness.yamlfile import FileProblems
 if TYPE_CHECKING:
     from harness.rig.rig import Rig
     from harness.v2g.credentials import V2gMaterial
+
+
+#: the charging profile ids grid events use (above those the suites pick by hand)
+GRID_PROFILE_IDS = 9000
+
+
+@dataclass(frozen=True)
+class GridOutcome:
+    """What became of one grid event at the CSMS: the decision, the charger's answer to
+    SetChargingProfile (None: nothing was sent), when the signal came (timeline clock) and the
+    profile's duration on this rig (s)."""
+
+    event: grid.GridEvent
+    strategy: str
+    decision: grid.Decision
+    status: str | None
+    signalled_at: float
+    duration_s: float
+
+    @property
+    def requested_w(self) -> float | None:
+        return self.decision.requested_w
 
 
 @dataclass(frozen=True)
@@ -76,6 +99,7 @@ class CsmsRole(Role):
         self.lab_pki: Path | None = None
         #: the ids of the charging profiles the EVSE accepted during the current case
         self.profiles_set: set[Any] = set()
+        self._grid_profiles = 0
 
     @property
     def server(self) -> MockCsms | None:
@@ -180,6 +204,39 @@ class CsmsRole(Role):
                                     f"was not cleared: {status}", src="harness", payload={"id": profile_id,
                                                                                           "status": status})
         self.profiles_set.clear()
+
+    def grid_event(self, event: grid.GridEvent, strategy: str | grid.Strategy = "setpoint", *,
+                   evse_id: int = 1) -> "GridOutcome":
+        """A grid signal reaches the CSMS now: ``strategy`` decides (``harness.ocpp.grid``) and
+        the CSMS sends the charging profile it decided on to the EVSE (a TxProfile for the
+        running transaction, else a TxDefaultProfile). Each step is on the timeline (GridSignal,
+        CsmsDecision, the SetChargingProfile frames) for the hop latencies. The event's duration
+        runs scaled like the rig's timers."""
+        chosen = grid.strategy(strategy) if isinstance(strategy, str) else strategy
+        version = self.rig.evse.version.value
+        if version == "1.6":
+            raise NotApplicable("grid strategies set OCPP 2.x charging profiles; this charger speaks OCPP 1.6")
+        trace = self.rig.trace
+        signal = trace.emit(Layer.GRID, "GridSignal", event.describe(), src="grid", observer="grid",
+                            payload=event.as_dict())
+        running = [tx for tx in self.transactions() if tx.evse_id == evse_id and not tx.ended]
+        transaction_id = running[-1].transaction_id if running else None
+        self._grid_profiles += 1
+        duration = max(1, round(self.rig.scaled(event.duration_s)))
+        decision = chosen.decide(event, profile_id=GRID_PROFILE_IDS + self._grid_profiles, duration_s=duration,
+                                 transaction_id=transaction_id, now=_dt.datetime.now(_dt.timezone.utc))
+        trace.emit(Layer.OCPP, "CsmsDecision", f"{chosen.name} strategy: {decision.why}", src="csms", observer="csms",
+                   payload={"strategy": chosen.name, "requested_w": decision.requested_w,
+                            "profile": decision.profile, "transaction_id": transaction_id},
+                   keys={"station_id": self.station_id, **({"transaction_id": transaction_id} if transaction_id
+                                                           else {})})
+        status = None
+        if decision.profile is not None and version != "2.1" and grid.needs_v21(decision.profile):
+            raise NotApplicable(f"the {chosen.name} strategy's answer to {event.name} needs OCPP 2.1 (operationMode, "
+                                f"setpoint, dischargeLimit); this charger speaks OCPP {version}")
+        if decision.profile is not None:
+            status = self.call("SetChargingProfile", {"evseId": evse_id, "chargingProfile": decision.profile})["status"]
+        return GridOutcome(event, chosen.name, decision, status, signal.mono, duration)
 
     def read_variable(self, component: str, variable: str, key_16: str) -> str | None:
         """A configuration value of the EVSE: the 2.x device-model variable, or on 1.6 its

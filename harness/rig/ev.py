@@ -69,6 +69,11 @@ class EvRole(Role):
         ``ev.charge(protocol="iso2", energy="AC", identification="EIM", tls=False)``."""
         return self.hlc.charge(**options)
 
+    def end_session(self) -> None:
+        """The ISO 15118 EV ends its session at its next charge-loop step (PowerDelivery Stop,
+        then SessionStop), as a driver who presses stop; safe to call from another thread."""
+        self.hlc.end_session()
+
     def stop_charging(self) -> None:
         """The EV stops taking energy (CP back to state B) but stays plugged."""
         self.driver.basic().wants_energy = False

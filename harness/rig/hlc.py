@@ -232,6 +232,10 @@ class HlcDriver:
             if self.ev.plugged:
                 await self.ev.unplug()
 
+    def end_session(self) -> None:
+        if self.ev is not None:
+            self.ev.vehicle.stop_requested = True
+
     def restore(self) -> None:
         """Unplugged, no faults, the profile's state of charge, no paused session."""
         self.rig.run(self.make_safe())

@@ -261,7 +261,9 @@ class SimulatedMeter(MeterDriver):
         if model not in MODEL_DIALECTS:
             raise ValueError(f"meter.model {model!r} cannot be simulated (simulated: {', '.join(MODEL_DIALECTS)})")
         try:
-            source = flow_from(self.rig.evse.connector(1).line)
+            self.rig.evse.connector(1)
+            # the cable is looked up at each reading: a reset of the reference EVSE makes new connectors
+            source = lambda: flow_from(self.rig.evse.connector(1).line)()  # noqa: E731
         except RoleUnavailable:  # a real charger's cable: nothing to follow, a constant load
             source = constant_flow()
         analyzer = SimulatedAnalyzer(source, dialect=MODEL_DIALECTS[model], model=model,

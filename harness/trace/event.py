@@ -19,6 +19,7 @@ class Layer(enum.StrEnum):
     SDP = "sdp"
     PILOT = "pilot"
     METER = "meter"
+    GRID = "grid"
     RIG = "rig"
     FAULT = "fault"
     VERDICT = "verdict"

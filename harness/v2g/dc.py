@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.v2g.machine import Context, Reply, Request, Rules, Stop, context_of
+from harness.v2g.machine import Context, Reply, Request, Rules, Stop, context_of, target_notice
 from harness.v2g.values import percent, physical, physical_value
 
 if TYPE_CHECKING:  # the machines hand themselves to these rules
@@ -174,6 +174,7 @@ class DcRules(Rules):
                                              physical_value(body["EVTargetCurrent"]))
         caps = s.equipment.capabilities
         status = self.dc_evse_status(s, loop=True)
+        limit = s.equipment.power_limit("DC")
         return Reply({"ResponseCode": "OK", **status,
                       "EVSEPresentVoltage": physical(present.voltage, "V", low=-1),
                       "EVSEPresentCurrent": physical(present.current, "A", low=-1),
@@ -182,8 +183,8 @@ class DcRules(Rules):
                       "EVSEPowerLimitAchieved": present.power_limit_achieved,
                       "EVSEMaximumVoltageLimit": physical(caps.dc_max_voltage, "V"),
                       "EVSEMaximumCurrentLimit": physical(caps.dc_max_current, "A"),
-                      "EVSEMaximumPowerLimit": physical(s.equipment.power_limit("DC"), "W"),
-                      **self.current_demand_extras(s)})
+                      "EVSEMaximumPowerLimit": physical(limit, "W"),
+                      **self.current_demand_extras(s)}, notices=target_notice(s.context, limit))
 
     def _secc_WeldingDetectionReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         present = s.equipment.present()

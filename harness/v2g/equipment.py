@@ -159,6 +159,18 @@ class Equipment(Protocol):
         AC_BPT, DC_BPT), lowered by what its backend limits it to (a charging profile)."""
         ...
 
+    def discharge_limit(self, energy: str) -> float:
+        """The discharge power (W, a magnitude) the charger allows now: its capability, lowered by
+        its backend (a charging profile's dischargeLimit; 0 in an operation mode without
+        discharge)."""
+        ...
+
+    def power_setpoint(self, energy: str) -> float | None:
+        """The signed power (W; negative: discharge) the charger's backend asks it to transfer
+        now (an OCPP 2.1 setpoint), within :meth:`power_limit` and :meth:`discharge_limit`; None
+        when the EV's demand decides within those limits."""
+        ...
+
     def installs_certificates(self, generation: str) -> bool:
         """Whether the charger offers certificate installation for ``generation`` ("iso2",
         "iso20"): through a secondary actor, or by itself."""
@@ -192,7 +204,9 @@ class Grant:
     """What the EVSE granted the EV, as the EVCC learned it (kept on the vehicle)."""
 
     ac_max_current: float | None = None
-    ac_target_power: float | None = None
+    #: the power (W) the EVSE asks the EV to transfer (-20 EVSETargetActivePower, or the bound of the
+    #: schedule the EV chose); negative: discharge; None: the EV's own demand decides
+    target_power: float | None = None
     dc_present_voltage: float | None = None
     dc_present_current: float | None = None
     dc_max_current: float | None = None

@@ -23,7 +23,7 @@ from harness.pki.xmldsig import verify_message
 from harness.v2g import dc, messages, pnc
 from harness.v2g.dc import DcEvcc, DcRules, DcSecc
 from harness.v2g.equipment import ChargingNeeds
-from harness.v2g.machine import START, Context, Reply, Request, Stop, Table, context_of
+from harness.v2g.machine import START, Context, Reply, Request, Stop, Table, context_of, schedule_notice, target_notice
 from harness.v2g.messages import is_zero_session
 from harness.v2g.values import physical, physical_value
 
@@ -399,7 +399,7 @@ class Iso2Rules(DcRules):
         result: dict[str, Any] = {"ResponseCode": "OK", "EVSEProcessing": "Finished",
                                   "SAScheduleList": {"SAScheduleTuple": [tuple_]}}
         result.update(self._charge_parameter(s, dc))
-        return Reply(result, sign=sign)
+        return Reply(result, sign=sign, notices=(schedule_notice(max_power),))
 
     def _charge_parameter(self, s: SeccSession, dc: bool) -> dict:
         caps = s.equipment.capabilities
@@ -444,11 +444,14 @@ class Iso2Rules(DcRules):
     def _secc_ChargingStatusReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         c = _secc(s)
         receipt = c.receipt = self._receipt_required(s)
-        return Reply({"ResponseCode": "OK", "EVSEID": s.equipment.capabilities.evse_id,
+        amps = s.equipment.ac_target()
+        caps = s.equipment.capabilities
+        return Reply({"ResponseCode": "OK", "EVSEID": caps.evse_id,
                       "SAScheduleTupleID": c.schedule if c.schedule is not None else SCHEDULE_ID,
-                      "EVSEMaxCurrent": physical(s.equipment.ac_target(), "A", low=-1),
+                      "EVSEMaxCurrent": physical(amps, "A", low=-1),
                       "MeterInfo": self._meter_info(s), "ReceiptRequired": receipt,
-                      **self._status(s, loop=True)})
+                      **self._status(s, loop=True)},
+                     notices=target_notice(c, amps * caps.ac_nominal_voltage * caps.ac_phases))
 
     def _secc_MeteringReceiptReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         chain = _secc(s).contract_chain

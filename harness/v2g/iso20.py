@@ -41,7 +41,19 @@ from harness.v2g.dc import (
     pre_charge_expired,
 )
 from harness.v2g.equipment import ISO20_SERVICE_NAMES, ISO20_SERVICES
-from harness.v2g.machine import START, Context, Notice, Reply, Request, Rules, Stop, Table, context_of
+from harness.v2g.machine import (
+    START,
+    Context,
+    Notice,
+    Reply,
+    Request,
+    Rules,
+    Stop,
+    Table,
+    context_of,
+    schedule_notice,
+    target_notice,
+)
 from harness.v2g.messages import is_zero_session
 from harness.v2g.values import percent, rational, rational_value
 
@@ -68,8 +80,8 @@ NEXT: dict[str, dict[str, str]] = {
                                        "SessionStopReq": ALWAYS},
     "AC_ChargeParameterDiscoveryRes": {"ScheduleExchangeReq": ALWAYS, "SessionStopReq": ALWAYS},
     "DC_ChargeParameterDiscoveryRes": {"ScheduleExchangeReq": ALWAYS, "SessionStopReq": ALWAYS},
-    "ScheduleExchangeRes":            {"ScheduleExchangeReq": "ongoing", "PowerDeliveryReq": "ac_finished",
-                                       "DC_CableCheckReq": "dc_finished", "SessionStopReq": ALWAYS},
+    "ScheduleExchangeRes":            {"ScheduleExchangeReq": "ongoing", "PowerDeliveryReq": "to_power_delivery",
+                                       "DC_CableCheckReq": "to_cable_check", "SessionStopReq": ALWAYS},
     "DC_CableCheckRes":               {"DC_CableCheckReq": ALWAYS, "DC_PreChargeReq": "finished",
                                        "SessionStopReq": ALWAYS},
     "DC_PreChargeRes":                {"DC_PreChargeReq": ALWAYS, "PowerDeliveryReq": ALWAYS, "SessionStopReq": ALWAYS},
@@ -156,6 +168,10 @@ def _evcc(e: EvccSession) -> Iso20Evcc:
     return context_of(e, Iso20Evcc)
 
 
+def _renegotiating(s: Any) -> bool:
+    return _c(s).progress == "ScheduleRenegotiation"
+
+
 def _started(s: Any) -> bool:
     return _c(s).progress == "Start" and _c(s).ev_processing == "Finished"
 
@@ -166,12 +182,13 @@ GUARDS = {
     "finished": lambda s: _c(s).processing == "Finished",
     "ac": lambda s: not _c(s).dc,
     "dc": lambda s: _c(s).dc,
-    "ac_finished": lambda s: not _c(s).dc and _c(s).processing == "Finished",
-    "dc_finished": lambda s: _c(s).dc and _c(s).processing == "Finished",
+    # after a renegotiated schedule a DC session goes back to PowerDelivery, its cable checked already
+    "to_power_delivery": lambda s: _c(s).processing == "Finished" and (not _c(s).dc or _renegotiating(s)),
+    "to_cable_check": lambda s: _c(s).dc and _c(s).processing == "Finished" and not _renegotiating(s),
     "ev_ongoing": lambda s: _c(s).ev_processing == "Ongoing",
     "ac_started": lambda s: not _c(s).dc and _started(s),
     "dc_started": lambda s: _c(s).dc and _started(s),
-    "renegotiating": lambda s: _c(s).progress == "ScheduleRenegotiation",
+    "renegotiating": _renegotiating,
     "dc_stopped": lambda s: _c(s).dc and _c(s).progress == "Stop",
     "stopped": lambda s: _c(s).progress in ("Stop", "Standby"),
 }
@@ -218,6 +235,8 @@ class Iso20Rules(Rules):
 
     def _status(self, s: SeccSession) -> dict:
         notification = NOTIFICATIONS.get(s.equipment.notification())
+        if notification == "ScheduleRenegotiation" and _secc(s).control == "dynamic":
+            notification = None  # in dynamic mode each ChargeLoopRes carries the new targets already
         return {"EVSEStatus": {"NotificationMaxDelay": 0, "EVSENotification": notification}} if notification else {}
 
     def _secc_SessionSetupReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
@@ -393,7 +412,6 @@ class Iso20Rules(Rules):
                       ("BPT_DC_CPDResEnergyTransferMode" if bpt else "DC_CPDResEnergyTransferMode"): mode})
 
     def _secc_ScheduleExchangeReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
-        caps = s.equipment.capabilities
         c = _secc(s)
         energy = c.energy or ("DC" if c.dc else "AC")
         c.processing = "Finished"
@@ -402,15 +420,22 @@ class Iso20Rules(Rules):
             c.departure = request.get("DepartureTime")
             return Reply({"ResponseCode": "OK", "EVSEProcessing": "Finished", "Dynamic_SEResControlMode": {
                 "DepartureTime": request.get("DepartureTime", 0)}})
+        # the charging schedule bounds the power from above, the discharging schedule from below; a
+        # setpoint from the backend is both bounds (the EV is to follow it)
+        setpoint = s.equipment.power_setpoint(energy)
+        upper = setpoint if setpoint is not None else s.equipment.power_limit(energy)
         charge = {"PowerSchedule": {"TimeAnchor": 0, "PowerScheduleEntries": {"PowerScheduleEntry": [
-            {"Duration": 86400, "Power": rational(s.equipment.power_limit(energy))}]}}}
+            {"Duration": 86400, "Power": rational(upper)}]}}}
         schedule: dict[str, Any] = {"ScheduleTupleID": SCHEDULE_ID, "ChargingSchedule": charge}
+        lower = 0.0
         if c.bpt:
+            lower = min(setpoint, 0.0) if setpoint is not None else -s.equipment.discharge_limit(energy)
             schedule["DischargingSchedule"] = {"PowerSchedule": {"TimeAnchor": 0, "PowerScheduleEntries": {
-                "PowerScheduleEntry": [{"Duration": 86400, "Power": rational(-caps.max_discharge_power(energy))}]}}}
+                "PowerScheduleEntry": [{"Duration": 86400, "Power": rational(lower)}]}}}
         c.schedules = {SCHEDULE_ID}
+        notice = schedule_notice(upper, lower if c.bpt else None)
         return Reply({"ResponseCode": "OK", "EVSEProcessing": "Finished",
-                      "Scheduled_SEResControlMode": {"ScheduleTuple": [schedule]}})
+                      "Scheduled_SEResControlMode": {"ScheduleTuple": [schedule]}}, notices=(notice,))
 
     def _secc_DC_CableCheckReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         done = s.equipment.cable_check()
@@ -479,22 +504,27 @@ class Iso20Rules(Rules):
             result["MeterInfo"] = self._meter(s)
         c = _secc(s)
         bpt = "BPT_" if c.bpt else ""
-        sign = -1 if c.discharge else 1
-        limit = caps.max_discharge_power("AC") if sign < 0 else s.equipment.power_limit("AC")
         present = s.equipment.present()
         present_power = present.voltage * present.current * caps.ac_phases if present.voltage else 0.0
-        if c.control == "dynamic":
-            request = body.get(f"{bpt}Dynamic_AC_CLReqControlMode") or body.get("Dynamic_AC_CLReqControlMode") or {}
-            ev_max = rational_value(request.get("EVMaximumDischargePower" if sign < 0 else "EVMaximumChargePower"),
-                                    limit)
-            target = sign * min(limit, ev_max)
+        energy = c.energy or "AC"
+        charge_limit = s.equipment.power_limit(energy)
+        discharge_limit = s.equipment.discharge_limit(energy) if c.bpt else 0.0
+        setpoint = s.equipment.power_setpoint(energy)
+        dynamic = c.control == "dynamic"
+        request = (body.get(f"{bpt}Dynamic_AC_CLReqControlMode") or body.get("Dynamic_AC_CLReqControlMode") or {}
+                   if dynamic else {})
+        # the EV's own maxima (dynamic mode sends them in every request)
+        charge_limit = min(charge_limit, rational_value(request.get("EVMaximumChargePower"), charge_limit))
+        discharge_limit = min(discharge_limit, rational_value(request.get("EVMaximumDischargePower"), discharge_limit))
+        if setpoint is not None:  # the backend's setpoint, within both sides' limits
+            target = min(setpoint, charge_limit) if setpoint >= 0 else -min(-setpoint, discharge_limit)
+        else:  # the direction the EV chose at PowerDelivery, as much as the limits allow
+            target = -discharge_limit if c.discharge else charge_limit
+        if dynamic:
             s.equipment.ac_target(target)
-            result[f"{bpt}Dynamic_AC_CLResControlMode"] = {"EVSETargetActivePower": rational(target),
-                                                           "EVSEPresentActivePower": rational(present_power)}
-        else:
-            result[f"{bpt}Scheduled_AC_CLResControlMode"] = {"EVSETargetActivePower": rational(sign * limit),
-                                                             "EVSEPresentActivePower": rational(present_power)}
-        return Reply(result)
+        result[f"{bpt}{'Dynamic' if dynamic else 'Scheduled'}_AC_CLResControlMode"] = {
+            "EVSETargetActivePower": rational(target), "EVSEPresentActivePower": rational(present_power)}
+        return Reply(result, notices=target_notice(_secc(s), target))
 
     def _secc_display(self, s: SeccSession, body: dict) -> None:
         soc = (body.get("DisplayParameters") or {}).get("PresentSOC")
@@ -507,24 +537,35 @@ class Iso20Rules(Rules):
         c = _secc(s)
         bpt = "BPT_" if c.bpt else ""
         voltage = rational_value(body["EVPresentVoltage"])
+        energy = c.energy or "DC"
+        charge_limit = s.equipment.power_limit(energy)
+        discharge_limit = s.equipment.discharge_limit(energy) if c.bpt else 0.0
         control: dict[str, Any]
+        notices: tuple[Notice, ...] = ()
         if c.control == "dynamic":
+            # the SECC decides the current: the backend's setpoint, else the direction the EV chose, as
+            # much as both sides' limits allow
             request = body.get(f"{bpt}Dynamic_DC_CLReqControlMode") or body.get("Dynamic_DC_CLReqControlMode") or {}
-            if c.discharge:
-                current = -min(caps.dc_max_discharge_current,
-                               rational_value(request.get("EVMaximumDischargeCurrent"), caps.dc_max_discharge_current),
-                               rational_value(request.get("EVMaximumDischargePower"), caps.dc_max_discharge_power)
-                               / max(voltage, 1.0))
+            volts = max(voltage, 1.0)
+            charge_w = min(charge_limit, rational_value(request.get("EVMaximumChargePower"), 0.0),
+                           min(caps.dc_max_current, rational_value(request.get("EVMaximumChargeCurrent"), 0.0)) * volts)
+            discharge_w = min(discharge_limit, rational_value(request.get("EVMaximumDischargePower"), discharge_limit),
+                              min(caps.dc_max_discharge_current,
+                                  rational_value(request.get("EVMaximumDischargeCurrent"),
+                                                 caps.dc_max_discharge_current)) * volts)
+            setpoint = s.equipment.power_setpoint(energy)
+            if setpoint is not None:
+                target = min(setpoint, charge_w) if setpoint >= 0 else -min(-setpoint, discharge_w)
             else:
-                current = min(caps.dc_max_current, rational_value(request.get("EVMaximumChargeCurrent"), 0.0),
-                              rational_value(request.get("EVMaximumChargePower"), 0.0) / max(voltage, 1.0))
-            present = s.equipment.current_demand(voltage, current)
-            control = {"EVSEMaximumChargePower": rational(caps.dc_max_power),
+                target = -discharge_w if c.discharge else charge_w
+            present = s.equipment.current_demand(voltage, target / volts)
+            notices = target_notice(_secc(s), target)
+            control = {"EVSEMaximumChargePower": rational(charge_limit),
                        "EVSEMinimumChargePower": rational(0),
                        "EVSEMaximumChargeCurrent": rational(caps.dc_max_current),
                        "EVSEMaximumVoltage": rational(caps.dc_max_voltage)}
             if bpt:
-                control.update(EVSEMaximumDischargePower=rational(caps.dc_max_discharge_power),
+                control.update(EVSEMaximumDischargePower=rational(discharge_limit),
                                EVSEMinimumDischargePower=rational(0),
                                EVSEMaximumDischargeCurrent=rational(caps.dc_max_discharge_current),
                                EVSEMinimumVoltage=rational(caps.dc_min_voltage))
@@ -533,11 +574,11 @@ class Iso20Rules(Rules):
             request = body.get(f"{bpt}Scheduled_DC_CLReqControlMode") or body.get("Scheduled_DC_CLReqControlMode") or {}
             present = s.equipment.current_demand(rational_value(request.get("EVTargetVoltage"), voltage),
                                                  rational_value(request.get("EVTargetCurrent"), 0.0))
-            control = {"EVSEMaximumChargePower": rational(caps.dc_max_power),
+            control = {"EVSEMaximumChargePower": rational(charge_limit),
                        "EVSEMaximumChargeCurrent": rational(caps.dc_max_current),
                        "EVSEMaximumVoltage": rational(caps.dc_max_voltage)}
             if bpt:
-                control.update(EVSEMaximumDischargePower=rational(caps.dc_max_discharge_power),
+                control.update(EVSEMaximumDischargePower=rational(discharge_limit),
                                EVSEMaximumDischargeCurrent=rational(caps.dc_max_discharge_current))
             control_key = f"{bpt}Scheduled_DC_CLResControlMode"
         result: dict[str, Any] = {"ResponseCode": "OK", **self._status(s)}
@@ -549,7 +590,7 @@ class Iso20Rules(Rules):
                        "EVSECurrentLimitAchieved": present.current_limit_achieved,
                        "EVSEVoltageLimitAchieved": present.voltage_limit_achieved,
                        control_key: control})
-        return Reply(result)
+        return Reply(result, notices=notices)
 
     def _secc_DC_WeldingDetectionReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
         return Reply({"ResponseCode": "OK", "EVSEPresentVoltage": rational(s.equipment.present().voltage, low=-1)})
@@ -789,17 +830,34 @@ class Iso20Rules(Rules):
                 return Stop(False, "ScheduleExchangeRes offers no ScheduleTuple")
             chosen = tuples[0]
             c.schedule = chosen["ScheduleTupleID"]
-            schedule = chosen["DischargingSchedule" if e.ev.discharging() and "DischargingSchedule" in chosen
-                              else "ChargingSchedule"]
-            entries = schedule["PowerSchedule"]["PowerScheduleEntries"]["PowerScheduleEntry"]
-            power = c.schedule_power = abs(rational_value(entries[0]["Power"]))
+            target = c.schedule_power = self._scheduled_power(e, chosen)
+            e.ev.grant.target_power = target
             if not c.dc:
                 volts = e.ev.ac_nominal_voltage * e.ev.plan.phases
-                e.ev.grant.ac_target_power = power
-                e.ev.grant.ac_max_current = max(e.ev.grant.ac_max_current or 0.0, power / volts)
+                e.ev.grant.ac_max_current = max(e.ev.grant.ac_max_current or 0.0, abs(target) / volts)
+        if c.progress == "ScheduleRenegotiation":  # the new schedule applies from the next PowerDelivery
+            return self._power_delivery(e, "Start")
         if c.dc:
             return Request("DC_CableCheckReq", {}, cp="C")
         return self._power_delivery(e, "Start", cp="C")
+
+    @staticmethod
+    def _scheduled_power(e: EvccSession, schedule: dict) -> float:
+        """The power (W, negative: discharge) the EV plans within a ScheduleTuple's first entries:
+        the ChargingSchedule bounds it from above, the DischargingSchedule (BPT) from below. An EV
+        that wants to discharge takes the lower bound, one that charges the upper; a bound that
+        leaves only one direction is followed (an upper bound below zero makes it discharge)."""
+        def first(name: str) -> float | None:
+            entries = ((schedule.get(name) or {}).get("PowerSchedule") or {}).get("PowerScheduleEntries") or {}
+            listed = entries.get("PowerScheduleEntry") or []
+            return rational_value(listed[0]["Power"]) if listed else None
+
+        upper = first("ChargingSchedule")
+        upper = e.ev.max_charge_power if upper is None else upper
+        lower = first("DischargingSchedule") if e.ev.plan.bpt else None
+        lower = min(0.0, upper) if lower is None else lower
+        wants_discharge = e.ev.plan.bpt and e.ev.plan.discharge
+        return lower if (wants_discharge and lower < 0) or upper < 0 else upper
 
     def _power_delivery(self, e: EvccSession, progress: str, *, cp: str | None = None,
                         processing: str = "Finished") -> Request:
@@ -829,7 +887,8 @@ class Iso20Rules(Rules):
                       else ev.energy_request_wh())
             duration = max(1, int(round(energy * 3600.0 / power))) if power > 0 else max(1, int(ev.departure_time))
         else:
-            power, duration = _evcc(e).schedule_power or ev.max_charge_power, 86400
+            planned = _evcc(e).schedule_power
+            power, duration = (ev.max_charge_power if planned is None else abs(planned)), 86400
         schedule = _evcc(e).schedule
         arm = {"Dynamic_EVPPTControlMode": {}} if dynamic else {
             "Scheduled_EVPPTControlMode": {"SelectedScheduleTupleID": schedule if schedule is not None else SCHEDULE_ID}}
@@ -871,7 +930,7 @@ class Iso20Rules(Rules):
             c.processing = "Finished"
             return self._schedule_exchange(e)
         e.ev.grant.ac_max_current = 0.0
-        e.ev.grant.ac_target_power = None
+        e.ev.grant.target_power = None
         if c.dc:
             return Request("DC_WeldingDetectionReq", {"EVProcessing": "Ongoing"})
         return self._session_stop(e)
@@ -906,7 +965,7 @@ class Iso20Rules(Rules):
                                         "EVMaximumVoltage": rational(ev.dc_max_voltage),
                                         "EVMinimumVoltage": rational(ev.pack_voltage_empty)}
                 if bpt:
-                    mode.update(EVMaximumDischargePower=rational(ev.max_discharge_power),
+                    mode.update(EVMaximumDischargePower=rational(ev.battery.available_discharge_w(ev.min_soc)),
                                 EVMinimumDischargePower=rational(0),
                                 EVMaximumDischargeCurrent=rational(ev.dc_max_current))
                 body[f"{bpt}Dynamic_DC_CLReqControlMode"] = mode
@@ -929,7 +988,8 @@ class Iso20Rules(Rules):
                     "EVMinimumChargePower": rational(0), "EVPresentActivePower": present,
                     "EVPresentReactivePower": rational(0)}
             if bpt:
-                mode.update(EVMaximumDischargePower=rational(ev.max_discharge_power), EVMinimumDischargePower=rational(0))
+                mode.update(EVMaximumDischargePower=rational(ev.battery.available_discharge_w(ev.min_soc)),
+                            EVMinimumDischargePower=rational(0))
             body[f"{bpt}Dynamic_AC_CLReqControlMode"] = mode
         else:
             body[f"{bpt}Scheduled_AC_CLReqControlMode"] = {"EVPresentActivePower": present}
@@ -949,10 +1009,10 @@ class Iso20Rules(Rules):
     def _after_AC_ChargeLoopRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:
         control: dict = next((v for k, v in body.items() if k.endswith("AC_CLResControlMode")), {}) or {}
         if "EVSETargetActivePower" in control:
-            target = abs(rational_value(control["EVSETargetActivePower"]))
-            e.ev.grant.ac_target_power = target
+            target = rational_value(control["EVSETargetActivePower"])
+            e.ev.grant.target_power = target
             volts = e.ev.ac_nominal_voltage * e.ev.plan.phases
-            e.ev.grant.ac_max_current = max(e.ev.grant.ac_max_current or 0.0, target / volts)
+            e.ev.grant.ac_max_current = max(e.ev.grant.ac_max_current or 0.0, abs(target) / volts)
         return self._after_loop(e, body)
 
     def _after_DC_ChargeLoopRes(self, e: EvccSession, body: dict, message: dict) -> Request | Stop:

@@ -119,6 +119,8 @@ class Context:
     processing: str = "Finished"
     #: charge loop rounds so far (ChargingStatus/CurrentDemand/ChargeLoop)
     loops: int = 0
+    #: the SECC: the power (W, signed) its last charge-loop response offered or set
+    target_w: float | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # the type checker refuses a misspelt field; this refuses it at run time too (the
@@ -129,6 +131,24 @@ class Context:
 
 
 C = TypeVar("C", bound=Context)
+
+
+def target_notice(context: Context, target_w: float) -> tuple[Notice, ...]:
+    """A TargetPower notice when the power a charge-loop response carries (a target or a
+    maximum, W; negative: discharge) differs from the one before: the moment a new limit or
+    setpoint reaches the EV, for the grid latencies (:mod:`harness.correlation.latency`)."""
+    if context.target_w is not None and abs(context.target_w - target_w) < 1.0:
+        return ()
+    context.target_w = target_w
+    return (Notice("TargetPower", f"SECC target {target_w / 1000:.2f} kW", {"target_w": target_w}),)
+
+
+def schedule_notice(upper_w: float, lower_w: float | None = None) -> Notice:
+    """A SchedulePower notice: the bounds of the schedule a response offers (W)."""
+    summary = f"SECC schedule: {upper_w / 1000:.2f} kW at most"
+    if lower_w is not None:
+        summary += f", {lower_w / 1000:.2f} kW at least"
+    return Notice("SchedulePower", summary, {"upper_w": upper_w, "lower_w": 0.0 if lower_w is None else lower_w})
 
 
 def context_of(session: Any, kind: type[C]) -> C:

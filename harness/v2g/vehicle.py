@@ -163,15 +163,21 @@ class Vehicle:
         return self.battery.soc >= min(self.target_soc, 0.999)
 
     def discharging(self) -> bool:
-        return self.plan.bpt and self.plan.discharge
+        """BPT: the EV feeds energy back, because it chose to (its plan) or because the EVSE's
+        target asks it to."""
+        if not self.plan.bpt:
+            return False
+        target = self.grant.target_power
+        return self.plan.discharge if target is None else target < 0
 
     def ac_current(self) -> float:
         """The AC current per phase the EV draws now (A; negative: it feeds back)."""
         limit = self.grant.ac_max_current if self.grant.ac_max_current is not None else 0.0
         phases = max(1, self.plan.phases)
         volts = self.ac_nominal_voltage * phases
-        if self.grant.ac_target_power is not None:
-            limit = min(limit, abs(self.grant.ac_target_power) / volts) if limit else abs(self.grant.ac_target_power) / volts
+        target = self.grant.target_power
+        if target is not None:
+            limit = min(limit, abs(target) / volts) if limit else abs(target) / volts
         if self.discharging():
             available = self.battery.available_discharge_w(self.min_soc) / volts
             return -max(0.0, min(limit, self.ac_max_current, available))
@@ -183,12 +189,16 @@ class Vehicle:
     def dc_target_current(self) -> float:
         """The DC current the EV asks for (A; negative: discharge)."""
         voltage = max(1.0, self.pack_voltage())
+        target = self.grant.target_power
         if self.discharging():
-            available = self.battery.available_discharge_w(self.min_soc) / voltage
-            return -max(0.0, min(self.dc_max_current, available))
+            available = self.battery.available_discharge_w(self.min_soc)
+            if target is not None:
+                available = min(available, -target)
+            return -max(0.0, min(self.dc_max_current, available / voltage))
         if self.full():
             return 0.0
-        return max(0.0, min(self.dc_max_current, self.battery.acceptance_w() / voltage))
+        accepted = self.battery.acceptance_w() if target is None else min(self.battery.acceptance_w(), target)
+        return max(0.0, min(self.dc_max_current, accepted / voltage))
 
     def charging_complete(self) -> bool:
         return self.full() and not self.discharging()
@@ -199,6 +209,6 @@ class Vehicle:
             return False
         if self.plan.cycles is not None and loops >= self.plan.cycles:
             return False
-        if self.discharging():
+        if self.plan.bpt and self.plan.discharge:  # its own discharge ends at its minimum SoC
             return self.battery.soc > self.min_soc
-        return not self.full()
+        return not self.full()  # a discharge the EVSE asks for stops at the minimum SoC, the session goes on

@@ -4,6 +4,7 @@ Charging Profile Purposes"; 1.6 3.13) as the reference EVSE computes it."""
 from __future__ import annotations
 
 import datetime as _dt
+import math
 
 import pytest
 
@@ -156,3 +157,68 @@ def test_ocpp16_profiles_read_the_same():
                                 "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}]}}
     parsed = ChargingProfile.from_ocpp(raw)
     assert (parsed.id, parsed.purpose) == (4, "ChargingStationMaxProfile")
+
+
+# -- OCPP 2.1 V2X: operation modes, setpoints, discharge limits ----------------------------------
+
+def v2x(id_: int, purpose: str, stack: int, period: dict, *, transaction_id=None) -> ChargingProfile:
+    data = {"id": id_, "stackLevel": stack, "chargingProfilePurpose": purpose, "chargingProfileKind": "Absolute",
+            "chargingSchedule": [{"id": id_, "chargingRateUnit": "W", "startSchedule": _iso(T0),
+                                  "chargingSchedulePeriod": [{"startPeriod": 0, **period}]}]}
+    if transaction_id:
+        data["transactionId"] = transaction_id
+    return ChargingProfile.from_ocpp(data)
+
+
+def test_a_central_setpoint_is_followed_within_the_other_purposes_limits():
+    """2.1 setpoint: "the EV should follow as close as possible ... the overshoot when following
+    setpoint must remain within" the limits; negative: discharge."""
+    store = ProfileStore()
+    store.install(1, v2x(1, "TxProfile", 1, {"operationMode": "CentralSetpoint", "setpoint": -6900.0,
+                                               "dischargeLimit": -6900.0}, transaction_id="TX-1"))
+    found = store.limit_at(at(1), 1, transaction_id="TX-1")
+    assert found.mode == "CentralSetpoint" and found.setpoint_amps == pytest.approx(-10.0)
+    assert found.discharge_amps == pytest.approx(10.0) and found.amps == math.inf
+    # a station maximum that allows less discharge clamps the setpoint
+    store.install(0, v2x(2, "ChargingStationMaxProfile", 0, {"operationMode": "ExternalLimits", "limit": 22080.0,
+                                                              "dischargeLimit": -3450.0}))
+    found = store.limit_at(at(1), 1, transaction_id="TX-1")
+    assert found.setpoint_amps == pytest.approx(-5.0) and found.discharge_amps == pytest.approx(5.0)
+
+
+def test_charging_only_and_idle_allow_no_discharge():
+    """operationMode absent is ChargingOnly: no discharge; Idle: no transfer at all."""
+    store = ProfileStore()
+    store.install(1, profile(1, "TxDefaultProfile", 0, [(0, 16)]))
+    assert store.limit_at(at(1), 1).discharge_amps == 0.0
+    store.install(1, v2x(2, "TxDefaultProfile", 1, {"operationMode": "Idle", "limit": 0.0}))
+    found = store.limit_at(at(1), 1)
+    assert (found.amps, found.setpoint_amps, found.discharge_amps) == (0.0, 0.0, 0.0)
+    store.install(1, v2x(3, "TxDefaultProfile", 2, {"operationMode": "ExternalLimits", "limit": 0.0,
+                                                     "dischargeLimit": -6900.0}))
+    found = store.limit_at(at(1), 1)
+    assert found.amps == 0.0 and found.discharge_amps == pytest.approx(10.0) and found.setpoint_amps is None
+    # without any profile nothing limits discharge
+    assert ProfileStore().limit_at(at(1), 1) is None
+
+
+@pytest.mark.parametrize("period, why", [
+    ({"operationMode": "ChargingOnly"}, "requires"),
+    ({"operationMode": "CentralSetpoint", "limit": 1000.0}, "without a setpoint"),
+    ({"operationMode": "CentralSetpoint", "setpoint": 5000.0, "limit": 1000.0}, "above its limit"),
+    ({"operationMode": "CentralSetpoint", "setpoint": -5000.0, "dischargeLimit": -1000.0}, "below its dischargeLimit"),
+    ({"operationMode": "ExternalLimits", "dischargeLimit": 1000.0}, "must not be positive"),
+    ({"operationMode": "Discharging", "limit": 1.0}, "operationMode"),
+])
+def test_a_v2x_period_that_cannot_be_followed_is_refused(period, why):
+    with pytest.raises(ProfileError, match=why):
+        v2x(1, "TxDefaultProfile", 0, period)
+
+
+def test_the_composite_schedule_reports_the_v2x_fields():
+    store = ProfileStore()
+    store.install(1, v2x(1, "TxDefaultProfile", 0, {"operationMode": "CentralSetpoint", "setpoint": -6900.0,
+                                                     "dischargeLimit": -6900.0}))
+    assert store.composite(T0, 60, 1, unit="W", fallback_amps=32.0) == [
+        {"startPeriod": 0, "limit": 22080.0, "operationMode": "CentralSetpoint", "setpoint": -6900.0,
+         "dischargeLimit": -6900.0, "numberPhases": 3}]

@@ -39,8 +39,8 @@ def _rig_file(directory: Path, version: str, validation: str) -> Path:
     rig = (ROOT / "rigs" / "emulated.yaml").read_text()
     rig = rig.replace("../fixtures/evse/reference.yaml", str(directory / "evse.yaml"))
     rig = rig.replace("../fixtures/ev/default.yaml", str(ROOT / "fixtures" / "ev" / "default.yaml"))
-    assert '    version: "2.0.1"' in rig
-    rig = rig.replace('    version: "2.0.1"', f'    version: "{version}"')
+    assert '    version: "2.1"' in rig
+    rig = rig.replace('    version: "2.1"', f'    version: "{version}"')
     (directory / "rig.yaml").write_text(rig)
     return directory / "rig.yaml"
 

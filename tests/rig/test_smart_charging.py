@@ -15,7 +15,8 @@ from harness.trace import Recorder
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module", params=["emulated.yaml", "emulated-ocpp16.yaml"], ids=["ocpp201", "ocpp16"])
+@pytest.fixture(scope="module", params=["emulated.yaml", "emulated-ocpp201.yaml", "emulated-ocpp16.yaml"],
+                ids=["ocpp21", "ocpp201", "ocpp16"])
 def rig(request, tmp_path_factory):
     directory = tmp_path_factory.mktemp("smart")
     rig = Rig(load_rig(ROOT / "rigs" / request.param), run_dir=directory / "run",

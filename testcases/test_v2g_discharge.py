@@ -1,0 +1,232 @@
+"""Grid-driven power: a demand-response event reaches the CSMS, its strategy sets a charging
+profile (OCPP 2.1 operationMode, setpoint, dischargeLimit), the charger carries the new target into
+the ISO 15118 session, and the analyzer measures what flows.
+
+The grid's request and the operator's requirements come from scenario files
+(``fixtures/grid/``): the power, the tolerance once settled, and the response-time limit of each
+hop (``harness.correlation.latency``). Every hop is a KPI of the case, and the plot shows the
+requested against the measured power.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from harness.correlation.latency import grid_hops
+from harness.correlation.metering import EXPORT, IMPORT, check_metering
+from harness.ocpp import commands, grid
+from harness.ocpp.versions import OcppVersion
+
+EXPORT_SCENARIO = grid.load_scenario("evening-peak-export")
+IMPORT_SCENARIO = grid.load_scenario("import-cap")
+PROTOCOLS = {"AC_BPT": "iso20-ac", "DC_BPT": "iso20-dc", "AC": "iso20-ac", "DC": "iso20-dc"}
+#: how long the EV charges before the grid event, and how long the power is held and measured once
+#: it settled (s)
+BASELINE_S = 0.5
+HOLD_S = 1.5
+#: the TxDefaultProfile under the limit strategy's discharge: the EV may charge, not discharge
+BASELINE_W = 11000.0
+
+
+def _baseline(csms) -> None:
+    profile = {"id": 900, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+               "chargingProfileKind": "Relative",
+               "chargingSchedule": [{"id": 900, "chargingRateUnit": "W",
+                                     "chargingSchedulePeriod": [{"startPeriod": 0, "limit": BASELINE_W}]}]}
+    answer = csms.call("SetChargingProfile", {"evseId": 1, "chargingProfile": profile})
+    assert answer["status"] == "Accepted", f"SetChargingProfile (TxDefaultProfile, ChargingOnly) answered {answer}"
+
+
+class DemandResponse:
+    """Sends one grid event once the EV's charge loop runs, holds the power for HOLD_S once the
+    analyzer sees it within tolerance, then has the EV end its session."""
+
+    def __init__(self, rig, csms, ev, meter, event: grid.GridEvent, strategy: str, tolerance_w: float) -> None:
+        self.rig, self.csms, self.ev, self.meter = rig, csms, ev, meter
+        self.event, self.strategy, self.tolerance_w = event, strategy, tolerance_w
+        self.outcome = None
+        self.window: tuple[float, float] | None = None
+        self.problem: BaseException | None = None
+        self.mark = rig.trace.now()
+        self.thread = threading.Thread(target=self._run, name="demand response")
+
+    @property
+    def requested_w(self) -> float:
+        return -self.event.export_w if self.event.export_w is not None else float(self.event.import_w or 0.0)
+
+    def _run(self) -> None:
+        try:
+            rig = self.rig
+            rig.trace.wait_for(rig.scaled(60) + 5, layer="v2g", observer="evse", since=self.mark,
+                               name=("AC_ChargeLoopReq", "DC_ChargeLoopReq", "ChargingStatusReq", "CurrentDemandReq"))
+            time.sleep(BASELINE_S)
+            self.outcome = self.csms.grid_event(self.event, self.strategy)
+            if self.outcome.status == "Accepted":
+                wanted = self.requested_w
+                try:
+                    settled = self.meter.wait_power(lambda p: abs(p - wanted) <= self.tolerance_w, timeout=10.0,
+                                                    since=self.outcome.signalled_at)
+                    time.sleep(HOLD_S)
+                    self.window = (settled.mono, rig.trace.now())
+                except TimeoutError:
+                    pass  # judged below, from the timeline
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            self.problem = exc
+        finally:
+            self.ev.end_session()
+
+    def __enter__(self) -> "DemandResponse":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.thread.join(30)
+        if self.problem is not None:
+            raise self.problem
+
+
+def _judge_power(reaction, run, dr: DemandResponse, what: str) -> None:
+    wanted = dr.requested_w
+    if dr.window is None:
+        samples = [p for t, p in run.power_series() if t >= (dr.outcome.signalled_at if dr.outcome else 0)]
+        seen = f"{min(samples) / 1000:.2f} .. {max(samples) / 1000:.2f} kW" if samples else "no samples"
+        reaction("analyzer", what, expected=f"{wanted / 1000:.2f} kW", observed=f"never within "
+                 f"{dr.tolerance_w:.0f} W ({seen})", judged=True, agrees=False)
+        raise AssertionError(f"the analyzer never measured {wanted / 1000:.2f} kW (+-{dr.tolerance_w:.0f} W) after "
+                             f"the grid event ({seen}); the charger and the EV are to follow the charging profile")
+    start, end = dr.window
+    imported, exported = run.energy_between(start, end)
+    average = (imported - exported) * 3600.0 / (end - start)
+    ok = abs(average - wanted) <= dr.tolerance_w
+    reaction("analyzer", what, expected=f"{wanted / 1000:.2f} kW +-{dr.tolerance_w:.0f} W",
+             observed=f"{average / 1000:.3f} kW over {end - start:.1f} s", judged=True, agrees=ok)
+    assert ok, (f"over {end - start:.1f} s after it settled the analyzer measured {average:.0f} W on average; "
+                f"the grid asked for {wanted:.0f} W (tolerance {dr.tolerance_w:.0f} W)")
+
+
+def _judge_latency(rig, kpi, reaction, dr: DemandResponse, scenario: grid.Scenario) -> None:
+    assert dr.outcome is not None
+    hops = grid_hops(rig.trace.select(since=dr.outcome.signalled_at), dr.outcome.signalled_at, dr.requested_w,
+                     dr.tolerance_w)
+    for name, seconds in hops.hops():
+        if seconds is not None:
+            kpi(f"hop {name}", seconds * 1000.0, "ms", f"grid signal chain: time to '{name}' from the hop before")
+    if hops.chain_s is not None:
+        kpi("grid signal to power settled", hops.chain_s * 1000.0, "ms", "the whole chain")
+    assert hops.missing is None, f"the grid signal's path broke off: {hops.missing} ({hops.describe()})"
+    took = {**{name: seconds for name, seconds in hops.hops()}, "chain": hops.chain_s}
+    over = {name: (took[name], limit) for name, limit in scenario.latency_limits.items()
+            if took.get(name) is not None and took[name] > limit}
+    limits = ", ".join(f"{name} <= {limit:g} s" for name, limit in scenario.latency_limits.items())
+    reaction("grid", "hop latencies", expected=limits or "(no limits)", observed=hops.describe(), judged=True,
+             agrees=not over)
+    assert not over, ", ".join(f"'{name}' took {took_s:.3f} s, the scenario {scenario.name} allows {limit:g} s"
+                               for name, (took_s, limit) in over.items())
+
+
+def _judge_operation_mode(csms, reaction, dr: DemandResponse) -> None:
+    profile = dr.outcome.decision.profile
+    wanted = profile["chargingSchedule"][0]["chargingSchedulePeriod"][0].get("operationMode", "ChargingOnly")
+    reports = [m.payload["payload"] for m in csms.messages("TransactionEvent", since=dr.outcome.signalled_at,
+                                                            kind="CALL")]
+    modes = [(r.get("triggerReason"), r.get("transactionInfo", {}).get("operationMode")) for r in reports]
+    changed = [mode for trigger, mode in modes if trigger == "OperationModeChanged"]
+    ok = wanted in changed
+    reaction("OCPP", "TransactionEvent OperationModeChanged", expected=f"operationMode {wanted}",
+             observed=", ".join(str(m) for m in changed) or "none", judged=True, agrees=ok)
+    assert ok, (f"the charger did not report the transaction's new operationMode {wanted} (TransactionEvent with "
+                f"triggerReason OperationModeChanged and transactionInfo.operationMode; OCPP 2.1); it reported "
+                f"{modes or 'no TransactionEvent'}")
+
+
+@pytest.mark.case("V2G-DR-001")
+@pytest.mark.requires("remote_start", "iso15118", "discharge", "ev", "charging_profiles")
+@pytest.mark.parametrize("strategy", ["setpoint", "limit"])
+@pytest.mark.parametrize("control", ["scheduled", "dynamic"])
+@pytest.mark.parametrize("energy", ["AC_BPT", "DC_BPT"])
+def test_a_demand_response_event_makes_the_ev_export(rig, csms, evse, ev, meter, step, reaction, kpi, evidence,
+                                                     energy, control, strategy):
+    if evse.version is not OcppVersion.V21:
+        pytest.skip(f"discharge commanded through OCPP needs OCPP 2.1 (operationMode, setpoint, dischargeLimit); "
+                    f"this charger speaks OCPP {evse.version.value}")
+    scenario = EXPORT_SCENARIO
+    event = scenario.events[0]
+    assert event.export_w is not None
+    tolerance = event.export_w * scenario.tolerance_percent / 100.0
+    token = f"DR001-{energy}-{control}-{strategy}".upper().replace("_", "")
+    if strategy == "limit":
+        with step(f"a TxDefaultProfile lets the EV charge up to {BASELINE_W / 1000:g} kW and not discharge "
+                  "(ChargingOnly); the EV would like to discharge"):
+            _baseline(csms)
+    with meter.measuring() as run:
+        with step(f"remote start; an ISO 15118-20 {energy} session in {control} mode; during it the grid asks for "
+                  f"{event.describe()} ({strategy} strategy)"):
+            assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"
+            with DemandResponse(rig, csms, ev, meter, event, strategy, tolerance) as dr:
+                result = ev.charge(protocol=PROTOCOLS[energy], energy=energy, control=control,
+                                   discharge=strategy == "limit", cycles=None)
+            assert dr.outcome is not None and dr.outcome.status == "Accepted", (
+                f"SetChargingProfile for the grid event answered {dr.outcome and dr.outcome.status}: "
+                f"{dr.outcome and dr.outcome.decision.profile}")
+            assert result.ok, result.outcome.reason
+        with step("unplug: the transaction ends with its final register readings"):
+            ev.unplug()
+            tx = csms.wait_transaction(since=dr.mark, timeout=rig.scaled(60) + 5, what="the transaction's end",
+                                       where=lambda t: t.id_token == token and t.ended)
+    evidence.attach(meter.plot(run, f"V2G-DR-001-{energy}-{control}-{strategy}",
+                               title=f"V2G-DR-001 {energy} {control}, {strategy} strategy: requested and measured"))
+    with step(f"the EV exports {event.export_w / 1000:g} kW (+-{scenario.tolerance_percent:g} %) once settled"):
+        _judge_power(reaction, run, dr, "export once settled")
+    with step("the charger reports the transaction's operation mode"):
+        _judge_operation_mode(csms, reaction, dr)
+    with step(f"the charger's registers agree with the analyzer (class {rig.config.meter.dut_class})"):
+        check = check_metering(tx, run, dut_class=rig.config.meter.dut_class)
+        export = [e for e in check.energy if e.measurand == EXPORT]
+        assert export, f"the charger reported no {EXPORT} for the transaction\n{check.explain()}"
+        kpi("analyzer_export_wh", export[0].measured_wh, "Wh", "energy the analyzer integrated as export")
+        assert check.ok, f"the charger's meter disagrees with the analyzer\n{check.explain()}"
+    with step("each hop from the grid signal to the settled power within the scenario's limits"):
+        _judge_latency(rig, kpi, reaction, dr, scenario)
+
+
+@pytest.mark.case("V2G-DR-002")
+@pytest.mark.requires("remote_start", "iso15118", "ev", "charging_profiles")
+@pytest.mark.parametrize("protocol, energy, control", [
+    ("iso2", "AC", "scheduled"), ("iso20-ac", "AC", "scheduled"), ("iso20-ac", "AC", "dynamic"),
+    ("iso20-dc", "DC", "dynamic")], ids=["iso2-ac", "iso20-ac-scheduled", "iso20-ac-dynamic", "iso20-dc-dynamic"])
+def test_an_import_cap_during_a_session_is_followed(rig, csms, evse, ev, meter, step, reaction, kpi, evidence,
+                                                    protocol, energy, control):
+    if evse.version is OcppVersion.V16:
+        pytest.skip("the grid strategies set OCPP 2.x charging profiles; this charger speaks OCPP 1.6")
+    scenario = IMPORT_SCENARIO
+    event = scenario.events[0]
+    assert event.import_w is not None
+    tolerance = event.import_w * scenario.tolerance_percent / 100.0
+    token = f"DR002-{protocol}-{control}".upper().replace("_", "")
+    with meter.measuring() as run:
+        with step(f"remote start; an {protocol} {energy} session in {control} mode; during it the grid caps "
+                  f"the import ({event.describe()}, limit strategy)"):
+            assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"
+            with DemandResponse(rig, csms, ev, meter, event, "limit", tolerance) as dr:
+                options = {"control": control} if protocol.startswith("iso20") else {}
+                result = ev.charge(protocol=protocol, energy=energy, cycles=None, **options)
+            assert dr.outcome is not None and dr.outcome.status == "Accepted", (
+                f"SetChargingProfile for the grid event answered {dr.outcome and dr.outcome.status}")
+            assert result.ok, result.outcome.reason
+        ev.unplug()
+        tx = csms.wait_transaction(since=dr.mark, timeout=rig.scaled(60) + 5, what="the transaction's end",
+                                   where=lambda t: t.id_token == token and t.ended)
+    evidence.attach(meter.plot(run, f"V2G-DR-002-{protocol}-{control}",
+                               title=f"V2G-DR-002 {protocol} {control}: import capped at "
+                                     f"{event.import_w / 1000:g} kW"))
+    with step(f"the charging power follows the cap ({event.import_w / 1000:g} kW +-{scenario.tolerance_percent:g} %)"):
+        _judge_power(reaction, run, dr, "import once capped")
+    with step(f"the charger's import register agrees with the analyzer (class {rig.config.meter.dut_class})"):
+        check = check_metering(tx, run, dut_class=rig.config.meter.dut_class)
+        assert [e for e in check.energy if e.measurand == IMPORT], check.explain()
+        assert check.ok, f"the charger's meter disagrees with the analyzer\n{check.explain()}"
+    with step("each hop from the grid signal to the settled power within the scenario's limits"):
+        _judge_latency(rig, kpi, reaction, dr, scenario)
