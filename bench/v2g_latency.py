@@ -16,8 +16,9 @@ each hop as processing time:
   (ChargingLimitApplied);
 - ``secc``: the EV's next charge-loop request received until the response carrying the new target
   goes out (the wait for that request is the EV's loop interval: not counted);
-- ``ev applies``: AC: that response received by the EV until it draws the new power
-  (PowerApplied); DC: the charger's stage takes the target inside ``secc``, so 0;
+- ``ev applies``: AC: that response leaving the SECC until the EV draws the new power
+  (PowerApplied: delivered, decoded, applied); DC: the charger's stage takes the target inside
+  ``secc``, so 0;
 - ``chain``: the sum of the hops above.
 
 Not counted: the EV's loop interval, the station's answer to the CSMS (it runs beside the
@@ -45,6 +46,7 @@ from harness.trace import Recorder  # noqa: E402
 
 HOPS = ("csms decides", "csms sends", "to station", "station applies", "secc", "ev applies", "chain")
 LOOPS = ("AC_ChargeLoopReq", "DC_ChargeLoopReq")
+ANSWERS = ("AC_ChargeLoopRes", "DC_ChargeLoopRes")
 #: the powers the events ask for in turn (kW; negative: export)
 REQUESTS = (-5.0, 4.0, -3.0, 6.0)
 
@@ -73,9 +75,8 @@ def hops_of(rig: Rig, signal_at: float, wanted_w: float) -> dict[str, float]:
     if response.name.startswith("DC"):
         ev_applies = 0.0
     else:
-        arrived = _after(events, response.mono, lambda e: e.name == response.name and e.observer == "ev")
-        power = _after(events, arrived.mono, lambda e: e.name == "PowerApplied" and e.src == "ev")
-        ev_applies = power.mono - arrived.mono
+        power = _after(events, response.mono, lambda e: e.name == "PowerApplied" and e.src == "ev")
+        ev_applies = power.mono - response.mono
     hops = {"csms decides": decided.mono - signal_at, "csms sends": sent.mono - decided.mono,
             "to station": received.mono - sent.mono, "station applies": applied.mono - received.mono,
             "secc": response.mono - request.mono, "ev applies": ev_applies}
@@ -100,8 +101,10 @@ def one_session(rig: Rig, energy: str, events: int, session_no: int) -> list[dic
                 outcome = rig.csms.grid_event(event, "setpoint")
                 if outcome.status != "Accepted":
                     raise RuntimeError(f"SetChargingProfile answered {outcome.status}")
-                rig.trace.wait_for(10, name="PowerApplied", since=outcome.signalled_at,
-                                   where=lambda e: abs(e.payload.get("target_w", 0.0) - kw * 1000) <= 50.0)
+                for name in ("PowerApplied", "TargetPower"):  # on DC the stage applies before the answer leaves
+                    rig.trace.wait_for(10, name=name, since=outcome.signalled_at,
+                                       where=lambda e: abs(e.payload.get("target_w", 0.0) - kw * 1000) <= 50.0)
+                rig.trace.wait_for(10, name=ANSWERS, observer="ev", since=rig.trace.now())  # the next answer came
                 found.append(hops_of(rig, outcome.signalled_at, kw * 1000))
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             problems.append(exc)
@@ -125,6 +128,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=40, help="grid events in all (default 40)")
     parser.add_argument("--per-session", type=int, default=10, help="grid events per EV session (default 10)")
+    parser.add_argument("--energy", choices=("AC_BPT", "DC_BPT"), action="append",
+                        help="the energy modes in turn (default both)")
     parser.add_argument("--rig", type=Path, default=ROOT / "rigs" / "emulated.yaml")
     args = parser.parse_args()
     rounds: list[dict[str, float]] = []
@@ -135,7 +140,8 @@ def main() -> int:
         try:
             session = 0
             while len(rounds) < args.events:
-                energy = ("AC_BPT", "DC_BPT")[session % 2]
+                modes = args.energy or ["AC_BPT", "DC_BPT"]
+                energy = modes[session % len(modes)]
                 gc.collect()
                 rounds += one_session(rig, energy, min(args.per_session, args.events - len(rounds)), session)
                 session += 1

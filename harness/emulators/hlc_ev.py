@@ -68,7 +68,7 @@ class HlcEv(PluggedEv):
         try:
             outcome = await run_session(self.recorder, self.vehicle, host, port, context=context, timing=self.timing,
                                         faults=faults, resume_session_id=resume_session_id, set_cp=self._set_cp,
-                                        on_session=keep, sockets=sockets,
+                                        on_session=keep, on_response=self._apply, sockets=sockets,
                                         stand_in=lambda: ChargePort(EvseCapabilities()))
         finally:
             self.vehicle.grant.ac_max_current = 0.0

@@ -37,11 +37,13 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
                       faults: FaultPlan | None = None, resume_session_id: str | None = None,
                       set_cp: CpSetter | None = None, connect_timeout: float = 10.0,
                       on_session: Callable[[EvccSession], None] | None = None,
+                      on_response: Callable[[], None] | None = None,
                       sockets: SocketFactory | None = None,
                       stand_in: Callable[[], Equipment] | None = None) -> Outcome:
     """One V2G communication session with the SECC at ``host``/``port``; returns how it ended.
     ``sockets`` makes the connection's socket (in the EV's network namespace on the netns rig);
-    ``stand_in`` makes the default charger that answers a request the EV's fault plan skips."""
+    ``stand_in`` makes the default charger that answers a request the EV's fault plan skips;
+    ``on_response`` is called after each response is taken in (the EV applies what it grants)."""
     loop = asyncio.get_running_loop()
     plan = faults or FaultPlan(side=SIDE)
     plan.recorder = plan.recorder or recorder
@@ -95,7 +97,10 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
                 if item.close:
                     break
                 continue
-            closing = await runner.carry_out(session.receive(item.payload_type, item.payload, loop.time()))
+            events = session.receive(item.payload_type, item.payload, loop.time())
+            if on_response is not None:
+                on_response()  # what the response granted takes effect now, not at the next control tick
+            closing = await runner.carry_out(events)
     except ConnectionClosed as exc:
         recording.record(recorder, SIDE, "TcpClosed", f"connection to the EVSE ended: {exc}", session,
                          payload={"reason": str(exc)})

@@ -367,7 +367,7 @@ def bind_secc_port(host: str, port: int, sockets: SocketFactory | None = None) -
     address = socket_address(host, 0) if family == socket.AF_INET6 else (host, 0)
     candidates = [port] if port else random.sample(SECC_PORTS, 64)
     for candidate in candidates:
-        sock = make(family, socket.SOCK_STREAM, 0)
+        sock = make(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY on TCP only
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((address[0], candidate, *address[2:]))
@@ -400,7 +400,7 @@ async def connect(host: str, port: int, *, context: ssl.SSLContext | None = None
 
 async def _open_from(sockets: SocketFactory, host: str, port: int, context: ssl.SSLContext | None,
                      timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    sock = sockets(socket.AF_INET6, socket.SOCK_STREAM, 0)
+    sock = sockets(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY by asyncio
     try:
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, socket_address(host, port))

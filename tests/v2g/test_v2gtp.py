@@ -84,3 +84,33 @@ def test_datagrams_must_carry_exactly_the_announced_length():
     short = good[:-1]
     assert "datagram carries 1 bytes" in read_datagram(short, {PayloadType.SDP_REQUEST}).reason
     assert "shorter than a V2GTP header" in read_datagram(b"\x01\xfe", {PayloadType.SDP_REQUEST}).reason
+
+
+def test_v2g_connections_send_each_message_at_once():
+    """TCP_NODELAY on both ends of a V2G connection (the SECC's accepted socket and the EV's):
+    each charge-loop message must leave when written, not wait for the peer's delayed ACK."""
+    import asyncio
+    import socket
+
+    from harness.v2g.transport import connect, listen
+
+    async def scenario() -> None:
+        seen: list[int] = []
+
+        async def handler(connection) -> None:
+            sock = connection.writer.get_extra_info("socket")
+            seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+        listener = await listen("::1", 0, handler)
+        try:
+            ev = await connect("::1", listener.port)
+            try:
+                await asyncio.sleep(0.05)
+                assert ev.writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            finally:
+                await ev.close()
+        finally:
+            await listener.close()
+        assert seen == [1]
+
+    asyncio.run(scenario())
