@@ -19,6 +19,7 @@ from harness.correlation.latency import grid_hops
 from harness.correlation.metering import EXPORT, IMPORT, check_metering
 from harness.ocpp import commands, grid
 from harness.ocpp.versions import OcppVersion
+from harness.trace import TraceTimeout
 
 EXPORT_SCENARIO = grid.load_scenario("evening-peak-export")
 IMPORT_SCENARIO = grid.load_scenario("import-cap")
@@ -53,8 +54,17 @@ class DemandResponse:
         self.mark = rig.trace.now()
         self.thread = threading.Thread(target=self._run, name="demand response")
 
+    #: the power the case expects to settle (W; None: what the event asks for)
+    wanted_w: float | None = None
+    #: the scenario's maxOfflineDuration for the profile (s, grid time)
+    max_offline_s: float | None = None
+    #: what the case does once the power settled, before the EV ends its session
+    then = None
+
     @property
     def requested_w(self) -> float:
+        if self.wanted_w is not None:
+            return self.wanted_w
         return -self.event.export_w if self.event.export_w is not None else float(self.event.import_w or 0.0)
 
     def _run(self) -> None:
@@ -63,7 +73,7 @@ class DemandResponse:
             rig.trace.wait_for(rig.scaled(60) + 5, layer="v2g", observer="evse", since=self.mark,
                                name=("AC_ChargeLoopReq", "DC_ChargeLoopReq", "ChargingStatusReq", "CurrentDemandReq"))
             time.sleep(BASELINE_S)
-            self.outcome = self.csms.grid_event(self.event, self.strategy)
+            self.outcome = self.csms.grid_event(self.event, self.strategy, max_offline_s=self.max_offline_s)
             if self.outcome.status == "Accepted":
                 wanted = self.requested_w
                 try:
@@ -71,8 +81,10 @@ class DemandResponse:
                                                     since=self.outcome.signalled_at)
                     time.sleep(HOLD_S)
                     self.window = (settled.mono, rig.trace.now())
-                except TimeoutError:
+                except TraceTimeout:
                     pass  # judged below, from the timeline
+                if self.window is not None and self.then is not None:
+                    self.then()
         except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
             self.problem = exc
         finally:
@@ -165,7 +177,9 @@ def test_a_demand_response_event_makes_the_ev_export(rig, csms, evse, ev, meter,
         with step(f"remote start; an ISO 15118-20 {energy} session in {control} mode; during it the grid asks for "
                   f"{event.describe()} ({strategy} strategy)"):
             assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"
-            with DemandResponse(rig, csms, ev, meter, event, strategy, tolerance) as dr:
+            dr = DemandResponse(rig, csms, ev, meter, event, strategy, tolerance)
+            dr.max_offline_s = scenario.max_offline_s
+            with dr:
                 result = ev.charge(protocol=PROTOCOLS[energy], energy=energy, control=control,
                                    discharge=strategy == "limit", cycles=None)
             assert dr.outcome is not None and dr.outcome.status == "Accepted", (
@@ -230,3 +244,136 @@ def test_an_import_cap_during_a_session_is_followed(rig, csms, evse, ev, meter, 
         assert check.ok, f"the charger's meter disagrees with the analyzer\n{check.explain()}"
     with step("each hop from the grid signal to the settled power within the scenario's limits"):
         _judge_latency(rig, kpi, reaction, dr, scenario)
+
+
+def _loop_pairs(result, energy: str) -> list[tuple[float, float]]:
+    """(the EV's EVMaximumDischargePower, the charger's target) per dynamic charge-loop exchange, in
+    W (DC: the current the charger delivered times the voltage), in order."""
+    prefix = "AC" if energy.startswith("AC") else "DC"
+    requests = result.sent(f"{prefix}_ChargeLoopReq")
+    responses = result.received(f"{prefix}_ChargeLoopRes")
+    pairs = []
+    for request, response in zip(requests, responses):
+        asked = request[f"{prefix}_ChargeLoopReq"]
+        mode = next((v for k, v in asked.items() if k.endswith("CLReqControlMode")), {}) or {}
+        if "EVMaximumDischargePower" not in mode:
+            continue
+        answer = response[f"{prefix}_ChargeLoopRes"]
+        if prefix == "AC":
+            control = next((v for k, v in answer.items() if k.endswith("CLResControlMode")), {}) or {}
+            target = _power(control.get("EVSETargetActivePower", {"Value": 0, "Exponent": 0}))
+        else:
+            target = _power(answer["EVSEPresentCurrent"]) * _power(answer["EVSEPresentVoltage"])
+        pairs.append((_power(mode["EVMaximumDischargePower"]), target))
+    return pairs
+
+
+def _power(value: dict) -> float:
+    return value["Value"] * 10 ** value.get("Exponent", 0)
+
+
+@pytest.mark.case("V2G-DR-003")
+@pytest.mark.requires("remote_start", "iso15118", "discharge", "ev", "charging_profiles")
+@pytest.mark.parametrize("limit", ["ev-maximum-below-request", "ev-at-minimum-soc"])
+@pytest.mark.parametrize("energy", ["AC_BPT", "DC_BPT"])
+def test_a_discharge_beyond_the_evs_limits_is_not_asked_of_it(rig, csms, evse, ev, meter, step, reaction, evidence,
+                                                             energy, limit):
+    if evse.version is not OcppVersion.V21:
+        pytest.skip(f"discharge commanded through OCPP needs OCPP 2.1; this charger speaks OCPP {evse.version.value}")
+    event = EXPORT_SCENARIO.events[0]
+    assert event.export_w is not None
+    if limit == "ev-maximum-below-request":
+        ev_max_w = event.export_w * 0.6
+        ev.set_battery(max_discharge_kw=ev_max_w / 1000.0)
+        said = f"the EV discharges {ev_max_w / 1000:g} kW at most"
+    else:
+        ev_max_w = 0.0
+        ev.set_battery(soc=rig.ev.hlc.profile.min_soc)
+        said = "the EV is at its minimum state of charge"
+    wanted = -min(event.export_w, ev_max_w)
+    tolerance = event.export_w * EXPORT_SCENARIO.tolerance_percent / 100.0
+    token = f"DR003-{energy}-{limit}".upper().replace("_", "")[:20]
+    with meter.measuring() as run:
+        with step(f"{said}; in a dynamic {energy} session the grid asks for {event.describe()}"):
+            assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"
+            dr = DemandResponse(rig, csms, ev, meter, event, "setpoint", tolerance)
+            dr.wanted_w = wanted
+            with dr:
+                result = ev.charge(protocol=PROTOCOLS[energy], energy=energy, control="dynamic", cycles=None)
+            assert dr.outcome is not None and dr.outcome.status == "Accepted"
+            assert result.ok, result.outcome.reason
+        ev.unplug()
+    evidence.attach(meter.plot(run, f"V2G-DR-003-{energy}-{limit}",
+                               title=f"V2G-DR-003 {energy}: {said}"))
+    with step("the charger never asks the EV for more discharge than the EV announced"):
+        pairs = _loop_pairs(result, energy)
+        beyond = [(allowed, target) for allowed, target in pairs if target < -allowed - max(50.0, 0.01 * allowed)]
+        reaction("ISO 15118", "targets against EVMaximumDischargePower", expected="target >= -EVMaximumDischargePower",
+                 observed=(f"{len(beyond)} of {len(pairs)} beyond, e.g. {beyond[0][1]:.0f} W against "
+                           f"{beyond[0][0]:.0f} W" if beyond else f"all {len(pairs)} within"),
+                 judged=True, agrees=not beyond and bool(pairs))
+        assert pairs, "no dynamic charge-loop exchange carried the EV's EVMaximumDischargePower"
+        assert not beyond, (f"the charger asked the EV to discharge {-beyond[0][1]:.0f} W while the EV announced "
+                            f"EVMaximumDischargePower {beyond[0][0]:.0f} W ({len(beyond)} of {len(pairs)} exchanges): "
+                            "in dynamic mode the target must stay within the EV's maxima (ISO 15118-20 "
+                            "Dynamic_AC_CLReqControlMode / Dynamic_DC_CLReqControlMode)")
+    with step(f"the analyzer measures {-wanted / 1000:g} kW of export, what the EV can give"):
+        _judge_power(reaction, run, dr, "export within the EV's limits")
+
+
+@pytest.mark.case("V2G-DR-004")
+@pytest.mark.requires("remote_start", "iso15118", "discharge", "ev", "charging_profiles", "offline")
+@pytest.mark.parametrize("energy", ["AC_BPT", "DC_BPT"])
+def test_discharge_ends_when_the_csms_stays_away_longer_than_the_profile_allows(rig, csms, evse, ev, meter, step,
+                                                                             reaction, kpi, evidence, energy):
+    if evse.version is not OcppVersion.V21:
+        pytest.skip(f"maxOfflineDuration and discharge setpoints are OCPP 2.1's; this charger speaks OCPP "
+                    f"{evse.version.value}")
+    scenario = EXPORT_SCENARIO
+    event = scenario.events[0]
+    assert event.export_w is not None and scenario.max_offline_s is not None
+    allowed_s = max(0, round(rig.scaled(scenario.max_offline_s)))
+    tolerance = event.export_w * scenario.tolerance_percent / 100.0
+    token = f"DR004-{energy}".replace("_", "")
+    lost: dict[str, float] = {}
+
+    def lose_the_csms() -> None:
+        lost["at"] = rig.trace.now()
+        csms.go_offline()
+        try:
+            ended = meter.wait_power(lambda p: p >= -tolerance, timeout=allowed_s + 10.0, since=lost["at"])
+            lost["export_ended"] = ended.mono
+        except TraceTimeout:
+            pass
+        finally:
+            csms.come_online()
+
+    with meter.measuring() as run:
+        with step(f"an export of {event.export_w / 1000:g} kW with maxOfflineDuration {allowed_s} s "
+                  f"({scenario.max_offline_s:g} s scaled); once it flows the CSMS goes away"):
+            assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"
+            dr = DemandResponse(rig, csms, ev, meter, event, "setpoint", tolerance)
+            dr.max_offline_s = scenario.max_offline_s
+            dr.then = lose_the_csms
+            with dr:
+                result = ev.charge(protocol=PROTOCOLS[energy], energy=energy, control="dynamic", cycles=None)
+            assert dr.window is not None, "the export never settled before the CSMS went away"
+            assert result.ok, result.outcome.reason
+        ev.unplug()
+    evidence.attach(meter.plot(run, f"V2G-DR-004-{energy}", title=f"V2G-DR-004 {energy}: the CSMS lost during export"))
+    with step(f"the export goes on for maxOfflineDuration ({allowed_s} s), then the charger falls back"):
+        took = lost.get("export_ended", float("inf")) - lost["at"]
+        if took != float("inf"):
+            kpi("export after the CSMS was lost", took, "s", f"maxOfflineDuration {allowed_s} s")
+        margin = 1.0 + 3 * rig.config.meter.sample_period  # the watcher's wake-up and the analyzer's samples
+        ok = allowed_s * 0.9 <= took <= allowed_s + margin
+        reaction("OCPP", "export once offline", expected=f"ends after {allowed_s} s (+{margin:.1f} s)",
+                 observed="never ended" if took == float("inf") else f"ended after {took:.2f} s", judged=True, agrees=ok)
+        assert took != float("inf"), (f"the EV still exported {allowed_s + 10:g} s after the charger lost the CSMS; a "
+                                      f"profile with maxOfflineDuration {allowed_s} s \"becomes invalid for as long as "
+                                      "it is offline and the Charging Station reverts back to a valid profile with a "
+                                      "lower stack level\" (OCPP 2.1 ChargingProfileType.maxOfflineDuration)")
+        assert took >= allowed_s * 0.9, (f"the export ended {took:.2f} s after the charger lost the CSMS, before the "
+                                         f"profile's maxOfflineDuration of {allowed_s} s ran out")
+        assert took <= allowed_s + margin, (f"the export ended {took:.2f} s after the CSMS was lost; maxOfflineDuration "
+                                            f"is {allowed_s} s")

@@ -58,7 +58,7 @@ class ReferenceEvse:
         }
         self.station = StationClient(recorder, station_id=settings.station_id, link=link,
                                      identity=settings.identity, timers=timers, handlers=self._handler,
-                                     on_online=self._report_all_statuses)
+                                     on_online=self._back_online, on_offline=self._gone_offline)
         self.device = DeviceModel(settings, self.station, timers)
         #: (component, variable) -> (value, mutability): the device model's variables
         self.variables = self.device.variables
@@ -87,8 +87,12 @@ class ReferenceEvse:
     def _handler(self, action: str) -> Handler | None:
         return self.handlers.handler(action)
 
-    async def _report_all_statuses(self) -> None:
+    async def _back_online(self) -> None:
+        await self.smart.connection_changed(True)
         await self.status.report_all()
+
+    async def _gone_offline(self) -> None:
+        await self.smart.connection_changed(False)
 
     # -- lifecycle ------------------------------------------------------------------------
 

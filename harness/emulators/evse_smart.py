@@ -42,6 +42,8 @@ class SmartCharging:
         self.transaction_key = transaction_key
         self._applied: dict[int, Limit | None] = {}
         self._watcher: asyncio.Task | None = None
+        #: when the station lost the CSMS (None: online), for the profiles' maxOfflineDuration
+        self.offline_since: _dt.datetime | None = None
         for connector in connectors.values():
             connector.profile_limit = self.limit
 
@@ -62,7 +64,25 @@ class SmartCharging:
             self.store.install(connector.evse_id, dataclasses.replace(connector.start_profile,
                                                                       transaction_id=transaction["transaction_id"]))
             connector.start_profile = None
-        return self.store.limit_at(_now(), connector.evse_id, **transaction)
+        return self.store.limit_at(_now(), connector.evse_id, offline_for=self._offline_for(), **transaction)
+
+    def _offline_for(self) -> float | None:
+        return None if self.offline_since is None else (_now() - self.offline_since).total_seconds()
+
+    async def connection_changed(self, online: bool) -> None:
+        """The station lost or regained the CSMS: profiles with a maxOfflineDuration lapse after it
+        (OCPP 2.1 ChargingProfileType), for good with invalidAfterOfflineDuration."""
+        if online:
+            offline_for = self._offline_for()
+            if offline_for is not None:
+                for profile_id, limit_s, for_good in self.store.offline_deadlines():
+                    if for_good and offline_for >= limit_s:
+                        self.store.clear(profile_id=profile_id)
+                        self.raw.pop(profile_id, None)
+            self.offline_since = None
+        elif self.offline_since is None:
+            self.offline_since = _now()
+        await self.changed()
 
     async def changed(self) -> None:
         """Re-apply every connector's limit now, and keep watching for the next change."""
@@ -101,6 +121,9 @@ class SmartCharging:
     def _until_next_change(self) -> float:
         now = _now()
         waits = [WATCH_INTERVAL_S]
+        offline_for = self._offline_for()
+        if offline_for is not None:  # a profile lapsing offline is a change too
+            waits += [limit_s - offline_for for _, limit_s, _ in self.store.offline_deadlines() if limit_s > offline_for]
         for connector in self.connectors.values():
             periods = self.store.composite(now, 86400, connector.evse_id, **self._transaction(connector))
             waits += [p["startPeriod"] for p in periods if p["startPeriod"] > 0][:1]

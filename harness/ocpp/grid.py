@@ -89,6 +89,9 @@ class Scenario:
     events: tuple[GridEvent, ...]
     tolerance_percent: float = 2.0
     latency_limits: dict[str, float] = field(default_factory=dict)
+    #: how long a profile set for an event stays in force once the charger has lost the CSMS
+    #: (OCPP 2.1 maxOfflineDuration; None: for as long as the event lasts)
+    max_offline_s: float | None = None
 
 
 def load_scenario(path: Path | str) -> Scenario:
@@ -102,6 +105,7 @@ def load_scenario(path: Path | str) -> Scenario:
     name = top.str("name", path.stem)
     description = top.str("description", "")
     tolerance = top.float("tolerance_percent", 2.0, exclusive_minimum=0.0)
+    max_offline = top.float("max_offline_s", None, minimum=0.0)
     limits_reader = top.section("latency_limits_s")
     limits = {hop: limits_reader.float(hop, None, exclusive_minimum=0.0) for hop in LATENCY_HOPS}
     limits_reader.done()
@@ -111,7 +115,7 @@ def load_scenario(path: Path | str) -> Scenario:
     if problems:
         raise ScenarioError(path, problems.items)
     return Scenario(name, description, tuple(sorted(events, key=lambda e: e.start_s)), tolerance,
-                    {hop: limit for hop, limit in limits.items() if limit is not None})
+                    {hop: limit for hop, limit in limits.items() if limit is not None}, max_offline)
 
 
 def _event(item: Reader, index: int) -> GridEvent | None:
@@ -172,7 +176,7 @@ class Strategy(Protocol):
     def name(self) -> str: ...
 
     def decide(self, event: GridEvent, *, profile_id: int, duration_s: int, transaction_id: str | None,
-               now: _dt.datetime) -> Decision: ...
+               now: _dt.datetime, max_offline_s: int | None = None) -> Decision: ...
 
 
 def requested_power(event: GridEvent, thresholds: Thresholds = Thresholds()) -> tuple[float | None, str]:
@@ -197,7 +201,7 @@ def requested_power(event: GridEvent, thresholds: Thresholds = Thresholds()) -> 
 
 
 def _profile(period: dict[str, Any], *, profile_id: int, duration_s: int, transaction_id: str | None,
-             now: _dt.datetime) -> dict[str, Any]:
+             now: _dt.datetime, max_offline_s: int | None = None) -> dict[str, Any]:
     profile: dict[str, Any] = {
         "id": profile_id, "stackLevel": 1,
         "chargingProfilePurpose": "TxProfile" if transaction_id else "TxDefaultProfile",
@@ -207,6 +211,8 @@ def _profile(period: dict[str, Any], *, profile_id: int, duration_s: int, transa
                               "chargingSchedulePeriod": [{"startPeriod": 0, **period}]}]}
     if transaction_id:
         profile["transactionId"] = transaction_id
+    if max_offline_s is not None:
+        profile["maxOfflineDuration"] = max_offline_s
     return profile
 
 
@@ -216,7 +222,7 @@ class SetpointStrategy:
     thresholds: Thresholds = Thresholds()
 
     def decide(self, event: GridEvent, *, profile_id: int, duration_s: int, transaction_id: str | None,
-               now: _dt.datetime) -> Decision:
+               now: _dt.datetime, max_offline_s: int | None = None) -> Decision:
         power, why = requested_power(event, self.thresholds)
         if power is None:
             return Decision(None, None, why)
@@ -226,7 +232,7 @@ class SetpointStrategy:
         else:
             period["limit"] = round(power, 1)
         return Decision(_profile(period, profile_id=profile_id, duration_s=duration_s, transaction_id=transaction_id,
-                                 now=now), power, f"{why}: setpoint {power / 1000:g} kW")
+                                 now=now, max_offline_s=max_offline_s), power, f"{why}: setpoint {power / 1000:g} kW")
 
 
 @dataclass(frozen=True)
@@ -235,7 +241,7 @@ class LimitStrategy:
     thresholds: Thresholds = Thresholds()
 
     def decide(self, event: GridEvent, *, profile_id: int, duration_s: int, transaction_id: str | None,
-               now: _dt.datetime) -> Decision:
+               now: _dt.datetime, max_offline_s: int | None = None) -> Decision:
         power, why = requested_power(event, self.thresholds)
         if power is None:
             return Decision(None, None, why)
@@ -246,13 +252,13 @@ class LimitStrategy:
             period = {"limit": round(power, 1)}  # ChargingOnly, the default: valid on 2.0.1 too
             said = f"charge at most {power / 1000:g} kW"
         return Decision(_profile(period, profile_id=profile_id, duration_s=duration_s, transaction_id=transaction_id,
-                                 now=now), power, f"{why}: {said}")
+                                 now=now, max_offline_s=max_offline_s), power, f"{why}: {said}")
 
 
 def needs_v21(profile: dict[str, Any]) -> bool:
     """Whether a chargingProfile uses what only OCPP 2.1 has (operation modes, setpoints,
-    discharge limits)."""
-    return any(key in period for schedule in profile.get("chargingSchedule", [])
+    discharge limits, offline validity)."""
+    return "maxOfflineDuration" in profile or any(key in period for schedule in profile.get("chargingSchedule", [])
                for period in schedule.get("chargingSchedulePeriod", [])
                for key in ("operationMode", "setpoint", "dischargeLimit"))
 

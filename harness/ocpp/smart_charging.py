@@ -41,6 +41,7 @@ numberPhases (default 3) and the nominal voltage given.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -99,6 +100,10 @@ class ChargingProfile:
     valid_from: _dt.datetime | None = None
     valid_to: _dt.datetime | None = None
     transaction_id: str | None = None
+    #: OCPP 2.1: seconds the profile stays valid once the station is offline (None: for ever), and
+    #: whether it is then invalid for good
+    max_offline_s: int | None = None
+    invalid_after_offline: bool = False
 
     @classmethod
     def from_ocpp(cls, data: Mapping[str, Any]) -> "ChargingProfile":
@@ -112,7 +117,10 @@ class ChargingProfile:
                           kind=data["chargingProfileKind"], schedules=schedules,
                           recurrency=data.get("recurrencyKind"), valid_from=_time(data.get("validFrom")),
                           valid_to=_time(data.get("validTo")),
-                          transaction_id=None if data.get("transactionId") is None else str(data["transactionId"]))
+                          transaction_id=None if data.get("transactionId") is None else str(data["transactionId"]),
+                          max_offline_s=None if data.get("maxOfflineDuration") is None
+                          else int(data["maxOfflineDuration"]),
+                          invalid_after_offline=bool(data.get("invalidAfterOfflineDuration", False)))
         except (KeyError, TypeError, ValueError) as exc:
             raise ProfileError(f"chargingProfile: {exc}") from None
         if purpose not in PURPOSES:
@@ -227,6 +235,12 @@ class ProfileStore:
         mine[:] = [p for p in mine if not (p.purpose == profile.purpose and p.stack_level == profile.stack_level)]
         mine.append(profile)
 
+    def offline_deadlines(self) -> list[tuple[int, int, bool]]:
+        """(profile id, maxOfflineDuration, invalidAfterOfflineDuration) of the profiles that end
+        when the station is offline that long."""
+        return [(p.id, p.max_offline_s, p.invalid_after_offline) for held in self.profiles.values() for p in held
+                if p.max_offline_s is not None]
+
     def clear(self, *, profile_id: int | None = None, evse_id: int | None = None, purpose: str | None = None,
               stack_level: int | None = None) -> int:
         """Remove the profiles matching every criterion given; how many went."""
@@ -251,17 +265,22 @@ class ProfileStore:
     # -- the limit ---------------------------------------------------------------------------------
 
     def limit_at(self, at: _dt.datetime, evse_id: int, *, transaction_id: str | None = None,
-                 transaction_start: _dt.datetime | None = None) -> Limit | None:
+                 transaction_start: _dt.datetime | None = None, offline_for: float | None = None) -> Limit | None:
         """The composite of the leading profiles at ``at`` for ``evse_id`` (None: no profile
-        applies)."""
+        applies); ``offline_for``: the seconds the station has been offline (2.1
+        maxOfflineDuration: "After this period the charging profile becomes invalid for as long as
+        it is offline and the Charging Station reverts back to a valid profile with a lower stack
+        level")."""
         leading: list[tuple[Period, float, tuple[str, int]]] = []
         relative_start = transaction_start or at
+        lead = functools.partial(self._leading, at=at, evse_id=evse_id, relative_start=relative_start,
+                                 transaction_id=transaction_id, offline_for=offline_for)
         for purpose in (STATION_MAX, EXTERNAL):
-            found = self._leading(purpose, at, evse_id, relative_start, transaction_id)
+            found = lead(purpose)
             if found is not None:
                 leading.append(found)
-        tx = self._leading(TX, at, evse_id, relative_start, transaction_id) if transaction_id else None
-        own = tx or self._leading(TX_DEFAULT, at, evse_id, relative_start, transaction_id)
+        tx = lead(TX) if transaction_id else None
+        own = tx or lead(TX_DEFAULT)
         if own is not None:
             leading.append(own)
         if not leading:
@@ -285,8 +304,9 @@ class ProfileStore:
                 setpoint = max(-discharge, setpoint)
         return Limit(amps, tuple(source for _, _, source in leading), discharge, setpoint, mode)
 
-    def _leading(self, purpose: str, at: _dt.datetime, evse_id: int, relative_start: _dt.datetime,
-                 transaction_id: str | None) -> tuple[Period, float, tuple[str, int]] | None:
+    def _leading(self, purpose: str, *, at: _dt.datetime, evse_id: int, relative_start: _dt.datetime,
+                 transaction_id: str | None,
+                 offline_for: float | None = None) -> tuple[Period, float, tuple[str, int]] | None:
         """The leading profile's period now, the divisor that turns its values into A, its source."""
         # the EVSE's own profiles before the station-wide ones; within each, the highest stack level
         # that is valid and has a period defined now
@@ -297,6 +317,8 @@ class ProfileStore:
                 if purpose == TX and profile.transaction_id != transaction_id:
                     continue
                 if (profile.valid_from and at < profile.valid_from) or (profile.valid_to and at >= profile.valid_to):
+                    continue
+                if offline_for is not None and profile.max_offline_s is not None and offline_for >= profile.max_offline_s:
                     continue
                 found = self._period_at(profile, at, relative_start)
                 if found is not None:

@@ -76,6 +76,7 @@ class StationClient:
     def __init__(self, recorder: Recorder, *, station_id: str, link: CsmsLink, identity: StationIdentity,
                  timers: OcppTimers, handlers: Callable[[str], Handler | None],
                  on_online: Callable[[], Any] | None = None,
+                 on_offline: Callable[[], Any] | None = None,
                  boot_reason: str = "PowerUp") -> None:
         self.recorder = recorder
         self.station_id = station_id
@@ -83,7 +84,10 @@ class StationClient:
         self.identity = identity
         self.timers = timers
         self.handlers = handlers
+        #: called (and awaited when a coroutine) once registered on each connection, and when a
+        #: connection is lost
         self.on_online = on_online
+        self.on_offline = on_offline
         self.boot_reason = boot_reason
         self.endpoint: OcppEndpoint | None = None
         self.registered = asyncio.Event()
@@ -188,6 +192,10 @@ class StationClient:
             if not reader.done():
                 await endpoint.disconnect()
             await asyncio.gather(reader, return_exceptions=True)
+            if self.on_offline is not None and not self._stopping:
+                result = self.on_offline()
+                if asyncio.iscoroutine(result):
+                    await result
 
     async def _registered_session(self, endpoint: OcppEndpoint) -> None:
         # A station registers once per boot (B01); after a lost connection it just carries on.

@@ -6,7 +6,8 @@ the analyzer's samples (``meter``), the power the charger reported (OCPP Power.A
 the CSMS received it), the limits the CSMS set (SetChargingProfile, converted to W with the
 nominal voltage and phases when given in A; OCPP 2.1 setpoints and discharge limits too), the power
 a grid event requested (the CSMS's decisions, for the profile's duration) and the current the EVSE
-offered on the pilot (PWM duty changes, also in W). Export is negative. matplotlib draws with its Agg backend: no display needed.
+offered on the pilot (PWM duty changes, also in W), and when the charger lost and regained the
+CSMS. Export is negative. matplotlib draws with its Agg backend: no display needed.
 """
 
 from __future__ import annotations
@@ -77,7 +78,10 @@ def power_plot(trace: Recorder, path: Path, *, since: float, until: float | None
     sent = [e for e in trace.select(layer=Layer.OCPP, observer="csms", until=until, keys=keys,
                                     name="SetChargingProfile")
             if isinstance(e.payload, dict) and e.payload.get("type") == "CALL"]
-    before = [e for e in sent if e.mono < since][-1:]  # the one in force when the measurement began
+    # the profile set last before the measurement began, unless one was cleared since
+    cleared = [e.mono for e in trace.select(layer=Layer.OCPP, observer="csms", until=since, keys=keys,
+                                            name="ClearChargingProfile")]
+    before = [e for e in sent if e.mono < since and not any(c > e.mono for c in cleared)][-1:]
     for event in before + [e for e in sent if e.mono >= since]:
         found = _profile_values(event.payload.get("payload") or {})
         if found is not None:
@@ -110,6 +114,11 @@ def power_plot(trace: Recorder, path: Path, *, since: float, until: float | None
         x = event.mono - t0
         axes.hlines(requested / 1000, x, min(max(end, x), x + duration) if duration else max(end, x),
                     color="#101828", linewidth=2.4, alpha=0.35, label="requested by the grid")
+    for event in trace.select(layer=Layer.OCPP, observer="csms", name=("Disconnected", "Connected"), since=since,
+                              until=until, keys=keys):
+        lost = event.name == "Disconnected"
+        axes.axvline(event.mono - t0, color="#667085", linestyle="-." if lost else ":", linewidth=1.2,
+                     label="charger lost the CSMS" if lost else "charger back online")
     changes = trace.select(layer=Layer.PILOT, name="PwmDuty", since=since, until=until)
     duty = [(e.mono - t0, e.payload.get("amps", 0.0) * watts_per_amp / 1000) for e in changes]
     if duty and not any(e.payload.get("to") == DIGITAL_COMMUNICATION for e in changes):

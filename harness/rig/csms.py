@@ -206,12 +206,13 @@ class CsmsRole(Role):
         self.profiles_set.clear()
 
     def grid_event(self, event: grid.GridEvent, strategy: str | grid.Strategy = "setpoint", *,
-                   evse_id: int = 1) -> "GridOutcome":
+                   evse_id: int = 1, max_offline_s: float | None = None) -> "GridOutcome":
         """A grid signal reaches the CSMS now: ``strategy`` decides (``harness.ocpp.grid``) and
         the CSMS sends the charging profile it decided on to the EVSE (a TxProfile for the
         running transaction, else a TxDefaultProfile). Each step is on the timeline (GridSignal,
         CsmsDecision, the SetChargingProfile frames) for the hop latencies. The event's duration
-        runs scaled like the rig's timers."""
+        runs scaled like the rig's timers, as does ``max_offline_s`` (how long the profile stays
+        in force once the charger has lost the CSMS: maxOfflineDuration)."""
         chosen = grid.strategy(strategy) if isinstance(strategy, str) else strategy
         version = self.rig.evse.version.value
         if version == "1.6":
@@ -223,8 +224,10 @@ class CsmsRole(Role):
         transaction_id = running[-1].transaction_id if running else None
         self._grid_profiles += 1
         duration = max(1, round(self.rig.scaled(event.duration_s)))
+        offline = None if max_offline_s is None else max(0, round(self.rig.scaled(max_offline_s)))
         decision = chosen.decide(event, profile_id=GRID_PROFILE_IDS + self._grid_profiles, duration_s=duration,
-                                 transaction_id=transaction_id, now=_dt.datetime.now(_dt.timezone.utc))
+                                 transaction_id=transaction_id, now=_dt.datetime.now(_dt.timezone.utc),
+                                 max_offline_s=offline)
         trace.emit(Layer.OCPP, "CsmsDecision", f"{chosen.name} strategy: {decision.why}", src="csms", observer="csms",
                    payload={"strategy": chosen.name, "requested_w": decision.requested_w,
                             "profile": decision.profile, "transaction_id": transaction_id},

@@ -69,6 +69,11 @@ class EvRole(Role):
         ``ev.charge(protocol="iso2", energy="AC", identification="EIM", tls=False)``."""
         return self.hlc.charge(**options)
 
+    def set_battery(self, *, soc: float | None = None, max_discharge_kw: float | None = None) -> None:
+        """The ISO 15118 EV's battery for this case (its state of charge, 0..1, and the most it
+        discharges); the rig restores the profile's values after the case."""
+        self.hlc.set_battery(soc=soc, max_discharge_kw=max_discharge_kw)
+
     def end_session(self) -> None:
         """The ISO 15118 EV ends its session at its next charge-loop step (PowerDelivery Stop,
         then SessionStop), as a driver who presses stop; safe to call from another thread."""

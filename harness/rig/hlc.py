@@ -236,6 +236,17 @@ class HlcDriver:
         if self.ev is not None:
             self.ev.vehicle.stop_requested = True
 
+    def set_battery(self, *, soc: float | None = None, max_discharge_kw: float | None = None) -> None:
+        if self.ev is None:
+            raise RuntimeError("the ISO 15118 EV is not up")
+        battery = self.ev.vehicle.battery
+        if soc is not None:
+            if not 0.0 <= soc <= 1.0:
+                raise ValueError(f"a state of charge is between 0 and 1, not {soc}")
+            battery.soc = soc
+        if max_discharge_kw is not None:
+            battery.max_discharge_w = max_discharge_kw * 1000.0
+
     def restore(self) -> None:
         """Unplugged, no faults, the profile's state of charge, no paused session."""
         self.rig.run(self.make_safe())
@@ -243,6 +254,7 @@ class HlcDriver:
         self.paused_session = None
         if self.ev is not None and self.profile is not None:
             self.ev.vehicle.battery.soc = self.profile.soc
+            self.ev.vehicle.battery.max_discharge_w = self.profile.max_discharge_kw * 1000.0
             self.ev.vehicle.stop_requested = False
 
     # -- what tests do ----------------------------------------------------------------------

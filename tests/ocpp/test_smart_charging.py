@@ -222,3 +222,16 @@ def test_the_composite_schedule_reports_the_v2x_fields():
     assert store.composite(T0, 60, 1, unit="W", fallback_amps=32.0) == [
         {"startPeriod": 0, "limit": 22080.0, "operationMode": "CentralSetpoint", "setpoint": -6900.0,
          "dischargeLimit": -6900.0, "numberPhases": 3}]
+
+
+def test_offline_a_profile_lapses_after_its_max_offline_duration():
+    """2.1 maxOfflineDuration: "After this period the charging profile becomes invalid for as long
+    as it is offline and the Charging Station reverts back to a valid profile with a lower stack
+    level"; absent, the profile stays valid offline."""
+    store = ProfileStore()
+    store.install(1, profile(1, "TxDefaultProfile", 0, [(0, 16)]))
+    store.install(1, profile(2, "TxDefaultProfile", 1, [(0, 8)], maxOfflineDuration=60))
+    assert store.limit_at(at(1), 1).amps == 8
+    assert store.limit_at(at(1), 1, offline_for=59.0).amps == 8
+    assert store.limit_at(at(1), 1, offline_for=60.0).amps == 16  # back to the lower stack level
+    assert store.offline_deadlines() == [(2, 60, False)]

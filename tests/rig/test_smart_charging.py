@@ -95,3 +95,37 @@ def test_get_charging_profiles_reports_what_the_evse_holds(rig):
     assert body["requestId"] == 7 and body["evseId"] == 1 and [p["id"] for p in body["chargingProfile"]] == [31]
     none = rig.csms.call("GetChargingProfiles", {"requestId": 8, "chargingProfile": {"stackLevel": 9}})
     assert none["status"] == "NoProfiles"
+
+
+def test_the_rig_ends_a_discharge_when_it_restores(rig):
+    """Teardown and restore always end discharge: a case that leaves the EV exporting (here, the
+    session still running when the case ends) leaves no current on the cable and no grid profile
+    on the charger for the next case."""
+    import threading
+
+    from harness.ocpp import grid
+
+    if rig.evse.version.value != "2.1":
+        pytest.skip("discharge is commanded through OCPP 2.1 profiles; this rig's charger speaks "
+                    f"{rig.evse.version.value}")
+    rig.restore()
+    assert rig.csms.call(*commands.remote_start(rig.evse.version, "DISCHARGE-LEFT"))["status"] == "Accepted"
+    mark = rig.trace.now()
+    exporting = threading.Event()
+
+    def export_then_leave_it() -> None:
+        rig.trace.wait_for(10, name="AC_ChargeLoopReq", observer="evse", since=mark)
+        rig.csms.grid_event(grid.event(export_kw=5), "setpoint")
+        rig.trace.wait_for(10, name="PowerApplied", since=mark, where=lambda e: e.payload.get("target_w", 0) < 0)
+        exporting.set()
+        rig.restore()  # what the plugin does after a case, here while the EV still discharges
+
+    helper = threading.Thread(target=export_then_leave_it)
+    helper.start()
+    rig.ev.charge(protocol="iso20-ac", energy="AC_BPT", control="dynamic", cycles=None)
+    helper.join(30)
+    assert exporting.is_set(), "the EV never exported"
+    cable = rig.evse.connector(1).line.read()
+    assert cable.current == 0.0 and not cable.contactor_closed, cable
+    profiles = rig.csms.call("GetChargingProfiles", {"requestId": 77, "chargingProfile": {}})
+    assert profiles["status"] == "NoProfiles", f"the grid profile outlived the case: {profiles}"
