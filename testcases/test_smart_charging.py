@@ -163,29 +163,78 @@ def test_a_limit_during_a_session_is_renegotiated(rig, csms, evse, ev, step, rea
                 "SetChargingProfile sent to the renegotiated schedule sent to the EV")
 
 
+def _value(value: dict | int) -> float:
+    """A -2/DIN PhysicalValue or a -20 RationalNumber."""
+    return _power(value)
+
+
+def _needs_expected(result, protocol: str, energy: str, v21: bool) -> dict[str, object]:
+    """What NotifyEVChargingNeeds must carry, read from what the EV sent (OCPP 2.0.1 K15; 2.1
+    V2XChargingParametersType for an ISO 15118-20 EV)."""
+    if protocol.startswith("iso20"):
+        prefix = "DC" if energy.startswith("DC") else "AC"
+        cpd = result.sent(f"{prefix}_ChargeParameterDiscoveryReq")[0][f"{prefix}_ChargeParameterDiscoveryReq"]
+        mode = next(v for k, v in cpd.items() if k.endswith("CPDReqEnergyTransferMode"))
+        exchange = result.sent("ScheduleExchangeReq")[0]["ScheduleExchangeReq"]
+        request = next(v for k, v in exchange.items() if k.endswith("SEReqControlMode"))
+        if not v21:
+            return {"requestedEnergyTransfer": "DC" if prefix == "DC" else "AC_three_phase"}
+        expected: dict[str, object] = {"requestedEnergyTransfer": energy if energy.endswith("BPT") else
+                                       ("DC" if prefix == "DC" else "AC_three_phase"),
+                                       "v2xChargingParameters.maxChargePower": _value(mode["EVMaximumChargePower"]),
+                                       "v2xChargingParameters.evTargetEnergyRequest":
+                                           _value(request["EVTargetEnergyRequest"])}
+        if "EVMaximumDischargePower" in mode:
+            expected["v2xChargingParameters.maxDischargePower"] = _value(mode["EVMaximumDischargePower"])
+        return expected
+    cpd = result.sent("ChargeParameterDiscoveryReq")[0]["V2G_Message"]["Body"]["ChargeParameterDiscoveryReq"]
+    if energy == "DC":
+        parameter = cpd["DC_EVChargeParameter"]
+        return {"requestedEnergyTransfer": "DC",
+                "dcChargingParameters.evMaxCurrent": round(_value(parameter["EVMaximumCurrentLimit"])),
+                "dcChargingParameters.evMaxVoltage": round(_value(parameter["EVMaximumVoltageLimit"]))}
+    parameter = cpd["AC_EVChargeParameter"]
+    return {"requestedEnergyTransfer": "AC_three_phase",
+            "acChargingParameters.energyAmount": round(_value(parameter["EAmount"]))}
+
+
+def _field(body: dict, path: str) -> object:
+    for part in path.split("."):
+        body = body.get(part) if isinstance(body, dict) else None  # type: ignore[assignment]
+    return body
+
+
 @pytest.mark.case("OCPP-SC-004")
 @pytest.mark.requires("remote_start", "ev", "iso15118")
-def test_the_evs_charging_needs_reach_the_csms(rig, csms, evse, ev, step, reaction):
+@pytest.mark.parametrize("protocol, energy", [
+    ("iso2", "AC"), ("iso2", "DC"), ("din", "DC"), ("iso20-ac", "AC"),
+    pytest.param("iso20-ac", "AC_BPT", marks=pytest.mark.requires("discharge")),
+    pytest.param("iso20-dc", "DC_BPT", marks=pytest.mark.requires("discharge"))],
+    ids=["iso2-ac", "iso2-dc", "din-dc", "iso20-ac", "iso20-ac-bpt", "iso20-dc-bpt"])
+def test_the_evs_charging_needs_reach_the_csms(rig, csms, evse, ev, step, reaction, protocol, energy):
     if evse.version is OcppVersion.V16:
         pytest.skip("OCPP 1.6 has no NotifyEVChargingNeeds")
-    assert csms.call(*commands.remote_start(evse.version, "SC004-ISO2"))["status"] == "Accepted"
+    token = f"SC004-{protocol}-{energy}".upper().replace("_", "")
+    assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"
     mark = rig.trace.now()
-    result = ev.charge(protocol="iso2", energy="AC", identification="EIM", cycles=1)
+    result = ev.charge(protocol=protocol, energy=energy, identification="EIM", cycles=1)
     assert result.ok, result.outcome.reason
-    parameter = result.sent("ChargeParameterDiscoveryReq")[0]["V2G_Message"]["Body"][
-        "ChargeParameterDiscoveryReq"]["AC_EVChargeParameter"]
-    asked_wh = parameter["EAmount"]["Value"] * 10 ** parameter["EAmount"]["Multiplier"]
-    with step("the charger passes the EV's ChargeParameterDiscoveryReq on (NotifyEVChargingNeeds)"):
+    expected = _needs_expected(result, protocol, energy, evse.version is OcppVersion.V21)
+    label = "DIN 70121" if protocol == "din" else "ISO 15118"
+    with step(f"the charger passes the {label} EV's charge parameters on (NotifyEVChargingNeeds)"):
         try:
             needs = csms.wait_for_message("NotifyEVChargingNeeds", since=mark, timeout=rig.scaled(30) + 5,
                                           what="a schema-valid request")
             body = needs.payload["payload"]["chargingNeeds"]
-            observed = (f"{body.get('requestedEnergyTransfer')}, energyAmount "
-                        f"{(body.get('acChargingParameters') or {}).get('energyAmount')} Wh")
         except AssertionError:
-            body, observed = {}, "no NotifyEVChargingNeeds"
-        expected = f"AC_three_phase, energyAmount {asked_wh:.0f} Wh"
-        reaction("OCPP", "NotifyEVChargingNeeds", expected=expected, observed=observed, judged=True)
-        assert observed == expected, (
-            f"the charger reported {observed}; the EV asked for {asked_wh:.0f} Wh on three phases "
-            "(OCPP 2.0.1 K15: the station sends NotifyEVChargingNeeds with the EV's charge parameters)")
+            body = None
+        observed = {path: _field(body, path) for path in expected} if body is not None else {}
+        wrong = {path: value for path, value in expected.items() if observed.get(path) != value}
+        reaction("OCPP", "NotifyEVChargingNeeds", expected=", ".join(f"{k} {v}" for k, v in expected.items()),
+                 observed=("no NotifyEVChargingNeeds" if body is None else
+                           ", ".join(f"{k} {observed.get(k)}" for k in expected)), judged=True, agrees=not wrong)
+        assert body is not None, (f"the charger sent no NotifyEVChargingNeeds after the {label} EV's charge "
+                                  "parameters (OCPP 2.0.1 K15)")
+        assert not wrong, (f"NotifyEVChargingNeeds carries {', '.join(f'{k} {observed.get(k)}' for k in wrong)}; the EV "
+                           f"asked for {', '.join(f'{k} {v}' for k, v in wrong.items())} (OCPP 2.0.1 K15"
+                           f"{'; 2.1 V2XChargingParametersType' if evse.version is OcppVersion.V21 else ''})")

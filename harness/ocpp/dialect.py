@@ -217,7 +217,9 @@ class Ocpp2Dialect(StationDialect):
 
     def ev_charging_needs(self, evse_id: int, needs: Any) -> dict[str, Any] | None:
         """OCPP 2.0.1 K15: ChargingNeedsType from the EV's ChargeParameterDiscoveryReq (AC: energy
-        and currents; DC: limits, energy, SoC); the departure as a time."""
+        and currents; DC: limits, energy, SoC); the departure as a time. 2.1 adds, for an
+        ISO 15118-20 EV, v2xChargingParameters, controlMode and mobilityNeedsMode, and names the
+        bidirectional transfers (AC_BPT, DC_BPT)."""
         charging: dict[str, Any] = {"requestedEnergyTransfer": needs.energy_transfer}
         if needs.departure_s is not None:
             departure = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=needs.departure_s)
@@ -226,6 +228,9 @@ class Ocpp2Dialect(StationDialect):
                                             ("evMaxCurrent", needs.max_current), ("evMaxVoltage", needs.max_voltage),
                                             ("evMaxPower", needs.max_power), ("stateOfCharge", needs.soc))
                  if v is not None}
+        bidirectional = needs.energy_transfer.endswith("BPT")
+        if not self.v21 and bidirectional:  # 2.0.1 knows no BPT: the direction-less name
+            charging["requestedEnergyTransfer"] = "DC" if needs.energy_transfer.startswith("DC") else "AC_three_phase"
         if needs.energy_transfer.startswith("AC"):
             if {"energyAmount", "evMinCurrent", "evMaxCurrent", "evMaxVoltage"} <= whole.keys():
                 charging["acChargingParameters"] = {k: whole[k] for k in ("energyAmount", "evMinCurrent",
@@ -233,6 +238,23 @@ class Ocpp2Dialect(StationDialect):
         elif {"evMaxCurrent", "evMaxVoltage"} <= whole.keys():
             charging["dcChargingParameters"] = {k: whole[k] for k in ("evMaxCurrent", "evMaxVoltage", "energyAmount",
                                                                        "evMaxPower", "stateOfCharge") if k in whole}
+        if self.v21 and needs.control is not None:
+            # 2.1: what an ISO 15118-20 EV says, discharge included (V2XChargingParametersType)
+            v2x = {key: value for key, value in (
+                ("minChargePower", needs.min_power), ("maxChargePower", needs.max_power),
+                ("minDischargePower", needs.min_discharge_power), ("maxDischargePower", needs.max_discharge_power),
+                ("maxChargeCurrent", needs.max_current), ("minChargeCurrent", needs.min_current),
+                ("maxVoltage", needs.max_voltage), ("evTargetEnergyRequest", needs.target_energy_wh),
+                ("evMinEnergyRequest", needs.min_energy_wh), ("evMaxEnergyRequest", needs.max_energy_wh),
+                ("evMinV2XEnergyRequest", needs.min_v2x_energy_wh), ("evMaxV2XEnergyRequest", needs.max_v2x_energy_wh),
+                ("targetSoC", needs.target_soc)) if value is not None}
+            if v2x:
+                if "targetSoC" in v2x:
+                    v2x["targetSoC"] = round(v2x["targetSoC"])
+                charging["v2xChargingParameters"] = v2x
+            charging["controlMode"] = "DynamicControl" if needs.control == "dynamic" else "ScheduledControl"
+            # -20: in dynamic mode the SECC may provide the mobility needs too
+            charging["mobilityNeedsMode"] = "EVCC_SECC" if needs.control == "dynamic" else "EVCC"
         return {"evseId": evse_id, "chargingNeeds": charging}
 
     def status(self, evse_id: int, state: ConnectorState) -> tuple[str, dict[str, Any]]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from harness.v2g.equipment import ChargingNeeds
 from harness.v2g.machine import Context, Reply, Request, Rules, Stop, context_of, target_notice
 from harness.v2g.values import percent, physical, physical_value
 
@@ -284,3 +285,13 @@ class DcRules(Rules):
         if physical_value(body["EVSEPresentVoltage"]) > WELDING_VOLTAGE_V and c.welding < WELDING_ATTEMPTS:
             return self._welding_detection(e, e.timing.wait(e.ev.plan.ongoing_interval))
         return self.after_welding_detection(e)
+
+
+def charging_needs(parameter: dict) -> ChargingNeeds:
+    """A DC_EVChargeParameter (DIN 70121 and ISO 15118-2 alike) in the shape every protocol shares."""
+    def value(name: str) -> float | None:
+        return physical_value(parameter[name]) if name in parameter else None
+
+    return ChargingNeeds("DC", energy_wh=value("EVEnergyRequest"), max_current=value("EVMaximumCurrentLimit"),
+                         max_voltage=value("EVMaximumVoltageLimit"), max_power=value("EVMaximumPowerLimit"),
+                         soc=parameter["DC_EVStatus"].get("EVRESSSOC"), departure_s=parameter.get("DepartureTime"))

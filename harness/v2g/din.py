@@ -163,6 +163,7 @@ class DinRules(DcRules):
         if parameter is None:
             return Reply(self.secc_failure(s, "ChargeParameterDiscoveryReq", "FAILED_WrongChargeParameter"))
         s.equipment.ev_status(soc=parameter["DC_EVStatus"]["EVRESSSOC"])
+        s.equipment.ev_charging_needs(dc.charging_needs(parameter))
         context_of(s, DinSecc).processing = "Finished"
         pmax = min(SHORT_MAX, int(s.equipment.power_limit("DC")))
         return Reply({"ResponseCode": "OK", "EVSEProcessing": "Finished",

@@ -189,7 +189,7 @@ class ChargingNeeds:
     """The EV's charge parameters as one shape for every protocol: energy in Wh, currents in A,
     voltages in V, power in W, the departure in seconds from now (None: not given)."""
 
-    energy_transfer: str  # AC_single_phase, AC_three_phase, DC (OCPP EnergyTransferModeEnumType)
+    energy_transfer: str  # AC_single_phase, AC_three_phase, DC, AC_BPT, DC_BPT (OCPP 2.1 names)
     energy_wh: float | None = None
     max_current: float | None = None
     min_current: float | None = None
@@ -197,6 +197,18 @@ class ChargingNeeds:
     max_power: float | None = None
     soc: float | None = None
     departure_s: int | None = None
+    #: ISO 15118-20: the power range, discharge included (W), the energy requests (Wh), the target
+    #: SoC (%), and the control mode ("scheduled", "dynamic")
+    min_power: float | None = None
+    max_discharge_power: float | None = None
+    min_discharge_power: float | None = None
+    target_energy_wh: float | None = None
+    min_energy_wh: float | None = None
+    max_energy_wh: float | None = None
+    min_v2x_energy_wh: float | None = None
+    max_v2x_energy_wh: float | None = None
+    target_soc: float | None = None
+    control: str | None = None
 
 
 @dataclass

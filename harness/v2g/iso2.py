@@ -731,16 +731,15 @@ class Iso2Rules(DcRules):
 RULES = Iso2Rules()
 
 
-def _charging_needs(mode: str, parameter: dict, dc: bool) -> ChargingNeeds:
+def _charging_needs(mode: str, parameter: dict, is_dc: bool) -> ChargingNeeds:
     """The EV's ChargeParameterDiscoveryReq parameters in the shape every protocol shares."""
+    if is_dc:
+        return dc.charging_needs(parameter)
+
     def value(name: str) -> float | None:
         return physical_value(parameter[name]) if name in parameter else None
 
-    departure = parameter.get("DepartureTime")
-    if dc:
-        return ChargingNeeds("DC", energy_wh=value("EVEnergyRequest"), max_current=value("EVMaximumCurrentLimit"),
-                             max_voltage=value("EVMaximumVoltageLimit"), max_power=value("EVMaximumPowerLimit"),
-                             soc=parameter["DC_EVStatus"].get("EVRESSSOC"), departure_s=departure)
     return ChargingNeeds("AC_single_phase" if mode.startswith("AC_single") else "AC_three_phase",
                          energy_wh=value("EAmount"), max_current=value("EVMaxCurrent"),
-                         min_current=value("EVMinCurrent"), max_voltage=value("EVMaxVoltage"), departure_s=departure)
+                         min_current=value("EVMinCurrent"), max_voltage=value("EVMaxVoltage"),
+                         departure_s=parameter.get("DepartureTime"))

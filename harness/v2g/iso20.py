@@ -40,7 +40,7 @@ from harness.v2g.dc import (
     cable_check_expired,
     pre_charge_expired,
 )
-from harness.v2g.equipment import ISO20_SERVICE_NAMES, ISO20_SERVICES
+from harness.v2g.equipment import ISO20_SERVICE_NAMES, ISO20_SERVICES, ChargingNeeds
 from harness.v2g.machine import (
     START,
     Context,
@@ -205,6 +205,35 @@ SCHEDULE_ID = 1
 PROFILE_PROGRESS = ("Start", "Standby", "Stop")
 #: -2 words for the EVSE's wishes -> -20 EVSENotification
 NOTIFICATIONS = {"None": None, "StopCharging": "Terminate", "ReNegotiation": "ScheduleRenegotiation"}
+
+
+def _charging_needs(c: Iso20Secc, request: dict, dynamic: bool, phases: int) -> ChargingNeeds:
+    """What the EV said in its ChargeParameterDiscoveryReq and ScheduleExchangeReq, in the shape
+    every protocol shares (for NotifyEVChargingNeeds)."""
+    parameter = c.ev_parameter or {}
+
+    def value(source: dict, name: str) -> float | None:
+        return rational_value(source[name]) if name in source else None
+
+    energy = c.energy or ("DC" if c.dc else "AC")
+    transfer = energy if energy.endswith("BPT") or energy == "DC" else (
+        "AC_three_phase" if phases == 3 else "AC_single_phase")
+    target_soc = request.get("TargetSOC", parameter.get("TargetSOC"))
+    return ChargingNeeds(transfer, energy_wh=value(request, "EVTargetEnergyRequest"),
+                         max_current=value(parameter, "EVMaximumChargeCurrent"),
+                         min_current=value(parameter, "EVMinimumChargeCurrent"),
+                         max_voltage=value(parameter, "EVMaximumVoltage"),
+                         max_power=value(parameter, "EVMaximumChargePower"),
+                         min_power=value(parameter, "EVMinimumChargePower"),
+                         max_discharge_power=value(parameter, "EVMaximumDischargePower"),
+                         min_discharge_power=value(parameter, "EVMinimumDischargePower"),
+                         target_energy_wh=value(request, "EVTargetEnergyRequest"),
+                         min_energy_wh=value(request, "EVMinimumEnergyRequest"),
+                         max_energy_wh=value(request, "EVMaximumEnergyRequest"),
+                         min_v2x_energy_wh=value(request, "EVMinimumV2XEnergyRequest"),
+                         max_v2x_energy_wh=value(request, "EVMaximumV2XEnergyRequest"),
+                         target_soc=None if target_soc is None else float(target_soc),
+                         departure_s=request.get("DepartureTime"), control="dynamic" if dynamic else "scheduled")
 
 
 def _energy_of(service_id: int) -> str:
@@ -415,7 +444,10 @@ class Iso20Rules(Rules):
         c = _secc(s)
         energy = c.energy or ("DC" if c.dc else "AC")
         c.processing = "Finished"
-        if "Dynamic_SEReqControlMode" in body:
+        dynamic = "Dynamic_SEReqControlMode" in body
+        request = body.get("Dynamic_SEReqControlMode" if dynamic else "Scheduled_SEReqControlMode") or {}
+        s.equipment.ev_charging_needs(_charging_needs(c, request, dynamic, s.equipment.capabilities.ac_phases))
+        if dynamic:
             request = body["Dynamic_SEReqControlMode"]
             c.departure = request.get("DepartureTime")
             return Reply({"ResponseCode": "OK", "EVSEProcessing": "Finished", "Dynamic_SEResControlMode": {
