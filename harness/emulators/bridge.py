@@ -32,6 +32,7 @@ from harness import exi
 from harness.emulators.charge_port import ChargePort
 from harness.emulators.evse_connector import Authorization
 from harness.emulators.evse_device import CENTRAL_CONTRACT_VALIDATION
+from harness.ocpp import iso15118_failures
 from harness.pki.profiles import Generation
 from harness.pki.revocation import certificate_hash_data
 from harness.pki.signing import chain_pem
@@ -78,6 +79,9 @@ class OcppBridge(ChargePort):
 
     def session_ended(self, session_id: str | None, reason: str, paused: bool) -> None:
         super().session_ended(session_id, reason, paused)
+        failure = iso15118_failures.classify(reason)
+        if failure is not None and self.connector.transaction is not None:
+            self.connector.events.put_nowait(("iso15118_failure", failure))
         if self._pnc is not None and not self._pnc.done():
             self._pnc.cancel()
         self._emit("HlcSessionEnded", f"EVSE {self.connector.evse_id}: ISO 15118 session {session_id} ended "

@@ -9,6 +9,8 @@ station reports always matches the order of what happened. The events (tuples on
   start, by the ISO 15118 side); trigger is 2.x's TriggerReasonEnumType;
 - ``("stop", trigger, reason)``: end the transaction (token presented again, remote stop, reset);
 - ``("limit",)``: the charging profile limit changed;
+- ``("iso15118_failure", Failure)``: the ISO 15118 session failed under the transaction
+  (:mod:`harness.ocpp.iso15118_failures`);
 - ``("trigger", requested)``: the CSMS asked for a message (TriggerMessage).
 
 The transaction itself (what is reported, the meter values) is
@@ -124,16 +126,17 @@ class StatusReporter:
         self.dialect = dialect
         self.connectors = connectors
 
-    async def set_state(self, connector: Connector, state: ConnectorState) -> None:
+    async def set_state(self, connector: Connector, state: ConnectorState, *, error_code: str = "NoError") -> None:
+        """``error_code``: 1.6 ChargePointErrorCode of the change (2.x has none in its status)."""
         if not connector.available:
             state = ConnectorState.UNAVAILABLE
-        changed = state is not connector.state
+        changed = state is not connector.state or error_code != "NoError"
         connector.state = state
         if changed:
-            await self.report(connector)
+            await self.report(connector, error_code=error_code)
 
-    async def report(self, connector: Connector) -> None:
-        action, payload = self.dialect.status(connector.evse_id, connector.state)
+    async def report(self, connector: Connector, *, error_code: str = "NoError") -> None:
+        action, payload = self.dialect.status(connector.evse_id, connector.state, error_code=error_code)
         try:
             await self.station.send(action, payload)
         except OcppCallFailed:
@@ -154,6 +157,8 @@ class TransactionSide(Protocol):
     async def charging_state(self, connector: Connector, state: ConnectorState) -> None: ...
 
     def operation_mode(self, connector: Connector, mode: str) -> None: ...
+
+    async def iso15118_failure(self, connector: Connector, failure: Any) -> None: ...
 
 
 class HlcSide(Protocol):
@@ -239,6 +244,8 @@ class ConnectorMachine:
                                         else ConnectorState.AVAILABLE)
         elif kind == "limit":
             await self._apply_limit(connector)
+        elif kind == "iso15118_failure":
+            await self.transactions.iso15118_failure(connector, event[1])
         elif kind == "trigger":
             await self.triggered(connector, event[1])
 

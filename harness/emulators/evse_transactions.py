@@ -16,6 +16,7 @@ from harness.emulators.evse_connector import EVSE, Connector, StatusReporter, ca
 from harness.emulators.evse_device import CONTRACT_VALIDATION_OFFLINE, TX_UPDATED_INTERVAL, DeviceModel, EvseSettings
 from harness.ocpp.dialect import ConnectorState, MeterSample, StationDialect, StationTransaction
 from harness.ocpp.endpoint import ConnectionLost, OcppCallFailed
+from harness.ocpp.iso15118_failures import Failure
 from harness.ocpp.station import StationClient
 from harness.ocpp.timing import OcppTimers, timestamp
 from harness.trace import Layer, Recorder
@@ -116,6 +117,26 @@ class Transactions:
         if item is not None:
             self.station.enqueue(item)
         await self.status.set_state(connector, state)
+
+    async def iso15118_failure(self, connector: Connector, failure: Failure) -> None:
+        """The ISO 15118 session failed while the transaction runs: the power path opens and the
+        station reports it as :mod:`harness.ocpp.iso15118_failures` says (2.x TransactionEvent with
+        the row's triggerReason; 1.6 StatusNotification with its errorCode)."""
+        tx = connector.transaction
+        if tx is None:
+            return
+        connector.line.set(contactor_closed=False)
+        state = ConnectorState(failure.state)
+        tx.charging_state = state.charging_state
+        trigger = failure.ocpp2.fields.get("triggerReason")
+        if self.dialect.version_family == "2" and trigger is not None:
+            self.station.enqueue(self.dialect.transaction_updated(tx, trigger, offline=not self.station.online,
+                                                                  sample=self.sample(connector, "Other")))
+        self.recorder.emit(Layer.OCPP, "Iso15118FailureReported", f"EVSE {connector.evse_id}: {failure.iso15118}: "
+                           f"reported as {failure.ocpp2.describe() if self.dialect.version_family == '2' else failure.ocpp16.describe()}",
+                           src=EVSE, payload={"failure": failure.id}, keys={"transaction_id": tx.transaction_id,
+                                                                            "evse_id": connector.evse_id})
+        await self.status.set_state(connector, state, error_code=failure.ocpp16.fields.get("errorCode", "NoError"))
 
     def operation_mode(self, connector: Connector, mode: str) -> None:
         """The charging profiles put the transaction in another operation mode (OCPP 2.1)."""

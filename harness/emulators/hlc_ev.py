@@ -53,9 +53,11 @@ class HlcEv(PluggedEv):
 
     async def charge(self, host: str, port: int, *, context: ssl.SSLContext | None = None,
                      faults: FaultPlan | None = None, resume_session_id: str | None = None,
-                     sockets: SocketFactory | None = None) -> Outcome:
+                     sockets: SocketFactory | None = None, keep_pilot: bool = False) -> Outcome:
         """One V2G session with the SECC at ``host``/``port`` (``sockets``: how the EV's sockets
-        are made, in its network namespace on the netns rig)."""
+        are made, in its network namespace on the netns rig). ``keep_pilot``: the pilot stays as
+        the session left it (an EV whose communication controller went away, not the vehicle);
+        otherwise the EV returns to state B."""
         if self.pilot is None:
             raise RuntimeError(f"{self.name} is not plugged in")
         self.vehicle.stop_requested = False
@@ -73,7 +75,7 @@ class HlcEv(PluggedEv):
         finally:
             self.vehicle.grant.ac_max_current = 0.0
             self._apply()
-            if self.pilot is not None and self.pilot.state is not CpState.B:
+            if self.pilot is not None and self.pilot.state is not CpState.B and not keep_pilot:
                 await self.pilot.set_state(CpState.B)
             self._account()
         self.last_outcome = outcome

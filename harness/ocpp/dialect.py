@@ -111,8 +111,8 @@ class StationDialect(abc.ABC):
     # -- what the station sends -------------------------------------------------------------
 
     @abc.abstractmethod
-    def status(self, evse_id: int, state: ConnectorState) -> tuple[str, dict[str, Any]]:
-        """The StatusNotification for a connector's state."""
+    def status(self, evse_id: int, state: ConnectorState, *, error_code: str = "NoError") -> tuple[str, dict[str, Any]]:
+        """The StatusNotification for a connector's state (``error_code``: 1.6 ChargePointErrorCode)."""
 
     @abc.abstractmethod
     def authorize(self, token: str, token_type: str = "ISO14443") -> tuple[str, dict[str, Any]]:
@@ -257,7 +257,7 @@ class Ocpp2Dialect(StationDialect):
             charging["mobilityNeedsMode"] = "EVCC_SECC" if needs.control == "dynamic" else "EVCC"
         return {"evseId": evse_id, "chargingNeeds": charging}
 
-    def status(self, evse_id: int, state: ConnectorState) -> tuple[str, dict[str, Any]]:
+    def status(self, evse_id: int, state: ConnectorState, *, error_code: str = "NoError") -> tuple[str, dict[str, Any]]:
         return "StatusNotification", {"timestamp": timestamp(), "connectorStatus": state.v2,
                                       "evseId": evse_id, "connectorId": 1}
 
@@ -388,8 +388,8 @@ _STOP_REASONS_16 = {"EVDisconnected": "EVDisconnected", "Remote": "Remote", "Loc
 class Ocpp16Dialect(StationDialect):
     version_family = "1.6"
 
-    def status(self, evse_id: int, state: ConnectorState) -> tuple[str, dict[str, Any]]:
-        return "StatusNotification", {"connectorId": evse_id, "errorCode": "NoError", "status": state.value,
+    def status(self, evse_id: int, state: ConnectorState, *, error_code: str = "NoError") -> tuple[str, dict[str, Any]]:
+        return "StatusNotification", {"connectorId": evse_id, "errorCode": error_code, "status": state.value,
                                       "timestamp": timestamp()}
 
     def authorize(self, token: str, token_type: str = "ISO14443") -> tuple[str, dict[str, Any]]:

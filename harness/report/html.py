@@ -11,9 +11,13 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from harness.ocpp.iso15118_failures import TABLE
 from harness.report.catalogue import REFERENCE_KINDS
 from harness.report.conformance import VERDICT_LABELS
 from harness.trace import Event, Recorder
+
+#: the case that checks the error-mapping table row by row
+ERROR_MAPPING_CASE = "ERR-MAP-001"
 
 #: how many timeline events a case shows inline; the full timeline is trace.jsonl
 EVENTS_PER_CASE = 400
@@ -64,12 +68,35 @@ def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path
     for case in document["cases"]:
         parts.append(_case_row(case))
     parts.append("</table>")
+    mapping = [c for c in document["cases"] if c["id"] == ERROR_MAPPING_CASE]
+    if mapping:
+        parts.append(_error_mapping(mapping, (run.get("dut") or {}).get("ocpp_version")))
     parts.append("<h2>Details</h2>")
     for case in document["cases"]:
         parts.append(_case_details(case, trace, folder))
     parts.append(f"<p class='muted'>Full timeline: trace.jsonl. Machine-readable results: conformance.json."
                  f" Command: <code>{_e(' '.join(run.get('command') or []))}</code></p></body></html>")
     return "".join(parts)
+
+
+def _error_mapping(cases: list[dict[str, Any]], version: str | None) -> str:
+    """The error-mapping table (harness.ocpp.iso15118_failures) with each row's verdict."""
+    verdicts = {str((c.get("parameters") or {}).get("row")): c for c in cases}
+    v16 = version == "1.6"
+    rows = ["<h2>ISO 15118 failures as reported through OCPP</h2><p class='muted'>The error-mapping table "
+            "(harness/ocpp/iso15118_failures.py): what the charger must report when its ISO 15118 side fails "
+            f"during a transaction, on OCPP {_e(version or '?')}; ERR-MAP-001 checks each row.</p>"
+            "<table><tr><th>Row</th><th>ISO 15118</th><th>OCPP report expected</th><th>References</th>"
+            "<th>Verdict</th></tr>"]
+    for row in TABLE:
+        case = verdicts.get(row.id)
+        verdict = (f"<a href='#{_anchor(case)}'><span class='v v-{case['verdict']}'>{_label(case['verdict'])}</span></a>"
+                   if case else "<span class='muted'>not run</span>")
+        report = row.ocpp16 if v16 else row.ocpp2
+        rows.append(f"<tr><td>{_e(row.id)}</td><td>{_e(row.iso15118)}</td><td>{_e(report.describe())}</td>"
+                    f"<td>{_e('; '.join(row.references))}</td><td>{verdict}</td></tr>")
+    rows.append("</table>")
+    return "".join(rows)
 
 
 def _e(value: Any) -> str:

@@ -308,19 +308,20 @@ class HlcDriver:
                cycles: int | None | str = "profile", pause: bool = False, resume: bool = False,
                renegotiate_after: int | None = None, discharge: bool = False, certificate: str | None = None,
                faults: Iterable[Fault] = (), contract_fault: str | None = None,
-               timeout: float | None = None) -> SessionResult:
+               timeout: float | None = None, keep_pilot: bool = False) -> SessionResult:
         """One V2G session as the EV: plug in (if not yet), SDP, TCP/TLS, the handshake and the
         protocol to the end. ``resume`` continues the session paused last (SessionSetup with its
         SessionID); ``faults`` are committed by the EV in this session only; ``contract_fault``
         (an id of :data:`harness.pki.faults.CATALOGUE`) has it present a faulty contract chain in
-        this session (Plug & Charge)."""
+        this session (Plug & Charge); ``keep_pilot`` leaves the pilot as the session left it (the
+        EV's communication went away, the vehicle did not), where the EV otherwise returns to B."""
         plan = self.plan(protocol=protocol, energy=energy, identification=identification, control=control,
                          cycles=cycles, pause=pause, renegotiate_after=renegotiate_after, discharge=discharge,
                          certificate=certificate)
         if tls is None:
             tls = any(p.startswith("iso20") for p in plan.protocols[:1]) or plan.identification == "PnC"
         limit = timeout if timeout is not None else self.rig.scaled(600) + 30.0
-        return self.rig.run(self._charge(plan, tls, resume, list(faults), contract_fault), timeout=limit)
+        return self.rig.run(self._charge(plan, tls, resume, list(faults), contract_fault, keep_pilot), timeout=limit)
 
     def _faulty_contract(self, fault_id: str, generation: str, held: Credentials) -> Credentials:
         """``held`` with a contract chain that has the catalogue's fault ``fault_id``. What the
@@ -360,7 +361,7 @@ class HlcDriver:
         return material(self.rig).ev_credentials(generation).contract_chain[0]
 
     async def _charge(self, plan: ChargePlan, tls: bool, resume: bool, faults: list[Fault],
-                      contract_fault: str | None = None) -> SessionResult:
+                      contract_fault: str | None = None, keep_pilot: bool = False) -> SessionResult:
         assert self.ev is not None
         await self._plug_in()
         vehicle = self.ev.vehicle
@@ -405,7 +406,7 @@ class HlcDriver:
             context = material(self.rig).evcc_context(plan.protocols, trusted=tls_fault is None) if trusted else None
         outcome = await self.ev.charge(where.address, where.port, context=context, faults=plan_faults,
                                        resume_session_id=self.paused_session if resume else None,
-                                       sockets=self.rig.link.host("ev").sockets)
+                                       sockets=self.rig.link.host("ev").sockets, keep_pilot=keep_pilot)
         self.paused_session = outcome.session_id if outcome.paused else None
         events = trace.select(layer=Layer.V2G, observer="ev", since=mark)
         result = SessionResult(outcome, events, soc_before, vehicle.battery.soc,
