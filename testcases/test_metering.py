@@ -12,6 +12,7 @@ import pytest
 
 from harness.correlation.metering import check_metering
 from harness.ocpp import commands
+from harness.plugin.paths import charging_paths
 from harness.trace import Layer
 
 ENERGY = "Energy.Active.Import.Register"
@@ -22,8 +23,8 @@ EXPORT = "Energy.Active.Export.Register"
 EV_REACTION_S = 5.0
 
 
-def _charging_session(rig, csms, evse, ev, token: str, mark: float):
-    ev.plug_in()
+def _charging_session(rig, csms, evse, ev, token: str, mark: float, path: str = "pwm"):
+    ev.plug_in(path=path)
     response = csms.call(*commands.remote_start(evse.version, token))
     assert response["status"] == "Accepted", f"remote start answered {response}"
     tx = csms.wait_transaction(since=mark, timeout=rig.scaled(60) + 5, what=f"a transaction for {token}",
@@ -33,14 +34,15 @@ def _charging_session(rig, csms, evse, ev, token: str, mark: float):
 
 
 @pytest.mark.case("METER-001")
-@pytest.mark.requires("remote_start", "ev", "basic_charging")
-def test_imported_energy_agrees_with_the_analyzer(rig, csms, evse, ev, meter, step, kpi, evidence):
+@pytest.mark.requires("remote_start", "ev")
+@pytest.mark.parametrize("path", charging_paths())
+def test_imported_energy_agrees_with_the_analyzer(rig, csms, evse, ev, meter, step, kpi, evidence, path):
     token = "METER001-TOKEN"
     interval = csms.meter_value_interval()
     with meter.measuring() as run:
         mark = rig.trace.now()
         with step("plug in and start remotely: the EV charges"):
-            tx = _charging_session(rig, csms, evse, ev, token, mark)
+            tx = _charging_session(rig, csms, evse, ev, token, mark, path)
         with step("charge through three periodic meter values"):
             csms.wait_transaction(since=mark, timeout=interval * 4 + 5, what="three periodic meter values",
                                   where=lambda t: t.transaction_id == tx.transaction_id and
@@ -49,7 +51,7 @@ def test_imported_energy_agrees_with_the_analyzer(rig, csms, evse, ev, meter, st
             assert csms.call(*commands.remote_stop(evse.version, tx.transaction_id))["status"] == "Accepted"
             tx = csms.wait_transaction(since=mark, timeout=rig.scaled(60) + 5, what="the transaction's end",
                                        where=lambda t: t.transaction_id == tx.transaction_id and t.ended)
-    evidence.attach(meter.plot(run, "METER-001-import", title=f"METER-001 transaction {tx.transaction_id}"))
+    evidence.attach(meter.plot(run, f"METER-001-import-{path}", title=f"METER-001 ({path}) transaction {tx.transaction_id}"))
     with step(f"the charger's energy and power agree with the analyzer (class {rig.config.meter.dut_class})"):
         check = check_metering(tx, run, dut_class=rig.config.meter.dut_class)
         energy = check.energy[0]

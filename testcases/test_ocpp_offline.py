@@ -9,11 +9,12 @@ import time
 import pytest
 
 from harness.ocpp import commands
+from harness.plugin.paths import charging_paths
 
 
-def _charging_transaction(rig, csms, evse, ev, token: str):
+def _charging_transaction(rig, csms, evse, ev, token: str, path: str):
     mark = rig.trace.now()
-    ev.plug_in()
+    ev.plug_in(path=path)
     assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"
     tx = csms.wait_transaction(since=mark, timeout=rig.scaled(60) + 5,
                                where=lambda t: t.id_token == token and t.started_at is not None)
@@ -39,9 +40,10 @@ def _check_delivery(evse, tx) -> None:
 
 
 @pytest.mark.case("OCPP-OFF-001")
-@pytest.mark.requires("remote_start", "ev", "offline", "basic_charging")
-def test_connection_lost_during_transaction(rig, csms, evse, ev, step, kpi):
-    mark, tx = _charging_transaction(rig, csms, evse, ev, "OFF001-TOKEN")
+@pytest.mark.requires("remote_start", "ev", "offline")
+@pytest.mark.parametrize("path", charging_paths())
+def test_connection_lost_during_transaction(rig, csms, evse, ev, step, kpi, path):
+    mark, tx = _charging_transaction(rig, csms, evse, ev, "OFF001-TOKEN", path)
     offline_for = csms.meter_value_interval() * 3 + 0.2
     with step(f"the CSMS is unreachable for {offline_for:.1f} s while the EV charges"):
         _, came = _offline(rig, csms, offline_for)
@@ -60,9 +62,10 @@ def test_connection_lost_during_transaction(rig, csms, evse, ev, step, kpi):
 
 
 @pytest.mark.case("OCPP-OFF-002")
-@pytest.mark.requires("remote_start", "ev", "offline", "basic_charging")
-def test_transaction_ended_while_offline(rig, csms, evse, ev, step):
-    mark, tx = _charging_transaction(rig, csms, evse, ev, "OFF002-TOKEN")
+@pytest.mark.requires("remote_start", "ev", "offline")
+@pytest.mark.parametrize("path", charging_paths())
+def test_transaction_ended_while_offline(rig, csms, evse, ev, step, path):
+    mark, tx = _charging_transaction(rig, csms, evse, ev, "OFF002-TOKEN", path)
     went = rig.trace.now()
     with step("the CSMS goes offline and the EV leaves"):
         csms.go_offline()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.ocpp import commands
+from harness.plugin.paths import charging_paths
 
 ENERGY = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
@@ -19,8 +20,9 @@ def _periodic_energy(tx):
 
 
 @pytest.mark.case("OCPP-TX-001")
-@pytest.mark.requires("local_id_token", "ev", "basic_charging")
-def test_local_authorization_full_transaction(rig, csms, evse, ev, step, kpi):
+@pytest.mark.requires("local_id_token", "ev")
+@pytest.mark.parametrize("path", charging_paths())
+def test_local_authorization_full_transaction(rig, csms, evse, ev, step, kpi, path):
     token = "TX001-TOKEN"
     interval = csms.meter_value_interval()
     mark = rig.trace.now()
@@ -28,7 +30,7 @@ def test_local_authorization_full_transaction(rig, csms, evse, ev, step, kpi):
         assert evse.present_id_token(token) == "Accepted"
         csms.wait_for_message("Authorize", since=mark, timeout=rig.scaled(30) + 5)
     with step("plug in the EV: the transaction starts with the token"):
-        ev.plug_in()
+        ev.plug_in(path=path)
         tx = csms.wait_transaction(since=mark, timeout=rig.scaled(60) + 5, where=_started(token),
                                    what=f"a transaction for {token}")
         csms.wait_charging(since=mark, timeout=rig.scaled(60) + 5)
@@ -51,15 +53,16 @@ def test_local_authorization_full_transaction(rig, csms, evse, ev, step, kpi):
 
 
 @pytest.mark.case("OCPP-TX-002")
-@pytest.mark.requires("local_id_token", "ev", "basic_charging")
-def test_blocked_token_starts_nothing(rig, csms, evse, ev, step):
+@pytest.mark.requires("local_id_token", "ev")
+@pytest.mark.parametrize("path", charging_paths())
+def test_blocked_token_starts_nothing(rig, csms, evse, ev, step, path):
     token = "TX002-BLOCKED"
     csms.script.when("Authorize").reject()
     mark = rig.trace.now()
     with step("present a token the CSMS refuses"):
         assert evse.present_id_token(token) != "Accepted"
     with step("plug in the EV: no transaction for the token, no charging"):
-        ev.plug_in()
+        ev.plug_in(path=path)
         with pytest.raises(AssertionError):
             csms.wait_transaction(since=mark, timeout=rig.scaled(60) + 2, where=_started(token))
         with pytest.raises(AssertionError):
@@ -74,11 +77,12 @@ def _remote_start(rig, csms, evse, token: str, mark: float):
 
 
 @pytest.mark.case("OCPP-TX-003")
-@pytest.mark.requires("remote_start", "ev", "basic_charging")
-def test_remote_start_cable_first(rig, csms, evse, ev, step, kpi):
+@pytest.mark.requires("remote_start", "ev")
+@pytest.mark.parametrize("path", charging_paths())
+def test_remote_start_cable_first(rig, csms, evse, ev, step, kpi, path):
     mark = rig.trace.now()
     with step("plug in the EV"):
-        ev.plug_in()
+        ev.plug_in(path=path)
     with step("remote start: the transaction starts and energy flows"):
         request = rig.trace.now()
         tx = _remote_start(rig, csms, evse, "TX003-REMOTE", mark)
@@ -89,23 +93,25 @@ def test_remote_start_cable_first(rig, csms, evse, ev, step, kpi):
 
 
 @pytest.mark.case("OCPP-TX-004")
-@pytest.mark.requires("remote_start", "ev", "basic_charging")
-def test_remote_start_first(rig, csms, evse, ev, step):
+@pytest.mark.requires("remote_start", "ev")
+@pytest.mark.parametrize("path", charging_paths())
+def test_remote_start_first(rig, csms, evse, ev, step, path):
     mark = rig.trace.now()
     token = "TX004-REMOTE"
     with step("remote start with no EV plugged in"):
         assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"
     with step("plug in the EV: the transaction starts for the token and energy flows"):
-        ev.plug_in()
+        ev.plug_in(path=path)
         csms.wait_transaction(since=mark, timeout=rig.scaled(60) + 5, where=_started(token))
         csms.wait_charging(since=mark, timeout=rig.scaled(60) + 5)
 
 
 @pytest.mark.case("OCPP-TX-005")
-@pytest.mark.requires("remote_start", "ev", "basic_charging")
-def test_remote_stop(rig, csms, evse, ev, step, kpi):
+@pytest.mark.requires("remote_start", "ev")
+@pytest.mark.parametrize("path", charging_paths())
+def test_remote_stop(rig, csms, evse, ev, step, kpi, path):
     mark = rig.trace.now()
-    ev.plug_in()
+    ev.plug_in(path=path)
     tx = _remote_start(rig, csms, evse, "TX005-REMOTE", mark)
     csms.wait_charging(since=mark, timeout=rig.scaled(60) + 5)
     with step("remote stop: the transaction ends with stoppedReason Remote"):
@@ -118,14 +124,15 @@ def test_remote_stop(rig, csms, evse, ev, step, kpi):
 
 
 @pytest.mark.case("OCPP-TX-006")
-@pytest.mark.requires("remote_start", "charging_profiles", "ev", "basic_charging")
-def test_charging_limit_lowers_power(rig, csms, evse, ev, step, kpi):
+@pytest.mark.requires("remote_start", "charging_profiles", "ev")
+@pytest.mark.parametrize("path", charging_paths())
+def test_charging_limit_lowers_power(rig, csms, evse, ev, step, kpi, path):
     limit = 8.0  # A per phase
     config = rig.config.evse
     allowed_w = limit * config.voltage * config.phases
     interval = csms.meter_value_interval()
     mark = rig.trace.now()
-    ev.plug_in()
+    ev.plug_in(path=path)
     tx = _remote_start(rig, csms, evse, "TX006-REMOTE", mark)
     csms.wait_charging(since=mark, timeout=rig.scaled(60) + 5)
     with step(f"a charging profile limits the EVSE to {limit:g} A"):

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
@@ -20,6 +22,24 @@ from harness.v2g.battery import Battery
 
 if TYPE_CHECKING:
     from harness.rig.rig import Rig
+
+
+@dataclass(frozen=True)
+class ChargingPath:
+    """How an EV takes energy at the charger: the capability the rig needs for it, and the ISO
+    15118 protocol of the session (None: basic charging on the PWM duty)."""
+
+    capability: str
+    protocol: str | None
+
+
+#: the ways the transaction, offline and metering suites charge, so that a charger without basic
+#: PWM charging (an ISO 15118-only or DC charger) gets them too
+CHARGING_PATHS: dict[str, ChargingPath] = {
+    "pwm": ChargingPath("basic_charging", None),
+    "iso15118-2": ChargingPath("iso15118", "iso2"),
+    "iso15118-20": ChargingPath("iso15118", "iso20-ac"),
+}
 
 
 class EvRole(Role):
@@ -53,8 +73,18 @@ class EvRole(Role):
         operator's cable)."""
         return self.driver.plugged
 
-    def plug_in(self, evse_id: int = 1) -> None:
-        self.driver.plug_in(evse_id)
+    def plug_in(self, evse_id: int = 1, *, path: str = "pwm") -> None:
+        """Plug in and take energy along ``path`` (:data:`CHARGING_PATHS`): "pwm", the basic EV
+        drawing what the PWM duty offers (IEC 61851-1); "iso15118-2" or "iso15118-20", the ISO
+        15118 EV in an AC session with EIM that runs until :meth:`unplug` (or
+        :meth:`end_session`), waiting for the charger's authorization like a driver would."""
+        if path not in CHARGING_PATHS:
+            raise ValueError(f"unknown charging path {path!r} (known: {', '.join(CHARGING_PATHS)})")
+        protocol = CHARGING_PATHS[path].protocol
+        if protocol is None:
+            self.driver.plug_in(evse_id)
+        else:
+            self.hlc.charge_in_background(protocol=protocol, energy="AC", identification="EIM")
 
     def unplug(self) -> None:
         self.driver.unplug()

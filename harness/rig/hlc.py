@@ -15,6 +15,7 @@ the SECC's link-local address, from its own network namespace.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import weakref
@@ -190,6 +191,8 @@ class HlcDriver:
         self.ev: HlcEv | None = None
         self.faults = FaultPlan(side="ev")
         self.paused_session: str | None = None
+        #: the session charge_in_background() started, until unplugged
+        self.background: concurrent.futures.Future | None = None
         #: when (timeline clock) the EV plugged in last
         self.plugged_at = 0.0
 
@@ -236,6 +239,29 @@ class HlcDriver:
         if self.ev is not None:
             self.ev.vehicle.stop_requested = True
 
+    def charge_in_background(self, **options: Any) -> "concurrent.futures.Future[SessionResult]":
+        """:meth:`charge` with no end of its own (cycles=None), running while the case goes on;
+        :meth:`unplug` (or the rig's restore) ends it."""
+        if self.background is not None and not self.background.done():
+            raise RuntimeError("an ISO 15118 session is already running in the background")
+        plan = self.plan(cycles=None, **options)
+        tls = any(p.startswith("iso20") for p in plan.protocols[:1]) or plan.identification == "PnC"
+        self.rig.run(self._plug_in())
+        self.background = self.rig.loop.submit(self._charge(plan, tls, False, [], None))
+        return self.background
+
+    def _end_background(self) -> None:
+        background, self.background = self.background, None
+        if background is None:
+            return
+        self.end_session()
+        try:
+            background.result(timeout=self.rig.scaled(60) + 5.0)
+        except concurrent.futures.TimeoutError:
+            background.cancel()  # the unplug that follows ends it
+        except Exception:  # noqa: BLE001 - the session's own failure is on the timeline
+            pass
+
     def set_battery(self, *, soc: float | None = None, max_discharge_kw: float | None = None) -> None:
         if self.ev is None:
             raise RuntimeError("the ISO 15118 EV is not up")
@@ -249,6 +275,7 @@ class HlcDriver:
 
     def restore(self) -> None:
         """Unplugged, no faults, the profile's state of charge, no paused session."""
+        self._end_background()
         self.rig.run(self.make_safe())
         self.faults.clear()
         self.paused_session = None
@@ -279,6 +306,7 @@ class HlcDriver:
         return f"SLAC: {result.reason}" if isinstance(result, Failed) else None
 
     def unplug(self) -> None:
+        self._end_background()
         if self.ev is not None:
             self.rig.run(self.ev.unplug())
 
