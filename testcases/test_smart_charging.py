@@ -238,3 +238,49 @@ def test_the_evs_charging_needs_reach_the_csms(rig, csms, evse, ev, step, reacti
         assert not wrong, (f"NotifyEVChargingNeeds carries {', '.join(f'{k} {observed.get(k)}' for k in wrong)}; the EV "
                            f"asked for {', '.join(f'{k} {v}' for k, v in wrong.items())} (OCPP 2.0.1 K15"
                            f"{'; 2.1 V2XChargingParametersType' if evse.version is OcppVersion.V21 else ''})")
+
+
+def _ev_profile(result, protocol: str) -> list[tuple[int, float]]:
+    """The power profile the EV announced at PowerDeliveryReq(Start), as (start s, W) periods."""
+    if protocol == "iso2":
+        body = result.sent("PowerDeliveryReq")[0]["V2G_Message"]["Body"]["PowerDeliveryReq"]
+        return [(int(e["ChargingProfileEntryStart"]), _power(e["ChargingProfileEntryMaxPower"]))
+                for e in body["ChargingProfile"]["ProfileEntry"]]
+    body = result.sent("PowerDeliveryReq")[0]["PowerDeliveryReq"]
+    periods, start = [], 0
+    for entry in body["EVPowerProfile"]["EVPowerProfileEntries"]["EVPowerProfileEntry"]:
+        periods.append((start, _power(entry["Power"])))
+        start += int(entry["Duration"])
+    return periods
+
+
+@pytest.mark.case("OCPP-SC-005")
+@pytest.mark.requires("remote_start", "ev", "iso15118")
+@pytest.mark.parametrize("protocol, control", [("iso2", None), ("iso20-ac", "scheduled"), ("iso20-ac", "dynamic")],
+                         ids=["iso2-ac", "iso20-ac-scheduled", "iso20-ac-dynamic"])
+def test_the_evs_charging_schedule_reaches_the_csms(rig, csms, evse, ev, step, reaction, protocol, control):
+    if evse.version is OcppVersion.V16:
+        pytest.skip("OCPP 1.6 has no NotifyEVChargingSchedule")
+    token = f"SC005-{protocol}-{control or ''}".upper().rstrip("-")[:20]
+    assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"
+    mark = rig.trace.now()
+    options = {"control": control} if control else {}
+    result = ev.charge(protocol=protocol, energy="AC", identification="EIM", cycles=1, **options)
+    assert result.ok, result.outcome.reason
+    announced = _ev_profile(result, protocol)
+    with step("the charger passes the power profile the EV announced on (NotifyEVChargingSchedule)"):
+        try:
+            message = csms.wait_for_message("NotifyEVChargingSchedule", since=mark, timeout=rig.scaled(30) + 5,
+                                            what="a schema-valid request")
+            schedule = message.payload["payload"]["chargingSchedule"]
+            observed = [(p["startPeriod"], float(p["limit"])) for p in schedule["chargingSchedulePeriod"]]
+            unit = schedule["chargingRateUnit"]
+        except AssertionError:
+            observed, unit = None, None
+        expected = [(start, round(power, 1)) for start, power in announced]
+        ok = observed == expected and unit == "W"
+        reaction("OCPP", "NotifyEVChargingSchedule periods", expected=f"{expected} W",
+                 observed="none" if observed is None else f"{observed} {unit}", judged=True, agrees=ok)
+        assert observed is not None, ("the charger did not pass the EV's power profile on (OCPP 2.0.1 K17: "
+                                      "NotifyEVChargingSchedule after the EV's schedule arrives)")
+        assert ok, f"NotifyEVChargingSchedule carries {observed} {unit}; the EV announced {expected} W"

@@ -194,7 +194,16 @@ class OcppBridge(ChargePort):
         return present
 
     def ev_charging_needs(self, needs: Any) -> None:
-        task = asyncio.ensure_future(self.evse.notify_ev_charging_needs(self.connector.evse_id, needs))
+        self._notify(self.evse.dialect.ev_charging_needs(self.connector.evse_id, needs))
+
+    def ev_charging_schedule(self, schedule: Any) -> None:
+        self._notify(self.evse.dialect.ev_charging_schedule(self.connector.evse_id, schedule))
+
+    def _notify(self, message: tuple[str, dict[str, Any]] | None) -> None:
+        """Send what the EV said on to the CSMS, without holding up the session."""
+        if message is None:  # the OCPP version has no such message
+            return
+        task = asyncio.ensure_future(self.evse.notify(*message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -197,6 +197,9 @@ class ChargePort:
     def ev_charging_needs(self, needs: Any) -> None:
         pass  # a charger without a backend has nobody to tell
 
+    def ev_charging_schedule(self, schedule: Any) -> None:
+        pass
+
     def power_limit(self, energy: str) -> float:
         return self.capabilities.max_power(energy)
 

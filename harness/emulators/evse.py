@@ -147,20 +147,18 @@ class ReferenceEvse:
         """Plug & Charge through the CSMS: (idToken status, certificateStatus)."""
         return await self.transactions.authorize_contract(emaid, certificate=certificate, hash_data=hash_data)
 
-    async def notify_ev_charging_needs(self, evse_id: int, needs: Any) -> None:
-        """Pass the EV's charge parameters to the CSMS (2.x NotifyEVChargingNeeds; 1.6 has no
-        such message). The CSMS's answer is on the timeline."""
-        payload = self.dialect.ev_charging_needs(evse_id, needs)
-        if payload is None:
-            return
+    async def notify(self, action: str, payload: dict[str, Any]) -> None:
+        """Tell the CSMS what the EV said (2.x NotifyEVChargingNeeds, NotifyEVChargingSchedule);
+        the CSMS's answer, or why it could not be sent, is on the timeline."""
+        evse_id = payload.get("evseId")
         try:
-            answer = await self.station.send("NotifyEVChargingNeeds", payload)
+            answer = await self.station.send(action, payload)
         except (ConnectionLost, OcppCallFailed) as exc:
-            self.recorder.emit(Layer.OCPP, "EvChargingNeedsNotSent", f"NotifyEVChargingNeeds not sent: {exc}",
-                               src=EVSE, keys={"evse_id": evse_id})
+            self.recorder.emit(Layer.OCPP, "EvNotificationNotSent", f"{action} not sent: {exc}", src=EVSE,
+                               keys={"evse_id": evse_id})
             return
-        self.recorder.emit(Layer.OCPP, "EvChargingNeedsSent", f"EVSE {evse_id}: the EV's charging needs went to the "
-                           f"CSMS: {answer.get('status')}", src=EVSE, payload={"status": answer.get("status")},
+        self.recorder.emit(Layer.OCPP, "EvNotificationSent", f"EVSE {evse_id}: {action} answered "
+                           f"{answer.get('status')}", src=EVSE, payload={"action": action, "status": answer.get("status")},
                            keys={"evse_id": evse_id})
 
     async def ev_certificate(self, schema_version: str, action: str, exi_request: str) -> tuple[str, str | None]:

@@ -132,9 +132,14 @@ class StationDialect(abc.ABC):
     def contract_verdict(self, response: dict[str, Any]) -> tuple[str, str | None]:
         """(idToken status, certificateStatus or None) of the answer to :meth:`contract_authorize`."""
 
-    def ev_charging_needs(self, evse_id: int, needs: Any) -> dict[str, Any] | None:
+    def ev_charging_needs(self, evse_id: int, needs: Any) -> tuple[str, dict[str, Any]] | None:
         """NotifyEVChargingNeeds for the EV's charge parameters (a harness.v2g.equipment
         .ChargingNeeds); None where the version has no such message (1.6)."""
+        return None
+
+    def ev_charging_schedule(self, evse_id: int, schedule: Any) -> tuple[str, dict[str, Any]] | None:
+        """NotifyEVChargingSchedule for the power profile the EV announced (a
+        harness.v2g.equipment.EvSchedule); None where the version has no such message (1.6)."""
         return None
 
     @abc.abstractmethod
@@ -215,7 +220,7 @@ class Ocpp2Dialect(StationDialect):
         #: 2.1: transactionInfo.operationMode, TransactionEvent OperationModeChanged
         self.v21 = v21
 
-    def ev_charging_needs(self, evse_id: int, needs: Any) -> dict[str, Any] | None:
+    def ev_charging_needs(self, evse_id: int, needs: Any) -> tuple[str, dict[str, Any]] | None:
         """OCPP 2.0.1 K15: ChargingNeedsType from the EV's ChargeParameterDiscoveryReq (AC: energy
         and currents; DC: limits, energy, SoC); the departure as a time. 2.1 adds, for an
         ISO 15118-20 EV, v2xChargingParameters, controlMode and mobilityNeedsMode, and names the
@@ -255,7 +260,16 @@ class Ocpp2Dialect(StationDialect):
             charging["controlMode"] = "DynamicControl" if needs.control == "dynamic" else "ScheduledControl"
             # -20: in dynamic mode the SECC may provide the mobility needs too
             charging["mobilityNeedsMode"] = "EVCC_SECC" if needs.control == "dynamic" else "EVCC"
-        return {"evseId": evse_id, "chargingNeeds": charging}
+        return "NotifyEVChargingNeeds", {"evseId": evse_id, "chargingNeeds": charging}
+
+    def ev_charging_schedule(self, evse_id: int, schedule: Any) -> tuple[str, dict[str, Any]] | None:
+        """OCPP 2.0.1 K17: the EV's power profile in W from now (timeBase), periods from its
+        entries; the schedule's id is the one the EV chose (1 where it chose none)."""
+        periods = [{"startPeriod": int(start), "limit": round(float(power), 1)} for start, power in schedule.periods]
+        return "NotifyEVChargingSchedule", {
+            "timeBase": timestamp(), "evseId": evse_id,
+            "chargingSchedule": {"id": schedule.schedule_id if schedule.schedule_id is not None else 1,
+                                 "chargingRateUnit": "W", "chargingSchedulePeriod": periods}}
 
     def status(self, evse_id: int, state: ConnectorState, *, error_code: str = "NoError") -> tuple[str, dict[str, Any]]:
         return "StatusNotification", {"timestamp": timestamp(), "connectorStatus": state.v2,

@@ -113,6 +113,12 @@ class Equipment(Protocol):
         with a backend passes it on (OCPP 2.0.1 NotifyEVChargingNeeds)."""
         ...
 
+    def ev_charging_schedule(self, schedule: "EvSchedule") -> None:
+        """The power profile the EV announced when energy starts (-2 ChargingProfile, -20
+        EVPowerProfile): a charger with a backend passes it on (OCPP 2.0.1
+        NotifyEVChargingSchedule)."""
+        ...
+
     # -- power stage ----------------------------------------------------------------------
     def cable_check(self) -> bool:
         """One step of the isolation test; True when it passed."""
@@ -209,6 +215,16 @@ class ChargingNeeds:
     max_v2x_energy_wh: float | None = None
     target_soc: float | None = None
     control: str | None = None
+
+
+@dataclass(frozen=True)
+class EvSchedule:
+    """The EV's planned power over time, as every protocol says it: (seconds from now, W) per
+    period (negative: discharge), and the schedule it chose (-2 SAScheduleTupleID, -20
+    ScheduleTupleID; None in -20 dynamic mode)."""
+
+    periods: tuple[tuple[int, float], ...]
+    schedule_id: int | None = None
 
 
 @dataclass

@@ -22,7 +22,7 @@ from harness.pki.profiles import Generation
 from harness.pki.xmldsig import verify_message
 from harness.v2g import dc, messages, pnc
 from harness.v2g.dc import DcEvcc, DcRules, DcSecc
-from harness.v2g.equipment import ChargingNeeds
+from harness.v2g.equipment import ChargingNeeds, EvSchedule
 from harness.v2g.machine import START, Context, Reply, Request, Stop, Table, context_of, schedule_notice, target_notice
 from harness.v2g.messages import is_zero_session
 from harness.v2g.values import physical, physical_value
@@ -424,6 +424,10 @@ class Iso2Rules(DcRules):
             c.schedule = body["SAScheduleTupleID"]
             if not s.equipment.energy_transfer(True, "DC" if dc else "AC"):
                 return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_PowerDeliveryNotApplied"))
+            if entries:
+                s.equipment.ev_charging_schedule(EvSchedule(tuple(
+                    (int(e["ChargingProfileEntryStart"]), physical_value(e["ChargingProfileEntryMaxPower"]))
+                    for e in entries), c.schedule))
         elif progress == "Stop":
             s.equipment.energy_transfer(False, "DC" if dc else "AC")
         c.progress = progress

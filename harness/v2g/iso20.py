@@ -40,7 +40,7 @@ from harness.v2g.dc import (
     cable_check_expired,
     pre_charge_expired,
 )
-from harness.v2g.equipment import ISO20_SERVICE_NAMES, ISO20_SERVICES, ChargingNeeds
+from harness.v2g.equipment import ISO20_SERVICE_NAMES, ISO20_SERVICES, ChargingNeeds, EvSchedule
 from harness.v2g.machine import (
     START,
     Context,
@@ -234,6 +234,16 @@ def _charging_needs(c: Iso20Secc, request: dict, dynamic: bool, phases: int) -> 
                          max_v2x_energy_wh=value(request, "EVMaximumV2XEnergyRequest"),
                          target_soc=None if target_soc is None else float(target_soc),
                          departure_s=request.get("DepartureTime"), control="dynamic" if dynamic else "scheduled")
+
+
+def _ev_schedule(profile: dict) -> EvSchedule:
+    """An EVPowerProfile (durations in s, powers in W) as periods from its start."""
+    periods, start = [], 0
+    for entry in (profile.get("EVPowerProfileEntries") or {}).get("EVPowerProfileEntry") or []:
+        periods.append((start, rational_value(entry["Power"])))
+        start += int(entry["Duration"])
+    scheduled = profile.get("Scheduled_EVPPTControlMode") or {}
+    return EvSchedule(tuple(periods), scheduled.get("SelectedScheduleTupleID"))
 
 
 def _energy_of(service_id: int) -> str:
@@ -503,6 +513,7 @@ class Iso20Rules(Rules):
             if not s.equipment.energy_transfer(True, energy, discharge=discharge):
                 return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_PowerDeliveryNotApplied"))
             c.discharge = discharge
+            s.equipment.ev_charging_schedule(_ev_schedule(profile))
         elif progress in ("Stop", "Standby"):
             s.equipment.energy_transfer(False, energy)
         c.progress, c.ev_processing = progress, ev_processing
