@@ -60,6 +60,8 @@ class DemandResponse:
     max_offline_s: float | None = None
     #: what the case does once the power settled, before the EV ends its session
     then = None
+    #: a 2.1 Dynamic profile (grid_update rewrites it)
+    dynamic = False
 
     @property
     def requested_w(self) -> float:
@@ -73,7 +75,8 @@ class DemandResponse:
             rig.trace.wait_for(rig.scaled(60) + 5, layer="v2g", observer="evse", since=self.mark,
                                name=("AC_ChargeLoopReq", "DC_ChargeLoopReq", "ChargingStatusReq", "CurrentDemandReq"))
             time.sleep(BASELINE_S)
-            self.outcome = self.csms.grid_event(self.event, self.strategy, max_offline_s=self.max_offline_s)
+            self.outcome = self.csms.grid_event(self.event, self.strategy, max_offline_s=self.max_offline_s,
+                                                dynamic=self.dynamic)
             if self.outcome.status == "Accepted":
                 wanted = self.requested_w
                 try:
@@ -377,3 +380,60 @@ def test_discharge_ends_when_the_csms_stays_away_longer_than_the_profile_allows(
                                          f"profile's maxOfflineDuration of {allowed_s} s ran out")
         assert took <= allowed_s + margin, (f"the export ended {took:.2f} s after the CSMS was lost; maxOfflineDuration "
                                             f"is {allowed_s} s")
+
+
+@pytest.mark.case("V2G-DR-005")
+@pytest.mark.requires("remote_start", "iso15118", "discharge", "ev", "charging_profiles")
+@pytest.mark.parametrize("energy", ["AC_BPT", "DC_BPT"])
+def test_a_dynamic_profile_follows_each_update_from_the_grid(rig, csms, evse, ev, meter, step, reaction, kpi,
+                                                              evidence, energy):
+    if evse.version is not OcppVersion.V21:
+        pytest.skip(f"Dynamic charging profiles and UpdateDynamicSchedule are OCPP 2.1's; this charger speaks OCPP "
+                    f"{evse.version.value}")
+    first = EXPORT_SCENARIO.events[0]
+    assert first.export_w is not None
+    later = grid.event("the peak eases", export_kw=first.export_w * 0.6 / 1000.0, duration_s=first.duration_s)
+    tolerance = first.export_w * EXPORT_SCENARIO.tolerance_percent / 100.0
+    token = f"DR005-{energy}".replace("_", "")
+    updated: dict = {}
+
+    def update_the_export() -> None:
+        outcome = csms.grid_update(dr.outcome, later)
+        updated["outcome"] = outcome
+        if outcome.status == "Accepted":
+            try:
+                settled = meter.wait_power(lambda p: abs(p + later.export_w) <= tolerance, timeout=10.0,
+                                           since=outcome.signalled_at)
+                time.sleep(HOLD_S)
+                updated["window"] = (settled.mono, rig.trace.now())
+            except TraceTimeout:
+                pass
+
+    with meter.measuring() as run:
+        with step(f"a Dynamic TxProfile asks for {first.describe()}; once the export settles, UpdateDynamicSchedule "
+                  f"asks for {later.export_w / 1000:g} kW"):
+            assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"
+            dr = DemandResponse(rig, csms, ev, meter, first, "setpoint", tolerance)
+            dr.dynamic = True
+            dr.then = update_the_export
+            with dr:
+                result = ev.charge(protocol=PROTOCOLS[energy], energy=energy, control="dynamic", cycles=None)
+            assert dr.outcome is not None and dr.outcome.status == "Accepted", \
+                f"SetChargingProfile (Dynamic) answered {dr.outcome and dr.outcome.status}"
+            assert result.ok, result.outcome.reason
+        ev.unplug()
+    evidence.attach(meter.plot(run, f"V2G-DR-005-{energy}", title=f"V2G-DR-005 {energy}: a Dynamic profile updated"))
+    with step(f"the first export settles at {first.export_w / 1000:g} kW"):
+        _judge_power(reaction, run, dr, "export before the update")
+    with step(f"after UpdateDynamicSchedule the export settles at {later.export_w / 1000:g} kW"):
+        outcome = updated.get("outcome")
+        assert outcome is not None and outcome.status == "Accepted", \
+            f"UpdateDynamicSchedule answered {outcome and outcome.status}"
+        after = DemandResponse(rig, csms, ev, meter, later, "setpoint", tolerance)
+        after.outcome, after.window = outcome, updated.get("window")
+        _judge_power(reaction, run, after, "export after the update")
+        hops = grid_hops(rig.trace.select(since=outcome.signalled_at), outcome.signalled_at, -later.export_w,
+                         tolerance, action="UpdateDynamicSchedule")
+        if hops.chain_s is not None:
+            kpi("update to power settled", hops.chain_s * 1000.0, "ms", "grid signal to the updated power settled")
+        assert hops.missing is None, f"the update's path broke off: {hops.missing} ({hops.describe()})"

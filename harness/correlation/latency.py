@@ -80,16 +80,18 @@ def _carries(event: Event, wanted: float, tolerance: float) -> bool:
     return False
 
 
-def grid_hops(events: Iterable[Event], signal_at: float, requested_w: float, tolerance_w: float) -> GridHops:
+def grid_hops(events: Iterable[Event], signal_at: float, requested_w: float, tolerance_w: float, *,
+              action: str = "SetChargingProfile") -> GridHops:
     """The moments of one grid event (its GridSignal at ``signal_at``, timeline clock) in
     ``events`` (the timeline from the signal on), for a requested power (W, negative: export) and
-    the tolerance within which the power counts as reached."""
+    the tolerance within which the power counts as reached; ``action``: the CALL that carries the
+    decision (UpdateDynamicSchedule for a Dynamic profile's update)."""
     later = [e for e in events if e.mono >= signal_at]
     found = GridHops(signal_at)
     steps: Sequence[tuple[str, str]] = (
         ("decided", "the CSMS made no decision (CsmsDecision)"),
-        ("profile sent", "the CSMS sent no SetChargingProfile"),
-        ("acknowledged", "the charger did not answer SetChargingProfile"),
+        ("profile sent", f"the CSMS sent no {action}"),
+        ("acknowledged", f"the charger did not answer {action}"),
         ("target sent to EV", f"no ISO 15118 message carried {requested_w / 1000:.2f} kW to the EV"),
         ("power applied", "neither the EV nor the charger's power stage followed the new target"),
         ("power settled", f"the analyzer never saw {SETTLED_SAMPLES} samples within {tolerance_w:.0f} W of "
@@ -98,8 +100,8 @@ def grid_hops(events: Iterable[Event], signal_at: float, requested_w: float, tol
     since = signal_at
     matchers = {
         "decided": lambda e: e.name == "CsmsDecision",
-        "profile sent": lambda e: _frame(e, "SetChargingProfile", "CALL"),
-        "acknowledged": lambda e: _frame(e, "SetChargingProfile", "CALLRESULT"),
+        "profile sent": lambda e: _frame(e, action, "CALL"),
+        "acknowledged": lambda e: _frame(e, action, "CALLRESULT"),
         "target sent to EV": lambda e: _carries(e, requested_w, tolerance_w),
         "power applied": lambda e: e.name == "PowerApplied" and isinstance(e.payload, dict)
         and _near(e.payload.get("target_w"), requested_w, tolerance_w),

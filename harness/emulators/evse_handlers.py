@@ -113,6 +113,17 @@ class StationHandlers(Answering):
             answer["statusInfo"] = {"reasonCode": "InvalidProfile", "additionalInfo": why[:512]}
         return Result(answer)
 
+    @answers("UpdateDynamicSchedule")
+    async def update_dynamic_schedule(self, call: IncomingCall) -> Reply:
+        status, why = await self.smart.update_dynamic(int(call.payload["chargingProfileId"]),
+                                                      call.payload.get("scheduleUpdate") or {})
+        self.recorder.emit(Layer.OCPP, "DynamicScheduleUpdated" if status == "Accepted" else "DynamicScheduleRefused",
+                           f"UpdateDynamicSchedule {status}: {why}", src=EVSE, payload={"status": status, "reason": why})
+        answer: dict[str, Any] = {"status": status}
+        if status != "Accepted":
+            answer["statusInfo"] = {"reasonCode": "InvalidProfile", "additionalInfo": why[:512]}
+        return Result(answer)
+
     @answers("ClearChargingProfile")
     async def clear_charging_profile(self, call: IncomingCall) -> Reply:
         payload = call.payload

@@ -11,6 +11,7 @@ at each change of a connector's limit (a new period, a profile's end) and re-app
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import datetime as _dt
 import math
@@ -18,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 from harness.emulators.evse_connector import EVSE, Connector, enqueue
 from harness.ocpp.dialect import StationTransaction
-from harness.ocpp.smart_charging import TX, ChargingProfile, Limit, ProfileError, ProfileStore
+from harness.ocpp.smart_charging import TX, UPDATE_FIELDS, ChargingProfile, Limit, ProfileError, ProfileStore
 from harness.trace import Layer, Recorder
 
 #: the watcher looks again at least this often (a transaction's start moves Relative schedules)
@@ -145,9 +146,24 @@ class SmartCharging:
             self.store.install(evse_id, profile)
         except (ProfileError, KeyError) as exc:
             return "Rejected", str(exc)
-        self.raw[profile.id] = dict(raw)
+        self.raw[profile.id] = copy.deepcopy(dict(raw))
         await self.changed()
         return "Accepted", f"profile {profile.id} ({profile.purpose}, stack level {profile.stack_level}) on EVSE {evse_id}"
+
+    async def update_dynamic(self, profile_id: int, update: Mapping[str, Any]) -> tuple[str, str]:
+        """(status, why) for UpdateDynamicSchedule (OCPP 2.1)."""
+        try:
+            self.store.update_dynamic(profile_id, update)
+        except ProfileError as exc:
+            return "Rejected", str(exc)
+        raw = self.raw.get(profile_id)
+        if raw is not None:  # GetChargingProfiles reports the profile as it stands now
+            period = raw["chargingSchedule"][0]["chargingSchedulePeriod"][0]
+            period.update({k: v for k, v in update.items() if k in UPDATE_FIELDS})
+            raw["dynUpdateTime"] = _iso(_now().replace(microsecond=0))
+        await self.changed()
+        return "Accepted", f"profile {profile_id} updated: " + ", ".join(f"{k} {v}" for k, v in update.items()
+                                                                           if k in UPDATE_FIELDS)
 
     async def clear(self, *, profile_id: int | None, evse_id: int | None, purpose: str | None,
                     stack_level: int | None) -> str:

@@ -176,7 +176,12 @@ class Strategy(Protocol):
     def name(self) -> str: ...
 
     def decide(self, event: GridEvent, *, profile_id: int, duration_s: int, transaction_id: str | None,
-               now: _dt.datetime, max_offline_s: int | None = None) -> Decision: ...
+               now: _dt.datetime, max_offline_s: int | None = None, dynamic: bool = False) -> Decision: ...
+
+    def period(self, event: GridEvent) -> tuple[dict[str, Any] | None, float | None, str]:
+        """The schedule period an event asks for (None: nothing to do), the signed power it
+        requests and why; also the scheduleUpdate of UpdateDynamicSchedule."""
+        ...
 
 
 def requested_power(event: GridEvent, thresholds: Thresholds = Thresholds()) -> tuple[float | None, str]:
@@ -201,14 +206,17 @@ def requested_power(event: GridEvent, thresholds: Thresholds = Thresholds()) -> 
 
 
 def _profile(period: dict[str, Any], *, profile_id: int, duration_s: int, transaction_id: str | None,
-             now: _dt.datetime, max_offline_s: int | None = None) -> dict[str, Any]:
+             now: _dt.datetime, max_offline_s: int | None = None, dynamic: bool = False) -> dict[str, Any]:
+    schedule: dict[str, Any] = {"id": profile_id, "chargingRateUnit": "W", "duration": duration_s,
+                                "chargingSchedulePeriod": [{"startPeriod": 0, **period}]}
+    if not dynamic:
+        schedule["startSchedule"] = now.replace(microsecond=0).isoformat().replace("+00:00", "Z")
     profile: dict[str, Any] = {
         "id": profile_id, "stackLevel": 1,
         "chargingProfilePurpose": "TxProfile" if transaction_id else "TxDefaultProfile",
-        "chargingProfileKind": "Absolute",
-        "chargingSchedule": [{"id": profile_id, "chargingRateUnit": "W", "duration": duration_s,
-                              "startSchedule": now.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-                              "chargingSchedulePeriod": [{"startPeriod": 0, **period}]}]}
+        # Dynamic (2.1): one period, rewritten by UpdateDynamicSchedule as the grid asks again
+        "chargingProfileKind": "Dynamic" if dynamic else "Absolute",
+        "chargingSchedule": [schedule]}
     if transaction_id:
         profile["transactionId"] = transaction_id
     if max_offline_s is not None:
@@ -221,18 +229,24 @@ class SetpointStrategy:
     name: str = "setpoint"
     thresholds: Thresholds = Thresholds()
 
-    def decide(self, event: GridEvent, *, profile_id: int, duration_s: int, transaction_id: str | None,
-               now: _dt.datetime, max_offline_s: int | None = None) -> Decision:
+    def period(self, event: GridEvent) -> tuple[dict[str, Any] | None, float | None, str]:
         power, why = requested_power(event, self.thresholds)
         if power is None:
-            return Decision(None, None, why)
+            return None, None, why
         period: dict[str, Any] = {"operationMode": "CentralSetpoint", "setpoint": round(power, 1)}
         if power < 0:
             period["dischargeLimit"] = round(power, 1)
         else:
             period["limit"] = round(power, 1)
+        return period, power, f"{why}: setpoint {power / 1000:g} kW"
+
+    def decide(self, event: GridEvent, *, profile_id: int, duration_s: int, transaction_id: str | None,
+               now: _dt.datetime, max_offline_s: int | None = None, dynamic: bool = False) -> Decision:
+        period, power, why = self.period(event)
+        if period is None:
+            return Decision(None, None, why)
         return Decision(_profile(period, profile_id=profile_id, duration_s=duration_s, transaction_id=transaction_id,
-                                 now=now, max_offline_s=max_offline_s), power, f"{why}: setpoint {power / 1000:g} kW")
+                                 now=now, max_offline_s=max_offline_s, dynamic=dynamic), power, why)
 
 
 @dataclass(frozen=True)
@@ -240,25 +254,31 @@ class LimitStrategy:
     name: str = "limit"
     thresholds: Thresholds = Thresholds()
 
-    def decide(self, event: GridEvent, *, profile_id: int, duration_s: int, transaction_id: str | None,
-               now: _dt.datetime, max_offline_s: int | None = None) -> Decision:
+    def period(self, event: GridEvent) -> tuple[dict[str, Any] | None, float | None, str]:
         power, why = requested_power(event, self.thresholds)
         if power is None:
-            return Decision(None, None, why)
+            return None, None, why
         if power < 0:
             period: dict[str, Any] = {"operationMode": "ExternalLimits", "limit": 0.0, "dischargeLimit": round(power, 1)}
             said = f"discharge at most {-power / 1000:g} kW, no charging"
         else:
             period = {"limit": round(power, 1)}  # ChargingOnly, the default: valid on 2.0.1 too
             said = f"charge at most {power / 1000:g} kW"
+        return period, power, f"{why}: {said}"
+
+    def decide(self, event: GridEvent, *, profile_id: int, duration_s: int, transaction_id: str | None,
+               now: _dt.datetime, max_offline_s: int | None = None, dynamic: bool = False) -> Decision:
+        period, power, why = self.period(event)
+        if period is None:
+            return Decision(None, None, why)
         return Decision(_profile(period, profile_id=profile_id, duration_s=duration_s, transaction_id=transaction_id,
-                                 now=now, max_offline_s=max_offline_s), power, f"{why}: {said}")
+                                 now=now, max_offline_s=max_offline_s, dynamic=dynamic), power, why)
 
 
 def needs_v21(profile: dict[str, Any]) -> bool:
     """Whether a chargingProfile uses what only OCPP 2.1 has (operation modes, setpoints,
-    discharge limits, offline validity)."""
-    return "maxOfflineDuration" in profile or any(key in period for schedule in profile.get("chargingSchedule", [])
+    discharge limits, offline validity, Dynamic profiles)."""
+    return "maxOfflineDuration" in profile or profile.get("chargingProfileKind") == "Dynamic" or any(key in period for schedule in profile.get("chargingSchedule", [])
                for period in schedule.get("chargingSchedulePeriod", [])
                for key in ("operationMode", "setpoint", "dischargeLimit"))
 

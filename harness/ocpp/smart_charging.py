@@ -40,6 +40,7 @@ numberPhases (default 3) and the nominal voltage given.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import functools
 import math
@@ -62,6 +63,12 @@ TX = "TxProfile"
 #: 1.6 names -> 2.x names
 PURPOSE_ALIASES = {"ChargePointMaxProfile": STATION_MAX}
 PURPOSES = (STATION_MAX, EXTERNAL, TX_DEFAULT, TX)
+#: chargingProfileKind; Dynamic (2.1): one period that UpdateDynamicSchedule (or
+#: PullDynamicScheduleUpdate) rewrites, in force from the transaction's start like a Relative one
+DYNAMIC = "Dynamic"
+KINDS = ("Absolute", "Relative", "Recurring", DYNAMIC)
+#: the fields of ChargingScheduleUpdateType the harness applies (per phase: not yet)
+UPDATE_FIELDS = ("limit", "dischargeLimit", "setpoint")
 RECURRENCE = {"Daily": _dt.timedelta(days=1), "Weekly": _dt.timedelta(weeks=1)}
 DEFAULT_PHASES = 3
 
@@ -125,7 +132,7 @@ class ChargingProfile:
             raise ProfileError(f"chargingProfile: {exc}") from None
         if purpose not in PURPOSES:
             raise ProfileError(f"chargingProfilePurpose {purpose!r} is not one of {', '.join(PURPOSES)}")
-        if profile.kind not in ("Absolute", "Relative", "Recurring"):
+        if profile.kind not in KINDS:
             raise ProfileError(f"chargingProfileKind {profile.kind!r}")
         if profile.kind == "Recurring" and (profile.recurrency not in RECURRENCE
                                             or any(s.start is None for s in profile.schedules)):
@@ -234,6 +241,31 @@ class ProfileStore:
         mine = self.profiles.setdefault(evse_id, [])
         mine[:] = [p for p in mine if not (p.purpose == profile.purpose and p.stack_level == profile.stack_level)]
         mine.append(profile)
+
+    def update_dynamic(self, profile_id: int, update: Mapping[str, Any]) -> ChargingProfile:
+        """UpdateDynamicSchedule: the Dynamic profile ``profile_id`` with its period's limit,
+        dischargeLimit and setpoint replaced by those ``update`` gives (the others kept), checked
+        as a new period would be; ProfileError names what is wrong."""
+        for held in self.profiles.values():
+            for index, profile in enumerate(held):
+                if profile.id != profile_id:
+                    continue
+                if profile.kind != DYNAMIC:
+                    raise ProfileError(f"charging profile {profile_id} is {profile.kind}, not {DYNAMIC}")
+                first, *rest = profile.schedules
+                period = first.periods[0]
+                fields = {"startPeriod": 0, "limit": period.limit, "numberPhases": period.phases,
+                          "dischargeLimit": period.discharge_limit, "setpoint": period.setpoint,
+                          "operationMode": period.mode}
+                fields.update({k: v for k, v in update.items() if k in UPDATE_FIELDS})
+                try:
+                    changed = _period({k: v for k, v in fields.items() if v is not None})
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise ProfileError(f"scheduleUpdate: {exc}") from None
+                schedule = dataclasses.replace(first, periods=(changed, *first.periods[1:]))
+                held[index] = dataclasses.replace(profile, schedules=(schedule, *rest))
+                return held[index]
+        raise ProfileError(f"there is no charging profile {profile_id}")
 
     def offline_deadlines(self) -> list[tuple[int, int, bool]]:
         """(profile id, maxOfflineDuration, invalidAfterOfflineDuration) of the profiles that end
@@ -406,7 +438,7 @@ class ProfileStore:
 
 def _schedule_start(profile: ChargingProfile, schedule: Schedule, at: _dt.datetime,
                     relative_start: _dt.datetime) -> _dt.datetime | None:
-    if profile.kind == "Relative":
+    if profile.kind in ("Relative", DYNAMIC):
         return relative_start
     if schedule.start is None:
         return None

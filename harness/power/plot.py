@@ -3,7 +3,7 @@ grid requested.
 
 Read from the timeline only, so a plot can be drawn again from a report folder's trace.jsonl:
 the analyzer's samples (``meter``), the power the charger reported (OCPP Power.Active.Import as
-the CSMS received it), the limits the CSMS set (SetChargingProfile, converted to W with the
+the CSMS received it), the limits the CSMS set (SetChargingProfile and 2.1 UpdateDynamicSchedule, converted to W with the
 nominal voltage and phases when given in A; OCPP 2.1 setpoints and discharge limits too), the power
 a grid event requested (the CSMS's decisions, for the profile's duration) and the current the EVSE
 offered on the pilot (PWM duty changes, also in W), and when the charger lost and regained the
@@ -23,6 +23,10 @@ OCPP_POWER = {"Power.Active.Import": 1.0, "Power.Active.Export": -1.0}
 
 def _profile_values(payload: dict) -> tuple[dict[str, float], str] | None:
     """The first period's limit, setpoint and dischargeLimit (those given) and the unit."""
+    if "scheduleUpdate" in payload:  # 2.1 UpdateDynamicSchedule: the Dynamic profile's new values, in W
+        values = {k: float(v) for k, v in payload["scheduleUpdate"].items() if k in ("limit", "setpoint",
+                                                                                   "dischargeLimit")}
+        return (values, "W") if values else None
     profile = payload.get("chargingProfile") or payload.get("csChargingProfiles") or {}
     schedules = profile.get("chargingSchedule")
     schedule = schedules[0] if isinstance(schedules, list) and schedules else schedules
@@ -82,7 +86,10 @@ def power_plot(trace: Recorder, path: Path, *, since: float, until: float | None
     cleared = [e.mono for e in trace.select(layer=Layer.OCPP, observer="csms", until=since, keys=keys,
                                             name="ClearChargingProfile")]
     before = [e for e in sent if e.mono < since and not any(c > e.mono for c in cleared)][-1:]
-    for event in before + [e for e in sent if e.mono >= since]:
+    updates = [e for e in trace.select(layer=Layer.OCPP, observer="csms", since=since, until=until, keys=keys,
+                                       name="UpdateDynamicSchedule")
+               if isinstance(e.payload, dict) and e.payload.get("type") == "CALL"]
+    for event in sorted(before + [e for e in sent if e.mono >= since] + updates, key=lambda e: e.mono):
         found = _profile_values(event.payload.get("payload") or {})
         if found is not None:
             values, unit = found
@@ -103,7 +110,8 @@ def power_plot(trace: Recorder, path: Path, *, since: float, until: float | None
     for (x, kw), keys_here in annotations.items():
         axes.annotate(f"{' = '.join(keys_here)} {kw:.1f} kW", (x, kw), textcoords="offset points", xytext=(4, 4),
                       fontsize=8, color=styles[keys_here[0]][0])
-    for event in trace.select(layer=Layer.OCPP, observer="csms", name="CsmsDecision", since=since, until=until):
+    decisions = trace.select(layer=Layer.OCPP, observer="csms", name="CsmsDecision", since=since, until=until)
+    for index, event in enumerate(decisions):
         decision = event.payload if isinstance(event.payload, dict) else {}
         requested = decision.get("requested_w")
         profile = decision.get("profile") or {}
@@ -112,8 +120,11 @@ def power_plot(trace: Recorder, path: Path, *, since: float, until: float | None
         if requested is None:
             continue
         x = event.mono - t0
-        axes.hlines(requested / 1000, x, min(max(end, x), x + duration) if duration else max(end, x),
-                    color="#101828", linewidth=2.4, alpha=0.35, label="requested by the grid")
+        x_end = min(max(end, x), x + duration) if duration else max(end, x)
+        if index + 1 < len(decisions):  # the grid's next request replaces this one
+            x_end = min(x_end, decisions[index + 1].mono - t0)
+        axes.hlines(requested / 1000, x, x_end, color="#101828", linewidth=2.4, alpha=0.35,
+                    label="requested by the grid")
     for event in trace.select(layer=Layer.OCPP, observer="csms", name=("Disconnected", "Connected"), since=since,
                               until=until, keys=keys):
         lost = event.name == "Disconnected"

@@ -22,6 +22,7 @@ from harness.ocpp.csms import MockCsms
 from harness.ocpp.endpoint import CallTimeout, ConnectionLost, InvalidResponse
 from harness.ocpp.script import Script
 from harness.ocpp.security import SecurityPolicy
+from harness.ocpp.smart_charging import UPDATE_FIELDS
 from harness.ocpp.transactions import TransactionView, transactions
 from harness.pki.description import load_any_pnc_pki
 from harness.pki.files import CertificateFileError
@@ -206,13 +207,14 @@ class CsmsRole(Role):
         self.profiles_set.clear()
 
     def grid_event(self, event: grid.GridEvent, strategy: str | grid.Strategy = "setpoint", *,
-                   evse_id: int = 1, max_offline_s: float | None = None) -> "GridOutcome":
+                   evse_id: int = 1, max_offline_s: float | None = None, dynamic: bool = False) -> "GridOutcome":
         """A grid signal reaches the CSMS now: ``strategy`` decides (``harness.ocpp.grid``) and
         the CSMS sends the charging profile it decided on to the EVSE (a TxProfile for the
         running transaction, else a TxDefaultProfile). Each step is on the timeline (GridSignal,
         CsmsDecision, the SetChargingProfile frames) for the hop latencies. The event's duration
         runs scaled like the rig's timers, as does ``max_offline_s`` (how long the profile stays
-        in force once the charger has lost the CSMS: maxOfflineDuration)."""
+        in force once the charger has lost the CSMS: maxOfflineDuration). ``dynamic``: a 2.1 Dynamic
+        profile, which :meth:`grid_update` rewrites for the next events."""
         chosen = grid.strategy(strategy) if isinstance(strategy, str) else strategy
         version = self.rig.evse.version.value
         if version == "1.6":
@@ -227,7 +229,7 @@ class CsmsRole(Role):
         offline = None if max_offline_s is None else max(0, round(self.rig.scaled(max_offline_s)))
         decision = chosen.decide(event, profile_id=GRID_PROFILE_IDS + self._grid_profiles, duration_s=duration,
                                  transaction_id=transaction_id, now=_dt.datetime.now(_dt.timezone.utc),
-                                 max_offline_s=offline)
+                                 max_offline_s=offline, dynamic=dynamic)
         trace.emit(Layer.OCPP, "CsmsDecision", f"{chosen.name} strategy: {decision.why}", src="csms", observer="csms",
                    payload={"strategy": chosen.name, "requested_w": decision.requested_w,
                             "profile": decision.profile, "transaction_id": transaction_id},
@@ -240,6 +242,29 @@ class CsmsRole(Role):
         if decision.profile is not None:
             status = self.call("SetChargingProfile", {"evseId": evse_id, "chargingProfile": decision.profile})["status"]
         return GridOutcome(event, chosen.name, decision, status, signal.mono, duration)
+
+    def grid_update(self, previous: "GridOutcome", event: grid.GridEvent) -> "GridOutcome":
+        """A new grid event for the Dynamic profile ``previous`` set: the strategy's period for it
+        goes out as UpdateDynamicSchedule (OCPP 2.1), on the timeline like :meth:`grid_event`."""
+        profile = previous.decision.profile
+        if profile is None or profile.get("chargingProfileKind") != "Dynamic":
+            raise ValueError("grid_update needs a grid event set with grid_event(..., dynamic=True)")
+        chosen = grid.strategy(previous.strategy)
+        trace = self.rig.trace
+        signal = trace.emit(Layer.GRID, "GridSignal", event.describe(), src="grid", observer="grid",
+                            payload=event.as_dict())
+        period, power, why = chosen.period(event)
+        update = {k: v for k, v in (period or {}).items() if k in UPDATE_FIELDS}
+        decision = grid.Decision(profile, power, why)
+        trace.emit(Layer.OCPP, "CsmsDecision", f"{chosen.name} strategy: {why} (update of profile {profile['id']})",
+                   src="csms", observer="csms", payload={"strategy": chosen.name, "requested_w": power,
+                                                         "update": update, "profile": profile},
+                   keys={"station_id": self.station_id})
+        status = None
+        if period is not None:
+            status = self.call("UpdateDynamicSchedule", {"chargingProfileId": profile["id"],
+                                                         "scheduleUpdate": update})["status"]
+        return GridOutcome(event, chosen.name, decision, status, signal.mono, previous.duration_s)
 
     def read_variable(self, component: str, variable: str, key_16: str) -> str | None:
         """A configuration value of the EVSE: the 2.x device-model variable, or on 1.6 its

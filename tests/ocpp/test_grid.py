@@ -100,3 +100,16 @@ def test_a_grid_event_made_in_a_test_is_checked():
         grid.event(export_kw=1, import_kw=1)
     with pytest.raises(ValueError):
         grid.event(export_kw=-1)
+
+
+@pytest.mark.parametrize("strategy", sorted(grid.STRATEGIES))
+def test_a_dynamic_profile_and_its_update_are_valid_2_1_requests(strategy):
+    decision = grid.strategy(strategy).decide(grid.event(export_kw=5), profile_id=9001, duration_s=60,
+                                              transaction_id="TX-1", now=NOW, dynamic=True)
+    assert decision.profile["chargingProfileKind"] == "Dynamic" and grid.needs_v21(decision.profile)
+    validate("SetChargingProfile", {"evseId": 1, "chargingProfile": decision.profile}, OcppVersion.V21, request=True)
+    period, power, _ = grid.strategy(strategy).period(grid.event(export_kw=3))
+    update = {k: v for k, v in period.items() if k in ("limit", "dischargeLimit", "setpoint")}
+    validate("UpdateDynamicSchedule", {"chargingProfileId": 9001, "scheduleUpdate": update}, OcppVersion.V21,
+             request=True)
+    assert power == -3000.0

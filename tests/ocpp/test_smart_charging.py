@@ -235,3 +235,25 @@ def test_offline_a_profile_lapses_after_its_max_offline_duration():
     assert store.limit_at(at(1), 1, offline_for=59.0).amps == 8
     assert store.limit_at(at(1), 1, offline_for=60.0).amps == 16  # back to the lower stack level
     assert store.offline_deadlines() == [(2, 60, False)]
+
+
+def test_update_dynamic_schedule_rewrites_the_period_of_a_dynamic_profile_only():
+    """2.1 UpdateDynamicSchedule: the Dynamic profile's period takes the update's limit,
+    dischargeLimit and setpoint; the update must still make a period that can be followed."""
+    store = ProfileStore()
+    dynamic = ChargingProfile.from_ocpp({
+        "id": 5, "stackLevel": 1, "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Dynamic",
+        "chargingSchedule": [{"id": 5, "chargingRateUnit": "W", "chargingSchedulePeriod": [
+            {"startPeriod": 0, "operationMode": "CentralSetpoint", "setpoint": -6900.0, "dischargeLimit": -6900.0}]}]})
+    store.install(1, dynamic)
+    assert store.limit_at(at(1), 1).setpoint_amps == pytest.approx(-10.0)  # in force at once, no startSchedule
+    store.update_dynamic(5, {"setpoint": -3450.0, "dischargeLimit": -3450.0})
+    found = store.limit_at(at(1), 1)
+    assert found.setpoint_amps == pytest.approx(-5.0) and found.discharge_amps == pytest.approx(5.0)
+    with pytest.raises(ProfileError, match="below its dischargeLimit"):
+        store.update_dynamic(5, {"setpoint": -6900.0})
+    store.install(1, profile(6, "TxDefaultProfile", 0, [(0, 16)]))
+    with pytest.raises(ProfileError, match="not Dynamic"):
+        store.update_dynamic(6, {"limit": 8.0})
+    with pytest.raises(ProfileError, match="no charging profile 7"):
+        store.update_dynamic(7, {"limit": 8.0})
