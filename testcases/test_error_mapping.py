@@ -14,6 +14,7 @@ from typing import Callable
 import pytest
 
 from harness.ocpp import commands
+from harness.ocpp.frames import value_at
 from harness.ocpp.iso15118_failures import BY_ID, TABLE
 from harness.ocpp.versions import OcppVersion
 from harness.v2g import faults
@@ -27,12 +28,6 @@ TRIGGERS: dict[str, Callable[..., list[faults.Fault]]] = {
     "secc-failed-response": lambda rig: [faults.replace("ChargingStatusReq", "Header.SessionID", "0102030405060708",
                                                         occurrence=3)],
 }
-
-
-def _field(payload: dict, path: str) -> object:
-    for part in path.split("."):
-        payload = payload.get(part) if isinstance(payload, dict) else None  # type: ignore[assignment]
-    return payload
 
 
 @pytest.mark.case("ERR-MAP-001")
@@ -64,7 +59,7 @@ def test_an_iso15118_failure_is_reported_through_ocpp(rig, csms, evse, ev, step,
                                            where=matches,
                                            what="the charger's next report of the transaction")
             payload = report.payload["payload"]
-            observed = {path: _field(payload, path) for path in expected.fields}
+            observed = {path: value_at(payload, path) for path in expected.fields}
         except AssertionError:
             observed = {}
         wrong = {path: value for path, value in expected.fields.items() if observed.get(path) != value}

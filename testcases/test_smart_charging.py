@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from harness.ocpp import commands
+from harness.ocpp.frames import value_at
 from harness.ocpp.versions import OcppVersion
 
 LIMIT_A = 8.0
@@ -198,12 +199,6 @@ def _needs_expected(result, protocol: str, energy: str, v21: bool) -> dict[str, 
             "acChargingParameters.energyAmount": round(_value(parameter["EAmount"]))}
 
 
-def _field(body: dict, path: str) -> object:
-    for part in path.split("."):
-        body = body.get(part) if isinstance(body, dict) else None  # type: ignore[assignment]
-    return body
-
-
 @pytest.mark.case("OCPP-SC-004")
 @pytest.mark.requires("remote_start", "ev", "iso15118")
 @pytest.mark.parametrize("protocol, energy", [
@@ -228,7 +223,7 @@ def test_the_evs_charging_needs_reach_the_csms(rig, csms, evse, ev, step, reacti
             body = needs.payload["payload"]["chargingNeeds"]
         except AssertionError:
             body = None
-        observed = {path: _field(body, path) for path in expected} if body is not None else {}
+        observed = {path: value_at(body, path) for path in expected} if body is not None else {}
         wrong = {path: value for path, value in expected.items() if observed.get(path) != value}
         reaction("OCPP", "NotifyEVChargingNeeds", expected=", ".join(f"{k} {v}" for k, v in expected.items()),
                  observed=("no NotifyEVChargingNeeds" if body is None else

@@ -307,3 +307,11 @@ def _schema(version: OcppVersion, action: str, *, request: bool) -> jsonschema.p
             cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft4Validator)
             return cls(schema)
     return None
+
+
+def value_at(payload: Any, path: str) -> Any:
+    """The value at a dotted path in a payload (``transactionInfo.chargingState``), None where a
+    part is missing."""
+    for part in path.split("."):
+        payload = payload.get(part) if isinstance(payload, dict) else None
+    return payload

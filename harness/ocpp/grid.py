@@ -224,8 +224,25 @@ def _profile(period: dict[str, Any], *, profile_id: int, duration_s: int, transa
     return profile
 
 
+class _Strategy:
+    """What both strategies share: a profile around the period the strategy chooses."""
+
+    thresholds: Thresholds
+
+    def period(self, event: GridEvent) -> tuple[dict[str, Any] | None, float | None, str]:
+        raise NotImplementedError
+
+    def decide(self, event: GridEvent, *, profile_id: int, duration_s: int, transaction_id: str | None,
+               now: _dt.datetime, max_offline_s: int | None = None, dynamic: bool = False) -> Decision:
+        period, power, why = self.period(event)
+        if period is None:
+            return Decision(None, None, why)
+        return Decision(_profile(period, profile_id=profile_id, duration_s=duration_s, transaction_id=transaction_id,
+                                 now=now, max_offline_s=max_offline_s, dynamic=dynamic), power, why)
+
+
 @dataclass(frozen=True)
-class SetpointStrategy:
+class SetpointStrategy(_Strategy):
     name: str = "setpoint"
     thresholds: Thresholds = Thresholds()
 
@@ -240,17 +257,9 @@ class SetpointStrategy:
             period["limit"] = round(power, 1)
         return period, power, f"{why}: setpoint {power / 1000:g} kW"
 
-    def decide(self, event: GridEvent, *, profile_id: int, duration_s: int, transaction_id: str | None,
-               now: _dt.datetime, max_offline_s: int | None = None, dynamic: bool = False) -> Decision:
-        period, power, why = self.period(event)
-        if period is None:
-            return Decision(None, None, why)
-        return Decision(_profile(period, profile_id=profile_id, duration_s=duration_s, transaction_id=transaction_id,
-                                 now=now, max_offline_s=max_offline_s, dynamic=dynamic), power, why)
-
 
 @dataclass(frozen=True)
-class LimitStrategy:
+class LimitStrategy(_Strategy):
     name: str = "limit"
     thresholds: Thresholds = Thresholds()
 
@@ -266,21 +275,14 @@ class LimitStrategy:
             said = f"charge at most {power / 1000:g} kW"
         return period, power, f"{why}: {said}"
 
-    def decide(self, event: GridEvent, *, profile_id: int, duration_s: int, transaction_id: str | None,
-               now: _dt.datetime, max_offline_s: int | None = None, dynamic: bool = False) -> Decision:
-        period, power, why = self.period(event)
-        if period is None:
-            return Decision(None, None, why)
-        return Decision(_profile(period, profile_id=profile_id, duration_s=duration_s, transaction_id=transaction_id,
-                                 now=now, max_offline_s=max_offline_s, dynamic=dynamic), power, why)
-
 
 def needs_v21(profile: dict[str, Any]) -> bool:
     """Whether a chargingProfile uses what only OCPP 2.1 has (operation modes, setpoints,
     discharge limits, offline validity, Dynamic profiles)."""
-    return "maxOfflineDuration" in profile or profile.get("chargingProfileKind") == "Dynamic" or any(key in period for schedule in profile.get("chargingSchedule", [])
-               for period in schedule.get("chargingSchedulePeriod", [])
-               for key in ("operationMode", "setpoint", "dischargeLimit"))
+    return "maxOfflineDuration" in profile or profile.get("chargingProfileKind") == "Dynamic" or any(
+        key in period for schedule in profile.get("chargingSchedule", [])
+        for period in schedule.get("chargingSchedulePeriod", [])
+        for key in ("operationMode", "setpoint", "dischargeLimit"))
 
 
 STRATEGIES: dict[str, Strategy] = {"setpoint": SetpointStrategy(), "limit": LimitStrategy()}

@@ -123,7 +123,7 @@ def test_metering_is_measured_and_plotted_in_every_report(full_run):
     assert f"alt='{plot}' src='data:image/png;base64," in page
     assert (report / "report.html").read_text().count("data:image/png;base64,") >= 2
     results = [json.loads(p.read_text()) for p in (report / "allure-results").glob("*-result.json")]
-    assert any(a["name"] == "METER-001-import" and a["type"] == "image/png"
+    assert any(a["name"] == "METER-001-import-pwm" and a["type"] == "image/png"
                for r in results for a in r.get("attachments", []))
     trace = Recorder.load(report / "trace.jsonl")
     connected = trace.first(name="MeterConnected")
