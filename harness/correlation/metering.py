@@ -143,7 +143,11 @@ def check_energy(tx: TransactionView, run: MeterRun, measurand: str = IMPORT, *,
 
 
 def check_power(tx: TransactionView, run: MeterRun, *, dut_class: str = "A",
-                analyzer_accuracy: float | None = None, window: float = 0.5) -> PowerCheck:
+                analyzer_accuracy: float | None = None, window: float = 0.5, after: float = 0.25) -> PowerCheck:
+    """The charger's periodic power samples against the analyzer's reading before each arrived;
+    a sample is skipped (a ramp) when the analyzer's power moved in the second before it or
+    within ``after`` seconds after it (a step the analyzer's next sample shows, which the charger
+    may already have seen)."""
     accuracy = run.accuracy if analyzer_accuracy is None else analyzer_accuracy
     tolerance = ACCURACY_CLASSES[dut_class] + accuracy
     series = run.power_series()
@@ -162,15 +166,16 @@ def check_power(tx: TransactionView, run: MeterRun, *, dut_class: str = "A",
                     reported = float(sampled["value"]) * 10 ** (sampled.get("unitOfMeasure") or {}).get("multiplier", 0)
                 except (KeyError, TypeError, ValueError):
                     continue
-                around = [p for t, p in series if message.mono - window - 1.0 <= t <= message.mono]
-                if len(around) < 2 or max(around) <= 0:
+                before = [p for t, p in series if message.mono - window - 1.0 <= t <= message.mono]
+                around = before + [p for t, p in series if message.mono < t <= message.mono + after]
+                if len(before) < 2 or max(before) <= 0:
                     skipped += 1
                     continue
                 low, high = min(around), max(around)
                 if (high - low) > STEADY * max(abs(high), 1.0):
                     skipped += 1
                     continue
-                measured = around[-1]
+                measured = before[-1]
                 error = 100.0 * (reported - measured) / measured if measured else 0.0
                 compared += 1
                 if worst is None or abs(error) > abs(worst):

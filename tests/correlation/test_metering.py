@@ -95,3 +95,27 @@ def test_ocpp16_meter_start_and_stop_are_whole_wh():
     tx.meter_start_wh, tx.meter_stop_wh = 0.0, 11.0  # integers by the 1.6 schema, rounded from 10.7
     check = check_energy(tx, run)
     assert check.resolution_wh == 1.0 and check.ok, check.explain()
+
+
+def test_a_charger_sample_taken_at_a_step_the_analyzer_shows_next_is_not_compared():
+    """The analyzer samples every 0.1 s on the emulated rig: a charger reading taken just after
+    the power dropped cannot be held against the analyzer's reading from before the drop, but a
+    steady disagreement still fails."""
+    from harness.correlation.metering import check_power
+
+    clock = Clock()
+    trace = Recorder(clock=clock)
+    run = MeterRun(trace, clock(), first=_measurement(0.0, 0.0), instrument="sim at TCPIP::x", accuracy=0.1)
+    for tick in range(30):  # 6 kW for 2 s, then 0 W
+        record(trace, _measurement(6000.0 if tick < 20 else 0.0, 0.0))
+        clock.t += 0.1
+    run.ended = clock()
+    tx = TransactionView("CP-1", "tx-1")
+    for at, reported in ((run.started + 1.5, 6000.0), (run.started + 1.95, 0.0), (run.started + 1.6, 3000.0)):
+        clock.t = at
+        tx.messages.append(trace.emit(Layer.OCPP, "TransactionEvent", "tx", src="evse", observer="csms", payload={
+            "type": "CALL", "payload": {"meterValue": [{"timestamp": f"{at}", "sampledValue": [
+                {"measurand": "Power.Active.Import", "value": reported, "context": "Sample.Periodic"}]}]}}))
+    check = check_power(tx, run)
+    assert check.compared == 2 and check.skipped == 1  # the 0 W at 1.95 s: the drop shows at 2.0 s
+    assert len(check.details) == 1 and "charger 3000.0 W" in check.details[0]
