@@ -101,6 +101,8 @@ class CsmsRole(Role):
         #: the ids of the charging profiles the EVSE accepted during the current case
         self.profiles_set: set[Any] = set()
         self._grid_profiles = 0
+        #: when the rig last restored the CSMS (a transaction running now began after it)
+        self.restored_at: float | None = None
 
     @property
     def server(self) -> MockCsms | None:
@@ -222,7 +224,7 @@ class CsmsRole(Role):
         trace = self.rig.trace
         signal = trace.emit(Layer.GRID, "GridSignal", event.describe(), src="grid", observer="grid",
                             payload=event.as_dict())
-        running = [tx for tx in self.transactions() if tx.evse_id == evse_id and not tx.ended]
+        running = [tx for tx in self.transactions(since=self.restored_at) if tx.evse_id == evse_id and not tx.ended]
         transaction_id = running[-1].transaction_id if running else None
         self._grid_profiles += 1
         duration = max(1, round(self.rig.scaled(event.duration_s)))
@@ -406,6 +408,7 @@ class CsmsRole(Role):
         if self.driver.revocation is not None:
             self.driver.revocation.revoked.clear()
             self.driver.revocation.crls.clear()
+        self.restored_at = self.rig.trace.now()
 
     # -- Plug & Charge backend ------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import sys
 import threading
 import time
@@ -39,6 +40,8 @@ class Recorder:
         self._clock = clock
         self._wall_clock = wall_clock
         self._events: list[Event] = []
+        #: whether the events are in the order of their ``mono`` (then ``since`` bisects)
+        self._in_order = True
         self._changed = threading.Condition(threading.RLock())
         self._subscribers: list[Callable[[Event], None]] = []
         self._file: TextIO | None = None
@@ -69,7 +72,7 @@ class Recorder:
                 test=self.test,
                 observer=observer or src,
             )
-            self._events.append(event)
+            self._append(event)
             if self._file is not None:
                 self._file.write(event.to_json() + "\n")
                 self._file.flush()
@@ -125,7 +128,20 @@ class Recorder:
         """
         match = _matcher(layer, name, src, dst, since, until, test, observer, keys, where)
         with self._changed:
-            return [e for e in self._events if match(e)]
+            return [e for e in self._events[self._start(since):] if match(e)]
+
+    def _append(self, event: Event) -> None:
+        if self._events and event.mono < self._events[-1].mono:
+            self._in_order = False
+        self._events.append(event)
+
+    def _start(self, since: float | None) -> int:
+        """The index of the first event at or after ``since``: found by bisection while the
+        events are in time order, so a query about the last seconds of a long run does not read
+        the whole run."""
+        if since is None or not self._in_order:
+            return 0
+        return bisect.bisect_left(self._events, since, key=lambda e: e.mono)
 
     def first(self, **criteria: Any) -> Event | None:
         found = self.select(**criteria)
@@ -144,7 +160,7 @@ class Recorder:
         match = _matcher(**_matcher_args(criteria))
         deadline = time.monotonic() + timeout
         with self._changed:
-            checked = 0
+            checked = self._start(criteria.get("since"))
             while True:
                 for event in self._events[checked:]:
                     if match(event):
@@ -169,7 +185,7 @@ class Recorder:
             if not line.strip():
                 continue
             try:
-                recorder._events.append(Event.from_json(line))
+                recorder._append(Event.from_json(line))
             except (ValueError, KeyError, TypeError) as exc:
                 if number == len(lines):
                     break  # no newline yet: the write in progress when the process died

@@ -109,3 +109,16 @@ def test_a_killed_process_leaves_everything_it_recorded(tmp_path):
     process.wait(10)
     events = list(Recorder.load(path))
     assert len(events) == 200 and events[-1].summary == "beat 199"
+
+
+def test_since_finds_the_same_events_whether_the_timeline_is_in_order_or_not():
+    """``since`` bisects a timeline in time order (so a query about the last seconds of a long
+    run does not read the whole run) and scans one that is not (a trace joined from captures)."""
+    times = iter([1.0, 2.0, 3.0, 4.0, 2.5])
+    recorder = Recorder(clock=lambda: next(times))
+    for name in ("a", "b", "c", "d"):
+        recorder.emit(Layer.RIG, name, name)
+    assert [e.name for e in recorder.select(since=2.0)] == ["b", "c", "d"]
+    assert recorder.wait_for(0.1, since=3.5).name == "d"
+    recorder.emit(Layer.RIG, "late", "late")  # mono 2.5, after 4.0
+    assert [e.name for e in recorder.select(since=2.5)] == ["c", "d", "late"]
