@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
 import sys
 import tempfile
 import threading
@@ -38,6 +37,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from hop_table import print_hops  # noqa: E402  (bench/ is on the path as the script's folder)
 
 from harness.ocpp import commands, grid  # noqa: E402
 from harness.rig.config import load_rig  # noqa: E402
@@ -149,11 +150,7 @@ def main() -> int:
             rig.teardown()
     print(f"{len(rounds)} grid events during ISO 15118-20 dynamic AC_BPT/DC_BPT sessions, {args.rig.name} "
           f"(time scale {rig.config.time_scale:g}); harness processing per hop, ms")
-    print(f"{'hop':<18}{'p50':>9}{'p95':>9}{'max':>9}")
-    for hop in HOPS:
-        values = sorted(r[hop] * 1000 for r in rounds)
-        p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
-        print(f"{hop:<18}{statistics.median(values):>9.2f}{p95:>9.2f}{values[-1]:>9.2f}")
+    print_hops(HOPS, rounds)
     return 0
 
 
