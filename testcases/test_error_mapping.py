@@ -36,7 +36,7 @@ TRIGGERS: dict[str, Callable[..., list[faults.Fault]]] = {
 def test_an_iso15118_failure_is_reported_through_ocpp(rig, csms, evse, ev, step, reaction, row: str):
     failure = BY_ID[row]
     v16 = evse.version is OcppVersion.V16
-    expected = failure.ocpp16 if v16 else failure.ocpp2
+    expected = failure.report(evse.version.value)
     token = f"ERRMAP-{failure.id}".upper()[:20]
     with step(f"while the EV charges (ISO 15118-2 AC), {failure.iso15118}"):
         assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"

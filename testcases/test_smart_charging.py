@@ -164,11 +164,6 @@ def test_a_limit_during_a_session_is_renegotiated(rig, csms, evse, ev, step, rea
                 "SetChargingProfile sent to the renegotiated schedule sent to the EV")
 
 
-def _value(value: dict | int) -> float:
-    """A -2/DIN PhysicalValue or a -20 RationalNumber."""
-    return _power(value)
-
-
 def _needs_expected(result, protocol: str, energy: str, v21: bool) -> dict[str, object]:
     """What NotifyEVChargingNeeds must carry, read from what the EV sent (OCPP 2.0.1 K15; 2.1
     V2XChargingParametersType for an ISO 15118-20 EV)."""
@@ -182,21 +177,21 @@ def _needs_expected(result, protocol: str, energy: str, v21: bool) -> dict[str, 
             return {"requestedEnergyTransfer": "DC" if prefix == "DC" else "AC_three_phase"}
         expected: dict[str, object] = {"requestedEnergyTransfer": energy if energy.endswith("BPT") else
                                        ("DC" if prefix == "DC" else "AC_three_phase"),
-                                       "v2xChargingParameters.maxChargePower": _value(mode["EVMaximumChargePower"]),
+                                       "v2xChargingParameters.maxChargePower": _power(mode["EVMaximumChargePower"]),
                                        "v2xChargingParameters.evTargetEnergyRequest":
-                                           _value(request["EVTargetEnergyRequest"])}
+                                           _power(request["EVTargetEnergyRequest"])}
         if "EVMaximumDischargePower" in mode:
-            expected["v2xChargingParameters.maxDischargePower"] = _value(mode["EVMaximumDischargePower"])
+            expected["v2xChargingParameters.maxDischargePower"] = _power(mode["EVMaximumDischargePower"])
         return expected
     cpd = result.sent("ChargeParameterDiscoveryReq")[0]["V2G_Message"]["Body"]["ChargeParameterDiscoveryReq"]
     if energy == "DC":
         parameter = cpd["DC_EVChargeParameter"]
         return {"requestedEnergyTransfer": "DC",
-                "dcChargingParameters.evMaxCurrent": round(_value(parameter["EVMaximumCurrentLimit"])),
-                "dcChargingParameters.evMaxVoltage": round(_value(parameter["EVMaximumVoltageLimit"]))}
+                "dcChargingParameters.evMaxCurrent": round(_power(parameter["EVMaximumCurrentLimit"])),
+                "dcChargingParameters.evMaxVoltage": round(_power(parameter["EVMaximumVoltageLimit"]))}
     parameter = cpd["AC_EVChargeParameter"]
     return {"requestedEnergyTransfer": "AC_three_phase",
-            "acChargingParameters.energyAmount": round(_value(parameter["EAmount"]))}
+            "acChargingParameters.energyAmount": round(_power(parameter["EAmount"]))}
 
 
 @pytest.mark.case("OCPP-SC-004")

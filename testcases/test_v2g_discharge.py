@@ -20,6 +20,7 @@ from harness.correlation.metering import EXPORT, IMPORT, check_metering
 from harness.ocpp import commands, grid
 from harness.ocpp.versions import OcppVersion
 from harness.trace import TraceTimeout
+from harness.v2g.values import rational_value
 
 EXPORT_SCENARIO = grid.load_scenario("evening-peak-export")
 IMPORT_SCENARIO = grid.load_scenario("import-cap")
@@ -264,15 +265,11 @@ def _loop_pairs(result, energy: str) -> list[tuple[float, float]]:
         answer = response[f"{prefix}_ChargeLoopRes"]
         if prefix == "AC":
             control = next((v for k, v in answer.items() if k.endswith("CLResControlMode")), {}) or {}
-            target = _power(control.get("EVSETargetActivePower", {"Value": 0, "Exponent": 0}))
+            target = rational_value(control.get("EVSETargetActivePower"))
         else:
-            target = _power(answer["EVSEPresentCurrent"]) * _power(answer["EVSEPresentVoltage"])
-        pairs.append((_power(mode["EVMaximumDischargePower"]), target))
+            target = rational_value(answer["EVSEPresentCurrent"]) * rational_value(answer["EVSEPresentVoltage"])
+        pairs.append((rational_value(mode["EVMaximumDischargePower"]), target))
     return pairs
-
-
-def _power(value: dict) -> float:
-    return value["Value"] * 10 ** value.get("Exponent", 0)
 
 
 @pytest.mark.case("V2G-DR-003")

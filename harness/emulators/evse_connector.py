@@ -278,13 +278,13 @@ class ConnectorMachine:
         tx = connector.transaction
         if tx is None:
             return
-        if ready and connector.energy_allowed():
+        allowed = connector.energy_allowed()
+        if ready and allowed:
             connector.line.set(contactor_closed=True)
             await self.transactions.charging_state(connector, ConnectorState.CHARGING)
         else:
             connector.line.set(contactor_closed=False)
-            await self.transactions.charging_state(connector, ConnectorState.SUSPENDED_EV
-                                                   if connector.energy_allowed()
+            await self.transactions.charging_state(connector, ConnectorState.SUSPENDED_EV if allowed
                                                    else ConnectorState.SUSPENDED_EVSE)
 
     @staticmethod

@@ -100,8 +100,7 @@ class SmartCharging:
 
     async def _apply(self, connector: Connector) -> None:
         found = self.limit(connector)
-        unset = Limit(-1.0)  # never a real limit: the first look always applies
-        if self._applied.get(connector.evse_id, unset) != found:
+        if connector.evse_id not in self._applied or self._applied[connector.evse_id] != found:
             self._applied[connector.evse_id] = found
             amps = None if found is None or found.amps == math.inf else found.amps
             self.recorder.emit(Layer.OCPP, "ChargingLimitApplied", f"EVSE {connector.evse_id}: "

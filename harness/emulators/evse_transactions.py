@@ -128,12 +128,12 @@ class Transactions:
         connector.line.set(contactor_closed=False)
         state = ConnectorState(failure.state)
         tx.charging_state = state.charging_state
-        trigger = failure.ocpp2.fields.get("triggerReason")
-        if self.dialect.version_family == "2" and trigger is not None:
-            self.station.enqueue(self.dialect.transaction_updated(tx, trigger, offline=not self.station.online,
-                                                                  sample=self.sample(connector, "Other")))
+        item = self.dialect.iso15118_failure(tx, failure, offline=not self.station.online,
+                                             sample=lambda: self.sample(connector, "Other"))
+        if item is not None:
+            self.station.enqueue(item)
         self.recorder.emit(Layer.OCPP, "Iso15118FailureReported", f"EVSE {connector.evse_id}: {failure.iso15118}: "
-                           f"reported as {failure.ocpp2.describe() if self.dialect.version_family == '2' else failure.ocpp16.describe()}",
+                           f"reported as {failure.report(self.station.version.value).describe()}",
                            src=EVSE, payload={"failure": failure.id}, keys={"transaction_id": tx.transaction_id,
                                                                             "evse_id": connector.evse_id})
         await self.status.set_state(connector, state, error_code=failure.ocpp16.fields.get("errorCode", "NoError"))

@@ -178,6 +178,12 @@ class StationDialect(abc.ABC):
                             sample: MeterSample) -> OutboxItem:
         """The message that carries a meter sample taken during a transaction."""
 
+    def iso15118_failure(self, tx: StationTransaction, failure: Any, *, offline: bool,
+                         sample: Callable[[], MeterSample]) -> OutboxItem | None:
+        """The transaction message that reports an ISO 15118 failure (a row of
+        harness.ocpp.iso15118_failures); None where the version reports it by status alone (1.6)."""
+        return None
+
     @abc.abstractmethod
     def operation_mode_changed(self, tx: StationTransaction, *, offline: bool,
                                sample: Callable[[], MeterSample]) -> OutboxItem | None:
@@ -360,6 +366,10 @@ class Ocpp2Dialect(StationDialect):
                             sample: MeterSample) -> OutboxItem:
         payload = self.transaction_event(tx, "Updated", trigger, offline=offline, sample=sample)
         return OutboxItem("TransactionEvent", lambda: payload)
+
+    def iso15118_failure(self, tx: StationTransaction, failure: Any, *, offline: bool,
+                         sample: Callable[[], MeterSample]) -> OutboxItem | None:
+        return self.transaction_updated(tx, failure.ocpp2.fields["triggerReason"], offline=offline, sample=sample())
 
     def operation_mode_changed(self, tx: StationTransaction, *, offline: bool,
                                sample: Callable[[], MeterSample]) -> OutboxItem | None:

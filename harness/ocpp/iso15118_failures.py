@@ -54,6 +54,10 @@ class Failure:
     #: the connector's state afterwards (1.6 ChargePointStatus; 2.x chargingState follows it)
     state: str = "SuspendedEVSE"
 
+    def report(self, version: str) -> Report:
+        """The report this row asks of a station speaking OCPP ``version`` ("1.6", "2.0.1", "2.1")."""
+        return self.ocpp16 if version == "1.6" else self.ocpp2
+
 
 TABLE: tuple[Failure, ...] = (
     Failure(

@@ -82,7 +82,6 @@ def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path
 def _error_mapping(cases: list[dict[str, Any]], version: str | None) -> str:
     """The error-mapping table (harness.ocpp.iso15118_failures) with each row's verdict."""
     verdicts = {str((c.get("parameters") or {}).get("row")): c for c in cases}
-    v16 = version == "1.6"
     rows = ["<h2>ISO 15118 failures as reported through OCPP</h2><p class='muted'>The error-mapping table "
             "(harness/ocpp/iso15118_failures.py): what the charger must report when its ISO 15118 side fails "
             f"during a transaction, on OCPP {_e(version or '?')}; ERR-MAP-001 checks each row.</p>"
@@ -92,7 +91,7 @@ def _error_mapping(cases: list[dict[str, Any]], version: str | None) -> str:
         case = verdicts.get(row.id)
         verdict = (f"<a href='#{_anchor(case)}'><span class='v v-{case['verdict']}'>{_label(case['verdict'])}</span></a>"
                    if case else "<span class='muted'>not run</span>")
-        report = row.ocpp16 if v16 else row.ocpp2
+        report = row.report(version or "")
         rows.append(f"<tr><td>{_e(row.id)}</td><td>{_e(row.iso15118)}</td><td>{_e(report.describe())}</td>"
                     f"<td>{_e('; '.join(row.references))}</td><td>{verdict}</td></tr>")
     rows.append("</table>")

@@ -62,10 +62,6 @@ class GridOutcome:
     signalled_at: float
     duration_s: float
 
-    @property
-    def requested_w(self) -> float | None:
-        return self.decision.requested_w
-
 
 @dataclass(frozen=True)
 class CsmsTls:
@@ -221,9 +217,7 @@ class CsmsRole(Role):
         version = self.rig.evse.version.value
         if version == "1.6":
             raise NotApplicable("grid strategies set OCPP 2.x charging profiles; this charger speaks OCPP 1.6")
-        trace = self.rig.trace
-        signal = trace.emit(Layer.GRID, "GridSignal", event.describe(), src="grid", observer="grid",
-                            payload=event.as_dict())
+        signal = self._grid_signal(event)
         running = [tx for tx in self.transactions(since=self.restored_at) if tx.evse_id == evse_id and not tx.ended]
         transaction_id = running[-1].transaction_id if running else None
         self._grid_profiles += 1
@@ -232,11 +226,7 @@ class CsmsRole(Role):
         decision = chosen.decide(event, profile_id=GRID_PROFILE_IDS + self._grid_profiles, duration_s=duration,
                                  transaction_id=transaction_id, now=_dt.datetime.now(_dt.timezone.utc),
                                  max_offline_s=offline, dynamic=dynamic)
-        trace.emit(Layer.OCPP, "CsmsDecision", f"{chosen.name} strategy: {decision.why}", src="csms", observer="csms",
-                   payload={"strategy": chosen.name, "requested_w": decision.requested_w,
-                            "profile": decision.profile, "transaction_id": transaction_id},
-                   keys={"station_id": self.station_id, **({"transaction_id": transaction_id} if transaction_id
-                                                           else {})})
+        self._grid_decided(chosen.name, decision, decision.why, transaction_id=transaction_id)
         status = None
         if decision.profile is not None and version != "2.1" and grid.needs_v21(decision.profile):
             raise NotApplicable(f"the {chosen.name} strategy's answer to {event.name} needs OCPP 2.1 (operationMode, "
@@ -252,21 +242,32 @@ class CsmsRole(Role):
         if profile is None or profile.get("chargingProfileKind") != "Dynamic":
             raise ValueError("grid_update needs a grid event set with grid_event(..., dynamic=True)")
         chosen = grid.strategy(previous.strategy)
-        trace = self.rig.trace
-        signal = trace.emit(Layer.GRID, "GridSignal", event.describe(), src="grid", observer="grid",
-                            payload=event.as_dict())
+        signal = self._grid_signal(event)
         period, power, why = chosen.period(event)
         update = {k: v for k, v in (period or {}).items() if k in UPDATE_FIELDS}
         decision = grid.Decision(profile, power, why)
-        trace.emit(Layer.OCPP, "CsmsDecision", f"{chosen.name} strategy: {why} (update of profile {profile['id']})",
-                   src="csms", observer="csms", payload={"strategy": chosen.name, "requested_w": power,
-                                                         "update": update, "profile": profile},
-                   keys={"station_id": self.station_id})
+        self._grid_decided(chosen.name, decision, f"{why} (update of profile {profile['id']})", update=update)
         status = None
         if period is not None:
             status = self.call("UpdateDynamicSchedule", {"chargingProfileId": profile["id"],
                                                          "scheduleUpdate": update})["status"]
         return GridOutcome(event, chosen.name, decision, status, signal.mono, previous.duration_s)
+
+    def _grid_signal(self, event: grid.GridEvent) -> Event:
+        return self.rig.trace.emit(Layer.GRID, "GridSignal", event.describe(), src="grid", observer="grid",
+                                   payload=event.as_dict())
+
+    def _grid_decided(self, strategy: str, decision: grid.Decision, why: str, *, transaction_id: str | None = None,
+                      update: dict[str, Any] | None = None) -> None:
+        """The CsmsDecision on the timeline: what the strategy asked for and why (the plot and the
+        hop latencies read it)."""
+        payload: dict[str, Any] = {"strategy": strategy, "requested_w": decision.requested_w,
+                                   "profile": decision.profile, "transaction_id": transaction_id}
+        if update is not None:
+            payload["update"] = update
+        keys = {"station_id": self.station_id, **({"transaction_id": transaction_id} if transaction_id else {})}
+        self.rig.trace.emit(Layer.OCPP, "CsmsDecision", f"{strategy} strategy: {why}", src="csms", observer="csms",
+                            payload=payload, keys=keys)
 
     def read_variable(self, component: str, variable: str, key_16: str) -> str | None:
         """A configuration value of the EVSE: the 2.x device-model variable, or on 1.6 its

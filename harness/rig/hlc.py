@@ -181,6 +181,11 @@ class SessionResult:
         return codes
 
 
+def _needs_tls(plan: ChargePlan) -> bool:
+    """TLS unless told otherwise: -20 requires it, and so does Plug & Charge."""
+    return any(p.startswith("iso20") for p in plan.protocols[:1]) or plan.identification == "PnC"
+
+
 class HlcDriver:
     """The ISO 15118 half of the EV role."""
 
@@ -245,7 +250,7 @@ class HlcDriver:
         if self.background is not None and not self.background.done():
             raise RuntimeError("an ISO 15118 session is already running in the background")
         plan = self.plan(cycles=None, **options)
-        tls = any(p.startswith("iso20") for p in plan.protocols[:1]) or plan.identification == "PnC"
+        tls = _needs_tls(plan)
         self.rig.run(self._plug_in())
         self.background = self.rig.loop.submit(self._charge(plan, tls, False, [], None))
         return self.background
@@ -347,7 +352,7 @@ class HlcDriver:
                          cycles=cycles, pause=pause, renegotiate_after=renegotiate_after, discharge=discharge,
                          certificate=certificate)
         if tls is None:
-            tls = any(p.startswith("iso20") for p in plan.protocols[:1]) or plan.identification == "PnC"
+            tls = _needs_tls(plan)
         limit = timeout if timeout is not None else self.rig.scaled(600) + 30.0
         return self.rig.run(self._charge(plan, tls, resume, list(faults), contract_fault, keep_pilot), timeout=limit)
 
