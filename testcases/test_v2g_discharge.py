@@ -63,6 +63,8 @@ class DemandResponse:
     then = None
     #: a 2.1 Dynamic profile (grid_update rewrites it)
     dynamic = False
+    #: a Dynamic profile the charger pulls this often (s, grid time; None: the CSMS pushes)
+    pull_every_s: float | None = None
 
     @property
     def requested_w(self) -> float:
@@ -77,7 +79,7 @@ class DemandResponse:
                                name=("AC_ChargeLoopReq", "DC_ChargeLoopReq", "ChargingStatusReq", "CurrentDemandReq"))
             time.sleep(BASELINE_S)
             self.outcome = self.csms.grid_event(self.event, self.strategy, max_offline_s=self.max_offline_s,
-                                                dynamic=self.dynamic)
+                                                dynamic=self.dynamic, pull_every_s=self.pull_every_s)
             if self.outcome.status == "Accepted":
                 wanted = self.requested_w
                 try:
@@ -379,39 +381,51 @@ def test_discharge_ends_when_the_csms_stays_away_longer_than_the_profile_allows(
                                             f"is {allowed_s} s")
 
 
+#: how an update reaches a Dynamic profile (OCPP 2.1): the CSMS pushes it, or the charger pulls it
+#: every DYN_UPDATE_S (grid time; dynUpdateInterval)
+UPDATE_DELIVERY = {"push": "UpdateDynamicSchedule", "pull": "PullDynamicScheduleUpdate"}
+DYN_UPDATE_S = 60.0
+
+
 @pytest.mark.case("V2G-DR-005")
 @pytest.mark.requires("remote_start", "iso15118", "discharge", "ev", "charging_profiles")
+@pytest.mark.parametrize("delivery", list(UPDATE_DELIVERY))
 @pytest.mark.parametrize("energy", ["AC_BPT", "DC_BPT"])
 def test_a_dynamic_profile_follows_each_update_from_the_grid(rig, csms, evse, ev, meter, step, reaction, kpi,
-                                                              evidence, energy):
+                                                              evidence, energy, delivery):
+    action = UPDATE_DELIVERY[delivery]
     if evse.version is not OcppVersion.V21:
-        pytest.skip(f"Dynamic charging profiles and UpdateDynamicSchedule are OCPP 2.1's; this charger speaks OCPP "
+        pytest.skip(f"Dynamic charging profiles and {action} are OCPP 2.1's; this charger speaks OCPP "
                     f"{evse.version.value}")
     first = EXPORT_SCENARIO.events[0]
     assert first.export_w is not None
     later = grid.event("the peak eases", export_kw=first.export_w * 0.6 / 1000.0, duration_s=first.duration_s)
     tolerance = first.export_w * EXPORT_SCENARIO.tolerance_percent / 100.0
-    token = f"DR005-{energy}".replace("_", "")
+    token = f"DR005-{energy}-{delivery}".replace("_", "")
+    pull_s = max(1, round(rig.scaled(DYN_UPDATE_S))) if delivery == "pull" else 0
     updated: dict = {}
 
     def update_the_export() -> None:
         outcome = csms.grid_update(dr.outcome, later)
         updated["outcome"] = outcome
-        if outcome.status == "Accepted":
-            try:
-                settled = meter.wait_power(lambda p: abs(p + later.export_w) <= tolerance, timeout=10.0,
+        if outcome.status in ("Accepted", "Published"):
+            try:  # a pulled update arrives at the charger's next question, at most an interval later
+                settled = meter.wait_power(lambda p: abs(p + later.export_w) <= tolerance, timeout=10.0 + pull_s,
                                            since=outcome.signalled_at)
                 time.sleep(HOLD_S)
                 updated["window"] = (settled.mono, rig.trace.now())
             except TraceTimeout:
                 pass
 
+    how = ("UpdateDynamicSchedule asks for" if delivery == "push" else
+           f"the charger, asking every {pull_s} s (dynUpdateInterval), is given")
     with meter.measuring() as run:
-        with step(f"a Dynamic TxProfile asks for {first.describe()}; once the export settles, UpdateDynamicSchedule "
-                  f"asks for {later.export_w / 1000:g} kW"):
+        with step(f"a Dynamic TxProfile asks for {first.describe()}; once the export settles, {how} "
+                  f"{later.export_w / 1000:g} kW"):
             assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"
             dr = DemandResponse(rig, csms, ev, meter, first, "setpoint", tolerance)
             dr.dynamic = True
+            dr.pull_every_s = DYN_UPDATE_S if delivery == "pull" else None
             dr.then = update_the_export
             with dr:
                 result = ev.charge(protocol=PROTOCOLS[energy], energy=energy, control="dynamic", cycles=None)
@@ -419,18 +433,30 @@ def test_a_dynamic_profile_follows_each_update_from_the_grid(rig, csms, evse, ev
                 f"SetChargingProfile (Dynamic) answered {dr.outcome and dr.outcome.status}"
             assert result.ok, result.outcome.reason
         ev.unplug()
-    evidence.attach(meter.plot(run, f"V2G-DR-005-{energy}", title=f"V2G-DR-005 {energy}: a Dynamic profile updated"))
+    evidence.attach(meter.plot(run, f"V2G-DR-005-{energy}-{delivery}",
+                               title=f"V2G-DR-005 {energy}: a Dynamic profile updated ({action})"))
     with step(f"the first export settles at {first.export_w / 1000:g} kW"):
         _judge_power(reaction, run, dr, "export before the update")
-    with step(f"after UpdateDynamicSchedule the export settles at {later.export_w / 1000:g} kW"):
+    with step(f"after {action} the export settles at {later.export_w / 1000:g} kW"):
         outcome = updated.get("outcome")
-        assert outcome is not None and outcome.status == "Accepted", \
-            f"UpdateDynamicSchedule answered {outcome and outcome.status}"
+        assert outcome is not None, "the first export never settled, so no update was sent"
+        if delivery == "push":
+            assert outcome.status == "Accepted", f"UpdateDynamicSchedule answered {outcome.status}"
+        else:
+            asked = csms.messages(action, since=outcome.signalled_at, kind="CALL")
+            reaction("OCPP", action, expected=f"the charger asks within {pull_s} s of the last update",
+                     observed=f"asked {len(asked)} time(s) after the update was published", judged=True,
+                     agrees=bool(asked))
+            assert asked, (f"the charger never sent {action} for profile {outcome.decision.profile['id']} "
+                           f"(dynUpdateInterval {pull_s} s): \"Interval in seconds after receipt of last update, "
+                           f"when to request a profile update by sending a PullDynamicScheduleUpdateRequest "
+                           f"message\" (OCPP 2.1 ChargingProfileType.dynUpdateInterval)")
         after = DemandResponse(rig, csms, ev, meter, later, "setpoint", tolerance)
         after.outcome, after.window = outcome, updated.get("window")
         _judge_power(reaction, run, after, "export after the update")
         hops = grid_hops(rig.trace.select(since=outcome.signalled_at), outcome.signalled_at, -later.export_w,
-                         tolerance, action="UpdateDynamicSchedule")
+                         tolerance, action=action)
         if hops.chain_s is not None:
-            kpi("update to power settled", hops.chain_s * 1000.0, "ms", "grid signal to the updated power settled")
+            kpi("update to power settled", hops.chain_s * 1000.0, "ms", "grid signal to the updated power settled"
+                + (f" (includes the wait for the charger's next question, up to {pull_s} s)" if pull_s else ""))
         assert hops.missing is None, f"the update's path broke off: {hops.missing} ({hops.describe()})"

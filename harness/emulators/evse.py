@@ -67,7 +67,8 @@ class ReferenceEvse:
                                          timers=timers, device=self.device, status=self.status)
         v16 = link.version is OcppVersion.V16
         self.smart = SmartCharging(recorder, self.connectors, voltage=settings.voltage, phases=settings.phases,
-                                   transaction_key=lambda tx: str(tx.csms_id) if v16 else tx.transaction_id)
+                                   transaction_key=lambda tx: str(tx.csms_id) if v16 else tx.transaction_id,
+                                   puller=None if link.version is not OcppVersion.V21 else self._pull_schedule)
         self.handlers = StationHandlers(recorder, settings, self.connectors, station=self.station,
                                         dialect=self.dialect, device=self.device, transactions=self.transactions,
                                         status=self.status, smart=self.smart, hlc=lambda: self.machine.hlc)
@@ -160,6 +161,16 @@ class ReferenceEvse:
         self.recorder.emit(Layer.OCPP, "EvNotificationSent", f"EVSE {evse_id}: {action} answered "
                            f"{answer.get('status')}", src=EVSE, payload={"action": action, "status": answer.get("status")},
                            keys={"evse_id": evse_id})
+
+    async def _pull_schedule(self, profile_id: int) -> dict[str, Any] | None:
+        """PullDynamicScheduleUpdate for a Dynamic profile (OCPP 2.1): the CSMS's answer, or None
+        when the CSMS could not be asked (on the timeline, with the reason)."""
+        try:
+            return await self.station.send("PullDynamicScheduleUpdate", {"chargingProfileId": profile_id})
+        except (ConnectionLost, OcppCallFailed) as exc:
+            self.recorder.emit(Layer.OCPP, "DynamicScheduleNotPulled", f"PullDynamicScheduleUpdate for profile "
+                               f"{profile_id} not answered: {exc}", src=EVSE, payload={"profile_id": profile_id})
+            return None
 
     async def ev_certificate(self, schema_version: str, action: str, exi_request: str) -> tuple[str, str | None]:
         """An EV's contract installation or update through the CSMS: (status, exiResponse)."""

@@ -6,6 +6,12 @@ schedule's limit at the moment asked (:mod:`harness.ocpp.smart_charging`).
 The limit reaches the EV the way the connector offers it: the PWM duty, and for ISO 15118 the
 power the SECC offers (:meth:`harness.emulators.bridge.OcppBridge.power_limit`). A watcher wakes
 at each change of a connector's limit (a new period, a profile's end) and re-applies it.
+
+A Dynamic profile (OCPP 2.1) changes by UpdateDynamicSchedule from the CSMS, or, when it has a
+dynUpdateInterval, by the station asking: "Interval in seconds after receipt of last update, when
+to request a profile update by sending a PullDynamicScheduleUpdateRequest message"
+(ChargingProfileType.dynUpdateInterval). One task per such profile asks that long after the last
+update, however it came.
 """
 
 from __future__ import annotations
@@ -15,15 +21,20 @@ import copy
 import dataclasses
 import datetime as _dt
 import math
-from typing import Any, Callable, Mapping
+import time
+from typing import Any, Awaitable, Callable, Mapping
 
 from harness.emulators.evse_connector import EVSE, Connector, enqueue
 from harness.ocpp.dialect import StationTransaction
-from harness.ocpp.smart_charging import TX, UPDATE_FIELDS, ChargingProfile, Limit, ProfileError, ProfileStore
+from harness.ocpp.smart_charging import DYNAMIC, TX, UPDATE_FIELDS, ChargingProfile, Limit, ProfileError, ProfileStore
 from harness.trace import Layer, Recorder
 
 #: the watcher looks again at least this often (a transaction's start moves Relative schedules)
 WATCH_INTERVAL_S = 2.0
+
+#: asks the CSMS for a Dynamic profile's update (PullDynamicScheduleUpdate): the CSMS's answer,
+#: or None when it could not be asked (the reason is then on the timeline)
+Puller = Callable[[int], Awaitable[Mapping[str, Any] | None]]
 
 
 def _now() -> _dt.datetime:
@@ -32,7 +43,7 @@ def _now() -> _dt.datetime:
 
 class SmartCharging:
     def __init__(self, recorder: Recorder, connectors: Mapping[int, Connector], *, voltage: float, phases: int,
-                 transaction_key: Callable[[StationTransaction], str]) -> None:
+                 transaction_key: Callable[[StationTransaction], str], puller: Puller | None = None) -> None:
         self.recorder = recorder
         self.connectors = connectors
         self.phases = phases
@@ -45,6 +56,10 @@ class SmartCharging:
         self._watcher: asyncio.Task | None = None
         #: when the station lost the CSMS (None: online), for the profiles' maxOfflineDuration
         self.offline_since: _dt.datetime | None = None
+        self.puller = puller
+        #: the Dynamic profiles the station pulls updates for: the task, and when the last update came
+        self._pulling: dict[int, asyncio.Task] = {}
+        self._updated_at: dict[int, float] = {}
         for connector in connectors.values():
             connector.profile_limit = self.limit
 
@@ -93,10 +108,12 @@ class SmartCharging:
             self._watcher = asyncio.create_task(self._watch(), name="charging profile watcher")
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
-            self._watcher = None
+        tasks = [*self._pulling.values(), *([self._watcher] if self._watcher is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._watcher = None
+        self._pulling.clear()
 
     async def _apply(self, connector: Connector) -> None:
         found = self.limit(connector)
@@ -146,15 +163,18 @@ class SmartCharging:
         except (ProfileError, KeyError) as exc:
             return "Rejected", str(exc)
         self.raw[profile.id] = copy.deepcopy(dict(raw))
+        self._pull(profile)
         await self.changed()
         return "Accepted", f"profile {profile.id} ({profile.purpose}, stack level {profile.stack_level}) on EVSE {evse_id}"
 
     async def update_dynamic(self, profile_id: int, update: Mapping[str, Any]) -> tuple[str, str]:
-        """(status, why) for UpdateDynamicSchedule (OCPP 2.1)."""
+        """(status, why) for UpdateDynamicSchedule (OCPP 2.1), or for the update a
+        PullDynamicScheduleUpdate brought."""
         try:
             self.store.update_dynamic(profile_id, update)
         except ProfileError as exc:
             return "Rejected", str(exc)
+        self._updated_at[profile_id] = time.monotonic()
         raw = self.raw.get(profile_id)
         if raw is not None:  # GetChargingProfiles reports the profile as it stands now
             period = raw["chargingSchedule"][0]["chargingSchedulePeriod"][0]
@@ -171,8 +191,45 @@ class SmartCharging:
         removed = held - {p.id for _, p in self.store.select()}
         for id_ in removed:
             self.raw.pop(id_, None)
+        self._stop_pulling(removed)
         await self.changed()
         return "Accepted" if removed else "Unknown"
+
+    # -- PullDynamicScheduleUpdate (OCPP 2.1) -----------------------------------------------------
+
+    def _pull(self, profile: ChargingProfile) -> None:
+        """Ask for ``profile``'s updates every dynUpdateInterval from now on (a profile that
+        replaces one with the same id takes over its task)."""
+        self._stop_pulling({profile.id})
+        if profile.kind != DYNAMIC or not profile.update_interval_s or self.puller is None:
+            return
+        self._updated_at[profile.id] = time.monotonic()
+        self._pulling[profile.id] = asyncio.create_task(self._pull_updates(profile.id, profile.update_interval_s),
+                                                        name=f"PullDynamicScheduleUpdate {profile.id}")
+
+    def _stop_pulling(self, ids: set[int]) -> None:
+        for id_ in ids:
+            task = self._pulling.pop(id_, None)
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+            self._updated_at.pop(id_, None)
+
+    async def _pull_updates(self, profile_id: int, interval_s: int) -> None:
+        assert self.puller is not None
+        while any(p.id == profile_id for _, p in self.store.select()):
+            due = self._updated_at.get(profile_id, time.monotonic()) + interval_s
+            if due > time.monotonic():
+                await asyncio.sleep(due - time.monotonic())
+                continue  # an UpdateDynamicSchedule may have come meanwhile
+            self._updated_at[profile_id] = time.monotonic()  # not asked again before the interval, answer or not
+            answer = await self.puller(profile_id)
+            if answer is None or answer.get("status") != "Accepted" or not answer.get("scheduleUpdate"):
+                continue
+            status, why = await self.update_dynamic(profile_id, answer["scheduleUpdate"])
+            self.recorder.emit(Layer.OCPP, "DynamicScheduleUpdated" if status == "Accepted"
+                               else "DynamicScheduleRefused", f"PullDynamicScheduleUpdate: {status}: {why}",
+                               src=EVSE, payload={"status": status, "reason": why, "pulled": True})
+        self._pulling.pop(profile_id, None)
 
     def composite(self, evse_id: int, duration: int, unit: str | None) -> tuple[str, dict[str, Any]]:
         """(scheduleStart, the composite's fields) for GetCompositeSchedule; KeyError for an

@@ -72,6 +72,8 @@ class CsmsBehaviour(Answering):
     one, or for another certificate type, the request is rejected with the reason.
     ``provisioning`` answers Get15118EVCertificate: the EV's EXI CertificateInstallationReq or
     CertificateUpdateReq in, the signed EXI response out (:class:`CertificateProvisioning`).
+    ``dynamic_schedules`` holds, by charging profile id, the scheduleUpdate this CSMS gives a
+    station that asks with PullDynamicScheduleUpdate (OCPP 2.1) for one of its Dynamic profiles.
     """
 
     def __init__(self, *, heartbeat_interval: int = 300, id_tokens: Mapping[str, str] | None = None,
@@ -83,6 +85,7 @@ class CsmsBehaviour(Answering):
         self.pnc = pnc
         self.signer = signer
         self.provisioning = provisioning
+        self.dynamic_schedules: dict[int, dict[str, Any]] = {}
         self._transaction_ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -207,6 +210,25 @@ class CsmsBehaviour(Answering):
     @answers("NotifyEVChargingNeeds", "NotifyEVChargingSchedule")
     def accept_ev_information(self, call: IncomingCall) -> dict[str, Any]:
         return {"status": "Accepted"}
+
+    @answers("PullDynamicScheduleUpdate")
+    def pull_dynamic_schedule_update(self, call: IncomingCall) -> dict[str, Any]:
+        profile_id = call.payload.get("chargingProfileId")
+        with self._lock:
+            update = self.dynamic_schedules.get(profile_id) if isinstance(profile_id, int) else None
+        if update is None:
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "UnknownProfile", "additionalInfo":
+                                                         f"this CSMS has no Dynamic profile {profile_id}"}}
+        return {"status": "Accepted", "scheduleUpdate": dict(update)}
+
+    def publish_dynamic_schedule(self, profile_id: int, update: Mapping[str, Any] | None) -> None:
+        """The update a station's next PullDynamicScheduleUpdate for ``profile_id`` gets (None:
+        the profile is no longer this CSMS's; the station's question is then Rejected)."""
+        with self._lock:
+            if update is None:
+                self.dynamic_schedules.pop(profile_id, None)
+            else:
+                self.dynamic_schedules[profile_id] = dict(update)
 
     def _exi_tunnel(self, call: IncomingCall, vendor: str) -> dict[str, Any]:
         """The EXI tunnel many integrations use: vendorId the protocol, messageId the message,

@@ -111,6 +111,9 @@ class ChargingProfile:
     #: whether it is then invalid for good
     max_offline_s: int | None = None
     invalid_after_offline: bool = False
+    #: OCPP 2.1 dynUpdateInterval of a Dynamic profile: seconds after the last update at which
+    #: the station asks for the next with PullDynamicScheduleUpdate (None: it is only pushed)
+    update_interval_s: int | None = None
 
     @classmethod
     def from_ocpp(cls, data: Mapping[str, Any]) -> "ChargingProfile":
@@ -127,7 +130,9 @@ class ChargingProfile:
                           transaction_id=None if data.get("transactionId") is None else str(data["transactionId"]),
                           max_offline_s=None if data.get("maxOfflineDuration") is None
                           else int(data["maxOfflineDuration"]),
-                          invalid_after_offline=bool(data.get("invalidAfterOfflineDuration", False)))
+                          invalid_after_offline=bool(data.get("invalidAfterOfflineDuration", False)),
+                          update_interval_s=int(data["dynUpdateInterval"]) or None
+                          if data.get("dynUpdateInterval") is not None else None)
         except (KeyError, TypeError, ValueError) as exc:
             raise ProfileError(f"chargingProfile: {exc}") from None
         if purpose not in PURPOSES:
@@ -139,6 +144,9 @@ class ChargingProfile:
             raise ProfileError("a Recurring profile needs recurrencyKind Daily or Weekly and a startSchedule")
         if profile.kind == "Absolute" and any(s.start is None for s in profile.schedules):
             raise ProfileError("an Absolute profile needs a startSchedule")
+        if profile.update_interval_s is not None and (profile.update_interval_s < 0 or profile.kind != DYNAMIC):
+            raise ProfileError(f"dynUpdateInterval {profile.update_interval_s} belongs to a Dynamic profile and is "
+                               "not negative")
         return profile
 
 

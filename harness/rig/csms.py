@@ -205,14 +205,17 @@ class CsmsRole(Role):
         self.profiles_set.clear()
 
     def grid_event(self, event: grid.GridEvent, strategy: str | grid.Strategy = "setpoint", *,
-                   evse_id: int = 1, max_offline_s: float | None = None, dynamic: bool = False) -> "GridOutcome":
+                   evse_id: int = 1, max_offline_s: float | None = None, dynamic: bool = False,
+                   pull_every_s: float | None = None) -> "GridOutcome":
         """A grid signal reaches the CSMS now: ``strategy`` decides (``harness.ocpp.grid``) and
         the CSMS sends the charging profile it decided on to the EVSE (a TxProfile for the
         running transaction, else a TxDefaultProfile). Each step is on the timeline (GridSignal,
         CsmsDecision, the SetChargingProfile frames) for the hop latencies. The event's duration
         runs scaled like the rig's timers, as does ``max_offline_s`` (how long the profile stays
         in force once the charger has lost the CSMS: maxOfflineDuration). ``dynamic``: a 2.1 Dynamic
-        profile, which :meth:`grid_update` rewrites for the next events."""
+        profile, which :meth:`grid_update` rewrites for the next events; ``pull_every_s`` (scaled,
+        at least 1 s on the wire) makes it one the charger asks about (dynUpdateInterval,
+        PullDynamicScheduleUpdate) instead of one the CSMS pushes updates to."""
         chosen = grid.strategy(strategy) if isinstance(strategy, str) else strategy
         version = self.rig.evse.version.value
         if version == "1.6":
@@ -226,6 +229,13 @@ class CsmsRole(Role):
         decision = chosen.decide(event, profile_id=GRID_PROFILE_IDS + self._grid_profiles, duration_s=duration,
                                  transaction_id=transaction_id, now=_dt.datetime.now(_dt.timezone.utc),
                                  max_offline_s=offline, dynamic=dynamic)
+        if pull_every_s is not None and decision.profile is not None:
+            if not dynamic:
+                raise ValueError("only a Dynamic profile (dynamic=True) is pulled")
+            decision.profile["dynUpdateInterval"] = max(1, round(self.rig.scaled(pull_every_s)))
+            period = decision.profile["chargingSchedule"][0]["chargingSchedulePeriod"][0]
+            self.behaviour.publish_dynamic_schedule(decision.profile["id"], {k: v for k, v in period.items()
+                                                                            if k in UPDATE_FIELDS})
         self._grid_decided(chosen.name, decision, decision.why, transaction_id=transaction_id)
         status = None
         if decision.profile is not None and version != "2.1" and grid.needs_v21(decision.profile):
@@ -237,7 +247,9 @@ class CsmsRole(Role):
 
     def grid_update(self, previous: "GridOutcome", event: grid.GridEvent) -> "GridOutcome":
         """A new grid event for the Dynamic profile ``previous`` set: the strategy's period for it
-        goes out as UpdateDynamicSchedule (OCPP 2.1), on the timeline like :meth:`grid_event`."""
+        goes out as UpdateDynamicSchedule (OCPP 2.1), on the timeline like :meth:`grid_event`; for
+        a profile the charger pulls (``pull_every_s``), the CSMS keeps it for the charger's next
+        PullDynamicScheduleUpdate instead, and the outcome's status is "Published"."""
         profile = previous.decision.profile
         if profile is None or profile.get("chargingProfileKind") != "Dynamic":
             raise ValueError("grid_update needs a grid event set with grid_event(..., dynamic=True)")
@@ -246,9 +258,15 @@ class CsmsRole(Role):
         period, power, why = chosen.period(event)
         update = {k: v for k, v in (period or {}).items() if k in UPDATE_FIELDS}
         decision = grid.Decision(profile, power, why)
-        self._grid_decided(chosen.name, decision, f"{why} (update of profile {profile['id']})", update=update)
+        pulled = period is not None and bool(profile.get("dynUpdateInterval"))
+        if pulled:  # before the decision is on the timeline: every answer after it carries the update
+            self.behaviour.publish_dynamic_schedule(profile["id"], update)
+        self._grid_decided(chosen.name, decision, f"{why} (update of profile {profile['id']}"
+                           f"{', for the charger to pull' if pulled else ''})", update=update)
         status = None
-        if period is not None:
+        if pulled:
+            status = "Published"
+        elif period is not None:
             status = self.call("UpdateDynamicSchedule", {"chargingProfileId": profile["id"],
                                                          "scheduleUpdate": update})["status"]
         return GridOutcome(event, chosen.name, decision, status, signal.mono, previous.duration_s)
@@ -406,6 +424,7 @@ class CsmsRole(Role):
         self.rig.run(self.ensure_listening())
         if self.behaviour.signer is not None and self.behaviour.signer.fault is not None:
             self.behaviour.signer = replace(self.behaviour.signer, fault=None)
+        self.behaviour.dynamic_schedules.clear()
         if self.driver.revocation is not None:
             self.driver.revocation.revoked.clear()
             self.driver.revocation.crls.clear()

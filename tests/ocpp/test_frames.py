@@ -121,12 +121,14 @@ SAMPLE_REQUESTS = {
                                 "triggerReason": "Authorized", "seqNo": 0,
                                 "transactionInfo": {"transactionId": "t"},
                                 "idToken": {"idToken": "T", "type": "ISO14443"}}},
+    "PullDynamicScheduleUpdate": {None: {"chargingProfileId": 7}},
 }
 
 
 @pytest.mark.parametrize("version", list(OcppVersion), ids=str)
 def test_default_answers_satisfy_the_response_schemas(version):
     behaviour = CsmsBehaviour(id_tokens={"T": "Blocked"})
+    behaviour.publish_dynamic_schedule(7, {"setpoint": -4000.0, "dischargeLimit": -4000.0})
     answered = 0
     for action in sorted(STATION_ACTIONS[version]):
         if action not in CsmsBehaviour.routes or frames._schema(version, action, request=False) is None:

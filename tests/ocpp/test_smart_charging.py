@@ -132,7 +132,10 @@ def test_installing_replaces_by_id_and_by_purpose_and_stack_level():
     ({"chargingProfilePurpose": "Nonsense"}, "chargingProfilePurpose 'Nonsense'"),
     ({"periods": [{"startPeriod": 5, "limit": 6}]}, "must start with startPeriod 0"),
     ({"periods": [{"startPeriod": 0, "limit": 6}, {"startPeriod": 0, "limit": 8}]}, "must increase"),
-], ids=["absolute-without-start", "recurring-without-kind", "purpose", "first-period", "order"])
+    ({"dynUpdateInterval": 60}, "dynUpdateInterval 60 belongs to a Dynamic profile"),
+    ({"chargingProfileKind": "Dynamic", "dynUpdateInterval": -1}, "dynUpdateInterval -1"),
+], ids=["absolute-without-start", "recurring-without-kind", "purpose", "first-period", "order",
+        "interval-of-a-static-profile", "negative-interval"])
 def test_profiles_the_station_cannot_take_say_why(data, why):
     schedule = {"id": 1, "chargingRateUnit": "A",
                 "chargingSchedulePeriod": data.pop("periods", [{"startPeriod": 0, "limit": 6}])}

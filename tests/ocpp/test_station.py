@@ -143,3 +143,52 @@ def test_set_variables_and_profiles_change_what_the_station_does(run):
         assert [r["attributeStatus"] for r in result["setVariableResult"]] == ["Rejected", "UnknownComponent", "Rejected"]
 
     run(scenario())
+
+
+def test_a_dynamic_profile_with_an_update_interval_is_pulled_and_the_answer_applied(run):
+    """OCPP 2.1 ChargingProfileType.dynUpdateInterval: "Interval in seconds after receipt of last
+    update, when to request a profile update by sending a PullDynamicScheduleUpdateRequest"."""
+    profile = {"id": 31, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+               "chargingProfileKind": "Dynamic", "dynUpdateInterval": 1,
+               "chargingSchedule": [{"id": 1, "chargingRateUnit": "W", "chargingSchedulePeriod": [
+                   {"startPeriod": 0, "operationMode": "CentralSetpoint", "setpoint": -4000.0,
+                    "dischargeLimit": -4000.0}]}]}
+
+    def pulls(recorder):
+        return [e for e in recorder.select(name="PullDynamicScheduleUpdate", observer="csms")
+                if e.payload["type"] == "CALL"]
+
+    async def scenario():
+        recorder, csms, evse = await _station(OcppVersion.V21)
+        try:
+            csms.behaviour.publish_dynamic_schedule(31, {"setpoint": -3000.0, "dischargeLimit": -3000.0})
+            assert (await csms.call("CS1", "SetChargingProfile", {"evseId": 1, "chargingProfile": profile}))[
+                "status"] == "Accepted"
+            await asyncio.sleep(1.5)
+            assert evse.smart.store.profiles[1][0].schedules[0].periods[0].setpoint == -3000.0
+            pushed = recorder.now()
+            assert (await csms.call("CS1", "UpdateDynamicSchedule", {"chargingProfileId": 31, "scheduleUpdate": {
+                "setpoint": -2000.0, "dischargeLimit": -2000.0}}))["status"] == "Accepted"
+            await asyncio.sleep(1.5)
+            after_push = [e.mono for e in pulls(recorder) if e.mono > pushed]
+            csms.behaviour.publish_dynamic_schedule(31, None)  # the CSMS no longer knows it: Rejected
+            await asyncio.sleep(1.2)
+            assert evse.smart.store.profiles[1], "a Rejected pull does not remove the profile"
+            assert (await csms.call("CS1", "ClearChargingProfile", {"chargingProfileId": 31}))["status"] == "Accepted"
+            cleared = recorder.now()
+            await asyncio.sleep(1.5)
+        finally:
+            await evse.stop()
+            await csms.stop()
+        asked = [e.mono for e in pulls(recorder)]
+        assert len(asked) >= 3
+        assert all(later - earlier >= 0.95 for earlier, later in zip(asked, asked[1:]))
+        # an update pushed meanwhile counts as the last update: the next question waits for it
+        assert after_push and after_push[0] - pushed >= 0.95
+        assert not [t for t in asked if t > cleared + 0.05], "a cleared profile is not asked about"
+        answers = [e.payload["payload"] for e in recorder.select(name="PullDynamicScheduleUpdate", observer="csms")
+                   if e.payload["type"] == "CALLRESULT"]
+        assert answers[0] == {"status": "Accepted", "scheduleUpdate": {"setpoint": -3000.0, "dischargeLimit": -3000.0}}
+        assert answers[-1]["status"] == "Rejected"
+
+    run(scenario())
