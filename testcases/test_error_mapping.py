@@ -18,9 +18,13 @@ from harness.ocpp.frames import value_at
 from harness.ocpp.iso15118_failures import BY_ID, TABLE
 from harness.ocpp.versions import OcppVersion
 from harness.v2g import faults
+from harness.verdicts import HarnessFailure, NotApplicable
 
-#: how the EV makes each row happen in an ISO 15118-2 AC session, at the third ChargingStatusReq
+#: how the EV makes each row happen in an ISO 15118-2 AC session: at the third ChargingStatusReq,
+#: or, for a row before the session, when it connects
 TRIGGERS: dict[str, Callable[..., list[faults.Fault]]] = {
+    # the EV trusts only a V2G root the charger's SECC certificate does not chain to
+    "tls-handshake-failed": lambda rig: [faults.fail_tls()],
     # silent for longer than V2G_SECC_Sequence_Timeout (ISO 15118-2 Table 109: 60 s, scaled)
     "ev-silent": lambda rig: [faults.delay("ChargingStatusReq", rig.scaled(60) + 1.0, occurrence=3)],
     "ev-connection-closed": lambda rig: [faults.close("ChargingStatusReq", occurrence=3)],
@@ -28,6 +32,8 @@ TRIGGERS: dict[str, Callable[..., list[faults.Fault]]] = {
     "secc-failed-response": lambda rig: [faults.replace("ChargingStatusReq", "Header.SessionID", "0102030405060708",
                                                         occurrence=3)],
 }
+#: what the EV records when a row before the session happened (its side of the failure)
+EV_SEES = {"tls-handshake-failed": "TlsHandshakeFailed"}
 
 
 @pytest.mark.case("ERR-MAP-001")
@@ -38,24 +44,37 @@ def test_an_iso15118_failure_is_reported_through_ocpp(rig, csms, evse, ev, step,
     v16 = evse.version is OcppVersion.V16
     expected = failure.report(evse.version.value)
     token = f"ERRMAP-{failure.id}".upper()[:20]
-    with step(f"while the EV charges (ISO 15118-2 AC), {failure.iso15118}"):
+    when = "when the EV connects" if failure.before_session else "while the EV charges"
+    with step(f"{when} (ISO 15118-2 AC), {failure.iso15118}"):
         assert csms.call(*commands.remote_start(evse.version, token))["status"] == "Accepted"
         mark = rig.trace.now()
         # the vehicle stays ready (state C): its communication failed, not its wish to charge
-        ev.charge(protocol="iso2", energy="AC", identification="EIM", cycles=6, faults=TRIGGERS[failure.id](rig),
-                  keep_pilot=True)
+        result = ev.charge(protocol="iso2", energy="AC", identification="EIM", cycles=6,
+                           faults=TRIGGERS[failure.id](rig), keep_pilot=True,
+                           **({"tls": True} if failure.before_session else {}))
         tx = csms.wait_transaction(since=mark, timeout=rig.scaled(60) + 5, what="the transaction",
                                    where=lambda t: t.id_token == token)
-        charging = csms.wait_charging(timeout=rig.scaled(60) + 5, since=mark)
+        if failure.before_session:
+            if result.sdp is not None and not result.sdp.tls:
+                raise NotApplicable(f"the charger offers no TLS in SDP, so there is no handshake to fail ({row})")
+            # judged from the moment the EV saw it fail: the charger cannot have known before
+            seen = rig.trace.select(observer="ev", since=mark, name=EV_SEES[failure.id])
+            if not seen:
+                raise HarnessFailure(f"the EV was to make the session fail ({EV_SEES[failure.id]}) and did not: "
+                                     f"{result.outcome.reason}")
+            after = seen[0].mono
+        else:
+            after = csms.wait_charging(timeout=rig.scaled(60) + 5, since=mark).mono
     with step(f"the charger reports it: {expected.describe()}"):
-        def matches(payload: dict) -> bool:  # the first report after charging that says something else
+        def matches(payload: dict) -> bool:  # the first report of the connector or transaction after it
             if v16:
-                return payload.get("connectorId") == 1 and payload.get("status") != "Charging"
+                return payload.get("connectorId") == 1 and (failure.before_session or payload.get("status") != "Charging")
             info = payload.get("transactionInfo", {})
-            return info.get("transactionId") == tx.transaction_id and info.get("chargingState") != "Charging"
+            return info.get("transactionId") == tx.transaction_id and (failure.before_session
+                                                                       or info.get("chargingState") != "Charging")
 
         try:
-            report = csms.wait_for_message(expected.message, since=charging.mono, timeout=rig.scaled(60) + 10,
+            report = csms.wait_for_message(expected.message, since=after, timeout=rig.scaled(60) + 10,
                                            where=matches,
                                            what="the charger's next report of the transaction")
             payload = report.payload["payload"]

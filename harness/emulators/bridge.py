@@ -79,13 +79,21 @@ class OcppBridge(ChargePort):
 
     def session_ended(self, session_id: str | None, reason: str, paused: bool) -> None:
         super().session_ended(session_id, reason, paused)
-        failure = iso15118_failures.classify(reason)
-        if failure is not None and self.connector.transaction is not None:
-            self.connector.events.put_nowait(("iso15118_failure", failure))
+        self._failed(reason)
         if self._pnc is not None and not self._pnc.done():
             self._pnc.cancel()
         self._emit("HlcSessionEnded", f"EVSE {self.connector.evse_id}: ISO 15118 session {session_id} ended "
                    f"({reason})", session_id=session_id)
+
+    def connection_failed(self, reason: str) -> None:
+        super().connection_failed(reason)
+        self._failed(reason)
+
+    def _failed(self, reason: str) -> None:
+        """Report what went wrong under a running transaction (harness.ocpp.iso15118_failures)."""
+        failure = iso15118_failures.classify(reason)
+        if failure is not None and self.connector.transaction is not None:
+            self.connector.events.put_nowait(("iso15118_failure", failure))
 
     # -- authorization --------------------------------------------------------------------------
 

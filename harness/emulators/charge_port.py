@@ -83,6 +83,9 @@ class ChargePort:
                 record.ended, record.paused = reason, paused
                 break
 
+    def connection_failed(self, reason: str) -> None:
+        """Nothing started, so there is nothing to stop; the station reports it (the OCPP bridge)."""
+
     def authorize(self, method: str, *, emaid: str | None = None, contract_chain: Sequence[Any] = ()) -> str:
         self._authorize_asked += 1
         if self._authorize_asked <= self.ongoing_rounds:

@@ -16,9 +16,10 @@ status and errorCode. The texts the rows rest on:
   ChargingStateEnumType SuspendedEVSE (the EV is connected, the EVSE does not offer energy) and
   SuspendedEV (the EV is connected and draws no energy).
 
-Chosen where those texts leave it open: a session the SECC ends with a FAILED response code is
-reported on 2.x as AbnormalCondition (the EV is still talking, so not EVCommunicationLost), and
-its chargingState on 2.x is SuspendedEVSE, as 1.6 says for EVCommunicationError.
+Chosen where those texts leave it open: a session the SECC ends with a FAILED response code, and a
+TLS handshake that fails before any session, are reported on 2.x as AbnormalCondition (the EV is
+still there and talking, so not EVCommunicationLost); the chargingState on 2.x is SuspendedEVSE,
+as 1.6 says for EVCommunicationError, also when the charge loop was never reached.
 
 The other direction, the CSMS's refusal of a contract turned into an ISO 15118 response code, is
 :data:`harness.v2g.pnc.BACKEND_REFUSALS`.
@@ -53,6 +54,8 @@ class Failure:
     references: tuple[str, ...]
     #: the connector's state afterwards (1.6 ChargePointStatus; 2.x chargingState follows it)
     state: str = "SuspendedEVSE"
+    #: it happens before an ISO 15118 session begins (the charge loop is never reached)
+    before_session: bool = False
 
     def report(self, version: str) -> Report:
         """The report this row asks of a station speaking OCPP ``version`` ("1.6", "2.0.1", "2.1")."""
@@ -60,6 +63,19 @@ class Failure:
 
 
 TABLE: tuple[Failure, ...] = (
+    # first: the reason a handshake failed with may itself say "connection lost"
+    Failure(
+        "tls-handshake-failed",
+        "the TLS handshake with the EV fails, so no ISO 15118 session begins (here the EV does not "
+        "accept the charger's SECC certificate)",
+        ("TLS handshake failed",),
+        Report("TransactionEvent", {"triggerReason": "AbnormalCondition",
+                                    "transactionInfo.chargingState": "SuspendedEVSE"}),
+        Report("StatusNotification", {"status": "SuspendedEVSE", "errorCode": "EVCommunicationError"}),
+        ("OCPP 2.0.1 TriggerReasonEnumType AbnormalCondition", "OCPP 1.6 §7.6 EVCommunicationError",
+         "ISO 15118-2 TLS: the EVCC validates the SECC certificate chain against its V2G roots"),
+        before_session=True,
+    ),
     Failure(
         "ev-silent",
         "the EV stops sending during the charge loop; the SECC's sequence timer runs out "

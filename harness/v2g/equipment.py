@@ -93,6 +93,10 @@ class Equipment(Protocol):
 
     def session_ended(self, session_id: str | None, reason: str, paused: bool) -> None: ...
 
+    def connection_failed(self, reason: str) -> None:
+        """An EV's connection failed before a session could begin (its TLS handshake); why."""
+        ...
+
     def authorize(self, method: str, *, emaid: str | None = None,
                   contract_chain: Sequence[Any] = ()) -> str:
         """"Accepted", "Ongoing" (ask again) or "Rejected"; ``method`` is "EIM" or "PnC". For

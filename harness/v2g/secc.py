@@ -112,6 +112,7 @@ class Secc:
         recording.record(self.recorder, SIDE, "TlsHandshakeFailed", f"TLS with the EV at {peer} refused: {why}",
                          payload={"peer": peer, "reason": why, "offered": hello.describe() if hello else None,
                                   "chosen": choice.why if choice else None}, peer=True)
+        self.equipment.connection_failed(f"TLS handshake failed: {why}")
 
     def present_untrusted(self, context: ssl.SSLContext | None, why: str = UNTRUSTED_CHAIN) -> None:
         """Present ``context`` (a chain no EV should accept, for the reason ``why``) to every EV
