@@ -25,8 +25,9 @@ import time
 from typing import Any, Awaitable, Callable, Mapping
 
 from harness.emulators.evse_connector import EVSE, Connector, enqueue
+from harness.ocpp import smart_charging as sc
 from harness.ocpp.dialect import StationTransaction
-from harness.ocpp.smart_charging import DYNAMIC, TX, UPDATE_FIELDS, ChargingProfile, Limit, ProfileError, ProfileStore
+from harness.ocpp.smart_charging import ChargingProfile, Limit, ProfileError, ProfileStore
 from harness.trace import Layer, Recorder
 
 #: the watcher looks again at least this often (a transaction's start moves Relative schedules)
@@ -154,7 +155,7 @@ class SmartCharging:
             return "Rejected", f"there is no EVSE {evse_id}"
         try:
             profile = ChargingProfile.from_ocpp(raw)
-            if profile.purpose == TX and profile.transaction_id is None:
+            if profile.purpose == sc.TX and profile.transaction_id is None:
                 tx = self.connectors[evse_id].transaction if evse_id else None
                 if tx is None:
                     return "Rejected", "a TxProfile needs a transaction on the EVSE"
@@ -178,11 +179,15 @@ class SmartCharging:
         raw = self.raw.get(profile_id)
         if raw is not None:  # GetChargingProfiles reports the profile as it stands now
             period = raw["chargingSchedule"][0]["chargingSchedulePeriod"][0]
-            period.update({k: v for k, v in update.items() if k in UPDATE_FIELDS})
+            for name in sc.PHASED:  # a value given anew replaces the old one, per phase or not
+                if name in update:
+                    period.pop(f"{name}_L2", None)
+                    period.pop(f"{name}_L3", None)
+            period.update({k: v for k, v in update.items() if k in sc.UPDATE_FIELDS})
             raw["dynUpdateTime"] = _iso(_now().replace(microsecond=0))
         await self.changed()
         return "Accepted", f"profile {profile_id} updated: " + ", ".join(f"{k} {v}" for k, v in update.items()
-                                                                           if k in UPDATE_FIELDS)
+                                                                           if k in sc.UPDATE_FIELDS)
 
     async def clear(self, *, profile_id: int | None, evse_id: int | None, purpose: str | None,
                     stack_level: int | None) -> str:
@@ -201,7 +206,7 @@ class SmartCharging:
         """Ask for ``profile``'s updates every dynUpdateInterval from now on (a profile that
         replaces one with the same id takes over its task)."""
         self._stop_pulling({profile.id})
-        if profile.kind != DYNAMIC or not profile.update_interval_s or self.puller is None:
+        if profile.kind != sc.DYNAMIC or not profile.update_interval_s or self.puller is None:
             return
         self._updated_at[profile.id] = time.monotonic()
         self._pulling[profile.id] = asyncio.create_task(self._pull_updates(profile.id, profile.update_interval_s),

@@ -31,6 +31,13 @@ magnitude of the dischargeLimits, and the operation mode and setpoint are the tr
 profile's (TxProfile, else TxDefaultProfile), clamped into those limits. Discharge is allowed only
 in a mode other than ChargingOnly and Idle; Idle transfers nothing.
 
+Per phase (OCPP 2.1): "When using chargingRateUnit = W, this field represents the sum of the power
+of all phases, unless values are provided for L2 and L3, in which case this field represents phase
+L1" (ChargingSchedulePeriodType.limit; setpoint and dischargeLimit say the same). The harness's
+EVSEs load their phases evenly, so per-phase values become what binds an even load: the smallest
+limit, the dischargeLimit of the smallest magnitude, the mean setpoint (in W times three, the
+sum over the phases; in A per phase). Only one of _L2 and _L3 is refused as ambiguous.
+
 Chosen where the texts available to the harness do not say: a profile installed for one EVSE
 takes precedence over a station-wide one (EVSE 0) of the same purpose whatever their stack levels
 (as 1.6 3.13.2 describes connector-specific TxDefaultProfiles); the station maximum is applied to
@@ -67,8 +74,11 @@ PURPOSES = (STATION_MAX, EXTERNAL, TX_DEFAULT, TX)
 #: PullDynamicScheduleUpdate) rewrites, in force from the transaction's start like a Relative one
 DYNAMIC = "Dynamic"
 KINDS = ("Absolute", "Relative", "Recurring", DYNAMIC)
-#: the fields of ChargingScheduleUpdateType the harness applies (per phase: not yet)
-UPDATE_FIELDS = ("limit", "dischargeLimit", "setpoint")
+#: the fields of a period that may be given per phase (OCPP 2.1 _L2, _L3), and how the values of
+#: the three phases become the one an even load obeys
+PHASED: dict[str, Any] = {"limit": min, "dischargeLimit": max, "setpoint": lambda values: sum(values) / len(values)}
+#: the fields of ChargingScheduleUpdateType the harness applies (not the reactive setpoints)
+UPDATE_FIELDS = tuple(f"{name}{phase}" for name in PHASED for phase in ("", "_L2", "_L3"))
 RECURRENCE = {"Daily": _dt.timedelta(days=1), "Weekly": _dt.timedelta(weeks=1)}
 DEFAULT_PHASES = 3
 
@@ -163,7 +173,7 @@ def _schedule(data: Mapping[str, Any]) -> Schedule:
     unit = data["chargingRateUnit"]
     if unit not in ("A", "W"):
         raise ValueError(f"chargingRateUnit {unit!r}")
-    periods = tuple(_period(p) for p in data["chargingSchedulePeriod"])
+    periods = tuple(_period(p, unit) for p in data["chargingSchedulePeriod"])
     if not periods or periods[0].start != 0:
         raise ValueError("chargingSchedulePeriod must start with startPeriod 0")
     if any(b.start <= a.start for a, b in zip(periods, periods[1:])):
@@ -176,27 +186,61 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _period(data: Mapping[str, Any]) -> Period:
+def _phases(data: Mapping[str, Any], name: str, unit: str, where: str) -> list[float] | None:
+    """A period's value on each of the three phases (None: not given): the per-phase values when
+    given (``name`` then being phase L1's), else the value split evenly (W) or as it is (A)."""
+    value = _number(data.get(name))
+    l2, l3 = _number(data.get(f"{name}_L2")), _number(data.get(f"{name}_L3"))
+    if l2 is None and l3 is None:
+        return None if value is None else [value / 3 if unit == "W" else value] * 3
+    if l2 is None or l3 is None or value is None:
+        raise ValueError(f"{where}: {name}_L2 and {name}_L3 come with {name} (then phase L1's); this period gives "
+                         + ", ".join(k for k in (name, f"{name}_L2", f"{name}_L3") if data.get(k) is not None))
+    return [value, l2, l3]
+
+
+def _even(data: Mapping[str, Any], name: str, unit: str, phases: list[float] | None) -> float | None:
+    """The value an even load obeys, for the whole EVSE (W: the sum over the phases; A: per phase)."""
+    if phases is None:
+        return None
+    if data.get(f"{name}_L2") is None:
+        return _number(data.get(name))  # given for all phases: as it is
+    even = float(PHASED[name](phases))
+    return even * 3 if unit == "W" else even
+
+
+def _period(data: Mapping[str, Any], unit: str) -> Period:
     mode = data.get("operationMode", CHARGING_ONLY)
     if mode not in OPERATION_MODES:
         raise ValueError(f"operationMode {mode!r}")
-    period = Period(int(data["startPeriod"]), _number(data.get("limit")),
+    where = f"the period at startPeriod {data.get('startPeriod')}"
+    limit, discharge, setpoint = (_phases(data, name, unit, where) for name in PHASED)
+    period = Period(int(data["startPeriod"]), _even(data, "limit", unit, limit),
                     None if data.get("numberPhases") is None else int(data["numberPhases"]),
-                    _number(data.get("dischargeLimit")), _number(data.get("setpoint")), mode)
-    where = f"the period at startPeriod {period.start}"
+                    _even(data, "dischargeLimit", unit, discharge), _even(data, "setpoint", unit, setpoint), mode)
     if period.limit is None and mode not in LIMIT_OPTIONAL:
         raise ValueError(f"{where} has no limit, which operationMode {mode} requires")
     if mode == CENTRAL_SETPOINT and period.setpoint is None:
         raise ValueError(f"{where} is in operationMode {CENTRAL_SETPOINT} without a setpoint to follow")
-    if period.discharge_limit is not None and period.discharge_limit > 0:
+    if any(value > 0 for value in discharge or ()):
         raise ValueError(f"{where}: dischargeLimit {period.discharge_limit:g} must not be positive")
-    if period.setpoint is not None:
-        if period.limit is not None and period.setpoint > period.limit:
-            raise ValueError(f"{where}: setpoint {period.setpoint:g} above its limit {period.limit:g}")
-        if period.discharge_limit is not None and period.setpoint < period.discharge_limit:
-            raise ValueError(f"{where}: setpoint {period.setpoint:g} below its dischargeLimit "
-                             f"{period.discharge_limit:g}")
+    # "the overshoot when following setpoint must remain within these values": phase by phase
+    phased = any(data.get(f"{name}_L2") is not None for name in PHASED)
+    for index, wanted in enumerate(setpoint or ()):
+        assert setpoint is not None
+        on = f" on phase L{index + 1}" if phased else ""
+        if limit is not None and wanted > limit[index] + 1e-9:
+            raise ValueError(f"{where}: setpoint {_shown(data, 'setpoint', setpoint, index, phased):g} above its "
+                             f"limit {_shown(data, 'limit', limit, index, phased):g}{on}")
+        if discharge is not None and wanted < discharge[index] - 1e-9:
+            raise ValueError(f"{where}: setpoint {_shown(data, 'setpoint', setpoint, index, phased):g} below its "
+                             f"dischargeLimit {_shown(data, 'dischargeLimit', discharge, index, phased):g}{on}")
     return period
+
+
+def _shown(data: Mapping[str, Any], name: str, phases: list[float], index: int, phased: bool) -> float:
+    """A value as the CSMS wrote it, for a message: the phase's own, or the one for all phases."""
+    return phases[index] if phased and data.get(f"{name}_L2") is not None else float(data[name])
 
 
 def discharges(mode: str) -> bool:
@@ -260,6 +304,10 @@ class ProfileStore:
                     continue
                 if profile.kind != DYNAMIC:
                     raise ProfileError(f"charging profile {profile_id} is {profile.kind}, not {DYNAMIC}")
+                lone = [f"{name}{phase}" for name in PHASED for phase in ("_L2", "_L3")
+                        if f"{name}{phase}" in update and name not in update]
+                if lone:  # the period's own value is for all phases; the update's L1 is missing
+                    raise ProfileError(f"scheduleUpdate: {', '.join(lone)} without the phase L1 value")
                 first, *rest = profile.schedules
                 period = first.periods[0]
                 fields = {"startPeriod": 0, "limit": period.limit, "numberPhases": period.phases,
@@ -267,7 +315,7 @@ class ProfileStore:
                           "operationMode": period.mode}
                 fields.update({k: v for k, v in update.items() if k in UPDATE_FIELDS})
                 try:
-                    changed = _period({k: v for k, v in fields.items() if v is not None})
+                    changed = _period({k: v for k, v in fields.items() if v is not None}, first.unit)
                 except (KeyError, TypeError, ValueError) as exc:
                     raise ProfileError(f"scheduleUpdate: {exc}") from None
                 schedule = dataclasses.replace(first, periods=(changed, *first.periods[1:]))

@@ -260,3 +260,48 @@ def test_update_dynamic_schedule_rewrites_the_period_of_a_dynamic_profile_only()
         store.update_dynamic(6, {"limit": 8.0})
     with pytest.raises(ProfileError, match="no charging profile 7"):
         store.update_dynamic(7, {"limit": 8.0})
+
+
+def test_per_phase_values_bind_an_even_load_on_their_weakest_phase():
+    """2.1 ChargingSchedulePeriodType.limit: "When using chargingRateUnit = W, this field
+    represents the sum of the power of all phases, unless values are provided for L2 and L3, in
+    which case this field represents phase L1" (setpoint and dischargeLimit alike)."""
+    store = ProfileStore()  # 230 V
+    store.install(1, v2x(1, "TxDefaultProfile", 0, {"limit": 3680.0}))
+    assert store.limit_at(at(1), 1).amps == pytest.approx(3680 / 690)  # the sum of three phases
+    store.install(1, v2x(1, "TxDefaultProfile", 0, {"limit": 3680.0, "limit_L2": 2300.0, "limit_L3": 3680.0}))
+    assert store.limit_at(at(1), 1).amps == pytest.approx(10.0)  # phase L2's 2300 W binds
+    store.install(1, v2x(1, "TxDefaultProfile", 0, {
+        "operationMode": "CentralSetpoint", "setpoint": -2300.0, "setpoint_L2": -1150.0, "setpoint_L3": -1150.0,
+        "dischargeLimit": -2300.0, "dischargeLimit_L2": -1150.0, "dischargeLimit_L3": -2300.0}))
+    found = store.limit_at(at(1), 1)
+    assert found.discharge_amps == pytest.approx(5.0)  # 1150 W on L2
+    assert found.setpoint_amps == pytest.approx(-5.0)  # the mean -1533 W per phase, clamped into L2's limit
+    amps = profile(2, "TxDefaultProfile", 0, [(0, 16)])
+    per_phase = ChargingProfile.from_ocpp({
+        "id": 2, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Relative",
+        "chargingSchedule": [{"id": 1, "chargingRateUnit": "A", "chargingSchedulePeriod": [
+            {"startPeriod": 0, "limit": 16.0, "limit_L2": 10.0, "limit_L3": 16.0}]}]})
+    assert ProfileStore(profiles={1: [amps]}).limit_at(at(1), 1).amps == 16.0
+    assert ProfileStore(profiles={1: [per_phase]}).limit_at(at(1), 1).amps == 10.0
+
+
+@pytest.mark.parametrize("period, why", [
+    ({"limit": 3680.0, "limit_L2": 2300.0}, "limit_L2 and limit_L3 come with limit"),
+    ({"operationMode": "CentralSetpoint", "setpoint_L2": -1.0, "setpoint_L3": -1.0}, "setpoint_L2 and setpoint_L3"),
+])
+def test_half_given_per_phase_values_are_refused(period, why):
+    with pytest.raises(ProfileError, match=why):
+        v2x(1, "TxDefaultProfile", 0, period)
+
+
+def test_a_per_phase_update_names_phase_l1_too():
+    store = ProfileStore()
+    store.install(1, ChargingProfile.from_ocpp({
+        "id": 5, "stackLevel": 1, "chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Dynamic",
+        "chargingSchedule": [{"id": 5, "chargingRateUnit": "W", "chargingSchedulePeriod": [
+            {"startPeriod": 0, "limit": 6900.0}]}]}))
+    with pytest.raises(ProfileError, match="limit_L2, limit_L3 without the phase L1 value"):
+        store.update_dynamic(5, {"limit_L2": 1150.0, "limit_L3": 1150.0})
+    store.update_dynamic(5, {"limit": 2300.0, "limit_L2": 1150.0, "limit_L3": 2300.0})
+    assert store.limit_at(at(1), 1).amps == pytest.approx(5.0)
