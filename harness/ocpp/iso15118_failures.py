@@ -2,8 +2,9 @@
 read by the reference EVSE (which reports this way), by the suites (which expect it of a charger
 under test, ERR-MAP-001) and by the reports (which print it).
 
-Each row is one thing that ends or suspends an ISO 15118 session while a transaction runs, how the
-harness recognizes it at the SECC (the reason a session ended with), and what the station sends:
+Each row is one thing that ends or suspends an ISO 15118 session while a transaction runs (or keeps
+one from beginning: SLAC, TLS), how the harness recognizes it at the SECC or the EVSE's SLAC (the
+reason a session ended or failed with), and what the station sends:
 on 2.x a TransactionEvent with a triggerReason and chargingState, on 1.6 a StatusNotification with a
 status and errorCode. The texts the rows rest on:
 
@@ -17,7 +18,7 @@ status and errorCode. The texts the rows rest on:
   SuspendedEV (the EV is connected and draws no energy).
 
 Chosen where those texts leave it open: a session the SECC ends with a FAILED response code, and a
-TLS handshake that fails before any session, are reported on 2.x as AbnormalCondition (the EV is
+SLAC match or TLS handshake that fails before any session, are reported on 2.x as AbnormalCondition (the EV is
 still there and talking, so not EVCommunicationLost); the chargingState on 2.x is SuspendedEVSE,
 as 1.6 says for EVCommunicationError, also when the charge loop was never reached.
 
@@ -63,7 +64,20 @@ class Failure:
 
 
 TABLE: tuple[Failure, ...] = (
-    # first: the reason a handshake failed with may itself say "connection lost"
+    Failure(
+        "slac-failed",
+        "SLAC matching fails, so the EV never joins the charger's power-line network and no ISO 15118 "
+        "session begins (here the EV's CM_SLAC_MATCH.REQ comes after TT_EVSE_match_session)",
+        ("SLAC matching failed",),
+        Report("TransactionEvent", {"triggerReason": "AbnormalCondition",
+                                    "transactionInfo.chargingState": "SuspendedEVSE"}),
+        Report("StatusNotification", {"status": "SuspendedEVSE", "errorCode": "EVCommunicationError"}),
+        ("OCPP 1.6 §7.6 EVCommunicationError (\"might be Mode 3 or other communication protocol problem\")",
+         "OCPP 2.0.1 TriggerReasonEnumType AbnormalCondition",
+         "ISO 15118-3 TT_EVSE_SLAC_init [V2G3-M06-07], TT_matching_repetition"),
+        before_session=True,
+    ),
+    # before the session rows: the reason a handshake failed with may itself say "connection lost"
     Failure(
         "tls-handshake-failed",
         "the TLS handshake with the EV fails, so no ISO 15118 session begins (here the EV does not "

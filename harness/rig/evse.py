@@ -237,7 +237,13 @@ class EmulatedEvse(EvseDriver):
         hlc = emulated_evse_hlc(self.rig) if "iso15118" in config.capabilities else None
         self.emulator = ReferenceEvse(self.rig.trace, settings, link, self.rig.timers, hlc=hlc)
         await self.emulator.start()
-        await self.rig.link.attach_evse(self.emulator.connectors[1].pilot)  # SLAC where the link has it
+        # SLAC where the link has it; a failed match is reported like any failure before a session
+        await self.rig.link.attach_evse(self.emulator.connectors[1].pilot, self._slac_failed)
+
+    def _slac_failed(self, reason: str) -> None:
+        hlc = self.emulator.hlc if self.emulator is not None else None
+        if hlc is not None and hlc.bridge is not None:
+            hlc.bridge.connection_failed(reason)
 
     async def make_safe(self) -> None:
         if self.emulator is not None:

@@ -144,10 +144,10 @@ class LinkRole(Role):
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def attach_evse(self, pilot: PilotLine) -> None:
+    async def attach_evse(self, pilot: PilotLine, on_failed: Callable[[str], None] | None = None) -> None:
         """The reference EVSE's SLAC on its connector's ``pilot``, where the link carries it (the
-        emulated power line)."""
-        await self.driver.attach_evse(pilot)
+        emulated power line); ``on_failed`` hears when matching failed for good."""
+        await self.driver.attach_evse(pilot, on_failed)
 
     async def make_safe(self) -> None:
         await self._stop_neighbour()
@@ -301,7 +301,7 @@ class LinkDriver(Driver):
         raise RoleUnavailable("attenuation and neighbouring chargers exist on the emulated power line (netns "
                               "rig) only")
 
-    async def attach_evse(self, pilot: PilotLine) -> None:
+    async def attach_evse(self, pilot: PilotLine, on_failed: Callable[[str], None] | None = None) -> None:
         pass
 
 
@@ -359,14 +359,14 @@ class VethLink(LinkDriver):
             await self.role.deactivate()
             raise
 
-    async def attach_evse(self, pilot: PilotLine) -> None:
+    async def attach_evse(self, pilot: PilotLine, on_failed: Callable[[str], None] | None = None) -> None:
         """The reference EVSE's SLAC: pyslac on connector 1's pilot, in the EVSE's namespace."""
         if self.line is None or self.role.config.evse_command:
             return
         if self.evse_slac is not None:  # the EVSE restarted (new security settings): follow its new pilot
             await self.evse_slac.stop()
         self.evse_slac = PyslacEvse(self.rig.trace, self.line.stations["evse"].endpoint, timers=self.role.timers,
-                                    name="evse")
+                                    name="evse", on_failed=on_failed)
         await self.evse_slac.start(pilot)
 
     async def deactivate(self) -> None:

@@ -28,7 +28,7 @@ import asyncio
 import logging
 import types
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from harness.iec61851.pilot import DIGITAL_COMMUNICATION, NO_PWM, CpState, PilotLine
 from harness.netns import ETH_P_ALL, packet_socket
@@ -151,15 +151,18 @@ class _Controller(_pyslac_session.SlacSessionController):
         self.owner.record("MatchingOngoing", "matching in progress")
 
     async def notify_matching_failed(self, evse_id: str) -> None:
-        self.owner.record("SlacFailed", "matching failed, no retries left")
+        self.owner.failed("pyslac gave up after its retries")
 
 
 class PyslacEvse:
     """One EVSE's SLAC on an endpoint, driven by a pilot (or by :meth:`cp_state` directly)."""
 
     def __init__(self, recorder: Recorder, endpoint, *, timers: SlacTimers = STANDARD, evse_id: str = "1",
-                 name: str = "evse", apply_digital_duty: bool = True) -> None:
+                 name: str = "evse", apply_digital_duty: bool = True,
+                 on_failed: Callable[[str], None] | None = None) -> None:
         self.recorder = recorder
+        #: told when matching failed for good (the EVSE reports it: harness.ocpp.iso15118_failures)
+        self.on_failed = on_failed
         self.endpoint = endpoint  # harness.slac.io.Endpoint
         self.timers = timers
         self.evse_id = evse_id
@@ -178,6 +181,9 @@ class PyslacEvse:
         # of a running match on A, and a B right behind it must see the result
         self._cp_lock = asyncio.Lock()
         self._duty_keeper: asyncio.Task | None = None
+        self._watchdog: asyncio.Task | None = None
+        #: this plug-in's failure was reported (once per plug-in)
+        self._failure_reported = False
 
     @property
     def mac(self) -> str:
@@ -200,8 +206,9 @@ class PyslacEvse:
         if self._pilot is not None:
             self._pilot.remove_state_listener(self._on_cp)
             self._pilot = None
-        if self._duty_keeper is not None:
-            self._duty_keeper.cancel()
+        for task in (self._duty_keeper, self._watchdog):
+            if task is not None:
+                task.cancel()
         for task in list(self._pending):
             task.cancel()
         if self.session is not None:
@@ -226,6 +233,12 @@ class PyslacEvse:
         if state in (CpState.A, CpState.E, CpState.F):
             self.matched.clear()
             self.match = None
+            self._failure_reported = False
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
+        elif self.on_failed is not None and (self._watchdog is None or self._watchdog.done()):
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch_match())
         if state is CpState.B and self.apply_digital_duty and self._pilot is not None:
             await self._pilot.set_duty(DIGITAL_COMMUNICATION)
             if self._duty_keeper is None or self._duty_keeper.done():
@@ -236,6 +249,27 @@ class PyslacEvse:
         self.record("CpState", f"CP state {state}: matching "
                      f"{'may start' if state in (CpState.B, CpState.C, CpState.D) else 'stops'}")
         await self.controller.process_cp_state(self.session, state.value)
+
+    async def _watch_match(self) -> None:
+        """A plugged-in EV that has not matched by the time a conforming one would have given up
+        (TT_EVSE_SLAC_init for its first CM_SLAC_PARM.REQ, then TT_matching_repetition for its
+        attempts) has failed SLAC. pyslac reports a failure only in some of the ways it happens
+        (not when the EV's CM_SLAC_MATCH.REQ never comes), so the harness watches the time itself."""
+        allowed = self.timers.TT_EVSE_SLAC_init + self.timers.TT_matching_repetition
+        try:
+            await asyncio.wait_for(self.matched.wait(), allowed)
+        except (TimeoutError, asyncio.TimeoutError):
+            self.failed(f"no match within {allowed:g} s of the EV's plug-in (TT_EVSE_SLAC_init + "
+                        f"TT_matching_repetition)")
+
+    def failed(self, why: str) -> None:
+        """Matching failed for this plug-in: on the timeline, and reported once."""
+        if self._failure_reported or self.matched.is_set():
+            return
+        self._failure_reported = True
+        self.record("SlacFailed", f"matching failed: {why}", reason=why)
+        if self.on_failed is not None:
+            self.on_failed(f"SLAC matching failed: {why}")
 
     async def _keep_digital_duty(self, pilot: PilotLine) -> None:
         """While the EV is plugged in and nothing else offers a current, the EVSE keeps 5 %: other

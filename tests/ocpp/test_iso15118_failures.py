@@ -55,6 +55,7 @@ def test_what_a_row_expects_is_allowed_by_the_ocpp_schemas(row):
 @pytest.mark.parametrize("reason, row", [
     ("V2G_SECC_Sequence_Timeout after ChargingStatusRes", "ev-silent"),
     ("connection lost", "ev-connection-closed"),
+    ("SLAC matching failed: no match within 6 s of the EV's plug-in", "slac-failed"),
     ("TLS handshake failed: [SSL: TLSV1_ALERT_UNKNOWN_CA] connection lost", "tls-handshake-failed"),
     ("ChargingStatusRes FAILED_UnknownSession: the request's SessionID is not the session's", "secc-failed-response"),
     ("Terminate", None), ("Pause", None)])
