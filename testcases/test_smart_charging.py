@@ -7,13 +7,17 @@ voltage and phase count from the rig file (the EV sees power, not current, in IS
 
 from __future__ import annotations
 
+import datetime as _dt
 import threading
+import time
 
 import pytest
 
 from harness.ocpp import commands
 from harness.ocpp.frames import value_at
 from harness.ocpp.versions import OcppVersion
+from harness.trace import TraceTimeout
+from harness.verdicts import Inconclusive
 
 LIMIT_A = 8.0
 
@@ -274,3 +278,89 @@ def test_the_evs_charging_schedule_reaches_the_csms(rig, csms, evse, ev, step, r
         assert observed is not None, ("the charger did not pass the EV's power profile on (OCPP 2.0.1 K17: "
                                       "NotifyEVChargingSchedule after the EV's schedule arrives)")
         assert ok, f"NotifyEVChargingSchedule carries {observed} {unit}; the EV announced {expected} W"
+
+
+def _announced_steps(rig, since: float, protocol: str) -> int:
+    """How many steps the first schedule the EV received announced (PMaxScheduleEntry, -20
+    PowerScheduleEntry of the ChargingSchedule)."""
+    name = "ChargeParameterDiscoveryRes" if protocol == "iso2" else "ScheduleExchangeRes"
+    for event in rig.trace.select(layer="v2g", observer="ev", name=name, since=since):
+        message = (event.payload or {}).get("message") or {}
+        body = message.get("V2G_Message", {}).get("Body", {}).get(name) or message.get(name) or {}
+        if protocol == "iso2" and body.get("SAScheduleList"):
+            return len(body["SAScheduleList"]["SAScheduleTuple"][0]["PMaxSchedule"]["PMaxScheduleEntry"])
+        tuples = (body.get("Scheduled_SEResControlMode") or {}).get("ScheduleTuple") or []
+        if tuples:
+            return len(tuples[0]["ChargingSchedule"]["PowerSchedule"]["PowerScheduleEntries"]["PowerScheduleEntry"])
+    return 0
+
+
+@pytest.mark.case("OCPP-SC-006")
+@pytest.mark.requires("charging_profiles", "remote_start", "ev", "iso15118")
+@pytest.mark.parametrize("protocol", ["iso2", "iso20-ac"])
+def test_a_later_period_of_a_profile_is_followed_at_its_time(rig, csms, evse, ev, meter, step, reaction, kpi,
+                                                              evidence, protocol):
+    config = rig.config.evse
+    high_a, low_a = 16.0, LIMIT_A
+    per_amp = config.voltage * config.phases
+    high_w, low_w = high_a * per_amp, low_a * per_amp
+    tolerance_w = max(100.0, 0.03 * low_w)
+    step_s = max(3, round(rig.scaled(150)))
+    started = _dt.datetime.now(_dt.timezone.utc)
+    # startSchedule has whole seconds: the second period begins step_s after the truncated start
+    boundary = rig.trace.now() + step_s - started.microsecond / 1e6
+    with step(f"a TxDefaultProfile allows {high_a:g} A now and {low_a:g} A from {step_s} s on; an ISO 15118 EV "
+              f"charges ({protocol})"):
+        answer = csms.call(*commands.stepped_limit(evse.version, [(0, high_a), (step_s, low_a)], started))
+        assert answer["status"] == "Accepted", f"SetChargingProfile answered {answer}"
+        assert csms.call(*commands.remote_start(evse.version, f"SC006-{protocol}".upper()))["status"] == "Accepted"
+        mark = rig.trace.now()
+        with meter.measuring() as run:
+            ev.hlc.charge_in_background(protocol=protocol, energy="AC", identification="EIM")
+            try:
+                before = _first_sample(meter, lambda p: abs(p - high_w) <= tolerance_w, boundary - rig.trace.now(),
+                                       mark)
+                after = _first_sample(meter, lambda p: abs(p - low_w) <= tolerance_w, rig.scaled(60) + 10, boundary)
+                if after is not None:
+                    time.sleep(HOLD_S)  # it stays there
+            finally:
+                ev.unplug()
+    if before is None and max((t for t, _ in run.power_series() if t < boundary), default=mark) < mark + 0.5:
+        raise Inconclusive(f"the EV was not charging before the second period began ({step_s} s was too short "
+                           "for this rig's session set-up)")
+    evidence.attach(meter.plot(run, f"OCPP-SC-006-{protocol}", title=f"OCPP-SC-006 {protocol}: a profile's second "
+                                                                     f"period"))
+    announced = _announced_steps(rig, mark, protocol)
+    reaction("ISO 15118", "how the charger told the EV", expected="(not judged: a schedule with both periods, "
+             "or a renegotiation at the change)", observed=f"the first schedule announced {announced} step(s)",
+             judged=False, agrees=True)
+    rule = ("\"startPeriod: Start of the period, in seconds from the start of schedule. The value of StartPeriod also "
+            "defines the stop time of the previous period.\" (OCPP 2.0.1 ChargingSchedulePeriodType)")
+    with step(f"the EV takes {high_w / 1000:.2f} kW before the change and {low_w / 1000:.2f} kW after it"):
+        reaction("analyzer", "first period", expected=f"{high_w:.0f} W", observed="reached" if before else
+                 "not reached before the change", judged=True, agrees=before is not None)
+        assert before is not None, (f"the analyzer never measured {high_w:.0f} W (+-{tolerance_w:.0f} W) in the first "
+                                    f"{step_s} s, while the profile allowed {high_a:g} A; {rule}")
+        over = [] if after is None else [p for t, p in run.power_series() if t > after.mono and p > low_w + tolerance_w]
+        seen = "never" if after is None else f"{after.mono - boundary:+.2f} s after the change"
+        reaction("analyzer", "second period", expected=f"{low_w:.0f} W from {step_s} s on",
+                 observed=seen + (f"; {len(over)} later sample(s) above it" if over else ""), judged=True,
+                 agrees=after is not None and not over)
+        assert after is not None, (f"the analyzer never measured {low_w:.0f} W (+-{tolerance_w:.0f} W) after the "
+                                   f"second period began; {rule}")
+        kpi("period change to power settled", (after.mono - boundary) * 1000.0, "ms",
+            "the second period's startPeriod to the first analyzer sample at its limit")
+        assert not over, (f"after settling at the second period's limit the analyzer measured up to {max(over):.0f} W; "
+                          f"the limit is {low_w:.0f} W; {rule}")
+
+
+#: how long the power is watched once it reached the second period's limit (s)
+HOLD_S = 1.5
+
+
+def _first_sample(meter, predicate, timeout: float, since: float):
+    """The first analyzer sample since ``since`` whose power satisfies ``predicate``, or None."""
+    try:
+        return meter.wait_power(predicate, timeout=max(0.5, timeout), since=since)
+    except TraceTimeout:
+        return None

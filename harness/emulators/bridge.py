@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from harness import exi
@@ -40,6 +41,7 @@ from harness.trace import Layer
 from harness.v2g import messages
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.pnc import BACKEND_REFUSALS, PROVISIONING_NAMESPACES, ContractCheck
+from harness.v2g.schedules import HORIZON_S, Offer
 
 if TYPE_CHECKING:
     from harness.emulators.evse import Connector, ReferenceEvse
@@ -60,6 +62,8 @@ class OcppBridge(ChargePort):
         self._tasks: set[asyncio.Future] = set()
         #: the DC power (W) the stage was last told to deliver
         self._commanded: float | None = None
+        #: the schedule offered last (time.monotonic() then, its offers, the energy transfer)
+        self._offered: tuple[float, tuple[Offer, ...], str] | None = None
 
     def _emit(self, name: str, summary: str, *, layer: Layer = Layer.OCPP, payload: Any = None, **keys: Any) -> None:
         self.evse.recorder.emit(layer, name, summary, src="evse", payload=payload,
@@ -71,6 +75,7 @@ class OcppBridge(ChargePort):
         super().session_started(session_id, evccid, protocol)
         self._pnc = None
         self._commanded = None
+        self._offered = None
         self._had_transaction = self.connector.transaction is not None
         if self.on_session is not None:
             self.on_session(self.connector, True)
@@ -165,24 +170,54 @@ class OcppBridge(ChargePort):
 
     def power_limit(self, energy: str) -> float:
         """The capability, lowered by the charging profiles' limit for this connector."""
-        capability = self.capabilities.max_power(energy)
-        found = self._profile()
-        return capability if found is None else min(capability, self._watts(found.amps))
+        return self._charge_w(energy, self._profile())
 
     def discharge_limit(self, energy: str) -> float:
         """The discharge capability, lowered by the profiles' dischargeLimit (0 in an operation
         mode without discharge)."""
+        return self._discharge_w(energy, self._profile())
+
+    def power_setpoint(self, energy: str) -> float | None:
+        return self._setpoint_w(energy, self._profile())
+
+    def _charge_w(self, energy: str, found: "Limit | None") -> float:
+        capability = self.capabilities.max_power(energy)
+        return capability if found is None else min(capability, self._watts(found.amps))
+
+    def _discharge_w(self, energy: str, found: "Limit | None") -> float:
         capability = self.capabilities.max_discharge_power(energy)
-        found = self._profile()
         if found is None or found.discharge_amps is None:
             return capability
         return min(capability, self._watts(found.discharge_amps))
 
-    def power_setpoint(self, energy: str) -> float | None:
-        found = self._profile()
+    def _setpoint_w(self, energy: str, found: "Limit | None") -> float | None:
         if found is None or found.setpoint_amps is None:
             return None
-        return max(-self.discharge_limit(energy), min(self.power_limit(energy), self._watts(found.setpoint_amps)))
+        return max(-self._discharge_w(energy, found), min(self._charge_w(energy, found), self._watts(found.setpoint_amps)))
+
+    def power_schedule(self, energy: str) -> Sequence[Offer]:
+        """The composite schedule over the horizon, one offer wherever what it allows changes;
+        kept as the schedule the EV now holds (see :meth:`limit_changed`)."""
+        offers = self._schedule_ahead(energy)
+        self._offered = (time.monotonic(), tuple(offers), energy)
+        return offers
+
+    def _schedule_ahead(self, energy: str) -> Sequence[Offer]:
+        ahead = self.connector.profile_ahead
+        if ahead is None:
+            return super().power_schedule(energy)
+        offers: list[Offer] = []
+        for offset, found in ahead(self.connector, HORIZON_S):
+            offer = Offer(round(offset), self._charge_w(energy, found), self._discharge_w(energy, found),
+                          self._setpoint_w(energy, found))
+            if offers and (offer.limit_w, offer.discharge_w, offer.setpoint_w) == (
+                    offers[-1].limit_w, offers[-1].discharge_w, offers[-1].setpoint_w):
+                continue
+            if offers and offer.start <= offers[-1].start:  # within the same second: the later one
+                offers[-1] = Offer(offers[-1].start, offer.limit_w, offer.discharge_w, offer.setpoint_w)
+                continue
+            offers.append(offer)
+        return offers or super().power_schedule(energy)
 
     def ac_target(self, power: float | None = None) -> float:
         """EVSEMaxCurrent: the capability, lowered by the charging profiles' limit."""
@@ -217,9 +252,25 @@ class OcppBridge(ChargePort):
 
     def limit_changed(self) -> None:
         """The charging profiles' limit changed: a running session renegotiates its schedule
-        (-2 EVSENotification ReNegotiation, -20 ScheduleRenegotiation) once energy flows."""
-        if self.session is not None and self.session.ended is None:
+        (-2 EVSENotification ReNegotiation, -20 ScheduleRenegotiation) once energy flows, unless
+        the schedule the EV holds already says so (a later period of the same profiles)."""
+        if self.session is not None and self.session.ended is None and not self._announced():
             self.pending_notification = "ReNegotiation"
+
+    def _announced(self) -> bool:
+        """Whether what the profiles allow from now on is what the schedule offered last said for
+        this time on (its steps within a second)."""
+        if self._offered is None:
+            return False
+        offered_at, offered, energy = self._offered
+        elapsed = time.monotonic() - offered_at
+        expected = [(max(0.0, o.start - elapsed), o.limit_w, o.discharge_w, o.setpoint_w) for index, o in
+                    enumerate(offered) if index + 1 == len(offered) or offered[index + 1].start > elapsed]
+        now = [(o.start, o.limit_w, o.discharge_w, o.setpoint_w) for o in self._schedule_ahead(energy)]
+        horizon = HORIZON_S - elapsed - 1.0  # the offered schedule ends earlier than one made now
+        now = [step for step in now if step[0] < horizon]
+        return len(expected) == len(now) and all(
+            abs(a[0] - b[0]) <= 1.0 and a[1:] == b[1:] for a, b in zip(expected, now))
 
     # -- contract installation and update through the CSMS (OCPP 2.0.1 M01, M02) ----------------
 

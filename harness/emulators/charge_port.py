@@ -21,6 +21,7 @@ from harness.emulators.power import PowerFlow
 from harness.pki.profiles import Generation
 from harness.v2g.equipment import EvseCapabilities, Present
 from harness.v2g.pnc import ContractCheck, check_contract
+from harness.v2g.schedules import Offer
 
 
 @dataclass
@@ -211,6 +212,9 @@ class ChargePort:
 
     def power_setpoint(self, energy: str) -> float | None:
         return None  # without a backend the EV's demand decides
+
+    def power_schedule(self, energy: str) -> Sequence[Offer]:
+        return (Offer(0, self.power_limit(energy), self.discharge_limit(energy), self.power_setpoint(energy)),)
 
     def installs_certificates(self, generation: str) -> bool:
         return self.provisioning is not None

@@ -56,6 +56,8 @@ class Connector:
     transaction: StationTransaction | None = None
     #: the charging profiles' limit for this connector now, in A (None: none limits it)
     profile_limit: Callable[["Connector"], Limit | None] | None = None
+    #: what the charging profiles allow over the next seconds: (seconds from now, limit) at each change
+    profile_ahead: Callable[["Connector", int], list[tuple[float, Limit | None]]] | None = None
     #: RequestStartTransaction's chargingProfile, the TxProfile of the transaction it starts
     start_profile: Any = None
     available: bool = True

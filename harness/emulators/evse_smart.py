@@ -63,6 +63,7 @@ class SmartCharging:
         self._updated_at: dict[int, float] = {}
         for connector in connectors.values():
             connector.profile_limit = self.limit
+            connector.profile_ahead = self.ahead
 
     # -- the limit -----------------------------------------------------------------------------
 
@@ -82,6 +83,13 @@ class SmartCharging:
                                                                       transaction_id=transaction["transaction_id"]))
             connector.start_profile = None
         return self.store.limit_at(_now(), connector.evse_id, offline_for=self._offline_for(), **transaction)
+
+    def ahead(self, connector: Connector, horizon_s: int) -> list[tuple[float, Limit | None]]:
+        """What the composite schedule says for the connector from now over ``horizon_s``: (seconds
+        from now, limit) at each change, the first at 0."""
+        self.limit(connector)  # a start profile becomes the transaction's TxProfile first
+        return self.store.ahead(_now(), horizon_s, connector.evse_id, offline_for=self._offline_for(),
+                                **self._transaction(connector))
 
     def _offline_for(self) -> float | None:
         return None if self.offline_since is None else (_now() - self.offline_since).total_seconds()

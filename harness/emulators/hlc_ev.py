@@ -63,6 +63,7 @@ class HlcEv(PluggedEv):
         self.vehicle.stop_requested = False
         self.vehicle.grant.ac_max_current = None
         self.vehicle.grant.target_power = None
+        self.vehicle.grant.drop_schedule()
 
         def keep(session: EvccSession) -> None:
             self.session = session
@@ -123,7 +124,7 @@ class HlcEv(PluggedEv):
         else the maximum current it offers (-2 EVSEMaxCurrent), as power."""
         vehicle = self.vehicle
         volts = vehicle.ac_nominal_voltage * vehicle.plan.phases
-        target = vehicle.grant.target_power
+        target = vehicle.target()
         if target is None and vehicle.grant.ac_max_current:
             target = vehicle.grant.ac_max_current * volts
         if target is None:

@@ -6,7 +6,8 @@ Suites ask for "remote start with this token" and get the version-correct CALL f
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as _dt
+from typing import Any, Sequence
 
 from harness.ocpp.versions import OcppVersion
 
@@ -61,6 +62,23 @@ def charging_limit(version: OcppVersion, amps: float, *, evse_id: int = 1, profi
         "id": profile_id, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
         "chargingProfileKind": "Relative",
         "chargingSchedule": [{"id": profile_id, "chargingRateUnit": "A", "chargingSchedulePeriod": [period]}]}}
+
+
+def stepped_limit(version: OcppVersion, steps: Sequence[tuple[int, float]], start: _dt.datetime, *,
+                  evse_id: int = 1, profile_id: int = 1) -> Call:
+    """An Absolute TxDefaultProfile from ``start`` on: (seconds from ``start``, A per phase) per
+    period (K01)."""
+    periods = [{"startPeriod": int(at), "limit": float(amps)} for at, amps in steps]
+    schedule = {"chargingRateUnit": "A", "chargingSchedulePeriod": periods,
+                "startSchedule": start.astimezone(_dt.timezone.utc).replace(microsecond=0).isoformat().replace(
+                    "+00:00", "Z")}
+    if version is _V16:
+        return "SetChargingProfile", {"connectorId": evse_id, "csChargingProfiles": {
+            "chargingProfileId": profile_id, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Absolute", "chargingSchedule": schedule}}
+    return "SetChargingProfile", {"evseId": evse_id, "chargingProfile": {
+        "id": profile_id, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute", "chargingSchedule": [{"id": profile_id, **schedule}]}}
 
 
 def clear_charging_profile(version: OcppVersion, profile_id: Any) -> Call:

@@ -440,16 +440,11 @@ class ProfileStore:
         """chargingSchedulePeriod of the composite schedule from ``start`` for ``duration``
         seconds, in ``unit``: a period wherever the limit changes (``fallback_amps`` where no
         profile limits the EVSE)."""
-        end = start + _dt.timedelta(seconds=duration)
-        moments = {start}
-        for evse in {evse_id, 0}:
-            for profile in self.profiles.get(evse, []):
-                moments.update(m for m in self._changes(profile, start, end, transaction_start or start)
-                               if start <= m < end)
         periods: list[dict[str, Any]] = []
         scale = 1.0 if unit == "A" else self.voltage * phases
-        for moment in sorted(moments):
-            found = self.limit_at(moment, evse_id, transaction_id=transaction_id, transaction_start=transaction_start)
+        for offset, found in self.ahead(start, duration, evse_id, transaction_id=transaction_id,
+                                        transaction_start=transaction_start):
+            moment = start + _dt.timedelta(seconds=offset)
             amps = found.amps if found is not None and found.amps != math.inf else fallback_amps
             if amps is None:
                 continue
@@ -467,6 +462,22 @@ class ProfileStore:
                 entry["numberPhases"] = phases
             periods.append(entry)
         return periods
+
+    def ahead(self, start: _dt.datetime, duration: int, evse_id: int, *, transaction_id: str | None = None,
+              transaction_start: _dt.datetime | None = None,
+              offline_for: float | None = None) -> list[tuple[float, Limit | None]]:
+        """(seconds from ``start``, what applies from then on) at ``start`` and at each instant in
+        the next ``duration`` seconds when the profiles may change what applies."""
+        end = start + _dt.timedelta(seconds=duration)
+        moments = {start}
+        for evse in {evse_id, 0}:
+            for profile in self.profiles.get(evse, []):
+                moments.update(m for m in self._changes(profile, start, end, transaction_start or start)
+                               if start <= m < end)
+        return [((moment - start).total_seconds(),
+                 self.limit_at(moment, evse_id, transaction_id=transaction_id, transaction_start=transaction_start,
+                               offline_for=offline_for))
+                for moment in sorted(moments)]
 
     def _changes(self, profile: ChargingProfile, start: _dt.datetime, end: _dt.datetime,
                  relative_start: _dt.datetime) -> list[_dt.datetime]:

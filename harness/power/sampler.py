@@ -30,9 +30,24 @@ def sample_payload(reading: Measurement) -> dict:
                          for c in reading.channels]}
 
 
-def record(trace: Recorder, reading: Measurement, name: str = SAMPLE, keys: dict | None = None) -> Event:
-    return trace.emit(Layer.METER, name, reading.summary(), src=OBSERVER, observer=OBSERVER,
-                      payload=sample_payload(reading), keys=keys)
+def record(trace: Recorder, reading: Measurement, name: str = SAMPLE, keys: dict | None = None, *,
+           read_at: float | None = None) -> Event:
+    """A reading on the timeline. ``read_at``: when it was asked for (timeline clock); the event
+    itself is stamped when the answer came, which a busy link or instrument can delay, so the
+    series of a run (:class:`MeterRun`) places each reading at the moment it was asked for."""
+    payload = sample_payload(reading)
+    if read_at is not None:
+        payload["read_at"] = read_at
+    return trace.emit(Layer.METER, name, reading.summary(), src=OBSERVER, observer=OBSERVER, payload=payload,
+                      keys=keys)
+
+
+def read(trace: Recorder, analyzer: PowerAnalyzer, name: str = SAMPLE, keys: dict | None = None) -> Measurement:
+    """Ask ``analyzer`` for a reading and record it with the moment it was asked for."""
+    asked = trace.now()
+    reading = analyzer.read()
+    record(trace, reading, name, keys, read_at=asked)
+    return reading
 
 
 class MeterSampler:
@@ -55,7 +70,7 @@ class MeterSampler:
         next_at = self.trace.now()
         while not self._stop.is_set():
             try:
-                record(self.trace, self.analyzer.read(), keys=self.keys)
+                read(self.trace, self.analyzer, keys=self.keys)
                 self.count += 1
             except InstrumentError as exc:
                 self.error = exc
@@ -108,8 +123,15 @@ class MeterRun:
                                  name=(SAMPLE, "MeterRunStarted", "MeterRunEnded"))
 
     def _series(self) -> tuple[list[float], list[dict]]:
+        """(when each reading was asked for, its payload), in order."""
         events = self.samples()
-        return [e.mono for e in events], [e.payload for e in events]
+        times: list[float] = []
+        payloads: list[dict] = []
+        for event in events:
+            at = float(event.payload.get("read_at", event.mono))
+            times.append(max(at, times[-1]) if times else at)  # in order even if a clock skewed
+            payloads.append(event.payload)
+        return times, payloads
 
     def energy_between(self, start: float, end: float) -> tuple[float, float]:
         """(imported, exported) Wh between two monotonic times, from the integrator readings."""

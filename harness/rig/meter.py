@@ -25,7 +25,7 @@ from harness.emulators.analyzer_server import AnalyzerServer
 from harness.power.analyzer import Identity, InstrumentError, IntegrationState, Measurement, PowerAnalyzer, Wiring
 from harness.power.models import open_analyzer
 from harness.power.plot import power_plot
-from harness.power.sampler import MeterRun, MeterSampler, record
+from harness.power.sampler import MeterRun, MeterSampler, read
 from harness.rig import check
 from harness.rig.check import ProbeResult
 from harness.rig.config import RigConfig
@@ -166,9 +166,7 @@ class MeterRole(Role):
 
     def read(self) -> Measurement:
         """One reading now, also recorded on the timeline."""
-        reading = self._need().read()
-        record(self.rig.trace, reading, keys=KEYS)
-        return reading
+        return read(self.rig.trace, self._need(), keys=KEYS)
 
     @contextlib.contextmanager
     def measuring(self) -> Iterator[MeterRun]:
@@ -179,10 +177,10 @@ class MeterRole(Role):
         analyzer = self._need()
         analyzer.reset_integration()
         analyzer.start_integration()
-        first = analyzer.read()
-        run = MeterRun(self.rig.trace, self.rig.trace.now(), first=first, instrument=analyzer.name,
+        started = self.rig.trace.now()
+        first = read(self.rig.trace, analyzer, "MeterRunStarted", KEYS)
+        run = MeterRun(self.rig.trace, started, first=first, instrument=analyzer.name,
                        accuracy=self.config.accuracy)
-        record(self.rig.trace, first, name="MeterRunStarted", keys=KEYS)
         self.run_in_progress = run
         self.sampler = MeterSampler(analyzer, self.rig.trace, self.config.sample_period, keys=KEYS)
         self.sampler.start()
@@ -195,10 +193,9 @@ class MeterRole(Role):
             self.run_in_progress = None
         if sampler is not None:
             sampler.raise_error()
-        last = analyzer.read()
+        last = read(self.rig.trace, analyzer, "MeterRunEnded", KEYS)
         analyzer.stop_integration()
         run.last = last
-        record(self.rig.trace, last, name="MeterRunEnded", keys=KEYS)
         run.ended = self.rig.trace.now()
         self.rig.trace.emit(Layer.METER, "MeterRun", f"measured {run.imported_wh:.4f} Wh imported, "
                             f"{run.exported_wh:.4f} Wh exported in {run.ended - run.started:.2f} s", src="meter",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from harness.v2g import dc
+from harness.v2g import dc, schedules
 from harness.v2g.dc import DcEvcc, DcRules, DcSecc
 from harness.v2g.machine import START, Context, Reply, Request, Stop, Table, context_of
 from harness.v2g.values import physical, physical_value
@@ -165,11 +165,10 @@ class DinRules(DcRules):
         s.equipment.ev_status(soc=parameter["DC_EVStatus"]["EVRESSSOC"])
         s.equipment.ev_charging_needs(dc.charging_needs(parameter))
         context_of(s, DinSecc).processing = "Finished"
-        pmax = min(SHORT_MAX, int(s.equipment.power_limit("DC")))
+        entries = schedules.pmax_entries(s.equipment.power_schedule("DC"), lambda watts: min(SHORT_MAX, int(watts)))
         return Reply({"ResponseCode": "OK", "EVSEProcessing": "Finished",
                       "SAScheduleList": {"SAScheduleTuple": [{"SAScheduleTupleID": SCHEDULE_ID, "PMaxSchedule": {
-                          "PMaxScheduleID": 0, "PMaxScheduleEntry": [
-                              {"RelativeTimeInterval": {"start": 0, "duration": 86400}, "PMax": pmax}]}}]},
+                          "PMaxScheduleID": 0, "PMaxScheduleEntry": entries}}]},
                       **self.dc_evse_charge_parameter(s)})
 
     def _secc_PowerDeliveryReq(self, s: SeccSession, body: dict, message: dict) -> Reply:
@@ -250,6 +249,9 @@ class DinRules(DcRules):
         if body["EVSEProcessing"] != "Finished":
             return Request("ChargeParameterDiscoveryReq", self._ev_charge_parameter(e),
                            delay=e.timing.wait(e.ev.plan.ongoing_interval))
+        tuples = ((body.get("SAScheduleList") or {}).get("SAScheduleTuple")) or []
+        entries = (tuples[0].get("PMaxSchedule") or {}).get("PMaxScheduleEntry") or [] if tuples else []
+        e.ev.grant.take_schedule(schedules.from_pmax_entries(entries, float), e.ev.clock(), follow=False)
         parameter = body["DC_EVSEChargeParameter"]
         # DIN's EVSEMaximumPowerLimit is optional (DC_EVSEChargeParameterType, minOccurs 0)
         self.take_dc_evse_limits(e, parameter, physical_value(parameter.get("EVSEMaximumPowerLimit"), 0.0) or None)

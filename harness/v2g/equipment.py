@@ -11,7 +11,7 @@ local policy) and :class:`harness.emulators.bridge.OcppBridge` (the reference EV
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, Sequence
 
 from harness.pki.profiles import DEFAULT_EVSE_ID, Generation
@@ -181,6 +181,12 @@ class Equipment(Protocol):
         when the EV's demand decides within those limits."""
         ...
 
+    def power_schedule(self, energy: str) -> Sequence[Any]:
+        """What the charger allows over the hours ahead, as :class:`harness.v2g.schedules.Offer`
+        in the order of their starts (the first at 0: the values of :meth:`power_limit`,
+        :meth:`discharge_limit` and :meth:`power_setpoint` now), for the schedules an SECC offers."""
+        ...
+
     def installs_certificates(self, generation: str) -> bool:
         """Whether the charger offers certificate installation for ``generation`` ("iso2",
         "iso20"): through a secondary actor, or by itself."""
@@ -246,4 +252,15 @@ class Grant:
     dc_max_voltage: float | None = None
     max_power: float | None = None
     notification: str = "None"
-    schedule: list[dict] = field(default_factory=list)
+    #: the schedule the EV chose (harness.v2g.schedules.Bounds over time) and the Unix time its
+    #: first step starts at; ``follow_schedule``: its bounds set the target power (-20 scheduled
+    #: mode), otherwise its upper bound only caps the charging power (-2 and DIN PMax)
+    schedule: tuple[Any, ...] = ()
+    schedule_start: float = 0.0
+    follow_schedule: bool = False
+
+    def take_schedule(self, steps: Sequence[Any], start: float, *, follow: bool) -> None:
+        self.schedule, self.schedule_start, self.follow_schedule = tuple(steps), start, follow
+
+    def drop_schedule(self) -> None:
+        self.take_schedule((), 0.0, follow=False)

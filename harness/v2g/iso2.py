@@ -20,7 +20,7 @@ from cryptography import x509
 from harness.pki.contract_key import EncryptedContractKey, decrypt_iso2
 from harness.pki.profiles import Generation
 from harness.pki.xmldsig import verify_message
-from harness.v2g import dc, messages, pnc
+from harness.v2g import dc, messages, pnc, schedules
 from harness.v2g.dc import DcEvcc, DcRules, DcSecc
 from harness.v2g.equipment import ChargingNeeds, EvSchedule
 from harness.v2g.machine import START, Context, Reply, Request, Stop, Table, context_of, schedule_notice, target_notice
@@ -91,8 +91,9 @@ class Iso2Secc(Iso2Context, DcSecc):
     emaid: str | None = None
     challenge: str | None = None
     signature_checked: bool = False
-    #: the SAScheduleTuples offered (ID -> PMax in W) and the one the EV chose
-    schedules: dict[int, float] = field(default_factory=dict)
+    #: the SAScheduleTuples offered (ID -> the offers their PMaxSchedule was made of) and the one
+    #: the EV chose
+    schedules: dict[int, tuple[schedules.Offer, ...]] = field(default_factory=dict)
     schedule: int | None = None
     #: ReceiptRequired of the last charge loop response
     receipt: bool = False
@@ -224,7 +225,7 @@ class Iso2Rules(DcRules):
         c, chosen = _secc(stand_in), _evcc(ev)
         c.payment, c.dc, c.mode = chosen.payment, chosen.dc, chosen.mode
         if not c.schedules:
-            c.schedules = {SCHEDULE_ID: 1e9}
+            c.schedules = {SCHEDULE_ID: (schedules.Offer(0, 1e9),)}
 
     def secc_handle(self, s: SeccSession, name: str, body: dict, message: dict) -> Reply:
         return getattr(self, f"_secc_{name}")(s, body, message)
@@ -386,16 +387,17 @@ class Iso2Rules(DcRules):
         s.equipment.ev_charging_needs(_charging_needs(mode, parameter, dc))
         c.processing = "Finished"
         energy = _energy_of(mode)
-        max_power = s.equipment.power_limit(energy)
-        tuple_ = {"SAScheduleTupleID": SCHEDULE_ID, "PMaxSchedule": {"PMaxScheduleEntry": [
-            {"RelativeTimeInterval": {"start": 0, "duration": 86400}, "PMax": physical(max_power, "W")}]}}
+        offers = s.equipment.power_schedule(energy)
+        max_power = offers[0].limit_w
+        tuple_ = {"SAScheduleTupleID": SCHEDULE_ID, "PMaxSchedule": {
+            "PMaxScheduleEntry": schedules.pmax_entries(offers, lambda watts: physical(watts, "W"))}}
         sign = None
         if c.payment == "Contract" and getattr(s.equipment, "tariff_key", None) is not None:
             tuple_["SalesTariff"] = {"Id": SALES_TARIFF_ID, "SalesTariffID": 10, "NumEPriceLevels": 1,
                                      "SalesTariffEntry": [{"RelativeTimeInterval": {"start": 0, "duration": 86400},
                                                            "EPriceLevel": 1}]}
             sign = (s.equipment.tariff_key, ("SalesTariff",))
-        c.schedules = {SCHEDULE_ID: max_power}
+        c.schedules = {SCHEDULE_ID: tuple(offers)}
         result: dict[str, Any] = {"ResponseCode": "OK", "EVSEProcessing": "Finished",
                                   "SAScheduleList": {"SAScheduleTuple": [tuple_]}}
         result.update(self._charge_parameter(s, dc))
@@ -417,9 +419,11 @@ class Iso2Rules(DcRules):
         if progress == "Start":
             if body["SAScheduleTupleID"] not in c.schedules:
                 return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_TariffSelectionInvalid"))
-            limit = c.schedules[body["SAScheduleTupleID"]]
+            offered = c.schedules[body["SAScheduleTupleID"]]
             entries = (body.get("ChargingProfile") or {}).get("ProfileEntry") or []
-            if any(physical_value(e["ChargingProfileEntryMaxPower"]) > limit * 1.001 for e in entries):
+            # each entry of the EV's ChargingProfile within the PMax in force at its start
+            if any(physical_value(e["ChargingProfileEntryMaxPower"])
+                   > schedules.limit_at(offered, int(e["ChargingProfileEntryStart"])) * 1.001 for e in entries):
                 return Reply(self.secc_failure(s, "PowerDeliveryReq", "FAILED_ChargingProfileInvalid"))
             c.schedule = body["SAScheduleTupleID"]
             if not s.equipment.energy_transfer(True, "DC" if dc else "AC"):
@@ -639,10 +643,11 @@ class Iso2Rules(DcRules):
         chosen = tuples[0]
         c.schedule = chosen["SAScheduleTupleID"]
         entries = chosen["PMaxSchedule"]["PMaxScheduleEntry"]
-        pmax = physical_value(entries[0]["PMax"])
+        steps = schedules.from_pmax_entries(entries, physical_value)
         grant = e.ev.grant
-        grant.max_power = pmax
-        grant.schedule = entries
+        grant.max_power = steps[0].upper_w if steps else None
+        grant.take_schedule(steps, e.ev.clock(), follow=False)  # PMax caps the power over time
+        pmax = grant.max_power or 0.0
         if c.dc:
             parameter = body["DC_EVSEChargeParameter"]
             self.take_dc_evse_limits(e, parameter, physical_value(parameter.get("EVSEMaximumPowerLimit"), pmax))
@@ -656,9 +661,7 @@ class Iso2Rules(DcRules):
         body: dict[str, Any] = {"ChargeProgress": progress,
                                 "SAScheduleTupleID": c.schedule if c.schedule is not None else SCHEDULE_ID}
         if progress == "Start":
-            power = min(e.ev.grant.max_power or e.ev.max_charge_power, e.ev.max_charge_power)
-            body["ChargingProfile"] = {"ProfileEntry": [{"ChargingProfileEntryStart": 0,
-                                                        "ChargingProfileEntryMaxPower": physical(power, "W")}]}
+            body["ChargingProfile"] = {"ProfileEntry": _profile_entries(e)}
         if c.dc:
             body["DC_EVPowerDeliveryParameter"] = {"DC_EVStatus": self.dc_ev_status(e),
                                                    "BulkChargingComplete": False,
@@ -747,3 +750,17 @@ def _charging_needs(mode: str, parameter: dict, is_dc: bool) -> ChargingNeeds:
                          energy_wh=value("EAmount"), max_current=value("EVMaxCurrent"),
                          min_current=value("EVMinCurrent"), max_voltage=value("EVMaxVoltage"),
                          departure_s=parameter.get("DepartureTime"))
+
+
+#: ProfileEntry of a ChargingProfile (ISO 15118-2 ChargingProfileType: maxOccurs 24)
+MAX_PROFILE_ENTRIES = 24
+
+
+def _profile_entries(e: EvccSession) -> list[dict[str, Any]]:
+    """The EV's ChargingProfile for PowerDeliveryReq Start: its maximum power within each PMax of
+    the chosen SAScheduleTuple, on the tuple's time base (the first 24)."""
+    ev = e.ev
+    steps = ev.grant.schedule or (schedules.Bounds(0.0, ev.max_charge_power),)
+    return [{"ChargingProfileEntryStart": int(step.start),
+             "ChargingProfileEntryMaxPower": physical(min(step.upper_w, ev.max_charge_power), "W")}
+            for step in steps[:MAX_PROFILE_ENTRIES]]

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from harness.pki.contract_key import EncryptedContractKey, decrypt_iso20
 from harness.pki.profiles import Generation
 from harness.pki.xmldsig import verify_message
-from harness.v2g import messages, pnc
+from harness.v2g import messages, pnc, schedules
 from harness.v2g.dc import (
     PRE_CHARGE_TOLERANCE_V,
     WELDING_ATTEMPTS,
@@ -463,18 +463,17 @@ class Iso20Rules(Rules):
             return Reply({"ResponseCode": "OK", "EVSEProcessing": "Finished", "Dynamic_SEResControlMode": {
                 "DepartureTime": request.get("DepartureTime", 0)}})
         # the charging schedule bounds the power from above, the discharging schedule from below; a
-        # setpoint from the backend is both bounds (the EV is to follow it)
-        setpoint = s.equipment.power_setpoint(energy)
-        upper = setpoint if setpoint is not None else s.equipment.power_limit(energy)
-        charge = {"PowerSchedule": {"TimeAnchor": 0, "PowerScheduleEntries": {"PowerScheduleEntry": [
-            {"Duration": 86400, "Power": rational(upper)}]}}}
-        schedule: dict[str, Any] = {"ScheduleTupleID": SCHEDULE_ID, "ChargingSchedule": charge}
-        lower = 0.0
+        # setpoint from the backend is both bounds (the EV is to follow it); one entry wherever the
+        # charger's schedule changes over the day, anchored at the response's Unix time
+        offers = s.equipment.power_schedule(energy)
+        anchor = s.wall_time()
+        schedule: dict[str, Any] = {"ScheduleTupleID": SCHEDULE_ID, "ChargingSchedule": schedules.power_schedule(
+            offers, lambda offer: offer.upper_w, rational, anchor)}
         if c.bpt:
-            lower = min(setpoint, 0.0) if setpoint is not None else -s.equipment.discharge_limit(energy)
-            schedule["DischargingSchedule"] = {"PowerSchedule": {"TimeAnchor": 0, "PowerScheduleEntries": {
-                "PowerScheduleEntry": [{"Duration": 86400, "Power": rational(lower)}]}}}
+            schedule["DischargingSchedule"] = schedules.power_schedule(offers, lambda offer: offer.lower_w, rational,
+                                                                       anchor)
         c.schedules = {SCHEDULE_ID}
+        upper, lower = offers[0].upper_w, offers[0].lower_w
         notice = schedule_notice(upper, lower if c.bpt else None)
         return Reply({"ResponseCode": "OK", "EVSEProcessing": "Finished",
                       "Scheduled_SEResControlMode": {"ScheduleTuple": [schedule]}}, notices=(notice,))
@@ -873,34 +872,23 @@ class Iso20Rules(Rules):
                 return Stop(False, "ScheduleExchangeRes offers no ScheduleTuple")
             chosen = tuples[0]
             c.schedule = chosen["ScheduleTupleID"]
-            target = c.schedule_power = self._scheduled_power(e, chosen)
-            e.ev.grant.target_power = target
+            anchor, steps = schedules.from_power_schedules(chosen.get("ChargingSchedule"),
+                                                           chosen.get("DischargingSchedule"), rational_value)
+            # the bounds of the step in force set the EV's target (Vehicle.target); an anchor of 0 is
+            # read as "from now"
+            e.ev.grant.target_power = None  # the new schedule replaces a target an earlier loop carried
+            e.ev.grant.take_schedule(steps, float(anchor) if anchor else e.ev.clock(), follow=True)
+            target = c.schedule_power = e.ev.target()
             if not c.dc:
                 volts = e.ev.ac_nominal_voltage * e.ev.plan.phases
-                e.ev.grant.ac_max_current = max(e.ev.grant.ac_max_current or 0.0, abs(target) / volts)
+                widest = max((abs(b) for step in steps for b in (step.upper_w, step.lower_w or 0.0)
+                              if b != float("inf")), default=abs(target or 0.0))
+                e.ev.grant.ac_max_current = max(e.ev.grant.ac_max_current or 0.0, widest / volts)
         if c.progress == "ScheduleRenegotiation":  # the new schedule applies from the next PowerDelivery
             return self._power_delivery(e, "Start")
         if c.dc:
             return Request("DC_CableCheckReq", {}, cp="C")
         return self._power_delivery(e, "Start", cp="C")
-
-    @staticmethod
-    def _scheduled_power(e: EvccSession, schedule: dict) -> float:
-        """The power (W, negative: discharge) the EV plans within a ScheduleTuple's first entries:
-        the ChargingSchedule bounds it from above, the DischargingSchedule (BPT) from below. An EV
-        that wants to discharge takes the lower bound, one that charges the upper; a bound that
-        leaves only one direction is followed (an upper bound below zero makes it discharge)."""
-        def first(name: str) -> float | None:
-            entries = ((schedule.get(name) or {}).get("PowerSchedule") or {}).get("PowerScheduleEntries") or {}
-            listed = entries.get("PowerScheduleEntry") or []
-            return rational_value(listed[0]["Power"]) if listed else None
-
-        upper = first("ChargingSchedule")
-        upper = e.ev.max_charge_power if upper is None else upper
-        lower = first("DischargingSchedule") if e.ev.plan.bpt else None
-        lower = min(0.0, upper) if lower is None else lower
-        wants_discharge = e.ev.plan.bpt and e.ev.plan.discharge
-        return lower if (wants_discharge and lower < 0) or upper < 0 else upper
 
     def _power_delivery(self, e: EvccSession, progress: str, *, cp: str | None = None,
                         processing: str = "Finished") -> Request:
@@ -974,6 +962,7 @@ class Iso20Rules(Rules):
             return self._schedule_exchange(e)
         e.ev.grant.ac_max_current = 0.0
         e.ev.grant.target_power = None
+        e.ev.grant.drop_schedule()
         if c.dc:
             return Request("DC_WeldingDetectionReq", {"EVProcessing": "Ongoing"})
         return self._session_stop(e)

@@ -7,12 +7,15 @@ writes what the EVSE granted into :attr:`Vehicle.grant`; the EV emulator
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
+from harness.v2g import schedules
 from harness.v2g.battery import Battery
 from harness.v2g.equipment import Grant
 from harness.v2g.sap import pki_generation
+from harness.v2g.schedules import Bounds
 
 ENERGY_MODES = ("AC", "DC", "AC_BPT", "DC_BPT")
 IDENTIFICATIONS = ("EIM", "PnC")
@@ -121,6 +124,8 @@ class Vehicle:
     #: set by a test or the driver: end the session at the next chance
     stop_requested: bool = False
     vin: str = "WHARNESS000000001"
+    #: the Unix time now, for following a schedule (replaced in tests)
+    clock: Callable[[], float] = time.time
     #: Plug & Charge material per ISO 15118 generation ("iso2", "iso20"): once the SECC chose the
     #: protocol, the session takes the generation's set as :attr:`credentials`
     wallet: dict[str, Credentials] = field(default_factory=dict)
@@ -162,12 +167,36 @@ class Vehicle:
     def full(self) -> bool:
         return self.battery.soc >= min(self.target_soc, 0.999)
 
+    def scheduled(self) -> Bounds | None:
+        """The step of the chosen schedule in force now (None: no schedule)."""
+        grant = self.grant
+        return schedules.at(grant.schedule, self.clock() - grant.schedule_start) if grant.schedule else None
+
+    def target(self) -> float | None:
+        """The power (W; negative: discharge) the EVSE asks the EV to transfer now: the charge
+        loop's target, or, in -20 scheduled mode, the bound of the schedule step in force that
+        the EV's wish picks (an EV that wants to discharge takes the lower bound, one that charges
+        the upper; a bound that leaves only one direction is followed). A target the charge loop
+        carries (EVSETargetActivePower, also in scheduled mode) is a command and comes first."""
+        step = self.scheduled() if self.grant.follow_schedule and self.grant.target_power is None else None
+        if step is None:
+            return self.grant.target_power
+        upper = step.upper_w if step.upper_w != float("inf") else self.max_charge_power
+        lower = step.lower_w if self.plan.bpt and step.lower_w is not None else min(0.0, upper)
+        wants_discharge = self.plan.bpt and self.plan.discharge
+        return lower if (wants_discharge and lower < 0) or upper < 0 else upper
+
+    def _cap(self) -> float | None:
+        """The charging power the chosen schedule allows now (-2 and DIN PMax; None: no cap)."""
+        step = self.scheduled() if not self.grant.follow_schedule else None
+        return None if step is None else step.upper_w
+
     def discharging(self) -> bool:
         """BPT: the EV feeds energy back, because it chose to (its plan) or because the EVSE's
         target asks it to."""
         if not self.plan.bpt:
             return False
-        target = self.grant.target_power
+        target = self.target()
         return self.plan.discharge if target is None else target < 0
 
     def ac_current(self) -> float:
@@ -175,7 +204,10 @@ class Vehicle:
         limit = self.grant.ac_max_current if self.grant.ac_max_current is not None else 0.0
         phases = max(1, self.plan.phases)
         volts = self.ac_nominal_voltage * phases
-        target = self.grant.target_power
+        target = self.target()
+        cap = self._cap()
+        if cap is not None and not self.discharging():
+            limit = min(limit, max(0.0, cap) / volts)
         if target is not None:
             limit = min(limit, abs(target) / volts) if limit else abs(target) / volts
         if self.discharging():
@@ -189,7 +221,10 @@ class Vehicle:
     def dc_target_current(self) -> float:
         """The DC current the EV asks for (A; negative: discharge)."""
         voltage = max(1.0, self.pack_voltage())
-        target = self.grant.target_power
+        target = self.target()
+        cap = self._cap()
+        if cap is not None and not self.discharging():
+            target = max(0.0, cap) if target is None else min(target, max(0.0, cap))
         if self.discharging():
             available = self.battery.available_discharge_w(self.min_soc)
             if target is not None:

@@ -119,3 +119,20 @@ def test_a_charger_sample_taken_at_a_step_the_analyzer_shows_next_is_not_compare
     check = check_power(tx, run)
     assert check.compared == 2 and check.skipped == 1  # the 0 W at 1.95 s: the drop shows at 2.0 s
     assert len(check.details) == 1 and "charger 3000.0 W" in check.details[0]
+
+
+def test_a_reading_that_answered_late_counts_at_the_moment_it_was_asked_for():
+    """A busy link delays an analyzer's answer; its integrator value belongs to the moment of the
+    query, so the run's energy between two instants is interpolated on those moments."""
+    clock = Clock()
+    trace = Recorder(clock=clock)
+    run = MeterRun(trace, clock(), first=_measurement(0.0, 0.0))
+    for second, (asked_late_by, imported) in enumerate([(0.0, 0.0), (0.0, 1.0), (0.8, 2.0), (0.0, 3.0)]):
+        asked = clock()
+        clock.t += asked_late_by  # the third answer arrives 0.8 s after it was asked for
+        record(trace, _measurement(3600.0, imported), read_at=asked)
+        clock.t = 101.0 + second
+    run.ended = clock()
+    imported, _ = run.energy_between(100.0, 102.0)
+    assert imported == pytest.approx(2.0)  # placed at its answer (102.8), it would read 1.56
+    assert [t for t, _ in run.power_series()] == [100.0, 101.0, 102.0, 103.0]
