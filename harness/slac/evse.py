@@ -257,8 +257,9 @@ class PyslacEvse:
         (not when the EV's CM_SLAC_MATCH.REQ never comes), so the harness watches the time itself."""
         allowed = self.timers.TT_EVSE_SLAC_init + self.timers.TT_matching_repetition
         try:
-            await asyncio.wait_for(self.matched.wait(), allowed)
-        except (TimeoutError, asyncio.TimeoutError):
+            async with asyncio.timeout(allowed):
+                await self.matched.wait()
+        except TimeoutError:
             self.failed(f"no match within {allowed:g} s of the EV's plug-in (TT_EVSE_SLAC_init + "
                         f"TT_matching_repetition)")
 
