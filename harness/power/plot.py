@@ -3,8 +3,9 @@ grid requested.
 
 Read from the timeline only, so a plot can be drawn again from a report folder's trace.jsonl:
 the analyzer's samples (``meter``), the power the charger reported (OCPP Power.Active.Import as
-the CSMS received it), the limits the CSMS set (SetChargingProfile and 2.1 UpdateDynamicSchedule, converted to W with the
-nominal voltage and phases when given in A; OCPP 2.1 setpoints and discharge limits too), the power
+the CSMS received it), the limits the CSMS set (SetChargingProfile, each period at its time, in W
+with the nominal voltage and phases when given in A; OCPP 2.1 setpoints and discharge limits too,
+and the Dynamic updates, pushed or pulled), the power
 a grid event requested (the CSMS's decisions, for the profile's duration) and the current the EVSE
 offered on the pilot (PWM duty changes, also in W), and when the charger lost and regained the
 CSMS. Export is negative. matplotlib draws with its Agg backend: no display needed.
@@ -12,6 +13,7 @@ CSMS. Export is negative. matplotlib draws with its Agg backend: no display need
 
 from __future__ import annotations
 
+import datetime as _dt
 from pathlib import Path
 
 from harness.iec61851.pilot import DIGITAL_COMMUNICATION
@@ -21,25 +23,75 @@ from harness.trace import Layer, Recorder
 OCPP_POWER = {"Power.Active.Import": 1.0, "Power.Active.Export": -1.0}
 
 
-def _profile_values(payload: dict) -> tuple[dict[str, float], str] | None:
-    """The first period's limit, setpoint and dischargeLimit (those given) and the unit."""
+def _profile_steps(payload: dict, sent_wall: float) -> tuple[list[tuple[float, dict[str, float]]], str]:
+    """The periods of a profile as (seconds after it was sent, limit/setpoint/dischargeLimit
+    given), and the unit. An Absolute schedule's periods count from its startSchedule; the others'
+    from the moment the profile was sent (a Relative one really counts from the transaction's
+    start, which the plot does not know)."""
     if "scheduleUpdate" in payload:  # 2.1 UpdateDynamicSchedule: the Dynamic profile's new values, in W
         values = {k: float(v) for k, v in payload["scheduleUpdate"].items() if k in ("limit", "setpoint",
                                                                                    "dischargeLimit")}
-        return (values, "W") if values else None
+        return ([(0.0, values)] if values else []), "W"
     profile = payload.get("chargingProfile") or payload.get("csChargingProfiles") or {}
     schedules = profile.get("chargingSchedule")
     schedule = schedules[0] if isinstance(schedules, list) and schedules else schedules
     if not isinstance(schedule, dict) or not schedule.get("chargingSchedulePeriod"):
-        return None
-    period = schedule["chargingSchedulePeriod"][0]
-    values = {}
-    for key in ("limit", "setpoint", "dischargeLimit"):
+        return [], "A"
+    base = 0.0
+    try:
+        start = _dt.datetime.fromisoformat(str(schedule["startSchedule"]).replace("Z", "+00:00"))
+        base = start.timestamp() - sent_wall
+    except (KeyError, TypeError, ValueError):
+        pass
+    steps = []
+    for period in schedule["chargingSchedulePeriod"]:
+        values = {}
+        for key in ("limit", "setpoint", "dischargeLimit"):
+            try:
+                values[key] = float(period[key])
+            except (KeyError, TypeError, ValueError):
+                continue
         try:
-            values[key] = float(period[key])
-        except (KeyError, TypeError, ValueError):
+            steps.append((base + float(period.get("startPeriod", 0)), values))
+        except (TypeError, ValueError):
             continue
-    return (values, schedule.get("chargingRateUnit", "A")) if values else None
+    return steps, schedule.get("chargingRateUnit", "A")
+
+
+def limit_marks(trace: Recorder, *, since: float, until: float | None, keys: dict | None,
+                watts_per_amp: float) -> dict[str, list[tuple[float, float]]]:
+    """Where each limit, setpoint and discharge limit the CSMS set begins (seconds since ``since``)
+    and its value in kW: the profile in force when the plot begins, those sent during it (each
+    period at its time), and the 2.1 Dynamic updates."""
+    t0 = since
+    marks: dict[str, list[tuple[float, float]]] = {"limit": [], "setpoint": [], "dischargeLimit": []}
+    sent = [e for e in trace.select(layer=Layer.OCPP, observer="csms", until=until, keys=keys,
+                                    name="SetChargingProfile")
+            if isinstance(e.payload, dict) and e.payload.get("type") == "CALL"]
+    # the profile set last before the measurement began, unless one was cleared since
+    cleared = [e.mono for e in trace.select(layer=Layer.OCPP, observer="csms", until=since, keys=keys,
+                                            name="ClearChargingProfile")]
+    before = [e for e in sent if e.mono < since and not any(c > e.mono for c in cleared)][-1:]
+    # 2.1 Dynamic updates: pushed (UpdateDynamicSchedule), or pulled (the CSMS's answers)
+    updates = [e for e in trace.select(layer=Layer.OCPP, observer="csms", since=since, until=until, keys=keys,
+                                       name=("UpdateDynamicSchedule", "PullDynamicScheduleUpdate"))
+               if isinstance(e.payload, dict) and e.payload.get("type") == ("CALL" if e.name == "UpdateDynamicSchedule"
+                                                                             else "CALLRESULT")]
+    for event in sorted(before + [e for e in sent if e.mono >= since] + updates, key=lambda e: e.mono):
+        steps, unit = _profile_steps(event.payload.get("payload") or {}, event.wall)
+        scale = (watts_per_amp if unit == "A" else 1.0) / 1000
+        at = max(event.mono, since) - t0
+        for key in marks:  # what a profile sent earlier said for later is replaced by this one
+            marks[key] = [point for point in marks[key] if point[0] < at]
+        for offset, values in steps:
+            x = max(event.mono + offset, since) - t0
+            for key, value in values.items():
+                if marks[key] and marks[key][-1][0] == x:
+                    marks[key].pop()  # a period that began before the plot: the latest one holds
+                if marks[key] and marks[key][-1][1] == value * scale:
+                    continue  # the same value again (a pulled update that changed nothing)
+                marks[key].append((x, value * scale))
+    return marks
 
 
 def power_plot(trace: Recorder, path: Path, *, since: float, until: float | None = None, title: str = "",
@@ -78,29 +130,14 @@ def power_plot(trace: Recorder, path: Path, *, since: float, until: float | None
                 reported.append((event.mono - t0, net))
     if reported:
         axes.plot(*zip(*reported), "o", color="#d9822b", markersize=4, label="charger P (OCPP)")
-    marks: dict[str, list[tuple[float, float]]] = {"limit": [], "setpoint": [], "dischargeLimit": []}
-    sent = [e for e in trace.select(layer=Layer.OCPP, observer="csms", until=until, keys=keys,
-                                    name="SetChargingProfile")
-            if isinstance(e.payload, dict) and e.payload.get("type") == "CALL"]
-    # the profile set last before the measurement began, unless one was cleared since
-    cleared = [e.mono for e in trace.select(layer=Layer.OCPP, observer="csms", until=since, keys=keys,
-                                            name="ClearChargingProfile")]
-    before = [e for e in sent if e.mono < since and not any(c > e.mono for c in cleared)][-1:]
-    updates = [e for e in trace.select(layer=Layer.OCPP, observer="csms", since=since, until=until, keys=keys,
-                                       name="UpdateDynamicSchedule")
-               if isinstance(e.payload, dict) and e.payload.get("type") == "CALL"]
-    for event in sorted(before + [e for e in sent if e.mono >= since] + updates, key=lambda e: e.mono):
-        found = _profile_values(event.payload.get("payload") or {})
-        if found is not None:
-            values, unit = found
-            for key, value in values.items():
-                marks[key].append((max(event.mono, since) - t0, value * (watts_per_amp if unit == "A" else 1.0) / 1000))
+    marks = limit_marks(trace, since=since, until=until, keys=keys, watts_per_amp=watts_per_amp)
     end = (until if until is not None else (samples[-1].mono if samples else since)) - t0
     styles = {"limit": ("#b42318", "--", "charging limit (OCPP)"),
               "setpoint": ("#067647", "-", "setpoint (OCPP)"),
               "dischargeLimit": ("#b54708", "--", "discharge limit (OCPP)")}
     annotations: dict[tuple[float, float], list[str]] = {}  # one per point, naming every value there
     for key, points in marks.items():
+        points = [point for point in points if point[0] <= end]  # periods after the plot's end
         colour, style, label = styles[key]
         for index, (x, kw) in enumerate(points):
             x_end = points[index + 1][0] if index + 1 < len(points) else max(end, x)
