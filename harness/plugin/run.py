@@ -616,6 +616,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _environment_table(session.config, harness, _dut(harness))
 
 
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path as a report shows it: relative to the working directory when it lies inside, else its
+    file name alone. A report travels to other people; the folders of the machine it was made on
+    are nobody's business there."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return resolved.name
+
+
 @pytest.hookimpl(hookwrapper=True, specname="pytest_sessionfinish")
 def pytest_sessionfinish_conformance(session: pytest.Session, exitstatus: int) -> Iterator[None]:
     """After every other sessionfinish (pytest tears the session fixtures, the rig among them,
@@ -629,12 +640,13 @@ def pytest_sessionfinish_conformance(session: pytest.Session, exitstatus: int) -
     _not_run(harness)  # why the run stopped is known: the tryfirst sessionfinish asked
 
     rig = harness.rig_config
-    rig_info = {"name": rig.name, "kind": rig.kind, "file": str(rig.path) if rig.path else None,
+    rig_info = {"name": rig.name, "kind": rig.kind, "file": shown_path(rig.path) if rig.path else None,
                 "time_scale": rig.time_scale, "evse": rig.evse.kind, "ev": rig.ev.kind, "csms": rig.csms.kind,
                 "meter": rig.meter.kind, "pilot": rig.pilot.kind, "link": rig.link.kind}
     document = conformance.build(run_id=harness.run_id, started=harness.started, finished=conformance.utc_now(),
                                  rig=rig_info, dut=_dut(harness), results=list(harness.results.values()),
-                                 command=sys.argv, stopped=harness.stop_reason, rig_problems=harness.rig_problems,
+                                 command=[shown_path(arg) if os.path.isabs(arg) else arg for arg in sys.argv],
+                                 stopped=harness.stop_reason, rig_problems=harness.rig_problems,
                                  ev=_ev_under_test(harness))
     conformance.write(harness.report_dir / "conformance.json", document)
     from harness.report.html import render
@@ -712,7 +724,7 @@ def _environment_table(config: pytest.Config, harness: HarnessSession, dut: dict
         return
     rig = harness.rig_config
     metadata["Run"] = harness.run_id
-    metadata["Rig"] = f"{rig.name} ({rig.kind}) from {rig.path}"
+    metadata["Rig"] = f"{rig.name} ({rig.kind}) from {shown_path(rig.path) if rig.path else '(built in)'}"
     metadata["DUT"] = (", ".join(f"{k}: {v}" for k, v in dut.items()) if dut
                        else f"{rig.evse.station_id}: no BootNotification seen")
     metadata["Conformance report"] = "conformance.html"

@@ -156,3 +156,32 @@ def test_cases_for_a_protocol_the_charger_does_not_offer_are_not_applicable(tmp_
     assert not [c for c in cases if c["verdict"] in ("fail", "error")]
     passed = {c["id"] for c in cases if c["verdict"] == "pass"}
     assert {"V2G-SES-001", "V2G-SES-002"} <= passed
+
+
+def test_the_report_names_no_folder_of_this_machine(full_run):
+    _, report = full_run
+    run = json.loads((report / "conformance.json").read_text())["run"]
+    assert run["rig"]["file"] == "rigs/emulated.yaml"
+    assert not any(str(ROOT) in part for part in run["command"]), run["command"]
+
+
+def test_a_bundle_of_the_run_holds_no_secret(full_run, harness_command, tmp_path):
+    """`harness report bundle`: what may be sent to a vendor; the run PKI's private keys and the TLS
+    key logs stay with the lab, and BUNDLE.txt says so."""
+    _, report = full_run
+    out = tmp_path / "for-the-vendor"
+    result = subprocess.run(harness_command + ["report", "bundle", str(report), "--out", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert (out / "conformance.html").is_file() and (out / "trace.jsonl").is_file()
+    for path in files:
+        data = path.read_bytes()
+        assert b"PRIVATE KEY-----" not in data, path
+        assert not any(line.startswith((b"CLIENT_RANDOM ", b"CLIENT_TRAFFIC_SECRET_0 ", b"SERVER_TRAFFIC_SECRET_0 "))
+                       for line in data.splitlines()), path
+    manifest = (out / "BUNDLE.txt").read_text()
+    assert "Left out" in manifest and "pki/csms-server.key: a private key file" in manifest
+    again = subprocess.run(harness_command + ["report", "bundle", str(report), "--out", str(out)],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "exists and is not empty" in again.stderr
