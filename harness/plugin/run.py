@@ -556,8 +556,20 @@ def _message(excinfo: Any, report: pytest.TestReport) -> str:
         if isinstance(excinfo.value, AssertionError) and "\nassert " in text and not text.startswith("assert "):
             # a check with its own words: those, without pytest's rewritten expression after them
             text = text.split("\nassert ", 1)[0]
+        elif isinstance(excinfo.value, AssertionError) and (text.startswith("assert ") or not text):
+            # a bare check: the line of the test that failed, not pytest's "where False = ..." internals
+            text = f"the check `{_failed_statement(excinfo) or text.splitlines()[0]}` did not hold"
         return f"{excinfo.typename}: {text}"[:4000]
     return str(report.longreprtext or "")[:4000]
+
+
+def _failed_statement(excinfo: Any) -> str | None:
+    """The source of the statement that raised (one line), or None when it cannot be read."""
+    try:
+        statement = str(excinfo.traceback[-1].statement)
+    except Exception:  # noqa: BLE001 - the message then falls back to pytest's first line
+        return None
+    return " ".join(line.strip() for line in statement.splitlines()) or None
 
 
 def _conclude(session: HarnessSession, item: pytest.Item, case: TestCase, phases: dict) -> None:
