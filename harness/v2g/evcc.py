@@ -61,7 +61,8 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
                 else "TcpConnectFailed")
         error = str(exc) or type(exc).__name__
         recording.record(recorder, SIDE, what, f"EV could not connect to {target}"
-                         f"{' with TLS' if context else ''}: {error}", session, payload={"error": repr(exc)})
+                         f"{' with TLS' if context else ''}: {error}", session, payload={"error": repr(exc)},
+                         keys={"secc": recording.endpoint_key(host, port)})
         session.outcome = Outcome(False, f"{what}: {error}")
         return session.outcome
     der = connection.tls_peer_certificate
@@ -72,7 +73,7 @@ async def run_session(recorder: Recorder, vehicle: Any, host: str, port: int, *,
                      + (f" ({connection.tls_version}, {connection.tls_cipher}"
                         + (f"; SECC certificate serial {shown['serial']})" if shown else ")") if context else " (no TLS)"),
                      session, payload={"peer": target, "tls": connection.tls_version, "cipher": connection.tls_cipher,
-                                       "secc_certificate": shown})
+                                       "secc_certificate": shown}, keys={"secc": recording.endpoint_key(host, port)})
     session.facts["tls"] = connection.tls_version
     if refusal is not None:
         recording.record(recorder, SIDE, "SeccCertificateRefused", f"EV refuses the SECC certificate: {refusal}",

@@ -208,7 +208,7 @@ class FaultPlan:
         if self.recorder is not None:
             keys = {}
             if session is not None:
-                keys = {"session_id": session.session_id, "evccid": session.evccid, "evse_id": session.evse_id}
+                keys = recording.keys_of(session)
             self.recorder.emit(Layer.FAULT, f"Fault{fault.kind.capitalize()}", f"{self.side} injects "
                                f"{fault.describe()}: {what}", src=self.side, observer=self.side,
                                payload={"kind": fault.kind, "message": fault.message, "occurrence": fault.occurrence,

@@ -340,6 +340,7 @@ class Iso2Rules(DcRules):
             return Reply(self._payment_details_failed(check.refusal, s), notices=(notice,))
         c = _secc(s)
         c.contract_chain, c.emaid = chain, body["eMAID"]
+        s.emaid = c.emaid
         challenge = c.challenge = base64.b64encode(s.random_bytes(16)).decode()
         return Reply({"ResponseCode": "OK", "GenChallenge": challenge, "EVSETimeStamp": s.wall_time()},
                      notices=(notice,))
@@ -573,6 +574,7 @@ class Iso2Rules(DcRules):
         credentials = e.ev.credentials
         if not credentials.contract_chain or credentials.contract_key is None:
             return Stop(False, "Plug & Charge without a contract certificate")
+        e.emaid = credentials.emaid
         return Request("PaymentDetailsReq", {"eMAID": credentials.emaid,
                                              "ContractSignatureCertChain": pnc.chain_json(credentials.contract_chain)})
 

@@ -318,6 +318,7 @@ class Iso20Rules(Rules):
                 chain = pnc.chain_from_json(mode["ContractCertificateChain"], "ContractCertificateChain")
             except (pnc.CertificateDataError, KeyError):
                 return Reply({"ResponseCode": "WARNING_CertificateValidationError", "EVSEProcessing": "Finished"})
+            s.emaid = pnc.common_name(chain[0])
             if not c.signature_checked:
                 verification = verify_message(message, "iso20", chain[0])
                 if not verification.ok:
@@ -764,6 +765,7 @@ class Iso20Rules(Rules):
             return Stop(False, "Plug & Charge without a contract certificate")
         chain = pnc.chain_json(credentials.contract_chain)
         chain.setdefault("SubCertificates", {"Certificate": []})
+        e.emaid = pnc.common_name(credentials.contract_chain[0])
         return Request("AuthorizationReq", {"SelectedAuthorizationService": "PnC", "PnC_AReqAuthorizationMode": {
             "Id": "id1", "GenChallenge": _evcc(e).challenge, "ContractCertificateChain": chain}},
             delay=delay, sign=(credentials.contract_key, ("PnC_AReqAuthorizationMode",)))

@@ -1,8 +1,11 @@
 """Every V2G message on the timeline (Layer.V2G): EXI bytes, decoded JSON, direction and the
-session's correlation keys (session_id, evccid, evse_id), as the side that saw it saw it."""
+session's correlation keys, as the side that saw it saw it: ``session_id``, ``evccid``, ``evseid``
+(ISO 15118's EVSEID, as the SECC named itself; not OCPP's ``evse_id``, an EVSE's number) and,
+once a contract was presented, ``emaid``."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Mapping
 
 from harness.trace import Layer, Recorder
@@ -18,7 +21,8 @@ def peer_of(side: str) -> str:
 
 
 def keys_of(session: Any) -> dict[str, str | None]:
-    return {"session_id": session.session_id, "evccid": session.evccid, "evse_id": session.evse_id}
+    return {"session_id": session.session_id, "evccid": session.evccid, "evseid": session.evse_id,
+            "emaid": getattr(session, "emaid", None)}
 
 
 def record_message(recorder: Recorder, side: str, event: Send | Received, session: Any, *,
@@ -48,9 +52,22 @@ def record_notice(recorder: Recorder, side: str, notice: Notice, session: Any) -
                   keys=keys_of(session))
 
 
+def endpoint_key(host: str, port: int) -> str:
+    """An SECC's address as a correlation key, the same whoever saw it: ``[address]:port`` with
+    the IPv6 address compressed and without its zone (SDP names the address, the EV connects to
+    it with its interface's zone, the SECC sees it on its own)."""
+    bare = host.strip("[]").split("%", 1)[0]
+    try:
+        bare = ipaddress.ip_address(bare).compressed
+    except ValueError:
+        pass
+    return f"[{bare}]:{port}"
+
+
 def record(recorder: Recorder, side: str, name: str, summary: str, session: Any = None, *,
-           payload: Any = None, layer: Layer = Layer.V2G, peer: bool = False) -> None:
-    keys = keys_of(session) if session is not None else {}
+           payload: Any = None, layer: Layer = Layer.V2G, peer: bool = False,
+           keys: Mapping[str, Any] | None = None) -> None:
+    keys = {**(keys_of(session) if session is not None else {}), **(keys or {})}
     recorder.emit(layer, name, summary, src=peer_of(side) if peer else side, dst=side if peer else "",
                   observer=side, payload=payload, keys=keys)
 

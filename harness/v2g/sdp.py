@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.trace import Layer, Recorder
+from harness.v2g.recording import endpoint_key
 from harness.v2g.timers import SDP, SdpTimers
 from harness.v2g.transport import SECC_PORTS, SocketFactory, scope_index, split_scope
 from harness.v2g.v2gtp import HeaderError, PayloadType, V2gtpMessage, read_datagram
@@ -270,7 +271,8 @@ class SdpServer:
             self.recorder.emit(Layer.SDP, "SdpResponse", f"SDP response to {peer}: [{response.address}]:"
                                f"{response.port} {why}", src=self.side, dst="ev", observer=self.side,
                                payload={"datagram": reply.hex().upper(), "address": response.address,
-                                        "port": response.port, "tls": response.tls})
+                                        "port": response.port, "tls": response.tls},
+                               keys={"secc": endpoint_key(response.address, response.port)})
 
 
 ETH_P_IPV6 = 0x86DD
@@ -347,7 +349,7 @@ async def discover(recorder: Recorder, *, tls: bool, target: str = ALL_NODES, po
             recorder.emit(Layer.SDP, "SdpResponse", f"SDP response: SECC at [{host}]:{response.port} "
                           f"({'TLS' if response.tls else 'TCP'})", src="evse", dst=side, observer=side,
                           payload={"datagram": data.hex().upper(), "address": host, "port": response.port,
-                                   "tls": response.tls})
+                                   "tls": response.tls}, keys={"secc": endpoint_key(host, response.port)})
             return SdpResponse(host, response.port, response.security, response.transport)
     finally:
         transport.close()

@@ -154,7 +154,7 @@ class Secc:
                                            "offered": connection.hello.describe() if connection.hello else None,
                                            "chosen": choice.why if choice else None,
                                            "vehicle_certificate": _subject(connection.peer_certificate())},
-                         peer=True)
+                         peer=True, keys=_local_key(connection))
         try:
             if tls and choice is not None and choice.generation == "iso20":
                 ssl_object = connection.writer.get_extra_info("ssl_object")
@@ -262,3 +262,9 @@ def _outcome_payload(outcome: Outcome) -> dict:
     return {"ok": outcome.ok, "reason": outcome.reason, "protocol": outcome.protocol,
             "session_id": outcome.session_id, "response_code": outcome.response_code,
             "paused": outcome.paused, "messages": outcome.messages}
+
+
+def _local_key(connection: V2gConnection) -> dict[str, str]:
+    """The SECC's own address of a connection as the ``secc`` key (what SDP announced)."""
+    local = connection.writer.get_extra_info("sockname")
+    return {"secc": recording.endpoint_key(str(local[0]), int(local[1]))} if local else {}

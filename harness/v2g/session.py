@@ -98,6 +98,8 @@ class _Session:
         self.session_id: str | None = None
         self.evccid: str | None = None
         self.evse_id: str | None = None
+        #: the contract's eMAID once the session named one (Plug & Charge): a correlation key
+        self.emaid: str | None = None
         self.state = START
         self.count = 0
         self.outcome: Outcome | None = None
@@ -195,7 +197,9 @@ class SeccSession(_Session):
         #: the contexts of the sessions paused by the EV, by SessionID (the rules' own kind)
         self.paused: dict[str, Any] = paused if paused is not None else {}
         self.random_bytes = random_bytes
-        self.evse_id = getattr(equipment, "evse_id", None)
+        # the EVSEID this SECC names itself with (SessionSetupRes): a correlation key from the start
+        capabilities = getattr(equipment, "capabilities", None)
+        self.evse_id = getattr(capabilities, "evse_id", None) or getattr(equipment, "evse_id", None)
         # the EVCC must start the handshake within the sequence timeout too
         self._arm(timing.timeout(timing.of("sap").sequence(DEFAULT)), "no supportedAppProtocolReq")
 
