@@ -13,7 +13,7 @@ import sys
 from harness import __version__
 
 #: the sub-command modules, in the order ``harness --help`` lists them
-COMMANDS = ("run", "rig", "report", "csms", "exi", "certs", "slac", "ev", "evse", "meter")
+COMMANDS = ("run", "rig", "report", "trace", "csms", "exi", "certs", "slac", "ev", "evse", "meter")
 
 
 class UsageError(Exception):

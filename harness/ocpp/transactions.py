@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from harness.trace import Event, Layer, Recorder
 
@@ -86,8 +86,16 @@ def transactions(recorder: Recorder, *, station_id: str | None = None, since: fl
                  observer: str = OBSERVER) -> list[TransactionView]:
     """Every transaction seen, in the order each started."""
     keys = {"station_id": station_id} if station_id else None
+    return transactions_of(recorder.select(layer=Layer.OCPP, observer=observer, since=since, keys=keys),
+                           observer=observer)
+
+
+def transactions_of(events: Iterable[Event], *, observer: str = OBSERVER) -> list[TransactionView]:
+    """:func:`transactions` of a list of events (a trace file read back, a case's part of one)."""
     calls: list[tuple[Event, dict[str, Any]]] = []
-    for event in recorder.select(layer=Layer.OCPP, observer=observer, since=since, keys=keys):
+    for event in events:
+        if event.layer is not Layer.OCPP or event.observer != observer:
+            continue
         payload = event.payload  # parsed once per event
         if isinstance(payload, dict) and payload.get("type") in ("CALL", "CALLRESULT") and "violation" not in payload:
             calls.append((event, payload))

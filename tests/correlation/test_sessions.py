@@ -1,0 +1,160 @@
+"""Charging sessions joined across protocols (harness.correlation.sessions), from timelines with
+the keys the EV and the CSMS record, and the inconsistencies a wrong charger would show."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from harness.correlation.sessions import join, mac
+from harness.trace import Layer, Recorder
+
+EV_MAC = "f6:ec:ae:95:7b:60"
+EVCCID = "F6ECAE957B60"
+EMAID = "DEHARC12345678"
+SECC = "[fe80::1]:61851"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Timeline:
+    """Builds a timeline the way the harness's EV and CSMS record one."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.trace = Recorder(clock=self.clock)
+        self.seq = 0
+
+    def later(self, seconds: float = 0.1) -> None:
+        self.clock.t += seconds
+
+    def slac(self, ev_mac: str = EV_MAC, run_id: str = "F2CD31AE09826A7D") -> None:
+        self.trace.emit(Layer.SLAC, "SlacMatched", "matched", src="ev", observer="ev",
+                        keys={"run_id": run_id, "ev_mac": ev_mac, "evse_mac": "02:00:00:00:00:02"})
+        self.later()
+
+    def sdp(self, secc: str = SECC) -> None:
+        self.trace.emit(Layer.SDP, "SdpResponse", "SDP response", src="evse", dst="ev", observer="ev",
+                        keys={"secc": secc})
+        self.later()
+
+    def v2g(self, session_id: str, *, evccid: str = EVCCID, emaid: str | None = None, protocol: str = "iso2",
+            messages: int = 4, secc: str = SECC) -> None:
+        self.trace.emit(Layer.V2G, "TcpConnected", "EV connected", src="ev", observer="ev",
+                        keys={"session_id": None, "secc": secc})
+        for number in range(messages):
+            keys = {"session_id": session_id, "evccid": evccid, "evseid": "DE*HAR*E1234567"}
+            if emaid and number >= 1:
+                keys["emaid"] = emaid
+            self.trace.emit(Layer.V2G, "ChargingStatusReq", "ev -> evse", src="ev", dst="evse", observer="ev",
+                            payload={"protocol": protocol}, keys=keys)
+            self.later()
+
+    def tx(self, event_type: str, transaction_id: str, *, token: str = EMAID, timestamp: str | None = None,
+           meter_at: str | None = None) -> None:
+        self.seq += 1
+        body = {"eventType": event_type, "timestamp": timestamp or f"2026-12-07T06:00:{int(self.clock.t) % 60:02d}Z",
+                "triggerReason": "Authorized", "seqNo": self.seq, "evse": {"id": 1, "connectorId": 1},
+                "transactionInfo": {"transactionId": transaction_id}, "idToken": {"idToken": token, "type": "eMAID"}}
+        if meter_at:
+            body["meterValue"] = [{"timestamp": meter_at, "sampledValue": [
+                {"value": 10.0, "measurand": "Energy.Active.Import.Register", "unitOfMeasure": {"unit": "Wh"}}]}]
+        self.trace.emit(Layer.OCPP, "TransactionEvent", "CALL TransactionEvent", src="evse", dst="csms",
+                        observer="csms", payload={"type": "CALL", "action": "TransactionEvent", "message_id": str(self.seq),
+                                                  "payload": body},
+                        keys={"station_id": "CS1", "transaction_id": transaction_id})
+        self.later()
+
+
+def _plug_and_charge(line: Timeline, *, session: str = "51FCF035FCEBA355", tx: str = "tx-1", token: str = EMAID,
+                     evccids: tuple[str, ...] = (EVCCID,)) -> None:
+    line.slac()
+    line.sdp()
+    line.v2g(session, emaid=EMAID, messages=2, evccid=evccids[0])
+    line.tx("Started", tx, token=token)
+    for evccid in evccids[1:] or evccids:
+        line.v2g(session, emaid=EMAID, messages=2, evccid=evccid)
+    line.tx("Ended", tx, token=token)
+
+
+def test_a_plug_and_charge_session_joins_from_slac_to_the_transaction():
+    line = Timeline()
+    _plug_and_charge(line)
+    (joined,) = join(line.trace.select())
+    assert joined.joins == {"slac": "ev_mac = EVCCID", "sdp": "secc address", "ocpp": "idToken = eMAID"}
+    assert joined.slac.run_id == "F2CD31AE09826A7D" and joined.transaction.transaction_id == "tx-1"
+    assert joined.problems == [] and joined.v2g.emaid == EMAID
+
+
+def test_a_20_session_joins_slac_by_time_its_evccid_being_the_vin():
+    line = Timeline()
+    line.slac()
+    line.sdp()
+    line.tx("Started", "tx-20", token="RFID-1")
+    line.v2g("AA00000000000001", evccid="WHARNESS000000001", protocol="iso20-ac")
+    line.tx("Ended", "tx-20", token="RFID-1")
+    (joined,) = join(line.trace.select())
+    assert joined.joins == {"slac": "by time (the -20 EVCCID is the VIN)", "sdp": "secc address", "ocpp": "by time"}
+
+
+@pytest.mark.parametrize("wrong, found", [
+    ("evccid", "the EVCCID changed within ISO 15118 session"),
+    ("token", "has idToken RFID-OTHER; the EV presented eMAID DEHARC12345678"),
+    ("meter", "meter value(s) dated outside it"),
+])
+def test_what_does_not_join_is_a_problem_with_its_keys(wrong, found):
+    line = Timeline()
+    if wrong == "evccid":
+        _plug_and_charge(line, evccids=(EVCCID, "0A1B2C3D4E5F"))
+    elif wrong == "token":
+        _plug_and_charge(line, token="RFID-OTHER")
+    else:
+        _plug_and_charge(line)
+        line.tx("Started", "tx-late", meter_at="2026-12-07T05:00:00Z", timestamp="2026-12-07T06:00:00Z")
+        line.tx("Ended", "tx-late", timestamp="2026-12-07T06:00:10Z")
+    problems = [p for s in join(line.trace.select()) for p in s.problems]
+    assert any(found in p for p in problems), problems
+
+
+def test_two_sessions_in_one_transaction_and_a_transaction_without_one_are_noted():
+    line = Timeline()
+    line.tx("Started", "tx-1", token="RFID-1")
+    line.v2g("0000000000000001")
+    line.v2g("0000000000000002")
+    line.tx("Ended", "tx-1", token="RFID-1")
+    line.tx("Started", "tx-pwm", token="RFID-2")
+    line.tx("Ended", "tx-pwm", token="RFID-2")
+    found = join(line.trace.select())
+    assert ["2 ISO 15118 sessions (0000000000000001, 0000000000000002) lie in transaction tx-1"
+            in s.notes for s in found[:2]] == [True, True]
+    assert found[2].transaction.transaction_id == "tx-pwm" and found[2].notes == ["no ISO 15118 session (basic "
+                                                                                   "charging?)"]
+
+
+def test_a_mac_is_compared_however_it_was_written():
+    assert mac("f6:ec:ae:95:7b:60") == mac("F6ECAE957B60") == mac("f6-ec-ae-95-7b-60") == EVCCID
+    assert mac("WHARNESS000000001") is None and mac(None) is None
+
+
+def test_harness_trace_sessions_prints_the_joins_and_fails_on_a_problem(tmp_path, harness_command):
+    line = Timeline()
+    _plug_and_charge(line, token="RFID-OTHER")
+    path = tmp_path / "trace.jsonl"
+    path.write_text("".join(event.to_json() + "\n" for event in line.trace.select()))
+    shown = subprocess.run(harness_command + ["trace", "sessions", str(tmp_path)], capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 1, shown.stderr
+    assert "joined: slac: ev_mac = EVCCID; sdp: secc address; ocpp: by time" in shown.stdout
+    assert "PROBLEM: transaction tx-1 has idToken RFID-OTHER" in shown.stdout
+    as_json = subprocess.run(harness_command + ["trace", "sessions", "--json", str(path)], capture_output=True,
+                             text=True, timeout=60)
+    record = json.loads(as_json.stdout.splitlines()[0])
+    assert record["slac"]["run_id"] == "F2CD31AE09826A7D" and record["ocpp"]["transaction_id"] == "tx-1"
