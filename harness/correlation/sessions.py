@@ -218,7 +218,7 @@ def join(events: Iterable[Event], *, ev_observer: str = "ev", csms_observer: str
                 claimant.notes.append(f"{len(claimants)} ISO 15118 sessions ({ids}) lie in transaction {tx_id}")
     for tx in txs:
         if tx.transaction_id not in claimed:
-            sessions.append(ChargingSession(transaction=tx, notes=["no ISO 15118 session (basic charging?)"]))
+            sessions.append(ChargingSession(transaction=tx, notes=["no ISO 15118 session in it (basic charging, or none was established)"]))
     for joined in sessions:
         if joined.transaction is None:
             continue

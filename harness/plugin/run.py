@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
 import pytest
 
+from harness.correlation.sessions import join as join_sessions
 from harness.report import conformance
 from harness.report.catalogue import Catalogue, CatalogueError, TestCase, load_catalogue
 from harness.report.conformance import CaseResult, Kpi, Reaction
@@ -393,6 +394,8 @@ _REACTIONS = pytest.StashKey[list[Reaction]]()
 _EVIDENCE = pytest.StashKey[Evidence]()
 _CAPTURES = pytest.StashKey[list]()
 _START = pytest.StashKey[tuple]()
+#: the timeline clock when the case began (its own events are read from there on)
+_STARTED_AT = pytest.StashKey[float]()
 _PHASES = pytest.StashKey[dict]()
 
 
@@ -409,6 +412,7 @@ def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
     first = session.trace.emit(Layer.VERDICT, "TestStarted", f"{case.id} {case.title}", src="harness",
                                payload={"nodeid": request.node.nodeid})
     request.node.stash[_START] = (first.seq, time.monotonic(), conformance.utc_now())
+    request.node.stash[_STARTED_AT] = first.mono
     the_rig.link.begin_case(_instance_name(case.id, request.node.nodeid))
     try:
         yield
@@ -592,7 +596,9 @@ def _record_verdict(session: HarnessSession, item: pytest.Item, case: TestCase, 
         reactions=list(item.stash.get(_REACTIONS, None) or ()),
         trace_span=(first_seq, last.seq) if first_seq is not None else None,
         evidence={**(item.stash[_EVIDENCE].by_kind() if _EVIDENCE in item.stash else {}),
-                  **({"captures": item.stash[_CAPTURES]} if _CAPTURES in item.stash else {})})
+                  **({"captures": item.stash[_CAPTURES]} if _CAPTURES in item.stash else {})},
+        sessions=[joined.as_dict() for joined in join_sessions(
+            session.trace.select(since=item.stash.get(_STARTED_AT, None), test=item.nodeid))] if timed else [])
 
 
 def _plain(value: Any) -> Any:

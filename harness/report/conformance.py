@@ -68,6 +68,8 @@ class CaseResult:
     #: first and last timeline sequence numbers recorded while the test ran
     trace_span: tuple[int, int] | None = None
     evidence: dict[str, list[str]] = field(default_factory=dict)
+    #: the charging sessions of the case, joined across protocols (harness.correlation.sessions)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def instance_id(self) -> str:
@@ -94,6 +96,7 @@ class CaseResult:
             "duration_s": round(self.duration_s, 3),
             "evidence": {**self.evidence,
                          **({"trace_span": list(self.trace_span)} if self.trace_span else {})},
+            "sessions": self.sessions,
             "nodeid": self.nodeid,
         }
 

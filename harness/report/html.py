@@ -182,6 +182,8 @@ def _case_details(case: dict[str, Any], trace: Recorder | None, folder: Path | N
         parts.append(_table(case["parameters"].items()))
     if case.get("reactions"):
         parts.append(_reactions_table(case["reactions"]))
+    if case.get("sessions"):
+        parts.append(_sessions_table(case["sessions"]))
     plots = case.get("evidence", {}).get("plots", [])
     for plot in plots:
         parts.append(f"<p><img alt='{_e(plot)}' src='{_image_source(plot, folder)}' style='max-width:100%'></p>")
@@ -205,6 +207,31 @@ def _reactions_table(reactions: list[dict[str, Any]]) -> str:
                     f"<td>{judged}{note}</td></tr>")
     return ("<table class='rx'><tr><th>Protocol</th><th>What</th><th>Expected</th><th>Observed</th><th>Agrees</th>"
             "<th>Verdict</th></tr>" + "".join(rows) + "</table>")
+
+
+def _sessions_table(sessions: list[dict[str, Any]]) -> str:
+    """The case's charging sessions, one row each, from the SLAC run to the OCPP transaction, with
+    how each hop joined and what did not."""
+    def cell(part: dict[str, Any] | None, *names: str) -> str:
+        if not part:
+            return "<span class='muted'>none</span>"
+        return "<br>".join(f"{_e(name)} <code>{_e(part[name])}</code>" for name in names if part.get(name))
+
+    rows = []
+    for joined in sessions:
+        joins = joined.get("joins", {})
+        findings = ([f"<span class='differs'>{_e(p)}</span>" for p in joined.get("problems", [])]
+                    + [f"<span class='muted'>{_e(n)}</span>" for n in joined.get("notes", [])])
+        rows.append(
+            f"<tr><td>{cell(joined.get('slac'), 'run_id', 'ev_mac')}</td><td>{cell(joined.get('sdp'), 'secc')}</td>"
+            f"<td>{cell(joined.get('iso15118'), 'protocol', 'session_id', 'evccid', 'emaid')}</td>"
+            f"<td>{cell(joined.get('ocpp'), 'transaction_id', 'id_token', 'evse_id')}</td>"
+            f"<td>{'<br>'.join(f'{_e(hop)}: {_e(how)}' for hop, how in joins.items())}</td>"
+            f"<td>{'<br>'.join(findings)}</td></tr>")
+    return ("<p class='muted'>The charging sessions of this case, joined from what the EV and the CSMS saw "
+            "(<code>harness trace sessions</code> does the same for any trace.jsonl):</p>"
+            "<table class='rx'><tr><th>SLAC</th><th>SDP</th><th>ISO 15118</th><th>OCPP</th><th>Joined by</th>"
+            "<th>Findings</th></tr>" + "".join(rows) + "</table>")
 
 
 def _image_source(plot: str, folder: Path | None) -> str:

@@ -135,8 +135,8 @@ def test_two_sessions_in_one_transaction_and_a_transaction_without_one_are_noted
     found = join(line.trace.select())
     assert ["2 ISO 15118 sessions (0000000000000001, 0000000000000002) lie in transaction tx-1"
             in s.notes for s in found[:2]] == [True, True]
-    assert found[2].transaction.transaction_id == "tx-pwm" and found[2].notes == ["no ISO 15118 session (basic "
-                                                                                   "charging?)"]
+    assert found[2].transaction.transaction_id == "tx-pwm" and found[2].notes == ["no ISO 15118 session in it (basic charging, or none "
+                                                                                   "was established)"]
 
 
 def test_a_mac_is_compared_however_it_was_written():
