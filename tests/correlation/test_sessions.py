@@ -4,12 +4,18 @@ the keys the EV and the CSMS record, and the inconsistencies a wrong charger wou
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from harness.correlation.sessions import join, mac
+from harness.netns import unavailable_reason
 from harness.trace import Layer, Recorder
+
+ROOT = Path(__file__).resolve().parents[2]
 
 EV_MAC = "f6:ec:ae:95:7b:60"
 EVCCID = "F6ECAE957B60"
@@ -158,3 +164,35 @@ def test_harness_trace_sessions_prints_the_joins_and_fails_on_a_problem(tmp_path
                              text=True, timeout=60)
     record = json.loads(as_json.stdout.splitlines()[0])
     assert record["slac"]["run_id"] == "F2CD31AE09826A7D" and record["ocpp"]["transaction_id"] == "tx-1"
+
+
+def test_a_plug_and_charge_session_over_the_power_line_joins_from_slac_to_ocpp(tmp_path, harness_command):
+    """On the netns rig (SLAC over the emulated power line, SDP and TLS between namespaces), the
+    Plug & Charge session of SLAC-007 joins from its SLAC run id to its OCPP transaction through
+    the documented keys: by the harness, and by tools/join_sessions.py, which knows only the
+    trace format the README documents."""
+    reason = unavailable_reason()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs as root, yet: {reason}")
+        pytest.skip(reason)
+    report = tmp_path / "run"
+    run = subprocess.run(harness_command + ["run", "--rig", str(ROOT / "rigs" / "emulated-netns.yaml"),
+                                            "--report-dir", str(report), "-k", "plug_and_charge_over_the_power_line"],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    case = next(c for c in json.loads((report / "conformance.json").read_text())["cases"] if c["id"] == "SLAC-007")
+    joined = [s for s in case["sessions"] if s["iso15118"] and s["iso15118"]["emaid"]]
+    assert joined, case["sessions"]
+    session = joined[-1]
+    assert session["joins"] == {"slac": "ev_mac = EVCCID", "sdp": "secc address", "ocpp": "idToken = eMAID"}
+    assert session["problems"] == []
+    assert session["slac"]["ev_mac"] == session["iso15118"]["evccid"]
+    assert session["ocpp"]["id_token"] == session["iso15118"]["emaid"]
+    script = subprocess.run([sys.executable, str(ROOT / "tools" / "join_sessions.py"), str(report / "trace.jsonl")],
+                            capture_output=True, text=True, timeout=60)
+    assert script.returncode == 0, script.stderr
+    expected = (f"{session['slac']['run_id']} {session['slac']['ev_mac']} -> {session['iso15118']['session_id']} "
+                f"{session['iso15118']['evccid']} {session['iso15118']['emaid']} -> "
+                f"{session['ocpp']['transaction_id']} {session['ocpp']['id_token']}")
+    assert expected in script.stdout.splitlines(), script.stdout
