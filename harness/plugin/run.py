@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
 import pytest
 
+from harness.correlation.identity import iso15118_identity
 from harness.correlation.sessions import join as join_sessions
 from harness.report import conformance
 from harness.report.catalogue import Catalogue, CatalogueError, TestCase, load_catalogue
@@ -176,7 +177,9 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, p
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     problems = []
-    cache: dict[Path, Catalogue | None] = {}
+    known = _session(config)
+    # the run's own cache, so the report can name the catalogues it used
+    cache: dict[Path, Catalogue | None] = known.catalogues if known is not None else {}
     for item in items:
         marker = item.get_closest_marker("case")
         try:
@@ -419,7 +422,9 @@ def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
     finally:
         captured = the_rig.link.end_case()  # the link's pcap and TLS key log of this case
         if captured is not None:
-            request.node.stash[_CAPTURES] = [str(p) for p in (captured.pcap, captured.keylog) if p is not None]
+            # as paths within the report folder: the report travels, the folder it was made in does not
+            request.node.stash[_CAPTURES] = [_within(p, session.report_dir) for p in (captured.pcap, captured.keylog)
+                                             if p is not None]
         try:
             # after Ctrl-C the rig may already be down; a stopped run has nothing to restore it for
             if the_rig.up and session.stop_reason is None:
@@ -634,6 +639,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _environment_table(session.config, harness, _dut(harness))
 
 
+def _within(path: Path, folder: Path) -> str:
+    """``path`` relative to ``folder`` when it lies inside, else as :func:`shown_path` shows it."""
+    try:
+        return Path(path).resolve().relative_to(Path(folder).resolve()).as_posix()
+    except ValueError:
+        return shown_path(path)
+
+
 def shown_path(path: str | os.PathLike[str]) -> str:
     """A path as a report shows it: relative to the working directory when it lies inside, else its
     file name alone. A report travels to other people; the folders of the machine it was made on
@@ -661,11 +674,14 @@ def pytest_sessionfinish_conformance(session: pytest.Session, exitstatus: int) -
     rig_info = {"name": rig.name, "kind": rig.kind, "file": shown_path(rig.path) if rig.path else None,
                 "time_scale": rig.time_scale, "evse": rig.evse.kind, "ev": rig.ev.kind, "csms": rig.csms.kind,
                 "meter": rig.meter.kind, "pilot": rig.pilot.kind, "link": rig.link.kind}
+    catalogues = sorted({c.path for c in harness.catalogues.values() if c is not None})
+    provenance = {"harness_commit": conformance.source_commit(),
+                  "catalogues": {shown_path(path): conformance.file_digest(path) for path in catalogues}}
     document = conformance.build(run_id=harness.run_id, started=harness.started, finished=conformance.utc_now(),
                                  rig=rig_info, dut=_dut(harness), results=list(harness.results.values()),
                                  command=[shown_path(arg) if os.path.isabs(arg) else arg for arg in sys.argv],
                                  stopped=harness.stop_reason, rig_problems=harness.rig_problems,
-                                 ev=_ev_under_test(harness))
+                                 ev=_ev_under_test(harness), provenance=provenance)
     conformance.write(harness.report_dir / "conformance.json", document)
     from harness.report.html import render
 
@@ -726,10 +742,12 @@ def _dut(harness: HarnessSession) -> dict[str, Any] | None:
     from harness.rig.csms import dut_identity
 
     identity = dut_identity(harness.trace, rig.evse.station_id)
-    if identity is None:
+    iso15118 = iso15118_identity(harness.trace.select(layer=Layer.V2G, observer="ev"))
+    if identity is None and iso15118 is None:
         return None
-    return {**identity, "ocpp_version": rig.evse.ocpp.version.value,
-            "security_profile": rig.evse.ocpp.security_profile, "kind": rig.evse.kind}
+    return {**(identity or {"station_id": rig.evse.station_id}), "ocpp_version": rig.evse.ocpp.version.value,
+            "security_profile": rig.evse.ocpp.security_profile, "kind": rig.evse.kind,
+            **({"iso15118": iso15118} if iso15118 else {})}
 
 
 def _environment_table(config: pytest.Config, harness: HarnessSession, dut: dict[str, Any] | None) -> None:

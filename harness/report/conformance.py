@@ -105,9 +105,35 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def source_commit() -> str | None:
+    """The git commit the harness runs from (with ``+changes`` when its files differ from it), or
+    None for an installed copy without its repository."""
+    import subprocess
+
+    root = Path(harness.__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+changes" if changed else "") if commit else None
+
+
+def file_digest(path: Path) -> str:
+    """The first 12 hex digits of a file's SHA-256: which version of a catalogue a run used."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
 def build(*, run_id: str, started: str, finished: str, rig: dict[str, Any], dut: dict[str, Any] | None,
           results: list[CaseResult], command: list[str], stopped: str | None = None,
-          rig_problems: list[str] | None = None, ev: dict[str, Any] | None = None) -> dict[str, Any]:
+          rig_problems: list[str] | None = None, ev: dict[str, Any] | None = None,
+          provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     """``dut``: the charger under test (its BootNotification); ``ev``: the EV of the rig, the device
     under test of cases whose suite says ``dut: ev``."""
     summary = {verdict: 0 for verdict in VERDICTS}
@@ -120,6 +146,7 @@ def build(*, run_id: str, started: str, finished: str, rig: dict[str, Any], dut:
             "started": started,
             "finished": finished,
             "harness_version": harness.__version__,
+            **(provenance or {}),
             "python": platform.python_version(),
             "host": platform.node(),
             "command": command,

@@ -36,7 +36,12 @@ pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;mar
 details{margin:.3em 0} summary{cursor:pointer} .ev td{font:12px ui-monospace,monospace}
 .muted{color:#57606a} .l-fault td,.l-verdict td{background:#fff8c5}
 .rx td.same{color:#1a7f37;font-weight:600} .rx td.differs{color:#9a6700;font-weight:600}
+@media print{body{margin:0;font-size:11px;max-width:none} details>summary{list-style:none}
+details>*{display:block} tr,img{page-break-inside:avoid} h2{page-break-after:avoid} a{color:inherit}}
 """
+#: what a rig's time_scale means, for people reading the report
+TIME_SCALE_NOTE = ("the standards' waits and timeouts (ISO 15118 timers, OCPP intervals, SLAC timers) ran at this "
+                   "fraction of their values, so an emulated run is fast; 1 means real time (a lab rig)")
 
 
 def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path | None = None) -> str:
@@ -62,7 +67,9 @@ def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path
                              for k, v in ev.items() if k != "note"]))
     parts.append("<h2>Rig</h2>")
     rig = run.get("rig") or {}
-    parts.append(_table([(k, v) for k, v in rig.items()]))
+    parts.append(_table([(k, f"{v} — {TIME_SCALE_NOTE}" if k == "time_scale" else v) for k, v in rig.items()]))
+    parts.append("<h2>Harness</h2>")
+    parts.append(_table(_harness_rows(run)))
     parts.append("<h2>Test cases</h2><table><tr><th>Case</th><th>Title</th><th>Verdict</th><th>Why</th>"
                  "<th>References</th><th>KPIs</th><th>Time</th></tr>")
     for case in document["cases"]:
@@ -129,8 +136,25 @@ def _table(rows: Iterable[tuple[str, Any]]) -> str:
 
 def _dut_rows(dut: dict[str, Any] | None) -> list[tuple[str, Any]]:
     if not dut:
-        return [("identity", "the DUT never sent a BootNotification")]
-    return [(k.replace("_", " "), v) for k, v in dut.items()]
+        return [("identity", "the DUT never sent a BootNotification and no EV session met it")]
+    rows = [(k.replace("_", " "), v) for k, v in dut.items() if k != "iso15118"]
+    if "vendor" not in dut:
+        rows.insert(0, ("OCPP identity", "no BootNotification seen"))
+    iso = dut.get("iso15118") or {}
+    for key, label in (("evseid", "ISO 15118 EVSEID"), ("protocols", "ISO 15118 protocols agreed"),
+                       ("secc_certificates", "SECC certificate")):
+        if iso.get(key):
+            rows.append((label, "; ".join(iso[key])))
+    return rows
+
+
+def _harness_rows(run: dict[str, Any]) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = [("version", run.get("harness_version")),
+                                   ("commit", run.get("harness_commit") or "(not from a git checkout)")]
+    for path, digest in (run.get("catalogues") or {}).items():
+        rows.append(("catalogue", f"{path} (sha256 {digest})"))
+    rows += [("python", run.get("python")), ("command", " ".join(run.get("command") or []))]
+    return rows
 
 
 def _references(case: dict[str, Any]) -> str:
@@ -184,6 +208,12 @@ def _case_details(case: dict[str, Any], trace: Recorder | None, folder: Path | N
         parts.append(_reactions_table(case["reactions"]))
     if case.get("sessions"):
         parts.append(_sessions_table(case["sessions"]))
+    captures = case.get("evidence", {}).get("captures", [])
+    if captures:
+        links = ", ".join(f"<a href='{_e(path)}'>{_e(path)}</a>" for path in captures)
+        parts.append(f"<p class='muted'>Captured on the link: {links} (open the pcap in Wireshark with the key log "
+                     "as its TLS (Pre)-Master-Secret log; the key log is a secret: <code>harness report bundle</code> "
+                     "leaves it out)</p>")
     plots = case.get("evidence", {}).get("plots", [])
     for plot in plots:
         parts.append(f"<p><img alt='{_e(plot)}' src='{_image_source(plot, folder)}' style='max-width:100%'></p>")

@@ -160,9 +160,25 @@ def test_cases_for_a_protocol_the_charger_does_not_offer_are_not_applicable(tmp_
 
 def test_the_report_names_no_folder_of_this_machine(full_run):
     _, report = full_run
-    run = json.loads((report / "conformance.json").read_text())["run"]
+    document = json.loads((report / "conformance.json").read_text())
+    run = document["run"]
     assert run["rig"]["file"] == "rigs/emulated.yaml"
     assert not any(str(ROOT) in part for part in run["command"]), run["command"]
+    captures = [path for case in document["cases"] for path in case["evidence"].get("captures", [])]
+    assert captures and all(path.startswith("captures/") and (report / path).exists() for path in captures)
+
+
+def test_the_report_says_what_was_tested_with_what(full_run):
+    """The DUT from both protocols (BootNotification; EVSEID, protocols and SECC certificate as the
+    EV saw them), and the harness's commit and catalogue version."""
+    _, report = full_run
+    run = json.loads((report / "conformance.json").read_text())["run"]
+    iso = run["dut"]["iso15118"]
+    assert iso["evseid"] == ["DEHARE1234567"] and {"iso2", "din"} <= set(iso["protocols"])
+    assert any("CN=DEHARE1234567" in certificate for certificate in iso["secc_certificates"])
+    assert run["harness_commit"] and list(run["catalogues"]) == ["testcases/catalogue.yaml"]
+    page = (report / "conformance.html").read_text()
+    assert "ISO 15118 EVSEID" in page and "ran at this fraction of their values" in page
 
 
 def test_a_bundle_of_the_run_holds_no_secret(full_run, harness_command, tmp_path):

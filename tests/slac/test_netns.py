@@ -315,9 +315,9 @@ def test_the_slac_suite_passes_on_the_netns_rig_with_a_capture_per_case(netns_ru
     ids = {c["id"] for c in cases}
     assert {"SLAC-001", "SLAC-007", "V2G-SES-002", "V2G-SES-003"} <= ids
     for case in cases:
-        pcap, keylog = case["evidence"]["captures"]
-        assert Path(pcap).name == f"{case['instance']}.pcap" and read_pcap(Path(pcap))
-        assert keylog.endswith(".keys.log") and Path(keylog).exists()
+        pcap, keylog = case["evidence"]["captures"]  # within the report folder, which travels
+        assert pcap == f"captures/{case['instance']}.pcap" and read_pcap(netns_run / pcap)
+        assert keylog.endswith(".keys.log") and (netns_run / keylog).exists()
     trace = Recorder.load(netns_run / "trace.jsonl")
     assert trace.select(layer="slac", observer="capture", name="CM_SLAC_MATCH.CNF")
     assert not [n for n in _namespaces() if n.startswith("hrn")], "the run left namespaces behind"
@@ -343,7 +343,7 @@ def test_the_plug_and_charge_capture_dissects_in_tshark(netns_run):
     from harness import exi
 
     case = next(c for c in _cases(netns_run) if c["id"] == "SLAC-007")
-    pcap, keylog = (Path(p) for p in case["evidence"]["captures"])
+    pcap, keylog = (netns_run / p for p in case["evidence"]["captures"])
     tshark = _tshark()
 
     slac = tshark("-r", pcap, "-Y", "homeplug-av", "-T", "fields", "-e", "frame.protocols", "-e", "_ws.col.Info")
