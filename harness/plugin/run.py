@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import html
+import json
 import os
 import secrets
 import sys
@@ -415,6 +416,7 @@ def _conformance_case(request: pytest.FixtureRequest) -> Iterator[None]:
     first = session.trace.emit(Layer.VERDICT, "TestStarted", f"{case.id} {case.title}", src="harness",
                                payload={"nodeid": request.node.nodeid})
     request.node.stash[_START] = (first.seq, time.monotonic(), conformance.utc_now())
+
     request.node.stash[_STARTED_AT] = first.mono
     the_rig.link.begin_case(_instance_name(case.id, request.node.nodeid))
     try:
@@ -464,19 +466,60 @@ def _label(config: pytest.Config, item: pytest.Item, case: TestCase) -> None:
         item.add_marker(pytest.mark.allure_label(value, label_type=label_type))
 
 
+
+#: at most this many messages of a case go into its Allure attachment (the trace has them all)
+ALLURE_MESSAGES = 2000
+
+
 def _attach_ocpp_log(session: HarnessSession, first_seq: int) -> None:
+    """The case's exchange for Allure: the OCPP log as text, and the OCPP and V2G messages with
+    their payloads as the black-box observers (the CSMS, the EV) saw them, one JSON object per line."""
     import allure
 
     lines = [f"{e.mono:12.3f}  {e.observer:5}  {e.direction:12}  {e.summary}"
              for e in session.trace if e.seq >= first_seq and e.layer in (Layer.OCPP, Layer.PILOT, Layer.FAULT)
              and e.observer in ("csms", "ev", "")]
     allure.attach("\n".join(lines) or "(no OCPP traffic)", name="OCPP log", attachment_type=allure.attachment_type.TEXT)
+    messages = [e for e in session.trace if e.seq >= first_seq and e.layer in (Layer.OCPP, Layer.V2G)
+                and e.observer in ("csms", "ev")]
+    if messages:
+        body = "\n".join(e.to_json() for e in messages[:ALLURE_MESSAGES])
+        if len(messages) > ALLURE_MESSAGES:
+            body += f"\n{{\"note\": \"{len(messages) - ALLURE_MESSAGES} more messages in trace.jsonl\"}}"
+        allure.attach(body, name="OCPP and V2G messages (jsonl)", attachment_type=allure.attachment_type.TEXT,
+                      extension="jsonl")
+
+
+def _allure_environment(config: pytest.Config, harness: HarnessSession, document: dict[str, Any]) -> None:
+    """environment.properties and executor.json in the Allure results: which rig, DUT and harness
+    the run was, for Allure's Environment and Executor panels."""
+    folder = getattr(config.option, "allure_report_dir", None)
+    if not folder or not Path(folder).is_dir():
+        return
+    run = document["run"]
+    dut = run.get("dut") or {}
+    values = {"Rig": f"{run['rig'].get('name')} ({run['rig'].get('kind')})", "Time scale": run["rig"].get("time_scale"),
+              "DUT": " ".join(str(dut.get(k)) for k in ("vendor", "model", "firmware_version") if dut.get(k)),
+              "Station": dut.get("station_id"), "OCPP": dut.get("ocpp_version"),
+              "ISO 15118": ", ".join((dut.get("iso15118") or {}).get("protocols", [])),
+              "Harness": f"{run.get('harness_version')} {run.get('harness_commit') or ''}".strip()}
+    lines = [f"{key.replace(' ', '.')}={str(value).replace(chr(10), ' ')}" for key, value in values.items() if value]
+    (Path(folder) / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    executor = {"name": "EV charging interoperability harness", "type": "harness", "buildName": run["id"],
+                "reportName": f"Conformance {run['id']}"}
+    (Path(folder) / "executor.json").write_text(json.dumps(executor), encoding="utf-8")
 
 
 # -- verdicts ---------------------------------------------------------------------------------
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    case = item.stash.get(_CASE, None)
+    if case is not None and item.config.pluginmanager.hasplugin("allure_pytest"):
+        import allure
+
+        # the catalogue's title, with the parameters, instead of the test function's name
+        allure.dynamic.title(f"{_instance_name(case.id, item.nodeid)} {case.title}")
     try:
         return (yield)
     except NotApplicable as exc:  # the DUT does not offer what the case checks: a skip, with its words
@@ -683,6 +726,7 @@ def pytest_sessionfinish_conformance(session: pytest.Session, exitstatus: int) -
                                  stopped=harness.stop_reason, rig_problems=harness.rig_problems,
                                  ev=_ev_under_test(harness), provenance=provenance)
     conformance.write(harness.report_dir / "conformance.json", document)
+    _allure_environment(session.config, harness, document)
     from harness.report.html import render
 
     (harness.report_dir / "conformance.html").write_text(render(document, harness.trace, harness.report_dir),

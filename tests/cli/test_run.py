@@ -84,6 +84,13 @@ def test_allure_results_have_labels_steps_and_the_ocpp_log(full_run):
     assert any(r.get("steps") for r in results)
     attachments = [a for r in results for a in r.get("attachments", []) if a["name"] == "OCPP log"]
     assert attachments and (report / "allure-results" / attachments[0]["source"]).read_text().strip()
+    messages = [a for r in results for a in r.get("attachments", []) if a["name"].startswith("OCPP and V2G messages")]
+    first = (report / "allure-results" / messages[0]["source"]).read_text().splitlines()[0]
+    assert json.loads(first)["payload"] is not None
+    assert any(r["name"].startswith("OCPP-BOOT-001 ") for r in results)  # the catalogue's title, not the function
+    environment = (report / "allure-results" / "environment.properties").read_text()
+    assert "Rig=emulated (emulated)" in environment and "DUT=Harness Reference EVSE" in environment
+    assert json.loads((report / "allure-results" / "executor.json").read_text())["buildName"]
 
 
 def test_html_reports_show_verdicts_and_the_dut(full_run):
