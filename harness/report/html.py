@@ -36,6 +36,9 @@ pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;mar
 details{margin:.3em 0} summary{cursor:pointer} .ev td{font:12px ui-monospace,monospace}
 .muted{color:#57606a} .l-fault td,.l-verdict td{background:#fff8c5}
 .rx td.same{color:#1a7f37;font-weight:600} .rx td.differs{color:#9a6700;font-weight:600}
+h3{font-size:1.05em;margin:1em 0 .2em} .mx{overflow-x:auto} .matrix{width:auto}
+.matrix td:first-child{min-width:24em;max-width:36em} .matrix th{font-weight:400;font-size:11px}
+.matrix td{white-space:nowrap} .matrix td:first-child{white-space:normal} .matrix .v{font-size:10px;padding:0 4px}
 @media print{body{margin:0;font-size:11px;max-width:none} details>summary{list-style:none}
 details>*{display:block} tr,img{page-break-inside:avoid} h2{page-break-after:avoid} a{color:inherit}}
 """
@@ -70,6 +73,7 @@ def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path
     parts.append(_table([(k, f"{v} — {TIME_SCALE_NOTE}" if k == "time_scale" else v) for k, v in rig.items()]))
     parts.append("<h2>Harness</h2>")
     parts.append(_table(_harness_rows(run)))
+    parts.append(_verdict_matrix(document["cases"]))
     parts.append("<h2>Test cases</h2><table><tr><th>Case</th><th>Title</th><th>Verdict</th><th>Why</th>"
                  "<th>References</th><th>KPIs</th><th>Time</th></tr>")
     for case in document["cases"]:
@@ -83,6 +87,36 @@ def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path
         parts.append(_case_details(case, trace, folder))
     parts.append(f"<p class='muted'>Full timeline: trace.jsonl. Machine-readable results: conformance.json."
                  f" Command: <code>{_e(' '.join(run.get('command') or []))}</code></p></body></html>")
+    return "".join(parts)
+
+
+def _verdict_matrix(cases: list[dict[str, Any]]) -> str:
+    """Per suite, one row per case and one column per parameter set the suite's cases ran with,
+    each cell the verdict (linked to the case's details): where a product stands, at a glance."""
+    suites: dict[str, list[dict[str, Any]]] = {}
+    for case in cases:
+        suites.setdefault(case.get("suite_title") or case.get("suite") or "", []).append(case)
+    parts = ["<h2>Verdict matrix</h2>"]
+    for title, members in suites.items():
+        columns: list[str] = []
+        rows: dict[str, dict[str, dict[str, Any]]] = {}
+        titles: dict[str, str] = {}
+        for case in members:
+            instance = case["instance"]
+            column = instance[len(case["id"]):].strip("[]") or "—"
+            if column not in columns:
+                columns.append(column)
+            rows.setdefault(case["id"], {})[column] = case
+            titles[case["id"]] = case["title"]
+        head = "".join(f"<th><code>{_e(c)}</code></th>" for c in columns)
+        body = []
+        for case_id, cells in rows.items():
+            shown = "".join(
+                f"<td><a href='#{_anchor(cells[c])}'><span class='v v-{cells[c]['verdict']}'>"
+                f"{_label(cells[c]['verdict'])}</span></a></td>" if c in cells else "<td></td>" for c in columns)
+            body.append(f"<tr><td><code>{_e(case_id)}</code> {_e(titles[case_id])}</td>{shown}</tr>")
+        parts.append(f"<h3>{_e(title)}</h3><div class='mx'><table class='matrix'><tr><th>Case</th>{head}</tr>"
+                     f"{''.join(body)}</table></div>")
     return "".join(parts)
 
 

@@ -186,6 +186,9 @@ def test_the_report_says_what_was_tested_with_what(full_run):
     assert run["harness_commit"] and list(run["catalogues"]) == ["testcases/catalogue.yaml"]
     page = (report / "conformance.html").read_text()
     assert "ISO 15118 EVSEID" in page and "ran at this fraction of their values" in page
+    # the verdict matrix: one row per case of a suite, a column per parameter set, linked to the details
+    matrix = page[page.index("<h2>Verdict matrix</h2>"):page.index("<h2>Test cases</h2>")]
+    assert "<th><code>profile-2</code></th>" in matrix and "href='#case-OCPP-SEC-001-profile-2-'" in matrix
 
 
 def test_a_bundle_of_the_run_holds_no_secret(full_run, harness_command, tmp_path):
