@@ -1,4 +1,5 @@
-"""``harness report bundle RUN``: a report folder without its secrets, to send to a vendor."""
+"""``harness report bundle RUN``: a report folder without its secrets, to send to a vendor;
+``harness report interop RUN...``: one matrix over several runs."""
 
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     bundle.add_argument("--with-secrets", action="store_true",
                         help="include the private keys and key logs (the manifest says so)")
     bundle.set_defaults(handler=report_bundle)
+    interop = sub.add_parser(
+        "interop", help="one matrix over several runs: feature x (DUT, EV profile)",
+        description="Read the conformance.json of each RUN (report folders) and write interop.html and interop.csv: "
+                    "one row per feature (test case with its parameters), one column per pairing of device under "
+                    "test and EV profile, each cell the verdict (the latest run's where runs repeat a pairing), and "
+                    "what failed where.")
+    interop.add_argument("runs", metavar="RUN", type=Path, nargs="+", help="report folders")
+    interop.add_argument("--out", type=Path, required=True, help="folder for interop.html and interop.csv")
+    interop.set_defaults(handler=report_interop)
 
 
 def report_bundle(args: argparse.Namespace, extra: list[str]) -> int:
@@ -37,4 +47,16 @@ def report_bundle(args: argparse.Namespace, extra: list[str]) -> int:
           + (" (included on request)" if args.with_secrets else "") + f"; see {target / 'BUNDLE.txt'}")
     for name, why in sorted(made.cautions.items()):
         print(f"  note: {name} {why}")
+    return 0
+
+
+def report_interop(args: argparse.Namespace, extra: list[str]) -> int:
+    from harness.report.interop import InteropError, load_run, write
+
+    try:
+        runs = [load_run(folder) for folder in args.runs]
+        page, table = write(runs, args.out)
+    except (InteropError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{page}\n{table}")
     return 0
