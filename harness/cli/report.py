@@ -32,6 +32,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     interop.add_argument("runs", metavar="RUN", type=Path, nargs="+", help="report folders")
     interop.add_argument("--out", type=Path, required=True, help="folder for interop.html and interop.csv")
     interop.set_defaults(handler=report_interop)
+    catalogue = sub.add_parser(
+        "catalogue", help="the test-case catalogue as a document a lab plans with",
+        description="Write the catalogue (testcases/catalogue.yaml) as Markdown: per suite, each case's id, title, "
+                    "the clauses it checks, its parameters and what the rig must offer for it (capabilities and "
+                    "rig parts, read from the test code without running it).")
+    catalogue.add_argument("--tests", type=Path, default=Path("testcases"),
+                           help="the folder with catalogue.yaml and the test modules (default testcases)")
+    catalogue.add_argument("--out", type=Path, help="write to this file (default: standard output)")
+    catalogue.set_defaults(handler=report_catalogue)
 
 
 def report_bundle(args: argparse.Namespace, extra: list[str]) -> int:
@@ -59,4 +68,21 @@ def report_interop(args: argparse.Namespace, extra: list[str]) -> int:
     except (InteropError, OSError) as exc:
         raise UsageError(str(exc)) from None
     print(f"{page}\n{table}")
+    return 0
+
+
+def report_catalogue(args: argparse.Namespace, extra: list[str]) -> int:
+    from harness.report.catalogue import CATALOGUE_FILE, CatalogueError, load_catalogue
+    from harness.report.catalogue_doc import document, read_test_code
+
+    try:
+        catalogue = load_catalogue(args.tests / CATALOGUE_FILE)
+        text = document(catalogue, read_test_code(args.tests))
+    except (CatalogueError, OSError, SyntaxError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.out is None:
+        print(text)
+    else:
+        args.out.write_text(text + "\n", encoding="utf-8")
+        print(args.out)
     return 0

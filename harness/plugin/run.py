@@ -31,7 +31,7 @@ import pytest
 from harness.correlation.identity import iso15118_identity
 from harness.correlation.sessions import join as join_sessions
 from harness.report import conformance
-from harness.report.catalogue import Catalogue, CatalogueError, TestCase, load_catalogue
+from harness.report.catalogue import CATALOGUE_FILE, Catalogue, CatalogueError, TestCase, load_catalogue
 from harness.report.conformance import CaseResult, Kpi, Reaction
 from harness.report.evidence import Evidence
 from harness.rig.operator import OperatorUnavailable
@@ -47,7 +47,6 @@ if TYPE_CHECKING:
     from harness.rig.meter import MeterRole
     from harness.rig.rig import Rig
 
-CATALOGUE_FILE = "catalogue.yaml"
 EPIC = "EV charging interoperability"
 
 

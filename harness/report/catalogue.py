@@ -28,6 +28,9 @@ class CatalogueError(FileProblems):
     """A catalogue that cannot be used, or a test case id that is not in it."""
 
 
+#: the file name of a catalogue: the nearest one in a test's folder or above governs it
+CATALOGUE_FILE = "catalogue.yaml"
+
 #: which side of the plug a suite tests: the charger (the usual DUT) or the EV
 DUTS = ("evse", "ev")
 
