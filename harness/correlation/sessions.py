@@ -95,6 +95,16 @@ class ChargingSession:
                                              "stopped_reason": tx.stopped_reason},
             "joins": dict(self.joins), "problems": list(self.problems), "notes": list(self.notes)}
 
+    def window(self) -> tuple[float, float]:
+        """From the first to the last moment any of its parts was seen (timeline clock)."""
+        moments = [m for m in (self.slac.at if self.slac else None, self.sdp.at if self.sdp else None)
+                   if m is not None]
+        if self.v2g is not None:
+            moments += [self.v2g.start, self.v2g.end]
+        if self.transaction is not None and self.transaction.messages:
+            moments += [self.transaction.messages[0].mono, self.transaction.messages[-1].mono]
+        return (min(moments), max(moments)) if moments else (0.0, 0.0)
+
     def describe(self) -> str:
         parts = []
         if self.slac is not None:

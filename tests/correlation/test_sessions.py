@@ -196,3 +196,27 @@ def test_a_plug_and_charge_session_over_the_power_line_joins_from_slac_to_ocpp(t
                 f"{session['iso15118']['evccid']} {session['iso15118']['emaid']} -> "
                 f"{session['ocpp']['transaction_id']} {session['ocpp']['id_token']}")
     assert expected in script.stdout.splitlines(), script.stdout
+
+
+def test_harness_trace_show_prints_one_session_and_filters(tmp_path, harness_command):
+    line = Timeline()
+    _plug_and_charge(line, session="0000000000000001", tx="tx-1")
+    line.later(5)
+    _plug_and_charge(line, session="0000000000000002", tx="tx-2")
+    (tmp_path / "trace.jsonl").write_text("".join(e.to_json() + "\n" for e in line.trace.select()))
+
+    def show(*options: str) -> list[str]:
+        result = subprocess.run(harness_command + ["trace", "show", str(tmp_path), *options], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()
+
+    second = show("--session", "2", "--keys")
+    assert any("session_id=0000000000000002" in row for row in second)
+    assert not any("0000000000000001" in row or "transaction_id=tx-1" in row for row in second)
+    assert all(" ocpp " in row for row in show("--layer", "ocpp")) and len(show("--layer", "ocpp")) == 4
+    assert all(" slac " in row and " ev " in row for row in show("--layer", "slac", "--observer", "ev"))
+    assert show("--observer", "nobody") == ["(no event matches)"]
+    refused = subprocess.run(harness_command + ["trace", "show", str(tmp_path), "--session", "3"], capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and "has 2 charging session(s)" in refused.stderr
