@@ -39,6 +39,10 @@ details{margin:.3em 0} summary{cursor:pointer} .ev td{font:12px ui-monospace,mon
 h3{font-size:1.05em;margin:1em 0 .2em} .mx{overflow-x:auto} .matrix{width:auto}
 .matrix td:first-child{min-width:24em;max-width:36em} .matrix th{font-weight:400;font-size:11px}
 .matrix td{white-space:nowrap} .matrix td:first-child{white-space:normal} .matrix .v{font-size:10px;padding:0 4px}
+.views>input{margin-left:1em} .views>label{font-size:12px;margin-right:.5em}
+.views input.bb:checked~table tr.o-evse{display:none}
+.views input.own:checked~table tr.o-ev,.views input.own:checked~table tr.o-csms{display:none}
+.lanes td{font:12px ui-monospace,monospace;width:18%} .lanes td:first-child{width:5em}
 @media print{body{margin:0;font-size:11px;max-width:none} details>summary{list-style:none}
 details>*{display:block} tr,img{page-break-inside:avoid} h2{page-break-after:avoid} a{color:inherit}}
 """
@@ -57,6 +61,7 @@ def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path
              f"{_e(run['harness_version'])} &middot; {_e(run['started'])} to {_e(run['finished'])}</p>"]
     parts.append(_completeness(run))
     parts.append(_summary(run["summary"]))
+    parts.append(_what_failed(document["cases"], trace))
     parts.append("<h2>Device under test</h2>")
     parts.append(_table(_dut_rows(run.get("dut"))))
     ev_cases = [c for c in document["cases"] if c.get("dut") == "ev"]
@@ -88,6 +93,77 @@ def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path
     parts.append(f"<p class='muted'>Full timeline: trace.jsonl. Machine-readable results: conformance.json."
                  f" Command: <code>{_e(' '.join(run.get('command') or []))}</code></p></body></html>")
     return "".join(parts)
+
+
+#: at most this many failed cases get their exchange on the first screen (the rest are in the details)
+FAILURES_FIRST = 10
+#: rows of a swimlane (after repeated messages are folded into one), the last ones before the verdict
+SWIMLANE_ROWS = 60
+LANES = (("ev", "EV"), ("evse", "Charger"), ("csms", "CSMS"), ("grid", "Grid"), ("meter", "Analyzer"))
+
+
+def _what_failed(cases: list[dict[str, Any]], trace: Recorder | None) -> str:
+    """The failures first: each with its message, expected against observed, its charging
+    sessions and the exchange as a swimlane, so a reader sees what went wrong before anything else."""
+    failed = [c for c in cases if c["verdict"] in ("fail", "error")]
+    if not failed:
+        return ""
+    parts = [f"<h2>What failed</h2><p class='muted'>{len(failed)} case(s). Each: what was expected against what "
+             "was observed, the charging session joined across protocols, and the exchange as the EV, the CSMS, "
+             "the grid and the analyzer saw it (repeated messages folded).</p>"]
+    for case in failed[:FAILURES_FIRST]:
+        parts.append(f"<h3><span class='v v-{case['verdict']}'>{_label(case['verdict'])}</span> "
+                     f"<a href='#{_anchor(case)}'><code>{_e(case['instance'])}</code></a> {_e(case['title'])}</h3>")
+        if case.get("message"):
+            parts.append(f"<pre>{_e(case['message'])}</pre>")
+        if case.get("reactions"):
+            parts.append(_reactions_table(case["reactions"]))
+        if case.get("sessions"):
+            parts.append(_sessions_table(case["sessions"]))
+        span = case.get("evidence", {}).get("trace_span")
+        if trace is not None and span:
+            parts.append(_swimlane([e for e in trace if span[0] <= e.seq <= span[1]]))
+    if len(failed) > FAILURES_FIRST:
+        parts.append(f"<p class='muted'>{len(failed) - FAILURES_FIRST} more failed case(s): see the table below.</p>")
+    return "".join(parts)
+
+
+def _swimlane(events: list[Event]) -> str:
+    """One column per party, each message in its sender's column with where it went; what the
+    charger recorded of itself is left out (the black-box view), and a message repeated back to
+    back (a charge loop) is one row with its count."""
+    lanes = [key for key, _ in LANES]
+    seen = [e for e in events if e.observer in ("ev", "csms", "grid", "meter", "harness")
+            and e.layer.value not in ("rig",)]
+    folded: list[list[Any]] = []  # [event, count]
+    for event in seen:
+        if folded and (folded[-1][0].name, folded[-1][0].src, folded[-1][0].dst) == (event.name, event.src, event.dst) \
+                and event.layer.value in ("v2g", "meter", "slac"):
+            folded[-1][1] += 1
+            continue
+        folded.append([event, 1])
+    shown = folded[-SWIMLANE_ROWS:]
+    start = seen[0].mono if seen else 0.0
+    head = "".join(f"<th>{_e(label)}</th>" for _, label in LANES)
+    rows = []
+    if len(folded) > len(shown):
+        rows.append(f"<tr><td colspan='{len(LANES) + 1}' class='muted'>{len(folded) - len(shown)} earlier rows: "
+                    "in the case's details</td></tr>")
+    for event, count in shown:
+        times = f" <b>&times;{count}</b>" if count > 1 else ""
+        if event.src not in lanes:  # the harness's own steps and verdicts: across the lanes
+            rows.append(f"<tr class='l-{event.layer.value}'><td>{event.mono - start:+.3f}</td>"
+                        f"<td colspan='{len(LANES)}'>{_e(event.summary)}</td></tr>")
+            continue
+        to = dict(LANES).get(event.dst, "")
+        text = _payload_text(event)
+        label = f"{_e(event.name if event.layer.value == 'v2g' else event.summary)}{times}"
+        arrow = f" <span class='muted'>&rarr; {_e(to)}</span>" if to else ""
+        cell = (f"<details><summary>{label}{arrow}</summary><pre>{_e(text)}</pre></details>" if text
+                else f"{label}{arrow}")
+        cells = "".join(f"<td>{cell if key == event.src else ''}</td>" for key in lanes)
+        rows.append(f"<tr class='l-{event.layer.value}'><td>{event.mono - start:+.3f}</td>{cells}</tr>")
+    return f"<div class='mx'><table class='lanes'><tr><th>t (s)</th>{head}</tr>{''.join(rows)}</table></div>"
 
 
 def _verdict_matrix(cases: list[dict[str, Any]]) -> str:
@@ -308,21 +384,46 @@ def _image_source(plot: str, folder: Path | None) -> str:
     return _e(plot)
 
 
+def _payload_text(event: Event) -> str | None:
+    """What a row unfolds to: the OCPP frame, the decoded V2G message, or another payload as JSON."""
+    payload = event.payload
+    if not isinstance(payload, dict) or not payload:
+        return None
+    if payload.get("frame"):
+        return str(payload["frame"])
+    if isinstance(payload.get("message"), dict):
+        decoded = json.dumps(payload["message"], indent=1, ensure_ascii=False)
+        return decoded + (f"\n\nEXI {payload['exi']}" if payload.get("exi") else "")
+    return json.dumps(payload, indent=1, ensure_ascii=False, default=str)
+
+
+_view_counter = [0]
+
+
 def _events_table(events: list[Event]) -> str:
+    """The case's events, each unfolding to its payload, in one observer's view at a time: as the
+    EV and the CSMS saw them (the black-box view of the charger, the default), as the charger saw
+    them (the reference EVSE's own records, on emulated rigs), or both."""
     shown = events[:EVENTS_PER_CASE]
     start = shown[0].mono if shown else 0.0
     rows = []
     for event in shown:
-        payload = event.payload
-        frame = payload.get("frame") if isinstance(payload, dict) else None
-        detail = (f"<details><summary>{_e(event.summary)}</summary><pre>{_e(frame)}</pre></details>"
-                  if frame else _e(event.summary))
-        rows.append(f"<tr class='l-{event.layer.value}'><td>{event.mono - start:+.3f}</td><td>{_e(event.layer.value)}"
-                    f"</td><td>{_e(event.observer)}</td><td>{_e(event.direction)}</td><td>{detail}</td></tr>")
+        text = _payload_text(event)
+        detail = (f"<details><summary>{_e(event.summary)}</summary><pre>{_e(text)}</pre></details>"
+                  if text else _e(event.summary))
+        rows.append(f"<tr class='l-{event.layer.value} o-{_e(event.observer)}'><td>{event.mono - start:+.3f}</td>"
+                    f"<td>{_e(event.layer.value)}</td><td>{_e(event.observer)}</td><td>{_e(event.direction)}</td>"
+                    f"<td>{detail}</td></tr>")
     more = (f"<tr><td colspan='5' class='muted'>{len(events) - len(shown)} more events in trace.jsonl</td></tr>"
             if len(events) > len(shown) else "")
-    return ("<table class='ev'><tr><th>t (s)</th><th>layer</th><th>seen by</th><th>direction</th><th>event</th></tr>"
-            + "".join(rows) + more + "</table>")
+    _view_counter[0] += 1
+    name = f"view{_view_counter[0]}"
+    views = "".join(
+        f"<input type='radio' name='{name}' id='{name}-{key}' class='{key}'{' checked' if key == 'bb' else ''}>"
+        f"<label for='{name}-{key}'>{label}</label>"
+        for key, label in (("bb", "as the EV and the CSMS saw it"), ("own", "as the charger saw it"), ("all", "both")))
+    return (f"<div class='views'>{views}<table class='ev'><tr><th>t (s)</th><th>layer</th><th>seen by</th>"
+            "<th>direction</th><th>event</th></tr>" + "".join(rows) + more + "</table></div>")
 
 
 def render_folder(folder: Path) -> Path:

@@ -80,6 +80,10 @@ def test_outcomes_map_to_verdicts(pytester):
         ("OCPP", True, True), ("ISO 15118", False, False)]
     page = (report / "conformance.html").read_text()
     assert "<th>Expected</th><th>Observed</th><th>Agrees</th>" in page
+    # the failures come first, before the DUT and the rig, with their exchange as a swimlane
+    first = page[page.index("<h2>What failed</h2>"):page.index("<h2>Device under test</h2>")]
+    assert "DEMO-FAIL" in first and "DEMO-ERROR" in first and "DEMO-PASS" not in first
+    assert "<th>EV</th><th>Charger</th><th>CSMS</th>" in first
     assert "FAILED_CertChainError</code></td><td class='differs'>no</td><td>shown, not judged" in page
 
 
