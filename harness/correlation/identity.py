@@ -18,7 +18,7 @@ def iso15118_identity(events: Iterable[Event], *, observer: str = "ev") -> dict[
     for event in events:
         if event.layer is not Layer.V2G or event.observer != observer:
             continue
-        evseid = event.keys.get("evseid")
+        evseid = readable_evseid(event.keys.get("evseid"))
         if evseid and evseid not in evseids:
             evseids.append(evseid)
         payload = event.payload if isinstance(event.payload, dict) else {}
@@ -33,3 +33,15 @@ def iso15118_identity(events: Iterable[Event], *, observer: str = "ev") -> dict[
     if not (evseids or protocols or certificates):
         return None
     return {"evseid": evseids, "protocols": protocols, "secc_certificates": certificates}
+
+
+def readable_evseid(value: str | None) -> str | None:
+    """An EVSEID as people read it: DIN 70121 carries it as hexBinary, which chargers fill with the
+    ASCII of the ISO 15118 form ("44454841..." is "DEHA..."); anything else stays as it came."""
+    if not value or len(value) % 2 or any(c not in "0123456789ABCDEFabcdef" for c in value):
+        return value
+    try:
+        text = bytes.fromhex(value).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return value
+    return text if text.isprintable() and text.strip() else value

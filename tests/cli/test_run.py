@@ -211,3 +211,15 @@ def test_a_bundle_of_the_run_holds_no_secret(full_run, harness_command, tmp_path
     again = subprocess.run(harness_command + ["report", "bundle", str(report), "--out", str(out)],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "exists and is not empty" in again.stderr
+
+
+def test_every_session_of_the_run_joins_without_a_problem(full_run):
+    """The correlation checks on every charging session of the default suite: no EVCCID changes
+    within a session, every Plug & Charge transaction carries the eMAID presented, no meter value
+    dated outside its transaction (harness.correlation.sessions)."""
+    _, report = full_run
+    cases = json.loads((report / "conformance.json").read_text())["cases"]
+    problems = {c["instance"]: s["problems"] for c in cases for s in c["sessions"] if s["problems"]}
+    assert not problems, problems
+    joined = [s for c in cases for s in c["sessions"] if s["iso15118"] and s["ocpp"]]
+    assert len(joined) > 50 and any(s["joins"].get("ocpp") == "idToken = eMAID" for s in joined)
