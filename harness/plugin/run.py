@@ -700,6 +700,19 @@ def shown_path(path: str | os.PathLike[str]) -> str:
         return resolved.name
 
 
+def shown_command(argv: list[str]) -> list[str]:
+    """A command line as a report shows it: each absolute path, alone or after ``--option=``, as
+    :func:`shown_path` shows it."""
+    shown = []
+    for arg in argv:
+        option, equals, value = arg.partition("=")
+        if equals and option.startswith("-") and os.path.isabs(value):
+            shown.append(f"{option}={shown_path(value)}")
+        else:
+            shown.append(shown_path(arg) if os.path.isabs(arg) else arg)
+    return shown
+
+
 @pytest.hookimpl(hookwrapper=True, specname="pytest_sessionfinish")
 def pytest_sessionfinish_conformance(session: pytest.Session, exitstatus: int) -> Iterator[None]:
     """After every other sessionfinish (pytest tears the session fixtures, the rig among them,
@@ -721,7 +734,7 @@ def pytest_sessionfinish_conformance(session: pytest.Session, exitstatus: int) -
                   "catalogues": {shown_path(path): conformance.file_digest(path) for path in catalogues}}
     document = conformance.build(run_id=harness.run_id, started=harness.started, finished=conformance.utc_now(),
                                  rig=rig_info, dut=_dut(harness), results=list(harness.results.values()),
-                                 command=[shown_path(arg) if os.path.isabs(arg) else arg for arg in sys.argv],
+                                 command=shown_command(sys.argv),
                                  stopped=harness.stop_reason, rig_problems=harness.rig_problems,
                                  ev=_ev_under_test(harness), provenance=provenance)
     conformance.write(harness.report_dir / "conformance.json", document)

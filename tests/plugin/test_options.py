@@ -102,3 +102,13 @@ def test_the_short_spellings_of_harness_run_still_work(harness_command, tmp_path
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert _verdicts(report) == {"OCPP-BOOT-001": "pass"}, result.stdout[-2000:]
     assert (report / "junit.xml").is_file()
+
+
+def test_a_report_shows_no_folder_of_the_machine_in_the_command(tmp_path, monkeypatch):
+    from harness.plugin.run import shown_command
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rigs").mkdir()
+    inside, outside = str(tmp_path / "rigs" / "lab.yaml"), "/srv/elsewhere/other.yaml"
+    assert shown_command(["/usr/bin/pytest", f"--harness-rig={inside}", "--rig", outside, "-k", "x=1"]) == [
+        "pytest", "--harness-rig=rigs/lab.yaml", "--rig", "other.yaml", "-k", "x=1"]
