@@ -27,19 +27,20 @@ from typing import Any, Iterable, Sequence
 
 from harness.ocpp.transactions import TransactionView, transactions_of
 from harness.trace import Event, Layer
+from harness.v2g.messages import is_zero_session
+from harness.v2g.vehicle import mac_evccid
 
-#: the V2G SessionID before SessionSetupRes gave one
-ZERO_SESSION = "00"
 #: how far a station may date a meter value outside its transaction (its clock's resolution)
 METER_SLACK_S = 1.0
 
 
 def mac(value: str | None) -> str | None:
-    """A MAC address as 12 upper-case hex digits, however it was written (None if it is none)."""
-    if not value:
+    """A MAC address as the EVCCID writes it (12 upper-case hex digits), however it was written
+    (None if it is none)."""
+    try:
+        return mac_evccid(value) if value else None
+    except ValueError:
         return None
-    digits = "".join(c for c in value if c.isalnum()).upper()
-    return digits if len(digits) == 12 and all(c in "0123456789ABCDEF" for c in digits) else None
 
 
 @dataclass
@@ -130,7 +131,7 @@ def _v2g_sessions(events: Sequence[Event], observer: str) -> list[V2gSession]:
             continue
         keys = event.keys
         session_id = keys.get("session_id")
-        if not session_id or set(session_id) == {"0"}:
+        if not session_id or is_zero_session(session_id):
             pending_secc = keys.get("secc", pending_secc)
             continue
         session = found.get(session_id)

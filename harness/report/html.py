@@ -22,14 +22,18 @@ ERROR_MAPPING_CASE = "ERR-MAP-001"
 #: how many timeline events a case shows inline; the full timeline is trace.jsonl
 EVENTS_PER_CASE = 400
 
-_STYLE = """
+#: how a verdict looks, shared by every page the harness writes (conformance.html, interop.html)
+BADGE_STYLE = """
+.v{font-weight:700;text-transform:uppercase;padding:1px 8px;border-radius:3px;color:#fff;display:inline-block}
+.v-pass{background:#1a7f37}.v-fail{background:#cf222e}.v-error{background:#8250df}.v-inconc{background:#bf8700}
+.v-skip{background:#6e7781}.v-notrun{background:#fff;color:#57606a;border:1px dashed #8c959f}
+"""
+
+_STYLE = BADGE_STYLE + """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#1d232a;max-width:1400px}
 h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.2em;margin-top:1.6em}
 table{border-collapse:collapse;width:100%;margin:.5em 0} th,td{border:1px solid #d0d7de;padding:4px 8px;
 text-align:left;vertical-align:top} th{background:#f3f5f7} .meta td:first-child{width:14em;font-weight:600}
-.v{font-weight:700;text-transform:uppercase;padding:1px 8px;border-radius:3px;color:#fff;display:inline-block}
-.v-pass{background:#1a7f37}.v-fail{background:#cf222e}.v-error{background:#8250df}.v-inconc{background:#bf8700}
-.v-skip{background:#6e7781}.v-notrun{background:#fff;color:#57606a;border:1px dashed #8c959f}
 .incomplete{border:2px solid #cf222e;background:#ffebe9;padding:.6em 1em;border-radius:4px;margin:1em 0}
 .incomplete b{color:#cf222e} .summary span{margin-right:1em} td.t{white-space:nowrap} td.why{max-width:28em} code,pre{font:12px/1.4 ui-monospace,monospace}
 pre{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;padding:6px;margin:0}
@@ -112,7 +116,7 @@ def _what_failed(cases: list[dict[str, Any]], trace: Recorder | None) -> str:
              "was observed, the charging session joined across protocols, and the exchange as the EV, the CSMS, "
              "the grid and the analyzer saw it (repeated messages folded).</p>"]
     for case in failed[:FAILURES_FIRST]:
-        parts.append(f"<h3><span class='v v-{case['verdict']}'>{_label(case['verdict'])}</span> "
+        parts.append(f"<h3>{badge(case['verdict'])} "
                      f"<a href='#{_anchor(case)}'><code>{_e(case['instance'])}</code></a> {_e(case['title'])}</h3>")
         if case.get("message"):
             parts.append(f"<pre>{_e(case['message'])}</pre>")
@@ -188,8 +192,7 @@ def _verdict_matrix(cases: list[dict[str, Any]]) -> str:
         body = []
         for case_id, cells in rows.items():
             shown = "".join(
-                f"<td><a href='#{_anchor(cells[c])}'><span class='v v-{cells[c]['verdict']}'>"
-                f"{_label(cells[c]['verdict'])}</span></a></td>" if c in cells else "<td></td>" for c in columns)
+                f"<td><a href='#{_anchor(cells[c])}'>{badge(cells[c]['verdict'])}</a></td>" if c in cells else "<td></td>" for c in columns)
             body.append(f"<tr><td><code>{_e(case_id)}</code> {_e(titles[case_id])}</td>{shown}</tr>")
         parts.append(f"<h3>{_e(title)}</h3><div class='mx'><table class='matrix'><tr><th>Case</th>{head}</tr>"
                      f"{''.join(body)}</table></div>")
@@ -206,7 +209,7 @@ def _error_mapping(cases: list[dict[str, Any]], version: str | None) -> str:
             "<th>Verdict</th></tr>"]
     for row in TABLE:
         case = verdicts.get(row.id)
-        verdict = (f"<a href='#{_anchor(case)}'><span class='v v-{case['verdict']}'>{_label(case['verdict'])}</span></a>"
+        verdict = (f"<a href='#{_anchor(case)}'>{badge(case['verdict'])}</a>"
                    if case else "<span class='muted'>not run</span>")
         report = row.report(version or "")
         rows.append(f"<tr><td>{_e(row.id)}</td><td>{_e(row.iso15118)}</td><td>{_e(report.describe())}</td>"
@@ -231,12 +234,20 @@ def _completeness(run: dict[str, Any]) -> str:
 
 
 def _summary(summary: dict[str, int]) -> str:
-    items = "".join(f"<span><span class='v v-{k}'>{_label(k)}</span> {n}</span>" for k, n in summary.items())
+    items = "".join(f"<span>{badge(k)} {n}</span>" for k, n in summary.items())
     return f"<p class='summary'>{items}</p>"
 
 
 def _label(verdict: str) -> str:
     return VERDICT_LABELS.get(verdict, verdict)
+
+
+def badge(verdict: str) -> str:
+    """A verdict as the reports show it (styled by :data:`BADGE_STYLE`)."""
+    return f"<span class='v v-{_e(verdict)}'>{_e(_label(verdict))}</span>"
+
+
+escape = _e
 
 
 def _table(rows: Iterable[tuple[str, Any]]) -> str:
@@ -284,7 +295,7 @@ def _case_row(case: dict[str, Any]) -> str:
     ev = " <b title='the EV is the device under test of this case'>EV</b>" if case.get("dut") == "ev" else ""
     duration = f"{case['duration_s']:.2f} s" if case["verdict"] != "notrun" else "&mdash;"
     return (f"<tr><td><a href='#{anchor}'><code>{_e(case['instance'])}</code></a>{ev}</td><td>{_e(case['title'])}</td>"
-            f"<td><span class='v v-{case['verdict']}'>{_label(case['verdict'])}</span></td>"
+            f"<td>{badge(case['verdict'])}</td>"
             f"<td class='why'>{_e(_why(case))}</td><td>{_references(case)}</td>"
             f"<td>{_kpis(case)}</td><td class='t'>{duration}</td></tr>")
 
@@ -308,7 +319,7 @@ def _anchor(case: dict[str, Any]) -> str:
 
 def _case_details(case: dict[str, Any], trace: Recorder | None, folder: Path | None = None) -> str:
     parts = [f"<details id='{_anchor(case)}'{' open' if case['verdict'] in ('fail', 'error') else ''}>"
-             f"<summary><span class='v v-{case['verdict']}'>{_label(case['verdict'])}</span> "
+             f"<summary>{badge(case['verdict'])} "
              f"<code>{_e(case['instance'])}</code> {_e(case['title'])}</summary>"]
     if case.get("message"):
         parts.append(f"<pre>{_e(case['message'])}</pre>")

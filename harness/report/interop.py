@@ -12,13 +12,13 @@ column per pairing) for a spreadsheet.
 from __future__ import annotations
 
 import csv
-import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.report.conformance import VERDICT_LABELS
+from harness.report.html import BADGE_STYLE, badge
+from harness.report.html import escape as _e
 
 
 class InteropError(ValueError):
@@ -95,18 +95,11 @@ def write(runs: list[dict[str, Any]], out: Path) -> tuple[Path, Path]:
     return html_path, csv_path
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-_STYLE = """
+_STYLE = BADGE_STYLE + """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#1d232a}
 table{border-collapse:collapse;margin:.5em 0} th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:left;
 vertical-align:top} th{background:#f3f5f7;font-size:12px} td.s{background:#f6f8fa;font-weight:600}
-.v{font-weight:700;text-transform:uppercase;padding:0 6px;border-radius:3px;color:#fff;font-size:11px}
-.v-pass{background:#1a7f37}.v-fail{background:#cf222e}.v-error{background:#8250df}.v-inconc{background:#bf8700}
-.v-skip{background:#6e7781}.v-notrun{background:#fff;color:#57606a;border:1px dashed #8c959f}
-.muted{color:#57606a} code{font:12px ui-monospace,monospace} .wrap{overflow-x:auto}
+.v{font-size:11px;padding:0 6px} .muted{color:#57606a} code{font:12px ui-monospace,monospace} .wrap{overflow-x:auto}
 @media print{body{margin:0;font-size:11px}}
 """
 
@@ -115,9 +108,8 @@ def _cell(case: dict[str, Any] | None) -> str:
     if case is None:
         return "<td class='muted'>not tested</td>"
     verdict = case["verdict"]
-    label = VERDICT_LABELS.get(verdict, verdict)
     why = case.get("message", "").strip().splitlines()[0] if verdict != "pass" and case.get("message") else ""
-    return f"<td title='{_e(why)}'><span class='v v-{_e(verdict)}'>{_e(label)}</span></td>"
+    return f"<td title='{_e(why)}'>{badge(verdict)}</td>"
 
 
 def _page(pairings: list[Pairing], features: list[tuple[str, str, str]], runs: int) -> str:
@@ -134,8 +126,7 @@ def _page(pairings: list[Pairing], features: list[tuple[str, str, str]], runs: i
     for pairing in pairings:
         bad = [c for c in pairing.cases.values() if c["verdict"] in ("fail", "error")]
         if bad:
-            items = "".join(f"<li><code>{_e(c['instance'])}</code> <span class='v v-{_e(c['verdict'])}'>"
-                            f"{_e(VERDICT_LABELS.get(c['verdict'], c['verdict']))}</span> {_e(c.get('message', ''))}"
+            items = "".join(f"<li><code>{_e(c['instance'])}</code> {badge(c['verdict'])} {_e(c.get('message', ''))}"
                             f" <span class='muted'>(run {_e(c['run'])})</span></li>" for c in bad)
             failed.append(f"<h3>{_e(pairing.label)}</h3><ul>{items}</ul>")
     counts = {p.label: sum(1 for c in p.cases.values() if c["verdict"] == "pass") for p in pairings}
