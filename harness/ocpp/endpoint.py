@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 
 from harness.ocpp import frames
-from harness.ocpp.correlation import message_keys
+from harness.ocpp.correlation import frame_event, message_keys
 from harness.ocpp.frames import Call, CallError, CallResult, CallResultError, FrameError, Send, Violation
 from harness.ocpp.versions import OcppVersion
 from harness.trace import Layer, Recorder
@@ -370,40 +370,8 @@ class OcppEndpoint:
     def _record(self, frame: frames.Frame | None, raw: str | bytes, *, outgoing: bool, action: str | None,
                 problem: FrameError | None = None, note: str = "", extra_keys: dict[str, str] | None = None) -> None:
         src, dst = (self.local, self.peer) if outgoing else (self.peer, self.local)
-        keys: dict[str, str] = {"station_id": self.station_id}
-        body: dict[str, Any] = {"frame": raw if isinstance(raw, str) else raw.decode("utf-8", "replace")}
-        if frame is None:
-            name = "malformed"
-            summary = f"malformed frame: {problem}"
-            if problem is not None and problem.message_id != frames.UNKNOWN_MESSAGE_ID:
-                # what it answers, when it could be read: a malformed CALLERROR is still an answer
-                keys["message_id"] = problem.message_id
-                body["message_id"] = problem.message_id
-                if problem.frame_type is not None:
-                    body["type"] = frames.MessageType(problem.frame_type).name \
-                        if problem.frame_type in frames.MessageType._value2member_map_ else str(problem.frame_type)
-        else:
-            kind = frame.type.name
-            action = getattr(frame, "action", None) or action or "?"
-            name = action
-            keys["message_id"] = frame.message_id
-            body.update(type=kind, message_id=frame.message_id, action=action)
-            if isinstance(frame, (Call, CallResult)):
-                body["payload"] = frame.payload
-                keys.update(message_keys(action, frame.payload))
-                summary = f"{kind} {action}"
-            else:
-                body["error"] = {"code": frame.code, "description": frame.description, "details": frame.details}
-                summary = f"{kind} {action} {frame.code}"
-        if problem is not None:
-            body["violation"] = problem.violation.name
-            body["detail"] = problem.detail
-            if frame is not None:
-                summary += f" (invalid: {problem.detail})"
-        if note:
-            body["note"] = note
-        if extra_keys:
-            keys = {**extra_keys, **keys}
+        name, summary, body, keys = frame_event(frame, raw, station_id=self.station_id, action=action,
+                                                problem=problem, note=note, extra_keys=extra_keys)
         self._emit(Layer.OCPP, name, summary, src=src, dst=dst, payload=body, keys=keys)
 
 

@@ -126,6 +126,16 @@ SLAC_EXCHANGE = frozenset(CODES[n] for n in (
     "CM_SLAC_PARM.REQ", "CM_SLAC_PARM.CNF", "CM_START_ATTEN_CHAR.IND", "CM_ATTEN_CHAR.IND",
     "CM_ATTEN_CHAR.RSP", "CM_MNBC_SOUND.IND", "CM_VALIDATE.REQ", "CM_VALIDATE.CNF", "CM_SLAC_MATCH.REQ",
     "CM_SLAC_MATCH.CNF", "CM_AMP_MAP.REQ", "CM_AMP_MAP.CNF"))
+#: who sends each MME in ISO 15118-3 matching (Figure 8 ff.): the EV's host, the EVSE's host, or a
+#: modem to its own host; CM_SET_KEY.REQ goes from either host to its modem, and either side may
+#: start an amplitude map exchange (CM_AMP_MAP)
+SENDER: dict[str, str] = {
+    "CM_SLAC_PARM.REQ": "ev", "CM_START_ATTEN_CHAR.IND": "ev", "CM_MNBC_SOUND.IND": "ev",
+    "CM_ATTEN_CHAR.RSP": "ev", "CM_VALIDATE.REQ": "ev", "CM_SLAC_MATCH.REQ": "ev",
+    "CM_SLAC_PARM.CNF": "evse", "CM_ATTEN_CHAR.IND": "evse", "CM_VALIDATE.CNF": "evse",
+    "CM_SLAC_MATCH.CNF": "evse",
+    "CM_SET_KEY.CNF": "modem", "CM_ATTEN_PROFILE.IND": "modem",
+}
 #: header bytes before an MME body: Ethernet (14) + MMV (1) + MMTYPE (2) + FMI (2)
 HEADER_LENGTH = 19
 

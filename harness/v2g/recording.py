@@ -26,7 +26,9 @@ def keys_of(session: Any) -> dict[str, str | None]:
 
 
 def record_message(recorder: Recorder, side: str, event: Send | Received, session: Any, *,
-                   fault: str | None = None, extra: Mapping[str, Any] | None = None) -> None:
+                   fault: str | None = None, extra: Mapping[str, Any] | None = None, observer: str = "") -> None:
+    """``side`` sent or received ``event``; ``observer`` is who saw it (``side`` unless told: a
+    capture reader records what it saw between the two)."""
     sent = isinstance(event, Send)
     src, dst = (side, peer_of(side)) if sent else (peer_of(side), side)
     code = _response_code(event.message)
@@ -36,13 +38,15 @@ def record_message(recorder: Recorder, side: str, event: Send | Received, sessio
                "message": event.message}
     if extra:
         payload.update(extra)
-    recorder.emit(Layer.V2G, event.name, summary, src=src, dst=dst, observer=side, payload=payload,
+    recorder.emit(Layer.V2G, event.name, summary, src=src, dst=dst, observer=observer or side, payload=payload,
                   keys=keys_of(session))
 
 
-def record_undecodable(recorder: Recorder, side: str, event: Undecodable, session: Any) -> None:
+def record_undecodable(recorder: Recorder, side: str, event: Undecodable, session: Any, *,
+                       observer: str = "") -> None:
+    """``side`` received a payload that does not decode."""
     recorder.emit(Layer.V2G, "UndecodableMessage", f"{side}: payload 0x{event.payload_type:04X} does not decode: "
-                  f"{event.reason}", src=peer_of(side), dst=side, observer=side,
+                  f"{event.reason}", src=peer_of(side), dst=side, observer=observer or side,
                   payload={"exi": event.data.hex().upper(), "payload_type": f"0x{event.payload_type:04X}",
                            "reason": event.reason}, keys=keys_of(session))
 

@@ -196,6 +196,29 @@ def test_a_plug_and_charge_session_over_the_power_line_joins_from_slac_to_ocpp(t
                 f"{session['iso15118']['evccid']} {session['iso15118']['emaid']} -> "
                 f"{session['ocpp']['transaction_id']} {session['ocpp']['id_token']}")
     assert expected in script.stdout.splitlines(), script.stdout
+    # the case's capture of the power line, read back without the harness's observers, joins the same
+    # session with the same keys, and holds the same V2G messages, byte for byte, as the EV saw them
+    pcap = next((report / "captures").glob("SLAC-007*.pcap"))
+    read = subprocess.run(harness_command + ["trace", "pcap", str(pcap), "--out", str(tmp_path / "capture.jsonl")],
+                          capture_output=True, text=True, timeout=120)
+    assert read.returncode == 0 and "not read" not in read.stdout, read.stdout + read.stderr
+    from_capture = subprocess.run(harness_command + ["trace", "sessions", "--json", str(tmp_path / "capture.jsonl")],
+                                  capture_output=True, text=True, timeout=60)
+    captured = [json.loads(line) for line in from_capture.stdout.splitlines()]
+    mine = next(c for c in captured if c["iso15118"]["session_id"] == session["iso15118"]["session_id"])
+    for layer, key in (("slac", "run_id"), ("slac", "ev_mac"), ("iso15118", "evccid"), ("iso15118", "emaid"),
+                       ("iso15118", "evseid"), ("sdp", "secc")):
+        assert mine[layer][key] == session[layer][key], (layer, key)
+    assert mine["joins"]["slac"] == "ev_mac = EVCCID" and mine["joins"]["sdp"] == "secc address"
+    trace = Recorder.load(report / "trace.jsonl")
+    capture = Recorder.load(tmp_path / "capture.jsonl")
+
+    def exchanged(recorder: Recorder, observer: str) -> list[tuple[str, str]]:
+        return [(e.name, e.payload["exi"]) for e in recorder.select(layer=Layer.V2G)
+                if e.observer == observer and e.keys.get("session_id") == session["iso15118"]["session_id"]
+                and isinstance(e.payload, dict) and "exi" in e.payload]
+
+    assert exchanged(capture, "capture") == exchanged(trace, "ev") != []
 
 
 def test_harness_trace_show_prints_one_session_and_filters(tmp_path, harness_command):
