@@ -14,9 +14,10 @@ The keys and how they join (each hop named in :attr:`ChargingSession.joins`):
   alone joins them (``by time``).
 
 What does not join, or joins wrongly, is a finding (:attr:`ChargingSession.problems`): an EVCCID
-that changes within a session, a transaction whose idToken is not the eMAID the EV presented,
-two ISO 15118 sessions claiming one transaction, meter values the station dated outside its
-transaction, and a transaction without an ISO 15118 session (a note: basic charging has none).
+that changes within a session, a transaction whose idToken is not the eMAID the EV presented, a
+transactionId started more than once, meter values the station dated outside its transaction.
+Two ISO 15118 sessions in one transaction (a pause and resume) and a transaction without an ISO
+15118 session (basic charging has none) are notes.
 """
 
 from __future__ import annotations
@@ -234,6 +235,10 @@ def join(events: Iterable[Event], *, ev_observer: str = "ev", csms_observer: str
         if joined.transaction is None:
             continue
         tx_ = joined.transaction
+        if len(tx_.starts) > 1:
+            joined.problems.append(f"transaction {tx_.transaction_id} was started {len(tx_.starts)} times "
+                                   f"({', '.join(str(t) for t in tx_.starts)}): one transactionId names more than "
+                                   "one transaction, so its sessions cannot be told apart")
         start, end = _time(tx_.started_at), _time(tx_.ended_at)
         outside = [s for s in tx_.samples if (t := _time(s.timestamp)) is not None
                    and ((start is not None and (start - t).total_seconds() > METER_SLACK_S)

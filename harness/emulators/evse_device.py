@@ -10,13 +10,27 @@ station client, which the CSMS may also have set at boot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.ocpp.station import StationClient, StationIdentity
 from harness.ocpp.timing import OcppTimers
 
 Key = tuple[str, str]  # (component, variable)
+
+
+@dataclass(frozen=True)
+class Misbehaviour:
+    """The OCPP rules the reference EVSE breaks when its profile says so (``misbehave:``): it plays
+    a non-conforming charger, so the harness's own checks can be shown to fail one."""
+
+    #: every transaction reported under this one transactionId (2.x; a 1.6 CSMS hands out ids)
+    transaction_id: str | None = None
+    #: every transaction reported with this idToken, whatever was authorized
+    id_token: str | None = None
+    #: meter values within a transaction (all but its begin and end) dated this many seconds from
+    #: when they were taken
+    meter_clock_offset_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -30,6 +44,7 @@ class EvseSettings:
     authorize_remote_start: bool = False  # AuthCtrlr.AuthorizeRemoteStart
     offline_tx_for_unknown_id: bool = True  # AuthCtrlr.OfflineTxForUnknownIdEnabled
     ev_connection_timeout: float = 120.0  # TxCtrlr.EVConnectionTimeOut, protocol seconds
+    misbehave: Misbehaviour = field(default_factory=Misbehaviour)
 
 
 HEARTBEAT: Key = ("OCPPCommCtrlr", "HeartbeatInterval")

@@ -80,15 +80,19 @@ class Transactions:
 
     def sample(self, connector: Connector, context: str = "Sample.Periodic") -> MeterSample:
         reading = connector.line.read()
-        return MeterSample(timestamp(), reading.imported_wh, reading.exported_wh, reading.power, connector.soc, context)
+        offset = (self.settings.misbehave.meter_clock_offset_s
+                  if context not in ("Transaction.Begin", "Transaction.End") else 0.0)
+        return MeterSample(timestamp(offset), reading.imported_wh, reading.exported_wh, reading.power, connector.soc, context)
 
     async def start(self, connector: Connector, trigger: str) -> None:
         """Start a transaction for the connector's authorization, offer current and meter it."""
         authorization = connector.authorization
         assert authorization is not None
         sample = self.sample(connector, "Transaction.Begin")
-        tx = StationTransaction(transaction_id=uuid.uuid4().hex[:20], evse_id=connector.evse_id,
-                                id_token=authorization.token, started=sample.timestamp,
+        misbehave = self.settings.misbehave
+        tx = StationTransaction(transaction_id=misbehave.transaction_id or uuid.uuid4().hex[:20],
+                                evse_id=connector.evse_id, id_token=misbehave.id_token or authorization.token,
+                                started=sample.timestamp,
                                 meter_start_wh=sample.imported_wh, begin_sample=sample,
                                 remote_start_id=authorization.remote_start_id, token_type=authorization.token_type)
         connector.transaction = tx

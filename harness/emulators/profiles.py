@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.emulators.evse_device import Misbehaviour
 from harness.v2g.equipment import EvseCapabilities
 from harness.v2g.sap import PROTOCOLS
 from harness.v2g.vehicle import CONTROL_MODES, ENERGY_MODES, IDENTIFICATIONS, ChargePlan
@@ -72,6 +73,8 @@ class EvseProfile:
     #: plays a charger whose V2G_SECC_Sequence_Timeout is this (the standard's seconds; None: the
     #: standards' values) -- a non-conforming charger, for checking the harness's own checks
     sequence_timeout: float | None = None
+    #: the OCPP rules it breaks on purpose (none unless the profile has ``misbehave:``)
+    misbehave: Misbehaviour = Misbehaviour()
     #: what the charger says it is in its BootNotification: vendor, model, serial number, firmware
     identity: tuple[str, str, str | None, str | None] = ("Harness", "Reference EVSE", None, None)
     path: Path | None = None
@@ -191,6 +194,10 @@ def load_evse_profile(path: Path | str = DEFAULT_EVSE_PROFILE) -> EvseProfile:
     contract_validation = hlc.str("contract_validation", "local", choices=("local", "central"))
     sequence_timeout = hlc.float("sequence_timeout_s", None, exclusive_minimum=0.0)
     hlc.done()
+    wrong = top.section("misbehave")
+    misbehave = Misbehaviour(transaction_id=wrong.str("transaction_id"), id_token=wrong.str("id_token"),
+                             meter_clock_offset_s=wrong.float("meter_clock_offset_s", 0.0))
+    wrong.done()
     who = top.section("identity")
     identity = (who.str("vendor", "Harness") or "Harness", who.str("model", "Reference EVSE") or "Reference EVSE",
                 who.str("serial_number"), who.str("firmware_version"))
@@ -203,4 +210,5 @@ def load_evse_profile(path: Path | str = DEFAULT_EVSE_PROFILE) -> EvseProfile:
                                     receipt_every=receipt_every, certificate_service=certificate_service,
                                     **ac_args, **dc_args)
     return EvseProfile(name=name, capabilities=capabilities, announce_hlc=announce, hlc_fallback=fallback,
-                       sdp_port=sdp_port, eim=eim, contract_validation=contract_validation, identity=identity, sequence_timeout=sequence_timeout, path=path)
+                       sdp_port=sdp_port, eim=eim, contract_validation=contract_validation, identity=identity, sequence_timeout=sequence_timeout,
+                       misbehave=misbehave, path=path)

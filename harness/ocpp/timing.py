@@ -51,6 +51,8 @@ class OcppTimers:
         return protocol_seconds * self.scale
 
 
-def timestamp() -> str:
-    """Now, as OCPP's dateTime fields carry it: UTC, milliseconds, the Z suffix."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def timestamp(offset_s: float = 0.0) -> str:
+    """Now (``offset_s`` seconds off), as OCPP's dateTime fields carry it: UTC, milliseconds, the Z
+    suffix."""
+    moment = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=offset_s)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

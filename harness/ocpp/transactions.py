@@ -45,6 +45,8 @@ class TransactionView:
     offline_flags: list[bool] = field(default_factory=list)
     meter_start_wh: float | None = None
     meter_stop_wh: float | None = None
+    #: when each start of this transactionId was reported (more than one: the id was reused)
+    starts: list[str | None] = field(default_factory=list)
 
     @property
     def ended(self) -> bool:
@@ -127,6 +129,7 @@ def transactions_of(events: Iterable[Event], *, observer: str = OBSERVER) -> lis
             tx.evse_id = request.get("connectorId")
             tx.id_token = request.get("idTag")
             tx.started_at = request.get("timestamp")
+            tx.starts.append(tx.started_at)
             tx.meter_start_wh = float(request.get("meterStart", 0))
         elif payload["type"] == "CALL" and action == "MeterValues" and "transactionId" in body:
             tx = view(station, str(body["transactionId"]))
@@ -158,6 +161,8 @@ def _add_transaction_event(tx: TransactionView, event: Event, body: dict[str, An
         tx.remote_start_id = info["remoteStartId"]
     if body.get("eventType") == "Started":
         tx.started_at = body.get("timestamp")
+        if tx.started_at not in tx.starts:  # a retransmission repeats its timestamp
+            tx.starts.append(tx.started_at)
     elif body.get("eventType") == "Ended":
         tx.ended_at = body.get("timestamp")
         tx.stopped_reason = info.get("stoppedReason", "Local")  # E06: absent means Local

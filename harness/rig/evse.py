@@ -233,7 +233,7 @@ class EmulatedEvse(EvseDriver):
             station_id=station_id,
             identity=StationIdentity(*evse_profile(self.rig).identity),
             evse_count=config.evse_count, max_current=config.max_current, phases=config.phases,
-            voltage=config.voltage)
+            voltage=config.voltage, misbehave=evse_profile(self.rig).misbehave)
         hlc = emulated_evse_hlc(self.rig) if "iso15118" in config.capabilities else None
         self.emulator = ReferenceEvse(self.rig.trace, settings, link, self.rig.timers, hlc=hlc)
         await self.emulator.start()

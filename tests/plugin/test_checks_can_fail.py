@@ -11,10 +11,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _rig(tmp_path: Path, *, profile_extra: str = "", identity: dict | None = None) -> Path:
+def _rig(tmp_path: Path, *, profile_extra: str = "", identity: dict | None = None, misbehave: str = "") -> Path:
     profile = (ROOT / "fixtures" / "evse" / "reference.yaml").read_text()
     if profile_extra:
         profile = profile.replace("hlc:\n", f"hlc:\n{profile_extra}\n", 1)
+    if misbehave:
+        profile += f"misbehave:\n  {misbehave}\n"
     (tmp_path / "evse.yaml").write_text(profile)
     rig = (ROOT / "rigs" / "emulated.yaml").read_text()
     rig = rig.replace("../fixtures/evse/reference.yaml", str(tmp_path / "evse.yaml"))
@@ -57,3 +59,28 @@ def test_a_charger_that_reports_another_identity_fails_ocpp_boot_004(tmp_path, h
     case = _case(harness_command, rig, tmp_path / "report", "test_identity_matches_rig_file")
     assert case["verdict"] == "fail", case
     assert "model expected 'Another Model', reported 'Reference EVSE'" in case["message"]
+
+
+CORR_001_PNC = "two_sessions_in_a_row and iso2 and dc and pnc and not iso20"
+
+
+def test_a_charger_that_bills_a_contract_to_another_token_fails_corr_001(tmp_path, harness_command):
+    """Plug & Charge: the transaction must carry the eMAID the EV presented (OCPP 2.0.1 C07)."""
+    rig = _rig(tmp_path, misbehave="id_token: RFID-OTHER")
+    case = _case(harness_command, rig, tmp_path / "report", CORR_001_PNC)
+    assert case["verdict"] == "fail", case
+    assert "has idToken RFID-OTHER; the EV presented eMAID DEHARC12345678" in case["message"]
+
+
+def test_a_charger_that_reuses_a_transaction_id_fails_corr_001(tmp_path, harness_command):
+    rig = _rig(tmp_path, misbehave="transaction_id: T-1")
+    case = _case(harness_command, rig, tmp_path / "report", CORR_001_PNC)
+    assert case["verdict"] == "fail", case
+    assert "transaction T-1 was started 2 times" in case["message"]
+
+
+def test_a_charger_whose_meter_values_lie_outside_the_transaction_fails_corr_001(tmp_path, harness_command):
+    rig = _rig(tmp_path, misbehave="meter_clock_offset_s: -3600")
+    case = _case(harness_command, rig, tmp_path / "report", CORR_001_PNC)
+    assert case["verdict"] == "fail", case
+    assert "meter value(s) dated outside it" in case["message"]
