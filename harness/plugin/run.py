@@ -610,7 +610,9 @@ def _message(excinfo: Any, report: pytest.TestReport) -> str:
         elif isinstance(excinfo.value, AssertionError) and (text.startswith("assert ") or not text):
             # a bare check: the line of the test that failed, not pytest's "where False = ..." internals
             text = f"the check `{_failed_statement(excinfo) or text.splitlines()[0]}` did not hold"
-        return f"{excinfo.typename}: {text}"[:4000]
+        if isinstance(excinfo.value, AssertionError):
+            return text[:4000]  # the rule the device broke, in the check's words: no Python type in front
+        return f"{excinfo.typename}: {text}"[:4000]  # the harness or the rig broke: what broke says where
     return str(report.longreprtext or "")[:4000]
 
 

@@ -47,9 +47,30 @@ h3{font-size:1.05em;margin:1em 0 .2em} .mx{overflow-x:auto} .matrix{width:auto}
 .views input.bb:checked~table tr.o-evse{display:none}
 .views input.own:checked~table tr.o-ev,.views input.own:checked~table tr.o-csms{display:none}
 .lanes td{font:12px ui-monospace,monospace;width:18%} .lanes td:first-child{width:5em}
+.lanes-box>label{font-size:12px;margin-right:.8em} .lanes-box .zoom{font-size:12px} .lanes-box .zoom input{width:6em}
+.lanes-box input.last:checked~table tr.early,.lanes tr.out{display:none}
 @media print{body{margin:0;font-size:11px;max-width:none} details>summary{list-style:none}
 details>*{display:block} tr,img{page-break-inside:avoid} h2{page-break-after:avoid} a{color:inherit}}
 """
+#: the swimlanes' zoom: rows outside the seconds typed in are hidden (and the earlier rows shown,
+#: so a window reaches back before the last rows); the page works without it
+_ZOOM_SCRIPT = """<script>
+document.querySelectorAll('.lanes-box').forEach(function (box) {
+  var from = box.querySelector('.zf'), to = box.querySelector('.zt');
+  if (!from) return;
+  function zoom() {
+    var low = from.value === '' ? -Infinity : parseFloat(from.value);
+    var high = to.value === '' ? Infinity : parseFloat(to.value);
+    if (from.value !== '' || to.value !== '') box.querySelector('input.all').checked = true;
+    box.querySelectorAll('tr[data-t]').forEach(function (row) {
+      var t = parseFloat(row.getAttribute('data-t'));
+      row.classList.toggle('out', t < low || t > high);
+    });
+  }
+  from.addEventListener('input', zoom);
+  to.addEventListener('input', zoom);
+});
+</script>"""
 #: what a rig's time_scale means, for people reading the report
 TIME_SCALE_NOTE = ("the standards' waits and timeouts (ISO 15118 timers, OCPP intervals, SLAC timers) ran at this "
                    "fraction of their values, so an emulated run is fast; 1 means real time (a lab rig)")
@@ -95,7 +116,7 @@ def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path
     for case in document["cases"]:
         parts.append(_case_details(case, trace, folder))
     parts.append(f"<p class='muted'>Full timeline: trace.jsonl. Machine-readable results: conformance.json."
-                 f" Command: <code>{_e(' '.join(run.get('command') or []))}</code></p></body></html>")
+                 f" Command: <code>{_e(' '.join(run.get('command') or []))}</code></p>{_ZOOM_SCRIPT}</body></html>")
     return "".join(parts)
 
 
@@ -103,6 +124,8 @@ def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path
 FAILURES_FIRST = 10
 #: rows of a swimlane (after repeated messages are folded into one), the last ones before the verdict
 SWIMLANE_ROWS = 60
+#: the most rows a swimlane holds at all (the case's details have the whole timeline)
+SWIMLANE_MAX_ROWS = 2000
 LANES = (("ev", "EV"), ("evse", "Charger"), ("csms", "CSMS"), ("grid", "Grid"), ("meter", "Analyzer"))
 
 
@@ -126,16 +149,18 @@ def _what_failed(cases: list[dict[str, Any]], trace: Recorder | None) -> str:
             parts.append(_sessions_table(case["sessions"]))
         span = case.get("evidence", {}).get("trace_span")
         if trace is not None and span:
-            parts.append(_swimlane([e for e in trace if span[0] <= e.seq <= span[1]]))
+            parts.append(_swimlane([e for e in trace if span[0] <= e.seq <= span[1]], f"lane-{_anchor(case)}"))
     if len(failed) > FAILURES_FIRST:
         parts.append(f"<p class='muted'>{len(failed) - FAILURES_FIRST} more failed case(s): see the table below.</p>")
     return "".join(parts)
 
 
-def _swimlane(events: list[Event]) -> str:
+def _swimlane(events: list[Event], name: str) -> str:
     """One column per party, each message in its sender's column with where it went; what the
     charger recorded of itself is left out (the black-box view), and a message repeated back to
-    back (a charge loop) is one row with its count."""
+    back (a charge loop) is one row with its count. The last :data:`SWIMLANE_ROWS` rows show first;
+    the reader widens to all of them, or zooms to a window of seconds (``name`` keeps the page's
+    controls apart)."""
     lanes = [key for key, _ in LANES]
     seen = [e for e in events if e.observer in ("ev", "csms", "grid", "meter", "harness")
             and e.layer.value not in ("rig",)]
@@ -146,18 +171,20 @@ def _swimlane(events: list[Event]) -> str:
             folded[-1][1] += 1
             continue
         folded.append([event, 1])
-    shown = folded[-SWIMLANE_ROWS:]
+    shown = folded[-SWIMLANE_MAX_ROWS:]
     start = seen[0].mono if seen else 0.0
     head = "".join(f"<th>{_e(label)}</th>" for _, label in LANES)
     rows = []
     if len(folded) > len(shown):
         rows.append(f"<tr><td colspan='{len(LANES) + 1}' class='muted'>{len(folded) - len(shown)} earlier rows: "
                     "in the case's details</td></tr>")
-    for event, count in shown:
+    for index, (event, count) in enumerate(shown):
+        at = event.mono - start
+        attributes = f"class='l-{event.layer.value}{' early' if index < len(shown) - SWIMLANE_ROWS else ''}' " \
+                     f"data-t='{at:.3f}'"
         times = f" <b>&times;{count}</b>" if count > 1 else ""
         if event.src not in lanes:  # the harness's own steps and verdicts: across the lanes
-            rows.append(f"<tr class='l-{event.layer.value}'><td>{event.mono - start:+.3f}</td>"
-                        f"<td colspan='{len(LANES)}'>{_e(event.summary)}</td></tr>")
+            rows.append(f"<tr {attributes}><td>{at:+.3f}</td><td colspan='{len(LANES)}'>{_e(event.summary)}</td></tr>")
             continue
         to = dict(LANES).get(event.dst, "")
         text = _payload_text(event)
@@ -166,8 +193,19 @@ def _swimlane(events: list[Event]) -> str:
         cell = (f"<details><summary>{label}{arrow}</summary><pre>{_e(text)}</pre></details>" if text
                 else f"{label}{arrow}")
         cells = "".join(f"<td>{cell if key == event.src else ''}</td>" for key in lanes)
-        rows.append(f"<tr class='l-{event.layer.value}'><td>{event.mono - start:+.3f}</td>{cells}</tr>")
-    return f"<div class='mx'><table class='lanes'><tr><th>t (s)</th>{head}</tr>{''.join(rows)}</table></div>"
+        rows.append(f"<tr {attributes}><td>{at:+.3f}</td>{cells}</tr>")
+    controls = ""
+    if len(shown) > SWIMLANE_ROWS or (shown and shown[-1][0].mono - start > 1.0):
+        end = shown[-1][0].mono - start
+        controls = (f"<input type='radio' name='{name}' id='{name}-last' class='last' checked>"
+                    f"<label for='{name}-last'>last {min(SWIMLANE_ROWS, len(shown))} rows</label>"
+                    f"<input type='radio' name='{name}' id='{name}-all' class='all'>"
+                    f"<label for='{name}-all'>all {len(shown)} rows</label>"
+                    f"<span class='zoom'>zoom to <input type='number' class='zf' step='any' min='0' "
+                    f"max='{end:.3f}' placeholder='0'> .. <input type='number' class='zt' step='any' min='0' "
+                    f"max='{end:.3f}' placeholder='{end:.1f}'> s</span>")
+    return (f"<div class='mx lanes-box'>{controls}<table class='lanes'><tr><th>t (s)</th>{head}</tr>"
+            f"{''.join(rows)}</table></div>")
 
 
 def _verdict_matrix(cases: list[dict[str, Any]]) -> str:

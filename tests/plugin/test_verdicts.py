@@ -70,7 +70,7 @@ def test_outcomes_map_to_verdicts(pytester):
                         "DEMO-SKIP": "skip", "DEMO-XFAIL": "inconc"}, result.stdout.str()[-3000:]
     failed = next(c for c in document["cases"] if c["id"] == "DEMO-FAIL")
     # a bare assert reads as the line that failed, not as pytest's rewritten "where ... = ..." lines
-    assert failed["message"] == ("AssertionError: the check `assert evse.identity()[\"vendor\"] == \"Someone Else\"` "
+    assert failed["message"] == ("the check `assert evse.identity()[\"vendor\"] == \"Someone Else\"` "
                                  "did not hold"), failed["message"]
     assert "no-such-capability" in next(c for c in document["cases"] if c["id"] == "DEMO-SKIP")["message"]
     passed = next(c for c in document["cases"] if c["id"] == "DEMO-PASS")
@@ -84,6 +84,7 @@ def test_outcomes_map_to_verdicts(pytester):
     first = page[page.index("<h2>What failed</h2>"):page.index("<h2>Device under test</h2>")]
     assert "DEMO-FAIL" in first and "DEMO-ERROR" in first and "DEMO-PASS" not in first
     assert "<th>EV</th><th>Charger</th><th>CSMS</th>" in first
+    assert "addEventListener('input', zoom)" in page  # the swimlanes' zoom, inside the page
     assert "FAILED_CertChainError</code></td><td class='differs'>no</td><td>shown, not judged" in page
 
 
@@ -112,3 +113,19 @@ def test_a_broken_rig_file_stops_the_run_with_its_problems(pytester):
     assert result.ret == 4  # pytest's usage error
     assert "evse.ocpp: is required" in result.stderr.str()
     assert "Traceback" not in result.stderr.str()
+
+
+def test_a_long_swimlane_shows_its_last_rows_and_widens_or_zooms_on_request():
+    """A failure's exchange shows its last rows first; all of them are in the page (hidden, not
+    dropped), each row carries its time, and the page's own script zooms to a window of seconds."""
+    from harness.report.html import SWIMLANE_ROWS, _swimlane
+    from harness.trace import Layer, Recorder
+
+    clock = iter(i * 0.05 for i in range(1000))
+    trace = Recorder(clock=lambda: next(clock))
+    for number in range(100):
+        trace.emit(Layer.OCPP, f"Action{number}", f"CALL Action{number}", src="evse", dst="csms", observer="csms")
+    page = _swimlane(trace.select(), "lane-x")
+    assert page.count("<tr class='l-ocpp early'") == 100 - SWIMLANE_ROWS
+    assert page.count("<tr class='l-ocpp'") == SWIMLANE_ROWS
+    assert "all 100 rows" in page and "class='zf'" in page and "data-t='4.950'" in page
