@@ -15,7 +15,11 @@ needs from a modem:
   host followed by a CM_ATTEN_PROFILE.IND with the attenuation configured for the sending EV
   (per EV, so neighbouring chargers can be emulated: crosstalk);
 - carries all other traffic (IPv6: SDP, V2GTP/TLS) only between modems with the same NID: the
-  link is up once keys match, as on a real logical network (AVLN).
+  link is up once keys match, as on a real logical network (AVLN);
+- with ``qualcomm`` firmware, answers the vendor messages lab tools identify a modem by
+  (:mod:`harness.slac.vendor`): VS_SW_VER with its chip (QCA7000) and :data:`FIRMWARE_VERSION`,
+  VS_NW_INFO with the network it joined and the modems it shares it with. A ``homeplug`` modem
+  ignores them, as a modem of another make would.
 
 Modems learn each other's network from beacons on the line side (local experimental ethertype
 0x88B5; never forwarded to a host), sent when a key is set and answered by modems that do not know
@@ -32,6 +36,7 @@ from typing import Any, Union
 
 from harness.netns import ETH_P_ALL
 from harness.slac import frames as f
+from harness.slac import vendor
 from harness.slac.io import PACKET_OUTGOING, RawLink
 from harness.trace import Layer, Recorder
 
@@ -42,6 +47,11 @@ QCA_OUI = "00:b0:52"
 DEFAULT_ATTENUATION_DB = 20.0
 #: how a modem answers CM_SET_KEY.REQ (see the module docstring); the rig file's ``link.modem``
 FIRMWARES = ("qualcomm", "homeplug")
+#: what the emulated modem says in VS_SW_VER.CNF: a QCA7000, with a version that says what it is
+FIRMWARE_VERSION = "MAC-QCA7000-0.0.0.0-HARNESS-EMULATOR"
+QCA7000 = 0x22
+#: the PHY rate the emulated modems report for each other (Mbit/s; Green PHY's is at most 10)
+PHY_RATE = 9
 #: a fixed ripple over the carrier groups (mean 0), so profiles look measured but average exactly
 _RIPPLE = [((i * 7) % 5) - 2 for i in range(f.ATTEN_GROUPS)]
 _RIPPLE[-1] -= sum(_RIPPLE)
@@ -97,7 +107,11 @@ class GreenPhyModem:
         self.nid = f.nid_from_nmk(self.nmk)
         #: other modems' hosts and the NID each is in, learned from beacons
         self.peers: dict[str, bytes] = {}
+        #: other modems' own MACs, by their host's
+        self.peer_modems: dict[str, str] = {}
         self.sounds_heard = 0
+        #: the host set a network key (until then the modem is alone in a network of its own)
+        self.keyed = False
 
     def set_attenuation(self, ev_host_mac: str, db: float) -> None:
         self.attenuation[ev_host_mac.lower()] = float(db)
@@ -124,6 +138,9 @@ class GreenPhyModem:
         return [ToLine(frame)]
 
     def _management(self, frame: bytes) -> list[ModemOutput]:
+        request = vendor.parse(frame)
+        if request is not None:
+            return self._vendor(request)
         try:
             mme = f.parse(frame)
         except f.FrameError as exc:
@@ -135,6 +152,7 @@ class GreenPhyModem:
             nid, nmk = bytes(mme.body.NetworkID), bytes(mme.body.NewKey)
             changed = (nid, nmk) != (self.nid, self.nmk)
             self.nid, self.nmk = nid, nmk
+            self.keyed = True
             out: list[ModemOutput] = [
                 ToHost(f.build(self._set_key_cnf(mme.body), dst=reply_to, src=self.mac), "CM_SET_KEY.CNF"),
                 ModemNote("KeySet", f"joined network NID {nid.hex().upper()}", {"nid": nid})]
@@ -145,6 +163,30 @@ class GreenPhyModem:
         if mme.name == "CM_AMP_MAP.REQ":
             return [ToHost(f.build(f.amp_map_cnf(0), dst=reply_to, src=self.mac), "CM_AMP_MAP.CNF")]
         return [ModemNote("Unsupported", f"{mme.name} to the modem is not emulated")]
+
+    def _vendor(self, request: vendor.VendorMme) -> list[ModemOutput]:
+        if self.firmware != "qualcomm":
+            return [ModemNote("Unsupported", f"{request.name}: a {self.firmware} modem does not answer Qualcomm's "
+                                             "vendor messages")]
+        if request.mmtype == vendor.VS_SW_VER_REQ:
+            version = vendor.SoftwareVersion(QCA7000, FIRMWARE_VERSION)
+            return [ToHost(vendor.sw_ver_cnf(request.src, self.mac, version, request.body[:4]), "VS_SW_VER.CNF")]
+        if request.mmtype == vendor.VS_NW_INFO_REQ:
+            return [ToHost(vendor.nw_info_cnf(request.src, self.mac, self.networks(), request.mmv), "VS_NW_INFO.CNF")]
+        return [ModemNote("Unsupported", f"{request.name} to the modem is not emulated")]
+
+    def networks(self) -> list[vendor.Network]:
+        """The logical network this modem is in, as VS_NW_INFO.CNF reports it: none until its host
+        set a key; the EVSE's modem is the central coordinator (TEI 1), an EV's a station."""
+        linked = [host for host in self.linked_hosts if host in self.peer_modems]
+        if not linked and not self.keyed:
+            return []
+        cco = self.role is ModemRole.EVSE
+        tei = 1 if cco else 2
+        stations = tuple(vendor.Station(self.peer_modems[host], 2 if cco else 1, host, PHY_RATE, PHY_RATE)
+                         for host in linked)
+        cco_mac = self.mac if cco else (stations[0].mac if stations else "00:00:00:00:00:00")
+        return [vendor.Network(self.nid, 0x01, tei, 2 if cco else 0, cco_mac, 1, stations)]
 
     def _set_key_cnf(self, request: Any) -> Any:
         run = dict(pid=request.PID, prn=request.ProtoRunNumber, pmn=request.ProtoMessNumber)
@@ -198,6 +240,7 @@ class GreenPhyModem:
             return []
         known = self.peers.get(host)
         self.peers[host] = nid
+        self.peer_modems[host] = modem
         out: list[ModemOutput] = []
         if kind == 1 and known is None:
             out.append(ToLine(self._beacon(reply=True), "beacon"))  # let a newcomer learn about us

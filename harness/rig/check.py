@@ -97,6 +97,21 @@ def raw_socket() -> ProbeResult:
     return ProbeResult("raw sockets", True, "AF_PACKET sockets can be opened")
 
 
+def modem(iface: str) -> ProbeResult:
+    """The Green PHY modem behind a NIC: chip, firmware and networks, from Qualcomm's vendor
+    messages (VS_SW_VER, VS_NW_INFO). A modem that does not answer them is not a failure: modems of
+    other makes do not, and SLAC does not need them; the line says so."""
+    from harness.netns import NetnsError
+    from harness.slac.io import read_modem
+
+    what = f"Green PHY modem behind {iface}"
+    try:
+        reading = read_modem(iface, timeout=1.0)
+    except NetnsError as exc:
+        return ProbeResult(what, False, str(exc))
+    return ProbeResult(what, True, reading.describe())
+
+
 def namespaces() -> ProbeResult:
     reason = unavailable_reason()
     return ProbeResult("network namespaces", reason is None, reason or "namespaces, veth pairs and raw sockets "

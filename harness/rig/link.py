@@ -446,8 +446,12 @@ class NicLink(LinkDriver):
 
     @classmethod
     def probe(cls, config: RigConfig) -> Iterator[ProbeResult]:
-        yield check.interface(config.link.iface or "")
-        yield check.raw_socket()
+        iface = check.interface(config.link.iface or "")
+        sockets = check.raw_socket()
+        yield iface
+        yield sockets
+        if iface.ok and sockets.ok:
+            yield check.modem(config.link.iface or "")
 
     async def activate(self) -> None:
         iface = self.role.config.iface or ""

@@ -17,6 +17,7 @@ from typing import Any, Callable
 from harness.iec61851.pilot import DIGITAL_COMMUNICATION, CpState, PilotLine
 from harness.netns import Netns, packet_socket
 from harness.slac import frames as f
+from harness.slac import vendor
 from harness.slac.ev import EvFaults, EvSlac, Failed, Matched, Note, Send
 from harness.slac.timing import STANDARD, SlacTimers
 from harness.trace import Layer, Recorder
@@ -226,3 +227,70 @@ class EvSlacSession:
         self.recorder.emit(Layer.SLAC, mme.name, f"{mme.name} <- {mme.src}", src=src, dst=self.name,
                            payload={"frame": data, "src_mac": mme.src},
                            keys=self._keys(mme.run_id, mme.src if src == "evse" else None), observer=self.name)
+
+
+# -- identifying the modem (Qualcomm vendor messages) --------------------------------------------
+
+@dataclass(frozen=True)
+class ModemReading:
+    """What the Green PHY modem behind ``iface`` said of itself (:mod:`harness.slac.vendor`)."""
+
+    iface: str
+    modem_mac: str | None = None
+    version: vendor.SoftwareVersion | None = None
+    networks: tuple[vendor.Network, ...] = ()
+    problem: str | None = None
+
+    def describe(self) -> str:
+        if self.version is None:
+            return self.problem or f"no Qualcomm modem answered VS_SW_VER.REQ on {self.iface}"
+        joined = (f"; in {len(self.networks)} network(s), seeing "
+                  f"{sum(len(n.stations) for n in self.networks)} other station(s)") if self.networks else \
+            "; in no network yet"
+        upgradeable = ", upgradeable" if self.version.upgradeable else ""
+        return f"{self.version.device} {self.modem_mac}, firmware {self.version.version}{upgradeable}{joined}"
+
+
+def read_modem(iface: str, *, netns: Netns | None = None, timeout: float = 1.0) -> ModemReading:
+    """Ask the modem behind ``iface`` (QCA's local address 00:B0:52:00:00:01) for its chip and
+    firmware (VS_SW_VER) and its networks (VS_NW_INFO), waiting ``timeout`` seconds for each. A
+    modem that does not answer (not a Qualcomm one, or none) gives a reading without a version,
+    whose :meth:`ModemReading.describe` says so. Blocking: for ``rig check`` and tools."""
+    sock, own_mac = packet_socket(iface, f.ETH_P_HOMEPLUG_AV, netns=netns)
+    try:
+        cookie = int(time.time() * 1000 % 2 ** 32).to_bytes(4, "big")
+        answer = _ask(sock, vendor.sw_ver_req(own_mac, cookie=cookie), vendor.VS_SW_VER_CNF, timeout)
+        if answer is None:
+            return ModemReading(iface, problem=f"no Qualcomm modem answered VS_SW_VER.REQ on {iface} within "
+                                               f"{timeout:g} s (a QCA700x answers it; a modem of another make may not)")
+        try:
+            version = vendor.parse_sw_ver_cnf(answer)
+        except vendor.VendorError as exc:
+            return ModemReading(iface, answer.src, problem=str(exc))
+        info = _ask(sock, vendor.nw_info_req(own_mac), vendor.VS_NW_INFO_CNF, timeout)
+        try:
+            networks = tuple(vendor.parse_nw_info_cnf(info)) if info is not None else ()
+        except vendor.VendorError as exc:
+            return ModemReading(iface, answer.src, version, problem=str(exc))
+        return ModemReading(iface, answer.src, version, networks)
+    finally:
+        sock.close()
+
+
+def _ask(sock: socket.socket, request: bytes, answer_type: int, timeout: float) -> vendor.VendorMme | None:
+    import select
+
+    sock.send(request)
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([sock], [], [], left)
+        if not readable:
+            break
+        try:
+            data = sock.recv(65535)
+        except BlockingIOError:
+            continue
+        mme = vendor.parse(data)
+        if mme is not None and mme.mmtype == answer_type:
+            return mme
+    return None

@@ -583,3 +583,94 @@ def test_slac_timeouts_of_an_emulated_rig_stay_at_the_standards_short_values():
     assert scaled.TT_EVSE_SLAC_init == pytest.approx(5.0) and scaled.TT_EVSE_match_session == 1.5
     assert scaled.TP_EV_batch_msg_interval == pytest.approx(0.002)  # a pause the EV chooses scales freely
     assert rig.time_scale == 0.1
+
+
+@pytest.mark.parametrize("firmware", ["qualcomm", "homeplug"])
+def test_qualcomms_plctool_identifies_the_modem_emulator(line, run, tmp_path, firmware):
+    """open-plc-utils' plctool, the tool labs identify QCA modems with, reads the emulated modem's
+    chip and firmware (VS_SW_VER) and, after SLAC put both modems into one network, that network
+    and the other modem (VS_NW_INFO); the harness's own reading of the same messages agrees. A
+    modem of another make (``homeplug`` firmware) does not answer, and the harness says so."""
+    from harness.emulators.greenphy import FIRMWARE_VERSION
+    from harness.slac.io import read_modem
+
+    tool = _qualcomm_tool("plctool")
+
+    async def plctool(*options: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            "ip", "netns", "exec", line.stations["ev"].netns.name, tool, "-i", "plc0", "-t", "500", *options,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        return await _output(process, 20)
+
+    async def scenario():
+        line.start_modems(firmware=firmware)
+        before = await plctool("-r")
+        ours = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: read_modem("plc0", netns=line.stations["ev"].netns, timeout=1.0))
+        if firmware == "qualcomm":
+            line.set_attenuation("ev", "evse", 18)
+            pilot, evse = await _reference_evse(line, modems_started=True)
+            try:
+                await pilot.set_state(CpState.B)
+                ev = EvSlacSession(line.recorder, line.stations["ev"].endpoint, timers=TIMERS)
+                try:
+                    assert isinstance(await ev.match(), Matched)
+                finally:
+                    ev.close()
+            finally:
+                await evse.stop()
+        return before, ours, await plctool("-m")
+
+    version, ours, network = run(scenario())
+    if firmware == "homeplug":
+        assert FIRMWARE_VERSION not in version
+        assert ours.version is None and "no Qualcomm modem answered" in ours.describe()
+        return
+    assert "QCA7000" in version and FIRMWARE_VERSION in version, version
+    assert ours.version is not None and ours.version.device == "QCA7000" and ours.version.version == FIRMWARE_VERSION
+    assert ours.modem_mac == line.stations["ev"].modem.mac
+    # plctool prints the network the EV's modem joined in SLAC, its central coordinator (the
+    # EVSE's modem) and the one other station, with the PHY rates
+    evse_modem = line.stations["evse"].modem.mac.replace(":", "").upper()
+    nid = line.stations["ev"].modem.core.nid.hex().upper()
+    assert "Found 1 Network(s)" in network and f"network->NID = {_hexstring(nid)}" in network, network
+    assert f"network->CCO_DA = {_hexstring(evse_modem)}" in network and "network->STATIONS = 1" in network
+    assert f"station->MAC = {_hexstring(evse_modem)}" in network and "AvgPHYDR_TX = 009 mbps" in network
+
+
+def _hexstring(hexdigits: str) -> str:
+    """A byte string as open-plc-utils prints it: upper-case hex pairs joined by colons."""
+    return ":".join(hexdigits[i:i + 2] for i in range(0, len(hexdigits), 2))
+
+
+def test_rig_check_names_the_modem_behind_a_nic(run, tmp_path, harness_command):
+    """`harness rig check` on a nic link reads the modem's chip and firmware (here the modem
+    emulator behind a veth end in this namespace, standing in for a QCA7000 NIC)."""
+    from harness.emulators.greenphy import FIRMWARE_VERSION, ModemEmulator, ModemRole
+    from harness.slac.io import Endpoint
+
+    name = f"hrnnic{os.getpid() % 10000}"
+    subprocess.run(["ip", "link", "add", name, "type", "veth", "peer", "name", f"{name}m"], check=True)
+    try:
+        for end in (name, f"{name}m"):
+            subprocess.run(["ip", "link", "set", end, "up"], check=True)
+        rig = (ROOT / "rigs" / "lab-example.yaml").read_text().replace("iface: eth1", f"iface: {name}")
+        (tmp_path / "rig.yaml").write_text(rig)
+
+        async def scenario():
+            modem = ModemEmulator(Recorder(), Endpoint(f"{name}m"), role=ModemRole.EV, name="nic-modem")
+            modem.start()
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *harness_command, "rig", "check", "--rig", str(tmp_path / "rig.yaml"),
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=ROOT)
+                return await _output(process, 60), modem.mac
+            finally:
+                modem.stop()
+
+        printed, mac = run(scenario())
+    finally:
+        subprocess.run(["ip", "link", "del", name], check=False)
+    line = next((row for row in printed.splitlines() if f"Green PHY modem behind {name}" in row), "")
+    assert line.startswith("  [ok]") and f"QCA7000 {mac}, firmware {FIRMWARE_VERSION}" in line, printed
+    assert "in no network yet" in line
