@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence, Union
@@ -22,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+from harness.pki.private import write_private
 
 PrivateKey = Union[ec.EllipticCurvePrivateKey, ed448.Ed448PrivateKey, rsa.RSAPrivateKey]
 PublicKey = Union[ec.EllipticCurvePublicKey, ed448.Ed448PublicKey, rsa.RSAPublicKey]
@@ -307,11 +308,7 @@ def write_key(path: Path, key: PrivateKey, password: bytes | None = None) -> Pat
     encryption = (serialization.BestAvailableEncryption(password) if password
                   else serialization.NoEncryption())
     data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
-    return path
+    return write_private(path, data)
 
 
 def fingerprint(cert: x509.Certificate) -> str:

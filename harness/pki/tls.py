@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 from harness.pki.files import CertificateFileError, load_any_private_key, load_certificates
+from harness.pki.private import private_file
 
 #: OCPP's TLS 1.2 cipher suites, in OpenSSL's names
 OCPP_TLS12_CIPHERS = ":".join([
@@ -138,7 +139,7 @@ def _iso20_settings(context: ssl.SSLContext, minimum: ssl.TLSVersion, maximum: s
 
 def _keylog(context: ssl.SSLContext, keylog: Path | None) -> None:
     if keylog is not None:
-        context.keylog_filename = str(keylog)
+        context.keylog_filename = str(private_file(keylog))
 
 
 def ocpp_server_context(chain: Path, key: Path, *, client_ca: Path | None = None,

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from harness.netns import packet_socket
+from harness.pki.private import write_private
 from harness.trace import Layer, Recorder
 
 #: a protocol's describer of captured frames: (layer, name, summary) of a frame it knows, else None
@@ -152,7 +153,7 @@ class LinkCapture:
                 with self.keylog.open("rb") as source:
                     source.seek(offset)
                     secrets = source.read()
-            keylog.write_bytes(secrets)
+            write_private(keylog, secrets)
         return CaseCapture(case.path, keylog, case.frames)
 
     def _readable(self) -> None:

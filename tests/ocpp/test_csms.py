@@ -427,3 +427,22 @@ def test_the_csms_sends_each_frame_at_once(run):
             await csms.stop()
 
     run(scenario())
+
+
+def test_the_csms_tls_key_log_is_readable_by_its_owner_only(run, pki, tmp_path):
+    """At profile 2 the key log decrypts the Basic-auth password: 0600, like the keys."""
+    keylog = tmp_path / "tls-keys.log"
+
+    async def scenario():
+        policy = SecurityPolicy(profile=2, credentials={"CS1": PASSWORD}, server=pki.csms_server, keylog=keylog)
+        csms = MockCsms(Recorder(), security=policy)
+        await csms.start()
+        try:
+            async with connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"], additional_headers=_auth(),
+                               ssl=ocpp_client_context(pki.csms_root)) as ws:
+                assert (await _call(ws, "1", "Heartbeat", {}))[0] == 3
+        finally:
+            await csms.stop()
+
+    run(scenario())
+    assert keylog.stat().st_mode & 0o777 == 0o600 and keylog.read_text().strip()

@@ -318,6 +318,8 @@ def test_the_slac_suite_passes_on_the_netns_rig_with_a_capture_per_case(netns_ru
         pcap, keylog = case["evidence"]["captures"]  # within the report folder, which travels
         assert pcap == f"captures/{case['instance']}.pcap" and read_pcap(netns_run / pcap)
         assert keylog.endswith(".keys.log") and (netns_run / keylog).exists()
+        assert (netns_run / keylog).stat().st_mode & 0o777 == 0o600  # it decrypts the case's sessions
+    assert (netns_run / "captures" / "v2g-tls-keys.log").stat().st_mode & 0o777 == 0o600
     trace = Recorder.load(netns_run / "trace.jsonl")
     assert trace.select(layer="slac", observer="capture", name="CM_SLAC_MATCH.CNF")
     assert not [n for n in _namespaces() if n.startswith("hrn")], "the run left namespaces behind"

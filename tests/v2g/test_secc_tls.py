@@ -255,3 +255,16 @@ def test_a_real_client_hello_cut_anywhere_is_incomplete_or_an_error(material, da
     except ClientHelloError:
         pass
     assert parse_client_hello(hello).tls13
+
+
+def test_the_seccs_tls_key_log_is_readable_by_its_owner_only(run, material: V2gMaterial):
+    """The key log decrypts every session (Plug & Charge contracts included): 0600 like the keys,
+    whatever the umask, also when the file was already there with a looser mode."""
+    assert material.keylog is not None
+    material.keylog.touch()
+    material.keylog.chmod(0o644)
+    (out,), _ = _session(run, material, lambda port: _s_client(
+        port, "-tls1_2", "-CAfile", str(material.path("iso2", "v2g-root.pem"))))
+    assert "Protocol version: TLSv1.2" in out, out
+    assert material.keylog.stat().st_mode & 0o777 == 0o600
+    assert "CLIENT_RANDOM" in material.keylog.read_text()
