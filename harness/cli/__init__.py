@@ -17,6 +17,18 @@ from harness import __version__
 COMMANDS = ("run", "rig", "report", "trace", "csms", "exi", "certs", "slac", "ev", "evse", "meter")
 
 
+#: control characters (C0, DEL, C1) and the Unicode line and paragraph separators
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
+    0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def shown(text: object) -> str:
+    """``text`` made safe for one terminal line: what a peer put in a station id, a frame or a
+    summary cannot start a line of its own, move the cursor or recolour the console, because
+    every control character is printed escaped (CR as \\r, ESC as \\x1b)."""
+    return str(text).translate(_CONTROL)
+
+
 class UsageError(Exception):
     """A problem with what the user asked for; printed without a traceback, exit status 2."""
 

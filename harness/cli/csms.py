@@ -10,7 +10,7 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
-from harness.cli import UsageError
+from harness.cli import UsageError, shown
 
 if TYPE_CHECKING:
     from harness.ocpp.contracts import PncBackend
@@ -242,6 +242,6 @@ def _charger_lines(csms, stations: dict[str, str] | None, profile: int) -> list[
 def _print_event(event) -> None:
     stamp = _dt.datetime.fromtimestamp(event.wall).strftime("%H:%M:%S.%f")[:-3]
     station = event.keys.get("station_id", "")
-    line = f"{stamp} {station:>12} {event.direction:12} {event.summary}"
+    line = f"{stamp} {shown(station):>12} {event.direction:12} {shown(event.summary)}"
     frame = event.payload.get("frame") if isinstance(event.payload, dict) else None
-    print(line if frame is None else f"{line}\n{'':>26}{frame}", flush=True)
+    print(line if frame is None else f"{line}\n{'':>26}{shown(frame)}", flush=True)

@@ -9,7 +9,7 @@ import datetime as _dt
 import tempfile
 from pathlib import Path
 
-from harness.cli import UsageError, pki
+from harness.cli import UsageError, pki, shown
 
 PROTOCOLS = ("din", "iso2", "iso20-ac", "iso20-dc")
 
@@ -138,4 +138,4 @@ def _print_event(event) -> None:
     if event.layer.value not in ("v2g", "sdp", "fault"):
         return
     stamp = _dt.datetime.fromtimestamp(event.wall).strftime("%H:%M:%S.%f")[:-3]
-    print(f"{stamp} {event.layer.value:4} {event.summary}", flush=True)
+    print(f"{stamp} {event.layer.value:4} {shown(event.summary)}", flush=True)

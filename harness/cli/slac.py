@@ -14,7 +14,7 @@ import asyncio
 import sys
 import time
 
-from harness.cli import UsageError
+from harness.cli import UsageError, shown
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -61,7 +61,7 @@ def slac_command(args: argparse.Namespace, extra: list[str]) -> int:
     endpoint = Endpoint(args.iface, namespace)
     recorder = Recorder()
     if args.verbose:
-        recorder.subscribe(lambda e: print(f"{e.mono:12.3f}  {e.observer:10}  {e.summary}", flush=True))
+        recorder.subscribe(lambda e: print(f"{e.mono:12.3f}  {e.observer:10}  {shown(e.summary)}", flush=True))
     try:
         runner = {"ev": _ev, "evse": _evse, "modem": _modem}[args.slac_command]
         return asyncio.run(runner(args, recorder, endpoint, timers))

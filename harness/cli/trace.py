@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from harness.cli import UsageError
+from harness.cli import UsageError, shown
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -84,7 +84,7 @@ def trace_show(args: argparse.Namespace, extra: list[str]) -> int:
         first, last = found[args.session - 1].window()
         low, high = max(low, first), min(high, last)
     layers = set(args.layer or ())
-    shown = 0
+    printed = 0
     for event in events:
         if not low <= event.mono <= high or (layers and event.layer.value not in layers):
             continue
@@ -92,9 +92,9 @@ def trace_show(args: argparse.Namespace, extra: list[str]) -> int:
             continue
         keys = ("  " + " ".join(f"{k}={v}" for k, v in event.keys.items())) if args.keys and event.keys else ""
         print(f"{event.mono - origin:10.3f}  {event.layer.value:7} {event.observer:8} {event.direction:14} "
-              f"{event.summary}{keys}")
-        shown += 1
-    if shown == 0:
+              f"{shown(event.summary)}{shown(keys)}")
+        printed += 1
+    if printed == 0:
         print("(no event matches)")
     return 0
 
@@ -110,13 +110,13 @@ def trace_sessions(args: argparse.Namespace, extra: list[str]) -> int:
         if args.json:
             print(json.dumps(session.as_dict(), separators=(",", ":")))
             continue
-        print(f"{number}. {session.describe()}")
+        print(f"{number}. {shown(session.describe())}")
         if session.joins:
             print("   joined: " + "; ".join(f"{hop}: {how}" for hop, how in session.joins.items()))
         for problem in session.problems:
-            print(f"   PROBLEM: {problem}")
+            print(f"   PROBLEM: {shown(problem)}")
         for note in session.notes:
-            print(f"   note: {note}")
+            print(f"   note: {shown(note)}")
     if not args.json:
         problems = sum(len(s.problems) for s in found)
         print(f"{len(found)} session(s), {problems} problem(s)")
@@ -165,14 +165,14 @@ def trace_pcap(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"{args.file}: {summary.packets} packets, {summary.events} events ("
           + ", ".join(f"{layer} {count}" for layer, count in sorted(layers.items())) + ")")
     for line in summary.connections:
-        print(f"  TCP {line}")
+        print(f"  TCP {shown(line)}")
     if summary.problems:
         print(f"not read ({len(summary.problems)}):")
         for problem in summary.problems:
-            print(f"  - {problem}")
+            print(f"  - {shown(problem)}")
     print(f"timeline: {out}  (harness trace sessions {out}; harness trace show {out})")
     if args.show:
         origin = recorder.select()[0].mono if len(recorder) else 0.0
         for event in recorder:
-            print(f"{event.mono - origin:10.3f}  {event.layer.value:7} {event.src:6} {event.summary}")
+            print(f"{event.mono - origin:10.3f}  {event.layer.value:7} {event.src:6} {shown(event.summary)}")
     return 0

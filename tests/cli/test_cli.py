@@ -99,3 +99,37 @@ def test_usage_errors_are_one_line_without_traceback(harness_command):
     assert result.stderr.strip() == "harness csms: --station 'no-password': expected ID:PASSWORD"
     result = subprocess.run(harness_command + ["run", "--rig", "/nonexistent.yaml"], capture_output=True, text=True)
     assert result.returncode == 2 and "no rig file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_csms_serve_prints_what_a_station_sent_on_its_own_lines_only(tmp_path, harness_command):
+    """A station id with CR LF (percent-encoded in the URL) and an escape sequence in a frame
+    cannot forge or recolour console lines, also when the connection is refused: every control
+    character is printed escaped."""
+    port = _free_port()
+    process = subprocess.Popen(
+        harness_command + ["csms", "serve", "--host", "127.0.0.1", "--port", str(port),
+                           "--station", "CP-1:station-password-0001", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    forged = "%0D%0A12:00:00.000%20FORGED%20accepted"
+    try:
+        _until(process, "trace:")
+
+        async def stations() -> None:
+            with pytest.raises(InvalidStatus, match="401"):
+                async with connect(f"ws://127.0.0.1:{port}/CP-1{forged}", subprotocols=["ocpp1.6"]):
+                    pass
+            headers = {"Authorization": basic_auth_header("CP-1", "station-password-0001")}
+            async with connect(f"ws://127.0.0.1:{port}/CP-1", subprotocols=["ocpp1.6"], additional_headers=headers) as ws:
+                # raw control characters: not JSON, so the CSMS prints the frame as it came
+                await ws.send('[2, "1", "Heartbeat", {"note": "\x1b[2J\r\nFORGED"}]')
+                await asyncio.sleep(0.3)
+
+        asyncio.run(stations())
+        time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=20)
+    assert "refused CP-1\\r\\n12:00:00.000 FORGED accepted" in output, output
+    assert not any(line.startswith(("12:00:00.000 FORGED", "FORGED")) for line in output.splitlines())
+    assert "\x1b" not in output and "\r" not in output
+    assert '{"note": "\\x1b[2J\\r\\nFORGED"}' in output, output
