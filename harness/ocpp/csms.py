@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import hashlib
 import http
 import socket
 import ssl
@@ -28,7 +29,7 @@ from websockets.typing import Subprotocol
 from harness.ocpp.behaviour import CsmsBehaviour
 from harness.ocpp.endpoint import OcppEndpoint
 from harness.ocpp.script import Script
-from harness.ocpp.security import SecurityPolicy, decide
+from harness.ocpp.security import Decision, SecurityPolicy, decide
 from harness.ocpp.versions import OcppVersion, negotiate
 from harness.trace import Layer, Recorder
 
@@ -49,6 +50,8 @@ class StationSession:
     remote: str
     connected_at: float
     tls: dict[str, Any] = field(default_factory=dict)
+    #: a digest of what the station proved itself with (its Basic-auth header or its certificate)
+    credential: str = ""
 
 
 class MockCsms:
@@ -180,11 +183,19 @@ class MockCsms:
                                 f"{', '.join(v.subprotocol for v in self.versions)}")
         decision = decide(self.security, station_id, request.headers.get("Authorization"),
                           _client_cert_cn(connection))
+        credential = _credential(connection, request.headers.get("Authorization"), self.security.profile)
+        connected = self.sessions.get(station_id)
+        if decision.accepted and connected is not None and connected.credential != credential:
+            # auto-commissioning accepts any password, but not a second one for a connected station:
+            # otherwise anyone could take a station's place (and its calls) by connecting under its id
+            decision = Decision(False, 401, f"station {station_id!r} is connected with other credentials; a new "
+                                            "connection for it must present those of the first")
         if not decision.accepted:
             response = self._refuse(connection, station_id, remote, http.HTTPStatus(decision.status), decision.reason)
             if decision.status == 401 and self.security.profile < 3:
                 response.headers["WWW-Authenticate"] = 'Basic realm="OCPP", charset="UTF-8"'
             return response
+        connection.ocpp_credential = credential  # type: ignore[attr-defined]
         connection.ocpp_station_id = station_id  # type: ignore[attr-defined]
         connection.ocpp_version = version  # type: ignore[attr-defined]
         connection.ocpp_notes = decision.notes  # type: ignore[attr-defined]
@@ -258,11 +269,16 @@ class MockCsms:
             handlers=lambda action: self.script.handler(action, self.behaviour.handler(action, version)))
         tls = _tls_info(connection)
         session = StationSession(station_id, version, endpoint, _remote(connection),
-                                 asyncio.get_running_loop().time(), tls)
+                                 asyncio.get_running_loop().time(), tls,
+                                 credential=connection.ocpp_credential)  # type: ignore[attr-defined]
         previous = self.sessions.get(station_id)
         if previous is not None:
-            # a station that reconnects replaces its old connection
-            await previous.endpoint.disconnect(abort=True)
+            # a station that reconnects (with the same credentials) replaces its old connection,
+            # which is closed with a close frame saying why, not dropped
+            self._emit(Layer.OCPP, "ConnectionReplaced", f"{station_id}: a new connection from {session.remote} "
+                       f"replaces the one from {previous.remote}", src=STATION, dst=CSMS,
+                       payload={"old": previous.remote, "new": session.remote}, keys={"station_id": station_id})
+            await previous.endpoint.disconnect(code=1000, reason="replaced by a new connection of this station")
         self._emit(Layer.OCPP, "Connected", f"{station_id} connected from {session.remote} "
                            f"speaking {version.subprotocol}" + (f" over {tls['version']}" if tls else ""),
                            src=STATION, dst=CSMS,
@@ -295,6 +311,17 @@ def _offered_subprotocols(headers: Headers) -> list[str]:
 def _remote(connection: ServerConnection) -> str:
     peer = connection.transport.get_extra_info("peername") if connection.transport else None
     return _format_peer(peer) if peer else "?"
+
+
+def _credential(connection: ServerConnection, authorization: str | None, profile: int) -> str:
+    """A digest of what a station proved itself with: its client certificate at profile 3, its
+    Basic-auth header below (a digest, so no password is kept in memory or on the timeline)."""
+    if profile == 3:
+        ssl_object = connection.transport.get_extra_info("ssl_object") if connection.transport else None
+        proof = (ssl_object.getpeercert(binary_form=True) or b"") if ssl_object is not None else b""
+    else:
+        proof = (authorization or "").encode("utf-8", "replace")
+    return hashlib.sha256(proof).hexdigest()
 
 
 def _client_cert_cn(connection: ServerConnection) -> str | None:

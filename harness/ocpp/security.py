@@ -89,7 +89,8 @@ def decide(policy: SecurityPolicy, station_id: str, authorization: str | None,
     """Whether a WebSocket upgrade from ``station_id`` may proceed.
 
     ``authorization`` is the raw Authorization header; ``client_cert_cn`` the subject CN of the
-    verified client certificate (TLS has already checked its chain when it gets here).
+    verified client certificate (TLS has already checked its chain when it gets here). With a
+    list of stations (``credentials``) only those may connect, at every profile.
     """
     if not station_id:
         return Decision(False, 404, "no station identity in the URL path")
@@ -98,6 +99,9 @@ def decide(policy: SecurityPolicy, station_id: str, authorization: str | None,
             return Decision(False, 401, "security profile 3 requires a client certificate")
         if client_cert_cn != station_id:
             return Decision(False, 401, f"client certificate CN {client_cert_cn!r} is not the station id {station_id!r}")
+        if policy.credentials is not None and station_id not in policy.credentials:
+            # a certificate the CA issued proves who the station is, not that it may connect here
+            return Decision(False, 401, f"unknown station {station_id!r}: not among the stations this CSMS serves")
         return Decision(True, notes=(f"client certificate CN {client_cert_cn!r} matches",))
     credentials = parse_basic_auth(authorization)
     if credentials is None:

@@ -446,3 +446,70 @@ def test_the_csms_tls_key_log_is_readable_by_its_owner_only(run, pki, tmp_path):
 
     run(scenario())
     assert keylog.stat().st_mode & 0o777 == 0o600 and keylog.read_text().strip()
+
+
+def test_profile_3_serves_only_the_listed_stations(run, tmp_path):
+    """With a station list (`csms serve --station CS1`), a certificate the CA issued to another
+    station gets that station nowhere: only listed stations connect, each with its own name."""
+    pki = generate_ocpp_pki(tmp_path / "pki", station_ids=["CS1", "CS1-OTHER"])
+
+    async def scenario():
+        recorder = Recorder()
+        policy = SecurityPolicy(profile=3, credentials={"CS1": ""}, server=pki.csms_server, client_ca=pki.csms_root)
+        csms = MockCsms(recorder, security=policy)
+        await csms.start()
+        try:
+            with pytest.raises(InvalidStatus, match="401"):
+                async with connect(csms.url("CS1-OTHER"), subprotocols=["ocpp2.0.1"],
+                                   ssl=_client_context(pki, pki.stations["CS1-OTHER"])):
+                    pass
+            with pytest.raises(InvalidStatus, match="401"):  # a listed name with another station's certificate
+                async with connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"],
+                                   ssl=_client_context(pki, pki.stations["CS1-OTHER"])):
+                    pass
+            async with connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"],
+                               ssl=_client_context(pki, pki.stations["CS1"])) as ws:
+                assert (await _call(ws, "1", "Heartbeat", {}))[0] == 3
+        finally:
+            await csms.stop()
+        return [e.payload["reason"] for e in recorder.select(name="ConnectionRefused")]
+
+    reasons = run(scenario())
+    assert reasons[0] == "unknown station 'CS1-OTHER': not among the stations this CSMS serves"
+    assert reasons[1] == "client certificate CN 'CS1-OTHER' is not the station id 'CS1'"
+
+
+def test_a_connected_station_cannot_be_taken_over_with_other_credentials(run):
+    """Auto-commissioning (no station list) accepts any password for a new station id, but a second
+    connection for a connected station must present the first one's credentials: another password
+    is refused with 401 and the station stays connected. With the same credentials (a station
+    that reconnects) the new connection wins and the old one is closed with a close frame."""
+
+    async def scenario():
+        recorder = Recorder()
+        csms = MockCsms(recorder)  # no credentials: auto-commissioning
+        await csms.start()
+        try:
+            async with connect(csms.url("CS9"), subprotocols=["ocpp2.0.1"],
+                               additional_headers=_auth("CS9", "first-password-0001")) as first:
+                assert (await _call(first, "1", "Heartbeat", {}))[0] == 3
+                with pytest.raises(InvalidStatus, match="401"):
+                    async with connect(csms.url("CS9"), subprotocols=["ocpp2.0.1"],
+                                       additional_headers=_auth("CS9", "intruder-password-01")):
+                        pass
+                assert (await _call(first, "2", "Heartbeat", {}))[0] == 3  # still connected, still served
+                async with connect(csms.url("CS9"), subprotocols=["ocpp2.0.1"],
+                                   additional_headers=_auth("CS9", "first-password-0001")) as second:
+                    with pytest.raises(ConnectionClosed) as closed:
+                        await asyncio.wait_for(first.recv(), 5)
+                    assert (await _call(second, "3", "Heartbeat", {}))[0] == 3
+        finally:
+            await csms.stop()
+        return recorder, closed.value
+
+    recorder, closed = run(scenario())
+    assert closed.rcvd is not None and closed.rcvd.code == 1000  # a close frame, not a dropped socket
+    assert "replaced by a new connection" in closed.rcvd.reason
+    refused = recorder.first(name="ConnectionRefused")
+    assert refused.payload["status"] == 401 and "connected with other credentials" in refused.payload["reason"]
+    assert recorder.first(name="ConnectionReplaced") is not None
