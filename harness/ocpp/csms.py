@@ -29,7 +29,7 @@ from websockets.typing import Subprotocol
 from harness.ocpp.behaviour import CsmsBehaviour
 from harness.ocpp.endpoint import OcppEndpoint
 from harness.ocpp.script import Script
-from harness.ocpp.security import Decision, SecurityPolicy, decide
+from harness.ocpp.security import Decision, SecurityPolicy, decide, station_id_problem
 from harness.ocpp.versions import OcppVersion, negotiate
 from harness.trace import Layer, Recorder
 
@@ -173,8 +173,12 @@ class MockCsms:
     def _check_upgrade(self, connection: ServerConnection, request: Request) -> Response | None:
         remote = _remote(connection)
         path = urllib.parse.urlsplit(request.path).path
-        station_id = urllib.parse.unquote(path.rstrip("/").rsplit("/", 1)[-1]) if path.startswith(
-            self.path_prefix) else ""
+        segment = path.rstrip("/").rsplit("/", 1)[-1] if path.startswith(self.path_prefix) else ""
+        problem = station_id_problem(segment)
+        if problem is not None:
+            status = http.HTTPStatus.NOT_FOUND if not segment else http.HTTPStatus.BAD_REQUEST
+            return self._refuse(connection, "", remote, status, f"{problem} (path {path[:80]!r})")
+        station_id = urllib.parse.unquote(segment)
         offered = _offered_subprotocols(request.headers)
         version = negotiate(offered, self.versions)
         if version is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ssl
+import urllib.parse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
@@ -82,6 +83,32 @@ class Decision:
     status: int = 101
     reason: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+#: OCPP's identifierString (2.0.1 Part 2, primitive datatypes): the characters a charging
+#: station identity may have in the URL; at most :data:`MAX_STATION_ID` of them
+IDENTIFIER_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789*-_=:+|@.")
+MAX_STATION_ID = 48
+
+
+def station_id_problem(segment: str) -> str | None:
+    """Why the last path segment of an upgrade request (still percent-encoded) is no charging
+    station identity, or None if it is one: it must decode as UTF-8 and then be 1 to 48 characters
+    of identifierString, so no path (``../``), NUL, control character or look-alike gets in."""
+    try:
+        station_id = urllib.parse.unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        return "the station identity is not UTF-8 once percent-decoded"
+    if not station_id:
+        return "no station identity in the URL path"
+    if len(station_id) > MAX_STATION_ID:
+        return f"the station identity has {len(station_id)} characters, at most {MAX_STATION_ID} are allowed"
+    wrong = sorted({c for c in station_id if c not in IDENTIFIER_CHARACTERS})
+    if wrong:
+        shown = ", ".join(repr(c) for c in wrong[:5])
+        return (f"the station identity has characters outside OCPP's identifierString ({shown}); allowed are "
+                "a-z A-Z 0-9 * - _ = : + | @ .")
+    return None
 
 
 def decide(policy: SecurityPolicy, station_id: str, authorization: str | None,

@@ -513,3 +513,35 @@ def test_a_connected_station_cannot_be_taken_over_with_other_credentials(run):
     refused = recorder.first(name="ConnectionRefused")
     assert refused.payload["status"] == 401 and "connected with other credentials" in refused.payload["reason"]
     assert recorder.first(name="ConnectionReplaced") is not None
+
+
+@pytest.mark.parametrize("segment, why", [
+    ("%2E%2E%2Fetc%2Fpasswd", "outside OCPP's identifierString ('/')"),
+    ("CS%001", "outside OCPP's identifierString ('\\x00')"),
+    ("C" * 1000, "has 1000 characters, at most 48"),
+    ("CS%FF%FE", "not UTF-8 once percent-decoded"),
+    ("CS%0D%0A1", "outside OCPP's identifierString ('\\n', '\\r')"),
+    ("CS%201", "outside OCPP's identifierString (' ')"),
+], ids=["dot-dot-slash", "nul", "long", "invalid-utf8", "crlf", "space"])
+def test_a_station_identity_outside_ocpps_rules_is_refused_with_400(run, segment, why):
+    """Station identities are OCPP identifierStrings of at most 48 characters: anything else is
+    refused in the upgrade with 400 and a ConnectionRefused event saying why, before any password
+    is looked at (so two ids cannot collide through U+FFFD, and no path or NUL reaches a log)."""
+    async def scenario():
+        recorder = Recorder()
+        csms = MockCsms(recorder)
+        await csms.start()
+        try:
+            with pytest.raises(InvalidStatus, match="400"):
+                async with connect(f"ws://127.0.0.1:{csms.port}/{segment}", subprotocols=["ocpp2.0.1"],
+                                   additional_headers=_auth("X", "whatever-password-01")):
+                    pass
+            async with connect(csms.url("CP-1_a=b+d|e@f.g*"), subprotocols=["ocpp2.0.1"],
+                               additional_headers=_auth("CP-1_a=b+d|e@f.g*", "whatever-password-01")) as ws:
+                assert (await _call(ws, "1", "Heartbeat", {}))[0] == 3
+        finally:
+            await csms.stop()
+        return recorder.first(name="ConnectionRefused")
+
+    refused = run(scenario())
+    assert refused.payload["status"] == 400 and why in refused.payload["reason"], refused.payload
