@@ -67,6 +67,20 @@ def encode(message: dict, schema: str, fragment: bool = False) -> bytes:
     return _codec(schema, EncodeError).encode(message, fragment, checked=True)
 
 
+def violation(message: dict, schema: str, fragment: bool = False) -> str | None:
+    """What in a message (JSON form, e.g. just decoded) breaks the schema, or None if nothing does.
+
+    A decoder must let some of it through (EXI carries untyped values and missing content in
+    non-strict grammars): a value out of its facets, an empty required element. Whoever acts on
+    a received message asks this first, so its rules never meet a value the schema forbids.
+    """
+    try:
+        _codec(schema, EncodeError).encode(message, fragment, checked=True)
+    except EncodeError as exc:
+        return str(exc)
+    return None
+
+
 def encode_unchecked(message: dict, schema: str, fragment: bool = False) -> bytes:
     """UNSAFE, for negative tests: encode a message that violates the schema on purpose.
 

@@ -288,25 +288,35 @@ def _path(error: _SchemaError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(payload)"
 
 
-@functools.lru_cache(maxsize=None)
 def _schema(version: OcppVersion, action: str, *, request: bool) -> jsonschema.protocols.Validator | None:
-    if not action.isidentifier():
-        return None
+    """The validator of ``action``'s request or response, None for an action the version does not
+    have. What a peer names is only looked up among the version's schema files: an action name
+    never becomes a path, and the cache holds at most one validator per schema file."""
     if version is _V16:
         names = [action if request else f"{action}Response"]
     else:
         names = [f"{action}Request" if request else f"{action}Response"]
         if request:
             names.append(action)  # 2.1's SEND messages (NotifyPeriodicEventStream) have no suffix
-    folder = resources.files("ocpp") / version.schema_package / "schemas"
+    known = _schema_names(version)
     for name in names:
-        path = folder / f"{name}.json"
-        if path.is_file():
-            schema = json.loads(path.read_text(encoding="utf-8-sig"),
-                                parse_float=decimal.Decimal if version is _V16 else float)
-            cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft4Validator)
-            return cls(schema)
+        if name in known:
+            return _validator(version, name)
     return None
+
+
+@functools.lru_cache(maxsize=len(OcppVersion))
+def _schema_names(version: OcppVersion) -> frozenset[str]:
+    folder = resources.files("ocpp") / version.schema_package / "schemas"
+    return frozenset(entry.name[:-len(".json")] for entry in folder.iterdir() if entry.name.endswith(".json"))
+
+
+@functools.lru_cache(maxsize=None)  # bounded: keys are the schema files' names (_schema_names)
+def _validator(version: OcppVersion, name: str) -> jsonschema.protocols.Validator:
+    path = resources.files("ocpp") / version.schema_package / "schemas" / f"{name}.json"
+    schema = json.loads(path.read_text(encoding="utf-8-sig"), parse_float=decimal.Decimal if version is _V16 else float)
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft4Validator)
+    return cls(schema)
 
 
 def value_at(payload: Any, path: str) -> Any:

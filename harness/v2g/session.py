@@ -213,6 +213,9 @@ class SeccSession(_Session):
                     self._finish(False, f"undecodable message from the EV: {decoded.reason}")]
         self.count += 1
         events: list[Event] = [decoded]
+        problem = exi.violation(decoded.message, decoded.schema)
+        if problem is not None:
+            return events + self._invalid(decoded, problem)
         if self.rules is None:
             events += self._handshake(decoded)
         else:
@@ -227,6 +230,22 @@ class SeccSession(_Session):
         return [Notice("SequenceTimeout", f"SECC: {reason} within V2G_SECC_Sequence_Timeout", {"state": self.state}),
                 Close(f"sequence timeout ({reason})"),
                 self._finish(False, f"V2G_SECC_Sequence_Timeout: {reason}")]
+
+    def _invalid(self, received: Received, problem: str) -> list[Event]:
+        """A request that decodes but breaks its schema (a value out of range, a required element
+        left empty): refused with FAILED (Failed_NoNegotiation for the handshake), and the
+        connection closed; nothing of it reaches the session's rules."""
+        why = f"{received.name} breaks the {received.schema} schema: {problem}"
+        if self.rules is None:
+            if received.name != "supportedAppProtocolReq":
+                return self._handshake(received)
+            send = self._encode("supportedAppProtocolRes", {"supportedAppProtocolRes": {"ResponseCode": sap.FAILED}})
+            self.facts["negotiation"] = why
+            return [Notice("NegotiationFailed", why), send, Close("Failed_NoNegotiation"),
+                    self._finish(False, f"Failed_NoNegotiation: {why}", code=sap.FAILED)]
+        if not received.name.endswith("Req"):
+            return self._request(received)  # refused as not a request
+        return self._refuse(received.name, "FAILED", why)
 
     def _handshake(self, received: Received) -> list[Event]:
         if received.name != "supportedAppProtocolReq":
@@ -379,6 +398,11 @@ class EvccSession(_Session):
                     self._finish(False, f"undecodable message from the EVSE: {decoded.reason}")]
         self.count += 1
         events: list[Event] = [decoded]
+        problem = exi.violation(decoded.message, decoded.schema)
+        if problem is not None:
+            why = f"{decoded.name} breaks the {decoded.schema} schema: {problem}"
+            return events + [Notice("InvalidMessage", f"EVCC: {why}"), Close("invalid message"),
+                             self._finish(False, f"invalid message from the EVSE: {why}")]
         refused = self._check_response(decoded)
         if refused:
             return events + refused

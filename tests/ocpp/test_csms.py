@@ -545,3 +545,28 @@ def test_a_station_identity_outside_ocpps_rules_is_refused_with_400(run, segment
 
     refused = run(scenario())
     assert refused.payload["status"] == 400 and why in refused.payload["reason"], refused.payload
+
+
+def test_any_action_name_gets_a_callerror_and_the_schema_cache_stays_bounded(run):
+    """Action names a station may send (255 characters and more, a path, NUL, non-ASCII letters,
+    thousands of distinct ones) get CALLERROR NotImplemented each, the connection keeps serving,
+    and no name reaches the file system or grows the validator cache."""
+    from harness.ocpp import frames
+
+    names = ["A" * 255, "A" * 300, "Heartbeat/../x", "\x00", "Ä" * 200] + [f"Made{n}Up" for n in range(2000)]
+
+    async def scenario():
+        csms = MockCsms(Recorder())
+        await csms.start()
+        try:
+            async with connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"], additional_headers=_auth()) as ws:
+                answers = [await _call(ws, str(n), name, {}) for n, name in enumerate(names)]
+                return answers, await _call(ws, "last", "Heartbeat", {})
+        finally:
+            await csms.stop()
+
+    answers, heartbeat = run(scenario())
+    assert all(a[0] == 4 and a[2] == "NotImplemented" for a in answers), [a for a in answers if a[0] != 4][:3]
+    assert all(len(a[3]) <= 255 for a in answers)  # errorDescription stays a short string
+    assert heartbeat[0] == 3
+    assert frames._validator.cache_info().currsize <= len(frames._schema_names(OcppVersion.V201)) * 3

@@ -159,3 +159,42 @@ def test_hostile_payloads_never_break_the_secc():
         garbage = bytes([0x80]) + bytes(chooser.randrange(256) for _ in range(chooser.randrange(0, 60)))
         events = session.receive(payload_type, garbage, 0.0)
         assert session.finished or any(isinstance(e, Close) for e in events) or events, trial
+
+
+def test_a_handshake_the_decoder_lets_through_but_the_schema_forbids_fails_the_negotiation(run):
+    """A supportedAppProtocolReq with an empty Priority (EXI's non-strict grammar carries it;
+    the schema requires an unsignedByte 1..20): Failed_NoNegotiation and the connection closed,
+    with the reason on the timeline; the SECC's rules never see the null."""
+    from harness import exi
+
+    request = {"supportedAppProtocolReq": {"AppProtocol": [{
+        "ProtocolNamespace": "urn:iso:15118:2:2013:MsgDef", "VersionNumberMajor": 2, "VersionNumberMinor": 0,
+        "SchemaID": 1, "Priority": None}]}}
+
+    async def script(probe):
+        await probe.send_exi(exi.encode_unchecked(request, "sap"), what="a handshake with an empty Priority")
+        return await probe.response(2.0), await probe.closed_by_peer(2.0)
+
+    (answer, closed), pair = _with_probe(run, script)
+    assert answer == {"supportedAppProtocolRes": {"ResponseCode": "Failed_NoNegotiation"}} and closed
+    failed = pair.recorder.first(name="NegotiationFailed", observer="evse")
+    assert "Priority: missing value" in failed.summary, failed.summary
+
+
+def test_a_request_that_breaks_its_schema_gets_failed_and_the_connection_closes(run):
+    """The siblings: any request whose values the decoder lets through but the schema forbids
+    (here a SessionSetupReq EVCCID of 8 bytes where -2 allows 6) is refused with FAILED before the
+    session's rules see it."""
+    from harness import exi
+    from harness.v2g import messages
+
+    async def script(probe):
+        await probe.handshake("iso2")
+        message = messages.wrap("iso2", "SessionSetupReq", {"EVCCID": "0A1B2C3D4E5F6071"}, "00")
+        await probe.send_exi(exi.encode_unchecked(message, "iso2"), what="an EVCCID of 8 bytes")
+        return await probe.response(2.0), await probe.closed_by_peer(2.0)
+
+    (answer, closed), pair = _with_probe(run, script)
+    assert answer is not None and code(answer) == "FAILED" and closed
+    refusal = pair.recorder.first(name="FAILED", observer="evse")
+    assert "SessionSetupReq breaks the iso2 schema" in refusal.summary and "EVCCID" in refusal.summary
