@@ -110,12 +110,15 @@ class V2gConnection:
 
     async def receive(self, timeout: float | None = None) -> V2gtpMessage | HeaderError:
         """The next message or header problem; ConnectionClosed at the end of the stream,
-        TimeoutError when ``timeout`` passes first."""
+        TimeoutError when ``timeout`` passes first. The time counts to the next *complete*
+        message: bytes that trickle in without completing one do not extend it (the standards'
+        sequence timers are between messages)."""
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         while not self._pending:
             if self.parser.broken:
                 raise ConnectionClosed("framing lost")
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout_at(deadline):
                     data = await self.reader.read(65536)
             except (TimeoutError, asyncio.TimeoutError):
                 raise  # TimeoutError is an OSError: it must not read as a lost connection

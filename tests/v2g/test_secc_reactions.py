@@ -198,3 +198,33 @@ def test_a_request_that_breaks_its_schema_gets_failed_and_the_connection_closes(
     assert answer is not None and code(answer) == "FAILED" and closed
     refusal = pair.recorder.first(name="FAILED", observer="evse")
     assert "SessionSetupReq breaks the iso2 schema" in refusal.summary and "EVCCID" in refusal.summary
+
+
+def test_an_ev_trickling_bytes_is_still_dropped_after_the_sequence_timeout(run):
+    """V2G_SECC_Sequence_Timeout runs from the last complete message: one byte every 0.2 s of a
+    request that never completes does not keep the connection open (0.6 s at this scale)."""
+    import time
+
+    from harness import exi
+    from harness.v2g import messages
+
+    timing = Timing(scale=0.01, min_timeout=0.2)  # V2G_SECC_Sequence_Timeout 60 s -> 0.6 s
+
+    async def script(probe):
+        await probe.handshake("iso2")
+        await probe.request("SessionSetupReq", EVCCID)
+        request = encode(PayloadType.EXI, exi.encode(messages.wrap("iso2", "ServiceDiscoveryReq", {},
+                                                                   probe.view.session_id), "iso2"))
+        started = time.monotonic()
+        for byte in request[:-1]:  # never the last byte
+            try:
+                await probe.send_raw(bytes((byte,)), "one byte")
+            except Exception:  # the SECC closed the connection: what the test waits for
+                break
+            if await probe.closed_by_peer(0.2):
+                break
+        return time.monotonic() - started
+
+    _, pair = _with_probe(run, script, timing=timing)
+    # the trickle lasts about 4 s; before the fix every byte restarted the timer and it never fired
+    assert pair.recorder.first(name="SequenceTimeout", observer="evse") is not None
