@@ -9,8 +9,9 @@ Options (each with an environment variable as fallback):
     --harness-rig FILE        HARNESS_RIG         the rig to run the suites on; enables the harness
     --harness-report-dir DIR  HARNESS_REPORT_DIR  the report folder (default reports/<run-id>)
     --harness-run-id ID       HARNESS_RUN_ID      the run id (default date, time, random suffix)
+    --harness-place NAME      HARNESS_PLACE       a labgrid place to acquire and take devices from
 
-``harness run --rig FILE --report-dir DIR`` passes the first two on.
+``harness run --rig FILE --report-dir DIR --place NAME`` passes them on.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ OPTIONS = {
     "rig": ("HARNESS_RIG", "FILE", "rig file to run the suites on (enables the harness and its reports)"),
     "report-dir": ("HARNESS_REPORT_DIR", "DIR", "report folder (default: reports/<run-id> under the project root)"),
     "run-id": ("HARNESS_RUN_ID", "ID", "run id (default: date, time and a random suffix)"),
+    "place": ("HARNESS_PLACE", "NAME", "labgrid place to acquire for the run (its devices replace the rig file's; "
+                                       "coordinator from the rig file's labgrid: section or LG_COORDINATOR)"),
 }
 
 #: the markers suites use, declared here only

@@ -106,6 +106,7 @@ def configure(config: pytest.Config) -> None:
         rig_config = load_rig(rig_file)
     except RigFileError as exc:
         raise pytest.UsageError(str(exc)) from None
+    rig_config, place_notes = _place(config, rig_config)
     run_id = config.getoption("harness_run_id") or new_run_id()
     report_option = config.getoption("harness_report_dir")
     report_dir = Path(report_option) if report_option else Path(config.rootpath) / "reports" / run_id
@@ -122,7 +123,38 @@ def configure(config: pytest.Config) -> None:
     if not getattr(option, "allure_report_dir", None):
         option.allure_report_dir = str(report_dir / "allure-results")
     trace = Recorder(report_dir / "trace.jsonl")
+    if place_notes:
+        trace.emit(Layer.RIG, "PlaceAcquired", f"labgrid place {place_notes[0]} acquired", src="rig",
+                   payload={"place": place_notes[0], "resources": place_notes[1:]})
     config.stash[_SESSION] = HarnessSession(config, rig_config, run_id, report_dir, trace, conformance.utc_now())
+
+
+def _place(config: pytest.Config, rig_config: Any) -> tuple[Any, list[str]]:
+    """Acquire the run's labgrid place (``--harness-place`` or the rig file's ``labgrid.place``)
+    and put its devices into the rig; released when pytest unconfigures, also after Ctrl-C. A
+    place held by someone else stops the run at once, naming the holder (exit status 3)."""
+    name = config.getoption("harness_place") or rig_config.labgrid.place
+    if not name:
+        return rig_config, []
+    import atexit
+
+    from harness.rig.labgrid import Place, PlaceBusy, PlaceError, apply
+
+    place = Place(name, rig_config.labgrid.coordinator)
+    try:
+        place.acquire()
+    except PlaceBusy as exc:
+        pytest.exit(str(exc), returncode=3)
+    except PlaceError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.add_cleanup(place.release)
+    atexit.register(place.release)  # an interpreter that ends without unconfiguring
+    try:
+        rig_config, notes = apply(rig_config, place.resources())
+    except PlaceError as exc:
+        place.release()
+        raise pytest.UsageError(str(exc)) from None
+    return rig_config, [f"{name!r} at {place.coordinator}", *notes]
 
 
 def _point_latest(report_dir: Path) -> None:

@@ -134,6 +134,9 @@ def instrument(resource: str) -> ProbeResult:
                 # *IDN? is a message; a register-based resource cannot be asked it
                 return ProbeResult(what, False, f"{resource} is a {type(instrument).__name__}, not a message-based "
                                                 "VISA resource (use a ...::INSTR or ...::SOCKET resource)")
+            if resource.upper().endswith("::SOCKET"):
+                # a raw socket has no message end of its own: SCPI ends each with LF
+                instrument.read_termination = instrument.write_termination = "\n"
             identity = instrument.query("*IDN?").strip()
         finally:
             instrument.close()

@@ -127,6 +127,15 @@ class LinkConfig:
 
 
 @dataclass(frozen=True)
+class LabgridConfig:
+    """``labgrid:`` a labgrid place whose resources stand in for local devices (harness.rig.labgrid)."""
+
+    #: the coordinator as HOST:PORT (None: the LG_COORDINATOR variable, else labgrid's default)
+    coordinator: str | None = None
+    place: str | None = None
+
+
+@dataclass(frozen=True)
 class MeterConfig:
     kind: str = "none"
     resource: str | None = None
@@ -158,6 +167,7 @@ class RigConfig:
     #: the ISO 15118 PKI of the run: a lab's PKI description (YAML) or a folder written by
     #: `harness certs generate`; None: the harness generates one per run
     pki: Path | None = None
+    labgrid: LabgridConfig = LabgridConfig()
 
     @property
     def is_lab(self) -> bool:
@@ -191,12 +201,16 @@ def parse_rig(data: Any, *, path: Path | None = None) -> RigConfig:
     link = _link(top.section("link"), kind)
     meter = _meter(top.section("meter"))
     operator = _operator(top.section("operator"), kind)
+    place = top.section("labgrid")
+    labgrid = LabgridConfig(coordinator=place.str("coordinator"), place=place.str("place"))
+    place.done()
     top.done()
     _cross_checks(problems, kind, csms, evse, ev, pilot, link)
     if problems:
         raise RigFileError(path or "<rig>", problems.items)
     return RigConfig(name=name, kind=kind, path=path, time_scale=scale, csms=csms, evse=evse, ev=ev,
-                     pilot=pilot, link=link, meter=meter, lock=lock, operator=operator, pki=pki)
+                     pilot=pilot, link=link, meter=meter, lock=lock, operator=operator, pki=pki,
+                     labgrid=labgrid)
 
 
 def _operator(reader: Reader, rig_kind: str) -> OperatorConfig:
