@@ -19,6 +19,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "(-k EXPR, -x, a test path...). Reports land in reports/<run-id>/ and reports/latest.")
     parser.add_argument("--rig", type=Path, default=None, help=f"rig file (default {DEFAULT_RIG})")
     parser.add_argument("--report-dir", type=Path, default=None, help="report folder (default reports/<run-id>)")
+    parser.add_argument("-n", "--workers", type=int, default=None, metavar="N",
+                        help="spread the cases over N workers, each with its own emulated rig (pytest-xdist); one "
+                             "merged report (emulated rigs only)")
     parser.add_argument("--place", default=None, help="a labgrid place to acquire for the run: its resources replace "
                                                       "the rig file's devices; released when the run ends (needs "
                                                       "pip install -e '.[labgrid]')")
@@ -49,6 +52,11 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         pytest_args.append(f"--harness-report-dir={args.report_dir}")
     if args.place:
         pytest_args.append(f"--harness-place={args.place}")
+    if args.workers is not None:
+        if args.workers < 1:
+            raise UsageError("-n: at least 1 worker")
+        # a suite's cases stay on one worker, in order, as they would run serially
+        pytest_args += ["-p", "xdist", "-n", str(args.workers), "--dist", "loadfile"]
     if extra[:1] == ["--"]:  # `harness run -- -k x`: what follows is pytest's
         extra = extra[1:]
     if not any(Path(a.split("::")[0]).exists() for a in extra if not a.startswith("-")):

@@ -73,6 +73,10 @@ class HarnessSession:
     rig_problems: list[str] = field(default_factory=list)
     #: test modules that could not be collected (pytest then runs nothing)
     collection_errors: list[str] = field(default_factory=list)
+    #: the pytest-xdist worker this session is (None: a serial run, or the controller)
+    worker: str | None = None
+    #: a parallel run's controller: the verdicts counted over the workers' merged reports
+    merged_summary: dict[str, int] | None = None
 
     def catalogue_for(self, path: Path) -> Catalogue | None:
         return find_catalogue(path, self.catalogues)
@@ -98,7 +102,8 @@ def configure(config: pytest.Config) -> None:
     """Called by :func:`harness.plugin.pytest_configure`, before the report plugins configure:
     with a rig, the run's session, its report folder and where each report format goes."""
     rig_file = config.getoption("harness_rig")
-    if not rig_file or hasattr(config, "workerinput"):
+    worker = getattr(config, "workerinput", None)
+    if not rig_file or (worker is not None and "harness_report_dir" not in worker):
         return
     from harness.rig.config import RigFileError, load_rig
 
@@ -106,6 +111,13 @@ def configure(config: pytest.Config) -> None:
         rig_config = load_rig(rig_file)
     except RigFileError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if worker is not None:
+        _configure_worker(config, rig_config, worker)
+        return
+    if config.getoption("numprocesses", None) and (rig_config.is_lab or config.getoption("harness_place")
+                                                   or rig_config.labgrid.place):
+        raise pytest.UsageError("parallel runs (-n) bring up one rig per worker: emulated rigs only, not a lab "
+                                "rig or a labgrid place")
     rig_config, place_notes = _place(config, rig_config)
     run_id = config.getoption("harness_run_id") or new_run_id()
     report_option = config.getoption("harness_report_dir")
@@ -127,6 +139,31 @@ def configure(config: pytest.Config) -> None:
         trace.emit(Layer.RIG, "PlaceAcquired", f"labgrid place {place_notes[0]} acquired", src="rig",
                    payload={"place": place_notes[0], "resources": place_notes[1:]})
     config.stash[_SESSION] = HarnessSession(config, rig_config, run_id, report_dir, trace, conformance.utc_now())
+
+
+def _configure_worker(config: pytest.Config, rig_config: Any, worker: dict[str, Any]) -> None:
+    """A pytest-xdist worker of ``harness run -n N``: its own rig and its own report folder,
+    ``workers/<id>/`` in the run's, which the controller merges when the run ends
+    (:mod:`harness.report.merge`); Allure results go straight to the run's folder."""
+    name = str(worker.get("workerid", "gw"))
+    run_dir = Path(worker["harness_report_dir"])
+    report_dir = run_dir / "workers" / name
+    report_dir.mkdir(parents=True, exist_ok=True)
+    config.option.allure_report_dir = str(run_dir / "allure-results")
+    trace = Recorder(report_dir / "trace.jsonl")
+    session = HarnessSession(config, rig_config, f"{worker['harness_run_id']}-{name}", report_dir, trace,
+                             conformance.utc_now())
+    session.worker = name
+    config.stash[_SESSION] = session
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist, on the controller, for each worker it starts: where the run's report goes."""
+    harness = _session(node.config)
+    if harness is not None:
+        node.workerinput["harness_report_dir"] = str(harness.report_dir.resolve())
+        node.workerinput["harness_run_id"] = harness.run_id
 
 
 def _place(config: pytest.Config, rig_config: Any) -> tuple[Any, list[str]]:
@@ -712,7 +749,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     harness = _session(session.config)
     if harness is not None:
         _why_stopped(harness, session, exitstatus)
-        _environment_table(session.config, harness, _dut(harness))
+        if harness.worker is None:
+            _environment_table(session.config, harness, _dut(harness))
 
 
 def _within(path: Path, folder: Path) -> str:
@@ -771,12 +809,33 @@ def pytest_sessionfinish_conformance(session: pytest.Session, exitstatus: int) -
                                  command=shown_command(sys.argv),
                                  stopped=harness.stop_reason, rig_problems=harness.rig_problems,
                                  ev=_ev_under_test(harness), provenance=provenance)
+    trace = harness.trace
+    if harness.worker is not None:
+        # what the controller needs to merge: the order of every case, and the cases this worker
+        # collected but another ran (or nobody did, when the run stopped)
+        document["run"]["worker"] = harness.worker
+        document["collected"] = [_unassigned(item) for item in harness.planned]
+    elif (harness.report_dir / "workers").is_dir() and not harness.results:
+        from harness.report.merge import merge_workers
+
+        document, trace = merge_workers(document, harness.report_dir, harness.trace)
+        harness.merged_summary = document["run"]["summary"]
     conformance.write(harness.report_dir / "conformance.json", document)
+    if harness.worker is not None:
+        return  # report.html, junit.xml and Allure come from the controller
     _allure_environment(session.config, harness, document)
     from harness.report.html import render
 
-    (harness.report_dir / "conformance.html").write_text(render(document, harness.trace, harness.report_dir),
+    (harness.report_dir / "conformance.html").write_text(render(document, trace, harness.report_dir),
                                                           encoding="utf-8")
+
+
+def _unassigned(item: pytest.Item) -> dict[str, Any]:
+    """A collected case as a worker hands it to the controller: its record with verdict ``notrun``
+    (the controller keeps it only if no worker ran the case)."""
+    parameters = {k: _plain(v) for k, v in getattr(getattr(item, "callspec", None), "params", {}).items()}
+    return CaseResult(case=item.stash[_CASE], nodeid=item.nodeid, parameters=parameters, verdict="notrun",
+                      message="not run").to_json()
 
 
 def _why_stopped(harness: HarnessSession, session: pytest.Session, exitstatus: int) -> None:
@@ -801,6 +860,8 @@ def _not_run(harness: HarnessSession) -> None:
         if item.nodeid in harness.results:
             continue
         start = item.stash.get(_START, None)
+        if harness.worker is not None and start is None:
+            continue  # another worker's case: the controller knows what became of it
         reason = harness.stop_reason or "the run ended before it"
         message = f"not run: {'it was running when the run stopped: ' if start else ''}{reason}"
         _record_verdict(harness, item, item.stash[_CASE], "notrun", message, start, timed=False)
@@ -872,6 +933,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     counts: dict[str, int] = {}
     for result in harness.results.values():
         counts[result.verdict] = counts.get(result.verdict, 0) + 1
+    if not counts and harness.merged_summary is not None:
+        counts = {verdict: n for verdict, n in harness.merged_summary.items() if n}
     summary = ", ".join(f"{n} {conformance.VERDICT_LABELS.get(v, v)}" for v, n in sorted(counts.items())) \
         or "no conformance cases ran"
     if harness.stop_reason is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import sys
 import threading
 import time
@@ -85,6 +86,22 @@ class Recorder:
                 print(f"trace: subscriber {subscriber!r} failed on event {event.seq}: {exc!r}",
                       file=sys.stderr)
         return event
+
+    def adopt(self, events: Iterable[Event]) -> dict[int, int]:
+        """Append events another recorder made (another process's timeline), keeping their times,
+        case and observer; returns each one's old sequence number -> its new one."""
+        mapping: dict[int, int] = {}
+        with self._changed:
+            for event in events:
+                copy = dataclasses.replace(event, seq=len(self._events))
+                mapping[event.seq] = copy.seq
+                self._append(copy)
+                if self._file is not None:
+                    self._file.write(copy.to_json() + "\n")
+            if self._file is not None:
+                self._file.flush()
+            self._changed.notify_all()
+        return mapping
 
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``callback`` for every new event; returns the function that unsubscribes."""
