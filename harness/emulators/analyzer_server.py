@@ -16,12 +16,18 @@ from harness.emulators.analyzer import SimulatedAnalyzer
 
 TERMINATORS = {"wt": b"\n", "hioki": b"\r\n"}
 MAX_LINE = 64 * 1024
+#: seconds a client may stay without sending a complete message before its connection is closed
+IDLE_TIMEOUT_S = 300.0
 
 
 class AnalyzerServer:
     def __init__(self, analyzer: SimulatedAnalyzer, *, host: str = "127.0.0.1", port: int = 0,
-                 on_message: Callable[[str, str | None], None] | None = None) -> None:
+                 on_message: Callable[[str, str | None], None] | None = None,
+                 idle_timeout: float = IDLE_TIMEOUT_S) -> None:
         self.analyzer = analyzer
+        #: a connection without a complete message for this long is closed (the harness's own
+        #: sampler asks every fraction of a second; a client that went away does not hold a slot)
+        self.idle_timeout = idle_timeout
         self.host = host
         self.port = port
         self.on_message = on_message
@@ -45,8 +51,9 @@ class AnalyzerServer:
         try:
             while True:
                 try:
-                    line = await reader.readuntil(b"\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                    async with asyncio.timeout(self.idle_timeout):
+                        line = await reader.readuntil(b"\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, TimeoutError):
                     return
                 message = line.decode("ascii", errors="replace").strip()
                 if not message:

@@ -13,6 +13,7 @@ import asyncio
 import datetime as _dt
 import hashlib
 import http
+import os
 import socket
 import ssl
 import urllib.parse
@@ -38,6 +39,13 @@ CSMS = "csms"
 STATION = "evse"
 
 DEFAULT_VERSIONS = (OcppVersion.V201, OcppVersion.V21, OcppVersion.V16)
+#: seconds between the CSMS's WebSocket pings, and how long it waits for the pong
+KEEPALIVE_S = 120.0
+#: seconds a TLS handshake may take
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
+#: connections one peer address may have in their handshake (TCP accepted, TLS or the WebSocket
+#: upgrade not done) at once
+MAX_PENDING_PER_PEER = 16
 
 
 @dataclass
@@ -59,7 +67,7 @@ class MockCsms:
                  security: SecurityPolicy | None = None,
                  versions: Iterable[OcppVersion] = DEFAULT_VERSIONS,
                  behaviour: CsmsBehaviour | None = None, response_timeout: float = 30.0,
-                 path_prefix: str = "/") -> None:
+                 path_prefix: str = "/", keepalive: float | None = KEEPALIVE_S) -> None:
         self.recorder = recorder
         self.host = host
         self.port = port
@@ -68,6 +76,10 @@ class MockCsms:
         self.behaviour = behaviour or CsmsBehaviour()
         self.script = Script()
         self.response_timeout = response_timeout
+        self._crowded_count, self._crowded_at = 0, float("-inf")
+        #: seconds between the CSMS's own WebSocket pings (None: none): a connection that does not
+        #: answer one within as long again (a dead peer, one stuck in the middle of a frame) closes
+        self.keepalive = keepalive
         self.path_prefix = "/" + path_prefix.strip("/") + ("/" if path_prefix.strip("/") else "")
         self.sessions: dict[str, StationSession] = {}
         self._server: Server | None = None
@@ -108,14 +120,20 @@ class MockCsms:
             _record_tls_refusals(context, self._tls_refused)
         listener = _listening_socket(self.host, self.port, self._tls_not_established if context else None,
                                      self._accepted)
+        listener.on_crowded = self._crowded
+        # a TLS handshake that does not finish in time is dropped (asyncio's default is 60 s)
+        handshake: dict[str, Any] = {"ssl_handshake_timeout": TLS_HANDSHAKE_TIMEOUT_S} if context is not None else {}
         self._server = await serve(
             self._serve_station, sock=listener, ssl=context,
             process_request=self._check_upgrade,
             select_subprotocol=self._select_subprotocol,
             # OCPP messages stay well below this; anything larger is abuse and closes with 1009
             max_size=4 * 1024 * 1024,
-            ping_interval=None,  # the station keeps the connection alive (WebSocketPingInterval)
+            # the station keeps the connection alive (WebSocketPingInterval); the CSMS's own, far
+            # rarer pings give every connection a deadline, also a silent or half-sent one
+            ping_interval=self.keepalive, ping_timeout=self.keepalive,
             create_connection=self._connection_class(),
+            **handshake,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._emit(Layer.OCPP, "CsmsListening", f"mock CSMS listening on {self.url()} "
@@ -252,6 +270,18 @@ class MockCsms:
         self._emit(Layer.OCPP, "UpgradeFailed", f"opening handshake from {_remote(connection)} failed: {error!r}",
                    src=STATION, dst=CSMS, payload={"error": repr(error), "remote": _remote(connection)})
 
+    def _crowded(self, peer: str) -> None:
+        """A connection refused because its peer has too many in their handshake: recorded once
+        per second at most, with how many were refused meanwhile."""
+        now = asyncio.get_running_loop().time()
+        self._crowded_count += 1
+        if now - self._crowded_at < 1.0:
+            return
+        count, self._crowded_count, self._crowded_at = self._crowded_count, 0, now
+        self._emit(Layer.OCPP, "ConnectionRefused", f"refused {count} connection(s) from {peer}: it has "
+                   f"{MAX_PENDING_PER_PEER} in their handshake already", src=STATION, dst=CSMS,
+                   payload={"remote": peer, "refused": count, "limit": MAX_PENDING_PER_PEER})
+
     def _tls_not_established(self, peer: str) -> None:
         self._emit(Layer.OCPP, "TlsNotEstablished", f"connection from {peer} closed before TLS was established",
                    src=STATION, dst=CSMS, payload={"remote": peer})
@@ -375,6 +405,7 @@ class _ObservedConnection(socket.socket):
     """
 
     peer: str = "?"
+    host: str = ""
     on_unestablished: Callable[[str], None] | None = None
     registry: dict[int, "_ObservedConnection"] | None = None
     established = False
@@ -389,14 +420,26 @@ class _ObservedConnection(socket.socket):
 
 
 class _ObservedListener(socket.socket):
-    """A listening socket whose accepted connections are :class:`_ObservedConnection`."""
+    """A listening socket whose accepted connections are :class:`_ObservedConnection`. A peer
+    with :data:`MAX_PENDING_PER_PEER` connections still in their handshake gets no more: the new
+    one is closed at once (``on_crowded`` hears of it)."""
 
     registry: dict[int, _ObservedConnection]
     on_unestablished: Callable[[str], None] | None  # None without TLS: nothing to establish
+    on_crowded: Callable[[str], None] | None = None
 
     def accept(self) -> tuple[socket.socket, Any]:
         fd, address = self._accept()  # type: ignore[attr-defined]  # private, not in typeshed
+        host = address[0] if isinstance(address, tuple) else str(address)
+        pending = sum(1 for c in self.registry.values() if not c.established and c.host == host)
+        if pending >= MAX_PENDING_PER_PEER:
+            os.close(fd)
+            if self.on_crowded is not None:
+                self.on_crowded(_format_peer(address))
+            # asyncio's accept loop takes this as "nothing to accept now", quietly
+            raise ConnectionAbortedError(f"{host} has {pending} connections in their handshake")
         connection = _ObservedConnection(self.family, self.type, self.proto, fileno=fd)
+        connection.host = host
         connection.peer = _format_peer(address)
         connection.on_unestablished = self.on_unestablished
         connection.registry = self.registry

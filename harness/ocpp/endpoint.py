@@ -107,6 +107,11 @@ class CallTimeout(OcppCallFailed):
     pass
 
 
+#: calls from the peer an endpoint holds unanswered at once, at most (OCPP-J lets a peer have one
+#: outstanding CALL; this leaves room for slow handlers and bounds a peer that never reads)
+MAX_UNANSWERED = 64
+
+
 class ConnectionLost(OcppCallFailed):
     pass
 
@@ -148,6 +153,8 @@ class OcppEndpoint:
         self._ids = (f"{uuid.uuid4().hex[:8]}-{n}" for n in itertools.count(1))
         self.closed = asyncio.Event()
         self.close_reason = ""
+        #: the peer went over MAX_UNANSWERED and the connection is being closed
+        self._cut_off = False
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -188,6 +195,19 @@ class OcppEndpoint:
                                    note=problem.violation.name)
             return
         if isinstance(frame, Call):  # CALL or 2.1 SEND
+            if self._cut_off:
+                return  # closing: what still arrives is not taken in
+            if len(self._tasks) >= MAX_UNANSWERED:
+                self._cut_off = True
+                # OCPP-J has a peer wait for the answer to its CALL before the next one; a peer that
+                # floods calls without reading the answers is cut off here, not held in memory
+                self._record_in(message, frame, None, note="over the limit of unanswered calls")
+                self._emit(Layer.FAULT, "TooManyCalls", f"{self.peer} has {len(self._tasks)} calls unanswered "
+                           f"(it does not read the answers); {self.local} closes the connection",
+                           src=self.local, dst=self.peer, keys={"station_id": self.station_id},
+                           payload={"unanswered": len(self._tasks), "limit": MAX_UNANSWERED})
+                self._spawn(self.disconnect(code=1008, reason="too many calls unanswered"))
+                return
             handler, refusal = self._admit(frame)
             self._record_in(message, frame, refusal)
             if refusal is not None:

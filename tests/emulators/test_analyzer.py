@@ -141,3 +141,33 @@ def test_hioki_driver_against_the_simulated_pw3337(serve):
         assert pw.integration_state() is IntegrationState.RUNNING
         pw.make_safe()
         assert pw.integration_state() is IntegrationState.STOPPED
+
+
+def test_a_client_that_says_nothing_is_let_go(run):
+    """Every connection has a deadline: a SCPI client without a complete message for idle_timeout
+    seconds (300 by default; 0.3 here), silent or stuck mid-line, is disconnected; a client that
+    asks goes on being served."""
+    import asyncio
+
+    from harness.emulators.analyzer import constant_flow
+    from harness.emulators.analyzer_server import AnalyzerServer
+
+    async def scenario():
+        server = await AnalyzerServer(SimulatedAnalyzer(constant_flow(230.0, 10.0, 1)), idle_timeout=0.3).start()
+        try:
+            silent = await asyncio.open_connection(server.host, server.port)
+            half = await asyncio.open_connection(server.host, server.port)
+            half[1].write(b"*IDN")  # never the LF
+            busy = await asyncio.open_connection(server.host, server.port)
+            answers = []
+            for _ in range(5):
+                busy[1].write(b"*IDN?\n")
+                answers.append(await asyncio.wait_for(busy[0].readline(), 2))
+                await asyncio.sleep(0.1)
+            closed = [await asyncio.wait_for(r.read(), 2) == b"" for r, _ in (silent, half)]
+            return answers, closed
+        finally:
+            await server.stop()
+
+    answers, closed = run(scenario())
+    assert all(a.startswith(b"YOKOGAWA") for a in answers) and closed == [True, True]

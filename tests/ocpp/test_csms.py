@@ -570,3 +570,126 @@ def test_any_action_name_gets_a_callerror_and_the_schema_cache_stays_bounded(run
     assert all(len(a[3]) <= 255 for a in answers)  # errorDescription stays a short string
     assert heartbeat[0] == 3
     assert frames._validator.cache_info().currsize <= len(frames._schema_names(OcppVersion.V201)) * 3
+
+
+def test_a_station_flooding_calls_it_never_reads_the_answers_of_is_cut_off(run):
+    """OCPP-J has a peer wait for each answer; a station that sends thousands of CALLs without
+    reading one answer makes the CSMS hold at most MAX_UNANSWERED of them, then close with 1008
+    (TooManyCalls on the timeline); another station is served all along."""
+    from harness.ocpp.endpoint import MAX_UNANSWERED
+
+    async def scenario():
+        recorder = Recorder()
+        csms = MockCsms(recorder)
+        await csms.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", csms.port)
+            key = "dGhlIHNhbXBsZSBub25jZQ=="
+            writer.write((f"GET /FLOOD HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                          f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: "
+                          f"ocpp2.0.1\r\nAuthorization: {basic_auth_header('FLOOD', 'flood-password-0001')}\r\n\r\n")
+                         .encode())
+            await writer.drain()
+            assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+            call = json.dumps([2, "1", "Heartbeat", {}]).encode()
+            frame = bytes((0x81, 0x80 | len(call))) + b"\x00\x00\x00\x00" + call  # masked with a zero key
+            for _ in range(5000):  # never reading the answers
+                writer.write(frame)
+                if writer.transport.get_write_buffer_size() > 1 << 20:
+                    break  # the CSMS stopped reading: TCP holds the rest
+            async with connect(csms.url("OTHER"), subprotocols=["ocpp2.0.1"],
+                               additional_headers=_auth("OTHER", "other-password-0001")) as ws:
+                assert (await _call(ws, "x", "Heartbeat", {}))[0] == 3
+            deadline = asyncio.get_running_loop().time() + 15
+            while recorder.first(name="TooManyCalls") is None and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.1)
+            writer.close()
+            return recorder
+        finally:
+            await csms.stop()
+
+    recorder = run(scenario())
+    cut = recorder.first(name="TooManyCalls")
+    assert cut is not None and cut.payload["limit"] == MAX_UNANSWERED, "the flood was never cut off"
+    answered = [e for e in recorder.select(name="Heartbeat", observer="csms") if e.keys.get("station_id") == "FLOOD"
+                and e.payload.get("type") == "CALLRESULT"]
+    assert len(answered) < 5000
+
+
+def test_a_connection_stuck_in_a_frame_or_silent_is_closed_by_the_keepalive(run):
+    """A client that announces a 4 MB frame and sends nothing of it, and one that never answers a
+    ping: both closed once the CSMS's ping goes unanswered (keepalive 0.5 s here, 120 s by default)."""
+    async def scenario():
+        recorder = Recorder()
+        csms = MockCsms(recorder, keepalive=0.5)
+        await csms.start()
+        closed = []
+        try:
+            for name, tail in (("STUCK", bytes((0x82, 0xFF)) + (4 * 1024 * 1024).to_bytes(8, "big")), ("QUIET", b"")):
+                reader, writer = await asyncio.open_connection("127.0.0.1", csms.port)
+                writer.write((f"GET /{name} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                              f"Sec-WebSocket-Protocol: ocpp2.0.1\r\nAuthorization: "
+                              f"{basic_auth_header(name, 'some-password-00001')}\r\n\r\n").encode() + tail)
+                await writer.drain()
+                started = asyncio.get_running_loop().time()
+                try:
+                    async with asyncio.timeout(10):
+                        while await reader.read(65536):
+                            pass  # pings and the close frame; never a pong
+                    closed.append((name, asyncio.get_running_loop().time() - started))
+                except TimeoutError:
+                    closed.append((name, None))
+                writer.close()
+        finally:
+            await csms.stop()
+        return closed
+
+    closed = run(scenario())
+    assert all(seconds is not None for _, seconds in closed), f"still open after 10 s: {closed}"
+
+
+def test_a_peer_with_many_connections_in_their_handshake_gets_no_more(run, pki):
+    """At profile 2, 40 TCP connections from one address that never start TLS: the CSMS holds
+    MAX_PENDING_PER_PEER of them and closes the rest at once (one ConnectionRefused event with the
+    count, not one per connection); a station from another address is served meanwhile."""
+    from harness.ocpp.csms import MAX_PENDING_PER_PEER
+
+    async def scenario():
+        recorder = Recorder()
+        policy = SecurityPolicy(profile=2, credentials={"CS1": PASSWORD}, server=pki.csms_server)
+        csms = MockCsms(recorder, security=policy, host="0.0.0.0")
+        await csms.start()
+        silent = []
+        try:
+            for _ in range(40):
+                silent.append(await asyncio.open_connection("127.0.0.1", csms.port))
+            await asyncio.sleep(0.3)
+            dropped = 0
+            for reader, _ in silent:
+                try:
+                    async with asyncio.timeout(0.2):
+                        dropped += await reader.read(1) == b""
+                except TimeoutError:
+                    pass
+            async with connect(f"wss://127.0.0.2:{csms.port}/CS1", subprotocols=["ocpp2.0.1"],
+                               additional_headers=_auth(), ssl=_client_context_no_hostname(pki),
+                               local_addr=("127.0.0.2", 0)) as ws:
+                served = (await _call(ws, "1", "Heartbeat", {}))[0] == 3
+            return recorder, dropped, served
+        finally:
+            for _, writer in silent:
+                writer.close()
+            await csms.stop()
+
+    recorder, dropped, served = run(scenario())
+    assert dropped == 40 - MAX_PENDING_PER_PEER and served
+    refusals = recorder.select(name="ConnectionRefused")
+    assert 1 <= len(refusals) <= 3 and sum(e.payload.get("refused", 0) for e in refusals) >= 1
+
+
+def _client_context_no_hostname(pki):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(pki.csms_root)
+    context.check_hostname = False  # the CSMS's certificate names 127.0.0.1, the station came via 127.0.0.2
+    return context
