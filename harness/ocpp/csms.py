@@ -39,6 +39,8 @@ CSMS = "csms"
 STATION = "evse"
 
 DEFAULT_VERSIONS = (OcppVersion.V201, OcppVersion.V21, OcppVersion.V16)
+#: the largest message a station may send (bytes)
+MAX_MESSAGE = 1024 * 1024
 #: seconds between the CSMS's WebSocket pings, and how long it waits for the pong
 KEEPALIVE_S = 120.0
 #: seconds a TLS handshake may take
@@ -127,8 +129,9 @@ class MockCsms:
             self._serve_station, sock=listener, ssl=context,
             process_request=self._check_upgrade,
             select_subprotocol=self._select_subprotocol,
-            # OCPP messages stay well below this; anything larger is abuse and closes with 1009
-            max_size=4 * 1024 * 1024,
+            # OCPP messages stay well below this (a NotifyReport of a large device model is some
+            # hundred kB); anything larger is abuse and closes with 1009 before it is read
+            max_size=MAX_MESSAGE,
             # the station keeps the connection alive (WebSocketPingInterval); the CSMS's own, far
             # rarer pings give every connection a deadline, also a silent or half-sent one
             ping_interval=self.keepalive, ping_timeout=self.keepalive,

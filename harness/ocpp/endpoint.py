@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
@@ -107,6 +108,11 @@ class CallTimeout(OcppCallFailed):
     pass
 
 
+#: frames a peer may get refused (malformed, unknown action, invalid payload) per window before the
+#: timeline keeps only their count: they are still answered, each one, as OCPP-J says
+BAD_INPUT_RECORDED = 100
+BAD_INPUT_WINDOW_S = 10.0
+
 #: calls from the peer an endpoint holds unanswered at once, at most (OCPP-J lets a peer have one
 #: outstanding CALL; this leaves room for slow handlers and bounds a peer that never reads)
 MAX_UNANSWERED = 64
@@ -155,6 +161,8 @@ class OcppEndpoint:
         self.close_reason = ""
         #: the peer went over MAX_UNANSWERED and the connection is being closed
         self._cut_off = False
+        #: refused frames in the current window: (window start, recorded, suppressed)
+        self._bad_window = (float("-inf"), 0, 0)
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -169,6 +177,7 @@ class OcppEndpoint:
                     break
                 await self._receive(message)
         finally:
+            self._flush_suppressed()
             self.closed.set()
             for pending in self._pending.values():
                 if not pending.future.done():
@@ -182,7 +191,9 @@ class OcppEndpoint:
         try:
             frame = frames.parse(message, self.version)
         except FrameError as problem:
-            self._record_in(message, None, problem)
+            quiet = self._suppress_bad_input()
+            if not quiet:
+                self._record_in(message, None, problem)
             if problem.violation is Violation.UNKNOWN_MESSAGE_TYPE and self.version is OcppVersion.V16:
                 return  # OCPP-J 1.6 §4.1.3: a message with an unknown message type SHALL be ignored
             if problem.frame_type in (frames.MessageType.CALLRESULT, frames.MessageType.CALLERROR,
@@ -192,7 +203,7 @@ class OcppEndpoint:
                 self._fail_pending(problem.message_id, InvalidResponse("?", problem))
                 return
             await self._send_frame(problem.call_error(self.version), action="malformed",
-                                   note=problem.violation.name)
+                                   note=problem.violation.name, quiet=quiet)
             return
         if isinstance(frame, Call):  # CALL or 2.1 SEND
             if self._cut_off:
@@ -209,11 +220,13 @@ class OcppEndpoint:
                 self._spawn(self.disconnect(code=1008, reason="too many calls unanswered"))
                 return
             handler, refusal = self._admit(frame)
-            self._record_in(message, frame, refusal)
+            quiet = refusal is not None and self._suppress_bad_input()
+            if not quiet:
+                self._record_in(message, frame, refusal)
             if refusal is not None:
                 if not isinstance(frame, Send):
                     await self._send_frame(refusal.call_error(self.version), action=frame.action,
-                                           note=refusal.violation.name)
+                                           note=refusal.violation.name, quiet=quiet)
                 return
             assert handler is not None
             self._spawn(self._handle_call(frame, handler))
@@ -365,9 +378,10 @@ class OcppEndpoint:
             await self.transport.close(code, reason)
 
     async def _send_frame(self, frame: frames.Frame, *, action: str | None = None, note: str = "",
-                          extra_keys: dict[str, str] | None = None) -> None:
+                          extra_keys: dict[str, str] | None = None, quiet: bool = False) -> None:
         text = frames.serialize(frame)
-        self._record(frame, text, outgoing=True, action=action, note=note, extra_keys=extra_keys)
+        if not quiet:
+            self._record(frame, text, outgoing=True, action=action, note=note, extra_keys=extra_keys)
         try:
             await self.transport.send(text)
         except Exception as exc:  # the peer went away while we answered: recorded, not raised
@@ -375,6 +389,30 @@ class OcppEndpoint:
                                src=self.local, dst=self.peer, keys={"station_id": self.station_id})
             if isinstance(frame, Call):
                 raise
+
+    def _suppress_bad_input(self) -> bool:
+        """Whether a refused frame goes unrecorded: beyond BAD_INPUT_RECORDED per window only their
+        count is kept, as one BadInputSuppressed event when the window ends (or the connection)."""
+        start, recorded, suppressed = self._bad_window
+        now = time.monotonic()
+        if now - start >= BAD_INPUT_WINDOW_S:
+            self._flush_suppressed()
+            self._bad_window = (now, 1, 0)
+            return False
+        if recorded < BAD_INPUT_RECORDED:
+            self._bad_window = (start, recorded + 1, suppressed)
+            return False
+        self._bad_window = (start, recorded, suppressed + 1)
+        return True
+
+    def _flush_suppressed(self) -> None:
+        start, recorded, suppressed = self._bad_window
+        if suppressed:
+            self._emit(Layer.OCPP, "BadInputSuppressed", f"{suppressed} more refused frame(s) from {self.peer} "
+                       f"within {BAD_INPUT_WINDOW_S:g} s, answered but not recorded one by one", src=self.peer,
+                       dst=self.local, keys={"station_id": self.station_id},
+                       payload={"suppressed": suppressed, "recorded": recorded, "window_s": BAD_INPUT_WINDOW_S})
+        self._bad_window = (start, recorded, 0)
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import enum
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -102,9 +103,22 @@ class Event:
         )
 
 
+#: the most JSON text one event's payload keeps; a larger one (a 4 MB frame, a 65 kB datagram) is
+#: kept as its size, digest and first part (the whole bytes stay in a capture, when one is taken)
+MAX_PAYLOAD_TEXT = 64 * 1024
+#: how much of an oversized payload's text the event keeps
+TRUNCATED_HEAD = 4 * 1024
+
+
 def payload_text(payload: Any) -> str:
-    """The JSON text of a payload: bytes as hex, dataclasses and enums as values."""
-    return json.dumps(payload, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    """The JSON text of a payload: bytes as hex, dataclasses and enums as values; at most
+    :data:`MAX_PAYLOAD_TEXT` characters (see there)."""
+    text = json.dumps(payload, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    if len(text) <= MAX_PAYLOAD_TEXT:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return json.dumps({"truncated": True, "size": len(text), "sha256": digest, "head": text[:TRUNCATED_HEAD]},
+                      ensure_ascii=False, separators=(",", ":"))
 
 
 def wall_iso(wall: float) -> str:

@@ -345,7 +345,10 @@ def test_a_thousand_malformed_frames_each_answered_and_the_station_still_served(
         assert sent == 1400 and not mismatches, mismatches[:5]
         malformed = [e for e in recorder.select(observer="csms") if isinstance(e.payload, dict)
                      and e.payload.get("violation")]
-        assert len(malformed) == 1400  # every bad frame is on the timeline with its violation
+        # every bad frame is answered; the timeline has each of the first ones with its violation
+        # and then their count (a flood costs the trace little, and nothing goes unsaid)
+        suppressed = sum(e.payload["suppressed"] for e in recorder.select(name="BadInputSuppressed"))
+        assert len(malformed) + suppressed == 1400 and suppressed > 0
         assert recorder.first(name="Disconnected").payload["reason"].startswith("closed")
 
     run(scenario(), timeout=120)
@@ -693,3 +696,28 @@ def _client_context_no_hostname(pki):
     context.load_verify_locations(pki.csms_root)
     context.check_hostname = False  # the CSMS's certificate names 127.0.0.1, the station came via 127.0.0.2
     return context
+
+
+def test_a_burst_of_refused_frames_is_answered_each_and_recorded_as_a_count(run):
+    """300 CALLs of an unknown action in a burst: every one gets its CALLERROR, the timeline keeps
+    the first BAD_INPUT_RECORDED of them and then one BadInputSuppressed with the count (so a
+    flood costs trace a few kB, and nothing goes unsaid)."""
+    from harness.ocpp.endpoint import BAD_INPUT_RECORDED
+
+    async def scenario():
+        recorder = Recorder()
+        csms = MockCsms(recorder)
+        await csms.start()
+        try:
+            async with connect(csms.url("CS1"), subprotocols=["ocpp2.0.1"], additional_headers=_auth()) as ws:
+                answers = [await _call(ws, str(n), "MadeUpAction", {}) for n in range(300)]
+        finally:
+            await csms.stop()
+        return recorder, answers
+
+    recorder, answers = run(scenario())
+    assert all(a[0] == 4 for a in answers)
+    recorded = [e for e in recorder.select(name="MadeUpAction", observer="csms") if e.payload.get("type") == "CALL"]
+    assert len(recorded) == BAD_INPUT_RECORDED
+    [suppressed] = recorder.select(name="BadInputSuppressed")
+    assert suppressed.payload["suppressed"] == 300 - BAD_INPUT_RECORDED

@@ -122,3 +122,25 @@ def test_since_finds_the_same_events_whether_the_timeline_is_in_order_or_not():
     assert recorder.wait_for(0.1, since=3.5).name == "d"
     recorder.emit(Layer.RIG, "late", "late")  # mono 2.5, after 4.0
     assert [e.name for e in recorder.select(since=2.5)] == ["c", "d", "late"]
+
+
+def test_an_oversized_payload_is_kept_as_its_size_digest_and_head(tmp_path):
+    """A 4 MB frame on the timeline costs a few kB of memory and trace, not 4 MB: its size, SHA-256
+    and first 4 kB stay (what it was and that it was that big are evidence; the bytes are in the
+    capture)."""
+    import hashlib
+    import json
+
+    from harness.trace.event import MAX_PAYLOAD_TEXT, TRUNCATED_HEAD
+
+    recorder = Recorder(tmp_path / "trace.jsonl")
+    frame = "x" * (4 * 1024 * 1024)
+    event = recorder.emit("ocpp", "malformed", "a 4 MB frame", src="evse", payload={"frame": frame})
+    recorder.emit("ocpp", "Heartbeat", "a small one", src="evse", payload={"frame": "[2,\"1\",\"Heartbeat\",{}]"})
+    recorder.close()
+    kept = event.payload
+    whole = json.dumps({"frame": frame}, separators=(",", ":"))
+    assert kept["truncated"] and kept["size"] == len(whole)
+    assert kept["sha256"] == hashlib.sha256(whole.encode()).hexdigest() and len(kept["head"]) == TRUNCATED_HEAD
+    assert (tmp_path / "trace.jsonl").stat().st_size < MAX_PAYLOAD_TEXT
+    assert Recorder.load(tmp_path / "trace.jsonl").last(name="Heartbeat").payload["frame"].startswith("[2,")
