@@ -100,7 +100,11 @@ def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path
                              for k, v in ev.items() if k != "note"]))
     parts.append("<h2>Rig</h2>")
     rig = run.get("rig") or {}
-    parts.append(_table([(k, f"{v} — {TIME_SCALE_NOTE}" if k == "time_scale" else v) for k, v in rig.items()]))
+    rows = [(k, f"{v} — {TIME_SCALE_NOTE}" if k == "time_scale" else v) for k, v in rig.items()]
+    if run.get("workers"):
+        rows.append(("workers", f"{len(run['workers'])} ({', '.join(run['workers'])}): a parallel run, one rig of "
+                                "this kind each; their reports are under workers/ and merged here"))
+    parts.append(_table(rows))
     parts.append("<h2>Harness</h2>")
     parts.append(_table(_harness_rows(run)))
     parts.append(_verdict_matrix(document["cases"]))

@@ -38,4 +38,5 @@ def test_two_workers_give_the_verdicts_of_a_serial_run_in_one_report(tmp_path, h
     joined = [s for c in parallel["cases"] if c["id"] == "CORR-001" for s in c["sessions"]]
     assert joined and all(s["ocpp"] is not None and not s["problems"] for s in joined)
     page = (tmp_path / "parallel" / "conformance.html").read_text()
+    assert "<td>workers</td><td>2 (gw0, gw1): a parallel run" in page  # a reader sees it was one
     assert "CORR-001" in page and (tmp_path / "parallel" / "junit.xml").read_text().count("<testcase") == len(verdicts)
