@@ -26,6 +26,7 @@ from harness.v2g.secc_tls import UNTRUSTED_CHAIN, SeccTls, TlsChoice
 from harness.v2g.session import SeccSession
 from harness.v2g.timers import STANDARD, Timing
 from harness.v2g.transport import (
+    MAX_PENDING_PER_PEER,
     ConnectionClosed,
     Listener,
     SocketFactory,
@@ -95,10 +96,11 @@ class Secc:
             # this SECC's own copy: its protocols decide, and a fault may force a chain on it alone
             self.tls = dataclasses.replace(self.config.tls, offers_iso20=any(
                 sap.pki_generation(p) == "iso20" for p in self.config.protocols))
-            self.listeners.append(await listen_tls(self.config.host, self.config.tls_port,
-                                                   lambda c: self._serve(c, tls=True), self._choose_tls,
-                                                   accepted=ACCEPTED, sockets=self.config.sockets,
-                                                   refused=self._tls_refused))
+            listener = await listen_tls(self.config.host, self.config.tls_port, lambda c: self._serve(c, tls=True),
+                                        self._choose_tls, accepted=ACCEPTED, sockets=self.config.sockets,
+                                        refused=self._tls_refused)
+            listener.on_crowded = self._tls_crowded
+            self.listeners.append(listener)
         recording.record(self.recorder, SIDE, "SeccListening", f"SECC listening on [{self.config.host}] "
                          f"TCP {self.tcp_port}" + (f", TLS {self.tls_port}" if self.tls_port else ""),
                          payload={"host": self.config.host, "tcp_port": self.tcp_port, "tls_port": self.tls_port,
@@ -107,6 +109,11 @@ class Secc:
     def _choose_tls(self, hello: ClientHello) -> TlsChoice:
         assert self.tls is not None
         return self.tls.choose(hello)
+
+    def _tls_crowded(self, host: str, count: int) -> None:
+        recording.record(self.recorder, SIDE, "TlsConnectionsRefused", f"SECC closes new TLS connections from "
+                         f"{host} at once: it has {MAX_PENDING_PER_PEER} handshakes open ({count} refused so far)",
+                         payload={"host": host, "refused": count, "limit": MAX_PENDING_PER_PEER}, peer=True)
 
     def _tls_refused(self, peer: str, hello: ClientHello | None, choice: TlsChoice | None, why: str) -> None:
         recording.record(self.recorder, SIDE, "TlsHandshakeFailed", f"TLS with the EV at {peer} refused: {why}",

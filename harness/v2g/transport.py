@@ -178,6 +178,10 @@ class Listener:
 TlsRefused = Callable[[str, "ClientHello | None", Any, str], None]
 
 
+#: TLS handshakes one peer address may have open at once (TCP accepted, handshake not done)
+MAX_PENDING_PER_PEER = 16
+
+
 class TlsListener:
     """A TLS server that reads each client's ClientHello before it answers (without taking the
     bytes off the socket) and lets ``choose`` decide the context for that client: chain, versions,
@@ -194,6 +198,12 @@ class TlsListener:
         self.handshake_timeout = handshake_timeout
         self.refused = refused
         self._connections: set[asyncio.Task] = set()
+        #: connections in their handshake, per peer address
+        self._pending: dict[str, int] = {}
+        #: connections closed at once because their peer had MAX_PENDING_PER_PEER open already
+        self.crowded = 0
+        self.on_crowded: Callable[[str, int], None] | None = None
+        self._crowded_told = float("-inf")
         self._accepting = asyncio.get_running_loop().create_task(self._accept())
 
     async def _accept(self) -> None:
@@ -203,6 +213,17 @@ class TlsListener:
                 client, address = await loop.sock_accept(self.sock)
             except OSError:  # the listening socket closed
                 return
+            host = str(address[0])
+            if self._pending.get(host, 0) >= MAX_PENDING_PER_PEER:
+                # one address with this many handshakes open gets no more until they end: each
+                # holds buffers, and a peer that never speaks would otherwise hold them all
+                client.close()
+                self.crowded += 1
+                now = loop.time()
+                if self.on_crowded is not None and now - self._crowded_told >= 1.0:
+                    self._crowded_told = now  # told at most once a second, with the count so far
+                    self.on_crowded(host, self.crowded)
+                continue
             task = loop.create_task(self._serve(client, address))
             self._connections.add(task)
             task.add_done_callback(self._connections.discard)
@@ -213,6 +234,8 @@ class TlsListener:
         client.setblocking(False)
         hello: ClientHello | None = None
         choice: Any = None
+        host = str(address[0])
+        self._pending[host] = self._pending.get(host, 0) + 1
         try:
             try:
                 hello = parse_client_hello(await _peek_client_hello(client, self.handshake_timeout))
@@ -234,6 +257,10 @@ class TlsListener:
             if self.refused is not None:
                 self.refused(peer, hello, choice, str(exc))
             return
+        finally:
+            self._pending[host] -= 1
+            if not self._pending[host]:
+                del self._pending[host]
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         connection = V2gConnection(reader, writer, accepted=self.accepted)
         connection.hello, connection.tls_choice = hello, choice

@@ -268,3 +268,39 @@ def test_the_seccs_tls_key_log_is_readable_by_its_owner_only(run, material: V2gM
     assert "Protocol version: TLSv1.2" in out, out
     assert material.keylog.stat().st_mode & 0o777 == 0o600
     assert "CLIENT_RANDOM" in material.keylog.read_text()
+
+
+def test_an_address_with_many_silent_handshakes_gets_no_more(run, material: V2gMaterial):
+    """40 TCP connections to the SECC's TLS port that never send a ClientHello: it keeps 16 of
+    them in their handshake (each until the 10 s handshake timeout) and closes the others at once,
+    saying so on the timeline; once they are gone an EV's TLS session works again."""
+    from harness.v2g.transport import MAX_PENDING_PER_PEER
+
+    async def scenario():
+        pair = await start_pair(material=material)
+        silent = []
+        try:
+            for _ in range(40):
+                silent.append(await asyncio.open_connection("::1", pair.secc.tls_port))
+            await asyncio.sleep(0.3)
+            dropped = 0
+            for reader, _ in silent:
+                try:
+                    async with asyncio.timeout(0.2):
+                        dropped += await reader.read(1) == b""
+                except TimeoutError:
+                    pass
+            for _, writer in silent:
+                writer.close()
+            await asyncio.sleep(0.3)
+            out = await _openssl(_s_client(pair.secc.tls_port, "-tls1_2", "-CAfile",
+                                           str(material.path("iso2", "v2g-root.pem"))))
+            return dropped, out, pair.recorder
+        finally:
+            await pair.close()
+
+    dropped, out, recorder = run(scenario())
+    assert dropped == 40 - MAX_PENDING_PER_PEER
+    assert "Protocol version: TLSv1.2" in out, out
+    refused = recorder.first(name="TlsConnectionsRefused", observer="evse")
+    assert refused is not None and refused.payload["limit"] == MAX_PENDING_PER_PEER
