@@ -19,6 +19,7 @@ from harness.ocpp.versions import OcppVersion
 from harness.pki.ocpp import STATION_FAULTS, generate_ocpp_pki
 from harness.pki.tls import ocpp_client_context
 from harness.trace import Recorder
+from tests.hostile import silent_connections
 
 PASSWORD = "station-password-0001"
 BOOT = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}
@@ -663,25 +664,16 @@ def test_a_peer_with_many_connections_in_their_handshake_gets_no_more(run, pki):
         policy = SecurityPolicy(profile=2, credentials={"CS1": PASSWORD}, server=pki.csms_server)
         csms = MockCsms(recorder, security=policy, host="0.0.0.0")
         await csms.start()
-        silent = []
+        silent: list = []
         try:
-            for _ in range(40):
-                silent.append(await asyncio.open_connection("127.0.0.1", csms.port))
-            await asyncio.sleep(0.3)
-            dropped = 0
-            for reader, _ in silent:
-                try:
-                    async with asyncio.timeout(0.2):
-                        dropped += await reader.read(1) == b""
-                except TimeoutError:
-                    pass
+            silent, dropped = await silent_connections("127.0.0.1", csms.port, 40)
             async with connect(f"wss://127.0.0.2:{csms.port}/CS1", subprotocols=["ocpp2.0.1"],
                                additional_headers=_auth(), ssl=_client_context_no_hostname(pki),
                                local_addr=("127.0.0.2", 0)) as ws:
                 served = (await _call(ws, "1", "Heartbeat", {}))[0] == 3
             return recorder, dropped, served
         finally:
-            for _, writer in silent:
+            for writer in silent:
                 writer.close()
             await csms.stop()
 

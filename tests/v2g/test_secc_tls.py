@@ -32,6 +32,7 @@ from harness.pki.clienthello import (
     parse_client_hello,
 )
 from harness.v2g.credentials import V2gMaterial
+from tests.hostile import silent_connections
 from tests.v2g.pair import generated_material, start_pair
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command line is not installed")
@@ -278,19 +279,9 @@ def test_an_address_with_many_silent_handshakes_gets_no_more(run, material: V2gM
 
     async def scenario():
         pair = await start_pair(material=material)
-        silent = []
         try:
-            for _ in range(40):
-                silent.append(await asyncio.open_connection("::1", pair.secc.tls_port))
-            await asyncio.sleep(0.3)
-            dropped = 0
-            for reader, _ in silent:
-                try:
-                    async with asyncio.timeout(0.2):
-                        dropped += await reader.read(1) == b""
-                except TimeoutError:
-                    pass
-            for _, writer in silent:
+            silent, dropped = await silent_connections("::1", pair.secc.tls_port, 40)
+            for writer in silent:
                 writer.close()
             await asyncio.sleep(0.3)
             out = await _openssl(_s_client(pair.secc.tls_port, "-tls1_2", "-CAfile",
