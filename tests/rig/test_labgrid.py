@@ -55,6 +55,14 @@ class Lab:
         self.folder = folder
         self.coordinator = f"127.0.0.1:{_free_port()}"
         self.processes: list[subprocess.Popen] = []
+        try:
+            self._start(harness_command, nic)
+        except BaseException:
+            self.close()  # what started before the failure does not outlive the test
+            raise
+
+    def _start(self, harness_command: list[str], nic: str | None) -> None:
+        folder = self.folder
         self.processes.append(subprocess.Popen([_tool("labgrid-coordinator"), "-l", self.coordinator], cwd=folder,
                                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
         analyzer = subprocess.Popen(harness_command + ["meter", "simulate", "--port", "0"], stdout=subprocess.PIPE,
