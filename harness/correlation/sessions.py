@@ -183,8 +183,19 @@ def _time(value: str | None) -> _dt.datetime | None:
 
 def join(events: Iterable[Event], *, ev_observer: str = "ev", csms_observer: str = "csms") -> list[ChargingSession]:
     """The charging sessions in ``events`` (a timeline, or part of one), each ISO 15118 session
-    joined to its SLAC match, SDP exchange and OCPP transaction, and the transactions without one."""
+    joined to its SLAC match, SDP exchange and OCPP transaction, and the transactions without one.
+    A parallel run's timeline (events keyed ``worker``) is joined rig by rig: its rigs ran side by
+    side, and one rig's sessions never belong to another's transactions."""
     timeline = list(events)
+    workers = sorted({e.keys["worker"] for e in timeline if "worker" in e.keys})
+    if workers:
+        return [session for worker in workers
+                for session in _join([e for e in timeline if e.keys.get("worker") == worker], ev_observer,
+                                     csms_observer)]
+    return _join(timeline, ev_observer, csms_observer)
+
+
+def _join(timeline: list[Event], ev_observer: str, csms_observer: str) -> list[ChargingSession]:
     v2g = _v2g_sessions(timeline, ev_observer)
     slac = _slac_matches(timeline, ev_observer)
     sdp = _sdp_exchanges(timeline, ev_observer)

@@ -6,8 +6,10 @@ the run's conformance.json and trace.jsonl, so the run reads like a serial one:
 
 - cases in the order of collection, each from the worker that ran it (a case no worker ran is
   ``notrun``, with why the run stopped);
-- the timeline: the controller's own events, then each worker's block in turn, times kept; a
-  case's ``trace_span`` is renumbered into the merged timeline (its events stay contiguous);
+- the timeline: the controller's own events, then each worker's block in turn, times kept, each
+  event with the key ``worker`` (the rigs ran side by side: what one rig's EV did never joins the
+  other rig's CSMS, see :func:`harness.correlation.sessions.join`); a case's ``trace_span`` is
+  renumbered into the merged timeline (its events stay contiguous);
 - evidence paths (captures, plots) point into ``workers/<id>/``.
 """
 
@@ -38,7 +40,7 @@ def merge_workers(document: dict[str, Any], report_dir: Path, trace: Recorder) -
         worker = json.loads(path.read_text(encoding="utf-8"))
         workers.append(folder.name)
         try:
-            mapping = trace.adopt(Recorder.load(folder / "trace.jsonl"))
+            mapping = trace.adopt(Recorder.load(folder / "trace.jsonl"), keys={"worker": folder.name})
         except (OSError, TraceFileError) as exc:
             problems.append(f"worker {folder.name}: its trace.jsonl does not read ({exc})")
             mapping = {}

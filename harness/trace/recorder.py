@@ -87,13 +87,15 @@ class Recorder:
                       file=sys.stderr)
         return event
 
-    def adopt(self, events: Iterable[Event]) -> dict[int, int]:
+    def adopt(self, events: Iterable[Event], *, keys: Mapping[str, str] | None = None) -> dict[int, int]:
         """Append events another recorder made (another process's timeline), keeping their times,
-        case and observer; returns each one's old sequence number -> its new one."""
+        case and observer, with ``keys`` added to each; returns each one's old sequence number ->
+        its new one."""
         mapping: dict[int, int] = {}
         with self._changed:
             for event in events:
-                copy = dataclasses.replace(event, seq=len(self._events))
+                copy = dataclasses.replace(event, seq=len(self._events),
+                                           keys={**event.keys, **keys} if keys else event.keys)
                 mapping[event.seq] = copy.seq
                 self._append(copy)
                 if self._file is not None:

@@ -37,6 +37,12 @@ def test_two_workers_give_the_verdicts_of_a_serial_run_in_one_report(tmp_path, h
         assert events[last].payload["nodeid"] == case["nodeid"]
     joined = [s for c in parallel["cases"] if c["id"] == "CORR-001" for s in c["sessions"]]
     assert joined and all(s["ocpp"] is not None and not s["problems"] for s in joined)
+    # the two rigs ran side by side: the merged timeline still joins each rig's sessions to its own
+    # transactions (events keyed by worker), without a problem
+    assert {e.keys.get("worker") for e in trace if e.test} == {"gw0", "gw1"}
+    joined_all = subprocess.run(harness_command + ["trace", "sessions", str(tmp_path / "parallel")], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)
+    assert joined_all.returncode == 0 and " 0 problem(s)" in joined_all.stdout, joined_all.stdout[-2000:]
     page = (tmp_path / "parallel" / "conformance.html").read_text()
     assert "<td>workers</td><td>2 (gw0, gw1): a parallel run" in page  # a reader sees it was one
     assert "CORR-001" in page and (tmp_path / "parallel" / "junit.xml").read_text().count("<testcase") == len(verdicts)
