@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -170,9 +172,30 @@ async def secc_sdp_datagrams(port: int) -> None:
         try:
             sock.sendto(junk, ("::1", port))
         except OSError:
-            await asyncio.sleep(0.001)
+            pass
+        await asyncio.sleep(0.001)
     sock.close()
     await asyncio.sleep(1)
+
+
+async def _normal_ev(port: int) -> float:
+    """Seconds a well-behaved EV waits for the SECC's supportedAppProtocolRes (inf: none came)."""
+    from harness import exi
+    from harness.v2g import sap
+    from harness.v2g.v2gtp import PayloadType, encode
+
+    request = encode(PayloadType.EXI, exi.encode(sap.request(sap.offer(["iso2"])), "sap"))
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(5):
+            reader, writer = await asyncio.open_connection("::1", port)
+            writer.write(request)
+            header = await reader.readexactly(8)
+            await reader.readexactly(int.from_bytes(header[4:8], "big"))
+            writer.close()
+    except Exception:
+        return float("inf")
+    return time.monotonic() - started
 
 
 CSMS_ATTACKS = {"csms-big-frames": csms_big_frames, "csms-flood-unread": csms_flood_unread,
@@ -207,12 +230,19 @@ async def attack_secc(folder: Path) -> dict:
                                "--quiet"], folder / "trace.jsonl", "trace:")
     try:
         await asyncio.sleep(1)
+        found = next((re.search(r"TCP (\d+)", line) for line in server.lines if "SECC on" in line), None)
+        secc = int(found.group(1)) if found else 0
         before, trace_before = server.rss(), server.trace_mb()
-        await secc_sdp_datagrams(sdp)
-        peak = server.rss()
+        task = asyncio.create_task(secc_sdp_datagrams(sdp))
+        served, peak = [], before
+        while not task.done():
+            served.append(await _normal_ev(secc))
+            peak = max(peak, server.rss())
+            await asyncio.sleep(0.1)
+        await task
         await asyncio.sleep(2)
         return {"attack": "secc-sdp-65k", "rss_before_mb": before, "rss_peak_mb": peak, "rss_after_mb": server.rss(),
-                "trace_growth_mb": server.trace_mb() - trace_before, "normal_client_worst_s": float("nan")}
+                "trace_growth_mb": server.trace_mb() - trace_before, "normal_client_worst_s": max(served or [0.0])}
     finally:
         server.stop()
 
@@ -220,14 +250,21 @@ async def attack_secc(folder: Path) -> dict:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="one attack by name")
+    parser.add_argument("--keep", action="store_true", help="keep the servers' traces (printed where)")
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    tmp = tempfile.mkdtemp(prefix="hostile-")
+    try:
         for name in CSMS_ATTACKS:
             if args.only in (None, name):
                 rows.append(await attack_csms(name, Path(tmp) / name))
         if args.only in (None, "secc-sdp-65k"):
             rows.append(await attack_secc(Path(tmp) / "secc"))
+    finally:
+        if args.keep:
+            print(f"the servers' folders are in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     print(f"{'attack':26} {'RSS before':>10} {'peak':>8} {'after':>8} {'left':>7} {'trace +MB':>10} {'normal client':>14}")
     for row in rows:
         left = row["rss_after_mb"] - row["rss_before_mb"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from harness.ocpp.correlation import frame_event, message_keys
 from harness.ocpp.frames import Call, CallError, CallResult, CallResultError, FrameError, Send, Violation
 from harness.ocpp.versions import OcppVersion
 from harness.trace import Layer, Recorder
+from harness.trace.limits import BadInputLimit
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +108,6 @@ class CallTimeout(OcppCallFailed):
     pass
 
 
-#: frames a peer may get refused (malformed, unknown action, invalid payload) per window before the
-#: timeline keeps only their count: they are still answered, each one, as OCPP-J says
-BAD_INPUT_RECORDED = 100
-BAD_INPUT_WINDOW_S = 10.0
-
 #: calls from the peer an endpoint holds unanswered at once, at most (OCPP-J lets a peer have one
 #: outstanding CALL; this leaves room for slow handlers and bounds a peer that never reads)
 MAX_UNANSWERED = 64
@@ -161,8 +156,9 @@ class OcppEndpoint:
         self.close_reason = ""
         #: the peer went over MAX_UNANSWERED and the connection is being closed
         self._cut_off = False
-        #: refused frames in the current window: (window start, recorded, suppressed)
-        self._bad_window = (float("-inf"), 0, 0)
+        #: refused frames (malformed, unknown action, invalid payload): each is still answered, as
+        #: OCPP-J says, but a flood is recorded as its first frames and a count
+        self._bad_input = BadInputLimit(self._suppressed)
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -177,7 +173,7 @@ class OcppEndpoint:
                     break
                 await self._receive(message)
         finally:
-            self._flush_suppressed()
+            self._bad_input.flush()
             self.closed.set()
             for pending in self._pending.values():
                 if not pending.future.done():
@@ -391,28 +387,13 @@ class OcppEndpoint:
                 raise
 
     def _suppress_bad_input(self) -> bool:
-        """Whether a refused frame goes unrecorded: beyond BAD_INPUT_RECORDED per window only their
-        count is kept, as one BadInputSuppressed event when the window ends (or the connection)."""
-        start, recorded, suppressed = self._bad_window
-        now = time.monotonic()
-        if now - start >= BAD_INPUT_WINDOW_S:
-            self._flush_suppressed()
-            self._bad_window = (now, 1, 0)
-            return False
-        if recorded < BAD_INPUT_RECORDED:
-            self._bad_window = (start, recorded + 1, suppressed)
-            return False
-        self._bad_window = (start, recorded, suppressed + 1)
-        return True
+        return not self._bad_input.admit()
 
-    def _flush_suppressed(self) -> None:
-        start, recorded, suppressed = self._bad_window
-        if suppressed:
-            self._emit(Layer.OCPP, "BadInputSuppressed", f"{suppressed} more refused frame(s) from {self.peer} "
-                       f"within {BAD_INPUT_WINDOW_S:g} s, answered but not recorded one by one", src=self.peer,
-                       dst=self.local, keys={"station_id": self.station_id},
-                       payload={"suppressed": suppressed, "recorded": recorded, "window_s": BAD_INPUT_WINDOW_S})
-        self._bad_window = (start, recorded, 0)
+    def _suppressed(self, suppressed: int, recorded: int, window_s: float) -> None:
+        self._emit(Layer.OCPP, "BadInputSuppressed", f"{suppressed} more refused frame(s) from {self.peer} "
+                   f"within {window_s:g} s, answered but not recorded one by one", src=self.peer,
+                   dst=self.local, keys={"station_id": self.station_id},
+                   payload={"suppressed": suppressed, "recorded": recorded, "window_s": window_s})
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)

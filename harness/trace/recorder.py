@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TextIO
 from harness.trace.event import Event, Layer, payload_text
 
 Predicate = Callable[[Event], bool]
+#: the most of a summary an event keeps (a summary is one line; what a peer sent can be long)
+MAX_SUMMARY = 1000
 
 
 class TraceTimeout(AssertionError):
@@ -65,7 +67,8 @@ class Recorder:
                 wall=self._wall_clock(),
                 layer=Layer(layer),
                 name=name,
-                summary=summary,
+                summary=summary if len(summary) <= MAX_SUMMARY
+                else f"{summary[:MAX_SUMMARY]}... ({len(summary)} characters)",
                 src=src,
                 dst=dst,
                 payload_json=payload_text(payload),

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.trace import Layer, Recorder
+from harness.trace.limits import BadInputLimit
 from harness.v2g.recording import endpoint_key
 from harness.v2g.timers import SDP, SdpTimers
 from harness.v2g.transport import SECC_PORTS, SocketFactory, scope_index, split_scope
@@ -220,6 +221,13 @@ class SdpServer:
         self.side = side
         self._transport: asyncio.DatagramTransport | None = None
         self._task: asyncio.Task | None = None
+        #: datagrams it ignores: a flood of them is recorded as its first ones and a count
+        self._bad_input = BadInputLimit(self._suppressed)
+
+    def _suppressed(self, suppressed: int, recorded: int, window_s: float) -> None:
+        self.recorder.emit(Layer.SDP, "BadInputSuppressed", f"{suppressed} more SDP datagram(s) ignored within "
+                           f"{window_s:g} s, not recorded one by one", src="ev", dst=self.side, observer=self.side,
+                           payload={"suppressed": suppressed, "recorded": recorded, "window_s": window_s})
 
     @property
     def bound_port(self) -> int | None:
@@ -250,6 +258,7 @@ class SdpServer:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._transport is not None:
             self._transport.close()
+        self._bad_input.flush()
 
     async def _serve(self, protocol: _Datagrams) -> None:
         address = split_scope(self.host)[0]
@@ -258,7 +267,10 @@ class SdpServer:
             peer = f"[{sender[0]}]:{sender[1]}"
             message, response, why = answer(data, address=address, tcp_port=self.tcp_port,
                                             tls_port=self.tls_port, tls_policy=self.tls_policy)
-            self.recorder.emit(Layer.SDP, "SdpRequest", f"SDP request from {peer}: {data[8:].hex(' ').upper()}",
+            if response is None and not self._bad_input.admit():
+                continue  # a flood of datagrams it ignores: counted, not recorded one by one
+            shown = data[8:24].hex(" ").upper() + (f" ... ({len(data) - 8} bytes)" if len(data) > 24 else "")
+            self.recorder.emit(Layer.SDP, "SdpRequest", f"SDP request from {peer}: {shown}",
                                src="ev", dst=self.side, observer=self.side,
                                payload={"datagram": data.hex().upper(), "peer": peer})
             if response is None:

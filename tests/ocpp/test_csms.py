@@ -692,9 +692,9 @@ def _client_context_no_hostname(pki):
 
 def test_a_burst_of_refused_frames_is_answered_each_and_recorded_as_a_count(run):
     """300 CALLs of an unknown action in a burst: every one gets its CALLERROR, the timeline keeps
-    the first BAD_INPUT_RECORDED of them and then one BadInputSuppressed with the count (so a
+    the first harness.trace.limits.RECORDED of them and then one BadInputSuppressed with the count (so a
     flood costs trace a few kB, and nothing goes unsaid)."""
-    from harness.ocpp.endpoint import BAD_INPUT_RECORDED
+    from harness.trace.limits import RECORDED as BAD_INPUT_RECORDED
 
     async def scenario():
         recorder = Recorder()

@@ -144,3 +144,12 @@ def test_an_oversized_payload_is_kept_as_its_size_digest_and_head(tmp_path):
     assert kept["sha256"] == hashlib.sha256(whole.encode()).hexdigest() and len(kept["head"]) == TRUNCATED_HEAD
     assert (tmp_path / "trace.jsonl").stat().st_size < MAX_PAYLOAD_TEXT
     assert Recorder.load(tmp_path / "trace.jsonl").last(name="Heartbeat").payload["frame"].startswith("[2,")
+
+
+def test_a_summary_is_one_bounded_line():
+    """A summary that quotes what a peer sent stays a line: at most MAX_SUMMARY characters, then
+    how long it was."""
+    from harness.trace.recorder import MAX_SUMMARY
+
+    event = Recorder().emit("sdp", "SdpRequest", "SDP request: " + "5A " * 65000, src="ev")
+    assert len(event.summary) < MAX_SUMMARY + 40 and event.summary.endswith("(195013 characters)")

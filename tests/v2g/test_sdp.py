@@ -182,3 +182,43 @@ def test_evse_serve_refuses_a_port_outside_the_dynamic_ports(harness_command):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "--port 15118 is outside the dynamic ports 49152-65535" in result.stderr
+
+
+def test_a_flood_of_datagrams_the_sdp_server_ignores_is_recorded_as_a_count(run):
+    """300 SDP datagrams of 65 kB that are no request: the server stays up and answers a real
+    request afterwards; the timeline keeps the first harness.trace.limits.RECORDED of them (each
+    payload cut to its head, size and digest) and then their count."""
+    import asyncio
+    import socket
+
+    from harness.trace import Recorder
+    from harness.trace.limits import RECORDED
+    from harness.v2g.sdp import SdpRequest, SdpServer
+    from harness.v2g.v2gtp import PayloadType, encode
+
+    async def scenario():
+        recorder = Recorder()
+        server = SdpServer(recorder, "::1", 0, tcp_port=50000, tls_port=None)
+        await server.start()
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock.settimeout(2)
+        try:
+            junk = b"\x01\xfe\x90\x00" + (65000).to_bytes(4, "big") + b"Z" * 65000
+            for _ in range(300):
+                sock.sendto(junk, ("::1", server.bound_port))
+                await asyncio.sleep(0.002)  # UDP: a receive buffer holds only a few of these
+            await asyncio.sleep(0.5)
+            sock.sendto(encode(PayloadType.SDP_REQUEST, SdpRequest().payload()), ("::1", server.bound_port))
+            answered = await asyncio.to_thread(sock.recvfrom, 100)
+        finally:
+            sock.close()
+            await server.stop()
+        return recorder, answered
+
+    recorder, answered = run(scenario())
+    assert answered[0][2:4] == b"\x90\x01"  # an SDP response
+    ignored = recorder.select(name="SdpIgnored")
+    suppressed = sum(e.payload["suppressed"] for e in recorder.select(name="BadInputSuppressed"))
+    # all but a datagram or two the kernel may drop on a busy machine
+    assert len(ignored) == RECORDED and 250 <= len(ignored) + suppressed <= 300
+    assert ignored[0].payload["truncated"] and ignored[0].payload["size"] > 130000
