@@ -36,7 +36,6 @@ class _Side:
     base: int | None = None  # sequence number of the first byte
     delivered: int = 0  # bytes given out (relative to base)
     waiting: dict[int, tuple[float, bytes]] = field(default_factory=dict)
-    missing: int = 0
     finished: bool = False
 
 
@@ -46,9 +45,7 @@ class Connection:
     client: Endpoint
     server: Endpoint
     opened: float
-    saw_syn: bool
     sides: dict[str, _Side] = field(default_factory=lambda: {CLIENT: _Side(), SERVER: _Side()})
-    closed: bool = False
     #: the side that sent the first FIN: the one that closed
     first_fin: str | None = None
 
@@ -113,7 +110,7 @@ class Reassembly:
                 client, server = (a, b) if not segment.ack else (b, a)
             else:
                 client, server = (a, b) if a.port >= b.port else (b, a)
-            connection = Connection(self._count, client, server, at, segment.syn)
+            connection = Connection(self._count, client, server, at)
             self._open[key] = connection
             out.append(Opened(connection, at))
         side_name = connection.side_of(segment)
@@ -176,7 +173,6 @@ class Reassembly:
             return []
         first = min(side.waiting)
         missing = first - side.delivered
-        side.missing += missing
         side.delivered = first
         return [Gap(connection, side_name, at, missing), *self._drain(connection, side_name)]
 
@@ -185,7 +181,6 @@ class Reassembly:
         for name in connection.sides:
             while connection.sides[name].waiting:
                 out += self._skip_gap(connection, name, at)
-        connection.closed = True
         key = next((k for k, c in self._open.items() if c is connection), None)
         if key is not None:
             del self._open[key]

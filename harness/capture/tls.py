@@ -293,8 +293,6 @@ class TlsNote:
 @dataclass
 class _Direction:
     buffer: bytearray = field(default_factory=bytearray)
-    #: when the bytes now in ``buffer`` last grew (a record is as old as its last byte)
-    at: float = 0.0
     keys: _Keys | None = None
     #: TLS 1.3: the application keys waiting for this side's Finished
     next_keys: _Keys | None = None
@@ -326,7 +324,6 @@ class TlsConnection:
             self.undecrypted[side] += len(data)
             return []
         direction.buffer += data
-        direction.at = at
         out: list[Plain | TlsNote] = []
         while len(direction.buffer) >= 5 and not direction.stopped:
             content_type, version, length = direction.buffer[0], bytes(direction.buffer[1:3]), \

@@ -187,7 +187,7 @@ class OcppEndpoint:
         try:
             frame = frames.parse(message, self.version)
         except FrameError as problem:
-            quiet = self._suppress_bad_input()
+            quiet = not self._bad_input.admit()
             if not quiet:
                 self._record_in(message, None, problem)
             if problem.violation is Violation.UNKNOWN_MESSAGE_TYPE and self.version is OcppVersion.V16:
@@ -216,7 +216,7 @@ class OcppEndpoint:
                 self._spawn(self.disconnect(code=1008, reason="too many calls unanswered"))
                 return
             handler, refusal = self._admit(frame)
-            quiet = refusal is not None and self._suppress_bad_input()
+            quiet = refusal is not None and not self._bad_input.admit()
             if not quiet:
                 self._record_in(message, frame, refusal)
             if refusal is not None:
@@ -385,9 +385,6 @@ class OcppEndpoint:
                                src=self.local, dst=self.peer, keys={"station_id": self.station_id})
             if isinstance(frame, Call):
                 raise
-
-    def _suppress_bad_input(self) -> bool:
-        return not self._bad_input.admit()
 
     def _suppressed(self, suppressed: int, recorded: int, window_s: float) -> None:
         self._emit(Layer.OCPP, "BadInputSuppressed", f"{suppressed} more refused frame(s) from {self.peer} "

@@ -162,7 +162,7 @@ def apply(config: RigConfig, resources: list[PlaceResource]) -> tuple[RigConfig,
             if not _is_this_host(host):
                 raise PlaceError(f"labgrid resource {resource.path}: the network interface {params.get('ifname')} "
                                  f"is on {host}; the Green PHY NIC must be on the machine that runs the harness")
-            link = replace(LinkConfig(), kind="nic", iface=str(params["ifname"]))
+            link = LinkConfig(kind="nic", iface=str(params["ifname"]))
             notes.append(f"{resource.path}: the Green PHY NIC {params['ifname']} (link: nic)")
         elif resource.cls == "NetworkService" and resource.name == "analyzer":
             visa = f"TCPIP0::{params['address']}::{params.get('port') or 5025}::SOCKET"

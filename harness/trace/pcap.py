@@ -59,19 +59,6 @@ class PcapWriter:
             self._file.close()
 
 
-def read_pcap(path: Path) -> list[tuple[float, bytes]]:
-    """Frames of a pcap file written by :class:`PcapWriter` (or any classic pcap): (time, bytes)."""
-    data = Path(path).read_bytes()
-    magic = struct.unpack("<I", data[:4])[0]
-    scale = 1e-9 if magic == PCAP_MAGIC_NS else 1e-6
-    frames, offset = [], 24
-    while offset + 16 <= len(data):
-        seconds, fraction, length, _ = struct.unpack("<IIII", data[offset:offset + 16])
-        frames.append((seconds + fraction * scale, data[offset + 16:offset + 16 + length]))
-        offset += 16 + length
-    return frames
-
-
 @dataclass(frozen=True)
 class CaseCapture:
     pcap: Path

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.capture.packets import read_capture
 from harness.iec61851.pilot import CpState, SimulatedPilot
 from harness.netns import Netns, NetnsError, packet_socket, remove_stale, unavailable_reason
 from harness.rig.config import load_rig, parse_rig
@@ -27,7 +28,7 @@ from harness.slac.evse import PyslacEvse
 from harness.slac.io import EvSlacSession
 from harness.slac.timing import STANDARD
 from harness.trace import Recorder
-from harness.trace.pcap import LinkCapture, packet_tap, read_pcap
+from harness.trace.pcap import LinkCapture, packet_tap
 
 ROOT = Path(__file__).resolve().parents[2]
 # a tenth of the standards' timers, yet no timeout under 0.4 s: a busy CI machine must not turn
@@ -201,7 +202,7 @@ def test_the_capture_has_every_slac_frame_and_tshark_dissects_them(line, run, tm
     capture = tmp_path / "link.pcap"
     result, *_ = run(_match(line, capture=capture))
     assert isinstance(result, Matched)
-    frames = read_pcap(capture)
+    frames = [(packet.at, packet.data) for packet in read_capture(capture)]
     names = [e.name for e in line.recorder.select(layer="slac", observer="capture")]
     for expected in ("CM_SLAC_PARM.REQ", "CM_SLAC_PARM.CNF", "CM_START_ATTEN_CHAR.IND", "CM_MNBC_SOUND.IND",
                      "CM_ATTEN_CHAR.IND", "CM_ATTEN_CHAR.RSP", "CM_SLAC_MATCH.REQ", "CM_SLAC_MATCH.CNF",
@@ -318,7 +319,7 @@ def test_the_slac_suite_passes_on_the_netns_rig_with_a_capture_per_case(netns_ru
     assert {"SLAC-001", "SLAC-007", "V2G-SES-002", "V2G-SES-003"} <= ids
     for case in cases:
         pcap, keylog = case["evidence"]["captures"]  # within the report folder, which travels
-        assert pcap == f"captures/{case['instance']}.pcap" and read_pcap(netns_run / pcap)
+        assert pcap == f"captures/{case['instance']}.pcap" and list(read_capture(netns_run / pcap))
         assert keylog.endswith(".keys.log") and (netns_run / keylog).exists()
         assert (netns_run / keylog).stat().st_mode & 0o777 == 0o600  # it decrypts the case's sessions
     assert (netns_run / "captures" / "v2g-tls-keys.log").stat().st_mode & 0o777 == 0o600
