@@ -6,12 +6,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as _dt
+import signal
+import ssl
 import tempfile
 from pathlib import Path
 
 from harness.cli import UsageError, pki, shown
 
 PROTOCOLS = ("din", "iso2", "iso20-ac", "iso20-dc")
+
+#: rules this EV can be told to break, so that the EV-side suites can be seen to fail against an
+#: EV that breaks them (their names say what the EV does instead of the rule)
+MISBEHAVIOURS = {
+    "trust-any-secc": "accepts any SECC certificate chain (ISO 15118-2 7.7.3: the EVCC authenticates the SECC)",
+    "no-message-timeout": "waits 60 s for every response instead of V2G_EVCC_Msg_Timeout (ISO 15118-2 Table 109)",
+}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -21,8 +30,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "run", help="run one session as the EV and print a summary",
         description="Find the EVSE with SDP on --iface (multicast ff02::1, or unicast with --sdp-target), "
                     "connect over TCP or TLS and run one session with the protocol and options given (by "
-                    "default the profile's). No SLAC: the link must already carry IPv6 (a veth, an "
-                    "Ethernet port, a matched PLC modem).")
+                    "default the profile's). With --slac the EV first matches the EVSE over SLAC "
+                    "(ISO 15118-3) on --iface, as when its cable was just plugged in; without it the link "
+                    "must already carry IPv6 (a veth, an Ethernet port, a matched PLC modem).")
     run.add_argument("--iface", required=True, help="the interface to the EVSE (lo for a local `evse serve`)")
     run.add_argument("--profile", type=Path, help="EV profile (default fixtures/ev/default.yaml)")
     run.add_argument("--protocol", action="append", choices=PROTOCOLS, default=[],
@@ -41,6 +51,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--sdp-port", type=int, default=15118)
     run.add_argument("--time-scale", type=float, default=1.0,
                      help="shrink the standards' timers (1 = as the standards say; for emulated peers only)")
+    run.add_argument("--slac", action="store_true",
+                     help="match the EVSE over SLAC on --iface first (raw sockets: root or CAP_NET_RAW)")
+    run.add_argument("--misbehave", action="append", choices=tuple(MISBEHAVIOURS), default=[],
+                     help="break a rule on purpose (repeatable): " + "; ".join(f"{k}: {v}" for k, v in
+                                                                                MISBEHAVIOURS.items()))
     run.add_argument("--out", type=Path, help="folder for trace.jsonl and the TLS key log")
     run.add_argument("--quiet", action="store_true", help="only the summary, not every message")
     run.set_defaults(handler=run_command)
@@ -53,7 +68,7 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
     from harness.iec61851.pilot import SimulatedPilot
     from harness.pki.files import CertificateFileError
     from harness.rig.hlc import PROTOCOLS_FOR
-    from harness.trace import Recorder
+    from harness.trace import Layer, Recorder
     from harness.v2g.battery import Battery
     from harness.v2g.links import InterfaceError, interface_address, interface_evccid
     from harness.v2g.sap import pki_generation
@@ -104,8 +119,17 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
     if not args.quiet:
         trace.subscribe(_print_event)
     timing = Timing(scale=args.time_scale)
+    if "no-message-timeout" in args.misbehave:
+        timing = timing.with_msg_timeout(60.0 / args.time_scale)
+    for misbehaviour in args.misbehave:
+        trace.emit(Layer.FAULT, "EvMisbehaves", f"this EV {MISBEHAVIOURS[misbehaviour]}", src="ev",
+                   payload={"misbehaviour": misbehaviour})
 
     async def session():
+        if args.slac:
+            matched = await _slac(trace, args.iface, args.time_scale)
+            if matched is not None:
+                raise UsageError(f"SLAC on {args.iface} failed: {matched}")
         try:
             found = await discover(trace, tls=tls, target=args.sdp_target or ALL_NODES, port=args.sdp_port,
                                    iface=args.iface, timers=timing.sdp, timeout_scale=timing.timeout)
@@ -114,6 +138,9 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
         context = material.evcc_context(protocols) if found.tls and material is not None else None
         if found.tls and context is None:
             raise UsageError("the EVSE answered with a TLS port but no --pki was given")
+        if context is not None and "trust-any-secc" in args.misbehave:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         ev = HlcEv(trace, vehicle, timing=timing, self_metered=True)
         await ev.plug_in(SimulatedPilot(trace), PowerFlow())
         try:
@@ -122,8 +149,13 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
             await ev.unplug()
 
     soc_before = vehicle.battery.soc
+    # unplugged (SIGTERM from whoever started it): end like Ctrl-C, the trace closed
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         outcome = asyncio.run(session())
+    except KeyboardInterrupt:
+        print("\nunplugged before the session ended", flush=True)
+        return 130
     finally:
         trace.close()
     print(f"\noutcome:   {'OK' if outcome.ok else 'FAILED'}: {outcome.reason}")
@@ -134,8 +166,26 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
     return 0 if outcome.ok else 1
 
 
+async def _slac(trace, iface: str, time_scale: float) -> str | None:
+    """The EV's SLAC on ``iface`` (ISO 15118-3), at once: the cable is in and the EVSE's 5 % duty
+    is assumed, as this EV has no pilot to read. Why it failed, or None once matched."""
+    from harness.slac.ev import Failed
+    from harness.slac.io import Endpoint, EvSlacSession
+    from harness.slac.timing import RIG_MIN_TIMEOUT, STANDARD
+
+    timers = STANDARD.scaled(time_scale, min_timeout=RIG_MIN_TIMEOUT) if time_scale != 1.0 else STANDARD
+    session = EvSlacSession(trace, Endpoint(iface), timers=timers)
+    try:
+        result = await session.match()
+    except OSError as exc:
+        return f"{iface}: {exc.strerror or exc}"
+    finally:
+        session.close()
+    return result.reason if isinstance(result, Failed) else None
+
+
 def _print_event(event) -> None:
-    if event.layer.value not in ("v2g", "sdp", "fault"):
+    if event.layer.value not in ("v2g", "sdp", "fault", "slac"):
         return
     stamp = _dt.datetime.fromtimestamp(event.wall).strftime("%H:%M:%S.%f")[:-3]
     print(f"{stamp} {event.layer.value:4} {shown(event.summary)}", flush=True)

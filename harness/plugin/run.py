@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
 import pytest
 
-from harness.correlation.identity import iso15118_identity
+from harness.correlation.identity import ev_identity, iso15118_identity
 from harness.correlation.sessions import join as join_sessions
 from harness.report import conformance
 from harness.report.catalogue import CATALOGUE_FILE, Catalogue, CatalogueError, TestCase, load_catalogue
@@ -280,11 +280,27 @@ def _decide_capabilities(harness: HarnessSession, items: list[pytest.Item]) -> N
     from harness.rig.drivers import offered_capabilities
 
     offered = offered_capabilities(harness.rig_config)
+    under_test = harness.rig_config.under_test
     for item in items:
+        case = item.stash.get(_CASE, None)
+        if case is not None and case.suite.dut not in under_test:
+            item.add_marker(pytest.mark.skip(reason=_not_under_test(harness.rig_config, case.suite.dut)))
+            continue
         lacking = [c for c in _required(item) if c not in offered]
         if lacking:
             item.add_marker(pytest.mark.skip(reason=f"needs the rig capability {lacking[0]!r}, which "
                                                     f"{harness.rig_config.name!r} does not offer"))
+
+
+def _not_under_test(rig: Any, dut: str) -> str:
+    """Why a case that tests ``dut`` ("evse", "ev") does not run on ``rig``."""
+    if dut == "evse":
+        tested, there = "the charger", f"the harness's reference EVSE (evse.kind: {rig.evse.kind})"
+    else:
+        tested, there = "the EV", ("the harness's EV emulator" if rig.ev.kind == "emulated"
+                                   else f"no EV the harness can judge (ev.kind: {rig.ev.kind})")
+    return (f"this case tests {tested}, which on {rig.name!r} is {there}; this rig's device under test is "
+            f"the {' and the '.join('charger' if side == 'evse' else 'EV' for side in sorted(rig.under_test))}")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -873,6 +889,10 @@ def _ev_under_test(harness: HarnessSession) -> dict[str, Any] | None:
     config = harness.rig_config.ev
     if config.kind == "none":
         return None
+    if config.kind == "lab":  # a black box: what the harness's SECC saw of it
+        seen = ev_identity(harness.trace.select(layer=Layer.V2G, observer="evse")) or {}
+        return {"kind": "lab", **({"vin": config.vin} if config.vin else {}), **seen,
+                **({} if seen else {"seen": "the EV under test never reached the harness's SECC"})}
     from harness.emulators.profiles import DEFAULT_EV_PROFILE, ProfileError, load_ev_profile
 
     try:
@@ -892,6 +912,8 @@ def _dut(harness: HarnessSession) -> dict[str, Any] | None:
     rig = harness.rig_config
     from harness.rig.csms import dut_identity
 
+    if "evse" not in rig.under_test:  # the charger is the harness's own: the EV is under test
+        return None
     identity = dut_identity(harness.trace, rig.evse.station_id)
     iso15118 = iso15118_identity(harness.trace.select(layer=Layer.V2G, observer="ev"))
     if identity is None and iso15118 is None:
@@ -912,8 +934,13 @@ def _environment_table(config: pytest.Config, harness: HarnessSession, dut: dict
     rig = harness.rig_config
     metadata["Run"] = harness.run_id
     metadata["Rig"] = f"{rig.name} ({rig.kind}) from {shown_path(rig.path) if rig.path else '(built in)'}"
-    metadata["DUT"] = (", ".join(f"{k}: {v}" for k, v in dut.items()) if dut
-                       else f"{rig.evse.station_id}: no BootNotification seen")
+    ev = _ev_under_test(harness) if "evse" not in rig.under_test else None
+    if ev is not None:
+        metadata["DUT"] = "the EV: " + ", ".join(f"{k}: {'; '.join(v) if isinstance(v, list) else v}"
+                                                 for k, v in ev.items() if k != "kind")
+    else:
+        metadata["DUT"] = (", ".join(f"{k}: {v}" for k, v in dut.items()) if dut
+                           else f"{rig.evse.station_id}: no BootNotification seen")
     metadata["Conformance report"] = "conformance.html"
     if harness.stop_reason is not None:
         metadata["INCOMPLETE RUN"] = f"{harness.stop_reason}; the cases not run are listed in conformance.html"

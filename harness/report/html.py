@@ -87,10 +87,16 @@ def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path
     parts.append(_completeness(run))
     parts.append(_summary(run["summary"]))
     parts.append(_what_failed(document["cases"], trace))
-    parts.append("<h2>Device under test</h2>")
-    parts.append(_table(_dut_rows(run.get("dut"))))
     ev_cases = [c for c in document["cases"] if c.get("dut") == "ev"]
-    if ev_cases:
+    if (run.get("ev") or {}).get("kind") == "lab":
+        parts.append("<h2>Device under test: an EV</h2><p>The harness played the charger (its reference EVSE, "
+                     "SLAC, SECC and mock CSMS); what the EV did is what the harness's SECC saw of it.</p>")
+        parts.append(_table([(k.replace("_", " "), ("; ".join(v) or "none seen") if isinstance(v, list) else v)
+                             for k, v in run["ev"].items()]))
+    else:
+        parts.append("<h2>Device under test</h2>")
+        parts.append(_table(_dut_rows(run.get("dut"))))
+    if ev_cases and (run.get("ev") or {}).get("kind") != "lab":
         ev = run.get("ev") or {}
         parts.append(f"<h2>EV under test</h2><p>{len(ev_cases)} cases test the EV, not the charger"
                      f" (marked <b>EV</b> below).</p>")

@@ -47,6 +47,8 @@ def _dut_name(run: dict[str, Any]) -> str:
 
 def _ev_name(run: dict[str, Any]) -> str:
     ev = run.get("ev") or {}
+    if ev.get("kind") == "lab":  # an EV under test: the VIN the lab gave, else the EVCCID it sent
+        return "EV under test " + str(ev.get("vin") or ", ".join(ev.get("evccid") or []) or "(unidentified)")
     return str(ev.get("profile") or ev.get("kind") or "no EV")
 
 

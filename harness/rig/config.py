@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.ocpp.versions import OcppVersion
 from harness.rig.drivers import kinds
-from harness.rig.operator import ACTIONS, OPERATORS, OperatorConfig
+from harness.rig.operator import ACTIONS, OPERATORS, PLACEHOLDERS, OperatorConfig, placeholders
 from harness.yamlfile import FileProblems, Problems, Reader, read_yaml
 
 RIG_KINDS = ("emulated", "netns", "lab")
@@ -104,6 +104,11 @@ class EvConfig:
     phases: int = 3
     #: the ISO 15118 EV's profile (fixtures/ev/*.yaml; default: fixtures/ev/default.yaml)
     profile: Path | None = None
+    #: an EV under test (kind lab): how long one plug-in may take until every connection it opened
+    #: to the harness's SECC has ended, seconds of the standard (scaled on emulated rigs)
+    session_timeout: float = 300.0
+    #: an EV under test: its VIN as the lab knows it (no ISO 15118 message carries one), for reports
+    vin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,13 @@ class RigConfig:
     def is_lab(self) -> bool:
         return self.kind == "lab"
 
+    @property
+    def under_test(self) -> frozenset[str]:
+        """Which devices this rig tests: "evse" (a charger, evse.kind lab), "ev" (an EV, ev.kind
+        lab), or on a rig of emulators alone both (the harness checking its own two ends)."""
+        sides = {side for side, kind in (("evse", self.evse.kind), ("ev", self.ev.kind)) if kind == "lab"}
+        return frozenset(sides or ("evse", "ev"))
+
 
 def load_rig(path: Path | str) -> RigConfig:
     path = Path(path)
@@ -200,7 +212,7 @@ def parse_rig(data: Any, *, path: Path | None = None) -> RigConfig:
     pilot = _pilot(top.section("pilot"))
     link = _link(top.section("link"), kind)
     meter = _meter(top.section("meter"))
-    operator = _operator(top.section("operator"), kind)
+    operator = _operator(top.section("operator"), kind, ev.kind)
     place = top.section("labgrid")
     labgrid = LabgridConfig(coordinator=place.str("coordinator"), place=place.str("place"))
     place.done()
@@ -213,9 +225,18 @@ def parse_rig(data: Any, *, path: Path | None = None) -> RigConfig:
                      labgrid=labgrid)
 
 
-def _operator(reader: Reader, rig_kind: str) -> OperatorConfig:
+def _operator(reader: Reader, rig_kind: str, ev_kind: str) -> OperatorConfig:
     kind = reader.str("kind", "none", choices=tuple(OPERATORS)) or "none"
     commands = {action: text for action in ACTIONS if (text := reader.str(action)) is not None}
+    for action, text in commands.items():
+        try:
+            unknown = [name for name in placeholders(text) if name not in PLACEHOLDERS]
+        except ValueError as exc:
+            reader.problems.add(reader._where(action), f"is not a command line with {{placeholders}}: {exc}")
+            continue
+        if unknown:
+            reader.problems.add(reader._where(action), f"unknown placeholder {{{unknown[0]}}} (known: "
+                                                       f"{', '.join(PLACEHOLDERS)})")
     config = OperatorConfig(kind=kind, commands=commands,
                             timeout=reader.float("timeout", 120.0, exclusive_minimum=0.0))
     if kind == "command" and not commands:
@@ -223,9 +244,10 @@ def _operator(reader: Reader, rig_kind: str) -> OperatorConfig:
                                                   f"{', '.join(ACTIONS)} (a command line each)")
     if kind != "command" and commands:
         reader.problems.add(reader._where("kind"), "command lines apply to operator.kind: command")
-    if kind != "none" and rig_kind != "lab":
-        reader.problems.add(reader._where("kind"), "an operator works at a lab bench (kind: lab); emulated "
-                                                  "rigs plug in and present tokens themselves")
+    if kind != "none" and rig_kind != "lab" and ev_kind != "lab":
+        reader.problems.add(reader._where("kind"), "an operator works at a lab bench (kind: lab) or plugs in an "
+                                                  "EV under test (ev.kind: lab); emulated rigs plug in and present "
+                                                  "tokens themselves")
     reader.done()
     return config
 
@@ -345,6 +367,8 @@ def _ev(reader: Reader, base: Path) -> EvConfig:
         max_current=reader.float("max_current", 32.0, minimum=6.0, maximum=80.0),
         phases=reader.int("phases", 3, choices=(1, 3)),
         profile=_profile(reader, base, "ev"),
+        session_timeout=reader.float("session_timeout", 300.0, exclusive_minimum=0.0),
+        vin=reader.str("vin"),
     )
     reader.done()
     return config
@@ -422,5 +446,16 @@ def _cross_checks(problems: Problems, kind: str, csms: CsmsConfig, evse: EvseCon
     if evse.kind == "lab" and ev.kind == "emulated" and pilot.kind == "simulated":
         problems.add("pilot.kind", "a simulated pilot line cannot reach a real charger: use pilot hardware "
                                    "(pilot.kind: lab), or ev: {kind: none} and pilot: {kind: none}")
+    if ev.kind == "lab" and evse.kind != "emulated":
+        problems.add("ev.kind", "an EV under test meets the harness's charger (evse.kind: emulated): the harness "
+                                "plays the charger, its SECC and SLAC, with the mock CSMS behind it")
+    if ev.kind == "lab" and pilot.kind != "simulated":
+        problems.add("pilot.kind", "an EV under test needs the charger's side of the pilot: only the simulated "
+                                   "pilot of the netns rig is supported (pilot hardware has no driver in the "
+                                   "harness yet)")
+    if ev.kind == "lab" and link.kind != "veth":
+        problems.add("link.kind", "an EV under test reaches the harness's charger over the netns rig's emulated "
+                                  "power line (link.kind: veth); the charger's side of a Green PHY NIC (a modem in "
+                                  "EVSE mode) has no driver in the harness yet")
     if ev.kind == "emulated" and pilot.kind == "none":
         problems.add("pilot.kind", "an emulated EV needs a pilot (simulated, or lab hardware)")

@@ -64,6 +64,8 @@ KINDS: Mapping[str, Mapping[str, Kind]] = {
     "ev": {
         "emulated": Kind("harness.rig.ev:EmulatedEv", "the harness's EV emulators (basic and ISO 15118)"),
         "none": Kind("harness.rig.ev:NoEv", "no EV emulator; an operator may plug in", by_operator={"ev": "plug_in"}),
+        "lab": Kind("harness.rig.ev:LabEv", "an EV under test, plugged in by the operator; the harness plays the "
+                                            "charger", by_operator={"ev": "plug_in"}),
     },
 }
 

@@ -5,19 +5,29 @@
   ``ev.charge(...)``).
 - ``none`` (:class:`NoEv`): no EV emulator; the rig's operator plugs a real EV or a test cable in
   where it can (a lab rig), and the cases that need the harness's EV are skipped.
+- ``lab`` (:class:`LabEv`): the EV is the device under test and the harness plays the charger (the
+  reference EVSE's SECC and SLAC, the mock CSMS behind it). The rig's operator plugs the EV in and
+  out; ``ev.charge(...)`` returns the plug-in as the harness's SECC saw it, the only view the
+  EV-side suites judge by (:mod:`harness.rig.secc_view`).
 """
 
 from __future__ import annotations
 
+import shlex
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
 from harness.emulators.ev import BasicEv
-from harness.rig.hlc import HlcDriver, SessionResult
+from harness.iec61851.pilot import CpState
+from harness.rig.hlc import PROTOCOLS_FOR, HlcDriver, SessionResult, material
 from harness.rig.role import Driver, Role, RoleUnavailable
+from harness.rig.secc_view import collect
+from harness.trace import Layer
 from harness.v2g.battery import Battery
+from harness.v2g.machine import Outcome
 
 if TYPE_CHECKING:
     from harness.rig.rig import Rig
@@ -95,8 +105,9 @@ class EvRole(Role):
 
     def charge(self, **options: Any) -> SessionResult:
         """One ISO 15118 session as the EV (see :meth:`harness.rig.hlc.HlcDriver.charge`):
-        ``ev.charge(protocol="iso2", energy="AC", identification="EIM", tls=False)``."""
-        return self.hlc.charge(**options)
+        ``ev.charge(protocol="iso2", energy="AC", identification="EIM", tls=False)``; with an EV
+        under test, one plug-in of it (:meth:`LabEv.charge`)."""
+        return self.driver.charge(**options)
 
     def set_battery(self, *, soc: float | None = None, max_discharge_kw: float | None = None) -> None:
         """The ISO 15118 EV's battery for this case (its state of charge, 0..1, and the most it
@@ -141,6 +152,9 @@ class EvDriver(Driver):
 
     def restore(self) -> None:
         pass
+
+    def charge(self, **options: Any) -> SessionResult:
+        return self.hlc_driver().charge(**options)
 
 
 class EmulatedEv(EvDriver):
@@ -220,3 +234,106 @@ class NoEv(EvDriver):
 
     def restore(self) -> None:
         self.unplug()
+
+
+#: what :meth:`LabEv.charge` can pass on to the EV under test (as the operator's plug-in fields)
+LAB_WISHES = ("protocol", "energy", "identification", "tls", "cycles", "discharge", "timeout")
+
+
+class LabEv(EvDriver):
+    """``ev: {kind: lab}``: the EV under test, a black box. The rig's operator plugs it in and out
+    (its plug-in command gets the case's wishes and where the EV is: :data:`harness.rig.operator.
+    EV_FIELDS`); the simulated pilot stands in for the cable (state B at plug-in, A after); what
+    the EV did is what the harness's SECC saw."""
+
+    def __init__(self, role: EvRole) -> None:
+        super().__init__(role)
+        self.plugged_in = False
+        self._plugs = 0
+
+    @property
+    def plugged(self) -> bool:
+        return self.plugged_in
+
+    def hlc_driver(self) -> HlcDriver:
+        raise RoleUnavailable("the EV under test (ev.kind: lab) is a black box: the harness cannot have it commit "
+                              "faults, open raw connections, run in the background or change its battery")
+
+    def plug_in(self, evse_id: int, fields: dict[str, str] | None = None) -> None:
+        if evse_id != 1:
+            raise RoleUnavailable("the EV under test is plugged into the reference EVSE's connector 1")
+        self._plugs += 1
+        out = self.rig.run_dir / "ev" / f"plug-{self._plugs:03d}"
+        out.mkdir(parents=True, exist_ok=True)
+        self.rig.operator.perform("plug_in", connector=evse_id, fields={**self._where(out), **(fields or {})})
+        self.plugged_in = True
+        self.record("LabEvPlugged", "the simulated pilot stands in for the EV's cable: state B")
+        self.rig.run(self.rig.pilot.line(1).set_state(CpState.B))
+
+    def unplug(self) -> None:
+        if not self.plugged_in:
+            return
+        self.plugged_in = False
+        try:
+            self.rig.run(self.rig.pilot.line(1).set_state(CpState.A))
+        finally:
+            out = self.rig.run_dir / "ev" / f"plug-{self._plugs:03d}"
+            self.rig.operator.perform("unplug", connector=1, fields=self._where(out))
+
+    async def make_safe(self) -> None:
+        if self.plugged_in:
+            await self.rig.pilot.line(1).set_state(CpState.A)
+
+    def restore(self) -> None:
+        self.unplug()
+
+    def _where(self, out: Any) -> dict[str, str]:
+        link = self.rig.link
+        line = link.line
+        return {"ev_iface": "plc0" if line is not None else (self.rig.config.link.iface or ""),
+                "ev_netns": line.stations["ev"].netns.name if line is not None else "",
+                "pki": str(material(self.rig).directory), "time_scale": f"{self.rig.config.time_scale:g}",
+                "out": str(out), "harness": shlex.join([sys.executable, "-m", "harness"])}
+
+    def charge(self, *, protocol: str | None = None, energy: str | None = None, identification: str | None = None,
+               tls: bool | None = None, cycles: int | None | str = "profile", discharge: bool = False,
+               timeout: float | None = None, **others: Any) -> SessionResult:
+        """One plug-in of the EV under test: the operator plugs it in with the case's wishes,
+        the harness waits until every connection it opened to the SECC has ended (at most
+        ``ev.session_timeout``), then the operator unplugs it. The result is the SECC's view; an
+        EV that never reached the SECC has a failed outcome that says so."""
+        asked = {name: value for name, value in others.items() if value not in (None, False, (), [], "profile")}
+        if asked:
+            raise RoleUnavailable(f"the EV under test (ev.kind: lab) cannot be told {', '.join(sorted(asked))}; "
+                                  f"it runs its sessions its own way")
+        energy = energy or "AC"
+        protocol = protocol if isinstance(protocol, str) else PROTOCOLS_FOR[energy][0]
+        identification = identification or "EIM"
+        if tls is None:
+            tls = protocol.startswith("iso20") or identification == "PnC"
+        fields = {"protocol": protocol, "energy": energy, "identification": identification,
+                  "tls": "yes" if tls else "no", "cycles": str(cycles if isinstance(cycles, int) else 2),
+                  "discharge": "yes" if discharge else "no"}
+        trace = self.rig.trace
+        limit = timeout if timeout is not None else self.rig.scaled(self.role.config.session_timeout)
+        mark = trace.now()
+        self.plug_in(1, fields)
+        try:
+            view = collect(trace, mark, timeout=limit, settle=max(0.5, self.rig.scaled(2.0)))
+        finally:
+            self.unplug()
+        first = view.first
+        if first is None:
+            outcome = Outcome(False, f"the EV under test did not reach the harness's SECC within {limit:g} s "
+                                     f"({view.describe()})")
+        else:
+            ended = first.outcome
+            outcome = Outcome(bool(ended.get("ok")), str(ended.get("reason") or first.describe()),
+                              ended.get("protocol"), ended.get("session_id"), ended.get("response_code"),
+                              bool(ended.get("paused")), int(ended.get("messages") or 0))
+        trace.emit(Layer.RIG, "LabEvSession", f"EV under test, as the SECC saw it: {view.describe()}", src="ev",
+                   payload={"wishes": fields, "ok": outcome.ok, "connections": len(view.connections)})
+        events = [e for e in view.events if e.layer is Layer.V2G and isinstance(e.payload, dict)
+                  and "message" in e.payload]
+        return SessionResult(outcome, events, tls=first.tls if first is not None else None, trace=trace, mark=mark,
+                             _secc=view)

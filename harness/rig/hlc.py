@@ -36,8 +36,9 @@ from harness.pki.description import PkiDescription
 from harness.pki.faults import CATALOGUE
 from harness.pki.files import CertificateFileError
 from harness.pki.profiles import Role as CertificateRole
+from harness.rig.secc_view import SeccView, collect
 from harness.slac.ev import Failed
-from harness.trace import Event, Layer
+from harness.trace import Event, Layer, Recorder
 from harness.v2g import sap
 from harness.v2g.battery import Battery
 from harness.v2g.credentials import V2gMaterial
@@ -134,15 +135,34 @@ def emulated_evse_hlc(rig: "Rig") -> EvseHlc:
 
 @dataclass
 class SessionResult:
-    """One V2G session as the EV saw it."""
+    """One V2G session: as the harness's EV saw it (``outcome``, ``events``), and as the harness's
+    SECC saw the EV (:attr:`secc`, what the EV-side suites judge by). With an EV under test
+    (``ev: {kind: lab}``) the SECC's view is all there is: ``outcome`` and ``events`` are then the
+    SECC's."""
 
     outcome: Outcome
-    #: the messages the EV exchanged, oldest first (Layer.V2G events, observer ev)
+    #: the messages exchanged, oldest first (Layer.V2G events; observer ev, or evse for a lab EV)
     events: list[Event] = field(default_factory=list)
     soc_before: float = 0.0
     soc_after: float = 0.0
     tls: str | None = None
     sdp: Any = None
+    #: where and since when the SECC's side of this plug-in is on the timeline (:attr:`secc`)
+    trace: Recorder | None = field(default=None, repr=False)
+    mark: float = 0.0
+    #: how long :attr:`secc` waits for the SECC to finish what it saw
+    secc_wait: float = 10.0
+    _secc: SeccView | None = field(default=None, repr=False)
+
+    @property
+    def secc(self) -> SeccView:
+        """The plug-in as the reference EVSE's SECC saw it (read once, when first asked: the SECC
+        may record a connection's end a moment after the EV's side returned)."""
+        if self._secc is None:
+            if self.trace is None:
+                raise RuntimeError("this session result has no timeline to read the SECC's view from")
+            self._secc = collect(self.trace, self.mark, timeout=self.secc_wait)
+        return self._secc
 
     @property
     def ok(self) -> bool:
@@ -168,9 +188,11 @@ class SessionResult:
                 and (name is None or e.name == name)]
 
     def names(self, direction: str | None = None) -> list[str]:
-        """Message names in order; ``direction`` "sent" or "received" to filter."""
+        """Message names in order; ``direction`` "sent" (by the EV) or "received" (by the EV) to
+        filter, whoever observed them."""
+        sender = {"sent": "ev", "received": "evse"}.get(direction or "")
         return [e.name for e in self.events if e.payload and "message" in (e.payload or {})
-                and (direction is None or e.payload.get("direction") == direction)]
+                and (sender is None or e.src == sender)]
 
     def response_codes(self) -> dict[str, str]:
         codes: dict[str, str] = {}
@@ -427,12 +449,13 @@ class HlcDriver:
         timing_ = timing(self.rig)
         no_link = await self._join_link()
         if no_link is not None:
-            return SessionResult(Outcome(False, no_link), [], soc_before, vehicle.battery.soc)
+            return SessionResult(Outcome(False, no_link), [], soc_before, vehicle.battery.soc, trace=trace, mark=mark,
+                                 secc_wait=0.0)
         try:
             where = await self._discover(tls, timing_)
         except SdpError as exc:
             outcome = Outcome(False, f"SDP: {exc}")
-            return SessionResult(outcome, [], soc_before, vehicle.battery.soc)
+            return SessionResult(outcome, [], soc_before, vehicle.battery.soc, trace=trace, mark=mark, secc_wait=0.0)
         context = None
         if where.tls:
             tls_fault = plan_faults.tls_fault()
@@ -443,7 +466,8 @@ class HlcDriver:
         self.paused_session = outcome.session_id if outcome.paused else None
         events = trace.select(layer=Layer.V2G, observer="ev", since=mark)
         result = SessionResult(outcome, events, soc_before, vehicle.battery.soc,
-                               tls=self.ev.session.facts.get("tls") if self.ev.session else None, sdp=where)
+                               tls=self.ev.session.facts.get("tls") if self.ev.session else None, sdp=where,
+                               trace=trace, mark=mark)
         if outcome.response_code == sap.FAILED:
             # the charger offers none of the protocols the case is about: nothing to test here
             answer = next(iter(result.received("supportedAppProtocolRes")), None)

@@ -10,13 +10,17 @@ these for it. The rig file's ``operator`` section says who (one class each, chos
 - ``command``: a program does it (a charger's test interface, a robot, an RFID emulator). Each
   action is a command line from the rig file with ``{connector}``, ``{token}`` and
   ``{station_id}`` filled in; it must exit with 0 within ``timeout`` seconds, else the case's
-  verdict is error with the command's output.
+  verdict is error with the command's output. With an EV under test (``ev: {kind: lab}``) the
+  plug-in command also gets what the case would like the EV to do and where it is
+  (:data:`EV_FIELDS`), for an EV (or its emulator) that can be told; the command must return
+  once the EV is plugged in, not when it has finished charging.
 - ``none`` (the default): nothing can be done by hand; cases that need it are skipped.
 """
 
 from __future__ import annotations
 
 import shlex
+import string
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -30,6 +34,33 @@ ACTIONS: Mapping[str, str] = {
     "unplug": "unplug the EV from connector {connector} of {station_id}",
     "present_token": "present the RFID token {token} at {station_id} (connector {connector})",
 }
+
+
+#: what an EV-under-test rig (``ev: {kind: lab}``) fills in beside connector, token and
+#: station_id: the case's wishes for the session (an EV that cannot be told ignores them, and the
+#: case judges what it did) and where the EV is on the rig
+EV_FIELDS: Mapping[str, str] = {
+    "protocol": "the protocol the case is about: din, iso2, iso20-ac or iso20-dc",
+    "energy": "AC, DC, AC_BPT or DC_BPT",
+    "identification": "EIM or PnC",
+    "tls": "yes or no: whether the case wants the EV to ask for TLS in SDP",
+    "cycles": "charge-loop requests before the EV stops",
+    "discharge": "yes or no: whether the EV should feed energy back (BPT)",
+    "ev_iface": "the EV's interface on the link (plc0 on the netns rig, link.iface on a nic link)",
+    "ev_netns": "the network namespace the EV's interface is in (netns rig; empty elsewhere)",
+    "pki": "the run's ISO 15118 PKI folder (V2G roots, contracts), for an emulated EV",
+    "time_scale": "the rig's time scale (1 on a lab rig)",
+    "out": "a fresh folder per plug-in for the EV's own logs",
+    "harness": "this harness's own command (its interpreter with -m harness), to run its EV emulator as the EV",
+}
+
+#: every placeholder a command line may use
+PLACEHOLDERS = ("connector", "token", "station_id", *EV_FIELDS)
+
+
+def placeholders(template: str) -> list[str]:
+    """The placeholders a command line names, in order (ValueError when it is no format string)."""
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
 
 
 class OperatorUnavailable(Exception):
@@ -68,17 +99,19 @@ class Operator:
     def can(self, action: str) -> bool:
         return type(self).able(self.config, action)
 
-    def perform(self, action: str, *, connector: int = 1, token: str = "") -> None:
+    def perform(self, action: str, *, connector: int = 1, token: str = "", fields: Mapping[str, str] | None = None) -> None:
+        """Do ``action``; ``fields``: the :data:`EV_FIELDS` of an EV under test (plug_in, unplug)."""
         what = ACTIONS[action].format(connector=connector, token=token, station_id=self.station_id)
         self.recorder.emit(Layer.RIG, "OperatorAction", f"operator ({self.kind}): {what}", src="operator",
-                           payload={"action": action, "connector": connector, "token": token or None})
+                           payload={"action": action, "connector": connector, "token": token or None,
+                                    **({"fields": dict(fields)} if fields else {})})
         started = time.monotonic()
-        self._do(action, what, connector=connector, token=token)
+        self._do(action, what, connector=connector, token=token, fields=fields or {})
         self.recorder.emit(Layer.RIG, "OperatorDone", f"operator ({self.kind}) done in "
                            f"{time.monotonic() - started:.1f} s: {what}", src="operator",
                            payload={"action": action})
 
-    def _do(self, action: str, what: str, *, connector: int, token: str) -> None:
+    def _do(self, action: str, what: str, *, connector: int, token: str, fields: Mapping[str, str]) -> None:
         raise OperatorUnavailable(f"nobody can {what} on this rig (operator.kind: none; a lab rig can name a "
                                   f"person at the bench, operator.kind: prompt, or a command, operator.kind: "
                                   f"command)")
@@ -98,7 +131,7 @@ class PromptOperator(Operator):
     def able(cls, config: OperatorConfig, action: str) -> bool:
         return True
 
-    def _do(self, action: str, what: str, *, connector: int, token: str) -> None:
+    def _do(self, action: str, what: str, *, connector: int, token: str, fields: Mapping[str, str]) -> None:
         try:
             reader, writer = self._terminal()
         except OSError:
@@ -126,12 +159,16 @@ class CommandOperator(Operator):
     def able(cls, config: OperatorConfig, action: str) -> bool:
         return bool(config.commands.get(action))
 
-    def _do(self, action: str, what: str, *, connector: int, token: str) -> None:
+    def _do(self, action: str, what: str, *, connector: int, token: str, fields: Mapping[str, str]) -> None:
         template = self.config.commands.get(action)
         if not template:
             raise OperatorUnavailable(f"no command to {what} (operator.{action} is not set)")
+        # every value one shell word, but {harness}: a command line already quoted
+        values = {name: "" for name in EV_FIELDS} | {
+            name: str(value) if name == "harness" or value == "" else shlex.quote(str(value))
+            for name, value in fields.items()}
         command = template.format(connector=connector, token=shlex.quote(token),
-                                  station_id=shlex.quote(self.station_id))
+                                  station_id=shlex.quote(self.station_id), **values)
         try:
             result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=self.config.timeout)
         except subprocess.TimeoutExpired:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 DEFAULT = "*"
 
@@ -201,8 +201,18 @@ class Timing:
     def with_sequence_timeout(self, seconds: float) -> "Timing":
         """These timers, but V2G_SECC_Sequence_Timeout ``seconds`` (the standard's seconds) after
         every response: how a non-conforming charger is played."""
-        changed = {name: replace(timers, sequence_timeout=_table({name: seconds for name in timers.sequence_timeout}))
-                   for name, timers in self.protocols.items()}
+        return self._with_table("sequence_timeout", seconds)
+
+    def with_msg_timeout(self, seconds: float) -> "Timing":
+        """These timers, but V2G_EVCC_Msg_Timeout ``seconds`` (the standard's seconds) for every
+        request: how a non-conforming EV is played (one that waits far longer than it may)."""
+        return self._with_table("msg_timeout", seconds)
+
+    def _with_table(self, table: str, seconds: float) -> "Timing":
+        changed: dict[str, ProtocolTimers] = {}
+        for name, timers in self.protocols.items():
+            values: dict[str, Any] = {table: _table({entry: seconds for entry in getattr(timers, table)})}
+            changed[name] = replace(timers, **values)
         return replace(self, protocols=MappingProxyType(changed))
 
 

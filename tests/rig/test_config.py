@@ -83,6 +83,20 @@ def test_every_problem_is_reported_with_its_path():
     ({"name": "l", "kind": "lab", "csms": {"host": "0.0.0.0"},
       "evse": {"kind": "lab", "station_id": "S", "ocpp": {"version": "2.0.1", "password": "p" * 16}}},
      "pilot.kind: a simulated pilot line cannot reach a real charger"),
+    # an EV under test meets the harness's charger, on the netns line, plugged in by an operator command
+    ({**MINIMAL, "kind": "netns", "ev": {"kind": "lab"}, "link": {"kind": "veth"},
+      "evse": {"kind": "lab", "station_id": "S", "ocpp": {"version": "2.0.1"}}},
+     "ev.kind: an EV under test meets the harness's charger"),
+    ({**MINIMAL, "ev": {"kind": "lab"}}, "link.kind: an EV under test reaches the harness's charger over"),
+    ({**MINIMAL, "kind": "netns", "ev": {"kind": "lab"}, "link": {"kind": "veth"}, "pilot": {"kind": "none"}},
+     "pilot.kind: an EV under test needs the charger's side of the pilot"),
+    ({**MINIMAL, "operator": {"kind": "command", "plug_in": "x"}}, "operator.kind: an operator works at a lab bench"),
+    ({**MINIMAL, "kind": "netns", "ev": {"kind": "lab"}, "link": {"kind": "veth"},
+      "operator": {"kind": "command", "plug_in": "start-ev {ev_namespace}"}},
+     "operator.plug_in: unknown placeholder {ev_namespace}"),
+    ({**MINIMAL, "kind": "netns", "ev": {"kind": "lab"}, "link": {"kind": "veth"},
+      "operator": {"kind": "command", "plug_in": "start-ev {ev_iface"}},
+     "operator.plug_in: is not a command line with {placeholders}"),
 ])
 def test_single_problems(data, problem):
     assert any(p.startswith(problem) for p in _problems(data)), _problems(data)

@@ -95,3 +95,13 @@ def test_no_operator_says_how_to_get_one():
     assert type(operator) is Operator and not operator.can("plug_in")
     with pytest.raises(OperatorUnavailable, match="operator.kind: prompt"):
         operator.perform("plug_in")
+
+
+def test_an_ev_under_tests_plug_in_gets_the_cases_wishes_each_one_shell_word(tmp_path):
+    log = tmp_path / "plug.log"
+    config = OperatorConfig("command", {"plug_in": f"printf '%s|' {{protocol}} {{ev_netns}} {{tls}} {{harness}} > {log}"})
+    operator = operator_for(config, Recorder(), "CP-1")
+    operator.perform("plug_in", fields={"protocol": "iso2; reboot", "ev_netns": "", "tls": "yes",
+                                        "harness": "python3 -m harness"})
+    # a wish is data, one word however it is spelt; an empty field is no word; {harness} is a command line
+    assert log.read_text() == "iso2; reboot|yes|python3|-m|harness|"
