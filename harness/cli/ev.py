@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import datetime as _dt
 import signal
 import ssl
@@ -20,7 +21,13 @@ PROTOCOLS = ("din", "iso2", "iso20-ac", "iso20-dc")
 MISBEHAVIOURS = {
     "trust-any-secc": "accepts any SECC certificate chain (ISO 15118-2 7.7.3: the EVCC authenticates the SECC)",
     "no-message-timeout": "waits 60 s for every response instead of V2G_EVCC_Msg_Timeout (ISO 15118-2 Table 109)",
+    "wrong-challenge": "answers another GenChallenge in its Plug & Charge AuthorizationReq than the charger gave it "
+                       "(the charger's refusal names the rule)",
 }
+
+#: where the GenChallenge of a Plug & Charge AuthorizationReq is, per protocol generation
+_CHALLENGE = {"iso2": "AuthorizationReq.GenChallenge",
+              "iso20": "AuthorizationReq.PnC_AReqAuthorizationMode.GenChallenge"}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -70,6 +77,7 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
     from harness.rig.hlc import PROTOCOLS_FOR
     from harness.trace import Layer, Recorder
     from harness.v2g.battery import Battery
+    from harness.v2g.faults import FaultPlan, replace
     from harness.v2g.links import InterfaceError, interface_address, interface_evccid
     from harness.v2g.sap import pki_generation
     from harness.v2g.sdp import ALL_NODES, SdpError, discover
@@ -143,8 +151,11 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
             context.verify_mode = ssl.CERT_NONE
         ev = HlcEv(trace, vehicle, timing=timing, self_metered=True)
         await ev.plug_in(SimulatedPilot(trace), PowerFlow())
+        faults = FaultPlan(recorder=trace, side="ev")
+        if "wrong-challenge" in args.misbehave and plan.identification == "PnC":
+            faults.add(replace("AuthorizationReq", _CHALLENGE[generation], base64.b64encode(b"\xee" * 16).decode()))
         try:
-            return await ev.charge(found.address, found.port, context=context)
+            return await ev.charge(found.address, found.port, context=context, faults=faults)
         finally:
             await ev.unplug()
 
