@@ -123,6 +123,21 @@ async def csms_big_frames(port: int) -> None:
     writer.close()
 
 
+async def csms_valid_big_calls(port: int) -> None:
+    """1,500 valid DataTransfer CALLs of 28 kB each, answered and recorded whole (frame and parsed
+    form just under the 64 kB an event keeps): the evidence keeps them all, about 85 MB (the trace
+    grows by design: valid traffic is evidence), the recorder's memory does not."""
+    reader, writer = await _upgrade(port, "CHATTY")
+    data = "B" * 28_000
+    for n in range(1500):
+        writer.write(_frame(json.dumps([2, str(n), "DataTransfer", {"vendorId": "bench", "data": data}]).encode()))
+        await writer.drain()
+        if n % 50 == 49:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(2)
+    writer.close()
+
+
 async def csms_flood_unread(port: int) -> None:
     """30,000 CALLs whose answers the station never reads."""
     _, writer = await _upgrade(port, "FLOOD")
@@ -198,7 +213,8 @@ async def _normal_ev(port: int) -> float:
     return time.monotonic() - started
 
 
-CSMS_ATTACKS = {"csms-big-frames": csms_big_frames, "csms-flood-unread": csms_flood_unread,
+CSMS_ATTACKS = {"csms-big-frames": csms_big_frames, "csms-valid-big-calls": csms_valid_big_calls,
+                "csms-flood-unread": csms_flood_unread,
                 "csms-silent-connections": csms_silent_connections, "csms-long-actions": csms_long_actions}
 
 

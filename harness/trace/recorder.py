@@ -29,20 +29,42 @@ class TraceFileError(ValueError):
     """A trace.jsonl that cannot be read back; the message names the file and line."""
 
 
+#: how much of the timeline a recorder with a file keeps in memory (estimated bytes): the most
+#: recent events, which the run's queries ask about; older ones are read back from the file. A
+#: whole default suite (about 22,000 events, 46 MB in memory) stays just inside it; a server left
+#: running overnight, or flooded, never holds more.
+MEMORY_BUDGET = 46 * 1024 * 1024
+#: what an event costs in memory beside its payload and summary text (the object, its keys and
+#: strings; measured on a suite's trace: 46 MB for 22,000 events with 7 MB of text)
+_EVENT_OVERHEAD = 1800
+
+
 class Recorder:
     """One timeline for the whole run.
 
     Safe to use from several threads (the rig's event loop thread writes while the test thread
     queries). Each event is written and flushed before :meth:`emit` returns, so a crash of the
     harness loses nothing that was recorded.
+
+    The timeline streams to its file; in memory a recorder with a file keeps only the most recent
+    events, up to ``memory_budget`` (estimated) bytes, so a server left running overnight does
+    not grow without bound. Queries reaching further back (no ``since``, or one before the oldest
+    event still in memory) read the older events back from the file, so every query answers over
+    the whole run. A recorder without a file keeps everything.
     """
 
     def __init__(self, path: Path | str | None = None, *, clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time, memory_budget: int = MEMORY_BUDGET) -> None:
         self.path = Path(path) if path is not None else None
         self._clock = clock
         self._wall_clock = wall_clock
+        #: the most recent events; the ``_base`` before them are only in the file
         self._events: list[Event] = []
+        self._base = 0
+        self._held = 0
+        self.memory_budget = memory_budget
+        #: where this recorder's events start in its file (it may append to an existing one)
+        self._file_start = 0
         #: whether the events are in the order of their ``mono`` (then ``since`` bisects)
         self._in_order = True
         self._changed = threading.Condition(threading.RLock())
@@ -51,6 +73,7 @@ class Recorder:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("a", encoding="utf-8")
+            self._file_start = self._file.tell()
         #: node id of the test case running now; the pytest plugin keeps it current.
         self.test = ""
 
@@ -62,7 +85,7 @@ class Recorder:
         change the record."""
         with self._changed:
             event = Event(
-                seq=len(self._events),
+                seq=self._base + len(self._events),
                 mono=self._clock(),
                 wall=self._wall_clock(),
                 layer=Layer(layer),
@@ -97,7 +120,7 @@ class Recorder:
         mapping: dict[int, int] = {}
         with self._changed:
             for event in events:
-                copy = dataclasses.replace(event, seq=len(self._events),
+                copy = dataclasses.replace(event, seq=self._base + len(self._events),
                                            keys={**event.keys, **keys} if keys else event.keys)
                 mapping[event.seq] = copy.seq
                 self._append(copy)
@@ -133,11 +156,16 @@ class Recorder:
         return self._clock()
 
     def __len__(self) -> int:
-        return len(self._events)
+        return self._base + len(self._events)
 
     def __iter__(self) -> Iterator[Event]:
         with self._changed:
-            return iter(list(self._events))
+            return iter(self._from_file(lambda e: True) + list(self._events))
+
+    @property
+    def in_memory(self) -> int:
+        """How many events are held in memory (the rest are in the file only)."""
+        return len(self._events)
 
     def select(self, *, layer: Layer | str | None = None, name: str | Iterable[str] | None = None,
                src: str | None = None, dst: str | None = None, since: float | None = None,
@@ -150,12 +178,51 @@ class Recorder:
         """
         match = _matcher(layer, name, src, dst, since, until, test, observer, keys, where)
         with self._changed:
-            return [e for e in self._events[self._start(since):] if match(e)]
+            older = self._from_file(match) if self._reaches_file(since) else []
+            return older + [e for e in self._events[self._start(since):] if match(e)]
 
     def _append(self, event: Event) -> None:
         if self._events and event.mono < self._events[-1].mono:
             self._in_order = False
         self._events.append(event)
+        self._held += len(event.payload_json) + len(event.summary) + _EVENT_OVERHEAD
+        if self._held > self.memory_budget and self._file is not None:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Forget the oldest events (they are in the file) down to three quarters of the budget."""
+        assert self._file is not None
+        self._file.flush()
+        dropped = 0
+        while self._held > self.memory_budget * 3 // 4 and dropped < len(self._events) - 1:
+            event = self._events[dropped]
+            self._held -= len(event.payload_json) + len(event.summary) + _EVENT_OVERHEAD
+            dropped += 1
+        del self._events[:dropped]
+        self._base += dropped
+
+    def _reaches_file(self, since: float | None) -> bool:
+        """Whether a query from ``since`` needs events that are no longer in memory."""
+        if self._base == 0:
+            return False
+        return since is None or not self._in_order or not self._events or since < self._events[0].mono
+
+    def _from_file(self, match: Predicate) -> list[Event]:
+        """The events no longer in memory that ``match``, read back from the file."""
+        if self._base == 0 or self.path is None:
+            return []
+        if self._file is not None:
+            self._file.flush()
+        found: list[Event] = []
+        with self.path.open("r", encoding="utf-8") as stream:
+            stream.seek(self._file_start)
+            for count, line in enumerate(stream):
+                if count >= self._base:
+                    break
+                event = Event.from_json(line)
+                if match(event):
+                    found.append(event)
+        return found
 
     def _start(self, since: float | None) -> int:
         """The index of the first event at or after ``since``: found by bisection while the
@@ -170,8 +237,13 @@ class Recorder:
         return found[0] if found else None
 
     def last(self, **criteria: Any) -> Event | None:
-        found = self.select(**criteria)
-        return found[-1] if found else None
+        match = _matcher(**_matcher_args(criteria))
+        with self._changed:
+            for event in reversed(self._events[self._start(criteria.get("since")):]):
+                if match(event):
+                    return event
+            older = self._from_file(match) if self._reaches_file(criteria.get("since")) else []
+        return older[-1] if older else None
 
     def wait_for(self, timeout: float, **criteria: Any) -> Event:
         """The first event matching ``criteria``, waiting up to ``timeout`` seconds for it.
@@ -182,12 +254,21 @@ class Recorder:
         match = _matcher(**_matcher_args(criteria))
         deadline = time.monotonic() + timeout
         with self._changed:
-            checked = self._start(criteria.get("since"))
+            if self._reaches_file(criteria.get("since")):
+                older = self._from_file(match)
+                if older:
+                    return older[0]
+            next_seq = self._base + self._start(criteria.get("since"))
             while True:
-                for event in self._events[checked:]:
+                if next_seq < self._base:  # forgotten while this waited (a burst): read them back
+                    late = [e for e in self._from_file(match) if e.seq >= next_seq]
+                    if late:
+                        return late[0]
+                    next_seq = self._base
+                for event in self._events[next_seq - self._base:]:
                     if match(event):
                         return event
-                checked = len(self._events)
+                next_seq = self._base + len(self._events)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TraceTimeout(f"no event matching {_describe(criteria)} within {timeout:g} s")

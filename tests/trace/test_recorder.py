@@ -153,3 +153,38 @@ def test_a_summary_is_one_bounded_line():
 
     event = Recorder().emit("sdp", "SdpRequest", "SDP request: " + "5A " * 65000, src="ev")
     assert len(event.summary) < MAX_SUMMARY + 40 and event.summary.endswith("(195013 characters)")
+
+
+def test_a_long_timeline_keeps_only_its_recent_events_in_memory_and_answers_over_all(tmp_path):
+    """The timeline streams to its file; memory holds the most recent events up to the budget, and
+    every query still answers over the whole run (reading the forgotten part back)."""
+    recorder = Recorder(tmp_path / "trace.jsonl", memory_budget=200_000)
+    mark_early = recorder.now()
+    for n in range(2000):
+        recorder.emit(Layer.OCPP, "Heartbeat" if n % 2 else "MeterValues", f"event {n}", src="evse",
+                      payload={"n": n, "padding": "x" * 200}, keys={"n": n})
+    assert len(recorder) == 2000
+    assert 0 < recorder.in_memory < 2000  # the oldest are in the file only
+    every = recorder.select()
+    assert [e.payload["n"] for e in every] == list(range(2000)) and [e.seq for e in every] == list(range(2000))
+    assert [e.payload["n"] for e in recorder.select(since=mark_early, keys={"n": 3})] == [3]
+    assert recorder.first(name="Heartbeat").payload["n"] == 1
+    assert recorder.last(name="MeterValues").payload["n"] == 1998
+    assert recorder.last(keys={"n": 0}).payload["n"] == 0
+    assert recorder.wait_for(0.1, keys={"n": 5}).payload["n"] == 5
+    assert [e.payload["n"] for e in list(recorder)[:3]] == [0, 1, 2]
+    recorder.close()
+    assert len(Recorder.load(tmp_path / "trace.jsonl")) == 2000
+
+
+def test_a_recorder_appending_to_an_existing_file_reads_back_only_its_own_events(tmp_path):
+    path = tmp_path / "trace.jsonl"
+    earlier = Recorder(path)
+    earlier.emit(Layer.RIG, "Earlier", "from another run", src="rig")
+    earlier.close()
+    recorder = Recorder(path, memory_budget=10_000)
+    for n in range(100):
+        recorder.emit(Layer.RIG, "Now", f"event {n}", src="rig", payload={"n": n, "padding": "y" * 300})
+    assert recorder.in_memory < 100
+    assert [e.payload["n"] for e in recorder.select()] == list(range(100))
+    assert recorder.select(name="Earlier") == []
