@@ -8,7 +8,9 @@ and whether a normal client is served during the attack (and how fast).
 Each server runs in its own process, as `harness csms serve` and `harness evse serve` run it
 (recording every event to its trace.jsonl); this process attacks it with raw sockets. Goals: an
 attack leaves at most 50 MB of memory and 10 MB of trace behind once it stops, and a normal
-client is served within 1 s during every attack.
+client is served within 1 s during every attack. One run is not an attack on the trace:
+csms-valid-big-calls is valid traffic, which the evidence keeps whole (its trace grows by design);
+it shows the memory the recorder keeps staying bounded while the trace grows.
 """
 
 from __future__ import annotations
@@ -178,8 +180,9 @@ async def csms_long_actions(port: int) -> None:
     drain.cancel()
 
 
-async def secc_sdp_datagrams(port: int) -> None:
+async def secc_sdp_datagrams(ports: dict[str, int]) -> str:
     """300 SDP datagrams of 65 kB to the SECC's SDP server."""
+    port = ports["sdp"]
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     junk = b"\x01\xfe\x90\x00" + (65000).to_bytes(4, "big") + b"Z" * 65000
@@ -191,6 +194,53 @@ async def secc_sdp_datagrams(port: int) -> None:
         await asyncio.sleep(0.001)
     sock.close()
     await asyncio.sleep(1)
+    return ""
+
+
+async def secc_tls_silent(ports: dict[str, int]) -> str:
+    """2,000 TCP connections to the SECC's TLS port that never send a ClientHello."""
+    opened: list[asyncio.StreamWriter] = []
+    refused = 0
+    for _ in range(2000):
+        try:
+            _, writer = await asyncio.open_connection("::1", ports["tls"])
+            opened.append(writer)
+        except OSError:
+            refused += 1
+    await asyncio.sleep(1)
+    for writer in opened:
+        writer.close()
+    await asyncio.sleep(1)
+    return f"{len(opened)} opened, {refused} refused at connect"
+
+
+async def secc_trickle(ports: dict[str, int]) -> str:
+    """20 connections to the SECC's TCP port, each sending one byte of a V2GTP header per second
+    for 15 s (the SECC runs at time scale 0.1: V2G_SECC_Sequence_Timeout 6 s)."""
+    started = time.monotonic()
+    lived: dict[int, float] = {}
+
+    async def until_closed(n: int, reader: asyncio.StreamReader) -> None:
+        try:
+            await reader.read(-1)
+        except OSError:
+            pass
+        lived[n] = time.monotonic() - started
+
+    connections = [await asyncio.open_connection("::1", ports["tcp"]) for _ in range(20)]
+    watchers = [asyncio.create_task(until_closed(n, reader)) for n, (reader, _) in enumerate(connections)]
+    header = bytes((0x01, 0xFE, 0x80, 0x01, 0x00, 0x00, 0x00, 0x10))
+    for second in range(15):
+        for n, (_, writer) in enumerate(connections):
+            if n not in lived and not writer.transport.is_closing():
+                writer.write(header[second % len(header):second % len(header) + 1])
+        await asyncio.sleep(1)
+    for _, writer in connections:
+        writer.close()
+    await asyncio.gather(*watchers, return_exceptions=True)
+    closed = sorted(t for t in lived.values() if t < 15)
+    return (f"{len(closed)} of 20 closed by the SECC, after {closed[0]:.1f} to {closed[-1]:.1f} s" if closed
+            else "none of 20 closed by the SECC within 15 s")
 
 
 async def _normal_ev(port: int) -> float:
@@ -240,25 +290,30 @@ async def attack_csms(name: str, folder: Path) -> dict:
         server.stop()
 
 
-async def attack_secc(folder: Path) -> dict:
+SECC_ATTACKS = {"secc-sdp-65k": secc_sdp_datagrams, "secc-tls-silent": secc_tls_silent, "secc-trickle": secc_trickle}
+
+
+async def attack_secc(name: str, folder: Path) -> dict:
     sdp = free_port()
     server = Server(HARNESS + ["evse", "serve", "--iface", "lo", "--sdp-port", str(sdp), "--out", str(folder),
-                               "--quiet"], folder / "trace.jsonl", "trace:")
+                               "--pki", str(folder / "pki"), "--time-scale", "0.1", "--quiet"],
+                    folder / "trace.jsonl", "trace:")
     try:
         await asyncio.sleep(1)
-        found = next((re.search(r"TCP (\d+)", line) for line in server.lines if "SECC on" in line), None)
-        secc = int(found.group(1)) if found else 0
+        found = next((re.search(r"TCP (\d+), TLS (\d+)", line) for line in server.lines if "SECC on" in line), None)
+        ports = {"sdp": sdp, "tcp": int(found.group(1)) if found else 0, "tls": int(found.group(2)) if found else 0}
         before, trace_before = server.rss(), server.trace_mb()
-        task = asyncio.create_task(secc_sdp_datagrams(sdp))
+        task = asyncio.create_task(SECC_ATTACKS[name](ports))
         served, peak = [], before
         while not task.done():
-            served.append(await _normal_ev(secc))
+            served.append(await _normal_ev(ports["tcp"]))
             peak = max(peak, server.rss())
             await asyncio.sleep(0.1)
-        await task
+        note = await task
         await asyncio.sleep(2)
-        return {"attack": "secc-sdp-65k", "rss_before_mb": before, "rss_peak_mb": peak, "rss_after_mb": server.rss(),
-                "trace_growth_mb": server.trace_mb() - trace_before, "normal_client_worst_s": max(served or [0.0])}
+        return {"attack": name, "rss_before_mb": before, "rss_peak_mb": peak, "rss_after_mb": server.rss(),
+                "trace_growth_mb": server.trace_mb() - trace_before, "normal_client_worst_s": max(served or [0.0]),
+                "note": note}
     finally:
         server.stop()
 
@@ -274,8 +329,9 @@ async def main() -> None:
         for name in CSMS_ATTACKS:
             if args.only in (None, name):
                 rows.append(await attack_csms(name, Path(tmp) / name))
-        if args.only in (None, "secc-sdp-65k"):
-            rows.append(await attack_secc(Path(tmp) / "secc"))
+        for name in SECC_ATTACKS:
+            if args.only in (None, name):
+                rows.append(await attack_secc(name, Path(tmp) / name))
     finally:
         if args.keep:
             print(f"the servers' folders are in {tmp}")
@@ -285,7 +341,8 @@ async def main() -> None:
     for row in rows:
         left = row["rss_after_mb"] - row["rss_before_mb"]
         print(f"{row['attack']:26} {row['rss_before_mb']:9.1f}M {row['rss_peak_mb']:7.1f}M {row['rss_after_mb']:7.1f}M "
-              f"{left:6.1f}M {row['trace_growth_mb']:10.2f} {row['normal_client_worst_s']:13.3f}s")
+              f"{left:6.1f}M {row['trace_growth_mb']:10.2f} {row['normal_client_worst_s']:13.3f}s"
+              + (f"   {row['note']}" if row.get("note") else ""))
 
 
 if __name__ == "__main__":

@@ -224,6 +224,9 @@ class TlsListener:
                     self._crowded_told = now  # told at most once a second, with the count so far
                     self.on_crowded(host, self.crowded)
                 continue
+            # counted here, not when its task first runs: the loop may accept a whole backlog
+            # before running any of them
+            self._pending[host] = self._pending.get(host, 0) + 1
             task = loop.create_task(self._serve(client, address))
             self._connections.add(task)
             task.add_done_callback(self._connections.discard)
@@ -235,7 +238,6 @@ class TlsListener:
         hello: ClientHello | None = None
         choice: Any = None
         host = str(address[0])
-        self._pending[host] = self._pending.get(host, 0) + 1
         try:
             try:
                 hello = parse_client_hello(await _peek_client_hello(client, self.handshake_timeout))

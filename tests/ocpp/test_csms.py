@@ -653,10 +653,12 @@ def test_a_connection_stuck_in_a_frame_or_silent_is_closed_by_the_keepalive(run)
     assert all(seconds is not None for _, seconds in closed), f"still open after 10 s: {closed}"
 
 
-def test_a_peer_with_many_connections_in_their_handshake_gets_no_more(run, pki):
+@pytest.mark.parametrize("burst", [False, True], ids=["one-by-one", "burst"])
+def test_a_peer_with_many_connections_in_their_handshake_gets_no_more(run, pki, burst):
     """At profile 2, 40 TCP connections from one address that never start TLS: the CSMS holds
     MAX_PENDING_PER_PEER of them and closes the rest at once (one ConnectionRefused event with the
-    count, not one per connection); a station from another address is served meanwhile."""
+    count, not one per connection); a station from another address is served meanwhile. Also when
+    all 40 arrive at once."""
     from harness.ocpp.csms import MAX_PENDING_PER_PEER
 
     async def scenario():
@@ -666,7 +668,7 @@ def test_a_peer_with_many_connections_in_their_handshake_gets_no_more(run, pki):
         await csms.start()
         silent: list = []
         try:
-            silent, dropped = await silent_connections("127.0.0.1", csms.port, 40)
+            silent, dropped = await silent_connections("127.0.0.1", csms.port, 40, burst=burst)
             async with connect(f"wss://127.0.0.2:{csms.port}/CS1", subprotocols=["ocpp2.0.1"],
                                additional_headers=_auth(), ssl=_client_context_no_hostname(pki),
                                local_addr=("127.0.0.2", 0)) as ws:

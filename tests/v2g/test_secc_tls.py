@@ -271,16 +271,18 @@ def test_the_seccs_tls_key_log_is_readable_by_its_owner_only(run, material: V2gM
     assert "CLIENT_RANDOM" in material.keylog.read_text()
 
 
-def test_an_address_with_many_silent_handshakes_gets_no_more(run, material: V2gMaterial):
+@pytest.mark.parametrize("burst", [False, True], ids=["one-by-one", "burst"])
+def test_an_address_with_many_silent_handshakes_gets_no_more(run, material: V2gMaterial, burst):
     """40 TCP connections to the SECC's TLS port that never send a ClientHello: it keeps 16 of
     them in their handshake (each until the 10 s handshake timeout) and closes the others at once,
-    saying so on the timeline; once they are gone an EV's TLS session works again."""
+    saying so on the timeline; once they are gone an EV's TLS session works again. Also when all 40
+    arrive at once and the server finds them together in its backlog."""
     from harness.v2g.transport import MAX_PENDING_PER_PEER
 
     async def scenario():
         pair = await start_pair(material=material)
         try:
-            silent, dropped = await silent_connections("::1", pair.secc.tls_port, 40)
+            silent, dropped = await silent_connections("::1", pair.secc.tls_port, 40, burst=burst)
             for writer in silent:
                 writer.close()
             await asyncio.sleep(0.3)
