@@ -113,3 +113,28 @@ def test_heartbeat_interval(rig, csms, evse, step, kpi):
     finally:
         if original is not None:
             csms.write_variable(*heartbeat, original)
+
+
+@pytest.mark.case("OCPP-BOOT-006")
+@pytest.mark.requires("power_cycle")
+def test_boot_after_a_power_cut(rig, csms, evse, step, kpi):
+    mark = rig.trace.now()
+    with step("cut the charger's mains supply for 10 s, then switch it on again"):
+        evse.power_cycle(10)
+        powered = rig.trace.now()
+    limit = rig.scaled(rig.config.evse.boot_timeout) + 10
+    with step("the charger connects again and sends BootNotification"):
+        boot = csms.wait_for_message("BootNotification", since=mark, timeout=limit,
+                                     what="a BootNotification after the power came back")
+        kpi("power_on_to_boot_s", max(0.0, boot.mono - powered), "s", "supply on to the BootNotification")
+        assert "violation" not in boot.payload, f"BootNotification violates the schema: {boot.payload['detail']}"
+    if evse.version.value != "1.6":  # 1.6's BootNotification.req carries no reason
+        with step("its reason says it was powered up (OCPP 2.x BootReasonEnumType PowerUp)"):
+            reason = (boot.payload.get("payload") or {}).get("reason")
+            assert reason == "PowerUp", (
+                f"the charger booted after a power cut with reason {reason!r}; OCPP 2.0.1 Part 2 B01 (cold boot): "
+                f"BootNotificationRequest.reason PowerUp, 'the Charging Station is powered up'")
+    with step("it is registered again and answers calls"):
+        evse.wait_registered(limit)
+        problem = evse.unresponsive()
+        assert problem is None, f"the charger registered after the power cut but does not answer calls: {problem}"

@@ -45,7 +45,7 @@ def rig_check(args: argparse.Namespace, extra: list[str]) -> int:
     place = Place(name, config.labgrid.coordinator)
     try:
         with place:
-            placed, notes = apply(config, place.resources())
+            placed, notes = apply(config, place.resources(), place)
             print(f"labgrid place {name!r} at {place.coordinator}, acquired:")
             for note in notes:
                 print(f"  {shown(note)}")

@@ -58,7 +58,8 @@ class ReferenceEvse:
         }
         self.station = StationClient(recorder, station_id=settings.station_id, link=link,
                                      identity=settings.identity, timers=timers, handlers=self._handler,
-                                     on_online=self._back_online, on_offline=self._gone_offline)
+                                     on_online=self._back_online, on_offline=self._gone_offline,
+                                     boot_reason=settings.misbehave.boot_reason or "PowerUp")
         self.device = DeviceModel(settings, self.station, timers)
         #: (component, variable) -> (value, mutability): the device model's variables
         self.variables = self.device.variables
@@ -115,6 +116,13 @@ class ReferenceEvse:
         except TimeoutError:
             self.recorder.emit(Layer.RIG, "EvseQueueNotDrained", f"{self.station.queued} transaction "
                                "messages still queued at teardown", src=EVSE)
+
+    async def power_cut(self) -> None:
+        """The mains supply is gone: the CSMS connection drops without a word, then everything
+        else stops (a fresh :class:`ReferenceEvse` is the charger powered up again)."""
+        await self.station.power_cut()
+        self.recorder.emit(Layer.RIG, "EvsePowerCut", "reference EVSE: mains supply off", src=EVSE)
+        await self.stop()
 
     async def stop(self) -> None:
         await self.smart.stop()

@@ -31,6 +31,8 @@ class Misbehaviour:
     #: meter values within a transaction (all but its begin and end) dated this many seconds from
     #: when they were taken
     meter_clock_offset_s: float = 0.0
+    #: the reason of its BootNotification after it powered up (2.x; a conforming one says PowerUp)
+    boot_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -196,7 +196,8 @@ def load_evse_profile(path: Path | str = DEFAULT_EVSE_PROFILE) -> EvseProfile:
     hlc.done()
     wrong = top.section("misbehave")
     misbehave = Misbehaviour(transaction_id=wrong.str("transaction_id"), id_token=wrong.str("id_token"),
-                             meter_clock_offset_s=wrong.float("meter_clock_offset_s", 0.0))
+                             meter_clock_offset_s=wrong.float("meter_clock_offset_s", 0.0),
+                             boot_reason=wrong.str("boot_reason"))
     wrong.done()
     who = top.section("identity")
     identity = (who.str("vendor", "Harness") or "Harness", who.str("model", "Reference EVSE") or "Reference EVSE",

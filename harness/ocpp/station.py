@@ -98,6 +98,8 @@ class StationClient:
         self._outbox_changed = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._stopping = False
+        #: the connection of the session now (what a power cut drops)
+        self._websocket: Any = None
 
     @property
     def version(self) -> OcppVersion:
@@ -122,6 +124,21 @@ class StationClient:
         self._stopping = True
         if self.endpoint is not None and not self.endpoint.closed.is_set():
             await self.endpoint.disconnect()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def power_cut(self) -> None:
+        """The supply is gone: the connection drops without a close frame and nothing more is sent
+        (what was queued is lost with the station's memory)."""
+        self._stopping = True
+        websocket = self._websocket
+        if websocket is not None and websocket.transport is not None:
+            websocket.transport.abort()
         if self._task is not None:
             self._task.cancel()
             try:
@@ -176,6 +193,7 @@ class StationClient:
         return {"Authorization": basic_auth_header(self.station_id, self.link.password)}
 
     async def _session(self, websocket) -> None:
+        self._websocket = websocket
         endpoint = OcppEndpoint(websocket, version=self.version, station_id=self.station_id, local=STATION,
                                 peer=CSMS, recorder=self.recorder, handlers=self.handlers,
                                 response_timeout=self.timers.message_timeout)

@@ -187,7 +187,7 @@ def _place(config: pytest.Config, rig_config: Any) -> tuple[Any, list[str]]:
     config.add_cleanup(place.release)
     atexit.register(place.release)  # an interpreter that ends without unconfiguring
     try:
-        rig_config, notes = apply(rig_config, place.resources())
+        rig_config, notes = apply(rig_config, place.resources(), place)
     except PlaceError as exc:
         place.release()
         raise pytest.UsageError(str(exc)) from None

@@ -29,7 +29,7 @@ TOKEN_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "Unknown", "NoCre
 #: against the run's MO roots or through the mock CSMS). True of the reference EVSE; a lab charger
 #: needs its PKI arranged for it (see the README) before declaring it
 CAPABILITIES = ("ev", "local_id_token", "reconfigure_security", "remote_start", "reset", "charging_profiles",
-                "offline", "iso15118", "basic_charging", "discharge", "plug_and_charge")
+                "offline", "iso15118", "basic_charging", "discharge", "plug_and_charge", "power_cycle")
 
 
 class RigFileError(FileProblems):

@@ -49,7 +49,8 @@ KINDS: Mapping[str, Mapping[str, Kind]] = {
     },
     "evse": {
         "emulated": Kind("harness.rig.evse:EmulatedEvse", "the reference EVSE"),
-        "lab": Kind("harness.rig.evse:LabEvse", "a charger under test", by_operator={"local_id_token": "present_token"}),
+        "lab": Kind("harness.rig.evse:LabEvse", "a charger under test",
+                    by_operator={"local_id_token": "present_token", "power_cycle": "power_cycle"}),
     },
     "pilot": {
         "simulated": Kind("harness.rig.pilot:SimulatedPilotDriver", "the reference EVSE's pilot line in memory"),

@@ -94,6 +94,15 @@ class EvseRole(Role):
         self.driver.reconfigure_security(profile, password=password, client=client)
         self.security_profile = profile
 
+    def power_cycle(self, off_s: float = 10.0) -> None:
+        """Cut the charger's mains supply for ``off_s`` seconds of the standard (scaled on emulated
+        rigs) and switch it on again: the rig's operator (a person, a command, a labgrid place's
+        power port) at a lab charger; the reference EVSE drops its connection without a close
+        frame and comes back as a fresh charger. Returns once the supply is back, not once the
+        charger has booted."""
+        self.require("power_cycle")
+        self.driver.power_cycle(off_s)
+
     def inject_v2g(self, *faults: Any) -> None:
         """Faults the reference EVSE commits in its next V2G sessions (harness.v2g.faults), for
         cases where the EV is under test; a real EVSE cannot be made to."""
@@ -189,6 +198,9 @@ class EvseDriver(Driver):
     def inject_v2g(self, *faults: Any) -> None:
         raise RoleUnavailable("only the reference EVSE can be made to commit V2G faults")
 
+    def power_cycle(self, off_s: float) -> None:
+        raise NotImplementedError
+
     def restore(self) -> None:
         pass
 
@@ -280,6 +292,14 @@ class EmulatedEvse(EvseDriver):
 
         self.rig.run(restart())
 
+    def power_cycle(self, off_s: float) -> None:
+        async def cycle() -> None:
+            await self._emulator().power_cut()
+            await asyncio.sleep(self.rig.scaled(off_s))
+            await self._start(self.role.security_profile)  # a fresh charger: it boots with PowerUp
+
+        self.rig.run(cycle())
+
     def inject_v2g(self, *faults: Any) -> None:
         hlc = self._emulator().hlc
         if hlc is None:
@@ -318,6 +338,9 @@ class LabEvse(EvseDriver):
                 self.record("TransactionStopped", f"teardown asked {station_id} to stop {tx.transaction_id}")
             except OcppCallFailed as exc:
                 self.record("TransactionNotStopped", f"could not stop {tx.transaction_id}: {exc}")
+
+    def power_cycle(self, off_s: float) -> None:
+        self.rig.operator.perform("power_cycle", fields={"off_s": f"{off_s:g}"})
 
     def present_id_token(self, token: str, evse_id: int) -> str:
         mark = self.rig.trace.now()

@@ -13,7 +13,11 @@ The resources a place's exporters offer stand in for the rig file's devices:
 - a ``NetworkService`` named ``analyzer``: the power analyzer, ``meter: {kind: visa, resource:
   TCPIP::address::port::SOCKET}`` (the rig file's model stays);
 - a ``NetworkService`` named ``charger``: the charger's address, recorded with the run;
-- anything else (power ports, serial consoles): listed with the run, not used by the harness.
+- a power port (``NetworkPowerPort``, ``PDUDaemonPort``, ``TasmotaPowerPort``, a USB power port):
+  the charger's mains switch. The operator's ``power_cycle`` becomes ``labgrid-client power
+  cycle`` on the place (unless a person at the bench does it, ``operator.kind: prompt``) and the
+  charger offers the capability ``power_cycle``; the cases that cut its supply then run;
+- anything else (serial consoles, ...): listed with the run, not used by the harness.
 
 It speaks to the coordinator through ``labgrid-client``, labgrid's own command line (installed with
 ``pip install -e '.[labgrid]'``): acquire, show, release.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -151,10 +156,15 @@ def parse_show(text: str) -> list[PlaceResource]:
     return found
 
 
-def apply(config: RigConfig, resources: list[PlaceResource]) -> tuple[RigConfig, list[str]]:
-    """The rig with the place's devices in it, and one line per resource saying what it became."""
+def is_power_port(cls: str) -> bool:
+    return cls.endswith("PowerPort") or cls == "PDUDaemonPort"
+
+
+def apply(config: RigConfig, resources: list[PlaceResource], place: "Place | None" = None) -> tuple[RigConfig, list[str]]:
+    """The rig with the place's devices in it, and one line per resource saying what it became
+    (``place``: the place they came from, whose power port the rig's operator then switches)."""
     notes: list[str] = []
-    link, meter = config.link, config.meter
+    link, meter, operator, evse = config.link, config.meter, config.operator, config.evse
     for resource in resources:
         params = resource.params
         if resource.cls in ("NetworkInterface", "RemoteNetworkInterface"):
@@ -171,9 +181,20 @@ def apply(config: RigConfig, resources: list[PlaceResource]) -> tuple[RigConfig,
             notes.append(f"{resource.path}: the power analyzer {visa} (meter: visa)")
         elif resource.cls == "NetworkService" and resource.name == "charger":
             notes.append(f"{resource.path}: the charger at {params.get('address')}")
+        elif is_power_port(resource.cls) and place is not None and operator.kind != "prompt":
+            command = shlex.join([*_client(), "-x", place.coordinator, "-p", place.name, "power", "cycle",
+                                  "--name", resource.name]) + " --delay {off_s}"
+            operator = replace(operator, kind="command", commands={**operator.commands, "power_cycle": command})
+            if "power_cycle" not in evse.capabilities:
+                evse = replace(evse, capabilities=(*evse.capabilities, "power_cycle"))
+            notes.append(f"{resource.path}: the charger's mains switch (operator power_cycle: labgrid-client power "
+                         f"cycle)")
+        elif is_power_port(resource.cls):
+            notes.append(f"{resource.path}: a power port, not used: the person at the bench (operator.kind: "
+                         f"prompt) switches the charger's supply")
         else:
             notes.append(f"{resource.path}: not used by the harness")
-    return replace(config, link=link, meter=meter), notes
+    return replace(config, link=link, meter=meter, operator=operator, evse=evse), notes
 
 
 def _is_this_host(host: str) -> bool:

@@ -33,6 +33,7 @@ ACTIONS: Mapping[str, str] = {
     "plug_in": "plug the EV (or the test cable) into connector {connector} of {station_id}",
     "unplug": "unplug the EV from connector {connector} of {station_id}",
     "present_token": "present the RFID token {token} at {station_id} (connector {connector})",
+    "power_cycle": "switch the mains supply of {station_id} off, wait {off_s} s, and switch it on again",
 }
 
 
@@ -54,8 +55,8 @@ EV_FIELDS: Mapping[str, str] = {
     "harness": "this harness's own command (its interpreter with -m harness), to run its EV emulator as the EV",
 }
 
-#: every placeholder a command line may use
-PLACEHOLDERS = ("connector", "token", "station_id", *EV_FIELDS)
+#: every placeholder a command line may use ({off_s}: power_cycle, how long the supply stays off)
+PLACEHOLDERS = ("connector", "token", "station_id", "off_s", *EV_FIELDS)
 
 
 def placeholders(template: str) -> list[str]:
@@ -101,7 +102,8 @@ class Operator:
 
     def perform(self, action: str, *, connector: int = 1, token: str = "", fields: Mapping[str, str] | None = None) -> None:
         """Do ``action``; ``fields``: the :data:`EV_FIELDS` of an EV under test (plug_in, unplug)."""
-        what = ACTIONS[action].format(connector=connector, token=token, station_id=self.station_id)
+        what = ACTIONS[action].format(connector=connector, token=token, station_id=self.station_id,
+                                      off_s=(fields or {}).get("off_s", "10"))
         self.recorder.emit(Layer.RIG, "OperatorAction", f"operator ({self.kind}): {what}", src="operator",
                            payload={"action": action, "connector": connector, "token": token or None,
                                     **({"fields": dict(fields)} if fields else {})})
@@ -164,7 +166,7 @@ class CommandOperator(Operator):
         if not template:
             raise OperatorUnavailable(f"no command to {what} (operator.{action} is not set)")
         # every value one shell word, but {harness}: a command line already quoted
-        values = {name: "" for name in EV_FIELDS} | {
+        values = {name: "" for name in (*EV_FIELDS, "off_s")} | {
             name: str(value) if name == "harness" or value == "" else shlex.quote(str(value))
             for name, value in fields.items()}
         command = template.format(connector=connector, token=shlex.quote(token),

@@ -84,3 +84,11 @@ def test_a_charger_whose_meter_values_lie_outside_the_transaction_fails_corr_001
     case = _case(harness_command, rig, tmp_path / "report", CORR_001_PNC)
     assert case["verdict"] == "fail", case
     assert "meter value(s) dated outside it" in case["message"]
+
+
+def test_a_charger_that_boots_after_a_power_cut_with_another_reason_fails_ocpp_boot_006(tmp_path, harness_command):
+    rig = _rig(tmp_path, misbehave="boot_reason: Watchdog")
+    case = _case(harness_command, rig, tmp_path / "report", "power_cut")
+    assert case["verdict"] == "fail", case
+    assert "booted after a power cut with reason 'Watchdog'" in case["message"]
+    assert "BootNotificationRequest.reason PowerUp" in case["message"]

@@ -51,17 +51,18 @@ def _wait(predicate, timeout: float, what: str) -> None:
 class Lab:
     """A coordinator, an analyzer simulator and an exporter offering them as place ``bench``."""
 
-    def __init__(self, folder: Path, harness_command: list[str], nic: str | None = None) -> None:
+    def __init__(self, folder: Path, harness_command: list[str], nic: str | None = None,
+                 power: str | None = None) -> None:
         self.folder = folder
         self.coordinator = f"127.0.0.1:{_free_port()}"
         self.processes: list[subprocess.Popen] = []
         try:
-            self._start(harness_command, nic)
+            self._start(harness_command, nic, power)
         except BaseException:
             self.close()  # what started before the failure does not outlive the test
             raise
 
-    def _start(self, harness_command: list[str], nic: str | None) -> None:
+    def _start(self, harness_command: list[str], nic: str | None, power: str | None) -> None:
         folder = self.folder
         self.processes.append(subprocess.Popen([_tool("labgrid-coordinator"), "-l", self.coordinator], cwd=folder,
                                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
@@ -77,6 +78,8 @@ class Lab:
                                   "username": "lab"}}
         if nic is not None:
             resources["plc"] = {"cls": "NetworkInterface", "ifname": nic}
+        if power is not None:  # a PDU outlet with labgrid's simple REST model: GET <host>/<index>/<0|1>
+            resources["mains"] = {"cls": "NetworkPowerPort", "model": "simplerest", "host": power, "index": 3}
         (folder / "exporter.yaml").write_text(json.dumps({"bench": resources}))  # YAML reads JSON
         _wait(lambda: self._answers(), 20, "the labgrid coordinator")
         self.processes.append(subprocess.Popen([_tool("labgrid-exporter"), "-c", self.coordinator, "-n", "exp",
@@ -219,3 +222,71 @@ def test_rig_check_maps_a_places_nic_and_analyzer_onto_a_lab_rig(tmp_path, harne
         if lab is not None:
             lab.close()
         subprocess.run(["ip", "link", "del", name], check=False)
+
+
+class Pdu:
+    """A network power switch for labgrid's ``simplerest`` model: each outlet switched by a GET of
+    /outlet/<index>/<0|1> and read by a GET of /outlet/<index>; what it was asked, with times."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[tuple[float, str]] = []
+        self.state = {3: "1"}
+        pdu = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server hook
+                pdu.requests.append((time.monotonic(), self.path))
+                parts = self.path.strip("/").split("/")
+                if len(parts) == 3:
+                    pdu.state[int(parts[1])] = parts[2]
+                body = pdu.state.get(int(parts[1]), "0").encode() if len(parts) >= 2 else b""
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/outlet/{{index}}/{{value}}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_places_power_port_becomes_the_chargers_mains_switch(tmp_path, harness_command):
+    """A NetworkPowerPort of the place (a PDU outlet) becomes the charger's mains switch: the lab
+    rig's operator cycles it through labgrid-client, the off and on reach the outlet in that order
+    with the case's off time between them, and the charger offers power_cycle (OCPP-BOOT-006)."""
+    from harness.rig.config import load_rig
+    from harness.rig.labgrid import Place, apply
+    from harness.rig.operator import operator_for
+    from harness.trace import Recorder
+
+    pdu = Pdu()
+    lab = Lab(tmp_path, harness_command, power=pdu.url)
+    place = Place("bench", lab.coordinator)
+    try:
+        place.acquire()
+        config, notes = apply(load_rig(ROOT / "rigs" / "lab-example.yaml"), place.resources(), place)
+        assert "NetworkPowerPort/mains: the charger's mains switch (operator power_cycle: labgrid-client power " \
+               "cycle)" in notes
+        assert "power_cycle" in config.evse.capabilities and config.operator.kind == "command"
+        recorder = Recorder()
+        operator = operator_for(config.operator, recorder, config.evse.station_id)
+        operator.perform("power_cycle", fields={"off_s": "0.5"})
+        switched = [(at, path) for at, path in pdu.requests if path.count("/") == 3]
+        assert [path for _, path in switched] == ["/outlet/3/0", "/outlet/3/1"], pdu.requests
+        assert switched[1][0] - switched[0][0] >= 0.5
+        assert recorder.last(name="OperatorDone") is not None
+    finally:
+        place.release()
+        lab.close()
+        pdu.close()
