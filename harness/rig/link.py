@@ -312,9 +312,28 @@ class LoopbackLink(LinkDriver):
 
     async def activate(self) -> None:
         if unavailable_reason() is None:
-            self.role.start_capture(packet_tap("lo"), "loopback.pcap", where="IPv6 on lo", keep=_ipv6)
+            self.role.start_capture(packet_tap("lo"), "loopback.pcap", where="IPv6 on lo", keep=self._ours)
         else:
             self.record("NoCapture", "loopback is not captured: raw sockets need CAP_NET_RAW")
+
+    def _ours(self, frame: bytes, kind: int) -> bool:
+        """IPv6 on lo to or from this rig's SDP server or SECC: other rigs on the machine (the
+        workers of a parallel run, another run) share lo and stay out of this rig's captures.
+        Before the reference EVSE listens, all of IPv6 on lo."""
+        if not _ipv6(frame, kind):
+            return False
+        ports = self._ports()
+        if not ports or len(frame) < 58 or frame[20] not in (6, 17):  # TCP or UDP right after the header
+            return not ports
+        return int.from_bytes(frame[54:56], "big") in ports or int.from_bytes(frame[56:58], "big") in ports
+
+    def _ports(self) -> frozenset[int]:
+        emulator = self.rig.evse.driver.emulator
+        hlc = emulator.hlc if emulator is not None else None
+        if hlc is None or hlc.secc is None:
+            return frozenset()
+        sdp_port = hlc.sdp.bound_port if hlc.sdp is not None else None
+        return frozenset(p for p in (hlc.secc.tcp_port, hlc.secc.tls_port, sdp_port) if p)
 
     def sdp_destination(self) -> tuple[str, int]:
         """The reference EVSE's SDP server on ::1 (unicast; its port is picked at start)."""

@@ -43,6 +43,23 @@ def test_two_workers_give_the_verdicts_of_a_serial_run_in_one_report(tmp_path, h
     joined_all = subprocess.run(harness_command + ["trace", "sessions", str(tmp_path / "parallel")], cwd=ROOT,
                                 capture_output=True, text=True, timeout=120)
     assert joined_all.returncode == 0 and " 0 problem(s)" in joined_all.stdout, joined_all.stdout[-2000:]
+    # where lo is captured (root), a worker's captures hold its own rig's V2G traffic only
+    from harness.capture.packets import dissect, read_capture
+
+    captures = sorted((tmp_path / "parallel" / "workers").glob("gw*/captures/*.pcap"))
+    if captures:
+        ports: dict[str, set[int]] = {}
+        for event in trace:
+            if event.name in ("SeccListening", "SdpServerListening") and isinstance(event.payload, dict):
+                listening = {event.payload.get(k) for k in ("tcp_port", "tls_port", "port")} - {None}
+                ports.setdefault(event.keys.get("worker", ""), set()).update(int(p) for p in listening)
+        assert set(ports) == {"gw0", "gw1"} and not ports["gw0"] & ports["gw1"], ports
+        for capture in captures:
+            own = ports[capture.parent.parent.name]
+            for packet in read_capture(capture):
+                segment = dissect(packet)
+                assert segment is None or {segment.sport, segment.dport} & own, \
+                    f"{capture.name}: packet {packet.number} ({segment.sport} -> {segment.dport}) is another rig's"
     page = (tmp_path / "parallel" / "conformance.html").read_text()
     assert "<td>workers</td><td>2 (gw0, gw1): a parallel run" in page  # a reader sees it was one
     assert "CORR-001" in page and (tmp_path / "parallel" / "junit.xml").read_text().count("<testcase") == len(verdicts)
