@@ -103,8 +103,11 @@ async def _normal_station(port: int) -> float:
     started = time.monotonic()
     try:
         async with asyncio.timeout(5):
+            # from another address than the attacks (127.0.0.1), as another machine would be: the
+            # CSMS limits what one address may hold open in its handshake
             async with connect(f"ws://127.0.0.1:{port}/NORMAL", subprotocols=["ocpp2.0.1"],
-                               additional_headers={"Authorization": basic_auth_header("NORMAL", PASSWORD)}) as ws:
+                               additional_headers={"Authorization": basic_auth_header("NORMAL", PASSWORD)},
+                               local_addr=("127.0.0.2", 0)) as ws:
                 await ws.send(json.dumps([2, "1", "Heartbeat", {}]))
                 await ws.recv()
     except Exception:

@@ -45,6 +45,8 @@ MAX_MESSAGE = 1024 * 1024
 KEEPALIVE_S = 120.0
 #: seconds a TLS handshake may take
 TLS_HANDSHAKE_TIMEOUT_S = 10.0
+#: seconds a connection has for its WebSocket upgrade (HTTP request and response)
+UPGRADE_TIMEOUT_S = 10.0
 #: connections one peer address may have in their handshake (TCP accepted, TLS or the WebSocket
 #: upgrade not done) at once
 MAX_PENDING_PER_PEER = 16
@@ -135,6 +137,8 @@ class MockCsms:
             # the station keeps the connection alive (WebSocketPingInterval); the CSMS's own, far
             # rarer pings give every connection a deadline, also a silent or half-sent one
             ping_interval=self.keepalive, ping_timeout=self.keepalive,
+            # the WebSocket upgrade must be done within this (TLS has its own deadline before it)
+            open_timeout=UPGRADE_TIMEOUT_S,
             create_connection=self._connection_class(),
             **handshake,
         )
@@ -249,11 +253,13 @@ class MockCsms:
         csms = self
 
         class RecordingConnection(ServerConnection):
+            observed: _ObservedConnection | None = None
+
             def connection_made(self, transport: Any) -> None:
                 raw = transport.get_extra_info("socket")
-                accepted = csms._accepted.pop(raw.fileno(), None) if raw is not None else None
-                if accepted is not None:
-                    accepted.established = True  # TLS is up (or not needed)
+                self.observed = csms._accepted.get(raw.fileno()) if raw is not None else None
+                if self.observed is not None:
+                    self.observed.established = True  # TLS is up (or not needed)
                 super().connection_made(transport)
 
             async def handshake(self, *args: Any, **kwargs: Any) -> None:
@@ -262,6 +268,13 @@ class MockCsms:
                 except Exception as exc:
                     csms._upgrade_failed(self, exc)
                     raise
+                finally:
+                    # no longer in its handshake: it stops counting against its peer's limit
+                    observed, self.observed = self.observed, None
+                    if observed is not None:
+                        observed.upgraded = True
+                        if csms._accepted.get(observed.fileno()) is observed:
+                            del csms._accepted[observed.fileno()]
 
         return RecordingConnection
 
@@ -411,7 +424,10 @@ class _ObservedConnection(socket.socket):
     host: str = ""
     on_unestablished: Callable[[str], None] | None = None
     registry: dict[int, "_ObservedConnection"] | None = None
+    #: TLS is up (or not needed)
     established = False
+    #: the WebSocket opening handshake is over (upgraded, or failed)
+    upgraded = False
 
     def close(self) -> None:
         if self.registry is not None and self.registry.get(self.fileno()) is self:
@@ -424,8 +440,9 @@ class _ObservedConnection(socket.socket):
 
 class _ObservedListener(socket.socket):
     """A listening socket whose accepted connections are :class:`_ObservedConnection`. A peer
-    with :data:`MAX_PENDING_PER_PEER` connections still in their handshake gets no more: the new
-    one is closed at once (``on_crowded`` hears of it)."""
+    with :data:`MAX_PENDING_PER_PEER` connections still in their handshake (TLS, or the WebSocket
+    upgrade, on every profile) gets no more: the new one is closed at once (``on_crowded`` hears
+    of it)."""
 
     registry: dict[int, _ObservedConnection]
     on_unestablished: Callable[[str], None] | None  # None without TLS: nothing to establish
@@ -434,7 +451,7 @@ class _ObservedListener(socket.socket):
     def accept(self) -> tuple[socket.socket, Any]:
         fd, address = self._accept()  # type: ignore[attr-defined]  # private, not in typeshed
         host = address[0] if isinstance(address, tuple) else str(address)
-        pending = sum(1 for c in self.registry.values() if not c.established and c.host == host)
+        pending = sum(1 for c in self.registry.values() if not c.upgraded and c.host == host)
         if pending >= MAX_PENDING_PER_PEER:
             os.close(fd)
             if self.on_crowded is not None:

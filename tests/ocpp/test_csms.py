@@ -654,24 +654,27 @@ def test_a_connection_stuck_in_a_frame_or_silent_is_closed_by_the_keepalive(run)
 
 
 @pytest.mark.parametrize("burst", [False, True], ids=["one-by-one", "burst"])
-def test_a_peer_with_many_connections_in_their_handshake_gets_no_more(run, pki, burst):
-    """At profile 2, 40 TCP connections from one address that never start TLS: the CSMS holds
-    MAX_PENDING_PER_PEER of them and closes the rest at once (one ConnectionRefused event with the
-    count, not one per connection); a station from another address is served meanwhile. Also when
-    all 40 arrive at once."""
+@pytest.mark.parametrize("profile", [1, 2])
+def test_a_peer_with_many_connections_in_their_handshake_gets_no_more(run, pki, profile, burst):
+    """40 TCP connections from one address that never start TLS (profile 2) or never send their
+    HTTP upgrade (profile 1): the CSMS holds MAX_PENDING_PER_PEER of them and closes the rest at
+    once (one ConnectionRefused event with the count, not one per connection); a station from
+    another address is served meanwhile. Also when all 40 arrive at once."""
     from harness.ocpp.csms import MAX_PENDING_PER_PEER
 
     async def scenario():
         recorder = Recorder()
-        policy = SecurityPolicy(profile=2, credentials={"CS1": PASSWORD}, server=pki.csms_server)
+        policy = SecurityPolicy(profile=profile, credentials={"CS1": PASSWORD},
+                                server=pki.csms_server if profile == 2 else None)
         csms = MockCsms(recorder, security=policy, host="0.0.0.0")
         await csms.start()
         silent: list = []
         try:
             silent, dropped = await silent_connections("127.0.0.1", csms.port, 40, burst=burst)
-            async with connect(f"wss://127.0.0.2:{csms.port}/CS1", subprotocols=["ocpp2.0.1"],
-                               additional_headers=_auth(), ssl=_client_context_no_hostname(pki),
-                               local_addr=("127.0.0.2", 0)) as ws:
+            tls = {"ssl": _client_context_no_hostname(pki)} if profile == 2 else {}
+            async with connect(f"{'wss' if profile == 2 else 'ws'}://127.0.0.2:{csms.port}/CS1",
+                               subprotocols=["ocpp2.0.1"], additional_headers=_auth(),
+                               local_addr=("127.0.0.2", 0), **tls) as ws:
                 served = (await _call(ws, "1", "Heartbeat", {}))[0] == 3
             return recorder, dropped, served
         finally:
