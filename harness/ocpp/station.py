@@ -124,13 +124,7 @@ class StationClient:
         self._stopping = True
         if self.endpoint is not None and not self.endpoint.closed.is_set():
             await self.endpoint.disconnect()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._end_task()
 
     async def power_cut(self) -> None:
         """The supply is gone: the connection drops without a close frame and nothing more is sent
@@ -139,6 +133,9 @@ class StationClient:
         websocket = self._websocket
         if websocket is not None and websocket.transport is not None:
             websocket.transport.abort()
+        await self._end_task()
+
+    async def _end_task(self) -> None:
         if self._task is not None:
             self._task.cancel()
             try:
