@@ -85,6 +85,7 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
     from harness.ocpp.versions import OcppVersion
     from harness.pki.ocpp import CertificateFiles, generate_ocpp_pki
     from harness.trace import Recorder
+    from harness.trace.recorder import SERVER_MEMORY_BUDGET
 
     try:
         versions = [OcppVersion.parse(v) for v in args.version] or None
@@ -113,7 +114,7 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     backend, responder, signer, provisioning = _pnc(args)
-    trace = Recorder(out / "trace.jsonl")
+    trace = Recorder(out / "trace.jsonl", memory_budget=SERVER_MEMORY_BUDGET)
     trace.subscribe(_print_event)
     options: _CsmsOptions = {"versions": versions} if versions else {}
     csms = MockCsms(trace, host=args.host, port=args.port, security=policy,

@@ -76,6 +76,7 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
     from harness.pki.files import CertificateFileError
     from harness.rig.hlc import PROTOCOLS_FOR
     from harness.trace import Layer, Recorder
+    from harness.trace.recorder import SERVER_MEMORY_BUDGET
     from harness.v2g.battery import Battery
     from harness.v2g.faults import FaultPlan, replace
     from harness.v2g.links import InterfaceError, interface_address, interface_evccid
@@ -123,7 +124,7 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
         except CertificateFileError as exc:
             raise UsageError(f"--pki: {exc}") from None
         vehicle.credentials = vehicle.wallet[generation]
-    trace = Recorder(out / "trace.jsonl")
+    trace = Recorder(out / "trace.jsonl", memory_budget=SERVER_MEMORY_BUDGET)
     if not args.quiet:
         trace.subscribe(_print_event)
     timing = Timing(scale=args.time_scale)

@@ -48,6 +48,7 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
     from harness.emulators.profiles import DEFAULT_EVSE_PROFILE, ProfileError, load_evse_profile
     from harness.pki.files import CertificateFileError, load_certificates
     from harness.trace import Recorder
+    from harness.trace.recorder import SERVER_MEMORY_BUDGET
     from harness.v2g.credentials import V2gMaterial
     from harness.v2g.links import InterfaceError, interface_address
     from harness.v2g.sdp import SdpServer
@@ -86,7 +87,7 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
         raise UsageError(f"--mo-roots: {exc}") from None
     if "PnC" in caps.identification and not mo_roots:
         print("no MO root certificates: Plug & Charge contracts will be refused (give --mo-roots)", flush=True)
-    trace = Recorder(out / "trace.jsonl")
+    trace = Recorder(out / "trace.jsonl", memory_budget=SERVER_MEMORY_BUDGET)
     if not args.quiet:
         trace.subscribe(_print_event)
     timing = Timing(scale=args.time_scale)

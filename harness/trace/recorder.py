@@ -30,12 +30,16 @@ class TraceFileError(ValueError):
 
 
 #: how much of the timeline a recorder with a file keeps in memory (estimated bytes): the most
-#: recent events, which the run's queries ask about; older ones are read back from the file. A
-#: whole default suite (about 22,000 events, 46 MB in memory) stays just inside it; a server left
-#: running overnight, or flooded, never holds more.
-MEMORY_BUDGET = 46 * 1024 * 1024
+#: recent events, which queries mostly ask about; older ones are read back from the file, a whole
+#: scan each time. A run's recorder keeps a whole default suite (82,000 events, about 230 MB
+#: estimated) so that no query of a normal run reads back; a suite many times longer, or a run
+#: flooded with valid traffic, never holds more.
+MEMORY_BUDGET = 384 * 1024 * 1024
+#: the servers' recorders (`csms serve`, `evse serve`, `ev run`): they run for hours and their own
+#: logic asks the timeline nothing, so they keep little
+SERVER_MEMORY_BUDGET = 32 * 1024 * 1024
 #: what an event costs in memory beside its payload and summary text (the object, its keys and
-#: strings; measured on a suite's trace: 46 MB for 22,000 events with 7 MB of text)
+#: strings; measured on a trace of 22,000 events with 7 MB of text: 46 MB in memory)
 _EVENT_OVERHEAD = 1800
 
 
