@@ -81,7 +81,7 @@ def test_ev_runs_a_plug_and_charge_session(rig, ev, step, reaction, protocol, en
         if chosen != "Contract":
             raise NotApplicable(f"the EV chose {chosen or 'no payment option'}, not Contract: no Plug & Charge")
         details = _body(connection, "PaymentDetailsReq") or {}
-        with step(f"the EV presented its contract (eMAID {details.get('eMAID')}) and signed its authorization"):
+        with step(f"the EV presented its contract chain (eMAID {details.get('eMAID')})"):
             assert details.get("ContractSignatureCertChain"), \
                 "the EV chose Contract but sent no PaymentDetailsReq with its contract chain (ISO 15118-2 8.4.3)"
     else:

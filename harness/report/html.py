@@ -86,7 +86,7 @@ def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path
              f"{_e(run['harness_version'])} &middot; {_e(run['started'])} to {_e(run['finished'])}</p>"]
     parts.append(_completeness(run))
     parts.append(_summary(run["summary"]))
-    parts.append(_what_failed(document["cases"], trace))
+    parts.append(_what_failed(document["cases"], trace, ev_under_test=(run.get("ev") or {}).get("kind") == "lab"))
     ev_cases = [c for c in document["cases"] if c.get("dut") == "ev"]
     if (run.get("ev") or {}).get("kind") == "lab":
         parts.append("<h2>Device under test: an EV</h2><p>The harness played the charger (its reference EVSE, "
@@ -139,7 +139,7 @@ SWIMLANE_MAX_ROWS = 2000
 LANES = (("ev", "EV"), ("evse", "Charger"), ("csms", "CSMS"), ("grid", "Grid"), ("meter", "Analyzer"))
 
 
-def _what_failed(cases: list[dict[str, Any]], trace: Recorder | None) -> str:
+def _what_failed(cases: list[dict[str, Any]], trace: Recorder | None, *, ev_under_test: bool = False) -> str:
     """The failures first: each with its message, expected against observed, its charging
     sessions and the exchange as a swimlane, so a reader sees what went wrong before anything else."""
     failed = [c for c in cases if c["verdict"] in ("fail", "error")]
@@ -159,20 +159,25 @@ def _what_failed(cases: list[dict[str, Any]], trace: Recorder | None) -> str:
             parts.append(_sessions_table(case["sessions"]))
         span = case.get("evidence", {}).get("trace_span")
         if trace is not None and span:
-            parts.append(_swimlane([e for e in trace if span[0] <= e.seq <= span[1]], f"lane-{_anchor(case)}"))
+            parts.append(_swimlane([e for e in trace if span[0] <= e.seq <= span[1]], f"lane-{_anchor(case)}",
+                                   ev_under_test=ev_under_test))
     if len(failed) > FAILURES_FIRST:
         parts.append(f"<p class='muted'>{len(failed) - FAILURES_FIRST} more failed case(s): see the table below.</p>")
     return "".join(parts)
 
 
-def _swimlane(events: list[Event], name: str) -> str:
+def _swimlane(events: list[Event], name: str, *, ev_under_test: bool = False) -> str:
     """One column per party, each message in its sender's column with where it went; what the
     charger recorded of itself is left out (the black-box view), and a message repeated back to
-    back (a charge loop) is one row with its count. The last :data:`SWIMLANE_ROWS` rows show first;
-    the reader widens to all of them, or zooms to a window of seconds (``name`` keeps the page's
-    controls apart)."""
+    back (a charge loop) is one row with its count. With an EV under test the black box is the EV
+    and the harness plays the charger: its SECC's view of SDP and V2G, and the faults it
+    committed, are the exchange. The last :data:`SWIMLANE_ROWS` rows show first; the reader
+    widens to all of them, or zooms to a window of seconds (``name`` keeps the page's controls
+    apart)."""
     lanes = [key for key, _ in LANES]
-    seen = [e for e in events if e.observer in ("ev", "csms", "grid", "meter", "harness")
+    charger_side = ("v2g", "sdp", "fault") if ev_under_test else ()
+    seen = [e for e in events if (e.observer in ("ev", "csms", "grid", "meter", "harness")
+                                  or (e.observer == "evse" and e.layer.value in charger_side))
             and e.layer.value not in ("rig",)]
     folded: list[list[Any]] = []  # [event, count]
     for event in seen:
@@ -198,7 +203,7 @@ def _swimlane(events: list[Event], name: str) -> str:
             continue
         to = dict(LANES).get(event.dst, "")
         text = _payload_text(event)
-        label = f"{_e(event.name if event.layer.value == 'v2g' else event.summary)}{times}"
+        label = f"{_e(_v2g_label(event) if event.layer.value == 'v2g' else event.summary)}{times}"
         arrow = f" <span class='muted'>&rarr; {_e(to)}</span>" if to else ""
         cell = (f"<details><summary>{label}{arrow}</summary><pre>{_e(text)}</pre></details>" if text
                 else f"{label}{arrow}")
@@ -216,6 +221,13 @@ def _swimlane(events: list[Event], name: str) -> str:
                     f"max='{end:.3f}' placeholder='{end:.1f}'> s</span>")
     return (f"<div class='mx lanes-box'>{controls}<table class='lanes'><tr><th>t (s)</th>{head}</tr>"
             f"{''.join(rows)}</table></div>")
+
+
+def _v2g_label(event: Event) -> str:
+    """A V2G message by its name and response code (the summary without "ev -> evse: "); any
+    other V2G event by its name."""
+    prefix = f"{event.src} -> {event.dst}: "
+    return event.summary[len(prefix):] if event.summary.startswith(prefix) else event.name
 
 
 def _verdict_matrix(cases: list[dict[str, Any]]) -> str:

@@ -129,3 +129,22 @@ def test_a_long_swimlane_shows_its_last_rows_and_widens_or_zooms_on_request():
     assert page.count("<tr class='l-ocpp early'") == 100 - SWIMLANE_ROWS
     assert page.count("<tr class='l-ocpp'") == SWIMLANE_ROWS
     assert "all 100 rows" in page and "class='zf'" in page and "data-t='4.950'" in page
+
+
+def test_with_an_ev_under_test_the_swimlane_is_the_harness_chargers_view_of_it():
+    """An EV under test is a black box with no timeline of its own: its exchange is what the
+    harness's SECC saw (and the faults it committed), each response with its code. Elsewhere the
+    charger's own view stays out of the swimlane."""
+    from harness.report.html import _swimlane
+    from harness.trace import Layer, Recorder
+
+    trace = Recorder()
+    trace.emit(Layer.V2G, "AuthorizationReq", "ev -> evse: AuthorizationReq", src="ev", dst="evse", observer="evse",
+               payload={"message": {"AuthorizationReq": {}}})
+    trace.emit(Layer.V2G, "AuthorizationRes", "evse -> ev: AuthorizationRes FAILED_ChallengeInvalid", src="evse",
+               dst="ev", observer="evse", payload={"message": {"AuthorizationRes": {}}})
+    trace.emit(Layer.FAULT, "FaultDrop", "evse injects drop of ServiceDiscoveryRes", src="evse", observer="evse")
+    seen = _swimlane(trace.select(), "lane-ev", ev_under_test=True)
+    assert "AuthorizationRes FAILED_ChallengeInvalid" in seen and "AuthorizationReq" in seen
+    assert "evse injects drop of ServiceDiscoveryRes" in seen
+    assert "AuthorizationRes" not in _swimlane(trace.select(), "lane-evse")
