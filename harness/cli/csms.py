@@ -132,7 +132,11 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
         try:
             await asyncio.Event().wait()
         finally:
-            await csms.stop()
+            try:  # Ctrl-C ends the program in bounded time, whatever a connection is doing
+                async with asyncio.timeout(STOP_TIMEOUT_S):
+                    await csms.stop()
+            except TimeoutError:
+                print(f"the CSMS did not stop within {STOP_TIMEOUT_S:g} s; leaving anyway", flush=True)
 
     try:
         asyncio.run(main())
@@ -143,6 +147,10 @@ def serve_command(args: argparse.Namespace, extra: list[str]) -> int:
             responder.stop()
         trace.close()
     return 0
+
+
+#: how long Ctrl-C waits for the CSMS to close its connections
+STOP_TIMEOUT_S = 5.0
 
 
 def _pnc(args: argparse.Namespace) -> tuple[PncBackend | None, RevocationServer | None, CsrSigner | None,
