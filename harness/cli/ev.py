@@ -183,10 +183,9 @@ async def _slac(trace, iface: str, time_scale: float) -> str | None:
     is assumed, as this EV has no pilot to read. Why it failed, or None once matched."""
     from harness.slac.ev import Failed
     from harness.slac.io import Endpoint, EvSlacSession
-    from harness.slac.timing import RIG_MIN_TIMEOUT, STANDARD
+    from harness.slac.timing import for_scale
 
-    timers = STANDARD.scaled(time_scale, min_timeout=RIG_MIN_TIMEOUT) if time_scale != 1.0 else STANDARD
-    session = EvSlacSession(trace, Endpoint(iface), timers=timers)
+    session = EvSlacSession(trace, Endpoint(iface), timers=for_scale(time_scale))
     try:
         result = await session.match()
     except OSError as exc:

@@ -86,9 +86,10 @@ def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path
              f"{_e(run['harness_version'])} &middot; {_e(run['started'])} to {_e(run['finished'])}</p>"]
     parts.append(_completeness(run))
     parts.append(_summary(run["summary"]))
-    parts.append(_what_failed(document["cases"], trace, ev_under_test=(run.get("ev") or {}).get("kind") == "lab"))
+    ev_under_test = (run.get("ev") or {}).get("kind") == "lab"
+    parts.append(_what_failed(document["cases"], trace, ev_under_test=ev_under_test))
     ev_cases = [c for c in document["cases"] if c.get("dut") == "ev"]
-    if (run.get("ev") or {}).get("kind") == "lab":
+    if ev_under_test:
         parts.append("<h2>Device under test: an EV</h2><p>The harness played the charger (its reference EVSE, "
                      "SLAC, SECC and mock CSMS); what the EV did is what the harness's SECC saw of it.</p>")
         parts.append(_table([(k.replace("_", " "), ("; ".join(v) or "none seen") if isinstance(v, list) else v)
@@ -96,7 +97,7 @@ def render(document: dict[str, Any], trace: Recorder | None = None, folder: Path
     else:
         parts.append("<h2>Device under test</h2>")
         parts.append(_table(_dut_rows(run.get("dut"))))
-    if ev_cases and (run.get("ev") or {}).get("kind") != "lab":
+    if ev_cases and not ev_under_test:
         ev = run.get("ev") or {}
         parts.append(f"<h2>EV under test</h2><p>{len(ev_cases)} cases test the EV, not the charger"
                      f" (marked <b>EV</b> below).</p>")
@@ -145,9 +146,11 @@ def _what_failed(cases: list[dict[str, Any]], trace: Recorder | None, *, ev_unde
     failed = [c for c in cases if c["verdict"] in ("fail", "error")]
     if not failed:
         return ""
+    seen_by = ("the harness's charger saw the EV under test, and as the CSMS" if ev_under_test
+               else "the EV, the CSMS, the grid and the analyzer saw it")
     parts = [f"<h2>What failed</h2><p class='muted'>{len(failed)} case(s). Each: what was expected against what "
-             "was observed, the charging session joined across protocols, and the exchange as the EV, the CSMS, "
-             "the grid and the analyzer saw it (repeated messages folded).</p>"]
+             f"was observed, the charging session joined across protocols, and the exchange as {seen_by} "
+             "(repeated messages folded).</p>"]
     for case in failed[:FAILURES_FIRST]:
         parts.append(f"<h3>{badge(case['verdict'])} "
                      f"<a href='#{_anchor(case)}'><code>{_e(case['instance'])}</code></a> {_e(case['title'])}</h3>")

@@ -16,13 +16,14 @@ from __future__ import annotations
 import shlex
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 
 from harness.emulators.ev import BasicEv
 from harness.iec61851.pilot import CpState
-from harness.rig.hlc import PROTOCOLS_FOR, HlcDriver, SessionResult, material
+from harness.rig.hlc import PROTOCOLS_FOR, HlcDriver, SessionResult, material, needs_tls
 from harness.rig.role import Driver, Role, RoleUnavailable
 from harness.rig.secc_view import collect
 from harness.trace import Layer
@@ -236,10 +237,6 @@ class NoEv(EvDriver):
         self.unplug()
 
 
-#: what :meth:`LabEv.charge` can pass on to the EV under test (as the operator's plug-in fields)
-LAB_WISHES = ("protocol", "energy", "identification", "tls", "cycles", "discharge", "timeout")
-
-
 class LabEv(EvDriver):
     """``ev: {kind: lab}``: the EV under test, a black box. The rig's operator plugs it in and out
     (its plug-in command gets the case's wishes and where the EV is: :data:`harness.rig.operator.
@@ -250,6 +247,8 @@ class LabEv(EvDriver):
         super().__init__(role)
         self.plugged_in = False
         self._plugs = 0
+        #: the folder of the plug-in now (the operator's {out}), from plug-in to unplug
+        self._out: Path | None = None
 
     @property
     def plugged(self) -> bool:
@@ -263,9 +262,9 @@ class LabEv(EvDriver):
         if evse_id != 1:
             raise RoleUnavailable("the EV under test is plugged into the reference EVSE's connector 1")
         self._plugs += 1
-        out = self.rig.run_dir / "ev" / f"plug-{self._plugs:03d}"
-        out.mkdir(parents=True, exist_ok=True)
-        self.rig.operator.perform("plug_in", connector=evse_id, fields={**self._where(out), **(fields or {})})
+        self._out = self.rig.run_dir / "ev" / f"plug-{self._plugs:03d}"
+        self._out.mkdir(parents=True, exist_ok=True)
+        self.rig.operator.perform("plug_in", connector=evse_id, fields={**self._where(), **(fields or {})})
         self.plugged_in = True
         self.record("LabEvPlugged", "the simulated pilot stands in for the EV's cable: state B")
         self.rig.run(self.rig.pilot.line(1).set_state(CpState.B))
@@ -277,8 +276,7 @@ class LabEv(EvDriver):
         try:
             self.rig.run(self.rig.pilot.line(1).set_state(CpState.A))
         finally:
-            out = self.rig.run_dir / "ev" / f"plug-{self._plugs:03d}"
-            self.rig.operator.perform("unplug", connector=1, fields=self._where(out))
+            self.rig.operator.perform("unplug", connector=1, fields=self._where())
 
     async def make_safe(self) -> None:
         if self.plugged_in:
@@ -287,13 +285,12 @@ class LabEv(EvDriver):
     def restore(self) -> None:
         self.unplug()
 
-    def _where(self, out: Any) -> dict[str, str]:
-        link = self.rig.link
-        line = link.line
+    def _where(self) -> dict[str, str]:
+        line = self.rig.link.line
         return {"ev_iface": "plc0" if line is not None else (self.rig.config.link.iface or ""),
                 "ev_netns": line.stations["ev"].netns.name if line is not None else "",
                 "pki": str(material(self.rig).directory), "time_scale": f"{self.rig.config.time_scale:g}",
-                "out": str(out), "harness": shlex.join([sys.executable, "-m", "harness"])}
+                "out": str(self._out or ""), "harness": shlex.join([sys.executable, "-m", "harness"])}
 
     def charge(self, *, protocol: str | None = None, energy: str | None = None, identification: str | None = None,
                tls: bool | None = None, cycles: int | None | str = "profile", discharge: bool = False,
@@ -310,7 +307,7 @@ class LabEv(EvDriver):
         protocol = protocol if isinstance(protocol, str) else PROTOCOLS_FOR[energy][0]
         identification = identification or "EIM"
         if tls is None:
-            tls = protocol.startswith("iso20") or identification == "PnC"
+            tls = needs_tls((protocol,), identification)
         fields = {"protocol": protocol, "energy": energy, "identification": identification,
                   "tls": "yes" if tls else "no", "cycles": str(cycles if isinstance(cycles, int) else 2),
                   "discharge": "yes" if discharge else "no"}

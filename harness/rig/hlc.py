@@ -21,7 +21,7 @@ import json
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from harness.emulators.evse_hlc import EvseHlc
 from harness.emulators.hlc_ev import HlcEv
@@ -203,9 +203,9 @@ class SessionResult:
         return codes
 
 
-def _needs_tls(plan: ChargePlan) -> bool:
+def needs_tls(protocols: Sequence[str], identification: str) -> bool:
     """TLS unless told otherwise: -20 requires it, and so does Plug & Charge."""
-    return any(p.startswith("iso20") for p in plan.protocols[:1]) or plan.identification == "PnC"
+    return any(p.startswith("iso20") for p in protocols[:1]) or identification == "PnC"
 
 
 class HlcDriver:
@@ -272,7 +272,7 @@ class HlcDriver:
         if self.background is not None and not self.background.done():
             raise RuntimeError("an ISO 15118 session is already running in the background")
         plan = self.plan(cycles=None, **options)
-        tls = _needs_tls(plan)
+        tls = needs_tls(plan.protocols, plan.identification)
         self.rig.run(self._plug_in())
         self.background = self.rig.loop.submit(self._charge(plan, tls, False, [], None))
         return self.background
@@ -374,7 +374,7 @@ class HlcDriver:
                          cycles=cycles, pause=pause, renegotiate_after=renegotiate_after, discharge=discharge,
                          certificate=certificate)
         if tls is None:
-            tls = _needs_tls(plan)
+            tls = needs_tls(plan.protocols, plan.identification)
         limit = timeout if timeout is not None else self.rig.scaled(600) + 30.0
         return self.rig.run(self._charge(plan, tls, resume, list(faults), contract_fault, keep_pilot), timeout=limit)
 

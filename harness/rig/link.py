@@ -44,7 +44,7 @@ from harness.slac import frames as slac_frames
 from harness.slac.ev import EvFaults, Failed, Matched
 from harness.slac.evse import PyslacEvse
 from harness.slac.io import Endpoint, EvSlacSession
-from harness.slac.timing import RIG_MIN_TIMEOUT, STANDARD, SlacTimers
+from harness.slac.timing import SlacTimers, for_scale
 from harness.trace.pcap import CaseCapture, LinkCapture, packet_tap
 from harness.v2g import sdp
 from harness.v2g.links import interface_address, interface_evccid
@@ -92,7 +92,7 @@ class LinkRole(Role):
         self.config = rig.config.link
         self.kind = self.config.kind
         scale = rig.config.time_scale
-        self.timers: SlacTimers = STANDARD.scaled(scale, min_timeout=RIG_MIN_TIMEOUT) if scale != 1.0 else STANDARD
+        self.timers: SlacTimers = for_scale(scale)
         self.capture: LinkCapture | None = None
         self.neighbour_slac: PyslacEvse | None = None
         self.neighbour_pilot: SimulatedPilot | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from harness.trace import Event, Layer, Recorder
@@ -99,7 +100,7 @@ class SeccView:
         return cls([e for e in recorder.select(observer="evse", since=since, until=until)
                     if e.layer in (Layer.V2G, Layer.FAULT, Layer.SDP)])
 
-    @property
+    @cached_property
     def connections(self) -> list[Connection]:
         found: list[Connection] = []
         current: Connection | None = None

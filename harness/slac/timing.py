@@ -105,3 +105,9 @@ class SlacTimers:
 
 
 STANDARD = SlacTimers()
+
+
+def for_scale(scale: float) -> SlacTimers:
+    """The SLAC timers at a rig's time scale: the standard's at 1, else scaled with timeouts no
+    shorter than :data:`RIG_MIN_TIMEOUT`."""
+    return STANDARD.scaled(scale, min_timeout=RIG_MIN_TIMEOUT) if scale != 1.0 else STANDARD
